@@ -1,0 +1,168 @@
+import Foundation
+import TOMLKit
+
+/// Reads the TOML configuration strictly: an unknown key or a value of the wrong type or range is an
+/// error naming the key, so a typo never silently falls back to a default.
+public enum ConfigLoader {
+    public static func load(path: String) throws(ConfigError) -> WardenConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        return try parse(text)
+    }
+
+    public static func parse(_ text: String) throws(ConfigError) -> WardenConfig {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
+            throw .syntax("\(error.description) at line \(error.source.begin.line), column \(error.source.begin.column)")
+        } catch {
+            throw .syntax("\(error)")
+        }
+        var config = WardenConfig()
+        for key in root.keys {
+            switch key {
+            case "server": config.server = try parseServer(try table(root, key, path: key))
+            case "venues":
+                let venues = try table(root, key, path: key)
+                for name in venues.keys {
+                    config.venues[name] = try parseVenue(name, try table(venues, name, path: "venues.\(name)"))
+                }
+            case "services":
+                let services = try table(root, key, path: key)
+                for name in services.keys {
+                    config.services[name] = try parseService(name, try table(services, name, path: "services.\(name)"))
+                }
+            default: throw .unknownKey(key)
+            }
+        }
+        return config
+    }
+
+    private static func parseServer(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.ServerSection {
+        var server = WardenConfig.ServerSection()
+        for key in t.keys {
+            let path = "server.\(key)"
+            switch key {
+            case "listen": server.listen = try ListenAddress(parsing: try string(t, key, path: path))
+            case "data_dir": server.dataDir = try nonEmpty(try string(t, key, path: path), path: path)
+            case "database": server.database = try nonEmpty(try string(t, key, path: path), path: path)
+            case "max_body_bytes": server.maxBodyBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
+            default: throw .unknownKey(path)
+            }
+        }
+        return server
+    }
+
+    private static func parseVenue(_ name: String, _ t: TOMLTable) throws(ConfigError) -> WardenConfig.VenueSection {
+        guard WardenConfig.builtInVenues.contains(name) else {
+            throw .invalidValue(key: "venues.\(name)", reason: "no built-in venue is called \"\(name)\" (known: \(WardenConfig.builtInVenues.sorted().joined(separator: ", "))); use [services.\(name)] for a generic REST service")
+        }
+        var baseURL: String?
+        for key in t.keys {
+            let path = "venues.\(name).\(key)"
+            switch key {
+            case "base_url": baseURL = try url(t, key, path: path)
+            default: throw .unknownKey(path)
+            }
+        }
+        guard let baseURL else { throw .invalidValue(key: "venues.\(name).base_url", reason: "is required") }
+        return .init(baseURL: baseURL)
+    }
+
+    private static func parseService(_ name: String, _ t: TOMLTable) throws(ConfigError) -> WardenConfig.ServiceSection {
+        let prefix = "services.\(name)"
+        guard name.range(of: "^[a-z0-9][a-z0-9_-]{0,39}$", options: .regularExpression) != nil else {
+            throw .invalidValue(key: prefix, reason: "a service name is 1-40 lowercase letters, digits, '-' or '_'")
+        }
+        guard !WardenConfig.builtInVenues.contains(name) else {
+            throw .invalidValue(key: prefix, reason: "\"\(name)\" is a built-in venue; configure it under [venues.\(name)]")
+        }
+        var baseURL: String?
+        var service = WardenConfig.ServiceSection(baseURL: "")
+        for key in t.keys {
+            let path = "\(prefix).\(key)"
+            switch key {
+            case "base_url": baseURL = try url(t, key, path: path)
+            case "auth_header":
+                let header = try string(t, key, path: path)
+                guard header.range(of: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", options: .regularExpression) != nil else {
+                    throw .invalidValue(key: path, reason: "not a valid HTTP header name")
+                }
+                service.authHeader = header
+            case "auth_value_prefix": service.authValuePrefix = try string(t, key, path: path)
+            case "blocked_endpoints": service.blockedEndpoints = try endpointPatterns(t, key, path: path)
+            case "rate_limit": service.rateLimit = try int(t, key, path: path, in: 1...1_000_000_000)
+            case "rate_limit_window_seconds": service.rateLimitWindowSeconds = try int(t, key, path: path, in: 1...31_536_000)
+            default: throw .unknownKey(path)
+            }
+        }
+        guard let baseURL else { throw .invalidValue(key: "\(prefix).base_url", reason: "is required") }
+        service.baseURL = baseURL
+        return service
+    }
+
+    // MARK: typed accessors
+
+    private static func table(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> TOMLTable {
+        guard let value = t[key]?.table else { throw .invalidValue(key: path, reason: "must be a table") }
+        return value
+    }
+
+    private static func string(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> String {
+        guard let value = t[key]?.string else { throw .invalidValue(key: path, reason: "must be a string") }
+        return value
+    }
+
+    private static func nonEmpty(_ value: String, path: String) throws(ConfigError) -> String {
+        guard !value.isEmpty else { throw .invalidValue(key: path, reason: "must not be empty") }
+        return value
+    }
+
+    private static func int(_ t: TOMLTable, _ key: String, path: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let value = t[key]?.int else { throw .invalidValue(key: path, reason: "must be an integer") }
+        guard range.contains(value) else {
+            throw .invalidValue(key: path, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return value
+    }
+
+    private static func url(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> String {
+        let text = try string(t, key, path: path)
+        guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = parts.host, !host.isEmpty,
+              parts.query == nil, parts.fragment == nil, parts.user == nil
+        else {
+            throw .invalidValue(key: path, reason: "must be an http(s) URL with a host and no query, such as https://api.example.com")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    private static func endpointPatterns(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> [String] {
+        guard let array = t[key]?.array else { throw .invalidValue(key: path, reason: "must be an array of strings") }
+        var patterns: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let pattern = element.string else {
+                throw .invalidValue(key: "\(path)[\(index)]", reason: "must be a string")
+            }
+            try EndpointPatternSyntax.validate(pattern, key: "\(path)[\(index)]")
+            patterns.append(pattern)
+        }
+        return patterns
+    }
+}
+
+/// The shape of a `blocked_endpoints` entry: `METHOD /path` with `*` (one segment) and `**` (any depth).
+enum EndpointPatternSyntax {
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
+
+    static func validate(_ pattern: String, key: String) throws(ConfigError) {
+        let parts = pattern.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, methods.contains(parts[0].uppercased()), parts[1].hasPrefix("/") else {
+            throw .invalidValue(key: key, reason: "expected \"METHOD /path\" such as \"DELETE /repos/*\", got \"\(pattern)\"")
+        }
+        for segment in parts[1].split(separator: "/") where segment.contains("*") && segment != "*" && segment != "**" {
+            throw .invalidValue(key: key, reason: "`*` must stand for a whole path segment, got \"\(segment)\"")
+        }
+    }
+}

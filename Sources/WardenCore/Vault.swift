@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+import NIOPosix
+import WardenCrypto
+import WardenStore
+
+/// The unsealed vault: holds the KEK in memory and seals or opens secrets with it.
+public final class Vault: Sendable {
+    public let kek: MasterKey
+    public let vaultID: String
+
+    init(kek: MasterKey, vaultID: String) {
+        self.kek = kek
+        self.vaultID = vaultID
+    }
+
+    /// Unseals the vault in `database`, creating it on first boot. A key that does not match the
+    /// stored sentinel is refused; nothing is written in that case.
+    public static func unseal(
+        database: Database, source: KeySource, newVaultKDF: Argon2Parameters = .default, logger: Logger
+    ) async throws -> Vault {
+        let repository = VaultRepository(database)
+        if let record = try await repository.load() {
+            return try await open(record, source: source)
+        }
+        let created = try await create(source: source, kdf: newVaultKDF)
+        if try await repository.insertIfAbsent(created.record) {
+            logger.info("vault created", metadata: ["kek_source": "\(source.storedName)"])
+            return created.vault
+        }
+        // Another process created the vault between our read and write: verify against its record.
+        guard let record = try await repository.load() else { throw StoreError.unavailable("vault record vanished") }
+        return try await open(record, source: source)
+    }
+
+    public func seal(_ secret: SecretBytes, identity: SecretIdentity) throws(CryptoError) -> SealedSecret {
+        try Envelope.seal(secret, identity: identity, kek: kek)
+    }
+
+    public func open(_ sealed: SealedSecret, identity: SecretIdentity) throws(CryptoError) -> SecretBytes {
+        try Envelope.open(sealed, identity: identity, kek: kek)
+    }
+
+    // MARK: first boot and later boots
+
+    private static func create(source: KeySource, kdf: Argon2Parameters) async throws -> (vault: Vault, record: VaultRecord) {
+        let vaultID = UUID().uuidString.lowercased()
+        let salt = Argon2id.randomSalt()
+        let kek: MasterKey
+        switch source {
+        case .masterKey(let key): kek = key
+        case .passphrase(let passphrase):
+            guard passphrase.count >= 12 else { throw VaultError.weakPassphrase }
+            kek = try await derive(passphrase, salt: salt, parameters: kdf)
+        }
+        let record = VaultRecord(
+            vaultID: vaultID, kekSource: source.storedName, kekVersion: kek.version, kdfSalt: salt,
+            kdfMemoryKiB: Int64(kdf.memoryKiB), kdfIterations: Int64(kdf.iterations),
+            kdfParallelism: Int64(kdf.parallelism),
+            verifier: VaultVerifier.make(vaultID: vaultID, kek: kek), createdAt: Clock.nowMillis())
+        return (Vault(kek: kek, vaultID: vaultID), record)
+    }
+
+    private static func open(_ record: VaultRecord, source: KeySource) async throws -> Vault {
+        let kek: MasterKey
+        switch source {
+        case .masterKey(let key): kek = key
+        case .passphrase(let passphrase):
+            let parameters = Argon2Parameters(
+                memoryKiB: UInt32(clamping: record.kdfMemoryKiB), iterations: UInt32(clamping: record.kdfIterations),
+                parallelism: UInt32(clamping: record.kdfParallelism))
+            kek = try await derive(passphrase, salt: record.kdfSalt, parameters: parameters, version: record.kekVersion)
+        }
+        guard VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: kek) else {
+            throw VaultError.wrongKey(createdWith: record.kekSource)
+        }
+        return Vault(kek: kek, vaultID: record.vaultID)
+    }
+
+    /// Argon2id blocks its thread for about a second: run it on the blocking thread pool.
+    private static func derive(
+        _ passphrase: SecretBytes, salt: [UInt8], parameters: Argon2Parameters, version: Int = 1
+    ) async throws -> MasterKey {
+        do {
+            return try await NIOThreadPool.singleton.runIfActive {
+                try MasterKey(bytes: try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters), version: version)
+            }
+        } catch let error as CryptoError {
+            throw VaultError.kdf(error.description)
+        }
+    }
+}

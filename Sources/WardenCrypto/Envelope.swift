@@ -1,0 +1,68 @@
+import Crypto
+import Foundation
+
+/// A secret as it is stored: the body under its own data key (DEK), and the DEK wrapped by the KEK.
+public struct SealedSecret: Sendable, Equatable {
+    /// AES-GCM nonce of the body (12 bytes).
+    public var nonce: [UInt8]
+    /// AES-GCM ciphertext of the body followed by its 16-byte tag.
+    public var ciphertext: [UInt8]
+    /// The DEK sealed by the KEK's wrapping key: nonce ‖ ciphertext ‖ tag.
+    public var wrappedKey: [UInt8]
+    /// Which KEK wrapped the DEK.
+    public var kekVersion: Int
+
+    public init(nonce: [UInt8], ciphertext: [UInt8], wrappedKey: [UInt8], kekVersion: Int) {
+        self.nonce = nonce
+        self.ciphertext = ciphertext
+        self.wrappedKey = wrappedKey
+        self.kekVersion = kekVersion
+    }
+}
+
+/// Envelope encryption: a random 256-bit DEK per secret, AES-256-GCM for body and DEK,
+/// the row identity bound into both as associated data.
+public enum Envelope {
+    public static func seal(
+        _ plaintext: SecretBytes, identity: SecretIdentity, kek: MasterKey
+    ) throws(CryptoError) -> SealedSecret {
+        let dek = SymmetricKey(size: .bits256)
+        let aad = identity.associatedData
+        do {
+            let body = try plaintext.withUnsafeBytes { try AES.GCM.seal($0, using: dek, authenticating: aad) }
+            let wrapped = try dek.withUnsafeBytes {
+                try AES.GCM.seal($0, using: kek.wrappingKey, authenticating: aad)
+            }
+            guard let wrappedBytes = wrapped.combined else { throw CryptoError.sealFailed }
+            return SealedSecret(
+                nonce: Array(body.nonce),
+                ciphertext: Array(body.ciphertext) + Array(body.tag),
+                wrappedKey: Array(wrappedBytes),
+                kekVersion: kek.version)
+        } catch {
+            throw .sealFailed
+        }
+    }
+
+    public static func open(
+        _ sealed: SealedSecret, identity: SecretIdentity, kek: MasterKey
+    ) throws(CryptoError) -> SecretBytes {
+        guard sealed.kekVersion == kek.version else { throw .unknownKEKVersion(sealed.kekVersion) }
+        guard sealed.ciphertext.count >= 16 else { throw .openFailed }
+        let aad = identity.associatedData
+        do {
+            var dekBytes = try AES.GCM.open(AES.GCM.SealedBox(combined: sealed.wrappedKey), using: kek.wrappingKey, authenticating: aad)
+            defer { dekBytes.resetBytes(in: 0..<dekBytes.count) }
+            let dek = SymmetricKey(data: dekBytes)
+            let box = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: sealed.nonce),
+                ciphertext: sealed.ciphertext.dropLast(16),
+                tag: sealed.ciphertext.suffix(16))
+            var plain = try AES.GCM.open(box, using: dek, authenticating: aad)
+            defer { plain.resetBytes(in: 0..<plain.count) }
+            return SecretBytes(copying: plain)
+        } catch {
+            throw .openFailed
+        }
+    }
+}

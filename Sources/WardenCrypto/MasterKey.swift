@@ -1,0 +1,96 @@
+import Crypto
+import Foundation
+
+/// The key-encryption key (KEK). It lives only in process memory: never written, logged or returned.
+public final class MasterKey: Sendable {
+    public static let byteCount = 32
+    public let version: Int
+    private let bytes: SecretBytes
+    /// The subkey that wraps every DEK, derived once because every envelope open needs it.
+    let wrappingKey: SymmetricKey
+
+    public init(bytes: SecretBytes, version: Int = 1) throws(CryptoError) {
+        guard bytes.count == Self.byteCount else { throw .invalidKeyLength(bytes.count) }
+        self.bytes = bytes
+        self.version = version
+        self.wrappingKey = Self.hkdf(bytes, label: "dek-wrap")
+    }
+
+    /// A fresh random key.
+    public static func generate() -> MasterKey {
+        let secret = SecretBytes(count: byteCount) { buffer in
+            var rng = SystemRandomNumberGenerator()
+            for i in 0..<buffer.count { buffer[i] = rng.next() }
+        }
+        return try! MasterKey(bytes: secret)
+    }
+
+    /// Parses `WARDEN_MASTER_KEY`: 64 hex characters or 44 base64 characters, both encoding 32 bytes.
+    public static func parse(_ text: String) throws(CryptoError) -> MasterKey {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.count == 64, var bytes = Hex.decode(trimmed) {
+            defer { Wipe.array(&bytes) }
+            return try MasterKey(bytes: SecretBytes(copying: bytes))
+        }
+        if trimmed.count == 44, var data = Data(base64Encoded: trimmed), data.count == byteCount {
+            defer { data.resetBytes(in: 0..<data.count) }
+            return try MasterKey(bytes: SecretBytes(copying: data))
+        }
+        throw .malformedMasterKey
+    }
+
+    /// The key as 64 lowercase hex characters, for `warden keygen` only.
+    public func hexEncoded() -> String {
+        bytes.withUnsafeBytes { Hex.encode($0) }
+    }
+
+    /// A subkey for one purpose (HKDF-SHA256 with its own label), so no two uses share a key.
+    public func derivedKey(label: String) -> SymmetricKey {
+        Self.hkdf(bytes, label: label)
+    }
+
+    private static func hkdf(_ bytes: SecretBytes, label: String) -> SymmetricKey {
+        bytes.withUnsafeBytes { raw in
+            HKDF<SHA256>.deriveKey(
+                inputKeyMaterial: SymmetricKey(data: raw),
+                info: Data("warden.v1.\(label)".utf8),
+                outputByteCount: 32
+            )
+        }
+    }
+}
+
+enum Hex {
+    static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+
+    static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

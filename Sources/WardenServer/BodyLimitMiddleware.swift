@@ -1,0 +1,25 @@
+import Hummingbird
+import HTTPTypes
+
+/// Refuses request bodies over the configured size before any handler reads them: by the declared
+/// Content-Length at once, and for chunked bodies while they stream in.
+struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let limit: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            throw Problem.payloadTooLarge(limit: limit)
+        }
+        var request = request
+        if request.headers[.contentLength] == nil, request.headers[.transferEncoding] != nil {
+            // Chunked body: collect up to the limit (management bodies are small JSON documents).
+            do {
+                let buffer = try await request.body.collect(upTo: limit)
+                request.body = .init(buffer: buffer)
+            } catch {
+                throw Problem.payloadTooLarge(limit: limit)
+            }
+        }
+        return try await next(request, context)
+    }
+}

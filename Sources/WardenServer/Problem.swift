@@ -1,0 +1,50 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+
+/// An RFC 9457 problem document (`application/problem+json`) with a stable `code` and a message
+/// a person can act on. Never carries secrets.
+public struct Problem: HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let detail: String
+    public var field: String?
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, code: String, detail: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+    }
+
+    struct Body: Encodable {
+        let type: String
+        let title: String
+        let status: Int
+        let code: String
+        let detail: String
+        let field: String?
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = Body(
+            type: "https://warden.local/problems/\(code)", title: status.reasonPhrase, status: status.code,
+            code: code, detail: detail, field: field)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(body)
+        var fields = headers
+        fields[.contentType] = "application/problem+json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    public static func notFound(_ what: String = "resource") -> Problem {
+        Problem(.notFound, code: "not_found", detail: "no such \(what)")
+    }
+
+    public static func payloadTooLarge(limit: Int) -> Problem {
+        Problem(.contentTooLarge, code: "payload_too_large", detail: "the request body is larger than the limit of \(limit) bytes")
+    }
+}

@@ -1,0 +1,65 @@
+@preconcurrency import AsyncKit
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// A connection pool that lends connections as `SQLDatabase` sessions.
+protocol ConnectionLender: Sendable {
+    func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    func shutdown() async throws
+}
+
+// The pool guards its state with its own locks; AsyncKit predates Sendable annotations.
+struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked Sendable {
+    let pool: EventLoopGroupConnectionPool<Source>
+    let logger: Logger
+    let session: @Sendable (Source.Connection) -> any SQLDatabase
+
+    func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let connection = try await pool.requestConnection(logger: logger).get()
+        do {
+            let result = try await body(session(connection))
+            pool.releaseConnection(connection, logger: logger)
+            return result
+        } catch {
+            pool.releaseConnection(connection, logger: logger)
+            throw error
+        }
+    }
+
+    func shutdown() async throws {
+        try await pool.shutdownAsync()
+    }
+}
+
+/// SQLite connections with the pragmas Warden relies on set on each one.
+struct SQLiteSource: ConnectionPoolSource {
+    let path: String
+
+    func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
+        SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: eventLoop)
+            .flatMap { connection in
+                // WAL lets readers run beside the writer; FULL makes every commit durable.
+                let pragmas = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"]
+                return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in
+                    future.flatMap { connection.query(pragma).map { _ in } }
+                }
+                .map { connection }
+                .flatMapErrorThrowing { error in
+                    _ = connection.close()
+                    throw error
+                }
+            }
+    }
+}
+
+extension SQLiteConnection {
+    func session() -> any SQLDatabase { sql(queryLogLevel: nil) }
+}
+
+extension PostgresConnection {
+    func session() -> any SQLDatabase { sql(queryLogLevel: nil) }
+}

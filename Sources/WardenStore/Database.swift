@@ -1,0 +1,101 @@
+@preconcurrency import AsyncKit
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// The SQL engines Warden runs on.
+public enum SQLDialectKind: String, Sendable {
+    case sqlite, postgres
+}
+
+/// A pooled connection to the store, with transactions that behave alike on SQLite and PostgreSQL.
+/// Queries never log their bound values (they may hold ciphertext or hashes).
+public final class Database: Sendable {
+    public let dialect: SQLDialectKind
+    public let location: DatabaseLocation
+    private let lender: any ConnectionLender
+
+    private init(dialect: SQLDialectKind, location: DatabaseLocation, lender: any ConnectionLender) {
+        self.dialect = dialect
+        self.location = location
+        self.lender = lender
+    }
+
+    /// Opens a pool. For SQLite the file is created with mode 0600 (its directory must exist).
+    public static func open(_ location: DatabaseLocation, logger: Logger, maxConnections: Int = 4) throws(StoreError) -> Database {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let perLoop = max(1, maxConnections / max(1, System.coreCount))
+        switch location {
+        case .sqlite(let path):
+            try createPrivateFile(at: path)
+            let pool = EventLoopGroupConnectionPool(
+                source: SQLiteSource(path: path), maxConnectionsPerEventLoop: perLoop,
+                requestTimeout: .seconds(30), logger: logger, on: group)
+            return Database(dialect: .sqlite, location: location,
+                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }))
+        case .postgres(let url):
+            let configuration: SQLPostgresConfiguration
+            do { configuration = try SQLPostgresConfiguration(url: url) } catch {
+                throw .invalidDatabaseURL("cannot parse the postgres URL: \(error)")
+            }
+            let pool = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: perLoop,
+                requestTimeout: .seconds(30), logger: logger, on: group)
+            return Database(dialect: .postgres, location: location,
+                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }))
+        }
+    }
+
+    /// Runs `body` on one connection (autocommit).
+    public func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await lender.withConnection(body)
+    }
+
+    /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
+    /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let begin: SQLQueryString = dialect == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
+        return try await lender.withConnection { db in
+            try await db.raw(begin).run()
+            do {
+                let result = try await body(db)
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    public func ping() async -> Bool {
+        do {
+            return try await withConnection { db in
+                try await db.raw("SELECT 1 AS one").first(decodingColumn: "one", as: Int.self) == 1
+            }
+        } catch {
+            return false
+        }
+    }
+
+    /// Closes every connection; on SQLite the WAL is checkpointed into the main file first.
+    public func close() async throws {
+        if dialect == .sqlite {
+            _ = try? await withConnection { db in try await db.raw("PRAGMA wal_checkpoint(TRUNCATE)").run() }
+        }
+        try await lender.shutdown()
+    }
+
+    private static func createPrivateFile(at path: String) throws(StoreError) {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: path) { return }
+        guard manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw .unavailable("cannot create the SQLite file at \(path)")
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Logging
+import SQLKit
+
+/// One numbered schema change. `{blob}` in a statement becomes the dialect's binary type.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let statements: [String]
+
+    func sql(for dialect: SQLDialectKind) -> [String] {
+        statements.map { $0.replacingOccurrences(of: "{blob}", with: dialect == .sqlite ? "BLOB" : "BYTEA") }
+    }
+}
+
+/// Applies pending migrations at startup. All pending ones run in one transaction, serialised
+/// across processes (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so a crash or a
+/// second process starting at the same time never leaves a half-migrated store.
+public enum Migrator {
+    public static var latestVersion: Int { Schema.migrations.map(\.version).max() ?? 0 }
+
+    /// Returns the versions applied by this call (empty when the store was already current).
+    @discardableResult
+    public static func migrate(_ database: Database, logger: Logger) async throws -> [Int] {
+        let dialect = database.dialect
+        let applied = try await database.transaction { db -> [Int] in
+            if dialect == .postgres {
+                try await db.raw("SELECT pg_advisory_xact_lock(727137)").run()
+            }
+            try await db.raw("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
+                """).run()
+            let done = Set(try await db.raw("SELECT version FROM schema_migrations")
+                .all(decodingColumn: "version", as: Int.self))
+            if let newest = done.max(), newest > latestVersion {
+                throw StoreError.newerSchema(found: newest, known: latestVersion)
+            }
+            var appliedNow: [Int] = []
+            for migration in Schema.migrations where !done.contains(migration.version) {
+                do {
+                    for statement in migration.sql(for: dialect) {
+                        try await db.raw("\(unsafeRaw: statement)").run()
+                    }
+                } catch {
+                    throw StoreError.migrationFailed(version: migration.version, reason: String(describing: error))
+                }
+                try await db.raw("""
+                    INSERT INTO schema_migrations (version, name, applied_at)
+                    VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Clock.nowMillis()))
+                    """).run()
+                appliedNow.append(migration.version)
+            }
+            return appliedNow
+        }
+        for version in applied {
+            logger.info("applied migration", metadata: ["version": "\(version)"])
+        }
+        return applied
+    }
+}

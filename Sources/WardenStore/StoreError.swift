@@ -1,0 +1,21 @@
+/// Failures of the persistence layer, worded for the person running Warden.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    case invalidDatabaseURL(String)
+    case unavailable(String)
+    case migrationFailed(version: Int, reason: String)
+    case newerSchema(found: Int, known: Int)
+    case notFound
+    case conflict(String)
+
+    public var description: String {
+        switch self {
+        case .invalidDatabaseURL(let reason): "invalid database URL: \(reason)"
+        case .unavailable(let reason): "database unavailable: \(reason)"
+        case .migrationFailed(let version, let reason): "migration \(version) failed: \(reason)"
+        case .newerSchema(let found, let known):
+            "the database has schema version \(found), newer than this warden knows (\(known)); upgrade warden"
+        case .notFound: "not found"
+        case .conflict(let reason): "conflict: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import SQLKit
+
+/// The vault's one row: how the KEK is obtained and the sentinel that recognises it.
+public struct VaultRecord: Sendable, Equatable {
+    public var vaultID: String
+    /// `master_key` or `passphrase`: what unsealed the vault on first boot.
+    public var kekSource: String
+    public var kekVersion: Int
+    public var kdfSalt: [UInt8]
+    public var kdfMemoryKiB: Int64
+    public var kdfIterations: Int64
+    public var kdfParallelism: Int64
+    public var verifier: [UInt8]
+    public var createdAt: Int64
+
+    public init(vaultID: String, kekSource: String, kekVersion: Int, kdfSalt: [UInt8], kdfMemoryKiB: Int64,
+                kdfIterations: Int64, kdfParallelism: Int64, verifier: [UInt8], createdAt: Int64) {
+        self.vaultID = vaultID
+        self.kekSource = kekSource
+        self.kekVersion = kekVersion
+        self.kdfSalt = kdfSalt
+        self.kdfMemoryKiB = kdfMemoryKiB
+        self.kdfIterations = kdfIterations
+        self.kdfParallelism = kdfParallelism
+        self.verifier = verifier
+        self.createdAt = createdAt
+    }
+}
+
+public struct VaultRepository: Sendable {
+    let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    public func load() async throws -> VaultRecord? {
+        try await database.withConnection { db in
+            guard let row = try await db.raw("SELECT * FROM vault WHERE id = 1").first() else { return nil }
+            return VaultRecord(
+                vaultID: try row.decode(column: "vault_id", as: String.self),
+                kekSource: try row.decode(column: "kek_source", as: String.self),
+                kekVersion: try row.decode(column: "kek_version", as: Int.self),
+                kdfSalt: Array(try row.decode(column: "kdf_salt", as: Data.self)),
+                kdfMemoryKiB: try row.decode(column: "kdf_memory_kib", as: Int64.self),
+                kdfIterations: try row.decode(column: "kdf_iterations", as: Int64.self),
+                kdfParallelism: try row.decode(column: "kdf_parallelism", as: Int64.self),
+                verifier: Array(try row.decode(column: "verifier", as: Data.self)),
+                createdAt: try row.decode(column: "created_at", as: Int64.self))
+        }
+    }
+
+    /// Stores the first boot's record. Returns false if another process initialised the vault first.
+    public func insertIfAbsent(_ record: VaultRecord) async throws -> Bool {
+        try await database.transaction { db in
+            if try await db.raw("SELECT id FROM vault WHERE id = 1").first() != nil { return false }
+            try await db.raw("""
+                INSERT INTO vault (id, vault_id, kek_source, kek_version, kdf_salt, kdf_memory_kib,
+                    kdf_iterations, kdf_parallelism, verifier, created_at)
+                VALUES (1, \(bind: record.vaultID), \(bind: record.kekSource), \(bind: record.kekVersion),
+                    \(bind: Data(record.kdfSalt)), \(bind: record.kdfMemoryKiB), \(bind: record.kdfIterations),
+                    \(bind: record.kdfParallelism), \(bind: Data(record.verifier)), \(bind: record.createdAt))
+                """).run()
+            return true
+        }
+    }
+}

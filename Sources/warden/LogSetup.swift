@@ -1,0 +1,16 @@
+import Logging
+
+enum LogSetup {
+    /// Log lines go to stderr as `time level label : key=value… message`; the level comes from WARDEN_LOG_LEVEL.
+    static func bootstrap(environment: [String: String]) -> Logger {
+        let level = environment["WARDEN_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "warden")
+        logger.logLevel = level
+        return logger
+    }
+}
