@@ -11,7 +11,7 @@ public final class SecretBytes: @unchecked Sendable {
     private let buffer: UnsafeMutableRawBufferPointer
     private let locked: Bool
 
-    public var count: Int { buffer.count }
+    public var count: Int { exactCount }
 
     /// Copies `bytes` into a fresh locked buffer. The caller remains responsible for its own copy.
     public init<Bytes: Collection>(copying bytes: Bytes) where Bytes.Element == UInt8 {

@@ -17,6 +17,7 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     let pool: EventLoopGroupConnectionPool<Source>
     let logger: Logger
     let session: @Sendable (Source.Connection) -> any SQLDatabase
+    var threadPool: NIOThreadPool? = nil
 
     func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let connection = try await pool.requestConnection(logger: logger).get()
@@ -32,18 +33,26 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
 
     func shutdown() async throws {
         try await pool.shutdownAsync()
+        try await threadPool?.shutdownGracefully()
     }
 }
 
 /// SQLite connections with the pragmas Warden relies on set on each one.
 struct SQLiteSource: ConnectionPoolSource {
     let path: String
+    /// SQLite calls block a thread, and a connection waiting for the write lock blocks one for a while:
+    /// this pool has more threads than there are connections, so the lock holder always gets one.
+    let threadPool: NIOThreadPool
 
     func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
-        SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: eventLoop)
+        SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: eventLoop)
             .flatMap { connection in
                 // WAL lets readers run beside the writer; FULL makes every commit durable.
-                let pragmas = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"]
+                // busy_timeout replaces the driver's busy handler (which retries forever without sleeping).
+                let pragmas = [
+                    "PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                ]
                 return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in
                     future.flatMap { connection.query(pragma).map { _ in } }
                 }

@@ -18,6 +18,8 @@ public final class Database: Sendable {
     public let dialect: SQLDialectKind
     public let location: DatabaseLocation
     private let lender: any ConnectionLender
+    /// SQLite has one writer at a time: in-process writers queue here instead of sleeping in SQLite.
+    private let writerLock = AsyncLock()
 
     private init(dialect: SQLDialectKind, location: DatabaseLocation, lender: any ConnectionLender) {
         self.dialect = dialect
@@ -32,11 +34,13 @@ public final class Database: Sendable {
         switch location {
         case .sqlite(let path):
             try createPrivateFile(at: path)
+            let threadPool = NIOThreadPool(numberOfThreads: perLoop * System.coreCount + 2)
+            threadPool.start()
             let pool = EventLoopGroupConnectionPool(
-                source: SQLiteSource(path: path), maxConnectionsPerEventLoop: perLoop,
+                source: SQLiteSource(path: path, threadPool: threadPool), maxConnectionsPerEventLoop: perLoop,
                 requestTimeout: .seconds(30), logger: logger, on: group)
             return Database(dialect: .sqlite, location: location,
-                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }))
+                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }, threadPool: threadPool))
         case .postgres(let url):
             let configuration: SQLPostgresConfiguration
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
@@ -58,8 +62,12 @@ public final class Database: Sendable {
     /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
     /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let begin: SQLQueryString = dialect == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
-        return try await lender.withConnection { db in
+        guard dialect == .sqlite else { return try await run(begin: "BEGIN", body) }
+        return try await writerLock.withLock { try await self.run(begin: "BEGIN IMMEDIATE", body) }
+    }
+
+    private func run<T: Sendable>(begin: SQLQueryString, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await lender.withConnection { db in
             try await db.raw(begin).run()
             do {
                 let result = try await body(db)

@@ -1,0 +1,96 @@
+import Testing
+@testable import WardenCore
+
+@Suite struct ConfigLoaderTests {
+    @Test func readsTheDocumentedFile() throws {
+        let config = try ConfigLoader.parse("""
+            [server]
+            listen = "127.0.0.1:9000"
+            max_body_bytes = 65536
+
+            [venues.binance]
+            base_url = "https://testnet.binance.vision/"
+
+            [services.github]
+            base_url = "https://api.github.com"
+            auth_header = "Authorization"
+            auth_value_prefix = "Bearer "
+            blocked_endpoints = ["DELETE /repos/*", "PUT /repos/*/admin/*", "DELETE /orgs/**"]
+            rate_limit = 100
+            rate_limit_window_seconds = 3600
+            """)
+        #expect(config.server.listen == ListenAddress(host: "127.0.0.1", port: 9000))
+        #expect(config.server.maxBodyBytes == 65536)
+        #expect(config.venues["binance"]?.baseURL == "https://testnet.binance.vision")
+        let github = try #require(config.services["github"])
+        #expect(github.blockedEndpoints.count == 3)
+        #expect(github.rateLimit == 100)
+        #expect(github.rateLimitWindowSeconds == 3600)
+    }
+
+    @Test func emptyFileGivesDefaults() throws {
+        #expect(try ConfigLoader.parse("") == WardenConfig())
+    }
+
+    @Test(arguments: [
+        ("lisen = 1", ConfigError.unknownKey("lisen")),
+        ("[server]\nlisten = \"127.0.0.1:1\"\nport = 5", .unknownKey("server.port")),
+        ("[venues.binance]\nbase_url = \"https://x.test\"\napi_key = \"k\"", .unknownKey("venues.binance.api_key")),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nrate_limt = 5", .unknownKey("services.gh.rate_limt")),
+    ])
+    func unknownKeysAreNamed(text: String, expected: ConfigError) {
+        #expect(throws: expected) { try ConfigLoader.parse(text) }
+    }
+
+    @Test(arguments: [
+        ("[server]\nlisten = 8472", "server.listen"),
+        ("[server]\nlisten = \"localhost\"", "listen"),
+        ("[server]\nlisten = \"127.0.0.1:99999\"", "listen"),
+        ("[server]\nmax_body_bytes = -1", "server.max_body_bytes"),
+        ("[server]\nmax_body_bytes = \"big\"", "server.max_body_bytes"),
+        ("[venues.bitmex]\nbase_url = \"https://x.test\"", "venues.bitmex"),
+        ("[venues.binance]\nbase_url = \"ftp://x.test\"", "venues.binance.base_url"),
+        ("[venues.binance]\nbase_url = \"https://x.test/?a=1\"", "venues.binance.base_url"),
+        ("[venues.binance]", "venues.binance.base_url"),
+        ("[services.openai]\nbase_url = \"https://x.test\"", "services.openai"),
+        ("[services.\"Bad Name\"]\nbase_url = \"https://x.test\"", "services.Bad Name"),
+        ("[services.gh]\nauth_header = \"X\"", "services.gh.base_url"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nauth_header = \"Bad Header\"", "services.gh.auth_header"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nrate_limit = 0", "services.gh.rate_limit"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = \"DELETE /x\"", "services.gh.blocked_endpoints"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"/repos\"]", "services.gh.blocked_endpoints[0]"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /x\", \"FETCH /y\"]", "services.gh.blocked_endpoints[1]"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /re*\"]", "services.gh.blocked_endpoints[0]"),
+        ("server = 3", "server"),
+    ])
+    func badValuesNameTheirKey(text: String, key: String) {
+        do {
+            _ = try ConfigLoader.parse(text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            guard case .invalidValue(let named, _) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(named == key)
+            #expect(error.description.contains(key))
+        }
+    }
+
+    @Test func syntaxErrorsSayWhere() {
+        do {
+            _ = try ConfigLoader.parse("[server]\nlisten = \n")
+            Issue.record("accepted broken TOML")
+        } catch {
+            guard case .syntax(let message) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(message.contains("line 2"))
+        }
+    }
+
+    @Test func listenAddressForms() throws {
+        #expect(try ListenAddress(parsing: "0.0.0.0:80") == ListenAddress(host: "0.0.0.0", port: 80))
+        #expect(try ListenAddress(parsing: "[::1]:8472") == ListenAddress(host: "::1", port: 8472))
+        #expect(try ListenAddress(parsing: ":8080") == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(ListenAddress(host: "::1", port: 1).description == "[::1]:1")
+        for bad in ["", "host", "1.2.3.4:", "::1:80", "[::1]", "h:-1", "h:port"] {
+            #expect(throws: ConfigError.self) { try ListenAddress(parsing: bad) }
+        }
+    }
+}
