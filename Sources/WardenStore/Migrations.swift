@@ -1,14 +1,17 @@
 import Logging
 import SQLKit
 
-/// One numbered schema change. `{blob}` in a statement becomes the dialect's binary type.
+/// One numbered schema change. `{blob}` and `{double}` in a statement become the dialect's types.
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let statements: [String]
 
     func sql(for dialect: SQLDialectKind) -> [String] {
-        statements.map { $0.replacingOccurrences(of: "{blob}", with: dialect == .sqlite ? "BLOB" : "BYTEA") }
+        statements.map {
+            $0.replacingOccurrences(of: "{blob}", with: dialect == .sqlite ? "BLOB" : "BYTEA")
+                .replacingOccurrences(of: "{double}", with: dialect == .sqlite ? "REAL" : "DOUBLE PRECISION")
+        }
     }
 }
 

@@ -47,5 +47,97 @@ enum Schema {
             """,
             "CREATE INDEX credentials_owner ON credentials (owner_id)",
         ]),
+        Migration(version: 2, name: "sessions, profiles, grants, agent keys, audit chain", statements: [
+            """
+            CREATE TABLE server_secrets (
+                name TEXT PRIMARY KEY,
+                nonce {blob} NOT NULL,
+                ciphertext {blob} NOT NULL,
+                wrapped_dek {blob} NOT NULL,
+                kek_version INTEGER NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            "CREATE INDEX sessions_user ON sessions (user_id)",
+            """
+            CREATE TABLE profiles (
+                user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                min_net_edge_cents {double} NOT NULL,
+                max_leg_usd {double} NOT NULL,
+                daily_cap_usd {double} NOT NULL,
+                allow_live_trading BOOLEAN NOT NULL,
+                starting_balance_usd {double} NOT NULL,
+                fee_bps {double} NOT NULL,
+                slippage_bps {double} NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE grants (
+                id TEXT PRIMARY KEY,
+                credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
+                grantee_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
+                created_at BIGINT NOT NULL,
+                UNIQUE (credential_id, grantee_id)
+            )
+            """,
+            "CREATE INDEX grants_grantee ON grants (grantee_id)",
+            """
+            CREATE TABLE agent_keys (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                key_hash TEXT NOT NULL UNIQUE,
+                key_prefix TEXT NOT NULL,
+                access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                revoked_at BIGINT,
+                last_used_at BIGINT
+            )
+            """,
+            "CREATE INDEX agent_keys_owner ON agent_keys (owner_id)",
+            """
+            CREATE TABLE agent_key_credentials (
+                agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
+                credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
+                venue TEXT NOT NULL,
+                PRIMARY KEY (agent_key_id, venue)
+            )
+            """,
+            """
+            CREATE TABLE audit (
+                seq BIGINT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                actor_id TEXT,
+                owner_id TEXT,
+                action TEXT NOT NULL,
+                target TEXT,
+                outcome TEXT NOT NULL,
+                detail TEXT,
+                mac {blob} NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_owner ON audit (owner_id, seq)",
+            "CREATE INDEX audit_actor ON audit (actor_id, seq)",
+            """
+            CREATE TABLE audit_head (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq BIGINT NOT NULL,
+                mac {blob} NOT NULL,
+                head_mac {blob} NOT NULL
+            )
+            """,
+        ]),
     ]
 }

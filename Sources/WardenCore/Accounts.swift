@@ -1,0 +1,187 @@
+import Foundation
+import SQLKit
+import WardenCrypto
+import WardenStore
+
+/// Who is calling: an authenticated user and the session their token belongs to.
+public struct Principal: Sendable {
+    public var user: UserRecord
+    public var sessionID: String
+}
+
+public struct LoginResult: Sendable {
+    public var accessToken: String
+    public var expiresIn: Int
+    public var mustChangePassword: Bool
+}
+
+/// Users, passwords and sessions: onboarding (from the CLI), login, logout, password changes.
+public struct Accounts: Sendable {
+    let database: Database
+    let hasher: PasswordHasher
+    let tokens: TokenService
+    let audit: AuditLog
+    let throttle: LoginThrottle
+    let users: UserRepository
+    let sessions: SessionRepository
+
+    public init(database: Database, hasher: PasswordHasher, tokens: TokenService, audit: AuditLog, throttle: LoginThrottle) {
+        self.database = database
+        self.hasher = hasher
+        self.tokens = tokens
+        self.audit = audit
+        self.throttle = throttle
+        self.users = UserRepository(database)
+        self.sessions = SessionRepository(database)
+    }
+
+    // MARK: onboarding (CLI)
+
+    /// Creates a user. Without a password, a strong one is generated and returned (to be shown once).
+    public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool)
+        async throws -> (user: UserRecord, generatedPassword: String?) {
+        let email = try Self.normalize(email: rawEmail)
+        let generated = password == nil ? Self.generatePassword() : nil
+        let chosen = password ?? generated!
+        try PasswordPolicy.check(chosen, email: email)
+        guard try await users.find(email: email) == nil else {
+            throw WardenError(.conflict, code: "user_exists", "a user with email \(email) already exists")
+        }
+        let now = Clock.nowMillis()
+        let user = UserRecord(id: UUID().uuidString.lowercased(), email: email, passwordHash: try await hasher.hash(chosen),
+                              isAdmin: admin, disabled: false, mustChangePassword: mustReset, createdAt: now, updatedAt: now)
+        try await database.transaction { db in
+            try await users.insert(user, on: db)
+            try await ProfileRepository(database).upsert(userID: user.id, Profiles.defaults, on: db)
+            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: "user.create", target: user.id,
+                                              detail: ["admin": String(admin), "via": "cli"]), on: db)
+        }
+        return (user, generated)
+    }
+
+    public func listUsers() async throws -> [UserRecord] { try await users.list() }
+
+    /// Disabling revokes every session at once; enabling lets the user log in again.
+    public func setDisabled(email rawEmail: String, _ disabled: Bool) async throws -> UserRecord {
+        let user = try await existing(email: rawEmail)
+        try await database.transaction { db in
+            try await users.setDisabled(userID: user.id, disabled, on: db)
+            if disabled { try await sessions.revokeAll(userID: user.id, on: db) }
+            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: disabled ? "user.disable" : "user.enable",
+                                              target: user.id, detail: ["via": "cli"]), on: db)
+        }
+        return user
+    }
+
+    /// Sets a generated password that must be changed at next login, and ends every session.
+    public func resetPassword(email rawEmail: String) async throws -> String {
+        let user = try await existing(email: rawEmail)
+        let password = Self.generatePassword()
+        let hash = try await hasher.hash(password)
+        try await database.transaction { db in
+            try await users.setPassword(userID: user.id, hash: hash, mustChange: true, on: db)
+            try await sessions.revokeAll(userID: user.id, on: db)
+            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: "user.reset_password", target: user.id,
+                                              detail: ["via": "cli"]), on: db)
+        }
+        return password
+    }
+
+    // MARK: sessions (API)
+
+    /// Checks the password (same answer and cost for an unknown email and a wrong password) and opens a session.
+    public func login(email rawEmail: String, password: String, clientAddress: String) async throws -> LoginResult {
+        let email = (try? Self.normalize(email: rawEmail)) ?? rawEmail.lowercased()
+        let keys = ["account:\(email)", "address:\(clientAddress)"]
+        if let wait = await throttle.retryAfter(keys) {
+            throw WardenError(.tooManyRequests, code: "too_many_attempts",
+                              "too many failed logins; try again in \(wait) seconds", retryAfterSeconds: wait)
+        }
+        let user = try await users.find(email: email)
+        let ok = try await hasher.verify(password, hash: user?.passwordHash)
+        guard ok, let user, !user.disabled else {
+            await throttle.recordFailure(keys)
+            try await audit.append(AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: "failed",
+                                              detail: ["address": clientAddress]))
+            throw WardenError.badCredentials
+        }
+        await throttle.reset("account:\(email)")
+        let now = Date()
+        let session = SessionRecord(
+            id: UUID().uuidString.lowercased(), userID: user.id, createdAt: Clock.nowMillis(),
+            expiresAt: Clock.nowMillis() + Int64(tokens.lifetimeSeconds) * 1000)
+        try await sessions.sweep(now: Clock.nowMillis())
+        try await sessions.insert(session)
+        try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
+        let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
+        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword)
+    }
+
+    /// The principal behind a bearer token, if the token is valid and its session and user are live.
+    public func authenticate(token: String) async throws -> Principal {
+        guard let claims = await tokens.verify(token),
+              let session = try await sessions.find(id: claims.sessionID),
+              session.userID == claims.userID, session.revokedAt == nil, session.expiresAt > Clock.nowMillis(),
+              let user = try await users.find(id: claims.userID), !user.disabled
+        else { throw WardenError.unauthenticated }
+        return Principal(user: user, sessionID: session.id)
+    }
+
+    public func logout(_ principal: Principal) async throws {
+        try await database.transaction { db in
+            try await sessions.revoke(id: principal.sessionID, on: db)
+            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.logout"), on: db)
+        }
+    }
+
+    /// Changes the password; every other session of the user ends.
+    public func changePassword(_ principal: Principal, current: String, new: String) async throws {
+        guard try await hasher.verify(current, hash: principal.user.passwordHash) else {
+            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.password_change",
+                                              outcome: "failed"))
+            throw WardenError(.forbidden, code: "wrong_password", "current_password is not your current password", field: "current_password")
+        }
+        try PasswordPolicy.check(new, email: principal.user.email)
+        guard new != current else { throw WardenError.invalid("new_password", "must differ from the current password") }
+        let hash = try await hasher.hash(new)
+        try await database.transaction { db in
+            try await users.setPassword(userID: principal.user.id, hash: hash, mustChange: false, on: db)
+            try await sessions.revokeAll(userID: principal.user.id, except: principal.sessionID, on: db)
+            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.password_change"), on: db)
+        }
+    }
+
+    // MARK: helpers
+
+    func existing(email rawEmail: String) async throws -> UserRecord {
+        guard let user = try await users.find(email: try Self.normalize(email: rawEmail)) else {
+            throw WardenError.notFound("user \(rawEmail)")
+        }
+        return user
+    }
+
+    /// Trimmed, lowercased, NFC; refuses control and invisible formatting characters.
+    public static func normalize(email: String) throws(WardenError) -> String {
+        let email = email.trimmingCharacters(in: .whitespaces).precomposedStringWithCanonicalMapping.lowercased()
+        guard !email.isEmpty, email.count <= 254 else { throw .invalid("email", "must be 1 to 254 characters") }
+        for scalar in email.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+                throw .invalid("email", "contains an invisible, control or space character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
+            default: continue
+            }
+        }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix(".") else {
+            throw .invalid("email", "is not an email address (expected name@domain.tld)")
+        }
+        return email
+    }
+
+    /// 24 characters from a 62-letter alphabet: about 143 bits.
+    public static func generatePassword() -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<24).map { _ in alphabet[Int(rng.next(upperBound: UInt(alphabet.count)))] })
+    }
+}

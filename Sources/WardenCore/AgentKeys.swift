@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+import SQLKit
+import WardenCrypto
+import WardenStore
+
+/// Keys that agents present instead of real credentials. A key is shown once; only its keyed hash is kept.
+public struct AgentKeys: Sendable {
+    let database: Database
+    let audit: AuditLog
+    let credentials: Credentials
+    let hashKey: SymmetricKey
+    let repository: AgentKeyRepository
+
+    public init(database: Database, vault: Vault, audit: AuditLog, credentials: Credentials) {
+        self.database = database
+        self.audit = audit
+        self.credentials = credentials
+        self.hashKey = vault.kek.derivedKey(label: "agent-key-hash")
+        self.repository = AgentKeyRepository(database)
+    }
+
+    /// Creates a key bound to credentials the caller owns or holds a grant for; a trade key needs
+    /// ownership or a trade grant on each. Returns the record and the key itself (to show once).
+    public func create(_ p: Principal, name: String, credentialIDs: [String], access: String, expiresInDays: Int?)
+        async throws -> (AgentKeyRecord, String) {
+        guard (1...100).contains(name.count) else { throw WardenError.invalid("name", "must be 1 to 100 characters") }
+        try Credentials.validate(label: name)
+        guard access == "read" || access == "trade" else { throw WardenError.invalid("access", "must be \"read\" or \"trade\"") }
+        guard !credentialIDs.isEmpty else { throw WardenError.invalid("credential_ids", "must name at least one credential") }
+        if let days = expiresInDays, !(1...3650).contains(days) {
+            throw WardenError.invalid("expires_in_days", "must be between 1 and 3650")
+        }
+        var bindings: [String: String] = [:]
+        for id in credentialIDs {
+            let (record, level) = try await credentials.visible(p, id: id)
+            if access == "trade" && level == "read" {
+                throw WardenError(.forbidden, code: "grant_too_narrow",
+                                  "credential \(id) is shared with you read-only; a trade key cannot use it", field: "access")
+            }
+            if let other = bindings[record.venue], other != id {
+                throw WardenError.invalid("credential_ids", "at most one credential per venue (two for \(record.venue))")
+            }
+            bindings[record.venue] = id
+        }
+        let key = Self.generateKey()
+        let now = Clock.nowMillis()
+        let record = AgentKeyRecord(
+            id: UUID().uuidString.lowercased(), ownerID: p.user.id, name: name, keyHash: hash(key),
+            keyPrefix: String(key.prefix(8)), access: access, createdAt: now,
+            expiresAt: expiresInDays.map { now + Int64($0) * 86_400_000 }, credentials: bindings)
+        try await database.transaction { db in
+            try await repository.insert(record, on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.create", target: record.id,
+                                              detail: ["access": access, "venues": record.credentials.keys.sorted().joined(separator: ",")]), on: db)
+        }
+        return (record, key)
+    }
+
+    public func list(_ p: Principal) async throws -> [AgentKeyRecord] {
+        try await repository.list(ownerID: p.user.id)
+    }
+
+    public func revoke(_ p: Principal, id: String) async throws {
+        guard let record = try await repository.find(id: id), record.ownerID == p.user.id else {
+            throw WardenError.notFound("agent key")
+        }
+        try await database.transaction { db in
+            try await repository.revoke(id: id, at: Clock.nowMillis(), on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.revoke", target: id), on: db)
+        }
+    }
+
+    /// The live key record for a presented key, or nil (unknown, revoked or expired).
+    public func lookup(_ key: String) async throws -> AgentKeyRecord? {
+        guard key.hasPrefix("wdn_"), key.utf8.count < 200, let record = try await repository.find(hash: hash(key)) else { return nil }
+        let now = Clock.nowMillis()
+        guard record.revokedAt == nil, record.expiresAt.map({ $0 > now }) ?? true else { return nil }
+        return record
+    }
+
+    func hash(_ key: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data(key.utf8), using: hashKey).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `wdn_` and 32 random bytes in URL-safe base64 (256 bits).
+    static func generateKey() -> String {
+        var bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        defer { Wipe.array(&bytes) }
+        let base64 = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "wdn_" + base64
+    }
+}

@@ -1,0 +1,126 @@
+import Crypto
+import Foundation
+import SQLKit
+import WardenCrypto
+import WardenStore
+
+/// What happened, to be appended to the audit chain. No field may hold a secret or a signature.
+public struct AuditEntry: Sendable {
+    public var actorID: String?
+    public var ownerID: String?
+    public var action: String
+    public var target: String?
+    public var outcome: String
+    public var detail: [String: String]
+
+    public init(actor: String?, owner: String?, action: String, target: String? = nil, outcome: String = "ok",
+                detail: [String: String] = [:]) {
+        self.actorID = actor
+        self.ownerID = owner
+        self.action = action
+        self.target = target
+        self.outcome = outcome
+        self.detail = detail
+    }
+}
+
+/// The tamper-evident log: each row's MAC covers its own fields and the previous row's MAC, under a
+/// key derived from the KEK, so editing, deleting or reordering rows breaks the chain.
+public struct AuditLog: Sendable {
+    let database: Database
+    let key: SymmetricKey
+    let repository: AuditRepository
+
+    public init(database: Database, vault: Vault) {
+        self.database = database
+        self.key = vault.kek.derivedKey(label: "audit-chain")
+        self.repository = AuditRepository(database)
+    }
+
+    /// Appends inside the caller's transaction, so an action and its record commit together.
+    public func append(_ entry: AuditEntry, on db: any SQLDatabase) async throws {
+        let head = try await repository.lockHead(on: db, dialect: database.dialect)
+        var record = AuditRecord(
+            seq: (head?.seq ?? 0) + 1, at: Clock.nowMillis(), actorID: entry.actorID, ownerID: entry.ownerID,
+            action: entry.action, target: entry.target, outcome: entry.outcome,
+            detail: entry.detail.isEmpty ? nil : Self.encode(entry.detail), mac: [])
+        record.mac = mac(record, previous: head?.mac ?? [])
+        try await repository.append(record, head: AuditHead(seq: record.seq, mac: record.mac,
+                                                            headMAC: headMAC(seq: record.seq, mac: record.mac)), on: db)
+    }
+
+    /// Appends in its own transaction.
+    public func append(_ entry: AuditEntry) async throws {
+        try await database.transaction { db in try await append(entry, on: db) }
+    }
+
+    public enum Verification: Equatable, Sendable {
+        case intact(rows: Int64)
+        case broken(seq: Int64, reason: String)
+    }
+
+    /// Walks the whole chain.
+    public func verify() async throws -> Verification {
+        var previous: [UInt8] = []
+        var expected: Int64 = 1
+        while true {
+            let rows = try await repository.rows(after: expected - 1, limit: 1000)
+            for row in rows {
+                guard row.seq == expected else {
+                    return .broken(seq: expected, reason: "row \(expected) is missing (next is \(row.seq))")
+                }
+                guard ConstantTime.equals(row.mac, mac(row, previous: previous)) else {
+                    return .broken(seq: row.seq, reason: "row \(row.seq) was altered, or a row before it was")
+                }
+                previous = row.mac
+                expected += 1
+            }
+            if rows.count < 1000 { break }
+        }
+        let last = expected - 1
+        guard let head = try await repository.head() else {
+            return last == 0 ? .intact(rows: 0) : .broken(seq: last, reason: "the chain head is missing")
+        }
+        guard ConstantTime.equals(head.headMAC, headMAC(seq: head.seq, mac: head.mac)) else {
+            return .broken(seq: head.seq, reason: "the chain head was altered")
+        }
+        guard head.seq == last, ConstantTime.equals(head.mac, previous) else {
+            return .broken(seq: last + 1, reason: "rows after \(last) were deleted (the head records \(head.seq))")
+        }
+        return .intact(rows: last)
+    }
+
+    // MARK: MAC inputs
+
+    func mac(_ r: AuditRecord, previous: [UInt8]) -> [UInt8] {
+        var hmac = HMAC<SHA256>(key: key)
+        hmac.update(data: Data("warden.audit.v1".utf8))
+        for field in [String(r.seq), String(r.at), r.actorID, r.ownerID, r.action, r.target, r.outcome, r.detail] {
+            Self.feed(&hmac, field)
+        }
+        hmac.update(data: previous)
+        return Array(hmac.finalize())
+    }
+
+    func headMAC(seq: Int64, mac: [UInt8]) -> [UInt8] {
+        var hmac = HMAC<SHA256>(key: key)
+        hmac.update(data: Data("warden.audit.head.v1".utf8))
+        Self.feed(&hmac, String(seq))
+        hmac.update(data: mac)
+        return Array(hmac.finalize())
+    }
+
+    /// Length-prefixed, with nil distinct from the empty string.
+    private static func feed(_ hmac: inout HMAC<SHA256>, _ field: String?) {
+        guard let field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); return }
+        let bytes = Array(field.utf8)
+        withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { hmac.update(data: Array($0)) }
+        hmac.update(data: bytes)
+    }
+
+    static func encode(_ detail: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(detail)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

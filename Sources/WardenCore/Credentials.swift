@@ -1,0 +1,196 @@
+import Crypto
+import Foundation
+import SQLKit
+import WardenCrypto
+import WardenStore
+
+/// What the API shows of a credential: metadata only, never the secret.
+public struct CredentialView: Sendable, Equatable {
+    public var id: String
+    public var venue: String
+    public var label: String
+    public var fingerprint: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var lastUsedAt: Int64?
+    /// `owner`, or the caller's grant level (`read` / `trade`).
+    public var access: String
+}
+
+/// Venue credentials: sealed on the way in, only metadata on the way out, shared through grants.
+public struct Credentials: Sendable {
+    let database: Database
+    let vault: Vault
+    let audit: AuditLog
+    let services: Set<String>
+    let repository: CredentialRepository
+    let grants: GrantRepository
+
+    public init(database: Database, vault: Vault, audit: AuditLog, services: Set<String>) {
+        self.database = database
+        self.vault = vault
+        self.audit = audit
+        self.services = services
+        self.repository = CredentialRepository(database)
+        self.grants = GrantRepository(database)
+    }
+
+    public func create(_ p: Principal, venue: String, label: String, secret: [String: String]) async throws -> CredentialView {
+        try VenueSecretSchema.validate(venue: venue, secret: secret, services: services)
+        try Self.validate(label: label)
+        let now = Clock.nowMillis()
+        var record = CredentialRecord(id: UUID().uuidString.lowercased(), ownerID: p.user.id, venue: venue, label: label,
+                                      fingerprint: "", nonce: [], ciphertext: [], wrappedDEK: [], kekVersion: 0,
+                                      createdAt: now, updatedAt: now)
+        try seal(secret, into: &record)
+        try await database.transaction { [record] db in
+            try await repository.insert(record, on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "credential.create", target: record.id,
+                                              detail: ["venue": venue]), on: db)
+        }
+        return Self.view(record, access: "owner")
+    }
+
+    public func list(_ p: Principal) async throws -> [CredentialView] {
+        let own = try await repository.list(ownerID: p.user.id).map { Self.view($0, access: "owner") }
+        let shared = try await repository.listGranted(to: p.user.id).map { Self.view($0.0, access: $0.1) }
+        return own + shared
+    }
+
+    public func get(_ p: Principal, id: String) async throws -> CredentialView {
+        let (record, access) = try await visible(p, id: id)
+        return Self.view(record, access: access)
+    }
+
+    /// Renames and/or rotates (replaces the secret). Owner only.
+    public func update(_ p: Principal, id: String, label: String?, secret: [String: String]?) async throws -> CredentialView {
+        var record = try await owned(p, id: id, action: "change")
+        if let label { try Self.validate(label: label); record.label = label }
+        if let secret {
+            try VenueSecretSchema.validate(venue: record.venue, secret: secret, services: services)
+            try seal(secret, into: &record)
+        }
+        record.updatedAt = Clock.nowMillis()
+        try await database.transaction { [record] db in
+            try await repository.update(record, on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id,
+                                              action: secret == nil ? "credential.rename" : "credential.rotate",
+                                              target: record.id, detail: ["venue": record.venue]), on: db)
+        }
+        return Self.view(record, access: "owner")
+    }
+
+    public func delete(_ p: Principal, id: String) async throws {
+        let record = try await owned(p, id: id, action: "delete")
+        try await database.transaction { db in
+            try await repository.delete(id: record.id, on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "credential.delete", target: record.id,
+                                              detail: ["venue": record.venue]), on: db)
+        }
+    }
+
+    // MARK: grants
+
+    public func listGrants(_ p: Principal, credentialID: String) async throws -> [(GrantRecord, String)] {
+        let record = try await owned(p, id: credentialID, action: "see the shares of")
+        var out: [(GrantRecord, String)] = []
+        for grant in try await grants.list(credentialID: record.id) {
+            out.append((grant, try await UserRepository(database).find(id: grant.granteeID)?.email ?? ""))
+        }
+        return out
+    }
+
+    public func grant(_ p: Principal, credentialID: String, email: String, access: String) async throws -> (GrantRecord, String) {
+        let record = try await owned(p, id: credentialID, action: "share")
+        guard access == "read" || access == "trade" else { throw WardenError.invalid("access", "must be \"read\" or \"trade\"") }
+        let normalized = try Accounts.normalize(email: email)
+        guard let grantee = try await UserRepository(database).find(email: normalized), !grantee.disabled else {
+            throw WardenError.invalid("email", "no active user has this email")
+        }
+        guard grantee.id != p.user.id else { throw WardenError.invalid("email", "you already own this credential") }
+        if try await grants.find(credentialID: record.id, granteeID: grantee.id) != nil {
+            throw WardenError(.conflict, code: "grant_exists",
+                              "this credential is already shared with \(normalized); revoke that share to change its level")
+        }
+        let grant = GrantRecord(id: UUID().uuidString.lowercased(), credentialID: record.id, granteeID: grantee.id,
+                                access: access, createdAt: Clock.nowMillis())
+        try await database.transaction { db in
+            try await grants.insert(grant, on: db)
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "grant.create", target: grant.id,
+                                              detail: ["credential": record.id, "grantee": grantee.id, "access": access]), on: db)
+        }
+        return (grant, normalized)
+    }
+
+    public func revokeGrant(_ p: Principal, credentialID: String, grantID: String) async throws {
+        let record = try await owned(p, id: credentialID, action: "change the shares of")
+        try await database.transaction { db in
+            guard try await grants.delete(id: grantID, credentialID: record.id, on: db) else { throw WardenError.notFound("share") }
+            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "grant.revoke", target: grantID,
+                                              detail: ["credential": record.id]), on: db)
+        }
+    }
+
+    // MARK: access
+
+    /// The credential and the caller's access to it; 404 when the caller may not see it, so ids cannot be probed.
+    func visible(_ p: Principal, id: String) async throws -> (CredentialRecord, String) {
+        guard let record = try await repository.find(id: id) else { throw WardenError.notFound("credential") }
+        if record.ownerID == p.user.id { return (record, "owner") }
+        if let grant = try await grants.find(credentialID: id, granteeID: p.user.id) { return (record, grant.access) }
+        throw WardenError.notFound("credential")
+    }
+
+    func owned(_ p: Principal, id: String, action: String) async throws -> CredentialRecord {
+        let (record, access) = try await visible(p, id: id)
+        guard access == "owner" else {
+            throw WardenError(.forbidden, code: "not_owner", "only the credential's owner can \(action) it")
+        }
+        return record
+    }
+
+    // MARK: sealing
+
+    private func seal(_ secret: [String: String], into record: inout CredentialRecord) throws {
+        var plaintext = try Self.canonicalJSON(secret)
+        defer { Wipe.array(&plaintext) }
+        let sealed = try vault.seal(SecretBytes(copying: plaintext), identity: Self.identity(record))
+        record.nonce = sealed.nonce
+        record.ciphertext = sealed.ciphertext
+        record.wrappedDEK = sealed.wrappedKey
+        record.kekVersion = sealed.kekVersion
+        record.fingerprint = fingerprint(plaintext)
+    }
+
+    /// A keyed hash of the secret, so equal secrets can be recognised without revealing anything.
+    private func fingerprint(_ plaintext: [UInt8]) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: plaintext, using: vault.kek.derivedKey(label: "credential-fingerprint"))
+        return mac.prefix(6).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func identity(_ record: CredentialRecord) -> SecretIdentity {
+        SecretIdentity(kind: "credential", id: record.id, owner: record.ownerID, venue: record.venue)
+    }
+
+    static func canonicalJSON(_ secret: [String: String]) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(secret))
+    }
+
+    static func validate(label: String) throws(WardenError) {
+        guard (1...100).contains(label.count) else { throw .invalid("label", "must be 1 to 100 characters") }
+        for scalar in label.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator:
+                throw .invalid("label", "contains an invisible or control character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
+            default: continue
+            }
+        }
+    }
+
+    static func view(_ r: CredentialRecord, access: String) -> CredentialView {
+        CredentialView(id: r.id, venue: r.venue, label: r.label, fingerprint: r.fingerprint, createdAt: r.createdAt,
+                       updatedAt: r.updatedAt, lastUsedAt: r.lastUsedAt, access: access)
+    }
+}

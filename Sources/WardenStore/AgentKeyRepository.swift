@@ -1,0 +1,101 @@
+import SQLKit
+
+/// An agent key: only a keyed hash of the key is stored, with the credentials it may use (one per venue).
+public struct AgentKeyRecord: Sendable, Equatable {
+    public var id: String
+    public var ownerID: String
+    public var name: String
+    public var keyHash: String
+    public var keyPrefix: String
+    public var access: String
+    public var createdAt: Int64
+    public var expiresAt: Int64?
+    public var revokedAt: Int64?
+    public var lastUsedAt: Int64?
+    /// venue → credential id
+    public var credentials: [String: String]
+
+    public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
+                createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
+                credentials: [String: String]) {
+        self.id = id
+        self.ownerID = ownerID
+        self.name = name
+        self.keyHash = keyHash
+        self.keyPrefix = keyPrefix
+        self.access = access
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
+        self.credentials = credentials
+    }
+}
+
+public struct AgentKeyRepository: Sendable {
+    let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at, last_used_at)
+            VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
+                \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt))
+            """).run()
+        for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
+            try await db.raw("""
+                INSERT INTO agent_key_credentials (agent_key_id, credential_id, venue)
+                VALUES (\(bind: k.id), \(bind: credentialID), \(bind: venue))
+                """).run()
+        }
+    }
+
+    public func list(ownerID: String) async throws -> [AgentKeyRecord] {
+        try await database.withConnection { db in
+            let rows = try await db.raw("SELECT * FROM agent_keys WHERE owner_id = \(bind: ownerID) ORDER BY created_at, id").all()
+            var keys: [AgentKeyRecord] = []
+            for row in rows { keys.append(try await Self.decode(row, db: db)) }
+            return keys
+        }
+    }
+
+    public func find(id: String) async throws -> AgentKeyRecord? {
+        try await database.withConnection { db in
+            guard let row = try await db.raw("SELECT * FROM agent_keys WHERE id = \(bind: id)").first() else { return nil }
+            return try await Self.decode(row, db: db)
+        }
+    }
+
+    public func find(hash: String) async throws -> AgentKeyRecord? {
+        try await database.withConnection { db in
+            guard let row = try await db.raw("SELECT * FROM agent_keys WHERE key_hash = \(bind: hash)").first() else { return nil }
+            return try await Self.decode(row, db: db)
+        }
+    }
+
+    public func revoke(id: String, at time: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE agent_keys SET revoked_at = \(bind: time) WHERE id = \(bind: id) AND revoked_at IS NULL").run()
+    }
+
+    static func decode(_ row: any SQLRow, db: any SQLDatabase) async throws -> AgentKeyRecord {
+        let id = try row.decode(column: "id", as: String.self)
+        let bindings = try await db.raw("SELECT venue, credential_id FROM agent_key_credentials WHERE agent_key_id = \(bind: id)").all()
+        var credentials: [String: String] = [:]
+        for binding in bindings {
+            credentials[try binding.decode(column: "venue", as: String.self)] = try binding.decode(column: "credential_id", as: String.self)
+        }
+        return AgentKeyRecord(
+            id: id,
+            ownerID: try row.decode(column: "owner_id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            keyHash: try row.decode(column: "key_hash", as: String.self),
+            keyPrefix: try row.decode(column: "key_prefix", as: String.self),
+            access: try row.decode(column: "access", as: String.self),
+            createdAt: try row.decode(column: "created_at", as: Int64.self),
+            expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
+            revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
+            lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
+            credentials: credentials)
+    }
+}

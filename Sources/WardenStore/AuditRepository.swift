@@ -1,0 +1,113 @@
+import Foundation
+import SQLKit
+
+/// One audit row. `mac` chains it to the row before; see `AuditLog` in WardenCore.
+public struct AuditRecord: Sendable, Equatable, Codable {
+    public var seq: Int64
+    public var at: Int64
+    public var actorID: String?
+    public var ownerID: String?
+    public var action: String
+    public var target: String?
+    public var outcome: String
+    public var detail: String?
+    public var mac: [UInt8]
+
+    public init(seq: Int64, at: Int64, actorID: String?, ownerID: String?, action: String, target: String?,
+                outcome: String, detail: String?, mac: [UInt8]) {
+        self.seq = seq
+        self.at = at
+        self.actorID = actorID
+        self.ownerID = ownerID
+        self.action = action
+        self.target = target
+        self.outcome = outcome
+        self.detail = detail
+        self.mac = mac
+    }
+}
+
+/// The chain's head: the last row's number and MAC, itself MACed so the tail cannot be cut off unseen.
+public struct AuditHead: Sendable, Equatable {
+    public var seq: Int64
+    public var mac: [UInt8]
+    public var headMAC: [UInt8]
+
+    public init(seq: Int64, mac: [UInt8], headMAC: [UInt8]) {
+        self.seq = seq
+        self.mac = mac
+        self.headMAC = headMAC
+    }
+}
+
+public struct AuditRepository: Sendable {
+    let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    /// Reads the head inside a transaction, locking it on PostgreSQL so appends serialise.
+    public func lockHead(on db: any SQLDatabase, dialect: SQLDialectKind) async throws -> AuditHead? {
+        let lock: SQLQueryString = dialect == .postgres ? " FOR UPDATE" : ""
+        let query: SQLQueryString = "SELECT * FROM audit_head WHERE id = 1" + lock
+        return try await db.raw(query).first().map(Self.decodeHead)
+    }
+
+    public func head() async throws -> AuditHead? {
+        try await database.withConnection { db in
+            try await db.raw("SELECT * FROM audit_head WHERE id = 1").first().map(Self.decodeHead)
+        }
+    }
+
+    public func append(_ r: AuditRecord, head: AuditHead, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO audit (seq, at, actor_id, owner_id, action, target, outcome, detail, mac)
+            VALUES (\(bind: r.seq), \(bind: r.at), \(bind: r.actorID), \(bind: r.ownerID), \(bind: r.action),
+                \(bind: r.target), \(bind: r.outcome), \(bind: r.detail), \(bind: Data(r.mac)))
+            """).run()
+        try await db.raw("DELETE FROM audit_head WHERE id = 1").run()
+        try await db.raw("""
+            INSERT INTO audit_head (id, seq, mac, head_mac)
+            VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)))
+            """).run()
+    }
+
+    /// Rows in chain order, `limit` at a time after `afterSeq` (for verification).
+    public func rows(after afterSeq: Int64, limit: Int) async throws -> [AuditRecord] {
+        try await database.withConnection { db in
+            try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)")
+                .all().map(Self.decode)
+        }
+    }
+
+    /// Newest first. `visibleTo` nil means every row (admins).
+    public func page(visibleTo userID: String?, before: Int64?, action: String?, limit: Int) async throws -> [AuditRecord] {
+        try await database.withConnection { db in
+            var query: SQLQueryString = "SELECT * FROM audit WHERE 1 = 1"
+            if let userID { query = query + " AND (owner_id = \(bind: userID) OR actor_id = \(bind: userID))" }
+            if let before { query = query + " AND seq < \(bind: before)" }
+            if let action { query = query + " AND action = \(bind: action)" }
+            query = query + " ORDER BY seq DESC LIMIT \(bind: limit)"
+            return try await db.raw(query).all().map(Self.decode)
+        }
+    }
+
+    static func decode(_ row: any SQLRow) throws -> AuditRecord {
+        AuditRecord(
+            seq: try row.decode(column: "seq", as: Int64.self),
+            at: try row.decode(column: "at", as: Int64.self),
+            actorID: try row.decode(column: "actor_id", as: String?.self),
+            ownerID: try row.decode(column: "owner_id", as: String?.self),
+            action: try row.decode(column: "action", as: String.self),
+            target: try row.decode(column: "target", as: String?.self),
+            outcome: try row.decode(column: "outcome", as: String.self),
+            detail: try row.decode(column: "detail", as: String?.self),
+            mac: Array(try row.decode(column: "mac", as: Data.self)))
+    }
+
+    static func decodeHead(_ row: any SQLRow) throws -> AuditHead {
+        AuditHead(
+            seq: try row.decode(column: "seq", as: Int64.self),
+            mac: Array(try row.decode(column: "mac", as: Data.self)),
+            headMAC: Array(try row.decode(column: "head_mac", as: Data.self)))
+    }
+}

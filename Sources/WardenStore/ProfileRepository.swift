@@ -1,0 +1,55 @@
+import SQLKit
+
+/// A user's risk settings and simulator defaults.
+public struct ProfileRecord: Sendable, Equatable, Codable {
+    public var minNetEdgeCents: Double
+    public var maxLegUSD: Double
+    public var dailyCapUSD: Double
+    public var allowLiveTrading: Bool
+    public var startingBalanceUSD: Double
+    public var feeBps: Double
+    public var slippageBps: Double
+
+    public init(minNetEdgeCents: Double, maxLegUSD: Double, dailyCapUSD: Double, allowLiveTrading: Bool,
+                startingBalanceUSD: Double, feeBps: Double, slippageBps: Double) {
+        self.minNetEdgeCents = minNetEdgeCents
+        self.maxLegUSD = maxLegUSD
+        self.dailyCapUSD = dailyCapUSD
+        self.allowLiveTrading = allowLiveTrading
+        self.startingBalanceUSD = startingBalanceUSD
+        self.feeBps = feeBps
+        self.slippageBps = slippageBps
+    }
+}
+
+public struct ProfileRepository: Sendable {
+    let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    public func find(userID: String) async throws -> ProfileRecord? {
+        try await database.withConnection { db in
+            try await db.raw("SELECT * FROM profiles WHERE user_id = \(bind: userID)").first().map { row in
+                ProfileRecord(
+                    minNetEdgeCents: try row.decode(column: "min_net_edge_cents", as: Double.self),
+                    maxLegUSD: try row.decode(column: "max_leg_usd", as: Double.self),
+                    dailyCapUSD: try row.decode(column: "daily_cap_usd", as: Double.self),
+                    allowLiveTrading: try row.decode(column: "allow_live_trading", as: Bool.self),
+                    startingBalanceUSD: try row.decode(column: "starting_balance_usd", as: Double.self),
+                    feeBps: try row.decode(column: "fee_bps", as: Double.self),
+                    slippageBps: try row.decode(column: "slippage_bps", as: Double.self))
+            }
+        }
+    }
+
+    public func upsert(userID: String, _ p: ProfileRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("DELETE FROM profiles WHERE user_id = \(bind: userID)").run()
+        try await db.raw("""
+            INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_usd, daily_cap_usd, allow_live_trading,
+                starting_balance_usd, fee_bps, slippage_bps, updated_at)
+            VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD), \(bind: p.dailyCapUSD),
+                \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
+                \(bind: Clock.nowMillis()))
+            """).run()
+    }
+}
