@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import NIOCore
+import WardenCore
 
 /// An RFC 9457 problem document (`application/problem+json`) with a stable `code` and a message
 /// a person can act on. Never carries secrets.
@@ -46,5 +47,24 @@ public struct Problem: HTTPResponseError, Sendable {
 
     public static func payloadTooLarge(limit: Int) -> Problem {
         Problem(.contentTooLarge, code: "payload_too_large", detail: "the request body is larger than the limit of \(limit) bytes")
+    }
+}
+
+extension Problem {
+    /// The HTTP form of a core refusal.
+    static func from(_ error: WardenError) -> Problem {
+        let status: HTTPResponse.Status = switch error.kind {
+        case .badRequest: .badRequest
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .tooManyRequests: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        }
+        var problem = Problem(status, code: error.code, detail: error.message, field: error.field)
+        if let wait = error.retryAfterSeconds { problem.headers[.retryAfter] = String(wait) }
+        if error.kind == .unauthorized { problem.headers[.wwwAuthenticate] = "Bearer" }
+        return problem
     }
 }

@@ -6,24 +6,37 @@ import WardenStore
 /// What the HTTP application is built from.
 public struct ServerEnvironment: Sendable {
     public var settings: ServeSettings
-    public var database: Database
-    public var vault: Vault?
+    public var services: WardenServices
     public var logger: Logger
 
-    public init(settings: ServeSettings, database: Database, vault: Vault?, logger: Logger) {
+    public var database: Database { services.database }
+
+    public init(settings: ServeSettings, services: WardenServices, logger: Logger) {
         self.settings = settings
-        self.database = database
-        self.vault = vault
+        self.services = services
         self.logger = logger
     }
 }
 
-/// The router: health, and (in later modules) the management API and the gateway.
+/// The router: health, the OpenAPI document and the management API under `/api/v1`.
 public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
+    let limit = env.settings.maxBodyBytes
     let router = Router(context: WardenContext.self)
     router.add(middleware: AccessLogMiddleware())
-    router.add(middleware: BodyLimitMiddleware(limit: env.settings.maxBodyBytes))
-    HealthController(database: env.database, vault: env.vault).addRoutes(to: router)
+    router.add(middleware: BodyLimitMiddleware(limit: limit))
+    HealthController(database: env.database, vault: env.services.vault).addRoutes(to: router)
+
+    let api = router.group("api/v1").add(middleware: ProblemMiddleware())
+    OpenAPIController().addRoutes(to: api)
+    let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
+    auth.addPublicRoutes(to: api)
+
+    let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
+    auth.addRoutes(to: authenticated)
+    ProfileController(profiles: env.services.profiles, bodyLimit: limit).addRoutes(to: authenticated)
+    CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
+    AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
+    AuditController(database: env.database).addRoutes(to: authenticated)
     return router
 }
 

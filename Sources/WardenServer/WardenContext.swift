@@ -1,10 +1,23 @@
 import Hummingbird
+import NIOCore
+import WardenCore
 
-/// The request context of every Warden route.
+/// The request context of every Warden route: who is calling and from where.
 public struct WardenContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// Set by `AuthMiddleware` on authenticated routes.
+    public var principal: Principal?
+    /// The peer's IP address (for login throttling), or "unknown".
+    public let clientAddress: String
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// The authenticated caller; routes behind `AuthMiddleware` always have one.
+    func requirePrincipal() throws -> Principal {
+        guard let principal else { throw Problem.from(WardenError.unauthenticated) }
+        return principal
     }
 }

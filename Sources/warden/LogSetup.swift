@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 enum LogSetup {
@@ -12,5 +13,12 @@ enum LogSetup {
         var logger = Logger(label: "warden")
         logger.logLevel = level
         return logger
+    }
+
+    /// One-shot commands log only warnings and errors unless WARDEN_LOG_LEVEL says otherwise.
+    static func cli() -> Logger {
+        var environment = ProcessInfo.processInfo.environment
+        if environment["WARDEN_LOG_LEVEL"] == nil { environment["WARDEN_LOG_LEVEL"] = "warning" }
+        return bootstrap(environment: environment)
     }
 }

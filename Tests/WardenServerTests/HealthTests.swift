@@ -9,15 +9,18 @@ import WardenStore
 @testable import WardenServer
 
 @Suite struct HealthTests {
-    static func environment(maxBodyBytes: Int = 1024) async throws -> ServerEnvironment {
+    static func environment(maxBodyBytes: Int = 1024, config: WardenConfig = WardenConfig()) async throws -> ServerEnvironment {
         let logger = Logger(label: "test")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("warden-srv-\(UUID()).db").path
         let db = try Database.open(.sqlite(path: path), logger: logger)
         try await Migrator.migrate(db, logger: logger)
         let vault = try await Vault.unseal(database: db, source: .masterKey(.generate()), logger: logger)
         let settings = ServeSettings(listen: .default, dataDir: "/tmp", database: db.location,
-                                     maxBodyBytes: maxBodyBytes, config: WardenConfig())
-        return ServerEnvironment(settings: settings, database: db, vault: vault, logger: logger)
+                                     maxBodyBytes: maxBodyBytes, config: config)
+        let services = try await WardenServices.make(
+            database: db, vault: vault, config: config, environment: [:],
+            passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
+        return ServerEnvironment(settings: settings, services: services, logger: logger)
     }
 
     struct Health: Decodable { let status: String; let vault: String; let store: String }

@@ -1,0 +1,28 @@
+import WardenCrypto
+import WardenStore
+
+/// Everything the management side does, built once the vault is unsealed.
+public struct WardenServices: Sendable {
+    public let database: Database
+    public let vault: Vault
+    public let audit: AuditLog
+    public let accounts: Accounts
+    public let profiles: Profiles
+    public let credentials: Credentials
+    public let agentKeys: AgentKeys
+
+    public static func make(
+        database: Database, vault: Vault, config: WardenConfig, environment: [String: String],
+        passwordParameters: Argon2Parameters = PasswordHasher.defaultParameters
+    ) async throws -> WardenServices {
+        let audit = AuditLog(database: database, vault: vault)
+        let tokens = try await TokenService.make(environment: environment, vault: vault, database: database)
+        let accounts = Accounts(database: database, hasher: try PasswordHasher(parameters: passwordParameters),
+                                tokens: tokens, audit: audit, throttle: LoginThrottle())
+        let credentials = Credentials(database: database, vault: vault, audit: audit, services: Set(config.services.keys))
+        return WardenServices(
+            database: database, vault: vault, audit: audit, accounts: accounts,
+            profiles: Profiles(database: database, audit: audit), credentials: credentials,
+            agentKeys: AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials))
+    }
+}

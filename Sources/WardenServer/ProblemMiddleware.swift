@@ -1,0 +1,19 @@
+import Hummingbird
+import WardenCore
+
+/// Turns every error of the API into a problem document: core refusals keep their code and message;
+/// anything unexpected is logged and answered as a bare 500 that reveals nothing.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as WardenError {
+            throw Problem.from(error)
+        } catch let error as HTTPResponseError {
+            throw error
+        } catch {
+            context.logger.error("request failed", metadata: ["error_type": "\(type(of: error))"])
+            throw Problem(.internalServerError, code: "internal_error", detail: "the server could not complete the request")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Hummingbird
+import WardenCore
+import WardenStore
+
+/// `GET|PUT /profile`: risk settings and simulator defaults. PUT may send any subset of the fields.
+struct ProfileController {
+    let profiles: Profiles
+    let bodyLimit: Int
+
+    struct Risk: Codable {
+        var minNetEdgeCents: Double?, maxLegUSD: Double?, dailyCapUSD: Double?, allowLiveTrading: Bool?
+        enum CodingKeys: String, CodingKey {
+            case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
+            case allowLiveTrading = "allow_live_trading"
+        }
+    }
+    struct Simulator: Codable {
+        var startingBalanceUSD: Double?, feeBps: Double?, slippageBps: Double?
+        enum CodingKeys: String, CodingKey {
+            case startingBalanceUSD = "starting_balance_usd", feeBps = "fee_bps", slippageBps = "slippage_bps"
+        }
+    }
+    struct Body: Codable { var risk: Risk?; var simulator: Simulator? }
+
+    static func body(_ p: ProfileRecord) -> Body {
+        Body(risk: Risk(minNetEdgeCents: p.minNetEdgeCents, maxLegUSD: p.maxLegUSD, dailyCapUSD: p.dailyCapUSD,
+                        allowLiveTrading: p.allowLiveTrading),
+             simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
+    }
+
+    func addRoutes(to api: RouterGroup<WardenContext>) {
+        api.get("profile") { _, context in
+            try Response.json(Self.body(try await profiles.get(userID: try context.requirePrincipal().user.id)))
+        }
+        api.put("profile") { request, context in
+            let principal = try context.requirePrincipal()
+            let update = try await JSONBody.decode(Body.self, from: request, limit: bodyLimit)
+            var p = try await profiles.get(userID: principal.user.id)
+            if let r = update.risk {
+                p.minNetEdgeCents = r.minNetEdgeCents ?? p.minNetEdgeCents
+                p.maxLegUSD = r.maxLegUSD ?? p.maxLegUSD
+                p.dailyCapUSD = r.dailyCapUSD ?? p.dailyCapUSD
+                p.allowLiveTrading = r.allowLiveTrading ?? p.allowLiveTrading
+            }
+            if let s = update.simulator {
+                p.startingBalanceUSD = s.startingBalanceUSD ?? p.startingBalanceUSD
+                p.feeBps = s.feeBps ?? p.feeBps
+                p.slippageBps = s.slippageBps ?? p.slippageBps
+            }
+            return try Response.json(Self.body(try await profiles.update(principal, to: p)))
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import WardenCrypto
+import Foundation
+import Logging
+import WardenCore
+import WardenStore
+
+/// Where the store is: shared by every command that opens it.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Data directory (created 0700). Env: WARDEN_DATA_DIR. Default: ./warden-data")
+    var dataDir: String?
+
+    @Option(help: "sqlite:///path/warden.db or postgres://user:pass@host:5432/db. Env: WARDEN_DATABASE_URL. Default: SQLite in the data directory")
+    var database: String?
+
+    @Option(help: "TOML configuration file. Env: WARDEN_CONFIG")
+    var config: String?
+}
+
+/// An open, migrated store with its vault unsealed, and the services built on it.
+struct OpenedStore {
+    let settings: ServeSettings
+    let services: WardenServices
+
+    /// Resolves settings, unseals (asking a terminal for the passphrase when needed), migrates.
+    static func open(_ options: StoreOptions, listen: String? = nil, logger: Logger) async throws -> OpenedStore {
+        let environment = ProcessInfo.processInfo.environment
+        let settings = try ServeSettings.resolve(
+            flags: ServeFlags(dataDir: options.dataDir, database: options.database, listen: listen, config: options.config),
+            environment: environment)
+        try settings.prepareDataDir()
+        let source = try KeySource.resolve(environment: environment, prompt: { Terminal.readSecret(prompt: "Vault passphrase: ") })
+        let kdf = try KDFSettings.newVaultParameters(environment: environment)
+        let db = try Database.open(settings.database, logger: logger)
+        do {
+            try await Migrator.migrate(db, logger: logger)
+            let vault = try await Vault.unseal(database: db, source: source, newVaultKDF: kdf, logger: logger)
+            let services = try await WardenServices.make(database: db, vault: vault, config: settings.config, environment: environment)
+            return OpenedStore(settings: settings, services: services)
+        } catch {
+            try? await db.close()
+            throw error
+        }
+    }
+
+    func close() async {
+        try? await services.database.close()
+    }
+
+    /// Runs `body` with an opened store, closing it afterwards; any error becomes `warden: …` and exit 1.
+    static func with(_ options: StoreOptions, logger: Logger, _ body: (OpenedStore) async throws -> Void) async {
+        do {
+            let store = try await open(options, logger: logger)
+            do { try await body(store) } catch {
+                await store.close()
+                CLIFailure.exit(error)
+            }
+            await store.close()
+        } catch {
+            CLIFailure.exit(error)
+        }
+    }
+}
+
+/// Argon2id cost for a vault created by this boot (a later boot reads the stored parameters).
+enum KDFSettings {
+    static func newVaultParameters(environment: [String: String]) throws -> Argon2Parameters {
+        var parameters = Argon2Parameters.default
+        func read(_ name: String) throws -> UInt32? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = UInt32(text) else {
+                throw ConfigError.invalidValue(key: name, reason: "must be a positive integer")
+            }
+            return value
+        }
+        if let m = try read("WARDEN_KDF_MEMORY_KIB") { parameters.memoryKiB = m }
+        if let t = try read("WARDEN_KDF_ITERATIONS") { parameters.iterations = t }
+        if let p = try read("WARDEN_KDF_PARALLELISM") { parameters.parallelism = p }
+        do { try parameters.validate() } catch {
+            throw ConfigError.invalidValue(key: "WARDEN_KDF_*", reason: error.description)
+        }
+        return parameters
+    }
+}
