@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "WardenServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

@@ -9,7 +9,9 @@ import WardenStore
 @testable import WardenServer
 
 @Suite struct HealthTests {
-    static func environment(maxBodyBytes: Int = 1024, config: WardenConfig = WardenConfig()) async throws -> ServerEnvironment {
+    static func environment(
+        maxBodyBytes: Int = 1024, config: WardenConfig = WardenConfig(), environment: [String: String] = [:]
+    ) async throws -> ServerEnvironment {
         let logger = Logger(label: "test")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("warden-srv-\(UUID()).db").path
         let db = try Database.open(.sqlite(path: path), logger: logger)
@@ -18,7 +20,7 @@ import WardenStore
         let settings = ServeSettings(listen: .default, dataDir: "/tmp", database: db.location,
                                      maxBodyBytes: maxBodyBytes, config: config)
         let services = try await WardenServices.make(
-            database: db, vault: vault, config: config, environment: [:],
+            database: db, vault: vault, config: config, environment: environment,
             passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
         return ServerEnvironment(settings: settings, services: services, logger: logger)
     }
