@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import Testing
+import WardenCore
+@testable import WardenServer
+
+/// The served OpenAPI document is true: it lists exactly the routes the server has, and each route
+/// answers with a status the document lists for it.
+@Suite struct OpenAPITests {
+    struct Operation: Sendable {
+        let method: String
+        let path: String
+        let documented: Set<Int>
+        let secured: Bool
+    }
+
+    static func operations() throws -> [Operation] {
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(buffer: OpenAPIController.document)) as? [String: Any])
+        #expect(doc["openapi"] as? String == "3.1.0")
+        let paths = try #require(doc["paths"] as? [String: [String: Any]])
+        return paths.flatMap { path, item in
+            item.compactMap { method, spec -> Operation? in
+                guard let spec = spec as? [String: Any], method != "parameters" else { return nil }
+                let responses = Set(((spec["responses"] as? [String: Any]) ?? [:]).keys.compactMap(Int.init))
+                return Operation(method: method.uppercased(), path: path, documented: responses,
+                                 secured: (spec["security"] as? [Any])?.isEmpty != true)
+            }
+        }
+    }
+
+    static func documented(_ op: Operation) -> Set<Int> { op.documented }
+
+    @Test func documentListsExactlyTheRoutes() async throws {
+        let h = try await APIHarness()
+        let router = buildRouter(h.env)
+        let served = Set(router.routes.map { "\($0.method.rawValue) \(String(describing: $0.path))" })
+        let specified = Set(try Self.operations().map { "\($0.method) \($0.path)" })
+        #expect(served == specified, "served but undocumented: \(served.subtracting(specified)); documented but missing: \(specified.subtracting(served))")
+        try await h.close()
+    }
+
+    @Test func everyOperationAnswersAsDocumented() async throws {
+        let h = try await APIHarness()
+        try await h.createUser("spec@example.com")
+        try await h.createUser("other@example.com")
+        let operations = try Self.operations()
+        try await h.run { api in
+            // Without a token every protected operation is 401, and says so in the document.
+            for op in operations where op.secured {
+                let path = op.path.replacingOccurrences(of: "{id}", with: "x").replacingOccurrences(of: "{grant_id}", with: "y")
+                let reply = try await api.call(HTTPRequest.Method(op.method)!, path)
+                #expect(reply.status == .unauthorized, "\(op.method) \(op.path) without a token: \(reply.status)")
+                #expect(Self.documented(op).contains(401), "\(op.method) \(op.path) does not document 401")
+            }
+            // With one, each operation (in an order that creates what later ones need) answers a documented status.
+            let token = try await api.login("spec@example.com")
+            var ids: [String: String] = [:]
+            let sequence: [(String, String, Any?)] = [
+                ("GET", "/healthz", nil), ("GET", "/api/v1/openapi.json", nil),
+                ("POST", "/api/v1/auth/login", ["email": "spec@example.com", "password": "initial-password-1"]),
+                ("GET", "/api/v1/me", nil), ("GET", "/api/v1/profile", nil),
+                ("PUT", "/api/v1/profile", ["risk": ["max_leg_usd": 10]]),
+                ("POST", "/api/v1/credentials", ["venue": "openai", "label": "l", "secret": ["api_key": "sk"]]),
+                ("GET", "/api/v1/credentials", nil), ("GET", "/api/v1/credentials/{id}", nil),
+                ("PATCH", "/api/v1/credentials/{id}", ["label": "renamed"]),
+                ("POST", "/api/v1/credentials/{id}/grants", ["email": "other@example.com", "access": "read"]),
+                ("GET", "/api/v1/credentials/{id}/grants", nil),
+                ("DELETE", "/api/v1/credentials/{id}/grants/{grant_id}", nil),
+                ("POST", "/api/v1/agent-keys", ["name": "k", "credential_ids": ["{id}"], "access": "trade"]),
+                ("GET", "/api/v1/agent-keys", nil), ("DELETE", "/api/v1/agent-keys/{key_id}", nil),
+                ("GET", "/api/v1/audit", nil), ("DELETE", "/api/v1/credentials/{id}", nil),
+                ("POST", "/api/v1/auth/password", ["current_password": "initial-password-1", "new_password": "changed-password-2"]),
+                ("POST", "/api/v1/auth/logout", nil),
+            ]
+            var covered = Set<String>()
+            for (method, template, body) in sequence {
+                var path = template
+                for (name, value) in ids { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
+                var json = body
+                if let text = body.flatMap({ try? JSONSerialization.data(withJSONObject: $0) }).map({ String(decoding: $0, as: UTF8.self) }) {
+                    var filled = text
+                    for (name, value) in ids { filled = filled.replacingOccurrences(of: "{\(name)}", with: value) }
+                    json = try JSONSerialization.jsonObject(with: Data(filled.utf8))
+                }
+                let reply = try await api.call(HTTPRequest.Method(method)!, path, token: token, json: json)
+                let specPath = template == "/api/v1/agent-keys/{key_id}" ? "/api/v1/agent-keys/{id}" : template
+                let op = try #require(operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
+                #expect(Self.documented(op).contains(reply.status.code), "\(method) \(template) answered \(reply.status.code): \(reply.text)")
+                #expect(reply.status.code < 400, "\(method) \(template): \(reply.text)")
+                covered.insert("\(method) \(specPath)")
+                if template == "/api/v1/credentials" && method == "POST" { ids["id"] = reply.json["id"] as? String }
+                if template.hasSuffix("/grants") && method == "POST" { ids["grant_id"] = reply.json["id"] as? String }
+                if template == "/api/v1/agent-keys" && method == "POST" { ids["key_id"] = reply.json["id"] as? String }
+            }
+            #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")
+        }
+        try await h.close()
+    }
+}
