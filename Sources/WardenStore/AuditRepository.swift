@@ -45,11 +45,12 @@ public struct AuditRepository: Sendable {
 
     public init(_ database: Database) { self.database = database }
 
-    /// Reads the head inside a transaction, locking it on PostgreSQL so appends serialise.
+    /// Reads the head inside a transaction after taking the chain's lock, so appends serialise: an
+    /// advisory lock on PostgreSQL (it also covers the very first append, when there is no head row
+    /// to lock), the write lock of BEGIN IMMEDIATE on SQLite.
     public func lockHead(on db: any SQLDatabase, dialect: SQLDialectKind) async throws -> AuditHead? {
-        let lock: SQLQueryString = dialect == .postgres ? " FOR UPDATE" : ""
-        let query: SQLQueryString = "SELECT * FROM audit_head WHERE id = 1" + lock
-        return try await db.raw(query).first().map(Self.decodeHead)
+        if dialect == .postgres { try await db.raw("SELECT pg_advisory_xact_lock(727138)").run() }
+        return try await db.raw("SELECT * FROM audit_head WHERE id = 1").first().map(Self.decodeHead)
     }
 
     public func head() async throws -> AuditHead? {

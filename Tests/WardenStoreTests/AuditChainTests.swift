@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+import SQLKit
+import Testing
+import WardenCore
+import WardenCrypto
+import WardenStore
+
+/// The audit chain on every engine: concurrent appends never fork it, and any edit, deletion or
+/// reordering made directly in the database is found by verification.
+@Suite struct AuditChainTests {
+    let logger = Logger(label: "test")
+
+    private func chain(_ backend: Backend) async throws -> (TestStore, AuditLog) {
+        let store = try await TestStore.make(backend)
+        try await Migrator.migrate(store.database, logger: logger)
+        let vault = try await Vault.unseal(database: store.database, source: .masterKey(.generate()), logger: logger)
+        return (store, AuditLog(database: store.database, vault: vault))
+    }
+
+    private func fill(_ log: AuditLog, _ count: Int) async throws {
+        for i in 0..<count {
+            try await log.append(AuditEntry(actor: "u\(i % 3)", owner: "u\(i % 3)", action: "test.event", target: "t\(i)",
+                                            detail: ["n": String(i)]))
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
+    func concurrentAppendsFormOneChain(backend: Backend) async throws {
+        let (store, log) = try await chain(backend)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for i in 0..<25 { try await log.append(AuditEntry(actor: "w\(worker)", owner: nil, action: "load", target: "\(i)")) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await log.verify() == .intact(rows: 200))
+        try await store.database.close()
+    }
+
+    @Test(arguments: Backend.enabled)
+    func tamperingIsDetected(backend: Backend) async throws {
+        let tampers: [(String, [SQLQueryString], Int64)] = [
+            ("edit an outcome", ["UPDATE audit SET outcome = 'failed' WHERE seq = 4"], 4),
+            ("edit a detail", ["UPDATE audit SET detail = '{}' WHERE seq = 2"], 2),
+            ("delete a middle row", ["DELETE FROM audit WHERE seq = 5"], 5),
+            ("delete the first row", ["DELETE FROM audit WHERE seq = 1"], 1),
+            ("reorder two rows", ["UPDATE audit SET seq = -3 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 6",
+                                  "UPDATE audit SET seq = 6 WHERE seq = -3"], 3),
+            ("delete the last row", ["DELETE FROM audit WHERE seq = 8"], 8),
+        ]
+        for (name, statement, firstBad) in tampers {
+            let (store, log) = try await chain(backend)
+            try await fill(log, 8)
+            #expect(try await log.verify() == .intact(rows: 8))
+            try await store.database.withConnection { db in
+                for sql in statement { try await db.raw(sql).run() }
+            }
+            let result = try await log.verify()
+            try await store.database.close()
+            guard case .broken(let seq, _) = result else { Issue.record("\(name) not detected: \(result)"); continue }
+            #expect(seq == firstBad, "\(name): reported row \(seq)")
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
+    func cuttingTheTailAndRewritingTheHeadIsDetected(backend: Backend) async throws {
+        let (store, log) = try await chain(backend)
+        try await fill(log, 5)
+        try await store.database.withConnection { db in
+            try await db.raw("DELETE FROM audit WHERE seq = 5").run()
+            try await db.raw("UPDATE audit_head SET seq = 4, mac = (SELECT mac FROM audit WHERE seq = 4)").run()
+        }
+        let result = try await log.verify()
+        try await store.database.close()
+        guard case .broken = result else { Issue.record("truncation not detected"); return }
+    }
+
+    @Test func aChainNeedsTheRightKey() async throws {
+        let (store, log) = try await chain(.sqlite)
+        try await fill(log, 3)
+        let otherStore = try await Database.open(.sqlite(path: store.sqlitePath! + ".other"), logger: logger).migrated(logger)
+        let otherVault = try await Vault.unseal(database: otherStore, source: .masterKey(.generate()), logger: logger)
+        let result = try await AuditLog(database: store.database, vault: otherVault).verify()
+        try await otherStore.close()
+        try await store.database.close()
+        #expect(result == .broken(seq: 1, reason: "row 1 was altered, or a row before it was"))
+    }
+}
+
+extension Database {
+    func migrated(_ logger: Logger) async throws -> Database {
+        try await Migrator.migrate(self, logger: logger)
+        return self
+    }
+}
