@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libargon2 from the system (Debian: libargon2-dev).
@@ -47,18 +49,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One file per venue: where its SDK puts the key, how to authorise upstream, its error shape, its usage.
+        .target(
+            name: "WardenVenues",
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         // Decisions: configuration, vault state and everything built on it.
         .target(
             name: "WardenCore",
             dependencies: [
                 "WardenCrypto",
                 "WardenStore",
+                "WardenVenues",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The HTTP application: management API, health, middleware.
@@ -70,6 +81,8 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.copy("Resources/openapi.json")]
         ),
@@ -83,6 +96,7 @@ let package = Package(
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenVenuesTests", dependencies: ["WardenVenues"]),
         .testTarget(
             name: "WardenServerTests",
             dependencies: [

@@ -33,10 +33,61 @@ public enum ConfigLoader {
                 for name in services.keys {
                     config.services[name] = try parseService(name, try table(services, name, path: "services.\(name)"))
                 }
+            case "gateway": config.gateway = try parseGateway(try table(root, key, path: key))
+            case "prices":
+                let venues = try table(root, key, path: key)
+                for venue in venues.keys {
+                    config.prices[venue] = try parsePrices(venue, try table(venues, venue, path: "prices.\(venue)"))
+                }
             default: throw .unknownKey(key)
             }
         }
         return config
+    }
+
+    private static func parseGateway(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.GatewaySection {
+        var gateway = WardenConfig.GatewaySection()
+        for key in t.keys {
+            let path = "gateway.\(key)"
+            switch key {
+            case "max_request_bytes": gateway.maxRequestBytes = try int(t, key, path: path, in: 1024...(1024 * 1024 * 1024))
+            case "upstream_timeout_seconds": gateway.upstreamTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
+            case "default_max_output_tokens": gateway.defaultMaxOutputTokens = try int(t, key, path: path, in: 1...10_000_000)
+            default: throw .unknownKey(path)
+            }
+        }
+        return gateway
+    }
+
+    /// `[prices.openai]` then `"gpt-4o-mini" = { input = 0.15, output = 0.60 }` (USD per million tokens).
+    private static func parsePrices(_ venue: String, _ t: TOMLTable) throws(ConfigError) -> [String: WardenConfig.ModelPrice] {
+        guard venue == "openai" || venue == "anthropic" else {
+            throw .invalidValue(key: "prices.\(venue)", reason: "prices apply to the LLM venues openai and anthropic")
+        }
+        var prices: [String: WardenConfig.ModelPrice] = [:]
+        for model in t.keys {
+            let path = "prices.\(venue).\(model)"
+            let entry = try table(t, model, path: path)
+            var input: Double?, output: Double?
+            for key in entry.keys {
+                switch key {
+                case "input": input = try price(entry, key, path: "\(path).\(key)")
+                case "output": output = try price(entry, key, path: "\(path).\(key)")
+                default: throw .unknownKey("\(path).\(key)")
+                }
+            }
+            guard let input, let output else { throw .invalidValue(key: path, reason: "needs both input and output (USD per million tokens)") }
+            prices[model] = .init(inputPerMillion: input, outputPerMillion: output)
+        }
+        return prices
+    }
+
+    private static func price(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> Double {
+        let value = t[key]?.double ?? t[key]?.int.map(Double.init)
+        guard let value, value.isFinite, value >= 0, value <= 1_000_000 else {
+            throw .invalidValue(key: path, reason: "must be a number of USD per million tokens between 0 and 1000000")
+        }
+        return value
     }
 
     private static func parseServer(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.ServerSection {

@@ -5,6 +5,9 @@ public struct WardenConfig: Sendable, Equatable {
     public var venues: [String: VenueSection] = [:]
     /// Generic REST services, by name.
     public var services: [String: ServiceSection] = [:]
+    public var gateway = GatewaySection()
+    /// USD per million tokens, by venue then model.
+    public var prices: [String: [String: ModelPrice]] = [:]
 
     public init() {}
 
@@ -28,6 +31,35 @@ public struct WardenConfig: Sendable, Equatable {
         public var blockedEndpoints: [String] = []
         public var rateLimit: Int?
         public var rateLimitWindowSeconds: Int = 60
+    }
+
+    public struct GatewaySection: Sendable, Equatable {
+        /// Largest request body the gateway accepts (LLM requests are read whole to price them).
+        public var maxRequestBytes = 32 * 1024 * 1024
+        /// How long an upstream may take to send its response head, and then to send each next chunk.
+        public var upstreamTimeoutSeconds = 300
+        /// Output ceiling reserved against a budget when a request names no `max_tokens`.
+        public var defaultMaxOutputTokens = 4096
+        public init() {}
+    }
+
+    public struct ModelPrice: Sendable, Equatable {
+        public var inputPerMillion: Double
+        public var outputPerMillion: Double
+
+        public init(inputPerMillion: Double, outputPerMillion: Double) {
+            self.inputPerMillion = inputPerMillion
+            self.outputPerMillion = outputPerMillion
+        }
+
+        public func cost(input: Int, output: Int) -> Double {
+            (Double(input) * inputPerMillion + Double(output) * outputPerMillion) / 1_000_000
+        }
+    }
+
+    /// The upstream base URL of a venue: the config's override or the venue's default.
+    public func baseURL(venue: String, default defaultURL: String) -> String {
+        venues[venue]?.baseURL ?? services[venue]?.baseURL ?? defaultURL
     }
 
     /// Venues with built-in adapters; only their upstream can be changed.

@@ -8,9 +8,10 @@ struct AgentKeyController {
     let bodyLimit: Int
 
     struct CreateRequest: Decodable {
-        let name: String, credentialIDs: [String], access: String, expiresInDays: Int?
+        let name: String, credentialIDs: [String], access: String, expiresInDays: Int?, dailyBudgetUSD: Double?
         enum CodingKeys: String, CodingKey {
             case name, credentialIDs = "credential_ids", access, expiresInDays = "expires_in_days"
+            case dailyBudgetUSD = "daily_budget_usd"
         }
     }
 
@@ -21,15 +22,18 @@ struct AgentKeyController {
         let createdAt: String?
         let expiresAt, revokedAt, lastUsedAt: String?
         let key: String?
+        let dailyBudgetUSD: Double?
         enum CodingKeys: String, CodingKey {
             case id, name, prefix, access, credentialIDs = "credential_ids", venues, createdAt = "created_at"
             case expiresAt = "expires_at", revokedAt = "revoked_at", lastUsedAt = "last_used_at", key
+            case dailyBudgetUSD = "daily_budget_usd"
         }
         init(_ r: AgentKeyRecord, key: String? = nil) {
             id = r.id; name = r.name; prefix = r.keyPrefix; access = r.access
             venues = r.credentials.keys.sorted(); credentialIDs = venues.compactMap { r.credentials[$0] }
             createdAt = Timestamp.iso(r.createdAt); expiresAt = Timestamp.iso(r.expiresAt)
             revokedAt = Timestamp.iso(r.revokedAt); lastUsedAt = Timestamp.iso(r.lastUsedAt); self.key = key
+            dailyBudgetUSD = r.dailyBudgetUSD
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -38,6 +42,7 @@ struct AgentKeyController {
             try c.encode(venues, forKey: .venues); try c.encode(createdAt, forKey: .createdAt)
             try c.encode(expiresAt, forKey: .expiresAt); try c.encode(revokedAt, forKey: .revokedAt)
             try c.encode(lastUsedAt, forKey: .lastUsedAt)
+            try c.encode(dailyBudgetUSD, forKey: .dailyBudgetUSD)
             try c.encodeIfPresent(key, forKey: .key)
         }
     }
@@ -49,7 +54,8 @@ struct AgentKeyController {
         api.post("agent-keys") { request, context in
             let body = try await JSONBody.decode(CreateRequest.self, from: request, limit: bodyLimit)
             let (record, key) = try await agentKeys.create(try context.requirePrincipal(), name: body.name, credentialIDs: body.credentialIDs,
-                                                           access: body.access, expiresInDays: body.expiresInDays)
+                                                           access: body.access, expiresInDays: body.expiresInDays,
+                                                           dailyBudgetUSD: body.dailyBudgetUSD)
             var response = try Response.json(View(record, key: key), status: .created)
             response.headers[.cacheControl] = "no-store"
             return response

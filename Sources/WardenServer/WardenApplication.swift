@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Hummingbird
 import Logging
+import NIOCore
+import ServiceLifecycle
 import WardenCore
 import WardenStore
 
@@ -7,26 +10,50 @@ import WardenStore
 public struct ServerEnvironment: Sendable {
     public var settings: ServeSettings
     public var services: WardenServices
+    public var gateway: Gateway
+    public var httpClient: HTTPClient
+    let metrics = GatewayMetrics()
     public var logger: Logger
 
     public var database: Database { services.database }
 
+    /// The upstream client never follows redirects (they could carry injected credentials elsewhere),
+    /// and gives up on a connection or a stream that stays silent past the configured timeout.
     public init(settings: ServeSettings, services: WardenServices, logger: Logger) {
         self.settings = settings
         self.services = services
         self.logger = logger
+        gateway = Gateway(services: services, config: settings.config)
+        let timeout = TimeAmount.seconds(Int64(settings.config.gateway.upstreamTimeoutSeconds))
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(10), read: timeout))
+        configuration.decompression = .disabled
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Hosts the gateway answers to: its listen address (and the loopback names when it listens on loopback).
+    var allowedHosts: Set<String> {
+        let listen = settings.listen
+        let port = listen.port
+        if ["127.0.0.1", "::1", "localhost"].contains(listen.host) {
+            return ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"]
+        }
+        return [listen.description.lowercased()]
     }
 }
 
-/// The router: health, the OpenAPI document and the management API under `/api/v1`.
+/// The router: health, metrics, the management API under `/api/v1`, and the gateway under `/proxy`.
 public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     let limit = env.settings.maxBodyBytes
     let router = Router(context: WardenContext.self)
     router.add(middleware: AccessLogMiddleware())
-    router.add(middleware: BodyLimitMiddleware(limit: limit))
     HealthController(database: env.database, vault: env.services.vault).addRoutes(to: router)
+    MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
+    GatewayController(gateway: env.gateway, client: env.httpClient, metrics: env.metrics, allowedHosts: env.allowedHosts)
+        .addRoutes(to: router)
 
-    let api = router.group("api/v1").add(middleware: ProblemMiddleware())
+    let api = router.group("api/v1").add(middleware: ProblemMiddleware()).add(middleware: BodyLimitMiddleware(limit: limit))
     OpenAPIController().addRoutes(to: api)
     let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
     auth.addPublicRoutes(to: api)
@@ -37,10 +64,12 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
     AuditController(database: env.database).addRoutes(to: authenticated)
+    UsageController(database: env.database).addRoutes(to: authenticated)
     return router
 }
 
-/// The runnable application: the HTTP server plus the store's lifecycle.
+/// The runnable application: the HTTP server, then (stopped after it) the batched `last_used_at`
+/// writer, the upstream client and the store.
 public func buildApplication(
     _ env: ServerEnvironment, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -49,7 +78,34 @@ public func buildApplication(
         configuration: .init(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),
-        services: [StoreService(database: env.database, logger: env.logger)],
+        services: [
+            StoreService(database: env.database, logger: env.logger),
+            UpstreamClientService(client: env.httpClient),
+            UsageFlushService(touches: env.gateway.touches),
+        ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
+}
+
+/// Shuts the upstream client down once the server has drained.
+struct UpstreamClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
+
+/// Writes the gateway's `last_used_at` updates every few seconds instead of once per request.
+struct UsageFlushService: Service {
+    let touches: UsageTouches
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            await touches.flush()
+        }
+        await touches.flush()
+    }
 }

@@ -14,10 +14,12 @@ public struct AgentKeyRecord: Sendable, Equatable {
     public var lastUsedAt: Int64?
     /// venue → credential id
     public var credentials: [String: String]
+    /// LLM spend allowed per UTC day, in USD (nil: no budget).
+    public var dailyBudgetUSD: Double?
 
     public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
                 createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
-                credentials: [String: String]) {
+                credentials: [String: String], dailyBudgetUSD: Double? = nil) {
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -29,6 +31,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
         self.revokedAt = revokedAt
         self.lastUsedAt = lastUsedAt
         self.credentials = credentials
+        self.dailyBudgetUSD = dailyBudgetUSD
     }
 }
 
@@ -39,9 +42,11 @@ public struct AgentKeyRepository: Sendable {
 
     public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
-            INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at, last_used_at)
+            INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
+                last_used_at, daily_budget_usd)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
-                \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt))
+                \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
+                \(bind: k.dailyBudgetUSD))
             """).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
             try await db.raw("""
@@ -96,6 +101,19 @@ public struct AgentKeyRepository: Sendable {
             expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
             lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
-            credentials: credentials)
+            credentials: credentials,
+            dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self))
+    }
+
+    /// Records the latest use of keys and credentials (batched by the caller, one statement per id).
+    public func touch(keys: [String: Int64], credentials: [String: Int64]) async throws {
+        try await database.transaction { db in
+            for (id, time) in keys {
+                try await db.raw("UPDATE agent_keys SET last_used_at = \(bind: time) WHERE id = \(bind: id)").run()
+            }
+            for (id, time) in credentials {
+                try await db.raw("UPDATE credentials SET last_used_at = \(bind: time) WHERE id = \(bind: id)").run()
+            }
+        }
     }
 }

@@ -139,5 +139,21 @@ enum Schema {
             )
             """,
         ]),
+        Migration(version: 3, name: "LLM budgets and spend", statements: [
+            "ALTER TABLE agent_keys ADD COLUMN daily_budget_usd {double}",
+            """
+            CREATE TABLE llm_spend (
+                agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
+                day TEXT NOT NULL,
+                venue TEXT NOT NULL,
+                requests BIGINT NOT NULL DEFAULT 0,
+                input_tokens BIGINT NOT NULL DEFAULT 0,
+                output_tokens BIGINT NOT NULL DEFAULT 0,
+                spent_usd {double} NOT NULL DEFAULT 0,
+                reserved_usd {double} NOT NULL DEFAULT 0,
+                PRIMARY KEY (agent_key_id, day, venue)
+            )
+            """,
+        ]),
     ]
 }

@@ -37,7 +37,10 @@ final class APIHarness: @unchecked Sendable {
         try await app.test(.router) { client in try await body(APIClient(client: client, harness: self)) }
     }
 
-    func close() async throws { try await env.database.close() }
+    func close() async throws {
+        try await env.httpClient.shutdown()
+        try await env.database.close()
+    }
 }
 
 struct Reply {

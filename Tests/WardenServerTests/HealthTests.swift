@@ -37,11 +37,13 @@ import WardenStore
                 #expect(health.status == "ok" && health.vault == "unsealed" && health.store == "ok")
             }
         }
+        try await env.httpClient.shutdown()
         try await env.database.close()
     }
 
     @Test func unavailableWhenTheStoreIsGone() async throws {
         let env = try await Self.environment()
+        try await env.httpClient.shutdown()
         try await env.database.close()
         let app = Application(router: buildRouter(env))
         try await app.test(.router) { client in
@@ -57,7 +59,7 @@ import WardenStore
         let env = try await Self.environment(maxBodyBytes: 1024)
         let app = Application(router: buildRouter(env))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/healthz", method: .post, body: ByteBuffer(repeating: 0x41, count: 4096)) { response in
+            try await client.execute(uri: "/api/v1/auth/login", method: .post, body: ByteBuffer(repeating: 0x41, count: 4096)) { response in
                 #expect(response.status == .contentTooLarge)
                 #expect(response.headers[.contentType] == "application/problem+json")
                 let body = String(buffer: response.body)
@@ -65,6 +67,7 @@ import WardenStore
                 #expect(body.contains("1024 bytes"))
             }
         }
+        try await env.httpClient.shutdown()
         try await env.database.close()
     }
 }

@@ -1,0 +1,107 @@
+/// A request path in the one form every policy decision is made on. Percent-escapes of unreserved
+/// characters are decoded, `//` runs collapse and a trailing slash is dropped; anything that could mean
+/// different things to Warden and to the upstream (dot segments, encoded `/`, `\` or `.`, control
+/// characters, malformed escapes) is refused rather than guessed at.
+public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
+    public let segments: [String]
+
+    public var description: String { "/" + segments.joined(separator: "/") }
+
+    /// Lowercased, for case-insensitive matching.
+    public var matchingSegments: [String] { segments.map { $0.lowercased() } }
+
+    public enum Refusal: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        public var description: String {
+            switch self { case .malformed(let reason): "malformed path: \(reason)" }
+        }
+    }
+
+    public init(raw: String) throws(Refusal) {
+        guard raw.hasPrefix("/") || raw.isEmpty else { throw .malformed("it must start with /") }
+        var segments: [String] = []
+        for rawSegment in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            let segment = try Self.decode(rawSegment)
+            guard segment != ".", segment != ".." else { throw .malformed("dot segments are not allowed") }
+            segments.append(segment)
+        }
+        self.segments = segments
+    }
+
+    /// The path to send upstream: canonical segments, re-encoded where needed.
+    public var encoded: String {
+        "/" + segments.map { $0.addingPercentEncoding(withAllowedCharacters: Self.segmentCharacters) ?? $0 }.joined(separator: "/")
+    }
+
+    private static let segmentCharacters: Set<Character> = Set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@")
+
+    private static func decode(_ segment: Substring) throws(Refusal) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(segment.utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "%") {
+                guard iterator.count >= 2, let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) else {
+                    throw .malformed("invalid percent-escape")
+                }
+                iterator = iterator.dropFirst(2)
+                guard value >= 0x20, value != 0x7f, value != UInt8(ascii: "/"), value != UInt8(ascii: "\\"),
+                      value != UInt8(ascii: "."), value != UInt8(ascii: "%")
+                else { throw .malformed("encoded '/', '\\\\', '.', '%' or control characters are not allowed") }
+                bytes.append(value)
+            } else {
+                guard byte >= 0x20, byte != 0x7f, byte != UInt8(ascii: "\\") else {
+                    throw .malformed("control characters and '\\\\' are not allowed")
+                }
+                bytes.append(byte)
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("not UTF-8") }
+        return text
+    }
+}
+
+extension String {
+    fileprivate func addingPercentEncoding(withAllowedCharacters allowed: Set<Character>) -> String? {
+        var out = ""
+        for character in self {
+            if allowed.contains(character) { out.append(character); continue }
+            for byte in String(character).utf8 { out += "%" + String(byte, radix: 16, uppercase: true).leftPadded }
+        }
+        return out
+    }
+
+    fileprivate var leftPadded: String { count == 1 ? "0" + self : self }
+}
+
+/// A `blocked_endpoints` entry: `METHOD /path` where `*` is one segment and `**` any number (even none).
+/// Matched case-insensitively against the canonical path.
+public struct EndpointPattern: Sendable, Equatable, CustomStringConvertible {
+    public let method: String
+    public let segments: [String]
+    public let description: String
+
+    public init(_ text: String) {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        method = parts.first.map { $0.uppercased() } ?? "*"
+        segments = (parts.count > 1 ? parts[1] : "/").split(separator: "/").map { $0.lowercased() }
+        description = text
+    }
+
+    public func matches(method requestMethod: String, path: CanonicalPath) -> Bool {
+        let method = requestMethod.uppercased()
+        guard self.method == "*" || self.method == method || (self.method == "GET" && method == "HEAD") else { return false }
+        return Self.match(segments[...], path.matchingSegments[...])
+    }
+
+    private static func match(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
+        guard let head = pattern.first else { return path.isEmpty }
+        if head == "**" {
+            let rest = pattern.dropFirst()
+            for start in path.indices + [path.endIndex] where match(rest, path[start...]) { return true }
+            return false
+        }
+        guard let segment = path.first, head == "*" || head == segment else { return false }
+        return match(pattern.dropFirst(), path.dropFirst())
+    }
+}

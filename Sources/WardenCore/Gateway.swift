@@ -1,0 +1,222 @@
+import Foundation
+import HTTPTypes
+import WardenCrypto
+import WardenStore
+import WardenVenues
+
+/// A call the gateway will not make, with the status and reason the agent sees (in its venue's shape)
+/// and the audit row records.
+public struct GatewayRefusal: Error, Sendable {
+    public let status: HTTPResponse.Status
+    public let kind: RefusalKind
+    public let reason: String
+    public var retryAfter: Int?
+    public var key: AgentKeyRecord?
+
+    public init(_ status: HTTPResponse.Status, _ kind: RefusalKind, _ reason: String, retryAfter: Int? = nil, key: AgentKeyRecord? = nil) {
+        self.status = status
+        self.kind = kind
+        self.reason = reason
+        self.retryAfter = retryAfter
+        self.key = key
+    }
+}
+
+/// A call the policy lets through: who makes it, where it goes, and with which credential.
+public struct Admission: Sendable {
+    public let venue: any VenueAdapter
+    public let key: AgentKeyRecord
+    public let credentialID: String
+    public let secret: [String: String]
+    public let path: CanonicalPath
+    public let upstreamURL: String
+}
+
+/// Budget held for an LLM call until its real cost is known.
+public struct Reservation: Sendable {
+    public let keyID: String
+    public let venue: String
+    public let day: String
+    public let amount: Double
+    public let price: WardenConfig.ModelPrice?
+}
+
+/// The gateway's decisions: identify the agent key, check the policy, reserve budget, settle spend.
+public struct Gateway: Sendable {
+    public let registry: VenueRegistry
+    public let config: WardenConfig
+    public let audit: AuditWriter
+    public let touches: UsageTouches
+    let database: Database
+    let vault: Vault
+    let agentKeys: AgentKeys
+    let rateLimiter = RateLimiter()
+    let blocked: [String: [EndpointPattern]]
+
+    public init(services: WardenServices, config: WardenConfig) {
+        registry = VenueRegistry(services: config.services.sorted { $0.key < $1.key }.map { name, s in
+            RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
+        })
+        self.config = config
+        database = services.database
+        vault = services.vault
+        agentKeys = services.agentKeys
+        audit = AuditWriter(log: services.audit, database: services.database)
+        touches = UsageTouches(repository: AgentKeyRepository(services.database))
+        blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
+    }
+
+    public static let methodOverrideHeaders: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
+
+    public func admit(
+        venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields
+    ) async throws(GatewayRefusal) -> Admission {
+        for name in Self.methodOverrideHeaders where headers[HTTPField.Name(name)!] != nil {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override headers are not accepted")
+        }
+        if let query, query.lowercased().split(separator: "&").contains(where: { $0.hasPrefix("_method=") }) {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override parameters are not accepted")
+        }
+        let path: CanonicalPath
+        do { path = try CanonicalPath(raw: rawPath) } catch {
+            throw GatewayRefusal(.badRequest, .invalidRequest, error.description)
+        }
+        let key = try await identify(venue: venue, headers: headers)
+        let (credentialID, secret) = try await credential(for: key, venue: venue)
+        if let service = config.services[venue.name] {
+            try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
+        }
+        let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
+        let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
+        await touches.record(keyID: key.id, credentialID: credentialID)
+        return Admission(venue: venue, key: key, credentialID: credentialID, secret: secret, path: path, upstreamURL: url)
+    }
+
+    /// The live agent key in the request, whose owner is still enabled.
+    func identify(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> AgentKeyRecord {
+        guard let presented = headers[HTTPField.Name("x-warden-key")!] ?? venue.agentKey(in: headers), !presented.isEmpty else {
+            throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
+        }
+        let record: AgentKeyRecord?
+        do { record = try await agentKeys.lookup(presented) } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
+        }
+        guard let record else { throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key") }
+        let owner = try? await UserRepository(database).find(id: record.ownerID)
+        guard let owner, !owner.disabled else {
+            throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: record)
+        }
+        return record
+    }
+
+    /// The credential the key is bound to for this venue, checked against the owner's right to use it now.
+    func credential(for key: AgentKeyRecord, venue: any VenueAdapter) async throws(GatewayRefusal) -> (String, [String: String]) {
+        guard let credentialID = key.credentials[venue.name] else {
+            throw GatewayRefusal(.forbidden, .permission, "this agent key is not bound to a \(venue.name) credential", key: key)
+        }
+        do {
+            guard let credential = try await CredentialRepository(database).find(id: credentialID) else {
+                throw GatewayRefusal(.forbidden, .permission, "the credential bound to this key was deleted", key: key)
+            }
+            if credential.ownerID != key.ownerID {
+                let grant = try await GrantRepository(database).find(credentialID: credentialID, granteeID: key.ownerID)
+                guard let grant, key.access == "read" || grant.access == "trade" else {
+                    throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
+                }
+            }
+            let sealed = SealedSecret(nonce: credential.nonce, ciphertext: credential.ciphertext,
+                                      wrappedKey: credential.wrappedDEK, kekVersion: credential.kekVersion)
+            let opened = try vault.open(sealed, identity: Credentials.identity(credential))
+            let secret = opened.withUnsafeBytes { (try? JSONDecoder().decode([String: String].self, from: Data($0))) ?? [:] }
+            return (credentialID, secret)
+        } catch let refusal as GatewayRefusal {
+            throw refusal
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
+        }
+    }
+
+    /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds.
+    func enforce(service: WardenConfig.ServiceSection, venue: String, key: AgentKeyRecord, method: String, path: CanonicalPath)
+        async throws(GatewayRefusal) {
+        if key.access == "read", !["GET", "HEAD", "OPTIONS"].contains(method.uppercased()) {
+            throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
+        }
+        if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path) }) {
+            throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
+        }
+        if let limit = service.rateLimit,
+           let wait = await rateLimiter.take(key: "\(key.id)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds)) {
+            throw GatewayRefusal(.tooManyRequests, .rateLimit,
+                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached", retryAfter: wait, key: key)
+        }
+    }
+
+    // MARK: LLM spend
+
+    /// Reserves the worst-case cost of an LLM call against the key's daily budget before it is sent.
+    public func reserve(_ admission: Admission, request: UsageDialect.RequestInfo, bodyBytes: Int) async throws(GatewayRefusal) -> Reservation {
+        let venue = admission.venue.name
+        let price = request.model.flatMap { config.prices[venue]?[$0] }
+        let budget = admission.key.dailyBudgetUSD
+        if budget != nil, price == nil {
+            throw GatewayRefusal(.forbidden, .permission,
+                                 "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
+                                 key: admission.key)
+        }
+        // Input tokens cannot exceed the request's bytes; output cannot exceed the ceiling.
+        let worst = price?.cost(input: bodyBytes, output: request.maxOutputTokens ?? config.gateway.defaultMaxOutputTokens) ?? 0
+        let day = SpendRepository.day()
+        let granted: Bool
+        do {
+            granted = try await SpendRepository(database).reserve(keyID: admission.key.id, venue: venue, day: day, amount: worst, budget: budget)
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: admission.key)
+        }
+        guard granted else {
+            throw GatewayRefusal(.tooManyRequests, .budget,
+                                 String(format: "the daily budget of %.2f USD for this key is spent; it resets at 00:00 UTC", budget ?? 0),
+                                 retryAfter: Self.secondsToMidnightUTC(), key: admission.key)
+        }
+        return Reservation(keyID: admission.key.id, venue: venue, day: day, amount: worst, price: price)
+    }
+
+    /// Replaces the reservation by the real cost; without a usage report (a cut stream) the reservation is kept as spent.
+    public func settle(_ reservation: Reservation, usage: TokenUsage?) async -> Double {
+        let cost = usage.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? 0 } ?? reservation.amount
+        try? await SpendRepository(database).settle(
+            keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, reserved: reservation.amount,
+            spent: cost, inputTokens: usage?.input ?? 0, outputTokens: usage?.output ?? 0)
+        return cost
+    }
+
+    static func secondsToMidnightUTC(now: Date = Date()) -> Int {
+        let day = 86_400.0
+        let elapsed = now.timeIntervalSince1970.truncatingRemainder(dividingBy: day)
+        return max(1, Int((day - elapsed).rounded(.up)))
+    }
+}
+
+/// Remembers which keys and credentials were used, and writes `last_used_at` in batches.
+public actor UsageTouches {
+    private var keys: [String: Int64] = [:]
+    private var credentials: [String: Int64] = [:]
+    let repository: AgentKeyRepository
+
+    init(repository: AgentKeyRepository) { self.repository = repository }
+
+    func record(keyID: String, credentialID: String) {
+        let now = Clock.nowMillis()
+        keys[keyID] = now
+        credentials[credentialID] = now
+    }
+
+    /// Writes what was recorded since the last flush.
+    public func flush() async {
+        guard !keys.isEmpty || !credentials.isEmpty else { return }
+        let (k, c) = (keys, credentials)
+        keys = [:]
+        credentials = [:]
+        try? await repository.touch(keys: k, credentials: c)
+    }
+}

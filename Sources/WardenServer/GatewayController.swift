@@ -1,0 +1,220 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import WardenCore
+import WardenStore
+import WardenVenues
+
+/// `/proxy/{venue}/…`: identify the agent key, apply the policy, sign with the real credential, forward
+/// with both bodies streamed, and audit the decision before the response completes.
+struct GatewayController {
+    let gateway: Gateway
+    let client: HTTPClient
+    let metrics: GatewayMetrics
+    let allowedHosts: Set<String>
+
+    static let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
+
+    func addRoutes(to router: Router<WardenContext>) {
+        for method in Self.methods {
+            router.on("/proxy/{venue}/**", method: method) { request, context in await handle(request, context) }
+        }
+    }
+
+    func handle(_ request: Request, _ context: WardenContext) async -> Response {
+        let name = context.parameters.get("venue") ?? ""
+        guard let venue = gateway.registry.venue(named: name) else {
+            metrics.request(venue: "unknown", decision: "refused")
+            return plainProblem(.notFound, "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))")
+        }
+        let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
+        do {
+            try checkBrowser(request)
+            let admission = try await gateway.admit(
+                venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
+            return try await forward(request, admission, context: context)
+        } catch let refusal as GatewayRefusal {
+            return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath)
+        } catch {
+            return await refuse(GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"),
+                                venue: venue, method: request.method.rawValue, path: rawPath)
+        }
+    }
+
+    /// A browser page (a cross-site form, a DNS-rebound origin) must never drive the gateway.
+    func checkBrowser(_ request: Request) throws(GatewayRefusal) {
+        guard let host = request.head.authority?.lowercased(), allowedHosts.contains(host) else {
+            throw GatewayRefusal(.forbidden, .permission, "the Host header must be this gateway's listen address")
+        }
+        if request.headers[.origin] != nil {
+            throw GatewayRefusal(.forbidden, .permission, "requests from web pages (with an Origin header) are refused")
+        }
+        if let site = request.headers[HTTPField.Name("sec-fetch-site")!], site != "none" {
+            throw GatewayRefusal(.forbidden, .permission, "requests from web pages are refused")
+        }
+    }
+
+    // MARK: forwarding
+
+    func forward(_ request: Request, _ admission: Admission, context: WardenContext) async throws -> Response {
+        let venue = admission.venue
+        let started = ContinuousClock.now
+        var outgoing = HTTPClientRequest(url: admission.upstreamURL)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        var headers = Self.forwardableHeaders(request.headers, venue: venue)
+        venue.authorize(&headers, secret: admission.secret)
+
+        var reservation: Reservation?
+        var meter: UsageMeter?
+        if let dialect = venue.usage {
+            // LLM calls are read whole (they are small) to price them before they are sent.
+            var body = request.body
+            let limit = gateway.config.gateway.maxRequestBytes
+            let buffer: ByteBuffer
+            do { buffer = try await body.collect(upTo: limit) } catch {
+                throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: admission.key)
+            }
+            let original = Data(buffer: buffer)
+            let info = dialect.inspect(original)
+            let prepared = dialect.prepare(original)
+            reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
+            meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
+            headers[.acceptEncoding] = "identity"  // usage is read from the body
+            if !prepared.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: prepared.body)) }
+        } else if let length = request.headers[.contentLength].flatMap(Int64.init), length > 0 {
+            outgoing.body = .stream(request.body, length: .known(length))
+        } else if request.headers[.transferEncoding] != nil {
+            outgoing.body = .stream(request.body, length: .unknown)
+        }
+        outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
+
+        // Fail closed: the decision is durable before anything leaves.
+        do {
+            try await gateway.audit.append(entry(admission, action: "gateway.forward", outcome: "allowed", request: request))
+        } catch {
+            if let reservation { _ = await gateway.settle(reservation, usage: TokenUsage(input: 0, output: 0)) }
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: admission.key)
+        }
+
+        let upstream: HTTPClientResponse
+        do {
+            upstream = try await client.execute(outgoing, timeout: .seconds(Int64(gateway.config.gateway.upstreamTimeoutSeconds)))
+        } catch {
+            if let reservation { _ = await gateway.settle(reservation, usage: TokenUsage(input: 0, output: 0)) }
+            let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
+            throw timedOut
+                ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: admission.key)
+                : GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: admission.key)
+        }
+
+        var responseHeaders = Self.returnableHeaders(upstream.headers)
+        if meter?.streaming == true { responseHeaders[.contentLength] = nil }
+        let status = HTTPResponse.Status(code: Int(upstream.status.code))
+        let held = reservation
+        let body = ResponseBody { [gateway, metrics, meter] writer in
+            var meter = meter
+            var failure: (any Error)?
+            var outcome = "forwarded"
+            do {
+                for try await chunk in upstream.body {
+                    let bytes = meter.map { _ in meter!.consume(Array(buffer: chunk)) }
+                    if let bytes {
+                        if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
+                    } else {
+                        try await writer.write(chunk)
+                    }
+                }
+                if let rest = meter.map({ _ in meter!.finish() }), !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
+            } catch {
+                failure = error
+                outcome = "interrupted"
+            }
+            var detail: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
+            if let reservation = held {
+                let usage = failure == nil ? meter?.usage : nil
+                let cost = await gateway.settle(reservation, usage: usage)
+                detail["cost_usd"] = String(format: "%.6f", cost)
+                if let usage { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
+            }
+            metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
+            metrics.request(venue: venue.name, decision: outcome)
+            try? await gateway.audit.append(entry(admission, action: "gateway.result", outcome: outcome, request: request, extra: detail))
+            if let failure { throw failure }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: responseHeaders, body: body)
+    }
+
+    // MARK: refusals
+
+    func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String) async -> Response {
+        let outcome: String = switch refusal.kind {
+        case .rateLimit: "rate_limited"
+        case .budget: "budget_exceeded"
+        case .upstream, .timeout: "upstream_error"
+        default: "refused"
+        }
+        metrics.request(venue: venue.name, decision: outcome)
+        let owner = refusal.key?.ownerID
+        try? await gateway.audit.append(AuditEntry(
+            actor: refusal.key.map { "key:\($0.id)" }, owner: owner, action: "gateway.refuse", target: venue.name, outcome: outcome,
+            detail: ["method": method, "path": Self.auditPath(path), "status": String(refusal.status.code), "reason": refusal.reason]))
+        let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
+        var headers: HTTPFields = [.contentType: contentType]
+        if let wait = refusal.retryAfter { headers[.retryAfter] = String(wait) }
+        return Response(status: refusal.status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
+    }
+
+    func plainProblem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
+        let body = try? JSONSerialization.data(withJSONObject: ["type": "https://warden.local/problems/unknown_venue", "title": status.reasonPhrase,
+                                                               "status": status.code, "code": "unknown_venue", "detail": detail], options: [.sortedKeys])
+        return Response(status: status, headers: [.contentType: "application/problem+json"], body: .init(byteBuffer: ByteBuffer(data: body ?? Data())))
+    }
+
+    // MARK: helpers
+
+    func entry(_ a: Admission, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
+        var detail = ["method": request.method.rawValue, "path": Self.auditPath(a.path.description), "credential": a.credentialID]
+        detail.merge(extra) { $1 }
+        return AuditEntry(actor: "key:\(a.key.id)", owner: a.key.ownerID, action: action, target: a.venue.name, outcome: outcome, detail: detail)
+    }
+
+    /// Paths are recorded without their query (which may carry signatures) and cut to a sane length.
+    static func auditPath(_ path: String) -> String { String(path.prefix(256)) }
+
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length",
+    ]
+    static let neverForwarded: Set<String> = ["x-warden-key", "cookie", "origin", "referer"]
+
+    static func forwardableHeaders(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
+        let stripped = Set(venue.inboundAuthHeaders.map { $0.canonicalName }).union(hopByHop).union(neverForwarded)
+            .union(Gateway.methodOverrideHeaders)
+        var out = HTTPFields()
+        for field in incoming where !stripped.contains(field.name.canonicalName) { out.append(field) }
+        if let content = incoming[.contentLength] { out[.contentLength] = content }
+        return out
+    }
+
+    static func returnableHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
+        var out = HTTPFields()
+        for (name, value) in upstream {
+            let lower = name.lowercased()
+            guard !hopByHop.contains(lower) || lower == "content-length", !lower.hasPrefix("access-control-"),
+                  lower != "set-cookie", let fieldName = HTTPField.Name(name)
+            else { continue }
+            out.append(HTTPField(name: fieldName, value: value))
+        }
+        return out
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let elapsed = ContinuousClock.now - start
+        return String(format: "%.1f", Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+}

@@ -1,0 +1,30 @@
+import Hummingbird
+import WardenCore
+import WardenStore
+
+/// `GET /usage`: today's (UTC) LLM calls, tokens and spend per agent key and venue.
+struct UsageController {
+    let database: Database
+
+    struct Entry: Encodable {
+        let agentKeyID, venue: String
+        let requests, inputTokens, outputTokens: Int64
+        let spentUSD, reservedUSD: Double
+        enum CodingKeys: String, CodingKey {
+            case agentKeyID = "agent_key_id", venue, requests, inputTokens = "input_tokens", outputTokens = "output_tokens"
+            case spentUSD = "spent_usd", reservedUSD = "reserved_usd"
+        }
+    }
+    struct Body: Encodable { let day: String; let llm: [Entry] }
+
+    func addRoutes(to api: RouterGroup<WardenContext>) {
+        api.get("usage") { _, context in
+            let day = SpendRepository.day()
+            let rows = try await SpendRepository(database).usage(ownerID: try context.requirePrincipal().user.id, day: day)
+            return try Response.json(Body(day: day, llm: rows.map {
+                Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
+                      outputTokens: $0.outputTokens, spentUSD: $0.spentUSD, reservedUSD: $0.reservedUSD)
+            }))
+        }
+    }
+}

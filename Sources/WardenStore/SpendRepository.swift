@@ -1,0 +1,92 @@
+import Foundation
+import SQLKit
+
+/// Today's LLM usage of one agent key at one venue.
+public struct SpendRecord: Sendable, Equatable {
+    public var agentKeyID: String
+    public var day: String
+    public var venue: String
+    public var requests: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var spentUSD: Double
+    public var reservedUSD: Double
+}
+
+/// Budget reservations and settled spend, per agent key, UTC day and venue. A reservation and the check
+/// against the budget happen in one serialised transaction, so concurrent calls cannot overspend.
+public struct SpendRepository: Sendable {
+    let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    /// Reserves `amount` USD unless it would take the key past `budget` for the day (summed over venues).
+    public func reserve(keyID: String, venue: String, day: String, amount: Double, budget: Double?) async throws -> Bool {
+        let dialect = database.dialect
+        return try await database.transaction { db in
+            if dialect == .postgres {
+                try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: keyID)))").run()
+            }
+            if let budget {
+                let row = try await db.raw("""
+                    SELECT COALESCE(SUM(spent_usd + reserved_usd), 0) AS used FROM llm_spend
+                    WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day)
+                    """).first()
+                let used = try row?.decode(column: "used", as: Double.self) ?? 0
+                guard used + amount <= budget + 1e-9 else { return false }
+            }
+            try await db.raw("""
+                INSERT INTO llm_spend (agent_key_id, day, venue) VALUES (\(bind: keyID), \(bind: day), \(bind: venue))
+                ON CONFLICT (agent_key_id, day, venue) DO NOTHING
+                """).run()
+            try await db.raw("""
+                UPDATE llm_spend SET reserved_usd = reserved_usd + \(bind: amount)
+                WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
+                """).run()
+            return true
+        }
+    }
+
+    /// Replaces a reservation by what the call really cost.
+    public func settle(keyID: String, venue: String, day: String, reserved: Double, spent: Double,
+                       inputTokens: Int, outputTokens: Int) async throws {
+        try await database.withConnection { db in
+            try await db.raw("""
+                UPDATE llm_spend SET reserved_usd = CASE WHEN reserved_usd > \(bind: reserved)
+                        THEN reserved_usd - \(bind: reserved) ELSE 0 END,
+                    spent_usd = spent_usd + \(bind: spent), requests = requests + 1,
+                    input_tokens = input_tokens + \(bind: Int64(inputTokens)), output_tokens = output_tokens + \(bind: Int64(outputTokens))
+                WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
+                """).run()
+        }
+    }
+
+    /// Usage of every key `ownerID` holds, for one day.
+    public func usage(ownerID: String, day: String) async throws -> [SpendRecord] {
+        try await database.withConnection { db in
+            try await db.raw("""
+                SELECT s.* FROM llm_spend s JOIN agent_keys k ON k.id = s.agent_key_id
+                WHERE k.owner_id = \(bind: ownerID) AND s.day = \(bind: day) ORDER BY s.agent_key_id, s.venue
+                """).all().map { row in
+                SpendRecord(
+                    agentKeyID: try row.decode(column: "agent_key_id", as: String.self),
+                    day: try row.decode(column: "day", as: String.self),
+                    venue: try row.decode(column: "venue", as: String.self),
+                    requests: try row.decode(column: "requests", as: Int64.self),
+                    inputTokens: try row.decode(column: "input_tokens", as: Int64.self),
+                    outputTokens: try row.decode(column: "output_tokens", as: Int64.self),
+                    spentUSD: try row.decode(column: "spent_usd", as: Double.self),
+                    reservedUSD: try row.decode(column: "reserved_usd", as: Double.self))
+            }
+        }
+    }
+
+    /// The UTC day a timestamp falls on, as `YYYY-MM-DD`.
+    public static func day(of date: Date = Date()) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+    }
+}
+

@@ -1,0 +1,34 @@
+import Foundation
+import HTTPTypes
+
+/// OpenAI: `Authorization: Bearer` in, the same out; errors as `{"error":{message,type,param,code}}`.
+public struct OpenAIVenue: VenueAdapter {
+    public init() {}
+    public let name = "openai"
+    public let defaultBaseURL = "https://api.openai.com"
+    public let secretFields = ["api_key"]
+    public let inboundAuthHeaders: [HTTPField.Name] = [.authorization]
+    public var usage: UsageDialect? { .openAI }
+
+    public func agentKey(in headers: HTTPFields) -> String? { BearerToken.from(headers) }
+
+    public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
+        headers[.authorization] = "Bearer \(secret["api_key"] ?? "")"
+    }
+
+    public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
+        let type: String = switch kind {
+        case .authentication: "invalid_request_error"
+        case .permission: "permission_error"
+        case .invalidRequest: "invalid_request_error"
+        case .rateLimit, .budget: "rate_limit_exceeded"
+        case .upstream, .timeout, .unavailable: "server_error"
+        }
+        let code: String = switch kind {
+        case .authentication: "invalid_api_key"
+        case .budget: "insufficient_quota"
+        default: "warden_\(kind.rawValue)"
+        }
+        return ("application/json", JSONBody.encode(["error": ["message": message, "type": type, "param": NSNull(), "code": code]]))
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import HTTPTypes
+
+/// Any REST API described in the config: the token goes in `auth_header` after `auth_value_prefix`.
+/// Errors are problem documents.
+public struct RESTServiceVenue: VenueAdapter {
+    public let name: String
+    public let defaultBaseURL: String
+    public let secretFields = ["token"]
+    public let authHeader: HTTPField.Name
+    public let authValuePrefix: String
+
+    public init(name: String, baseURL: String, authHeader: String, authValuePrefix: String) {
+        self.name = name
+        self.defaultBaseURL = baseURL
+        self.authHeader = HTTPField.Name(authHeader) ?? .authorization
+        self.authValuePrefix = authValuePrefix
+    }
+
+    public var inboundAuthHeaders: [HTTPField.Name] { [authHeader, .authorization] }
+
+    public func agentKey(in headers: HTTPFields) -> String? {
+        guard let value = headers[authHeader] else { return nil }
+        if !authValuePrefix.isEmpty, value.lowercased().hasPrefix(authValuePrefix.lowercased()) {
+            return String(value.dropFirst(authValuePrefix.count)).trimmingCharacters(in: .whitespaces)
+        }
+        return value.trimmingCharacters(in: .whitespaces)
+    }
+
+    public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
+        headers[authHeader] = authValuePrefix + (secret["token"] ?? "")
+    }
+
+    public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
+        ("application/problem+json", JSONBody.encode([
+            "type": "https://warden.local/problems/gateway_\(kind.rawValue)", "title": status.reasonPhrase,
+            "status": status.code, "code": "gateway_\(kind.rawValue)", "detail": message,
+        ]))
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import HTTPTypes
+
+/// What Warden must know about a venue to stand between an agent and it. Adding a venue means adding
+/// one type that conforms to this, and registering it in `VenueRegistry`.
+public protocol VenueAdapter: Sendable {
+    /// The name in `/proxy/{name}/…` and in credentials.
+    var name: String { get }
+    /// Upstream used unless the config overrides it.
+    var defaultBaseURL: String { get }
+    /// Fields of this venue's credential secret.
+    var secretFields: [String] { get }
+    /// The agent key as the venue's SDK sends it (besides `X-Warden-Key`, which works everywhere).
+    func agentKey(in headers: HTTPFields) -> String?
+    /// Request headers that carry the SDK's own authentication; they never go upstream.
+    var inboundAuthHeaders: [HTTPField.Name] { get }
+    /// Adds the real credential to the upstream request.
+    func authorize(_ headers: inout HTTPFields, secret: [String: String])
+    /// A refusal shaped like the venue's own errors, so the SDK raises a readable exception.
+    func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data)
+    /// How this venue reports token usage, for LLM venues (nil otherwise).
+    var usage: UsageDialect? { get }
+}
+
+/// Why the gateway refused or failed a call; venues map it to their own error types.
+public enum RefusalKind: String, Sendable {
+    case authentication, permission, invalidRequest, rateLimit, budget, upstream, timeout, unavailable
+}
+
+extension VenueAdapter {
+    public var usage: UsageDialect? { nil }
+}
+
+/// Bearer-token extraction shared by several venues.
+enum BearerToken {
+    static func from(_ headers: HTTPFields) -> String? {
+        guard let value = headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+}
+
+enum JSONBody {
+    static func encode(_ object: [String: Any]) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+}
