@@ -115,17 +115,23 @@ struct GatewayController {
         if meter?.streaming == true { responseHeaders[.contentLength] = nil }
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
         let held = reservation
+        // With a Content-Length the client is done at the last byte, so that byte waits until the call
+        // is settled and audited; chunked streams end with `finish`, which comes after both anyway.
+        let holdLast = responseHeaders[.contentLength] != nil
         let body = ResponseBody { [gateway, metrics, meter] writer in
             var meter = meter
             var failure: (any Error)?
             var outcome = "forwarded"
+            var last: ByteBuffer?
             do {
                 for try await chunk in upstream.body {
-                    let bytes = meter.map { _ in meter!.consume(Array(buffer: chunk)) }
-                    if let bytes {
-                        if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
+                    let out = meter.map { _ in ByteBuffer(bytes: meter!.consume(Array(buffer: chunk))) } ?? chunk
+                    guard out.readableBytes > 0 else { continue }
+                    if holdLast {
+                        if let previous = last { try await writer.write(previous) }
+                        last = out
                     } else {
-                        try await writer.write(chunk)
+                        try await writer.write(out)
                     }
                 }
                 if let rest = meter.map({ _ in meter!.finish() }), !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
@@ -144,6 +150,7 @@ struct GatewayController {
             metrics.request(venue: venue.name, decision: outcome)
             try? await gateway.audit.append(entry(admission, action: "gateway.result", outcome: outcome, request: request, extra: detail))
             if let failure { throw failure }
+            if let last { try await writer.write(last) }
             try await writer.finish(nil)
         }
         return Response(status: status, headers: responseHeaders, body: body)

@@ -1,0 +1,313 @@
+"""The gateway driven by the official openai and anthropic SDKs, and raw HTTP for a TOML service, against
+local fakes that accept only the real credentials."""
+import concurrent.futures
+import http.client
+import json
+import time
+
+import anthropic
+import openai
+import pytest
+import requests
+
+import fakes
+from conftest import free_port, warden
+
+MODEL = "gpt-test"
+CLAUDE = "claude-test"
+
+
+@pytest.fixture
+def world(start, tmp_path, master_key):
+    upstreams = {"openai": fakes.Fake(fakes.openai_handler()), "anthropic": fakes.Fake(fakes.anthropic_handler()),
+                 "service": fakes.Fake(fakes.service_handler)}
+    config = tmp_path / "warden.toml"
+    config.write_text(f"""
+[venues.openai]
+base_url = "{upstreams['openai'].url}"
+
+[venues.anthropic]
+base_url = "{upstreams['anthropic'].url}"
+
+[services.fake]
+base_url = "{upstreams['service'].url}"
+auth_header = "X-Api-Token"
+auth_value_prefix = "token "
+blocked_endpoints = ["DELETE /repos/*", "POST /admin/**", "PUT /repos/*/settings"]
+rate_limit = 20
+rate_limit_window_seconds = 3600
+
+[services.down]
+base_url = "http://127.0.0.1:{free_port()}"
+auth_header = "X-Api-Token"
+auth_value_prefix = "token "
+
+[gateway]
+upstream_timeout_seconds = 2
+
+[prices.openai]
+"{MODEL}" = {{ input = 0, output = 1000 }}
+
+[prices.anthropic]
+"{CLAUDE}" = {{ input = 3, output = 15 }}
+""")
+    data = tmp_path / "data"
+    env = {"WARDEN_MASTER_KEY": master_key}
+    assert warden("user", "create", "agent-owner@example.com", "owner-password-1", "--no-reset",
+                  "--data-dir", str(data), "--config", str(config), env=env).returncode == 0
+    server = start(env, args=("--config", str(config)))
+    api = server.url + "/api/v1"
+    token = requests.post(api + "/auth/login", json={"email": "agent-owner@example.com", "password": "owner-password-1"}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def credential(venue, secret):
+        r = requests.post(api + "/credentials", headers=auth, json={"venue": venue, "label": venue, "secret": secret})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    creds = {"openai": credential("openai", {"api_key": fakes.REAL_OPENAI_KEY}),
+             "anthropic": credential("anthropic", {"api_key": fakes.REAL_ANTHROPIC_KEY}),
+             "fake": credential("fake", {"token": fakes.REAL_SERVICE_TOKEN}),
+             "down": credential("down", {"token": fakes.REAL_SERVICE_TOKEN})}
+
+    def key(venues=("openai", "anthropic", "fake", "down"), access="trade", budget=None):
+        body = {"name": "k", "credential_ids": [creds[v] for v in venues], "access": access}
+        if budget is not None:
+            body["daily_budget_usd"] = budget
+        r = requests.post(api + "/agent-keys", headers=auth, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    yield {"server": server, "upstreams": upstreams, "key": key, "api": api, "auth": auth, "data": data, "env": env,
+           "config": config}
+    for fake in upstreams.values():
+        fake.stop()
+
+
+def openai_client(world, key):
+    return openai.OpenAI(base_url=world["server"].url + "/proxy/openai/v1", api_key=key, max_retries=0)
+
+
+def test_openai_chat_and_stream_with_the_sdk(world):
+    agent = world["key"]()["key"]
+    client = openai_client(world, agent)
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    assert reply.choices[0].message.content == "Hello from the fake model"
+
+    arrivals, text = [], ""
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=7, stream=True)
+    for chunk in stream:
+        arrivals.append(time.monotonic())
+        assert chunk.usage is None, "the usage chunk Warden asked for reached a client that did not ask for it"
+        text += "".join(c.delta.content or "" for c in chunk.choices)
+    assert text == "Hello from the fake model"
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert len(arrivals) == 5 and min(gaps) > 0.1, f"chunks were buffered: gaps {gaps}"
+    print(f"stream chunk gaps (s): {[round(g, 3) for g in gaps]}")
+
+    # A client that asks for usage still gets it.
+    chunks = list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.completion_tokens == 3
+
+    seen = world["upstreams"]["openai"].requests
+    assert all(r["headers"]["authorization"] == f"Bearer {fakes.REAL_OPENAI_KEY}" for r in seen)
+    assert not any(agent in json.dumps({k: v for k, v in r.items() if k != "body"}) + r["body"].decode() for r in seen)
+    usage = requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"]
+    openai_usage = [u for u in usage if u["venue"] == "openai"][0]
+    assert openai_usage["requests"] == 3
+    assert openai_usage["output_tokens"] == 5 + 7 + 3
+    assert openai_usage["spent_usd"] == pytest.approx((5 + 7 + 3) * 1000 / 1e6), "streamed calls must be priced"
+    assert openai_usage["reserved_usd"] == pytest.approx(0)
+
+
+def test_anthropic_messages_and_stream_with_the_sdk(world):
+    agent = world["key"]()["key"]
+    client = anthropic.Anthropic(base_url=world["server"].url + "/proxy/anthropic", api_key=agent, max_retries=0)
+    message = client.messages.create(model=CLAUDE, max_tokens=9, messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].text == "Hi there friend"
+    arrivals, text = [], ""
+    with client.messages.stream(model=CLAUDE, max_tokens=11, messages=[{"role": "user", "content": "hi"}]) as stream:
+        for piece in stream.text_stream:
+            arrivals.append(time.monotonic())
+            text += piece
+    assert text == "Hi there friend"
+    assert arrivals[-1] - arrivals[0] > 0.3, "stream was buffered"
+    seen = world["upstreams"]["anthropic"].requests
+    assert all(r["headers"]["x-api-key"] == fakes.REAL_ANTHROPIC_KEY and "authorization" not in r["headers"] for r in seen)
+    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "anthropic"][0]
+    assert usage["input_tokens"] == 24 and usage["output_tokens"] == 20
+    assert usage["spent_usd"] == pytest.approx((24 * 3 + 20 * 15) / 1e6)
+
+
+def test_anthropic_bearer_auth_is_accepted_too(world):
+    agent = world["key"]()["key"]
+    r = requests.post(world["server"].url + "/proxy/anthropic/v1/messages",
+                      headers={"Authorization": f"Bearer {agent}", "anthropic-version": "2023-06-01"},
+                      json={"model": CLAUDE, "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 200, r.text
+
+
+def test_budget_holds_under_concurrency(world):
+    # Each call costs exactly its reservation: max_tokens 10 at 1000 USD per million = 0.01 USD.
+    agent = world["key"](budget=0.1)["key"]
+    client = openai_client(world, agent)
+
+    def call(_):
+        try:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=10)
+            return "ok"
+        except openai.RateLimitError:
+            return "limited"
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(call, range(50)))
+    assert results.count("ok") == 10 and results.count("limited") == 40
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=10)
+    assert "budget" in str(caught.value)
+    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"][0]
+    assert usage["spent_usd"] == pytest.approx(0.1) and usage["spent_usd"] <= 0.1 + 1e-9
+    # Streamed calls count against it too, and an unpriced model is refused for a budgeted key.
+    with pytest.raises(openai.PermissionDeniedError):
+        openai_client(world, world["key"](budget=1)["key"]).chat.completions.create(
+            model="unpriced-model", messages=[{"role": "user", "content": "x"}], max_tokens=1)
+
+
+def raw(world, method, path, key, headers=None, host=None):
+    conn = http.client.HTTPConnection("127.0.0.1", world["server"].port, timeout=10)
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", host or f"127.0.0.1:{world['server'].port}")
+    conn.putheader("X-Api-Token", f"token {key}")
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", "0")
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["service"]
+    assert raw(world, "GET", "/proxy/fake/repos/acme/widget", agent)[0] == 200
+    assert fake.requests[-1]["headers"]["x-api-token"] == f"token {fakes.REAL_SERVICE_TOKEN}"
+    assert raw(world, "DELETE", "/proxy/fake/repos/acme/widget", agent)[0] == 200  # two segments: not blocked
+    before = len(fake.requests)
+    blocked = [
+        ("DELETE", "/proxy/fake/repos/acme"), ("DELETE", "/proxy/fake/REPOS/acme"), ("DELETE", "/proxy/fake/Repos/Acme"),
+        ("DELETE", "/proxy/fake/repos/acme/"), ("DELETE", "/proxy/fake//repos/acme"), ("DELETE", "/proxy/fake/repos//acme"),
+        ("DELETE", "/proxy/fake/%72epos/acme"), ("DELETE", "/proxy/fake/repos/%61cme"), ("DELETE", "/proxy/fake/%52%45%50%4F%53/acme"),
+        ("DELETE", "/proxy/fake/repos/acme/../acme"), ("DELETE", "/proxy/fake/repos/./acme"), ("DELETE", "/proxy/fake/x/../repos/acme"),
+        ("DELETE", "/proxy/fake/repos/acme/%2e%2e/acme"), ("DELETE", "/proxy/fake/repos%2facme"), ("DELETE", "/proxy/fake/repos%2Facme"),
+        ("DELETE", "/proxy/fake/repos\\acme"), ("DELETE", "/proxy/fake/repos/acme%00"), ("DELETE", "/proxy/fake/repos/acme?x=1"),
+        ("POST", "/proxy/fake/admin/users/1/delete"), ("POST", "/proxy/fake/ADMIN/x"), ("POST", "/proxy/fake/admin"),
+        ("PUT", "/proxy/fake/repos/acme/settings"), ("PUT", "/proxy/fake/repos/acme/settings/"), ("delete", "/proxy/fake/repos/acme"),
+    ]
+    for method, path in blocked:
+        status, body = raw(world, method, path, agent)
+        assert status in (400, 403), f"{method} {path} -> {status} {body[:200]}"
+    overrides = [{"X-HTTP-Method-Override": "DELETE"}, {"X-HTTP-Method": "DELETE"}, {"X-Method-Override": "DELETE"}]
+    for headers in overrides:
+        assert raw(world, "POST", "/proxy/fake/repos/acme", agent, headers)[0] == 400
+    assert raw(world, "POST", "/proxy/fake/repos/acme?_method=DELETE", agent)[0] == 400
+    assert len(fake.requests) == before, "a blocked call reached the upstream"
+
+
+def test_rate_limit_exact_under_200_concurrent(world):
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["service"]
+    before = len(fake.requests)
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(lambda _: raw(world, "GET", "/proxy/fake/items", agent)[0], range(200)))
+    assert statuses.count(200) == 20 and statuses.count(429) == 180
+    assert len(fake.requests) - before == 20
+    r = requests.get(world["server"].url + "/proxy/fake/items", headers={"X-Api-Token": f"token {agent}"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+
+
+def test_identity_and_browser_refusals_never_reach_upstreams(world):
+    key = world["key"](venues=("openai",), access="trade")
+    agent = key["key"]
+    url = world["server"].url
+    fake = world["upstreams"]["openai"]
+    before = len(fake.requests)
+    body = {"model": MODEL, "messages": [], "max_tokens": 1}
+    cases = [
+        ({}, 401), ({"Authorization": "Bearer wdn_unknown"}, 401), ({"Authorization": f"Bearer {agent}x"}, 401),
+        ({"Authorization": f"Bearer {agent}", "Origin": "https://evil.example"}, 403),
+        ({"Authorization": f"Bearer {agent}", "Origin": "null"}, 403),
+        ({"Authorization": f"Bearer {agent}", "Sec-Fetch-Site": "cross-site"}, 403),
+    ]
+    for headers, status in cases:
+        r = requests.post(url + "/proxy/openai/v1/chat/completions", headers=headers, json=body)
+        assert r.status_code == status, (headers, r.text)
+        assert "error" in r.json() and "message" in r.json()["error"]
+    conn = http.client.HTTPConnection("127.0.0.1", world["server"].port)
+    conn.request("POST", "/proxy/openai/v1/chat/completions", body=json.dumps(body),
+                 headers={"Host": "evil.example:8472", "Authorization": f"Bearer {agent}", "Content-Type": "application/json"})
+    assert conn.getresponse().status == 403
+    # A key without an anthropic credential: 403; a revoked key: 401; a key of a disabled user: 401.
+    r = requests.post(url + "/proxy/anthropic/v1/messages", headers={"x-api-key": agent}, json={})
+    assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+    assert requests.delete(world["api"] + f"/agent-keys/{key['id']}", headers=world["auth"]).status_code == 204
+    assert requests.post(url + "/proxy/openai/v1/chat/completions", headers={"Authorization": f"Bearer {agent}"}, json=body).status_code == 401
+    assert requests.get(url + "/proxy/nosuch/x", headers={"X-Warden-Key": agent}).status_code == 404
+    assert len(fake.requests) == before
+    # No CORS headers, ever.
+    r = requests.options(url + "/proxy/openai/v1/models", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert not any(h.lower().startswith("access-control-") for h in r.headers)
+
+
+def test_upstream_failures_and_disconnects(world, start, tmp_path):
+    agent = world["key"]()["key"]
+    url = world["server"].url + "/proxy/openai/v1"
+    h = {"Authorization": f"Bearer {agent}"}
+    # Hanging upstream: 504 within the configured 2 s.
+    started = time.monotonic()
+    r = requests.post(url + "/hang", headers=h, json={"model": MODEL})
+    assert r.status_code == 504 and time.monotonic() - started < 10
+    assert r.json()["error"]["type"] == "server_error"
+    # Reset mid-stream: the client sees a broken stream; the gateway keeps serving.
+    with pytest.raises(Exception):
+        r = requests.post(url + "/reset", headers=h, json={"model": MODEL, "stream": True}, stream=True)
+        for _ in r.iter_content(1):
+            pass
+        raise AssertionError("stream completed")  # the upstream reset: completion would be wrong too
+    # Client disconnecting mid-stream.
+    r = requests.post(url + "/chat/completions", headers=h, json={"model": MODEL, "stream": True, "max_tokens": 3,
+                                                                   "messages": []}, stream=True)
+    next(r.iter_content(16))
+    r.close()
+    # Still serving.
+    client = openai_client(world, agent)
+    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=2).choices[0].message.content
+    # Upstream down (nothing listens on its port): 502 in the service's problem shape.
+    status, body = raw(world, "GET", "/proxy/down/anything", agent)
+    assert status == 502 and json.loads(body)["code"] == "gateway_upstream"
+    assert requests.get(world["server"].url + "/healthz").status_code == 200
+    metrics = requests.get(world["server"].url + "/metrics").text
+    assert "warden_gateway_requests_total" in metrics and "warden_audit_queue_depth" in metrics
+
+
+def test_gateway_audit_and_no_secret_leaks(world):
+    agent = world["key"]()["key"]
+    openai_client(world, agent).chat.completions.create(model=MODEL, messages=[], max_tokens=2)
+    raw(world, "DELETE", "/proxy/fake/repos/acme", agent)
+    entries = requests.get(world["api"] + "/audit?limit=50", headers=world["auth"]).json()["entries"]
+    actions = [(e["action"], e["outcome"]) for e in entries]
+    assert ("gateway.forward", "allowed") in actions and ("gateway.result", "forwarded") in actions
+    assert ("gateway.refuse", "refused") in actions
+    result = next(e for e in entries if e["action"] == "gateway.result")
+    detail = json.loads(result["detail"])
+    assert detail["status"] == "200" and float(detail["ms"]) >= 0 and detail["output_tokens"] == "2"
+    server = world["server"]
+    server.stop()
+    verified = warden("audit", "verify", "--data-dir", str(world["data"]), env=world["env"])
+    assert verified.returncode == 0, verified.stderr
+    blobs = b"".join(p.read_bytes() for p in world["data"].iterdir() if p.is_file())
+    for secret in (fakes.REAL_OPENAI_KEY, fakes.REAL_ANTHROPIC_KEY, fakes.REAL_SERVICE_TOKEN, agent):
+        assert secret.encode() not in blobs
+        assert secret not in server.output()
