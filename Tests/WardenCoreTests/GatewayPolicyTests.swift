@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+@testable import WardenCore
+
+@Suite struct GatewayPolicyTests {
+    @Test func pathsCanonicalise() throws {
+        #expect(try CanonicalPath(raw: "/a//b/").description == "/a/b")
+        #expect(try CanonicalPath(raw: "/%72epos/x").description == "/repos/x")
+        #expect(try CanonicalPath(raw: "/a%20b").encoded == "/a%20b")
+        #expect(try CanonicalPath(raw: "").description == "/")
+        for bad in ["/a/../b", "/./a", "/a/%2e%2e", "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00", "/a%", "/a%zz", "/a%252f", "relative"] {
+            #expect(throws: CanonicalPath.Refusal.self, "\(bad) accepted") { try CanonicalPath(raw: bad) }
+        }
+    }
+
+    @Test func patternsMatchSegments() throws {
+        let p = EndpointPattern("DELETE /repos/*")
+        #expect(p.matches(method: "DELETE", path: try CanonicalPath(raw: "/repos/x")))
+        #expect(p.matches(method: "delete", path: try CanonicalPath(raw: "/REPOS/X/")))
+        #expect(!p.matches(method: "DELETE", path: try CanonicalPath(raw: "/repos/x/y")))
+        #expect(!p.matches(method: "GET", path: try CanonicalPath(raw: "/repos/x")))
+        let deep = EndpointPattern("* /admin/**")
+        #expect(deep.matches(method: "POST", path: try CanonicalPath(raw: "/admin")))
+        #expect(deep.matches(method: "PUT", path: try CanonicalPath(raw: "/admin/a/b/c")))
+        #expect(!deep.matches(method: "PUT", path: try CanonicalPath(raw: "/administrator")))
+        let middle = EndpointPattern("PUT /repos/**/settings")
+        #expect(middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings")))
+        #expect(!middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings/x")))
+        #expect(EndpointPattern("GET /x").matches(method: "HEAD", path: try CanonicalPath(raw: "/x")))
+    }
+
+    @Test func rateLimiterLetsExactlyCapacityThroughABurst() async {
+        let limiter = RateLimiter()
+        let now = Date()
+        var passed = 0
+        for _ in 0..<50 where await limiter.take(key: "k", capacity: 20, window: 3600, now: now) == nil { passed += 1 }
+        #expect(passed == 20)
+        #expect(await limiter.take(key: "k", capacity: 20, window: 3600, now: now) == 180)
+        #expect(await limiter.take(key: "k", capacity: 20, window: 3600, now: now.addingTimeInterval(180)) == nil)
+        #expect(await limiter.take(key: "other", capacity: 20, window: 3600, now: now) == nil)
+    }
+
+    @Test func pricesAndGatewaySettingsParse() throws {
+        let config = try ConfigLoader.parse("""
+            [gateway]
+            upstream_timeout_seconds = 30
+            [prices.openai]
+            "gpt-4o-mini" = { input = 0.15, output = 0.6 }
+            """)
+        #expect(config.gateway.upstreamTimeoutSeconds == 30)
+        #expect(config.prices["openai"]?["gpt-4o-mini"]?.cost(input: 1_000_000, output: 1_000_000) == 0.75)
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.binance]\nx = { input = 1, output = 1 }") }
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = -1, output = 1 }") }
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = 1 }") }
+        #expect(throws: ConfigError.unknownKey("gateway.timeout")) { try ConfigLoader.parse("[gateway]\ntimeout = 1") }
+    }
+}

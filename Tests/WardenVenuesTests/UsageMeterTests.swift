@@ -1,0 +1,88 @@
+import Foundation
+import HTTPTypes
+import Testing
+@testable import WardenVenues
+
+@Suite struct UsageMeterTests {
+    func feed(_ meter: inout UsageMeter, _ text: String, splitEvery size: Int) -> String {
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            out += meter.consume(Array(bytes[i..<min(i + size, bytes.count)]))
+            i += size
+        }
+        out += meter.finish()
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test(arguments: [1, 7, 4096])
+    func openAIStreamUsageIsReadAndTheAddedChunkDropped(split: Int) {
+        let stream = """
+            data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}\n\n\
+            data: {"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":22}}\n\n\
+            data: [DONE]\n\n
+            """
+        var stripping = UsageMeter(dialect: .openAI, streaming: true, stripUsageChunk: true)
+        let forwarded = feed(&stripping, stream, splitEvery: split)
+        #expect(stripping.usage == TokenUsage(input: 11, output: 22))
+        #expect(!forwarded.contains("prompt_tokens") && forwarded.contains("\"Hi\"") && forwarded.hasSuffix("data: [DONE]\n\n"))
+        var keeping = UsageMeter(dialect: .openAI, streaming: true, stripUsageChunk: false)
+        #expect(feed(&keeping, stream, splitEvery: split) == stream)
+        #expect(keeping.usage == TokenUsage(input: 11, output: 22))
+    }
+
+    @Test func anthropicOutputCountIsCumulative() {
+        let stream = """
+            event: message_start\r\ndata: {"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}\r\n\r\n\
+            event: message_delta\r\ndata: {"type":"message_delta","usage":{"output_tokens":5}}\r\n\r\n\
+            event: message_delta\r\ndata: {"type":"message_delta","usage":{"output_tokens":9}}\r\n\r\n
+            """
+        var meter = UsageMeter(dialect: .anthropic, streaming: true, stripUsageChunk: false)
+        #expect(feed(&meter, stream, splitEvery: 5) == stream)
+        #expect(meter.usage == TokenUsage(input: 12, output: 9))
+    }
+
+    @Test func jsonBodiesPassUntouchedAndArePriced() {
+        let body = #"{"id":"x","usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":2}}"#
+        var meter = UsageMeter(dialect: .anthropic, streaming: false, stripUsageChunk: false)
+        #expect(feed(&meter, body, splitEvery: 3) == body)
+        #expect(meter.usage == TokenUsage(input: 5, output: 4))
+        var broken = UsageMeter(dialect: .openAI, streaming: false, stripUsageChunk: false)
+        _ = feed(&broken, "{not json", splitEvery: 100)
+        #expect(broken.usage == nil)
+    }
+
+    @Test func requestsAreInspectedAndStreamsAskedForUsage() throws {
+        let body = Data(#"{"model":"m","max_tokens":50,"stream":true,"messages":[]}"#.utf8)
+        #expect(UsageDialect.openAI.inspect(body) == .init(model: "m", maxOutputTokens: 50, stream: true))
+        let prepared = UsageDialect.openAI.prepare(body)
+        #expect(prepared.stripUsageChunk)
+        let object = try JSONSerialization.jsonObject(with: prepared.body) as? [String: Any]
+        #expect((object?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        let asked = Data(#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#.utf8)
+        #expect(UsageDialect.openAI.prepare(asked) == (asked, false))
+        #expect(UsageDialect.anthropic.prepare(body).stripUsageChunk == false)
+        #expect(UsageDialect.openAI.inspect(Data("garbage".utf8)) == .init(model: nil, maxOutputTokens: nil, stream: false))
+    }
+
+    @Test func agentKeysAreFoundWhereEachSDKPutsThem() {
+        #expect(OpenAIVenue().agentKey(in: [.authorization: "Bearer wdn_a"]) == "wdn_a")
+        #expect(AnthropicVenue().agentKey(in: [HTTPField.Name("x-api-key")!: "wdn_b"]) == "wdn_b")
+        #expect(AnthropicVenue().agentKey(in: [.authorization: "Bearer wdn_c"]) == "wdn_c")
+        let service = RESTServiceVenue(name: "gh", baseURL: "https://x", authHeader: "X-Token", authValuePrefix: "token ")
+        #expect(service.agentKey(in: [HTTPField.Name("X-Token")!: "token wdn_d"]) == "wdn_d")
+        var headers: HTTPFields = [:]
+        service.authorize(&headers, secret: ["token": "real"])
+        #expect(headers[HTTPField.Name("X-Token")!] == "token real")
+        AnthropicVenue().authorize(&headers, secret: ["api_key": "sk"])
+        #expect(headers[HTTPField.Name("x-api-key")!] == "sk")
+    }
+
+    @Test func refusalsAreShapedLikeTheVenue() throws {
+        let openAI = try JSONSerialization.jsonObject(with: OpenAIVenue().errorBody(status: .tooManyRequests, kind: .budget, message: "m").body) as? [String: Any]
+        #expect((openAI?["error"] as? [String: Any])?["type"] as? String == "rate_limit_exceeded")
+        let claude = try JSONSerialization.jsonObject(with: AnthropicVenue().errorBody(status: .forbidden, kind: .permission, message: "m").body) as? [String: Any]
+        #expect(claude?["type"] as? String == "error" && (claude?["error"] as? [String: Any])?["type"] as? String == "permission_error")
+    }
+}
