@@ -95,3 +95,76 @@ public struct AgentKeys: Sendable {
         return "wdn_" + base64
     }
 }
+
+/// Who asks for a child key: a logged-in user, or an agent key (which can only narrow itself).
+public enum KeyMinter: Sendable {
+    case session(Principal)
+    case agentKey(AgentKeyRecord)
+}
+
+extension AgentKeys {
+    public static let maxChildTTLSeconds = 30 * 86_400
+
+    /// Mints a short-lived key for `warden run`: the venues asked for (or all the caller may use), never
+    /// more access, credentials or lifetime than the caller has. A child of a key shares its budget.
+    public func mintChild(_ minter: KeyMinter, venues: [String]?, ttlSeconds: Int, name: String) async throws -> (AgentKeyRecord, String) {
+        guard (60...Self.maxChildTTLSeconds).contains(ttlSeconds) else {
+            throw WardenError.invalid("ttl_seconds", "must be between 60 and \(Self.maxChildTTLSeconds)")
+        }
+        let now = Clock.nowMillis()
+        var expiresAt = now + Int64(ttlSeconds) * 1000
+        let ownerID: String, access: String, available: [String: String]
+        var parentID: String?, budget: Double?
+        switch minter {
+        case .session(let principal):
+            ownerID = principal.user.id
+            access = "trade"
+            // The newest credential the user owns for each venue.
+            var newest: [String: CredentialRecord] = [:]
+            for credential in try await CredentialRepository(database).list(ownerID: ownerID)
+            where (newest[credential.venue]?.updatedAt ?? .min) <= credential.updatedAt {
+                newest[credential.venue] = credential
+            }
+            available = newest.mapValues(\.id)
+        case .agentKey(let parent):
+            ownerID = parent.ownerID
+            access = parent.access
+            available = parent.credentials
+            parentID = parent.parentID ?? parent.id
+            budget = parent.dailyBudgetUSD
+            if let parentExpiry = parent.expiresAt { expiresAt = min(expiresAt, parentExpiry) }
+        }
+        var bindings: [String: String] = [:]
+        for venue in venues ?? available.keys.sorted() {
+            guard let credentialID = available[venue] else {
+                throw WardenError(.forbidden, code: "outside_scope", "the caller has no \(venue) credential to delegate", field: "venues")
+            }
+            bindings[venue] = credentialID
+        }
+        guard !bindings.isEmpty else {
+            throw WardenError(.badRequest, code: "nothing_to_delegate", "the caller has no credential to delegate")
+        }
+        let key = Self.generateKey()
+        let record = AgentKeyRecord(
+            id: UUID().uuidString.lowercased(), ownerID: ownerID, name: String(name.prefix(100)), keyHash: hash(key),
+            keyPrefix: String(key.prefix(8)), access: access, createdAt: now, expiresAt: expiresAt,
+            credentials: bindings, dailyBudgetUSD: budget, parentID: parentID)
+        let entry = AuditEntry(actor: parentID.map { "key:\($0)" } ?? ownerID, owner: ownerID, action: "agent_key.mint_child",
+                               target: record.id, detail: ["venues": bindings.keys.sorted().joined(separator: ","),
+                                                           "ttl_seconds": String(ttlSeconds)])
+        try await database.transaction { db in
+            try await repository.insert(record, on: db)
+            try await audit.append(entry, on: db)
+        }
+        return (record, key)
+    }
+
+    /// Revokes the presented key itself (how `warden run` ends its child key).
+    public func revokeSelf(_ key: AgentKeyRecord) async throws {
+        try await database.transaction { db in
+            try await repository.revoke(id: key.id, at: Clock.nowMillis(), on: db)
+            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "agent_key.revoke", target: key.id,
+                                              detail: ["via": "self"]), on: db)
+        }
+    }
+}

@@ -159,6 +159,8 @@ public struct Gateway: Sendable {
         let venue = admission.venue.name
         let price = request.model.flatMap { config.prices[venue]?[$0] }
         let budget = admission.key.dailyBudgetUSD
+        // A child key (from `warden run`) spends from its parent's budget, never beside it.
+        let budgetKey = admission.key.parentID ?? admission.key.id
         if budget != nil, price == nil {
             throw GatewayRefusal(.forbidden, .permission,
                                  "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
@@ -169,7 +171,7 @@ public struct Gateway: Sendable {
         let day = SpendRepository.day()
         let granted: Bool
         do {
-            granted = try await SpendRepository(database).reserve(keyID: admission.key.id, venue: venue, day: day, amount: worst, budget: budget)
+            granted = try await SpendRepository(database).reserve(keyID: budgetKey, venue: venue, day: day, amount: worst, budget: budget)
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: admission.key)
         }
@@ -178,7 +180,7 @@ public struct Gateway: Sendable {
                                  String(format: "the daily budget of %.2f USD for this key is spent; it resets at 00:00 UTC", budget ?? 0),
                                  retryAfter: Self.secondsToMidnightUTC(), key: admission.key)
         }
-        return Reservation(keyID: admission.key.id, venue: venue, day: day, amount: worst, price: price)
+        return Reservation(keyID: budgetKey, venue: venue, day: day, amount: worst, price: price)
     }
 
     /// Replaces the reservation by the real cost; without a usage report (a cut stream) the reservation is kept as spent.

@@ -1,4 +1,5 @@
 import Hummingbird
+import HTTPTypes
 import WardenCore
 import WardenStore
 
@@ -45,6 +46,51 @@ struct AgentKeyController {
             try c.encode(dailyBudgetUSD, forKey: .dailyBudgetUSD)
             try c.encodeIfPresent(key, forKey: .key)
         }
+    }
+
+    struct ChildRequest: Decodable {
+        let venues: [String]?, ttlSeconds: Int?, name: String?
+        enum CodingKeys: String, CodingKey { case venues, ttlSeconds = "ttl_seconds", name }
+    }
+
+    /// Routes a `warden run` reaches with either a login session or an agent key.
+    func addDelegationRoutes(to api: RouterGroup<WardenContext>, accounts: Accounts) {
+        api.post("agent-keys/child") { request, context in
+            let minter = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys)
+            let body = try await JSONBody.decode(ChildRequest.self, from: request, limit: bodyLimit)
+            let (record, key) = try await agentKeys.mintChild(minter, venues: body.venues, ttlSeconds: body.ttlSeconds ?? 12 * 3600,
+                                                              name: body.name ?? "warden run")
+            var response = try Response.json(View(record, key: key), status: .created)
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        api.delete("agent-keys/self") { request, _ in
+            guard case .agentKey(let key) = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys) else {
+                throw WardenError(.badRequest, code: "not_an_agent_key", "present the agent key to revoke in X-Warden-Key")
+            }
+            try await agentKeys.revokeSelf(key)
+            return Response.noContent
+        }
+    }
+
+    /// The caller: an agent key (`X-Warden-Key` or a `wdn_` bearer) or a login session.
+    static func minter(_ request: Request, accounts: Accounts, agentKeys: AgentKeys) async throws -> KeyMinter {
+        var presented = request.headers[HTTPField.Name("x-warden-key")!]
+        var token: String?
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            let value = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("wdn_") { presented = presented ?? value } else { token = value }
+        }
+        if let presented {
+            guard let key = try await agentKeys.lookup(presented) else {
+                throw WardenError(.unauthorized, code: "unauthenticated", "unknown, revoked or expired agent key")
+            }
+            return .agentKey(key)
+        }
+        guard let token else { throw WardenError.unauthenticated }
+        let principal = try await accounts.authenticate(token: token)
+        if principal.user.mustChangePassword { throw WardenError.passwordChangeRequired }
+        return .session(principal)
     }
 
     func addRoutes(to api: RouterGroup<WardenContext>) {

@@ -57,6 +57,8 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     OpenAPIController().addRoutes(to: api)
     let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
     auth.addPublicRoutes(to: api)
+    AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit)
+        .addDelegationRoutes(to: api, accounts: env.services.accounts)
 
     let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
     auth.addRoutes(to: authenticated)

@@ -16,10 +16,12 @@ public struct AgentKeyRecord: Sendable, Equatable {
     public var credentials: [String: String]
     /// LLM spend allowed per UTC day, in USD (nil: no budget).
     public var dailyBudgetUSD: Double?
+    /// The key this one was minted from (`warden run`); a child spends from its parent's budget.
+    public var parentID: String?
 
     public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
                 createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
-                credentials: [String: String], dailyBudgetUSD: Double? = nil) {
+                credentials: [String: String], dailyBudgetUSD: Double? = nil, parentID: String? = nil) {
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -32,6 +34,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
         self.lastUsedAt = lastUsedAt
         self.credentials = credentials
         self.dailyBudgetUSD = dailyBudgetUSD
+        self.parentID = parentID
     }
 }
 
@@ -43,10 +46,10 @@ public struct AgentKeyRepository: Sendable {
     public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
-                last_used_at, daily_budget_usd)
+                last_used_at, daily_budget_usd, parent_id)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
                 \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
-                \(bind: k.dailyBudgetUSD))
+                \(bind: k.dailyBudgetUSD), \(bind: k.parentID))
             """).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
             try await db.raw("""
@@ -102,7 +105,8 @@ public struct AgentKeyRepository: Sendable {
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
             lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
             credentials: credentials,
-            dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self))
+            dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self),
+            parentID: try row.decode(column: "parent_id", as: String?.self))
     }
 
     /// Records the latest use of keys and credentials (batched by the caller, one statement per id).

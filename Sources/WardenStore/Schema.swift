@@ -155,5 +155,8 @@ enum Schema {
             )
             """,
         ]),
+        Migration(version: 4, name: "child agent keys", statements: [
+            "ALTER TABLE agent_keys ADD COLUMN parent_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
+        ]),
     ]
 }

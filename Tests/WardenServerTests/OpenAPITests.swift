@@ -69,6 +69,8 @@ import WardenCore
                 ("DELETE", "/api/v1/credentials/{id}/grants/{grant_id}", nil),
                 ("POST", "/api/v1/agent-keys", ["name": "k", "credential_ids": ["{id}"], "access": "trade"]),
                 ("GET", "/api/v1/agent-keys", nil), ("DELETE", "/api/v1/agent-keys/{key_id}", nil),
+                ("POST", "/api/v1/agent-keys/child", ["venues": ["openai"], "ttl_seconds": 600]),
+                ("DELETE", "/api/v1/agent-keys/self", nil),
                 ("GET", "/api/v1/audit", nil), ("GET", "/api/v1/usage", nil), ("GET", "/metrics", nil),
                 ("DELETE", "/api/v1/credentials/{id}", nil),
                 ("POST", "/api/v1/auth/password", ["current_password": "initial-password-1", "new_password": "changed-password-2"]),
@@ -84,7 +86,8 @@ import WardenCore
                     for (name, value) in ids { filled = filled.replacingOccurrences(of: "{\(name)}", with: value) }
                     json = try JSONSerialization.jsonObject(with: Data(filled.utf8))
                 }
-                let reply = try await api.call(HTTPRequest.Method(method)!, path, token: token, json: json)
+                let caller = template.hasSuffix("/self") ? ids["child_key"] : token
+                let reply = try await api.call(HTTPRequest.Method(method)!, path, token: caller, json: json)
                 let specPath = template == "/api/v1/agent-keys/{key_id}" ? "/api/v1/agent-keys/{id}" : template
                 let op = try #require(operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
                 #expect(Self.documented(op).contains(reply.status.code), "\(method) \(template) answered \(reply.status.code): \(reply.text)")
@@ -93,6 +96,7 @@ import WardenCore
                 if template == "/api/v1/credentials" && method == "POST" { ids["id"] = reply.json["id"] as? String }
                 if template.hasSuffix("/grants") && method == "POST" { ids["grant_id"] = reply.json["id"] as? String }
                 if template == "/api/v1/agent-keys" && method == "POST" { ids["key_id"] = reply.json["id"] as? String }
+                if template.hasSuffix("/child") { ids["child_key"] = reply.json["key"] as? String }
             }
             #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")
         }
