@@ -108,8 +108,8 @@ extension AgentKeys {
     /// Mints a short-lived key for `warden run`: the venues asked for (or all the caller may use), never
     /// more access, credentials or lifetime than the caller has. A child of a key shares its budget.
     public func mintChild(_ minter: KeyMinter, venues: [String]?, ttlSeconds: Int, name: String) async throws -> (AgentKeyRecord, String) {
-        guard (60...Self.maxChildTTLSeconds).contains(ttlSeconds) else {
-            throw WardenError.invalid("ttl_seconds", "must be between 60 and \(Self.maxChildTTLSeconds)")
+        guard (5...Self.maxChildTTLSeconds).contains(ttlSeconds) else {
+            throw WardenError.invalid("ttl_seconds", "must be between 5 and \(Self.maxChildTTLSeconds)")
         }
         let now = Clock.nowMillis()
         var expiresAt = now + Int64(ttlSeconds) * 1000

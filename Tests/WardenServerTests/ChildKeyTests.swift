@@ -45,7 +45,7 @@ import WardenCore
             #expect(grandchild.status == .created && grandchild.json["access"] as? String == "read")
 
             // Bad TTLs are named; revoking itself works once.
-            let badTTL = try await api.call(.post, "/api/v1/agent-keys/child", token: token, json: ["ttl_seconds": 5])
+            let badTTL = try await api.call(.post, "/api/v1/agent-keys/child", token: token, json: ["ttl_seconds": 4])
             #expect(badTTL.status == .badRequest && badTTL.field == "ttl_seconds")
             #expect(try await api.call(.delete, "/api/v1/agent-keys/self", headers: [.init("X-Warden-Key")!: childKey]).status == .noContent)
             #expect(try await h.services.agentKeys.lookup(childKey) == nil)
