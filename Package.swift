@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "warden", targets: ["warden"]),
+        .executable(name: "warden-bench", targets: ["WardenBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -92,6 +93,15 @@ let package = Package(
                 "WardenServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // Release-mode micro-benchmarks printed by bench/run.
+        .executableTarget(
+            name: "WardenBench",
+            dependencies: [
+                "WardenCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),

@@ -7,6 +7,11 @@ import WardenStore
 public struct Principal: Sendable {
     public var user: UserRecord
     public var sessionID: String
+
+    public init(user: UserRecord, sessionID: String) {
+        self.user = user
+        self.sessionID = sessionID
+    }
 }
 
 public struct LoginResult: Sendable {

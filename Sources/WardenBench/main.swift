@@ -1,0 +1,87 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import Logging
+import WardenCore
+import WardenCrypto
+import WardenStore
+
+/// Micro-benchmarks of the costs the gateway pays per call, printed as JSON lines
+/// (`{"name":…,"ops_per_second":…,"seconds_per_op":…}`). Run in release mode by bench/run.
+@main
+struct WardenBench {
+    static func measure(_ name: String, iterations: Int, _ body: () throws -> Void) rethrows {
+        for _ in 0..<min(iterations / 10, 1000) { try body() }  // warm up
+        let start = ContinuousClock.now
+        for _ in 0..<iterations { try body() }
+        report(name, iterations: iterations, elapsed: ContinuousClock.now - start)
+    }
+
+    static func report(_ name: String, iterations: Int, elapsed: Duration) {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let line: [String: Any] = ["name": name, "iterations": iterations, "ops_per_second": Double(iterations) / seconds,
+                                   "seconds_per_op": seconds / Double(iterations)]
+        print(String(decoding: try! JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+    }
+
+    static func main() async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let kek = MasterKey.generate()
+        let identity = SecretIdentity(kind: "credential", id: "c1", owner: "u1", venue: "binance")
+        let sealed = try Envelope.seal(SecretBytes(copying: Array(repeating: 0x61, count: 64)), identity: identity, kek: kek)
+        try measure("envelope_open_64B", iterations: 200_000) { _ = try Envelope.open(sealed, identity: identity, kek: kek) }
+
+        // Binance-style request signing: HMAC-SHA256 over a typical order query string.
+        let query = Data("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000&recvWindow=5000&timestamp=1700000000000".utf8)
+        let hmacKey = SymmetricKey(size: .bits256)
+        measure("hmac_sha256_order_signature", iterations: 500_000) { _ = HMAC<SHA256>.authenticationCode(for: query, using: hmacKey) }
+
+        // Kalshi-style signing: RSA-PSS SHA-256 with a 2048-bit key over timestamp+method+path.
+        let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let message = Data("1700000000000POST/trade-api/v2/portfolio/orders".utf8)
+        try measure("rsa_pss_2048_signature", iterations: 2_000) { _ = try rsa.signature(for: message, padding: .PSS) }
+
+        // Argon2id at the default vault parameters (m=256 MiB, t=3, p=1).
+        let passphrase = SecretBytes(copying: Array("correct horse battery staple".utf8))
+        try measure("argon2id_default_derivation", iterations: 3) {
+            _ = try Argon2id.deriveKey(passphrase: passphrase, salt: Argon2id.randomSalt(), parameters: .default)
+        }
+
+        // Store-backed costs on a fresh SQLite file (WAL, synchronous=FULL).
+        let path = NSTemporaryDirectory() + "warden-bench-\(UUID().uuidString).db"
+        let database = try Database.open(.sqlite(path: path), logger: logger)
+        try await Migrator.migrate(database, logger: logger)
+        let vault = try await Vault.unseal(database: database, source: .masterKey(kek), logger: logger)
+        let services = try await WardenServices.make(database: database, vault: vault, config: WardenConfig(), environment: [:],
+                                                     passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
+        let (user, _) = try await services.accounts.createUser(email: "bench@example.com", password: "bench-password-1", mustReset: false, admin: false)
+        let principal = Principal(user: user, sessionID: "bench")
+        let credential = try await services.credentials.create(principal, venue: "openai", label: "b", secret: ["api_key": "sk-bench"])
+        let (_, key) = try await services.agentKeys.create(principal, name: "b", credentialIDs: [credential.id], access: "trade", expiresInDays: nil)
+
+        let lookups = 20_000
+        var start = ContinuousClock.now
+        for _ in 0..<lookups { _ = try await services.agentKeys.lookup(key) }
+        report("agent_key_lookup_sqlite", iterations: lookups, elapsed: ContinuousClock.now - start)
+
+        let writer = AuditWriter(log: services.audit, database: database)
+        let rows = 20_000
+        start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<64 {
+                group.addTask {
+                    for i in stride(from: worker, to: rows, by: 64) {
+                        try await writer.append(AuditEntry(actor: "key:bench", owner: user.id, action: "gateway.result", target: "openai",
+                                                           outcome: "forwarded", detail: ["status": "200", "n": String(i)]))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        report("audit_append_group_commit_sqlite_64_writers", iterations: rows, elapsed: ContinuousClock.now - start)
+        guard case .intact = try await services.audit.verify() else { fatalError("audit chain broken by the benchmark") }
+        try await database.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+}
