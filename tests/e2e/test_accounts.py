@@ -55,6 +55,13 @@ def test_whole_flow_with_tamper_detection(stack):
                                                     "secret": {"api_key": "PLANTED-binance-api-key", "api_secret": secret}})
     assert cred.status_code == 201
     cred_id = cred.json()["id"]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    kalshi = call("POST", "/credentials", token, json={"venue": "kalshi", "label": "k", "secret": {"key_id": "kid-1", "private_key_pem": pem}})
+    assert kalshi.status_code == 201, kalshi.text
+    pem_body = "".join(pem.strip().splitlines()[1:-1])[:64]
     assert call("POST", f"/credentials/{cred_id}/grants", token,
                 json={"email": "friend@example.com", "access": "read"}).status_code == 201
     made = call("POST", "/agent-keys", token, json={"name": "bot", "credential_ids": [cred_id], "access": "trade"})
@@ -82,10 +89,10 @@ def test_whole_flow_with_tamper_detection(stack):
     assert server.stop() == 0
     blobs = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
     log = server.output()
-    for planted in (secret, "PLANTED-binance-api-key", new_password, password, agent_key, token, key):
+    for planted in (secret, "PLANTED-binance-api-key", new_password, password, agent_key, token, key, pem_body):
         assert planted.encode() not in blobs, planted
         assert planted not in log, planted
-    for planted in (secret, "PLANTED-binance-api-key", new_password, key):
+    for planted in (secret, "PLANTED-binance-api-key", new_password, key, pem_body):
         assert not any(planted in r for r in responses), planted
     assert sum(agent_key in r for r in responses) == 1
 

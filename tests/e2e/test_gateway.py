@@ -311,3 +311,22 @@ def test_gateway_audit_and_no_secret_leaks(world):
     for secret in (fakes.REAL_OPENAI_KEY, fakes.REAL_ANTHROPIC_KEY, fakes.REAL_SERVICE_TOKEN, agent):
         assert secret.encode() not in blobs
         assert secret not in server.output()
+
+
+def test_audit_fails_closed(world):
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["openai"]
+    client = openai_client(world, agent)
+    client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+    before = len(fake.requests)
+    import sqlite3
+    with sqlite3.connect(world["data"] / "warden.db") as db:
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(FAIL, 'audit disk full'); END")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+    assert caught.value.status_code == 503
+    assert len(fake.requests) == before, "a call was forwarded without its audit row"
+    with sqlite3.connect(world["data"] / "warden.db") as db:
+        db.execute("DROP TRIGGER refuse_audit")
+    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    assert len(fake.requests) == before + 1

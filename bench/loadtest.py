@@ -1,0 +1,165 @@
+"""Drives the load scenarios of bench/run. Every process it starts listens on 127.0.0.1 and is stopped at the end."""
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import requests
+
+CANNED = json.dumps({"id": "c1", "object": "chat.completion", "model": "gpt-bench",
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
+BODY = json.dumps({"model": "gpt-bench", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def nginx_conf(work, upstream_port, proxy_port):
+    return f"""
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    keepalive_requests 1000000;
+    upstream origin {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{upstream_port};
+        location / {{ default_type application/json; return 200 '{CANNED}'; }}
+    }}
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+"""
+
+
+def wrk(url, connections, duration, script, env):
+    cmd = ["wrk", "-t", "2" if connections > 1 else "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", script, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else None}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warden", required=True)
+    parser.add_argument("--bench", required=True)
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    upstream_port, proxy_port, warden_port = free_port(), free_port(), free_port()
+    (work / "nginx.conf").write_text(nginx_conf(work, upstream_port, proxy_port))
+    procs = []
+    try:
+        procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"]))
+        wait_port(upstream_port)
+        wait_port(proxy_port)
+        key = subprocess.run([args.warden, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+        env = {**os.environ, "WARDEN_MASTER_KEY": key, "WARDEN_LOG_LEVEL": "warning"}
+        config = work / "warden.toml"
+        config.write_text(f'[venues.openai]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
+                          f'[prices.openai]\n"gpt-bench" = {{ input = 1, output = 2 }}\n')
+        data = work / "data"
+        subprocess.run([args.warden, "user", "create", "bench@example.com", "bench-password-1", "--no-reset",
+                        "--data-dir", str(data), "--config", str(config)], env=env, check=True, capture_output=True)
+        warden = subprocess.Popen([args.warden, "serve", "--data-dir", str(data), "--config", str(config),
+                                   "--listen", f"127.0.0.1:{warden_port}"], env=env, stderr=open(work / "warden.log", "w"))
+        procs.append(warden)
+        wait_port(warden_port)
+        api = f"http://127.0.0.1:{warden_port}/api/v1"
+        token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        cred = requests.post(api + "/credentials", headers=auth, json={"venue": "openai", "label": "b", "secret": {"api_key": "sk-bench"}}).json()
+        agent = requests.post(api + "/agent-keys", headers=auth, json={"name": "b", "credential_ids": [cred["id"]], "access": "trade"}).json()["key"]
+
+        script = work / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = [[{BODY}]]\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")\n')
+        scenarios = {
+            "1_direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
+            "2_nginx_proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
+            "3_warden_openai": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
+            "5_warden_refused": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
+        }
+        results = {}
+        for name, url in scenarios.items():
+            wrk_env = {**os.environ, "BENCH_KEY": "wdn_not_a_real_key" if "refused" in name else agent}
+            results[name] = {"c64": wrk(url, 64, args.duration, str(script), wrk_env),
+                             "c1": wrk(url, 1, max(3, args.duration // 2), str(script), wrk_env)}
+        status = pathlib.Path(f"/proc/{warden.pid}/status").read_text()
+        peak_rss_mb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+        audit_rows = subprocess.run(["sqlite3", str(data / "warden.db"), "SELECT COUNT(*) FROM audit"], capture_output=True, text=True).stdout.strip()
+        micro = [json.loads(line) for line in subprocess.run([args.bench], capture_output=True, text=True, check=True).stdout.splitlines()]
+
+        report = {
+            "duration_seconds": args.duration, "scenarios": results, "warden_peak_rss_mb": round(peak_rss_mb, 1),
+            "warden_audit_rows": int(audit_rows or 0),
+            "throughput_ratio_warden_over_nginx": results["3_warden_openai"]["c64"]["rps"] / results["2_nginx_proxy"]["c64"]["rps"],
+            "added_latency_p50_ms": results["3_warden_openai"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
+            "added_latency_p99_ms": results["3_warden_openai"]["c1"]["p99_ms"] - results["1_direct"]["c1"]["p99_ms"],
+            "micro": micro,
+            "note": "scenario 4 (signed Binance order) waits for the exchange venues",
+        }
+        out_dir = pathlib.Path("bench/results")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
+        print(f"\n{'scenario':22} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}")
+        for name, r in results.items():
+            print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
+        print(f"\nwarden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f}   "
+              f"added latency p50 {report['added_latency_p50_ms']:.3f} ms, p99 {report['added_latency_p99_ms']:.3f} ms   "
+              f"peak RSS {report['warden_peak_rss_mb']} MB   audit rows {report['warden_audit_rows']}")
+        print(f"\n{'micro-benchmark':48} {'ops/s':>12} {'per op':>12}")
+        for m in micro:
+            per = m["seconds_per_op"]
+            shown = f"{per * 1e6:.2f} us" if per < 1e-3 else f"{per * 1e3:.1f} ms"
+            print(f"{m['name']:48} {m['ops_per_second']:12.0f} {shown:>12}")
+        print("\nwritten: bench/results/latest.json")
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
