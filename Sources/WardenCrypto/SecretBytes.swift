@@ -60,7 +60,7 @@ public final class SecretBytes: @unchecked Sendable {
         buffer.deallocate()
     }
 
-    private static func wipe(_ buffer: UnsafeMutableRawBufferPointer) {
+    fileprivate static func wipe(_ buffer: UnsafeMutableRawBufferPointer) {
         guard let base = buffer.baseAddress else { return }
         #if canImport(Glibc)
         explicit_bzero(base, buffer.count)
@@ -89,13 +89,6 @@ public enum ConstantTime {
 /// Zeroing of transient copies of secrets (best effort: Swift may have copied them elsewhere).
 public enum Wipe {
     public static func array(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            #if canImport(Glibc)
-            explicit_bzero(base, buffer.count)
-            #else
-            memset_s(base, buffer.count, 0, buffer.count)
-            #endif
-        }
+        bytes.withUnsafeMutableBytes { SecretBytes.wipe($0) }
     }
 }

@@ -40,15 +40,7 @@ public struct CredentialRepository: Sendable {
     public init(_ database: Database) { self.database = database }
 
     public func insert(_ c: CredentialRecord) async throws {
-        try await database.withConnection { db in
-            try await db.raw("""
-                INSERT INTO credentials (id, owner_id, venue, label, fingerprint, nonce, ciphertext, wrapped_dek,
-                    kek_version, created_at, updated_at, last_used_at)
-                VALUES (\(bind: c.id), \(bind: c.ownerID), \(bind: c.venue), \(bind: c.label), \(bind: c.fingerprint),
-                    \(bind: Data(c.nonce)), \(bind: Data(c.ciphertext)), \(bind: Data(c.wrappedDEK)), \(bind: c.kekVersion),
-                    \(bind: c.createdAt), \(bind: c.updatedAt), \(bind: c.lastUsedAt))
-                """).run()
-        }
+        try await database.withConnection { db in try await insert(c, on: db) }
     }
 
     public func find(id: String) async throws -> CredentialRecord? {

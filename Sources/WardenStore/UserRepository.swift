@@ -32,13 +32,7 @@ public struct UserRepository: Sendable {
 
     public func insert(_ user: UserRecord) async throws {
         do {
-            try await database.withConnection { db in
-                try await db.raw("""
-                    INSERT INTO users (id, email, password_hash, is_admin, disabled, must_change_password, created_at, updated_at)
-                    VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.passwordHash), \(bind: user.isAdmin),
-                        \(bind: user.disabled), \(bind: user.mustChangePassword), \(bind: user.createdAt), \(bind: user.updatedAt))
-                    """).run()
-            }
+            try await database.withConnection { db in try await insert(user, on: db) }
         } catch {
             if try await find(email: user.email) != nil { throw StoreError.conflict("a user with this email exists") }
             throw error
