@@ -39,14 +39,28 @@ public struct AuditLog: Sendable {
 
     /// Appends inside the caller's transaction, so an action and its record commit together.
     public func append(_ entry: AuditEntry, on db: any SQLDatabase) async throws {
+        try await append([entry], on: db)
+    }
+
+    /// Appends several rows with one read and one write of the head (the gateway's group commit).
+    public func append(_ entries: [AuditEntry], on db: any SQLDatabase) async throws {
+        guard !entries.isEmpty else { return }
         let head = try await repository.lockHead(on: db, dialect: database.dialect)
-        var record = AuditRecord(
-            seq: (head?.seq ?? 0) + 1, at: Clock.nowMillis(), actorID: entry.actorID, ownerID: entry.ownerID,
-            action: entry.action, target: entry.target, outcome: entry.outcome,
-            detail: entry.detail.isEmpty ? nil : Self.encode(entry.detail), mac: [])
-        record.mac = mac(record, previous: head?.mac ?? [])
-        try await repository.append(record, head: AuditHead(seq: record.seq, mac: record.mac,
-                                                            headMAC: headMAC(seq: record.seq, mac: record.mac)), on: db)
+        var previous = head?.mac ?? []
+        var seq = head?.seq ?? 0
+        let now = Clock.nowMillis()
+        var records: [AuditRecord] = []
+        records.reserveCapacity(entries.count)
+        for entry in entries {
+            seq += 1
+            var record = AuditRecord(
+                seq: seq, at: now, actorID: entry.actorID, ownerID: entry.ownerID, action: entry.action, target: entry.target,
+                outcome: entry.outcome, detail: entry.detail.isEmpty ? nil : Self.encode(entry.detail), mac: [])
+            record.mac = mac(record, previous: previous)
+            previous = record.mac
+            records.append(record)
+        }
+        try await repository.append(records, head: AuditHead(seq: seq, mac: previous, headMAC: headMAC(seq: seq, mac: previous)), on: db)
     }
 
     /// Appends in its own transaction.

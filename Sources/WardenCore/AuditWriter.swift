@@ -37,9 +37,7 @@ public actor AuditWriter {
             let entries = batch.map(\.0)
             let log = self.log
             do {
-                try await database.transaction { db in
-                    for entry in entries { try await log.append(entry, on: db) }
-                }
+                try await database.transaction { db in try await log.append(entries, on: db) }
                 for (_, waiter) in batch { waiter.resume() }
             } catch {
                 for (_, waiter) in batch { waiter.resume(throwing: error) }

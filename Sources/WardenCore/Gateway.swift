@@ -39,6 +39,8 @@ public struct Reservation: Sendable {
     public let day: String
     public let amount: Double
     public let price: WardenConfig.ModelPrice?
+    /// Only budgeted calls hold a reservation in the store; the others are recorded in batches.
+    public let budgeted: Bool
 }
 
 /// The gateway's decisions: identify the agent key, check the policy, reserve budget, settle spend.
@@ -47,6 +49,7 @@ public struct Gateway: Sendable {
     public let config: WardenConfig
     public let audit: AuditWriter
     public let touches: UsageTouches
+    public let spendBatch: SpendBatch
     let database: Database
     let vault: Vault
     let agentKeys: AgentKeys
@@ -63,6 +66,7 @@ public struct Gateway: Sendable {
         agentKeys = services.agentKeys
         audit = AuditWriter(log: services.audit, database: services.database)
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
+        spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
     }
 
@@ -166,9 +170,12 @@ public struct Gateway: Sendable {
                                  "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
                                  key: admission.key)
         }
+        let day = SpendRepository.day()
+        guard budget != nil else {
+            return Reservation(keyID: budgetKey, venue: venue, day: day, amount: 0, price: price, budgeted: false)
+        }
         // Input tokens cannot exceed the request's bytes; output cannot exceed the ceiling.
         let worst = price?.cost(input: bodyBytes, output: request.maxOutputTokens ?? config.gateway.defaultMaxOutputTokens) ?? 0
-        let day = SpendRepository.day()
         let granted: Bool
         do {
             granted = try await SpendRepository(database).reserve(keyID: budgetKey, venue: venue, day: day, amount: worst, budget: budget)
@@ -180,12 +187,17 @@ public struct Gateway: Sendable {
                                  String(format: "the daily budget of %.2f USD for this key is spent; it resets at 00:00 UTC", budget ?? 0),
                                  retryAfter: Self.secondsToMidnightUTC(), key: admission.key)
         }
-        return Reservation(keyID: budgetKey, venue: venue, day: day, amount: worst, price: price)
+        return Reservation(keyID: budgetKey, venue: venue, day: day, amount: worst, price: price, budgeted: true)
     }
 
     /// Replaces the reservation by the real cost; without a usage report (a cut stream) the reservation is kept as spent.
     public func settle(_ reservation: Reservation, usage: TokenUsage?) async -> Double {
         let cost = usage.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? 0 } ?? reservation.amount
+        guard reservation.budgeted else {
+            await spendBatch.add(SpendDelta(keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
+                                            inputTokens: Int64(usage?.input ?? 0), outputTokens: Int64(usage?.output ?? 0), spentUSD: cost))
+            return cost
+        }
         try? await SpendRepository(database).settle(
             keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, reserved: reservation.amount,
             spent: cost, inputTokens: usage?.input ?? 0, outputTokens: usage?.output ?? 0)
@@ -220,5 +232,33 @@ public actor UsageTouches {
         keys = [:]
         credentials = [:]
         try? await repository.touch(keys: k, credentials: c)
+    }
+}
+
+/// Usage of unbudgeted LLM calls, summed in memory and written in batches (no store write per call).
+public actor SpendBatch {
+    private var pending: [String: SpendDelta] = [:]
+    let repository: SpendRepository
+
+    init(repository: SpendRepository) { self.repository = repository }
+
+    func add(_ delta: SpendDelta) {
+        let key = "\(delta.keyID)|\(delta.venue)|\(delta.day)"
+        guard var sum = pending[key] else { pending[key] = delta; return }
+        sum.requests += delta.requests
+        sum.inputTokens += delta.inputTokens
+        sum.outputTokens += delta.outputTokens
+        sum.spentUSD += delta.spentUSD
+        pending[key] = sum
+    }
+
+    /// Writes what was summed since the last flush.
+    public func flush() async {
+        guard !pending.isEmpty else { return }
+        let deltas = Array(pending.values)
+        pending = [:]
+        do { try await repository.add(deltas) } catch {
+            for delta in deltas { add(delta) }  // keep it for the next flush
+        }
     }
 }

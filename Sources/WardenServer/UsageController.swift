@@ -5,6 +5,7 @@ import WardenStore
 /// `GET /usage`: today's (UTC) LLM calls, tokens and spend per agent key and venue.
 struct UsageController {
     let database: Database
+    let spend: SpendBatch
 
     struct Entry: Encodable {
         let agentKeyID, venue: String
@@ -19,6 +20,7 @@ struct UsageController {
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
         api.get("usage") { _, context in
+            await spend.flush()  // this process's batched usage first
             let day = SpendRepository.day()
             let rows = try await SpendRepository(database).usage(ownerID: try context.requirePrincipal().user.id, day: day)
             return try Response.json(Body(day: day, llm: rows.map {

@@ -66,7 +66,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
     AuditController(database: env.database).addRoutes(to: authenticated)
-    UsageController(database: env.database).addRoutes(to: authenticated)
+    UsageController(database: env.database, spend: env.gateway.spendBatch).addRoutes(to: authenticated)
     return router
 }
 
@@ -83,7 +83,7 @@ public func buildApplication(
         services: [
             StoreService(database: env.database, logger: env.logger),
             UpstreamClientService(client: env.httpClient),
-            UsageFlushService(touches: env.gateway.touches),
+            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
@@ -99,15 +99,18 @@ struct UpstreamClientService: Service {
     }
 }
 
-/// Writes the gateway's `last_used_at` updates every few seconds instead of once per request.
+/// Writes the gateway's `last_used_at` updates and unbudgeted LLM usage every second instead of per request.
 struct UsageFlushService: Service {
     let touches: UsageTouches
+    let spend: SpendBatch
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(5))
+            try? await Task.sleep(for: .seconds(1))
             await touches.flush()
+            await spend.flush()
         }
         await touches.flush()
+        await spend.flush()
     }
 }

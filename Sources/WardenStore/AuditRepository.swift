@@ -59,12 +59,17 @@ public struct AuditRepository: Sendable {
         }
     }
 
-    public func append(_ r: AuditRecord, head: AuditHead, on db: any SQLDatabase) async throws {
-        try await db.raw("""
-            INSERT INTO audit (seq, at, actor_id, owner_id, action, target, outcome, detail, mac)
-            VALUES (\(bind: r.seq), \(bind: r.at), \(bind: r.actorID), \(bind: r.ownerID), \(bind: r.action),
-                \(bind: r.target), \(bind: r.outcome), \(bind: r.detail), \(bind: Data(r.mac)))
-            """).run()
+    /// Inserts rows (one multi-row statement per 256) and moves the head past them.
+    public func append(_ records: [AuditRecord], head: AuditHead, on db: any SQLDatabase) async throws {
+        for chunk in stride(from: 0, to: records.count, by: 256).map({ records[$0..<min($0 + 256, records.count)] }) {
+            var insert = db.insert(into: "audit")
+                .columns("seq", "at", "actor_id", "owner_id", "action", "target", "outcome", "detail", "mac")
+            for r in chunk {
+                insert = insert.values(SQLBind(r.seq), SQLBind(r.at), SQLBind(r.actorID), SQLBind(r.ownerID), SQLBind(r.action),
+                                       SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)))
+            }
+            try await insert.run()
+        }
         try await db.raw("DELETE FROM audit_head WHERE id = 1").run()
         try await db.raw("""
             INSERT INTO audit_head (id, seq, mac, head_mac)

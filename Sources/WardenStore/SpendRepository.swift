@@ -90,3 +90,45 @@ public struct SpendRepository: Sendable {
     }
 }
 
+
+/// Usage to add to a key's day at a venue (unbudgeted calls are recorded in batches).
+public struct SpendDelta: Sendable {
+    public var keyID: String
+    public var venue: String
+    public var day: String
+    public var requests: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var spentUSD: Double
+
+    public init(keyID: String, venue: String, day: String, requests: Int64, inputTokens: Int64, outputTokens: Int64, spentUSD: Double) {
+        self.keyID = keyID
+        self.venue = venue
+        self.day = day
+        self.requests = requests
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.spentUSD = spentUSD
+    }
+}
+
+extension SpendRepository {
+    /// Adds batched usage in one transaction.
+    public func add(_ deltas: [SpendDelta]) async throws {
+        guard !deltas.isEmpty else { return }
+        try await database.transaction { db in
+            for d in deltas {
+                try await db.raw("""
+                    INSERT INTO llm_spend (agent_key_id, day, venue, requests, input_tokens, output_tokens, spent_usd)
+                    VALUES (\(bind: d.keyID), \(bind: d.day), \(bind: d.venue), \(bind: d.requests), \(bind: d.inputTokens),
+                        \(bind: d.outputTokens), \(bind: d.spentUSD))
+                    ON CONFLICT (agent_key_id, day, venue) DO UPDATE SET
+                        requests = llm_spend.requests + excluded.requests,
+                        input_tokens = llm_spend.input_tokens + excluded.input_tokens,
+                        output_tokens = llm_spend.output_tokens + excluded.output_tokens,
+                        spent_usd = llm_spend.spent_usd + excluded.spent_usd
+                    """).run()
+            }
+        }
+    }
+}
