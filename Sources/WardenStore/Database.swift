@@ -28,7 +28,7 @@ public final class Database: Sendable {
     }
 
     /// Opens a pool. For SQLite the file is created with mode 0600 (its directory must exist).
-    public static func open(_ location: DatabaseLocation, logger: Logger, maxConnections: Int = 4) throws(StoreError) -> Database {
+    public static func open(_ location: DatabaseLocation, logger: Logger, maxConnections: Int = 8) throws(StoreError) -> Database {
         let group = MultiThreadedEventLoopGroup.singleton
         let perLoop = max(1, maxConnections / max(1, System.coreCount))
         switch location {
