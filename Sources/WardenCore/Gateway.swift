@@ -85,8 +85,7 @@ public struct Gateway: Sendable {
         do { path = try CanonicalPath(raw: rawPath) } catch {
             throw GatewayRefusal(.badRequest, .invalidRequest, error.description)
         }
-        let key = try await identify(venue: venue, headers: headers)
-        let (credentialID, secret) = try await credential(for: key, venue: venue)
+        let (key, credentialID, secret) = try await resolve(venue: venue, headers: headers)
         if let service = config.services[venue.name] {
             try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
         }
@@ -96,48 +95,46 @@ public struct Gateway: Sendable {
         return Admission(venue: venue, key: key, credentialID: credentialID, secret: secret, path: path, upstreamURL: url)
     }
 
-    /// The live agent key in the request, whose owner is still enabled.
-    func identify(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> AgentKeyRecord {
+    /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
+    /// own, or one shared with the owner at a level that covers the key's access. One store query.
+    func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, String, [String: String]) {
         guard let presented = headers[HTTPField.Name("x-warden-key")!] ?? venue.agentKey(in: headers), !presented.isEmpty else {
             throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
-        let record: AgentKeyRecord?
-        do { record = try await agentKeys.lookup(presented) } catch {
+        let resolved: ResolvedKey?
+        do {
+            resolved = presented.hasPrefix("wdn_") && presented.utf8.count < 200
+                ? try await AgentKeyRepository(database).resolve(hash: agentKeys.hash(presented), venue: venue.name) : nil
+        } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
         }
-        guard let record else { throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key") }
-        let owner = try? await UserRepository(database).find(id: record.ownerID)
-        guard let owner, !owner.disabled else {
-            throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: record)
+        let now = Clock.nowMillis()
+        guard let resolved, resolved.key.revokedAt == nil, resolved.key.expiresAt.map({ $0 > now }) ?? true else {
+            throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
         }
-        return record
-    }
-
-    /// The credential the key is bound to for this venue, checked against the owner's right to use it now.
-    func credential(for key: AgentKeyRecord, venue: any VenueAdapter) async throws(GatewayRefusal) -> (String, [String: String]) {
+        let key = resolved.key
+        guard !resolved.ownerDisabled else {
+            throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: key)
+        }
         guard let credentialID = key.credentials[venue.name] else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is not bound to a \(venue.name) credential", key: key)
         }
-        do {
-            guard let credential = try await CredentialRepository(database).find(id: credentialID) else {
-                throw GatewayRefusal(.forbidden, .permission, "the credential bound to this key was deleted", key: key)
+        guard let credential = resolved.credential else {
+            throw GatewayRefusal(.forbidden, .permission, "the credential bound to this key was deleted", key: key)
+        }
+        if credential.ownerID != key.ownerID {
+            guard let grant = resolved.grantAccess, key.access == "read" || grant == "trade" else {
+                throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
             }
-            if credential.ownerID != key.ownerID {
-                let grant = try await GrantRepository(database).find(credentialID: credentialID, granteeID: key.ownerID)
-                guard let grant, key.access == "read" || grant.access == "trade" else {
-                    throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
-                }
-            }
-            let sealed = SealedSecret(nonce: credential.nonce, ciphertext: credential.ciphertext,
-                                      wrappedKey: credential.wrappedDEK, kekVersion: credential.kekVersion)
-            let opened = try vault.open(sealed, identity: Credentials.identity(credential))
-            let secret = opened.withUnsafeBytes { (try? JSONDecoder().decode([String: String].self, from: Data($0))) ?? [:] }
-            return (credentialID, secret)
-        } catch let refusal as GatewayRefusal {
-            throw refusal
-        } catch {
+        }
+        let sealed = SealedSecret(nonce: credential.nonce, ciphertext: credential.ciphertext,
+                                  wrappedKey: credential.wrappedDEK, kekVersion: credential.kekVersion)
+        guard let opened = try? vault.open(sealed, identity: Credentials.identity(credential)),
+              let secret = opened.withUnsafeBytes({ try? JSONDecoder().decode([String: String].self, from: Data($0)) })
+        else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
         }
+        return (key, credentialID, secret)
     }
 
     /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds.

@@ -1,3 +1,4 @@
+import Foundation
 import SQLKit
 
 /// An agent key: only a keyed hash of the key is stored, with the credentials it may use (one per venue).
@@ -118,6 +119,69 @@ public struct AgentKeyRepository: Sendable {
             for (id, time) in credentials {
                 try await db.raw("UPDATE credentials SET last_used_at = \(bind: time) WHERE id = \(bind: id)").run()
             }
+        }
+    }
+}
+
+/// Everything the gateway needs to know about a presented key for one venue, read in one query.
+public struct ResolvedKey: Sendable {
+    public var key: AgentKeyRecord
+    public var ownerDisabled: Bool
+    /// The credential the key is bound to for the venue, if any.
+    public var credential: CredentialRecord?
+    /// The owner's grant on that credential when someone else owns it.
+    public var grantAccess: String?
+}
+
+extension AgentKeyRepository {
+    /// The key with the given hash, its owner's state, its credential for `venue` and any grant behind it.
+    public func resolve(hash: String, venue: String) async throws -> ResolvedKey? {
+        try await database.withConnection { db in
+            guard let row = try await db.raw("""
+                SELECT k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
+                    c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
+                    c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
+                    c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
+                    g.access AS grant_access
+                FROM agent_keys k
+                JOIN users u ON u.id = k.owner_id
+                LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
+                LEFT JOIN credentials c ON c.id = b.credential_id
+                LEFT JOIN grants g ON g.credential_id = c.id AND g.grantee_id = k.owner_id
+                WHERE k.key_hash = \(bind: hash)
+                """).first()
+            else { return nil }
+            let bound = try row.decode(column: "bound_credential", as: String?.self)
+            var credential: CredentialRecord?
+            if let bound, let owner = try row.decode(column: "c_owner_id", as: String?.self) {
+                credential = CredentialRecord(
+                    id: bound, ownerID: owner,
+                    venue: try row.decode(column: "c_venue", as: String.self),
+                    label: try row.decode(column: "c_label", as: String.self),
+                    fingerprint: try row.decode(column: "c_fingerprint", as: String.self),
+                    nonce: Array(try row.decode(column: "c_nonce", as: Data.self)),
+                    ciphertext: Array(try row.decode(column: "c_ciphertext", as: Data.self)),
+                    wrappedDEK: Array(try row.decode(column: "c_wrapped_dek", as: Data.self)),
+                    kekVersion: try row.decode(column: "c_kek_version", as: Int.self),
+                    createdAt: try row.decode(column: "c_created_at", as: Int64.self),
+                    updatedAt: try row.decode(column: "c_updated_at", as: Int64.self))
+            }
+            let key = AgentKeyRecord(
+                id: try row.decode(column: "id", as: String.self),
+                ownerID: try row.decode(column: "owner_id", as: String.self),
+                name: try row.decode(column: "name", as: String.self),
+                keyHash: try row.decode(column: "key_hash", as: String.self),
+                keyPrefix: try row.decode(column: "key_prefix", as: String.self),
+                access: try row.decode(column: "access", as: String.self),
+                createdAt: try row.decode(column: "created_at", as: Int64.self),
+                expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
+                revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
+                lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
+                credentials: bound.map { [venue: $0] } ?? [:],
+                dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self),
+                parentID: try row.decode(column: "parent_id", as: String?.self))
+            return ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
+                               credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self))
         }
     }
 }

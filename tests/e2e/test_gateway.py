@@ -330,3 +330,14 @@ def test_audit_fails_closed(world):
         db.execute("DROP TRIGGER refuse_audit")
     assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
     assert len(fake.requests) == before + 1
+
+
+def test_a_disabled_owners_keys_stop_at_once(world):
+    agent = world["key"]()["key"]
+    client = openai_client(world, agent)
+    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    disabled = warden("user", "disable", "agent-owner@example.com", "--data-dir", str(world["data"]),
+                      "--config", str(world["config"]), env=world["env"])
+    assert disabled.returncode == 0, disabled.stderr
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
