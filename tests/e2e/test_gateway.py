@@ -341,3 +341,25 @@ def test_a_disabled_owners_keys_stop_at_once(world):
     assert disabled.returncode == 0, disabled.stderr
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+
+
+def test_a_shared_credential_stops_when_the_share_is_revoked(world):
+    env, data, config = world["env"], world["data"], world["config"]
+    assert warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(data),
+                  "--config", str(config), env=env).returncode == 0
+    api, owner = world["api"], world["auth"]
+    openai_cred = next(c for c in requests.get(api + "/credentials", headers=owner).json()["credentials"] if c["venue"] == "openai")
+    grant = requests.post(api + f"/credentials/{openai_cred['id']}/grants", headers=owner,
+                          json={"email": "grantee@example.com", "access": "read"}).json()
+    token = requests.post(api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
+    grantee = {"Authorization": f"Bearer {token}"}
+    made = requests.post(api + "/agent-keys", headers=grantee, json={"name": "g", "credential_ids": [openai_cred["id"]], "access": "read"})
+    assert made.status_code == 201, made.text
+    client = openai_client(world, made.json()["key"])
+    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    fake = world["upstreams"]["openai"]
+    before = len(fake.requests)
+    assert requests.delete(api + f"/credentials/{openai_cred['id']}/grants/{grant['id']}", headers=owner).status_code == 204
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+    assert len(fake.requests) == before
