@@ -1,3 +1,5 @@
+import Foundation
+
 /// A request path in the one form every policy decision is made on. Percent-escapes of unreserved
 /// characters are decoded, `//` runs collapse and a trailing slash is dropped; anything that could mean
 /// different things to Warden and to the upstream (dot segments, encoded `/`, `\` or `.`, control
@@ -30,7 +32,7 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
 
     /// The path to send upstream: canonical segments, re-encoded where needed.
     public var encoded: String {
-        "/" + segments.map { $0.addingPercentEncoding(withAllowedCharacters: Self.segmentCharacters) ?? $0 }.joined(separator: "/")
+        "/" + segments.map { $0.percentEncoded(keeping: Self.segmentCharacters) }.joined(separator: "/")
     }
 
     private static let segmentCharacters: Set<Character> = Set(
@@ -62,16 +64,15 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func addingPercentEncoding(withAllowedCharacters allowed: Set<Character>) -> String? {
+    /// Percent-encodes every UTF-8 byte of characters outside `allowed`.
+    fileprivate func percentEncoded(keeping allowed: Set<Character>) -> String {
         var out = ""
         for character in self {
             if allowed.contains(character) { out.append(character); continue }
-            for byte in String(character).utf8 { out += "%" + String(byte, radix: 16, uppercase: true).leftPadded }
+            for byte in String(character).utf8 { out += String(format: "%%%02X", byte) }
         }
         return out
     }
-
-    fileprivate var leftPadded: String { count == 1 ? "0" + self : self }
 }
 
 /// A `blocked_endpoints` entry: `METHOD /path` where `*` is one segment and `**` any number (even none).

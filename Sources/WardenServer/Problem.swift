@@ -41,10 +41,6 @@ public struct Problem: HTTPResponseError, Sendable {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    public static func notFound(_ what: String = "resource") -> Problem {
-        Problem(.notFound, code: "not_found", detail: "no such \(what)")
-    }
-
     public static func payloadTooLarge(limit: Int) -> Problem {
         Problem(.contentTooLarge, code: "payload_too_large", detail: "the request body is larger than the limit of \(limit) bytes")
     }

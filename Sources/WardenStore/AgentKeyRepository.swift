@@ -94,8 +94,13 @@ public struct AgentKeyRepository: Sendable {
         for binding in bindings {
             credentials[try binding.decode(column: "venue", as: String.self)] = try binding.decode(column: "credential_id", as: String.self)
         }
-        return AgentKeyRecord(
-            id: id,
+        return try decodeKey(row, credentials: credentials)
+    }
+
+    /// The `agent_keys` columns of a row, with the bindings read separately.
+    static func decodeKey(_ row: any SQLRow, credentials: [String: String]) throws -> AgentKeyRecord {
+        AgentKeyRecord(
+            id: try row.decode(column: "id", as: String.self),
             ownerID: try row.decode(column: "owner_id", as: String.self),
             name: try row.decode(column: "name", as: String.self),
             keyHash: try row.decode(column: "key_hash", as: String.self),
@@ -166,20 +171,7 @@ extension AgentKeyRepository {
                     createdAt: try row.decode(column: "c_created_at", as: Int64.self),
                     updatedAt: try row.decode(column: "c_updated_at", as: Int64.self))
             }
-            let key = AgentKeyRecord(
-                id: try row.decode(column: "id", as: String.self),
-                ownerID: try row.decode(column: "owner_id", as: String.self),
-                name: try row.decode(column: "name", as: String.self),
-                keyHash: try row.decode(column: "key_hash", as: String.self),
-                keyPrefix: try row.decode(column: "key_prefix", as: String.self),
-                access: try row.decode(column: "access", as: String.self),
-                createdAt: try row.decode(column: "created_at", as: Int64.self),
-                expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
-                revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
-                lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
-                credentials: bound.map { [venue: $0] } ?? [:],
-                dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self),
-                parentID: try row.decode(column: "parent_id", as: String?.self))
+            let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
             return ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
                                credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self))
         }

@@ -30,12 +30,6 @@ public struct ServerSecretRepository: Sendable {
 
     public init(_ database: Database) { self.database = database }
 
-    public func find(name: String) async throws -> SealedColumns? {
-        try await database.withConnection { db in
-            try await db.raw("SELECT * FROM server_secrets WHERE name = \(bind: name)").first().map(SealedColumns.decode)
-        }
-    }
-
     /// Returns the stored value: `sealed` if this call stored it, or the one another process stored first.
     public func findOrInsert(name: String, sealed: SealedColumns) async throws -> SealedColumns {
         try await database.transaction { db in

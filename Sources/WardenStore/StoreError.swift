@@ -4,7 +4,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unavailable(String)
     case migrationFailed(version: Int, reason: String)
     case newerSchema(found: Int, known: Int)
-    case notFound
     case conflict(String)
 
     public var description: String {
@@ -14,7 +13,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .migrationFailed(let version, let reason): "migration \(version) failed: \(reason)"
         case .newerSchema(let found, let known):
             "the database has schema version \(found), newer than this warden knows (\(known)); upgrade warden"
-        case .notFound: "not found"
         case .conflict(let reason): "conflict: \(reason)"
         }
     }

@@ -29,6 +29,6 @@ public struct OpenAIVenue: VenueAdapter {
         case .budget: "insufficient_quota"
         default: "warden_\(kind.rawValue)"
         }
-        return ("application/json", JSONBody.encode(["error": ["message": message, "type": type, "param": NSNull(), "code": code]]))
+        return ("application/json", VenueJSON.encode(["error": ["message": message, "type": type, "param": NSNull(), "code": code]]))
     }
 }

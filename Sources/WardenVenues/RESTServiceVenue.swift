@@ -32,7 +32,7 @@ public struct RESTServiceVenue: VenueAdapter {
     }
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        ("application/problem+json", JSONBody.encode([
+        ("application/problem+json", VenueJSON.encode([
             "type": "https://warden.local/problems/gateway_\(kind.rawValue)", "title": status.reasonPhrase,
             "status": status.code, "code": "gateway_\(kind.rawValue)", "detail": message,
         ]))

@@ -39,7 +39,7 @@ enum BearerToken {
     }
 }
 
-enum JSONBody {
+enum VenueJSON {
     static func encode(_ object: [String: Any]) -> Data {
         (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
     }
