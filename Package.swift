@@ -50,11 +50,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // One file per venue: where its SDK puts the key, how to authorise upstream, its error shape, its usage.
+        // One file per venue: where its SDK puts the key, how to classify, sign and simulate its calls,
+        // its error shape, its usage.
         .target(
             name: "WardenVenues",
             dependencies: [
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         // Decisions: configuration, vault state and everything built on it.

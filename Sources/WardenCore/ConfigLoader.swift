@@ -109,16 +109,20 @@ public enum ConfigLoader {
         guard WardenConfig.builtInVenues.contains(name) else {
             throw .invalidValue(key: "venues.\(name)", reason: "no built-in venue is called \"\(name)\" (known: \(WardenConfig.builtInVenues.sorted().joined(separator: ", "))); use [services.\(name)] for a generic REST service")
         }
-        var baseURL: String?
+        var venue = WardenConfig.VenueSection()
         for key in t.keys {
             let path = "venues.\(name).\(key)"
             switch key {
-            case "base_url": baseURL = try url(t, key, path: path)
+            case "base_url": venue.baseURL = try url(t, key, path: path)
+            case "allow_endpoints":
+                guard WardenConfig.exchanges.contains(name) else {
+                    throw .invalidValue(key: path, reason: "only the exchanges (binance, kalshi, polymarket) have an endpoint allowlist")
+                }
+                venue.allowEndpoints = try endpointPatterns(t, key, path: path)
             default: throw .unknownKey(path)
             }
         }
-        guard let baseURL else { throw .invalidValue(key: "venues.\(name).base_url", reason: "is required") }
-        return .init(baseURL: baseURL)
+        return venue
     }
 
     private static func parseService(_ name: String, _ t: TOMLTable) throws(ConfigError) -> WardenConfig.ServiceSection {

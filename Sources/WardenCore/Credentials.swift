@@ -168,6 +168,14 @@ public struct Credentials: Sendable {
         return mac.prefix(6).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The secret fields of a stored credential, or nil when it does not open (wrong row, tampered blob).
+    static func open(_ record: CredentialRecord, vault: Vault) -> [String: String]? {
+        let sealed = SealedSecret(nonce: record.nonce, ciphertext: record.ciphertext,
+                                  wrappedKey: record.wrappedDEK, kekVersion: record.kekVersion)
+        guard let opened = try? vault.open(sealed, identity: identity(record)) else { return nil }
+        return opened.withUnsafeBytes { try? JSONDecoder().decode([String: String].self, from: Data($0)) }
+    }
+
     static func identity(_ record: CredentialRecord) -> SecretIdentity {
         SecretIdentity(kind: "credential", id: record.id, owner: record.ownerID, venue: record.venue)
     }

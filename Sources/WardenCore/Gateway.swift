@@ -55,8 +55,11 @@ public struct Gateway: Sendable {
     let agentKeys: AgentKeys
     let rateLimiter = RateLimiter()
     let blocked: [String: [EndpointPattern]]
+    public let trading: TradingPolicy
+    public let goLive: GoLive
 
-    public init(services: WardenServices, config: WardenConfig) {
+    /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
+    public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {
         registry = VenueRegistry(services: config.services.sorted { $0.key < $1.key }.map { name, s in
             RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
         })
@@ -68,6 +71,10 @@ public struct Gateway: Sendable {
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
+        trading = TradingPolicy(config: config, database: services.database, profiles: services.profiles,
+                                prices: PriceFeed(caller: caller))
+        goLive = GoLive(registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
+                        profiles: services.profiles, audit: services.audit)
     }
 
     public static let methodOverrideHeaders: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
@@ -127,11 +134,7 @@ public struct Gateway: Sendable {
                 throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
             }
         }
-        let sealed = SealedSecret(nonce: credential.nonce, ciphertext: credential.ciphertext,
-                                  wrappedKey: credential.wrappedDEK, kekVersion: credential.kekVersion)
-        guard let opened = try? vault.open(sealed, identity: Credentials.identity(credential)),
-              let secret = opened.withUnsafeBytes({ try? JSONDecoder().decode([String: String].self, from: Data($0)) })
-        else {
+        guard let secret = Credentials.open(credential, vault: vault) else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
         }
         return (key, credentialID, secret)

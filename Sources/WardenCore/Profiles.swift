@@ -28,6 +28,9 @@ public struct Profiles: Sendable {
                               "allow_live_trading is turned on only by POST /api/v1/profile/go-live, after its checks pass",
                               field: "risk.allow_live_trading")
         }
+        var adjusted = new
+        adjusted.liveVenues = new.allowLiveTrading ? current.liveVenues : []  // only go-live adds venues
+        let new = adjusted
         let changed = Self.changedFields(current, new)
         try await database.transaction { db in
             try await ProfileRepository(database).upsert(userID: principal.user.id, new, on: db)
@@ -35,6 +38,19 @@ public struct Profiles: Sendable {
                                               detail: ["changed": changed.joined(separator: ",")]), on: db)
         }
         return new
+    }
+
+    /// Marks `venue` live after its go-live checks passed, and audits it.
+    public func goLive(_ principal: Principal, venue: String, checks: String) async throws -> ProfileRecord {
+        var profile = try await get(userID: principal.user.id)
+        if !profile.liveVenues.contains(venue) { profile.liveVenues.append(venue) }
+        profile.allowLiveTrading = true
+        try await database.transaction { [profile] db in
+            try await ProfileRepository(database).upsert(userID: principal.user.id, profile, on: db)
+            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
+                                              target: venue, outcome: "allowed", detail: ["checks": checks]), on: db)
+        }
+        return profile
     }
 
     static func validate(_ p: ProfileRecord) throws(WardenError) {
@@ -63,6 +79,7 @@ public struct Profiles: Sendable {
         if a.maxLegUSD != b.maxLegUSD { out.append("max_leg_usd") }
         if a.dailyCapUSD != b.dailyCapUSD { out.append("daily_cap_usd") }
         if a.allowLiveTrading != b.allowLiveTrading { out.append("allow_live_trading") }
+        if a.liveVenues != b.liveVenues { out.append("live_venues") }
         if a.startingBalanceUSD != b.startingBalanceUSD { out.append("starting_balance_usd") }
         if a.feeBps != b.feeBps { out.append("fee_bps") }
         if a.slippageBps != b.slippageBps { out.append("slippage_bps") }

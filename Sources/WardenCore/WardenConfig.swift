@@ -21,7 +21,11 @@ public struct WardenConfig: Sendable, Equatable {
     }
 
     public struct VenueSection: Sendable, Equatable {
-        public var baseURL: String
+        public var baseURL: String?
+        /// Exchange endpoints off Warden's allowlist that the operator opens (`"DELETE /api/v3/openOrders"`).
+        /// Fund movement stays refused whatever is listed here.
+        public var allowEndpoints: [String] = []
+        public init() {}
     }
 
     public struct ServiceSection: Sendable, Equatable {
@@ -64,4 +68,5 @@ public struct WardenConfig: Sendable, Equatable {
 
     /// Venues with built-in adapters; only their upstream can be changed.
     public static let builtInVenues: Set<String> = ["openai", "anthropic", "binance", "kalshi", "polymarket"]
+    public static let exchanges: Set<String> = ["binance", "kalshi", "polymarket"]
 }

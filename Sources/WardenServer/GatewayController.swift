@@ -36,6 +36,7 @@ struct GatewayController {
             try checkBrowser(request)
             let admission = try await gateway.admit(
                 venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
+            if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange) }
             return try await forward(request, admission, context: context)
         } catch let refusal as GatewayRefusal {
             return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath)
@@ -60,9 +61,9 @@ struct GatewayController {
 
     // MARK: forwarding
 
+    /// LLM and REST-service calls: the body streams through (LLM bodies are read whole to price them).
     func forward(_ request: Request, _ admission: Admission, context: WardenContext) async throws -> Response {
         let venue = admission.venue
-        let started = ContinuousClock.now
         var outgoing = HTTPClientRequest(url: admission.upstreamURL)
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
         var headers = Self.forwardableHeaders(request.headers, venue: venue)
@@ -72,13 +73,7 @@ struct GatewayController {
         var meter: UsageMeter?
         if let dialect = venue.usage {
             // LLM calls are read whole (they are small) to price them before they are sent.
-            var body = request.body
-            let limit = gateway.config.gateway.maxRequestBytes
-            let buffer: ByteBuffer
-            do { buffer = try await body.collect(upTo: limit) } catch {
-                throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: admission.key)
-            }
-            let original = Data(buffer: buffer)
+            let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, admission)
             let info = dialect.inspect(original)
             let prepared = dialect.prepare(original)
             reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
@@ -91,12 +86,74 @@ struct GatewayController {
             outgoing.body = .stream(request.body, length: .unknown)
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
+        let held = reservation
+        return try await relay(outgoing, request, admission, detail: [:], meter: meter) { [gateway] status, failed, usage in
+            guard let held else { return [:] }
+            // Unsent: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
+            let used = status == nil ? TokenUsage(input: 0, output: 0) : failed ? nil : usage
+            let cost = await gateway.settle(held, usage: used)
+            var detail = ["cost_usd": String(format: "%.6f", cost)]
+            if let usage = used, status != nil { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
+            return detail
+        }
+    }
 
+    /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
+    /// signed and sent, or answered by the simulator.
+    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue) async throws -> Response {
+        let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, 1024 * 1024), admission)
+        let plan = try await gateway.trading.plan(
+            admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
+            headers: Self.forwardableHeaders(request.headers, venue: venue))
+        switch plan.route {
+        case .answer(let status, let answer):
+            do {
+                try await gateway.audit.append(entry(admission, action: "gateway.simulate", outcome: "dry_run", request: request, extra: plan.audit))
+            } catch {
+                throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written", key: admission.key)
+            }
+            metrics.request(venue: venue.name, decision: "dry_run")
+            return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
+        case .forward(let signed, let url):
+            var outgoing = HTTPClientRequest(url: url)
+            outgoing.method = HTTPMethod(rawValue: signed.method)
+            var headers = signed.headers
+            headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
+            outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
+            if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
+            let ticket = plan.reservation
+            return try await relay(outgoing, request, admission, detail: plan.audit, meter: nil) { [gateway] status, _, _ in
+                guard let ticket else { return [:] }
+                // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
+                guard let status, !(200..<300).contains(status.code) else {
+                    try? await gateway.trading.confirm(ticket)
+                    return ["reservation": "kept"]
+                }
+                try? await gateway.trading.release(ticket)
+                return ["reservation": "released"]
+            }
+        }
+    }
+
+    func collect(_ request: Request, limit: Int, _ admission: Admission) async throws(GatewayRefusal) -> Data {
+        var body = request.body
+        do { return Data(buffer: try await body.collect(upTo: limit)) } catch {
+            throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: admission.key)
+        }
+    }
+
+    /// Audits the decision durably, sends, streams the answer back, and settles and audits the result
+    /// before the client has the last byte. `settle` gets the status (nil when nothing came back), whether
+    /// the stream broke, and the metered usage; it returns details for the result row.
+    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ admission: Admission, detail: [String: String], meter: UsageMeter?,
+               settle: @escaping @Sendable (HTTPResponse.Status?, Bool, TokenUsage?) async -> [String: String]) async throws -> Response {
+        let venue = admission.venue
+        let started = ContinuousClock.now
         // Fail closed: the decision is durable before anything leaves.
         do {
-            try await gateway.audit.append(entry(admission, action: "gateway.forward", outcome: "allowed", request: request))
+            try await gateway.audit.append(entry(admission, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
         } catch {
-            if let reservation { _ = await gateway.settle(reservation, usage: TokenUsage(input: 0, output: 0)) }
+            _ = await settle(nil, false, nil)
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: admission.key)
         }
 
@@ -104,7 +161,7 @@ struct GatewayController {
         do {
             upstream = try await client.execute(outgoing, timeout: .seconds(Int64(gateway.config.gateway.upstreamTimeoutSeconds)))
         } catch {
-            if let reservation { _ = await gateway.settle(reservation, usage: TokenUsage(input: 0, output: 0)) }
+            _ = await settle(nil, false, nil)
             let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
             throw timedOut
                 ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: admission.key)
@@ -114,7 +171,6 @@ struct GatewayController {
         var responseHeaders = Self.returnableHeaders(upstream.headers)
         if meter?.streaming == true { responseHeaders[.contentLength] = nil }
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
-        let held = reservation
         // With a Content-Length the client is done at the last byte, so that byte waits until the call
         // is settled and audited; chunked streams end with `finish`, which comes after both anyway.
         let holdLast = responseHeaders[.contentLength] != nil
@@ -139,16 +195,12 @@ struct GatewayController {
                 failure = error
                 outcome = "interrupted"
             }
-            var detail: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
-            if let reservation = held {
-                let usage = failure == nil ? meter?.usage : nil
-                let cost = await gateway.settle(reservation, usage: usage)
-                detail["cost_usd"] = String(format: "%.6f", cost)
-                if let usage { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
-            }
+            var result: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
+            result.merge(await settle(status, failure != nil, meter?.usage)) { $1 }
+            result.merge(detail) { a, _ in a }
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
             metrics.request(venue: venue.name, decision: outcome)
-            try? await gateway.audit.append(entry(admission, action: "gateway.result", outcome: outcome, request: request, extra: detail))
+            try? await gateway.audit.append(entry(admission, action: "gateway.result", outcome: outcome, request: request, extra: result))
             if let failure { throw failure }
             if let last { try await writer.write(last) }
             try await writer.finish(nil)

@@ -5,13 +5,15 @@ import WardenStore
 /// `GET|PUT /profile`: risk settings and simulator defaults. PUT may send any subset of the fields.
 struct ProfileController {
     let profiles: Profiles
+    let goLive: GoLive
     let bodyLimit: Int
 
+    /// `live_venues` is read-only: only the go-live checks add a venue.
     struct Risk: Codable {
-        var minNetEdgeCents: Double?, maxLegUSD: Double?, dailyCapUSD: Double?, allowLiveTrading: Bool?
+        var minNetEdgeCents: Double?, maxLegUSD: Double?, dailyCapUSD: Double?, allowLiveTrading: Bool?, liveVenues: [String]?
         enum CodingKeys: String, CodingKey {
             case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
-            case allowLiveTrading = "allow_live_trading"
+            case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues"
         }
     }
     struct Simulator: Codable {
@@ -24,7 +26,7 @@ struct ProfileController {
 
     static func body(_ p: ProfileRecord) -> Body {
         Body(risk: Risk(minNetEdgeCents: p.minNetEdgeCents, maxLegUSD: p.maxLegUSD, dailyCapUSD: p.dailyCapUSD,
-                        allowLiveTrading: p.allowLiveTrading),
+                        allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues),
              simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
     }
 
@@ -49,5 +51,15 @@ struct ProfileController {
             }
             return try Response.json(Self.body(try await profiles.update(principal, to: p)))
         }
+        api.post("profile/go-live") { request, context in
+            let principal = try context.requirePrincipal()
+            let venue = try await JSONBody.decode(GoLiveRequest.self, from: request, limit: bodyLimit).venue
+            let result = try await goLive.run(principal, venue: venue)
+            return try Response.json(GoLiveAnswer(venue: result.venue, live: result.live, checks: result.checks),
+                                     status: result.live ? .ok : .unprocessableContent)
+        }
     }
+
+    struct GoLiveRequest: Decodable { let venue: String }
+    struct GoLiveAnswer: Encodable { let venue: String; let live: Bool; let checks: [GoLiveCheck] }
 }

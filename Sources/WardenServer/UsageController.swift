@@ -2,10 +2,12 @@ import Hummingbird
 import WardenCore
 import WardenStore
 
-/// `GET /usage`: today's (UTC) LLM calls, tokens and spend per agent key and venue.
+/// `GET /usage`: today's (UTC) LLM calls, tokens and spend per agent key and venue, and the day's
+/// order volume (live and paper) against `daily_cap_usd`.
 struct UsageController {
     let database: Database
     let spend: SpendBatch
+    let profiles: Profiles
 
     struct Entry: Encodable {
         let agentKeyID, venue: String
@@ -16,17 +18,25 @@ struct UsageController {
             case spentUSD = "spent_usd", reservedUSD = "reserved_usd"
         }
     }
-    struct Body: Encodable { let day: String; let llm: [Entry] }
+    struct Trading: Encodable {
+        let day: String
+        let liveUSD, paperUSD, dailyCapUSD: Double
+        enum CodingKeys: String, CodingKey { case day, liveUSD = "live_usd", paperUSD = "paper_usd", dailyCapUSD = "daily_cap_usd" }
+    }
+    struct Body: Encodable { let day: String; let llm: [Entry]; let trading: Trading }
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
         api.get("usage") { _, context in
             await spend.flush()  // this process's batched usage first
             let day = SpendRepository.day()
-            let rows = try await SpendRepository(database).usage(ownerID: try context.requirePrincipal().user.id, day: day)
+            let userID = try context.requirePrincipal().user.id
+            let rows = try await SpendRepository(database).usage(ownerID: userID, day: day)
+            let volume = try await TradeRepository(database).used(ownerID: userID, day: day)
+            let cap = try await profiles.get(userID: userID).dailyCapUSD
             return try Response.json(Body(day: day, llm: rows.map {
                 Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
                       outputTokens: $0.outputTokens, spentUSD: $0.spentUSD, reservedUSD: $0.reservedUSD)
-            }))
+            }, trading: Trading(day: day, liveUSD: volume["live"] ?? 0, paperUSD: volume["paper"] ?? 0, dailyCapUSD: cap)))
         }
     }
 }

@@ -23,13 +23,13 @@ public struct ServerEnvironment: Sendable {
         self.settings = settings
         self.services = services
         self.logger = logger
-        gateway = Gateway(services: services, config: settings.config)
         let timeout = TimeAmount.seconds(Int64(settings.config.gateway.upstreamTimeoutSeconds))
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(10), read: timeout))
         configuration.decompression = .disabled
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: httpClient))
     }
 
     /// Hosts the gateway answers to: its listen address (and the loopback names when it listens on loopback).
@@ -62,11 +62,12 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
 
     let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
     auth.addRoutes(to: authenticated)
-    ProfileController(profiles: env.services.profiles, bodyLimit: limit).addRoutes(to: authenticated)
+    ProfileController(profiles: env.services.profiles, goLive: env.gateway.goLive, bodyLimit: limit).addRoutes(to: authenticated)
+    PaperController(database: env.database, profiles: env.services.profiles).addRoutes(to: authenticated)
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
     AuditController(database: env.database).addRoutes(to: authenticated)
-    UsageController(database: env.database, spend: env.gateway.spendBatch).addRoutes(to: authenticated)
+    UsageController(database: env.database, spend: env.gateway.spendBatch, profiles: env.services.profiles).addRoutes(to: authenticated)
     return router
 }
 

@@ -9,9 +9,11 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     public var startingBalanceUSD: Double
     public var feeBps: Double
     public var slippageBps: Double
+    /// Venues whose go-live checks passed; orders elsewhere stay in the simulator.
+    public var liveVenues: [String]
 
     public init(minNetEdgeCents: Double, maxLegUSD: Double, dailyCapUSD: Double, allowLiveTrading: Bool,
-                startingBalanceUSD: Double, feeBps: Double, slippageBps: Double) {
+                startingBalanceUSD: Double, feeBps: Double, slippageBps: Double, liveVenues: [String] = []) {
         self.minNetEdgeCents = minNetEdgeCents
         self.maxLegUSD = maxLegUSD
         self.dailyCapUSD = dailyCapUSD
@@ -19,7 +21,11 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
         self.startingBalanceUSD = startingBalanceUSD
         self.feeBps = feeBps
         self.slippageBps = slippageBps
+        self.liveVenues = liveVenues
     }
+
+    /// Whether orders at `venue` go to the venue (rather than the simulator).
+    public func isLive(_ venue: String) -> Bool { allowLiveTrading && liveVenues.contains(venue) }
 }
 
 public struct ProfileRepository: Sendable {
@@ -37,7 +43,8 @@ public struct ProfileRepository: Sendable {
                     allowLiveTrading: try row.decode(column: "allow_live_trading", as: Bool.self),
                     startingBalanceUSD: try row.decode(column: "starting_balance_usd", as: Double.self),
                     feeBps: try row.decode(column: "fee_bps", as: Double.self),
-                    slippageBps: try row.decode(column: "slippage_bps", as: Double.self))
+                    slippageBps: try row.decode(column: "slippage_bps", as: Double.self),
+                    liveVenues: try row.decode(column: "live_venues", as: String.self).split(separator: ",").map(String.init))
             }
         }
     }
@@ -46,10 +53,10 @@ public struct ProfileRepository: Sendable {
         try await db.raw("DELETE FROM profiles WHERE user_id = \(bind: userID)").run()
         try await db.raw("""
             INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_usd, daily_cap_usd, allow_live_trading,
-                starting_balance_usd, fee_bps, slippage_bps, updated_at)
+                starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at)
             VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD), \(bind: p.dailyCapUSD),
                 \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
-                \(bind: Clock.nowMillis()))
+                \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()))
             """).run()
     }
 }

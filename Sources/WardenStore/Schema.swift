@@ -158,5 +158,47 @@ enum Schema {
         Migration(version: 4, name: "child agent keys", statements: [
             "ALTER TABLE agent_keys ADD COLUMN parent_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
         ]),
+        Migration(version: 5, name: "trading: daily volume, orders, paper ledger, live venues", statements: [
+            "ALTER TABLE profiles ADD COLUMN live_venues TEXT NOT NULL DEFAULT ''",
+            """
+            CREATE TABLE trade_days (
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                day TEXT NOT NULL,
+                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                used_usd {double} NOT NULL DEFAULT 0,
+                PRIMARY KEY (owner_id, day, mode)
+            )
+            """,
+            """
+            CREATE TABLE trade_orders (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                venue TEXT NOT NULL,
+                client_order_id TEXT NOT NULL,
+                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                day TEXT NOT NULL,
+                notional_usd {double} NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('reserved', 'accepted', 'rejected')),
+                created_at BIGINT NOT NULL,
+                UNIQUE (owner_id, venue, client_order_id)
+            )
+            """,
+            """
+            CREATE TABLE paper_orders (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                venue TEXT NOT NULL,
+                client_order_id TEXT NOT NULL,
+                instrument TEXT NOT NULL,
+                side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+                quantity TEXT NOT NULL,
+                price TEXT NOT NULL,
+                notional_usd {double} NOT NULL,
+                fee_usd {double} NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX paper_orders_owner ON paper_orders (owner_id, created_at)",
+        ]),
     ]
 }

@@ -2,7 +2,7 @@
 public struct VenueRegistry: Sendable {
     private let venues: [String: any VenueAdapter]
 
-    public static let builtIn: [any VenueAdapter] = [OpenAIVenue(), AnthropicVenue()]
+    public static let builtIn: [any VenueAdapter] = [OpenAIVenue(), AnthropicVenue(), BinanceVenue(), KalshiVenue(), PolymarketVenue()]
 
     public init(services: [RESTServiceVenue]) {
         var all: [String: any VenueAdapter] = [:]

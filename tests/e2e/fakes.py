@@ -26,8 +26,9 @@ class Fake:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fake.requests.append({"method": self.command, "path": self.path,
-                                      "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                self.record = {"method": self.command, "path": self.path,
+                               "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                fake.requests.append(self.record)
                 handler(self, body)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve

@@ -1,0 +1,27 @@
+import Foundation
+import WardenVenues
+
+/// Public market data the policy and the simulator price orders with, cached for a moment so a burst of
+/// orders costs the venue one call.
+public actor PriceFeed {
+    let caller: any UpstreamCaller
+    let ttl: Duration
+    private var cache: [String: (body: Data, at: ContinuousClock.Instant)] = [:]
+
+    public init(caller: any UpstreamCaller, ttl: Duration = .seconds(2)) {
+        self.caller = caller
+        self.ttl = ttl
+    }
+
+    /// The answer to a public GET at `base`, from the cache when it is fresh.
+    func body(of query: PublicQuery, venue: String, base: UpstreamBase) async throws -> Data {
+        let key = "\(venue) \(query.path)?\(query.query)"
+        if let hit = cache[key], ContinuousClock.now - hit.at < ttl { return hit.body }
+        let request = UpstreamRequest(method: "GET", path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
+        let answer = try await caller.send(request, origin: base.origin)
+        guard (200..<300).contains(answer.status) else { throw VenueError("\(venue) answered \(answer.status) to \(query.path)") }
+        if cache.count > 10_000 { cache.removeAll() }
+        cache[key] = (answer.body, ContinuousClock.now)
+        return answer.body
+    }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import HTTPTypes
+import WardenStore
+import WardenVenues
+
+/// What the gateway does with an exchange call the policy let through.
+public struct TradePlan: Sendable {
+    public enum Route: Sendable {
+        /// Sign and send: `request` is signed, `url` is where it goes.
+        case forward(request: UpstreamRequest, url: String)
+        /// Answer for the venue (the simulator), without calling it.
+        case answer(status: HTTPResponse.Status, body: Data)
+    }
+
+    public let route: Route
+    /// Recorded in the audit row: the class of call, and for orders instrument, side, notional, client order id, mode.
+    public let audit: [String: String]
+    /// The live order whose reservation is confirmed or released by the venue's answer.
+    public let reservation: String?
+}
+
+/// Exchange calls through the owner's risk policy (DESIGN.md §4): fund movement never; unknown
+/// endpoints only when the operator allows them; read keys never trade; each order priced in USD,
+/// held under `max_leg_usd`, reserved against `daily_cap_usd`, and simulated while the venue is not live.
+public struct TradingPolicy: Sendable {
+    let config: WardenConfig
+    let database: Database
+    let profiles: Profiles
+    let prices: PriceFeed
+    let allowed: [String: [EndpointPattern]]
+
+    init(config: WardenConfig, database: Database, profiles: Profiles, prices: PriceFeed) {
+        self.config = config
+        self.database = database
+        self.profiles = profiles
+        self.prices = prices
+        allowed = config.venues.mapValues { $0.allowEndpoints.map(EndpointPattern.init) }
+    }
+
+    public func plan(_ admission: Admission, venue: any ExchangeVenue, method: String, query: String, body: Data,
+                     headers: HTTPFields) async throws(GatewayRefusal) -> TradePlan {
+        let key = admission.key
+        let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
+        let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+        let outgoing = UpstreamRequest(method: call.method, path: base.prefix + admission.path.encoded, query: query,
+                                       headers: headers, body: body)
+        func forward(_ label: String, signed: Bool) throws(GatewayRefusal) -> TradePlan {
+            TradePlan(route: try sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservation: nil)
+        }
+        switch venue.classify(call) {
+        case .fundMovement:
+            throw GatewayRefusal(.forbidden, .permission,
+                                 "fund movement (withdrawals and transfers) is never allowed through Warden: \(call.method) \(call.path)", key: key)
+        case .invalid(let reason):
+            throw GatewayRefusal(.badRequest, .invalidRequest, "refused: \(reason)", key: key)
+        case .publicRead:
+            return try forward("public_read", signed: false)
+        case .privateRead:
+            return try forward("private_read", signed: true)
+        case .unknown:
+            guard allowed[venue.name]?.contains(where: { $0.matches(method: call.method, path: admission.path) }) == true else {
+                throw GatewayRefusal(.forbidden, .permission,
+                                     "\(call.method) \(call.path) is not allowed: it is not on Warden's list of \(venue.name) endpoints (an operator can open it with allow_endpoints in [venues.\(venue.name)])",
+                                     key: key)
+            }
+            if call.method != "GET" && call.method != "HEAD" {
+                try requireTrade(key)
+                try await requireLive(key, venue: venue.name, what: "\(call.method) \(call.path)")
+            }
+            return try forward("allowed_by_config", signed: true)
+        case .cancel:
+            try requireTrade(key)
+            guard try await profile(key).isLive(venue.name) else {
+                let answer = venue.simulatedCancel()
+                return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservation: nil)
+            }
+            return try forward("cancel", signed: true)
+        case .order(let order):
+            try requireTrade(key)
+            return try await plan(order: order, outgoing, venue, admission, base)
+        }
+    }
+
+    /// The venue accepted a live order (or its answer never came: it may have been placed, so it counts).
+    public func confirm(_ reservation: String) async throws { try await TradeRepository(database).confirm(orderID: reservation) }
+
+    /// The venue refused a live order: its notional goes back to the day.
+    public func release(_ reservation: String) async throws { try await TradeRepository(database).release(orderID: reservation) }
+
+    // MARK: orders
+
+    func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let key = admission.key
+        let profile = try await profile(key)
+        let priced = try await price(order, venue, base, key: key)
+        let usd = Self.double(priced.usd)
+        guard usd <= profile.maxLegUSD + 1e-9 else {
+            throw GatewayRefusal(.forbidden, .permission,
+                                 "the order's notional of \(Self.money(usd)) USD exceeds max_leg_usd (\(Self.money(profile.maxLegUSD)) USD)", key: key)
+        }
+        let live = profile.isLive(venue.name)
+        let mode = live ? "live" : "paper"
+        let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
+        var audit = ["class": "order", "instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
+                     "notional_usd": Self.money(usd), "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
+        let reservation: TradeReservation
+        do {
+            reservation = try await TradeRepository(database).reserve(
+                ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode, day: SpendRepository.day(),
+                amount: usd, cap: profile.dailyCapUSD)
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger is unavailable; the order was not sent", key: key)
+        }
+        var held: String?
+        switch reservation {
+        case .overCap(let used):
+            throw GatewayRefusal(.forbidden, .permission,
+                                 "the order's \(Self.money(usd)) USD would take today's \(mode) volume to \(Self.money(used + usd)) USD, past daily_cap_usd (\(Self.money(profile.dailyCapUSD)) USD); it resets at 00:00 UTC",
+                                 key: key)
+        case .duplicate:
+            audit["retry"] = "true"
+            guard live else {
+                throw GatewayRefusal(.badRequest, .invalidRequest,
+                                     "duplicate client order id \(clientOrderID): the simulator already filled this order", key: key)
+            }
+        case .reserved(let id):
+            held = id
+        }
+        guard live else {
+            let answer = try await simulate(order, clientOrderID: clientOrderID, priced: priced, profile: profile, venue, base, key: key, ticket: held)
+            return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservation: nil)
+        }
+        var request = outgoing
+        venue.prepareOrder(order, clientOrderID: clientOrderID, in: &request)
+        do {
+            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit, reservation: held)
+        } catch {
+            if let held { try? await TradeRepository(database).release(orderID: held) }
+            throw error
+        }
+    }
+
+    /// A fill at the venue's current price moved against the order by the slippage, with the fee, booked on paper.
+    func simulate(_ order: OrderIntent, clientOrderID: String, priced: Priced, profile: ProfileRecord, _ venue: any ExchangeVenue,
+                  _ base: UpstreamBase, key: AgentKeyRecord, ticket: String?) async throws(GatewayRefusal) -> (status: HTTPResponse.Status, body: Data) {
+        let trades = TradeRepository(database)
+        do {
+            let market: Decimal
+            if let known = priced.market { market = known } else { market = try await marketPrice(order, venue, base, key: key) }
+            let slip = Decimal(profile.slippageBps) / 10_000
+            let price = market * (order.side == .buy ? 1 + slip : 1 - slip)
+            var quantity = order.quantity ?? 0
+            if order.quantity == nil, case .quote(let amount, _) = order.value, price > 0 { quantity = (amount / price).rounded(places: 8) }
+            let fill = SimulatedFill(orderID: UUID().uuidString.lowercased(), number: Int64.random(in: 1_000_000...9_000_000_000_000),
+                                     clientOrderID: clientOrderID, price: price, quantity: quantity, usdPerQuote: priced.usdPerQuote,
+                                     feeBps: Decimal(profile.feeBps), time: Date())
+            let booked = try await PaperRepository(database).book(PaperOrder(
+                id: fill.orderID, ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, instrument: order.instrument,
+                side: order.side.rawValue, quantity: "\(fill.quantity)", price: "\(fill.price)", notionalUSD: Self.double(fill.notionalUSD),
+                feeUSD: Self.double(fill.feeUSD), createdAt: Clock.nowMillis()), startingBalanceUSD: profile.startingBalanceUSD)
+            guard booked else {
+                if let ticket { try? await trades.release(orderID: ticket) }
+                throw GatewayRefusal(.badRequest, .invalidRequest,
+                                     "insufficient paper balance for this order (simulator cash starts at starting_balance_usd)", key: key)
+            }
+            if let ticket { try? await trades.confirm(orderID: ticket) }
+            return venue.simulatedOrder(order, fill: fill)
+        } catch let refusal as GatewayRefusal {
+            throw refusal
+        } catch {
+            if let ticket { try? await trades.release(orderID: ticket) }
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the simulator could not fill the order: \(error)", key: key)
+        }
+    }
+
+    // MARK: pricing
+
+    struct Priced: Sendable {
+        let usd: Decimal
+        let usdPerQuote: Decimal
+        /// The instrument's price, when it had to be fetched to value the order.
+        let market: Decimal?
+    }
+
+    func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws(GatewayRefusal) -> Priced {
+        do {
+            switch order.value {
+            case .usd(let usd):
+                return Priced(usd: usd, usdPerQuote: 1, market: nil)
+            case .quote(let amount, let asset):
+                let rate = try await usdRate(asset, order, venue, base)
+                return Priced(usd: amount * rate, usdPerQuote: rate, market: nil)
+            case .atMarket(let quantity, let asset):
+                let rate = try await usdRate(asset, order, venue, base)
+                let market = try await marketPrice(order, venue, base, key: key)
+                return Priced(usd: quantity * market * rate, usdPerQuote: rate, market: market)
+            case .undetermined(let reason):
+                throw GatewayRefusal(.forbidden, .permission, "the order's notional cannot be determined: \(reason)", key: key)
+            }
+        } catch let refusal as GatewayRefusal {
+            throw refusal
+        } catch {
+            throw GatewayRefusal(.badGateway, .upstream, "the order could not be priced from \(venue.name)'s market data: \(error)", key: key)
+        }
+    }
+
+    /// USD per unit of a quote asset: 1 for USD stablecoins, otherwise the asset's USDT price.
+    func usdRate(_ asset: String, _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase) async throws -> Decimal {
+        if ExchangeRules.usdStablecoins.contains(asset) { return 1 }
+        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: asset + "USDT"), venue: venue.name, base: base)
+        guard let rate = venue.parsePrice(body, for: order), rate > 0 else { throw VenueError("no USDT price for \(asset)") }
+        return rate
+    }
+
+    func marketPrice(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws -> Decimal {
+        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: nil), venue: venue.name, base: base)
+        guard let price = venue.parsePrice(body, for: order), price > 0 else { throw VenueError("no price for \(order.instrument)") }
+        return price
+    }
+
+    // MARK: checks and signing
+
+    func requireTrade(_ key: AgentKeyRecord) throws(GatewayRefusal) {
+        guard key.access == "trade" else {
+            throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: it cannot place or cancel orders", key: key)
+        }
+    }
+
+    func requireLive(_ key: AgentKeyRecord, venue: String, what: String) async throws(GatewayRefusal) {
+        guard try await profile(key).isLive(venue) else {
+            throw GatewayRefusal(.forbidden, .permission, "live trading is off for \(venue): \(what) is only sent once go-live passes", key: key)
+        }
+    }
+
+    func profile(_ key: AgentKeyRecord) async throws(GatewayRefusal) -> ProfileRecord {
+        do { return try await profiles.get(userID: key.ownerID) } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read", key: key)
+        }
+    }
+
+    func sign(_ request: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission, _ base: UpstreamBase,
+              signed: Bool) throws(GatewayRefusal) -> TradePlan.Route {
+        var request = request
+        do { try venue.sign(&request, secret: admission.secret, signed: signed, now: Date()) } catch {
+            throw GatewayRefusal(.badRequest, .invalidRequest, error.description, key: admission.key)
+        }
+        return .forward(request: request, url: base.url(request))
+    }
+
+    static func newClientOrderID() -> String {
+        "wdn-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
+
+    static func money(_ value: Double) -> String {
+        let text = String(format: "%.6f", value)
+        var trimmed = text
+        while trimmed.hasSuffix("0") { trimmed.removeLast() }
+        if trimmed.hasSuffix(".") { trimmed.removeLast() }
+        return trimmed.isEmpty ? "0" : trimmed
+    }
+}
+
+extension Decimal {
+    func rounded(places: Int) -> Decimal {
+        var result = Decimal()
+        var value = self
+        NSDecimalRound(&result, &value, places, .down)
+        return result
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import WardenVenues
+
+/// Sends a call Warden makes on its own account (a price, a balance) and returns the whole answer.
+/// The server implements it with its upstream HTTP client.
+public protocol UpstreamCaller: Sendable {
+    func send(_ request: UpstreamRequest, origin: String) async throws -> (status: Int, body: Data)
+}
+
+/// A configured base URL split into the origin and the path prefix every venue path goes under.
+struct UpstreamBase: Sendable {
+    let origin: String
+    let prefix: String
+
+    init(_ baseURL: String) {
+        let path = URLComponents(string: baseURL)?.path ?? ""
+        let prefix = path.hasSuffix("/") ? String(path.dropLast()) : path
+        self.prefix = prefix
+        origin = String(baseURL.dropLast(path.count))
+    }
+
+    func url(_ request: UpstreamRequest) -> String {
+        origin + request.path + (request.query.isEmpty ? "" : "?" + request.query)
+    }
+}

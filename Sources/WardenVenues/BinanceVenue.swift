@@ -1,0 +1,211 @@
+import Crypto
+import Foundation
+import HTTPTypes
+
+/// Binance Spot. The agent key arrives in `X-MBX-APIKEY`; signed calls carry `signature` = hex
+/// HMAC-SHA256 of the query string followed by the form body (without the signature itself), computed
+/// here on the exact bytes forwarded. Parameters may be in the query (ccxt) or the body (python-binance).
+public struct BinanceVenue: ExchangeVenue {
+    public init() {}
+    public let name = "binance"
+    public let defaultBaseURL = "https://api.binance.com"
+    public let secretFields = ["api_key", "api_secret"]
+    static let apiKeyHeader = HTTPField.Name("X-MBX-APIKEY")!
+    public var inboundAuthHeaders: [HTTPField.Name] { [Self.apiKeyHeader] }
+
+    public func agentKey(in headers: HTTPFields) -> String? { headers[Self.apiKeyHeader] }
+
+    public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
+        headers[Self.apiKeyHeader] = secret["api_key"] ?? ""
+    }
+
+    // MARK: classification
+
+    static let publicReads: Set<String> = [
+        "/api/v3/ping", "/api/v3/time", "/api/v3/exchangeInfo", "/api/v3/depth", "/api/v3/trades", "/api/v3/historicalTrades",
+        "/api/v3/aggTrades", "/api/v3/klines", "/api/v3/uiKlines", "/api/v3/avgPrice", "/api/v3/ticker/24hr",
+        "/api/v3/ticker/tradingDay", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker", "/api/v3/ticker",
+    ]
+    static let privateReads: Set<String> = [
+        "/api/v3/account", "/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/myTrades",
+        "/api/v3/rateLimit/order", "/api/v3/myPreventedMatches", "/api/v3/myAllocations", "/api/v3/account/commission",
+        "/api/v3/orderList", "/api/v3/allOrderList", "/api/v3/openOrderList",
+    ]
+    /// Wallet, sub-account, payment and lending families move money between accounts or people.
+    static let fundMovementPrefixes = [
+        "/sapi/v1/capital/", "/sapi/v1/asset/", "/sapi/v1/sub-account/", "/sapi/v2/sub-account/", "/sapi/v3/sub-account/",
+        "/sapi/v1/pay/", "/sapi/v1/giftcard/", "/sapi/v1/localentity/", "/sapi/v1/loan/", "/sapi/v1/margin/",
+        "/sapi/v1/futures/", "/sapi/v1/convert/", "/wapi/",
+    ]
+    static let orderParameters: Set<String> = [
+        "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "newClientOrderId", "strategyId",
+        "strategyType", "stopPrice", "trailingDelta", "icebergQty", "newOrderRespType", "selfTradePreventionMode",
+        "pegPriceType", "pegOffsetValue", "pegOffsetType", "recvWindow", "timestamp", "signature",
+    ]
+    static let pricedTypes: Set<String> = ["LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
+    /// Quote assets by suffix, longest first so `FDUSD` wins over `USD`.
+    static let quoteAssets = ["FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
+                              "BRL", "JPY", "GBP", "AUD", "XRP", "TRX", "DOGE", "SOL", "USD"]
+        .sorted { $0.count > $1.count }
+
+    public func classify(_ call: ExchangeCall) -> CallClass {
+        let lower = call.matchingPath + "/"
+        if ExchangeRules.movesFunds(call) || Self.fundMovementPrefixes.contains(where: { lower.hasPrefix($0) }) {
+            return .fundMovement
+        }
+        let query: FormParameters, body: FormParameters
+        do {
+            query = try FormParameters(call.query)
+            body = try FormParameters(call.body.isEmpty ? "" : String(decoding: call.body, as: UTF8.self))
+        } catch { return .invalid(error.description) }
+        if let name = query.duplicate(with: body) { return .invalid("parameter \(name) appears more than once") }
+        let read = call.method == "GET" || call.method == "HEAD"
+        switch (call.method, call.path) {
+        case (_, let path) where read && Self.publicReads.contains(path): return .publicRead
+        case (_, let path) where read && Self.privateReads.contains(path): return .privateRead
+        case ("POST", "/api/v3/order/test"): return .privateRead  // validated by the venue, never placed
+        case ("POST", "/api/v3/order"): return order(query: query, body: body)
+        case ("DELETE", "/api/v3/order"): return .cancel
+        default: return .unknown
+        }
+    }
+
+    func order(query: FormParameters, body: FormParameters) -> CallClass {
+        let all = query.pairs + body.pairs
+        if let unknown = all.first(where: { !Self.orderParameters.contains($0.name) }) {
+            return .invalid("unknown order parameter \(unknown.name)")
+        }
+        func value(_ name: String) -> String? { all.first { $0.name == name }?.value }
+        guard let symbol = value("symbol"), symbol.range(of: "^[A-Z0-9]{2,20}$", options: .regularExpression) != nil else {
+            return .invalid("symbol must be an upper-case trading pair such as BTCUSDT")
+        }
+        guard let sideText = value("side"), let side = OrderSide(rawValue: sideText.lowercased()), sideText == sideText.uppercased() else {
+            return .invalid("side must be BUY or SELL")
+        }
+        var numbers: [String: Decimal] = [:]
+        for name in ["quantity", "quoteOrderQty", "price"] {
+            guard let text = value(name) else { continue }
+            guard let number = ExchangeRules.decimal(text) else { return .invalid("\(name) must be a plain decimal number") }
+            numbers[name] = number
+        }
+        let type = value("type") ?? ""
+        let quote = Self.quoteAsset(of: symbol)
+        let orderValue: OrderValue
+        switch (type, quote) {
+        case (_, nil): orderValue = .undetermined("the quote asset of \(symbol) is not one Warden can price")
+        case (let t, let asset?) where Self.pricedTypes.contains(t):
+            if let price = numbers["price"], let quantity = numbers["quantity"] {
+                orderValue = .quote(price * quantity, asset: asset)
+            } else {
+                orderValue = .undetermined("a \(t) order needs price and quantity")
+            }
+        case ("MARKET", let asset?):
+            if let amount = numbers["quoteOrderQty"] {
+                orderValue = .quote(amount, asset: asset)
+            } else if let quantity = numbers["quantity"] {
+                orderValue = .atMarket(quantity: quantity, asset: asset)
+            } else {
+                orderValue = .undetermined("a MARKET order needs quantity or quoteOrderQty")
+            }
+        default: orderValue = .undetermined("orders of type \(type.isEmpty ? "(none)" : type) are not priced by Warden")
+        }
+        var intent = OrderIntent(instrument: symbol, side: side, quantity: numbers["quantity"], value: orderValue,
+                                 clientOrderID: value("newClientOrderId"))
+        intent.echo = ["type": type, "timeInForce": value("timeInForce") ?? "GTC", "quote": quote ?? ""]
+        return .order(intent)
+    }
+
+    static func quoteAsset(of symbol: String) -> String? {
+        quoteAssets.first { symbol.hasSuffix($0) && symbol.count > $0.count }
+    }
+
+    // MARK: signing
+
+    public func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError) {
+        request.headers[Self.apiKeyHeader] = secret["api_key"] ?? ""
+        guard signed else { return }
+        var query = try FormParameters(request.query).raw(removing: ["signature"])
+        var body = try FormParameters(String(decoding: request.body, as: UTF8.self)).raw(removing: ["signature"])
+        if (try FormParameters(query + "&" + body))["timestamp"] == nil {
+            query += (query.isEmpty ? "" : "&") + "timestamp=\(ExchangeRules.millis(now))"
+        }
+        let key = SymmetricKey(data: Data((secret["api_secret"] ?? "").utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Data((query + body).utf8), using: key)
+        let signature = "signature=" + mac.map { String(format: "%02x", $0) }.joined()
+        if body.isEmpty {
+            query += (query.isEmpty ? "" : "&") + signature
+        } else {
+            body += "&" + signature
+        }
+        request.query = query
+        request.body = Data(body.utf8)
+    }
+
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
+        guard order.clientOrderID == nil else { return }
+        let parameter = "newClientOrderId=\(clientOrderID)"
+        if request.body.isEmpty {
+            request.query += (request.query.isEmpty ? "" : "&") + parameter
+        } else {
+            request.body += Data(("&" + parameter).utf8)
+        }
+    }
+
+    // MARK: prices and balances
+
+    public func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery {
+        PublicQuery(path: "/api/v3/ticker/price", query: "symbol=\(instrument ?? order.instrument)")
+    }
+
+    public func parsePrice(_ body: Data, for order: OrderIntent) -> Decimal? {
+        VenueJSON.decimal(VenueJSON.object(body)?["price"])
+    }
+
+    public var balanceQuery: PublicQuery { PublicQuery(path: "/api/v3/account", query: "recvWindow=5000") }
+
+    public func parseBalanceUSD(_ body: Data) -> Double? {
+        guard let balances = VenueJSON.object(body)?["balances"] as? [[String: Any]] else { return nil }
+        let cash = balances.filter { ExchangeRules.usdStablecoins.contains(($0["asset"] as? String) ?? "") }
+            .compactMap { VenueJSON.decimal($0["free"]) }.reduce(Decimal(0), +)
+        return NSDecimalNumber(decimal: cash).doubleValue
+    }
+
+    // MARK: simulator
+
+    public func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data) {
+        let quote = order.echo["quote"] ?? "USDT"
+        let quantity = ExchangeRules.format(fill.quantity, places: 8)
+        let price = ExchangeRules.format(fill.price, places: 8)
+        let type = order.echo["type"] ?? "MARKET"
+        return (.ok, VenueJSON.encode([
+            "symbol": order.instrument, "orderId": fill.number, "orderListId": -1, "clientOrderId": fill.clientOrderID,
+            "transactTime": ExchangeRules.millis(fill.time), "price": type == "MARKET" ? "0.00000000" : price,
+            "origQty": quantity, "executedQty": quantity,
+            "cummulativeQuoteQty": ExchangeRules.format(fill.quoteNotional, places: 8), "status": "FILLED",
+            "timeInForce": order.echo["timeInForce"] ?? "GTC", "type": type, "side": order.side.rawValue.uppercased(),
+            "workingTime": ExchangeRules.millis(fill.time), "selfTradePreventionMode": "NONE",
+            "fills": [[
+                "price": price, "qty": quantity, "commission": ExchangeRules.format(fill.feeQuote, places: 8),
+                "commissionAsset": quote, "tradeId": fill.number,
+            ]],
+        ]))
+    }
+
+    public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
+        (.badRequest, VenueJSON.encode(["code": -2011, "msg": "Unknown order sent. (Warden dry-run: paper orders fill at once)"]))
+    }
+
+    // MARK: errors
+
+    public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
+        let code: Int = switch kind {
+        case .authentication: -2015
+        case .permission: -2010
+        case .invalidRequest: -1102
+        case .rateLimit, .budget: -1003
+        case .upstream, .unavailable: -1001
+        case .timeout: -1007
+        }
+        return ("application/json", VenueJSON.encode(["code": code, "msg": message]))
+    }
+}

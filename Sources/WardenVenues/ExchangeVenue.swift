@@ -1,0 +1,210 @@
+import Foundation
+import HTTPTypes
+
+/// A trading venue: besides finding the agent key and shaping errors, it tells the policy what a call
+/// does (and for an order, what it is worth), signs calls as the venue requires, and answers for the
+/// venue while live trading is off.
+public protocol ExchangeVenue: VenueAdapter {
+    /// What `call` does. Fund movement must be recognised here whatever the path's case or spelling.
+    func classify(_ call: ExchangeCall) -> CallClass
+    /// Signs the outgoing call with the real credential; `signed` is false for public market data.
+    func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError)
+    /// Readies an order for the venue: puts in the client order id Warden generated when the agent sent
+    /// none, and writes JSON bodies back out exactly as they were read (so what was checked is what is sent).
+    func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest)
+    /// The public call that prices `order`'s instrument now (`instrument` overrides it, for conversions).
+    func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery
+    /// The price in the answer to `priceQuery`, per unit of quantity, in the order's quote currency.
+    func parsePrice(_ body: Data, for order: OrderIntent) -> Decimal?
+    /// The authenticated call that reads the account's balance (the go-live check).
+    var balanceQuery: PublicQuery { get }
+    /// Cash in USD (stablecoins at par) in the answer to `balanceQuery`.
+    func parseBalanceUSD(_ body: Data) -> Double?
+    /// The venue's order response for a simulated fill, with the status its SDK expects for success.
+    func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data)
+    /// The venue's answer to a cancel while live trading is off: paper orders fill at once, so there is
+    /// nothing left to cancel.
+    func simulatedCancel() -> (status: HTTPResponse.Status, body: Data)
+}
+
+/// An incoming exchange call, as the policy sees it: canonical path, raw query and body.
+public struct ExchangeCall: Sendable {
+    public let method: String
+    /// The canonical path (after `/proxy/{venue}`).
+    public let path: String
+    public let query: String
+    public let body: Data
+
+    public init(method: String, path: String, query: String, body: Data) {
+        self.method = method.uppercased()
+        self.path = path
+        self.query = query
+        self.body = body
+    }
+
+    /// The path lowercased, for matching that no change of case can get past.
+    public var matchingPath: String { path.lowercased() }
+}
+
+/// What a call does, in the policy's terms.
+public enum CallClass: Sendable, Equatable {
+    case publicRead
+    case privateRead
+    case order(OrderIntent)
+    case cancel
+    /// Withdrawals and transfers: refused always.
+    case fundMovement
+    /// Not on the venue's allowlist: refused unless the operator allows it in the config.
+    case unknown
+    /// A call the venue would read differently from Warden (duplicate or unknown parameters, bad numbers).
+    case invalid(String)
+}
+
+public enum OrderSide: String, Sendable, Equatable { case buy, sell }
+
+/// An order as the policy prices it.
+public struct OrderIntent: Sendable, Equatable {
+    public var instrument: String
+    public var side: OrderSide
+    public var quantity: Decimal?
+    public var value: OrderValue
+    public var clientOrderID: String?
+    /// Venue-specific fields the simulator echoes back (order type, contract side, …).
+    public var echo: [String: String] = [:]
+
+    public init(instrument: String, side: OrderSide, quantity: Decimal?, value: OrderValue, clientOrderID: String?) {
+        self.instrument = instrument
+        self.side = side
+        self.quantity = quantity
+        self.value = value
+        self.clientOrderID = clientOrderID
+    }
+}
+
+/// What an order is worth, as far as the request alone says.
+public enum OrderValue: Sendable, Equatable {
+    /// In USD already.
+    case usd(Decimal)
+    /// An amount in a quote asset (converted to USD through its price unless it is a USD stablecoin).
+    case quote(Decimal, asset: String)
+    /// A quantity to be valued at the instrument's last price, in `asset`.
+    case atMarket(quantity: Decimal, asset: String)
+    /// The request does not say; the order is refused with this reason.
+    case undetermined(String)
+}
+
+/// A public GET the gateway makes itself (prices, balances).
+public struct PublicQuery: Sendable, Equatable {
+    public let path: String
+    public let query: String
+
+    public init(path: String, query: String) {
+        self.path = path
+        self.query = query
+    }
+}
+
+/// The call Warden sends upstream; venues sign it in place.
+public struct UpstreamRequest: Sendable {
+    public var method: String
+    /// The path the venue sees, including any prefix of the configured base URL.
+    public var path: String
+    public var query: String
+    public var headers: HTTPFields
+    public var body: Data
+
+    public init(method: String, path: String, query: String, headers: HTTPFields, body: Data) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A fill made up by the simulator. Prices and amounts are in the order's quote currency; the USD
+/// figures are what the paper ledger books.
+public struct SimulatedFill: Sendable {
+    public let orderID: String
+    /// A numeric id for venues whose order ids are numbers.
+    public let number: Int64
+    public let clientOrderID: String
+    public let price: Decimal
+    public let quantity: Decimal
+    public let quoteNotional: Decimal
+    public let feeQuote: Decimal
+    public let notionalUSD: Decimal
+    public let feeUSD: Decimal
+    public let time: Date
+
+    public init(orderID: String, number: Int64, clientOrderID: String, price: Decimal, quantity: Decimal, usdPerQuote: Decimal,
+                feeBps: Decimal, time: Date) {
+        self.orderID = orderID
+        self.number = number
+        self.clientOrderID = clientOrderID
+        self.price = price
+        self.quantity = quantity
+        quoteNotional = price * quantity
+        feeQuote = quoteNotional * feeBps / 10_000
+        notionalUSD = quoteNotional * usdPerQuote
+        feeUSD = feeQuote * usdPerQuote
+        self.time = time
+    }
+}
+
+public struct VenueError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Rules every exchange shares.
+public enum ExchangeRules {
+    /// Words that mark a path as moving funds off the trading account, on any venue, in any case.
+    static let fundMovementWords = ["withdraw", "transfer"]
+
+    static func movesFunds(_ call: ExchangeCall) -> Bool {
+        fundMovementWords.contains { call.matchingPath.contains($0) }
+    }
+
+    /// USD stablecoins valued at par.
+    public static let usdStablecoins: Set<String> = ["USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "USDP", "USD"]
+
+    /// A plain non-negative decimal (`12`, `0.5`): no sign, exponent, spaces or hex that a venue might read otherwise.
+    public static func decimal(_ text: String) -> Decimal? {
+        guard !text.isEmpty, text.count <= 40,
+              text.range(of: "^[0-9]+(\\.[0-9]+)?$", options: .regularExpression) != nil
+        else { return nil }
+        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+
+    /// A decimal written for a venue (no exponent, trailing zeros kept to `places`).
+    public static func format(_ value: Decimal, places: Int) -> String {
+        var rounded = Decimal()
+        var source = value
+        NSDecimalRound(&rounded, &source, places, .plain)
+        let formatter = NumberFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.minimumFractionDigits = places
+        formatter.maximumFractionDigits = places
+        formatter.minimumIntegerDigits = 1
+        formatter.usesGroupingSeparator = false
+        return formatter.string(from: rounded as NSDecimalNumber) ?? "\(rounded)"
+    }
+
+    static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+}
+
+extension VenueJSON {
+    static func object(_ data: Data) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    /// A JSON number or numeric string, as a decimal.
+    static func decimal(_ value: Any?) -> Decimal? {
+        switch value {
+        case let s as String: ExchangeRules.decimal(s)
+        case let n as NSNumber: ExchangeRules.decimal(n.stringValue)
+        default: nil
+        }
+    }
+}

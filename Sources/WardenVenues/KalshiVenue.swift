@@ -1,0 +1,187 @@
+import CryptoExtras
+import Foundation
+import HTTPTypes
+
+/// Kalshi Trade API v2. The agent key arrives in `KALSHI-ACCESS-KEY`; Warden signs timestamp + method +
+/// path (no query) with RSA-PSS/SHA-256 using the stored private key. Prices are cents per contract
+/// (or `*_dollars` strings); a NO price is `no_price`, or 100 − `yes_price`.
+public struct KalshiVenue: ExchangeVenue {
+    public init() {}
+    public let name = "kalshi"
+    public let defaultBaseURL = "https://api.elections.kalshi.com"
+    public let secretFields = ["key_id", "private_key_pem"]
+    static let keyHeader = HTTPField.Name("KALSHI-ACCESS-KEY")!
+    static let timestampHeader = HTTPField.Name("KALSHI-ACCESS-TIMESTAMP")!
+    static let signatureHeader = HTTPField.Name("KALSHI-ACCESS-SIGNATURE")!
+    public var inboundAuthHeaders: [HTTPField.Name] { [Self.keyHeader, Self.timestampHeader, Self.signatureHeader] }
+
+    public func agentKey(in headers: HTTPFields) -> String? { headers[Self.keyHeader] }
+
+    public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
+        headers[Self.keyHeader] = secret["key_id"] ?? ""
+    }
+
+    // MARK: classification
+
+    static let prefix = "/trade-api/v2"
+    static let publicReads = [
+        "/exchange/status", "/exchange/schedule", "/exchange/announcements", "/markets", "/markets/*", "/markets/*/orderbook",
+        "/markets/trades", "/events", "/events/*", "/series", "/series/*", "/series/*/markets/*/candlesticks",
+    ]
+    static let privateReads = [
+        "/portfolio/balance", "/portfolio/positions", "/portfolio/orders", "/portfolio/orders/*", "/portfolio/fills",
+        "/portfolio/settlements", "/portfolio/summary/total_resting_order_value",
+    ]
+
+    public func classify(_ call: ExchangeCall) -> CallClass {
+        if ExchangeRules.movesFunds(call) { return .fundMovement }
+        guard call.path.hasPrefix(Self.prefix + "/") else { return .unknown }
+        let path = String(call.path.dropFirst(Self.prefix.count))
+        let read = call.method == "GET" || call.method == "HEAD"
+        if read, Self.publicReads.contains(where: { Self.matches($0, path) }) { return .publicRead }
+        if read, Self.privateReads.contains(where: { Self.matches($0, path) }) { return .privateRead }
+        if call.method == "POST", path == "/portfolio/orders" { return order(call.body) }
+        if call.method == "DELETE", Self.matches("/portfolio/orders/*", path) { return .cancel }
+        if call.method == "POST", Self.matches("/portfolio/orders/*/decrease", path) { return .cancel }
+        return .unknown
+    }
+
+    /// `*` stands for one path segment.
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        let p = pattern.split(separator: "/"), s = path.split(separator: "/")
+        return p.count == s.count && zip(p, s).allSatisfy { $0 == "*" || $0 == $1 }
+    }
+
+    func order(_ body: Data) -> CallClass {
+        guard let json = VenueJSON.object(body) else { return .invalid("the order must be a JSON object") }
+        guard let ticker = json["ticker"] as? String, !ticker.isEmpty, ticker.count <= 100 else { return .invalid("ticker is required") }
+        guard let action = (json["action"] as? String).flatMap(OrderSide.init(rawValue:)) else { return .invalid("action must be buy or sell") }
+        guard let side = json["side"] as? String, side == "yes" || side == "no" else { return .invalid("side must be yes or no") }
+        guard let count = VenueJSON.decimal(json["count"]), count > 0, count == count.rounded() else {
+            return .invalid("count must be a positive whole number of contracts")
+        }
+        var intent = OrderIntent(instrument: ticker, side: action, quantity: count, value: .undetermined(""),
+                                 clientOrderID: json["client_order_id"] as? String)
+        intent.echo = ["side": side, "type": (json["type"] as? String) ?? "limit"]
+        if let cents = Self.priceCents(json, side: side) {
+            guard cents >= 1, cents <= 99 else { return .invalid("prices are between 1 and 99 cents") }
+            intent.value = .usd(count * cents / 100)
+            intent.echo["price_cents"] = "\(cents)"
+        } else if let maxCost = VenueJSON.decimal(json["buy_max_cost"]) {
+            intent.value = .usd(maxCost / 100)
+        } else if intent.echo["type"] == "market" {
+            intent.value = .usd(count)  // a contract never costs more than 1 USD
+        } else {
+            intent.value = .undetermined("a limit order needs yes_price or no_price")
+        }
+        return .order(intent)
+    }
+
+    /// The order's price for its own side, in cents.
+    static func priceCents(_ json: [String: Any], side: String) -> Decimal? {
+        let other = side == "yes" ? "no" : "yes"
+        if let own = VenueJSON.decimal(json["\(side)_price"]) { return own }
+        if let own = VenueJSON.decimal(json["\(side)_price_dollars"]) { return own * 100 }
+        if let theirs = VenueJSON.decimal(json["\(other)_price"]) { return 100 - theirs }
+        if let theirs = VenueJSON.decimal(json["\(other)_price_dollars"]) { return 100 - theirs * 100 }
+        return nil
+    }
+
+    // MARK: signing
+
+    public func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError) {
+        let key: _RSA.Signing.PrivateKey
+        do { key = try _RSA.Signing.PrivateKey(pemRepresentation: secret["private_key_pem"] ?? "") } catch {
+            throw VenueError("the stored Kalshi private key cannot be read")
+        }
+        let timestamp = String(ExchangeRules.millis(now))
+        let message = Data((timestamp + request.method + request.path).utf8)
+        let signature: _RSA.Signing.RSASignature
+        do { signature = try key.signature(for: message, padding: .PSS) } catch {
+            throw VenueError("the Kalshi request could not be signed")
+        }
+        request.headers[Self.keyHeader] = secret["key_id"] ?? ""
+        request.headers[Self.timestampHeader] = timestamp
+        request.headers[Self.signatureHeader] = signature.rawRepresentation.base64EncodedString()
+    }
+
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
+        guard var json = VenueJSON.object(request.body) else { return }
+        json["client_order_id"] = clientOrderID
+        request.body = VenueJSON.encode(json)
+    }
+
+    // MARK: prices and balances
+
+    public func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery {
+        PublicQuery(path: "\(Self.prefix)/markets/\(instrument ?? order.instrument)", query: "")
+    }
+
+    /// The ask for buys and the bid for sells, of the order's contract side, in USD per contract.
+    public func parsePrice(_ body: Data, for order: OrderIntent) -> Decimal? {
+        guard let market = VenueJSON.object(body)?["market"] as? [String: Any] else { return nil }
+        let side = order.echo["side"] ?? "yes"
+        let book = order.side == .buy ? "ask" : "bid"
+        if let cents = VenueJSON.decimal(market["\(side)_\(book)"]), cents > 0 { return cents / 100 }
+        if let dollars = VenueJSON.decimal(market["\(side)_\(book)_dollars"]), dollars > 0 { return dollars }
+        guard let last = VenueJSON.decimal(market["last_price"]), last > 0 else { return nil }
+        return side == "yes" ? last / 100 : (100 - last) / 100
+    }
+
+    public var balanceQuery: PublicQuery { PublicQuery(path: "\(Self.prefix)/portfolio/balance", query: "") }
+
+    public func parseBalanceUSD(_ body: Data) -> Double? {
+        VenueJSON.decimal(VenueJSON.object(body)?["balance"]).map { NSDecimalNumber(decimal: $0 / 100).doubleValue }
+    }
+
+    // MARK: simulator
+
+    public func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data) {
+        let side = order.echo["side"] ?? "yes"
+        let cents = NSDecimalNumber(decimal: (fill.price * 100).rounded()).intValue
+        let yes = side == "yes" ? cents : 100 - cents
+        let count = NSDecimalNumber(decimal: fill.quantity).intValue
+        let time = ISO8601DateFormatter().string(from: fill.time)
+        let cost = NSDecimalNumber(decimal: (fill.quoteNotional * 100).rounded()).intValue
+        let fees = NSDecimalNumber(decimal: (fill.feeQuote * 100).rounded(.up)).intValue
+        return (.created, VenueJSON.encode(["order": [
+            "order_id": fill.orderID, "user_id": "warden-paper", "client_order_id": fill.clientOrderID,
+            "ticker": order.instrument, "side": side, "action": order.side.rawValue, "type": order.echo["type"] ?? "limit",
+            "status": "executed", "yes_price": yes, "no_price": 100 - yes,
+            "yes_price_dollars": ExchangeRules.format(Decimal(yes) / 100, places: 4),
+            "no_price_dollars": ExchangeRules.format(Decimal(100 - yes) / 100, places: 4),
+            "fill_count": count, "remaining_count": 0, "initial_count": count, "queue_position": 0,
+            "taker_fill_count": count, "maker_fill_count": 0, "taker_fees": fees, "maker_fees": 0,
+            "taker_fill_cost": cost, "maker_fill_cost": 0,
+            "taker_fill_cost_dollars": ExchangeRules.format(fill.quoteNotional, places: 4), "maker_fill_cost_dollars": "0.0000",
+            "taker_fees_dollars": ExchangeRules.format(fill.feeQuote, places: 4), "maker_fees_dollars": "0.0000",
+            "created_time": time, "last_update_time": time, "expiration_time": NSNull(),
+        ] as [String: Any]]))
+    }
+
+    public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
+        (.notFound, VenueJSON.encode(["error": ["code": "not_found", "message": "order not found (Warden dry-run: paper orders fill at once)"]]))
+    }
+
+    // MARK: errors
+
+    public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
+        let code: String = switch kind {
+        case .authentication: "authentication_error"
+        case .permission: "forbidden"
+        case .invalidRequest: "invalid_parameters"
+        case .rateLimit, .budget: "too_many_requests"
+        case .upstream, .timeout, .unavailable: "service_unavailable"
+        }
+        return ("application/json", VenueJSON.encode(["error": ["code": code, "message": message, "service": "warden"]]))
+    }
+}
+
+extension Decimal {
+    func rounded(_ mode: NSDecimalNumber.RoundingMode = .plain) -> Decimal {
+        var result = Decimal()
+        var value = self
+        NSDecimalRound(&result, &value, 0, mode)
+        return result
+    }
+}

@@ -1,0 +1,143 @@
+import Crypto
+import Foundation
+import HTTPTypes
+
+/// Polymarket CLOB, level-2 authentication. The agent key arrives in `POLY_API_KEY`; Warden sets the
+/// stored address, key and passphrase and signs timestamp + method + path + body with HMAC-SHA256 under
+/// the URL-safe-base64-decoded secret. Amounts are USDC with 6 decimals: a BUY is worth its makerAmount.
+public struct PolymarketVenue: ExchangeVenue {
+    public init() {}
+    public let name = "polymarket"
+    public let defaultBaseURL = "https://clob.polymarket.com"
+    public let secretFields = ["api_key", "api_secret", "passphrase", "address"]
+    static let address = HTTPField.Name("POLY_ADDRESS")!
+    static let apiKey = HTTPField.Name("POLY_API_KEY")!
+    static let passphrase = HTTPField.Name("POLY_PASSPHRASE")!
+    static let timestamp = HTTPField.Name("POLY_TIMESTAMP")!
+    static let signature = HTTPField.Name("POLY_SIGNATURE")!
+    static let nonce = HTTPField.Name("POLY_NONCE")!
+    public var inboundAuthHeaders: [HTTPField.Name] { [Self.address, Self.apiKey, Self.passphrase, Self.timestamp, Self.signature, Self.nonce] }
+
+    public func agentKey(in headers: HTTPFields) -> String? { headers[Self.apiKey] }
+
+    public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
+        headers[Self.apiKey] = secret["api_key"] ?? ""
+    }
+
+    // MARK: classification
+
+    static let publicGets: Set<String> = [
+        "/", "/ok", "/time", "/markets", "/markets/*", "/sampling-markets", "/simplified-markets", "/sampling-simplified-markets",
+        "/book", "/price", "/midpoint", "/spread", "/last-trade-price", "/tick-size", "/neg-risk", "/fee-rate", "/prices-history",
+    ]
+    static let publicPosts: Set<String> = ["/books", "/prices", "/midpoints", "/spreads", "/last-trades-prices"]
+    static let privateGets: Set<String> = [
+        "/data/orders", "/data/order/*", "/data/trades", "/balance-allowance", "/balance-allowance/update", "/notifications",
+        "/auth/api-keys", "/order-scoring",
+    ]
+
+    public func classify(_ call: ExchangeCall) -> CallClass {
+        if ExchangeRules.movesFunds(call) { return .fundMovement }
+        let read = call.method == "GET" || call.method == "HEAD"
+        let path = call.path
+        if read, Self.publicGets.contains(where: { KalshiVenue.matches($0, path) || ($0 == "/" && path == "/") }) { return .publicRead }
+        if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }
+        if read, Self.privateGets.contains(where: { KalshiVenue.matches($0, path) }) { return .privateRead }
+        if call.method == "POST", path == "/order" { return order(call.body) }
+        if call.method == "DELETE", path == "/order" || path == "/orders" { return .cancel }
+        return .unknown
+    }
+
+    func order(_ body: Data) -> CallClass {
+        guard let json = VenueJSON.object(body), let order = json["order"] as? [String: Any] else {
+            return .invalid("the body must be a JSON object with an order")
+        }
+        guard let token = order["tokenId"] as? String, token.range(of: "^[0-9]{1,80}$", options: .regularExpression) != nil else {
+            return .invalid("order.tokenId must be a decimal token id")
+        }
+        guard let sideText = order["side"] as? String, let side = OrderSide(rawValue: sideText.lowercased()), sideText == sideText.uppercased() else {
+            return .invalid("order.side must be BUY or SELL")
+        }
+        guard let maker = VenueJSON.decimal(order["makerAmount"]), let taker = VenueJSON.decimal(order["takerAmount"]),
+              maker == maker.rounded(), taker == taker.rounded(), maker > 0, taker > 0
+        else { return .invalid("order.makerAmount and order.takerAmount must be positive whole numbers (6 decimals)") }
+        let scale = Decimal(1_000_000)
+        // A BUY pays makerAmount USDC for takerAmount shares; a SELL gives makerAmount shares for takerAmount USDC.
+        let usd = side == .buy ? maker / scale : taker / scale
+        let shares = side == .buy ? taker / scale : maker / scale
+        let salt = VenueJSON.decimal(order["salt"]).map { "\($0)" }
+        var intent = OrderIntent(instrument: token, side: side, quantity: shares, value: .usd(usd), clientOrderID: salt.map { "salt-\($0)" })
+        intent.echo = ["orderType": (json["orderType"] as? String) ?? "GTC"]
+        return .order(intent)
+    }
+
+    // MARK: signing
+
+    public func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError) {
+        guard let secretBytes = Self.urlSafeBase64(secret["api_secret"] ?? "") else {
+            throw VenueError("the stored Polymarket api_secret is not URL-safe base64")
+        }
+        // The order names its owner by API key: the agent's key must never travel, the real one must.
+        if var json = VenueJSON.object(request.body), json["owner"] != nil {
+            json["owner"] = secret["api_key"] ?? ""
+            request.body = VenueJSON.encode(json)
+        }
+        let timestamp = String(Int64(now.timeIntervalSince1970))
+        let message = timestamp + request.method + request.path + String(decoding: request.body, as: UTF8.self)
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: SymmetricKey(data: secretBytes))
+        let signature = Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        request.headers[Self.address] = secret["address"] ?? ""
+        request.headers[Self.apiKey] = secret["api_key"] ?? ""
+        request.headers[Self.passphrase] = secret["passphrase"] ?? ""
+        request.headers[Self.timestamp] = timestamp
+        request.headers[Self.signature] = signature
+    }
+
+    static func urlSafeBase64(_ text: String) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64)
+    }
+
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
+        if let json = VenueJSON.object(request.body) { request.body = VenueJSON.encode(json) }
+    }
+
+    // MARK: prices and balances
+
+    public func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery {
+        PublicQuery(path: "/price", query: "token_id=\(instrument ?? order.instrument)&side=\(order.side.rawValue.uppercased())")
+    }
+
+    public func parsePrice(_ body: Data, for order: OrderIntent) -> Decimal? {
+        VenueJSON.decimal(VenueJSON.object(body)?["price"]).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    public var balanceQuery: PublicQuery { PublicQuery(path: "/balance-allowance", query: "asset_type=COLLATERAL&signature_type=0") }
+
+    public func parseBalanceUSD(_ body: Data) -> Double? {
+        VenueJSON.decimal(VenueJSON.object(body)?["balance"]).map { NSDecimalNumber(decimal: $0 / 1_000_000).doubleValue }
+    }
+
+    // MARK: simulator
+
+    public func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data) {
+        let id = "0x" + SHA256.hash(data: Data(fill.orderID.utf8)).map { String(format: "%02x", $0) }.joined()
+        let shares = ExchangeRules.format(fill.quantity, places: 6)
+        let usdc = ExchangeRules.format(fill.quoteNotional, places: 6)
+        return (.ok, VenueJSON.encode([
+            "success": true, "errorMsg": "", "orderID": id, "transactionsHashes": [String](), "status": "matched",
+            "makingAmount": order.side == .buy ? usdc : shares, "takingAmount": order.side == .buy ? shares : usdc,
+        ]))
+    }
+
+    public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
+        (.ok, VenueJSON.encode(["canceled": [String](), "not_canceled": ["*": "Warden dry-run: paper orders fill at once"]]))
+    }
+
+    // MARK: errors
+
+    public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
+        ("application/json", VenueJSON.encode(["error": message]))
+    }
+}

@@ -1,0 +1,651 @@
+"""Local fake exchanges on 127.0.0.1: Binance Spot, Kalshi Trade API v2 and the Polymarket CLOB.
+
+Each fake verifies the request's authentication exactly as the real venue does (Binance HMAC-SHA256 over the
+raw query string and form body; Kalshi RSA-PSS over timestamp + method + path; Polymarket level-2 HMAC over
+timestamp + method + path + body) against the planted real credentials below, and rejects anything else with
+401 in the venue's error shape. Every request is recorded in `fake.requests` (rejected ones included), as in
+`fakes.Fake`. Each fake has a `state` dict the tests may change (balances) and read (orders).
+"""
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+import uuid
+from urllib.parse import parse_qsl, urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from eth_account import Account
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from fakes import Fake, send_json
+
+# Planted real credentials: only Warden may hold them; the agent and its SDK never see them.
+REAL_BINANCE_KEY = "PLANTEDrealBinanceKey0vmX2k8qTz5Lw9NcY3bRfH7dJ1sA4pG6uE0iO2yK8hV3"
+REAL_BINANCE_SECRET = "PLANTEDrealBinanceSecret7Qw2Er9Ty4Ui1Op6As3Df8Gh5Jk0Lz2Xc7Vb4Nm9"
+REAL_KALSHI_KEY_ID = "a3c1f0de-5eed-4b1d-9c2a-70a1ed5ca1e1"
+_KALSHI_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+REAL_KALSHI_PRIVATE_KEY_PEM = _KALSHI_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+REAL_POLY_API_KEY = "5eedf00d-7a1e-4b0b-8c1a-c0ffee000001"
+REAL_POLY_API_SECRET = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+REAL_POLY_PASSPHRASE = secrets.token_hex(32)
+# The wallet behind the Polymarket API key. Warden stores only its address; the key itself is here so the fake can
+# be checked with py-clob-client directly (which puts its signer's address in POLY_ADDRESS).
+_POLY_WALLET = Account.create()
+REAL_POLY_WALLET_KEY = _POLY_WALLET.key.hex() if _POLY_WALLET.key.hex().startswith("0x") else "0x" + _POLY_WALLET.key.hex()
+REAL_POLY_ADDRESS = _POLY_WALLET.address
+
+# Markers that make a venue reject an order (a venue-side refusal, after Warden let it through).
+BINANCE_REJECT_QUANTITY = "999"
+KALSHI_REJECT_COUNT = 999
+POLY_REJECT_MAKER_AMOUNT = "9990000"  # a BUY of 19.98 shares at 0.50
+
+BINANCE_PRICES = {"BTCUSDT": "50000.00", "ETHUSDT": "2500.00", "ETHBTC": "0.05", "BNBUSDT": "600"}
+KALSHI_TICKER = "KXFAKE-26DEC31-T50"
+KALSHI_MARKET_PRICES = {"yes_bid": 44, "yes_ask": 46, "no_bid": 54, "no_ask": 56, "last_price": 45}
+POLY_TOKEN_ID = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+POLY_CONDITION_ID = "0x" + "ab" * 32
+POLY_PRICES = {"bid": "0.48", "ask": "0.52", "mid": "0.50", "last": "0.50"}
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Venue(Fake):
+    """A Fake with mutable `state` and a lock for it."""
+
+    def __init__(self, handler, state):
+        self.state = state
+        self.lock = threading.Lock()
+        super().__init__(handler)
+
+    def seen(self, method=None, path_prefix=""):
+        """Requests received, optionally filtered by method and path prefix."""
+        return [r for r in self.requests
+                if (method is None or r["method"] == method) and r["path"].startswith(path_prefix)]
+
+
+def _mark(h, verdict):
+    """Notes on the recorded request how its authentication was judged: "ok", "public" or "rejected: …"."""
+    record = getattr(h, "record", None)
+    if record is not None:
+        record["auth"] = verdict
+
+
+def _single_headers(h, names):
+    """The values of these headers, or None when one is sent more than once (a venue would not guess)."""
+    values = {}
+    for name in names:
+        got = h.headers.get_all(name) or []
+        if len(got) > 1:
+            return None
+        values[name] = got[0] if got else None
+    return values
+
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# ---------------------------------------------------------------------------------------------- Binance Spot
+
+BINANCE_PUBLIC = {"/api/v3/ping", "/api/v3/time", "/api/v3/exchangeInfo", "/api/v3/ticker/price", "/api/v3/depth",
+                  "/api/v3/klines", "/api/v3/ticker/24hr", "/api/v3/avgPrice", "/api/v3/trades"}
+
+
+def binance_sign(query_and_body, secret=REAL_BINANCE_SECRET):
+    """The signature Binance expects: hex HMAC-SHA256 of totalParams."""
+    return hmac.new(secret.encode(), query_and_body.encode(), hashlib.sha256).hexdigest()
+
+
+def _split_params(raw):
+    """Raw 'a=1&b=2' into (pairs without the signature, the raw string without it, signature values)."""
+    kept, sigs = [], []
+    for part in raw.split("&") if raw else []:
+        name = part.split("=", 1)[0]
+        if name == "signature":
+            sigs.append(part.split("=", 1)[1] if "=" in part else "")
+        else:
+            kept.append(part)
+    return parse_qsl("&".join(kept), keep_blank_values=True), "&".join(kept), sigs
+
+
+def binance_error(h, status, code, msg):
+    if getattr(h, "record", {}).get("auth") is None:
+        _mark(h, f"rejected: {msg}")
+    send_json(h, status, {"code": code, "msg": msg})
+
+
+def binance(usdt="1000.00"):
+    """A fake Binance Spot REST API. state: usdt (free USDT as a string), orders (orderId → order)."""
+    state = {"usdt": usdt, "orders": {}, "ids": itertools.count(1001)}
+    venue = None
+
+    def authenticate(h, body):
+        """Returns the request's parameters, or None after answering with an error."""
+        raw_query = urlsplit(h.path).query
+        query, query_wo_sig, query_sigs = _split_params(raw_query)
+        raw_body = body.decode("latin-1")
+        form, body_wo_sig, body_sigs = _split_params(raw_body)
+        names = [k for k, _ in query + form]
+        if len(names) != len(set(names)) or len(query_sigs) + len(body_sigs) > 1:
+            binance_error(h, 400, -1101, "Duplicate values for a parameter detected.")
+            return None
+        params = dict(query + form)
+        headers = _single_headers(h, ["X-MBX-APIKEY"])
+        if headers is None:
+            binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
+            return None
+        key = headers["X-MBX-APIKEY"]
+        if not key:
+            binance_error(h, 401, -2014, "API-key format invalid.")
+            return None
+        if not hmac.compare_digest(key.encode(), REAL_BINANCE_KEY.encode()):
+            binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
+            return None
+        if "timestamp" not in params:
+            binance_error(h, 400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+            return None
+        try:
+            timestamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
+        except ValueError:
+            binance_error(h, 400, -1100, "Illegal characters found in a parameter.")
+            return None
+        server = now_ms()
+        if window > 60000 or timestamp >= server + 1000 or server - timestamp > window:
+            binance_error(h, 400, -1021, "Timestamp for this request is outside of the recvWindow.")
+            return None
+        sigs = query_sigs + body_sigs
+        expected = binance_sign(query_wo_sig + body_wo_sig)
+        if not sigs or not hmac.compare_digest(sigs[0].encode(), expected.encode()):
+            binance_error(h, 401, -1022, "Signature for this request is not valid.")
+            return None
+        _mark(h, "ok")
+        return params
+
+    def public_params(h):
+        return dict(parse_qsl(urlsplit(h.path).query, keep_blank_values=True))
+
+    def order_view(order, full=False):
+        view = {k: order[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId", "transactTime", "price",
+                                      "origQty", "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty", "status",
+                                      "timeInForce", "type", "side", "workingTime", "selfTradePreventionMode")}
+        if full:
+            view["fills"] = order["fills"]
+        return view
+
+    def new_order(h, p):
+        for field in ("symbol", "side", "type"):
+            if not p.get(field):
+                return binance_error(h, 400, -1102, f"Mandatory parameter '{field}' was not sent, was empty/null, or malformed.")
+        symbol = p["symbol"]
+        if symbol not in BINANCE_PRICES:
+            return binance_error(h, 400, -1121, "Invalid symbol.")
+        if p.get("quantity") == BINANCE_REJECT_QUANTITY:
+            return binance_error(h, 400, -2010, "Account has insufficient balance for requested action.")
+        last = float(BINANCE_PRICES[symbol])
+        order_type = p["type"]
+        if order_type == "MARKET":
+            if p.get("quoteOrderQty"):
+                quote = float(p["quoteOrderQty"])
+                qty = quote / last
+            elif p.get("quantity"):
+                qty = float(p["quantity"])
+                quote = qty * last
+            else:
+                return binance_error(h, 400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
+            status, price, executed = "FILLED", "0.00000000", qty
+            fills = [{"price": f"{last:.8f}", "qty": f"{qty:.8f}", "commission": "0.00000000", "commissionAsset": "BNB",
+                      "tradeId": next(state["ids"])}]
+        else:
+            if not p.get("quantity") or not p.get("price"):
+                return binance_error(h, 400, -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+            qty, quote = float(p["quantity"]), 0.0
+            status, price, executed, fills = "NEW", p["price"], 0.0, []
+        with venue.lock:
+            order_id = next(state["ids"])
+            order = {"symbol": symbol, "orderId": order_id, "orderListId": -1,
+                     "clientOrderId": p.get("newClientOrderId") or f"fake{order_id}", "transactTime": now_ms(),
+                     "price": price, "origQty": f"{qty:.8f}", "executedQty": f"{executed:.8f}",
+                     "origQuoteOrderQty": p.get("quoteOrderQty", "0.00000000"), "cummulativeQuoteQty": f"{quote:.8f}",
+                     "status": status, "timeInForce": p.get("timeInForce", "GTC"), "type": order_type, "side": p["side"],
+                     "workingTime": now_ms(), "selfTradePreventionMode": "EXPIRE_MAKER", "fills": fills}
+            state["orders"][order_id] = order
+        send_json(h, 200, order_view(order, full=True))
+
+    def find_order(p):
+        with venue.lock:
+            for order in state["orders"].values():
+                if order["symbol"] == p.get("symbol") and (
+                        str(order["orderId"]) == p.get("orderId") or order["clientOrderId"] == p.get("origClientOrderId")):
+                    return order
+        return None
+
+    def cancel_order(h, p):
+        order = find_order(p)
+        if order is None or order["status"] != "NEW":
+            return binance_error(h, 400, -2011, "Unknown order sent.")
+        order["status"] = "CANCELED"
+        view = order_view(order)
+        view["origClientOrderId"] = view["clientOrderId"]
+        view["clientOrderId"] = p.get("newClientOrderId") or f"cancel{order['orderId']}"
+        send_json(h, 200, view)
+
+    def handle(h, body):
+        path = urlsplit(h.path).path
+        method = h.command
+        if path in BINANCE_PUBLIC and method == "GET":
+            _mark(h, "public")
+            p = public_params(h)
+            if path == "/api/v3/ping":
+                return send_json(h, 200, {})
+            if path == "/api/v3/time":
+                return send_json(h, 200, {"serverTime": now_ms()})
+            if path == "/api/v3/exchangeInfo":
+                symbols = [{"symbol": s, "status": "TRADING", "baseAsset": s[:3], "quoteAsset": s[3:],
+                            "baseAssetPrecision": 8, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                            "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
+                            "isSpotTradingAllowed": True, "isMarginTradingAllowed": False, "permissions": ["SPOT"],
+                            "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
+                                         "tickSize": "0.01000000"},
+                                        {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000",
+                                         "stepSize": "0.00001000"}]}
+                           for s in BINANCE_PRICES if "symbol" not in p or p["symbol"] == s]
+                return send_json(h, 200, {"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [],
+                                          "exchangeFilters": [], "symbols": symbols})
+            if path == "/api/v3/ticker/price":
+                if "symbol" in p:
+                    if p["symbol"] not in BINANCE_PRICES:
+                        return binance_error(h, 400, -1121, "Invalid symbol.")
+                    return send_json(h, 200, {"symbol": p["symbol"], "price": BINANCE_PRICES[p["symbol"]]})
+                return send_json(h, 200, [{"symbol": s, "price": v} for s, v in BINANCE_PRICES.items()])
+            if path == "/api/v3/depth":
+                return send_json(h, 200, {"lastUpdateId": 1027024, "bids": [["49999.00", "1.50000000"]],
+                                          "asks": [["50001.00", "2.00000000"]]})
+            if path == "/api/v3/klines":
+                start = 1_700_000_000_000
+                return send_json(h, 200, [[start + i * 60000, "50000.00", "50100.00", "49900.00", "50050.00", "12.5",
+                                           start + i * 60000 + 59999, "625000.00", 120, "6.0", "300000.00", "0"]
+                                          for i in range(2)])
+            return send_json(h, 200, {})
+        params = authenticate(h, body)
+        if params is None:
+            return
+        if path == "/api/v3/account" and method == "GET":
+            return send_json(h, 200, {
+                "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+                "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+                "requireSelfTradePrevention": False, "preventSor": False, "updateTime": now_ms(), "accountType": "SPOT",
+                "balances": [{"asset": "USDT", "free": state["usdt"], "locked": "0.00000000"},
+                             {"asset": "BNB", "free": "0.00000000", "locked": "0.00000000"}],
+                "permissions": ["SPOT"], "uid": 354937868})
+        if path == "/api/v3/order":
+            if method == "POST":
+                return new_order(h, params)
+            if method == "DELETE":
+                return cancel_order(h, params)
+            if method == "GET":
+                order = find_order(params)
+                if order is None:
+                    return binance_error(h, 400, -2013, "Order does not exist.")
+                return send_json(h, 200, order_view(order))
+        if path == "/api/v3/openOrders":
+            with venue.lock:
+                open_orders = [o for o in state["orders"].values()
+                               if o["status"] == "NEW" and params.get("symbol") in (None, o["symbol"])]
+            if method == "GET":
+                return send_json(h, 200, [order_view(o) for o in open_orders])
+            if method == "DELETE":
+                if not params.get("symbol"):
+                    return binance_error(h, 400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+                for o in open_orders:
+                    o["status"] = "CANCELED"
+                return send_json(h, 200, [dict(order_view(o), origClientOrderId=o["clientOrderId"]) for o in open_orders])
+        if path.startswith("/sapi/"):
+            # Withdrawals, transfers and the rest of the wallet API: answered if they ever arrive. Tests assert
+            # they never do.
+            return send_json(h, 200, {"id": uuid.uuid4().hex, "tranId": 1})
+        binance_error(h, 404, -1000, "Unknown endpoint.")
+
+    venue = Venue(handle, state)
+    return venue
+
+
+# --------------------------------------------------------------------------------------------- Kalshi v2
+
+KALSHI_PREFIX = "/trade-api/v2"
+
+
+def kalshi_sign(private_key, timestamp, method, path):
+    """The signature Kalshi expects: base64 RSA-PSS (SHA-256, MGF1 SHA-256, salt = digest length)."""
+    message = f"{timestamp}{method}{path}".encode()
+    return base64.b64encode(private_key.sign(message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                                             hashes.SHA256())).decode()
+
+
+def kalshi_error(h, status, code, message):
+    if getattr(h, "record", {}).get("auth") is None:
+        _mark(h, f"rejected: {message}")
+    send_json(h, status, {"error": {"code": code, "message": message, "service": "fake"}})
+
+
+def _dollars(cents):
+    return f"{cents / 100:.4f}"
+
+
+def kalshi_market(ticker=KALSHI_TICKER):
+    prices = KALSHI_MARKET_PRICES
+    market = {
+        "ticker": ticker, "event_ticker": ticker.rsplit("-", 1)[0], "market_type": "binary",
+        "title": "Will the fake index close above 50?", "subtitle": "Above 50", "yes_sub_title": "Above 50",
+        "no_sub_title": "50 or below", "created_time": "2026-01-01T00:00:00Z", "open_time": "2026-01-01T00:00:00Z",
+        "close_time": "2026-12-31T21:00:00Z", "expected_expiration_time": "2026-12-31T22:00:00Z",
+        "expiration_time": "2027-01-07T22:00:00Z", "latest_expiration_time": "2027-01-07T22:00:00Z",
+        "settlement_timer_seconds": 1800, "status": "active", "response_price_units": "usd_cent",
+        "volume": 1200, "volume_24h": 300, "result": "", "can_close_early": True, "open_interest": 800,
+        "notional_value": 100, "notional_value_dollars": "1.0000", "previous_yes_bid": 43,
+        "previous_yes_bid_dollars": "0.4300", "previous_yes_ask": 47, "previous_yes_ask_dollars": "0.4700",
+        "previous_price": 45, "previous_price_dollars": "0.4500", "liquidity": 100000, "liquidity_dollars": "1000.0000",
+        "expiration_value": "", "category": "Economics", "risk_limit_cents": 0, "tick_size": 1,
+        "strike_type": "greater", "floor_strike": 50, "rules_primary": "Resolves YES if the fake index closes above 50.",
+        "rules_secondary": "", "price_level_structure": "linear_cent",
+        "price_ranges": [{"start": "0.0100", "end": "0.9900", "step": "0.0100"}],
+    }
+    for name, cents in prices.items():
+        market[name] = cents
+        market[name + "_dollars"] = _dollars(cents)
+    return market
+
+
+def kalshi(balance_cents=100_000):
+    """A fake Kalshi Trade API v2. state: balance_cents, orders (order_id → order)."""
+    state = {"balance_cents": balance_cents, "orders": {}}
+    public_key = _KALSHI_KEY.public_key()
+    venue = None
+
+    def authenticate(h, path):
+        names = ("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE")
+        headers = _single_headers(h, names)
+        if headers is None:
+            kalshi_error(h, 401, "authentication_error", "authentication header sent twice")
+            return False
+        key, ts, sig = (headers[n] for n in names)
+        if not key or not ts or not sig:
+            kalshi_error(h, 401, "missing_parameters", "missing authentication headers")
+            return False
+        if not hmac.compare_digest(key.encode(), REAL_KALSHI_KEY_ID.encode()):
+            kalshi_error(h, 401, "authentication_error", "unknown api key")
+            return False
+        if not ts.isdigit() or abs(now_ms() - int(ts)) > 60_000:
+            kalshi_error(h, 401, "authentication_error", "timestamp outside the allowed window")
+            return False
+        try:
+            public_key.verify(base64.b64decode(sig, validate=True), f"{ts}{h.command}{path}".encode(),
+                              padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            kalshi_error(h, 401, "authentication_error", "invalid signature")
+            return False
+        _mark(h, "ok")
+        return True
+
+    def order_json(o):
+        return dict(o)
+
+    def create_order(h, body):
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return kalshi_error(h, 400, "bad_request", "invalid JSON body")
+        for field in ("ticker", "side", "action", "count"):
+            if field not in req:
+                return kalshi_error(h, 400, "bad_request", f"missing field {field}")
+        if req["side"] not in ("yes", "no") or req["action"] not in ("buy", "sell"):
+            return kalshi_error(h, 400, "bad_request", "invalid side or action")
+        if req["ticker"] != KALSHI_TICKER:
+            return kalshi_error(h, 404, "market_not_found", "market not found")
+        if req["count"] == KALSHI_REJECT_COUNT:
+            return kalshi_error(h, 400, "insufficient_balance", "insufficient balance")
+        yes = req.get("yes_price")
+        if yes is None and req.get("yes_price_dollars"):
+            yes = round(float(req["yes_price_dollars"]) * 100)
+        no = req.get("no_price")
+        if no is None and req.get("no_price_dollars"):
+            no = round(float(req["no_price_dollars"]) * 100)
+        if yes is None and no is None:
+            return kalshi_error(h, 400, "bad_request", "a price is required")
+        yes = yes if yes is not None else 100 - no
+        no = no if no is not None else 100 - yes
+        order = {
+            "order_id": str(uuid.uuid4()), "user_id": "fake-user-0001",
+            "client_order_id": req.get("client_order_id") or str(uuid.uuid4()), "ticker": req["ticker"],
+            "side": req["side"], "action": req["action"], "type": req.get("type") or "limit", "status": "resting",
+            "yes_price": yes, "no_price": no, "yes_price_dollars": _dollars(yes), "no_price_dollars": _dollars(no),
+            "fill_count": 0, "remaining_count": req["count"], "initial_count": req["count"], "taker_fees": 0,
+            "maker_fees": 0, "taker_fill_cost": 0, "maker_fill_cost": 0, "taker_fill_cost_dollars": "0.0000",
+            "maker_fill_cost_dollars": "0.0000", "queue_position": 0, "taker_fees_dollars": "0.0000",
+            "maker_fees_dollars": "0.0000", "created_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "last_update_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with venue.lock:
+            state["orders"][order["order_id"]] = order
+        send_json(h, 201, {"order": order_json(order)})
+
+    def handle(h, body):
+        path = urlsplit(h.path).path
+        method = h.command
+        if not path.startswith(KALSHI_PREFIX + "/"):
+            return kalshi_error(h, 404, "not_found", "not found")
+        rest = path[len(KALSHI_PREFIX):]
+        if method == "GET" and (rest == "/markets" or rest.startswith("/markets/") or rest == "/exchange/status"):
+            _mark(h, "public")
+            if rest == "/exchange/status":
+                return send_json(h, 200, {"exchange_active": True, "trading_active": True})
+            if rest == "/markets":
+                return send_json(h, 200, {"markets": [kalshi_market()], "cursor": ""})
+            parts = rest.split("/")
+            if parts[2] != KALSHI_TICKER:
+                return kalshi_error(h, 404, "not_found", "market not found")
+            if len(parts) == 3:
+                return send_json(h, 200, {"market": kalshi_market()})
+            if parts[3:] == ["orderbook"]:
+                p = KALSHI_MARKET_PRICES
+                return send_json(h, 200, {"orderbook": {"yes": [[p["yes_bid"], 100]], "no": [[p["no_bid"], 100]],
+                                                        "yes_dollars": [[_dollars(p["yes_bid"]), 100]],
+                                                        "no_dollars": [[_dollars(p["no_bid"]), 100]]}})
+            return kalshi_error(h, 404, "not_found", "not found")
+        if not authenticate(h, path):
+            return
+        if rest == "/portfolio/balance" and method == "GET":
+            return send_json(h, 200, {"balance": state["balance_cents"], "portfolio_value": 0, "updated_ts": int(time.time())})
+        if rest == "/portfolio/positions" and method == "GET":
+            return send_json(h, 200, {"market_positions": [], "event_positions": [], "cursor": ""})
+        if rest == "/portfolio/orders" and method == "POST":
+            return create_order(h, body)
+        if rest == "/portfolio/orders" and method == "GET":
+            with venue.lock:
+                orders = [order_json(o) for o in state["orders"].values()]
+            return send_json(h, 200, {"orders": orders, "cursor": ""})
+        if rest.startswith("/portfolio/orders/") and rest.count("/") == 3:
+            order_id = rest.rsplit("/", 1)[1]
+            with venue.lock:
+                order = state["orders"].get(order_id)
+                if order is None:
+                    return kalshi_error(h, 404, "not_found", "order not found")
+                if method == "GET":
+                    return send_json(h, 200, {"order": order_json(order)})
+                if method == "DELETE":
+                    reduced = order["remaining_count"]
+                    order.update(status="canceled", remaining_count=0)
+                    return send_json(h, 200, {"order": order_json(order), "reduced_by": reduced})
+        kalshi_error(h, 404, "not_found", "not found")
+
+    venue = Venue(handle, state)
+    return venue
+
+
+# ------------------------------------------------------------------------------------------ Polymarket CLOB
+
+POLY_L2_PREFIXES = ("/balance-allowance", "/data/", "/order", "/orders", "/cancel-all", "/cancel-market-orders",
+                    "/notifications", "/auth/", "/order-scoring", "/orders-scoring", "/v1/heartbeats")
+
+
+def poly_sign(secret, timestamp, method, path, body=b""):
+    """The signature Polymarket expects: URL-safe base64 HMAC-SHA256 under the URL-safe-base64-decoded secret."""
+    message = f"{timestamp}{method}{path}".encode() + body
+    return base64.urlsafe_b64encode(hmac.new(_b64url_decode(secret), message, hashlib.sha256).digest()).decode()
+
+
+def poly_error(h, status, message):
+    if getattr(h, "record", {}).get("auth") is None:
+        _mark(h, f"rejected: {message}")
+    send_json(h, status, {"error": message})
+
+
+def polymarket(usdc_micro="1000000000"):
+    """A fake Polymarket CLOB. state: usdc_micro (collateral balance, 6 decimals), orders (orderID → order)."""
+    state = {"usdc_micro": usdc_micro, "orders": {}}
+    venue = None
+
+    def authenticate(h, path, body):
+        headers = _single_headers(h, ("POLY_ADDRESS", "POLY_API_KEY", "POLY_PASSPHRASE", "POLY_TIMESTAMP", "POLY_SIGNATURE"))
+        if headers is None or not all(headers.values()):
+            poly_error(h, 401, "Unauthorized/Invalid api key")
+            return False
+        if (headers["POLY_ADDRESS"].lower() != REAL_POLY_ADDRESS.lower()
+                or not hmac.compare_digest(headers["POLY_API_KEY"].encode(), REAL_POLY_API_KEY.encode())
+                or not hmac.compare_digest(headers["POLY_PASSPHRASE"].encode(), REAL_POLY_PASSPHRASE.encode())):
+            poly_error(h, 401, "Unauthorized/Invalid api key")
+            return False
+        ts = headers["POLY_TIMESTAMP"]
+        if not ts.isdigit() or abs(time.time() - int(ts)) > 60:
+            poly_error(h, 401, "Unauthorized/Invalid api key")
+            return False
+        expected = poly_sign(REAL_POLY_API_SECRET, ts, h.command, path, body)
+        if not hmac.compare_digest(headers["POLY_SIGNATURE"].encode(), expected.encode()):
+            poly_error(h, 401, "Unauthorized/Invalid api key")
+            return False
+        _mark(h, "ok")
+        return True
+
+    def accept_order(item):
+        """Returns (status, response) for one {order, owner, orderType} entry."""
+        if not isinstance(item, dict) or not isinstance(item.get("order"), dict):
+            return 400, {"error": "Invalid order payload"}
+        if item.get("owner") != REAL_POLY_API_KEY:
+            return 400, {"error": "the order owner has to be the owner of the API KEY"}
+        order = item["order"]
+        for field in ("salt", "maker", "signer", "taker", "tokenId", "makerAmount", "takerAmount", "expiration",
+                      "nonce", "feeRateBps", "side", "signatureType", "signature"):
+            if field not in order:
+                return 400, {"error": f"Invalid order payload: missing {field}"}
+        if order["makerAmount"] == POLY_REJECT_MAKER_AMOUNT:
+            return 400, {"error": "not enough balance / allowance"}
+        order_id = "0x" + secrets.token_hex(32)
+        with venue.lock:
+            state["orders"][order_id] = {
+                "id": order_id, "status": "LIVE", "owner": item["owner"], "maker_address": order["maker"],
+                "market": POLY_CONDITION_ID, "asset_id": order["tokenId"], "side": order["side"],
+                "original_size": order["takerAmount"] if order["side"] == "BUY" else order["makerAmount"],
+                "size_matched": "0", "price": POLY_PRICES["mid"], "outcome": "Yes", "order_type": item.get("orderType", "GTC"),
+                "created_at": int(time.time()), "expiration": order["expiration"], "associate_trades": []}
+        return 200, {"success": True, "errorMsg": "", "orderID": order_id, "transactionsHashes": [], "status": "live",
+                     "takingAmount": "", "makingAmount": ""}
+
+    def cancel(ids):
+        canceled, not_canceled = [], {}
+        with venue.lock:
+            for order_id in ids:
+                order = state["orders"].get(order_id)
+                if order and order["status"] == "LIVE":
+                    order["status"] = "CANCELED"
+                    canceled.append(order_id)
+                else:
+                    not_canceled[order_id] = "order not found or already canceled"
+        return {"canceled": canceled, "not_canceled": not_canceled}
+
+    def book(token):
+        return {"market": POLY_CONDITION_ID, "asset_id": token, "timestamp": str(now_ms()), "hash": "0" * 40,
+                "bids": [{"price": POLY_PRICES["bid"], "size": "1000"}], "asks": [{"price": POLY_PRICES["ask"], "size": "1000"}],
+                "min_order_size": "5", "tick_size": "0.01", "neg_risk": False, "last_trade_price": POLY_PRICES["last"]}
+
+    def handle(h, body):
+        split = urlsplit(h.path)
+        path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
+        method = h.command
+        if method == "GET" and not path.startswith(POLY_L2_PREFIXES):
+            _mark(h, "public")
+            token = query.get("token_id", POLY_TOKEN_ID)
+            if path == "/":
+                return send_json(h, 200, "OK")
+            if path == "/time":
+                return send_json(h, 200, int(time.time()))
+            if token != POLY_TOKEN_ID:
+                return poly_error(h, 404, "market not found")
+            if path == "/tick-size":
+                return send_json(h, 200, {"minimum_tick_size": 0.01})
+            if path == "/neg-risk":
+                return send_json(h, 200, {"neg_risk": False})
+            if path == "/fee-rate":
+                return send_json(h, 200, {"base_fee": 0})
+            if path == "/book":
+                return send_json(h, 200, book(token))
+            if path == "/price":
+                return send_json(h, 200, {"price": POLY_PRICES["ask"] if query.get("side", "").upper() == "BUY" else POLY_PRICES["bid"]})
+            if path == "/midpoint":
+                return send_json(h, 200, {"mid": POLY_PRICES["mid"]})
+            if path == "/last-trade-price":
+                return send_json(h, 200, {"price": POLY_PRICES["last"], "side": "BUY"})
+            if path in ("/markets/" + POLY_CONDITION_ID, "/markets"):
+                market = {"condition_id": POLY_CONDITION_ID, "question": "Will the fake index close above 50?",
+                          "active": True, "closed": False, "accepting_orders": True, "minimum_order_size": 5,
+                          "minimum_tick_size": 0.01, "neg_risk": False,
+                          "tokens": [{"token_id": POLY_TOKEN_ID, "outcome": "Yes", "price": float(POLY_PRICES["mid"])}]}
+                if path == "/markets":
+                    return send_json(h, 200, {"data": [market], "next_cursor": "LTE=", "limit": 100, "count": 1})
+                return send_json(h, 200, market)
+            return poly_error(h, 404, "not found")
+        if not authenticate(h, path, body):
+            return
+        if path == "/balance-allowance" and method == "GET":
+            return send_json(h, 200, {"balance": state["usdc_micro"], "allowance": "115792089237316195423570985008687907853269984665640564039457584007913129639935",
+                                      "allowances": {"0x4bFb41d5B3570DeFd03C39a9A4D8dE6Bd8B8982E": "115792089237316195423570985008687907853269984665640564039457584007913129639935"}})
+        if path == "/data/orders" and method == "GET":
+            with venue.lock:
+                live = [dict(o) for o in state["orders"].values() if o["status"] == "LIVE"]
+            return send_json(h, 200, {"data": live, "next_cursor": "LTE=", "limit": 100, "count": len(live)})
+        if path.startswith("/data/order/") and method == "GET":
+            with venue.lock:
+                order = state["orders"].get(path.rsplit("/", 1)[1])
+            return send_json(h, 200, dict(order) if order else None)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return poly_error(h, 400, "Invalid order payload")
+        if path == "/order" and method == "POST":
+            status, result = accept_order(payload)
+            return send_json(h, status, result)
+        if path == "/orders" and method == "POST":
+            if not isinstance(payload, list):
+                return poly_error(h, 400, "Invalid order payload")
+            results = [accept_order(item)[1] for item in payload]
+            return send_json(h, 200, [r if "success" in r else {"success": False, "errorMsg": r["error"], "orderID": ""}
+                                      for r in results])
+        if path == "/order" and method == "DELETE":
+            return send_json(h, 200, cancel([(payload or {}).get("orderID")]))
+        if path == "/orders" and method == "DELETE":
+            return send_json(h, 200, cancel(payload or []))
+        if path == "/cancel-all" and method == "DELETE":
+            with venue.lock:
+                ids = [i for i, o in state["orders"].items() if o["status"] == "LIVE"]
+            return send_json(h, 200, cancel(ids))
+        poly_error(h, 404, "not found")
+
+    venue = Venue(handle, state)
+    return venue
