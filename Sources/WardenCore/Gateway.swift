@@ -82,16 +82,7 @@ public struct Gateway: Sendable {
     public func admit(
         venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields
     ) async throws(GatewayRefusal) -> Admission {
-        for name in Self.methodOverrideHeaders where headers[HTTPField.Name(name)!] != nil {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override headers are not accepted")
-        }
-        if let query, query.lowercased().split(separator: "&").contains(where: { $0.hasPrefix("_method=") }) {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override parameters are not accepted")
-        }
-        let path: CanonicalPath
-        do { path = try CanonicalPath(raw: rawPath) } catch {
-            throw GatewayRefusal(.badRequest, .invalidRequest, error.description)
-        }
+        let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
         let (key, credentialID, secret) = try await resolve(venue: venue, headers: headers)
         if let service = config.services[venue.name] {
             try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
@@ -102,10 +93,29 @@ public struct Gateway: Sendable {
         return Admission(venue: venue, key: key, credentialID: credentialID, secret: secret, path: path, upstreamURL: url)
     }
 
+    /// The path every decision is made on; method overrides and ambiguous paths are refused first.
+    public func canonical(method: String, rawPath: String, query: String?, headers: HTTPFields) throws(GatewayRefusal) -> CanonicalPath {
+        for name in Self.methodOverrideHeaders where headers[HTTPField.Name(name)!] != nil {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override headers are not accepted")
+        }
+        if let query, query.lowercased().split(separator: "&").contains(where: { $0.hasPrefix("_method=") }) {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override parameters are not accepted")
+        }
+        do { return try CanonicalPath(raw: rawPath) } catch {
+            throw GatewayRefusal(.badRequest, .invalidRequest, error.description)
+        }
+    }
+
+    /// The agent key as presented, in `X-Warden-Key` or where the venue's SDK puts its API key.
+    public func presentedKey(venue: any VenueAdapter, headers: HTTPFields) -> String? {
+        guard let key = headers[HTTPField.Name("x-warden-key")!] ?? venue.agentKey(in: headers), !key.isEmpty else { return nil }
+        return key
+    }
+
     /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
     /// own, or one shared with the owner at a level that covers the key's access. One store query.
     func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, String, [String: String]) {
-        guard let presented = headers[HTTPField.Name("x-warden-key")!] ?? venue.agentKey(in: headers), !presented.isEmpty else {
+        guard let presented = presentedKey(venue: venue, headers: headers) else {
             throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
         let resolved: ResolvedKey?

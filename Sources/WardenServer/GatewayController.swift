@@ -22,6 +22,7 @@ struct GatewayController {
     func addRoutes(to router: Router<WardenContext>) {
         for method in Self.methods {
             router.on("/proxy/{venue}/**", method: method) { request, context in await handle(request, context) }
+            router.on("/proxy/{venue}", method: method) { request, context in await handle(request, context) }
         }
     }
 
@@ -34,6 +35,9 @@ struct GatewayController {
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
         do {
             try checkBrowser(request)
+            if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
+                return try await publicRead(request, exchange, rawPath: rawPath)
+            }
             let admission = try await gateway.admit(
                 venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
             if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange) }
@@ -73,7 +77,7 @@ struct GatewayController {
         var meter: UsageMeter?
         if let dialect = venue.usage {
             // LLM calls are read whole (they are small) to price them before they are sent.
-            let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, admission)
+            let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
             let info = dialect.inspect(original)
             let prepared = dialect.prepare(original)
             reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
@@ -87,7 +91,7 @@ struct GatewayController {
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
-        return try await relay(outgoing, request, admission, detail: [:], meter: meter) { [gateway] status, failed, usage in
+        return try await relay(outgoing, request, Subject(admission), detail: [:], meter: meter) { [gateway] status, failed, usage in
             guard let held else { return [:] }
             // Unsent: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
             let used = status == nil ? TokenUsage(input: 0, output: 0) : failed ? nil : usage
@@ -101,60 +105,77 @@ struct GatewayController {
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
     func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue) async throws -> Response {
-        let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, 1024 * 1024), admission)
+        let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, 1024 * 1024), key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
             headers: Self.forwardableHeaders(request.headers, venue: venue))
         switch plan.route {
         case .answer(let status, let answer):
             do {
-                try await gateway.audit.append(entry(admission, action: "gateway.simulate", outcome: "dry_run", request: request, extra: plan.audit))
+                try await gateway.audit.append(entry(Subject(admission), action: "gateway.simulate", outcome: "dry_run", request: request, extra: plan.audit))
             } catch {
                 throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written", key: admission.key)
             }
             metrics.request(venue: venue.name, decision: "dry_run")
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
-            var outgoing = HTTPClientRequest(url: url)
-            outgoing.method = HTTPMethod(rawValue: signed.method)
-            var headers = signed.headers
-            headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
-            outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
-            if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
-            let ticket = plan.reservation
-            return try await relay(outgoing, request, admission, detail: plan.audit, meter: nil) { [gateway] status, _, _ in
-                guard let ticket else { return [:] }
-                // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
-                guard let status, !(200..<300).contains(status.code) else {
-                    try? await gateway.trading.confirm(ticket)
-                    return ["reservation": "kept"]
-                }
-                try? await gateway.trading.release(ticket)
-                return ["reservation": "released"]
-            }
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, ticket: plan.reservation)
         }
     }
 
-    func collect(_ request: Request, limit: Int, _ admission: Admission) async throws(GatewayRefusal) -> Data {
+    /// Public market data from an SDK that sends no key for it (py-clob-client): forwarded with no
+    /// credential at all, and only for calls the venue's adapter classifies as public.
+    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String) async throws -> Response {
+        let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
+        let body = try await collect(request, limit: 1024 * 1024, key: nil)
+        let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
+                                                              query: request.uri.query ?? "", body: body,
+                                                              headers: Self.forwardableHeaders(request.headers, venue: venue))
+        return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
+                              detail: ["class": "public_read", "keyless": "true"], ticket: nil)
+    }
+
+    /// Sends a prepared exchange call; a live order's reservation is confirmed or released by the answer.
+    func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
+              ticket: String?) async throws -> Response {
+        var outgoing = HTTPClientRequest(url: url)
+        outgoing.method = HTTPMethod(rawValue: signed.method)
+        var headers = signed.headers
+        headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
+        outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
+        if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
+        return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] status, _, _ in
+            guard let ticket else { return [:] }
+            // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
+            guard let status, !(200..<300).contains(status.code) else {
+                try? await gateway.trading.confirm(ticket)
+                return ["reservation": "kept"]
+            }
+            try? await gateway.trading.release(ticket)
+            return ["reservation": "released"]
+        }
+    }
+
+    func collect(_ request: Request, limit: Int, key: AgentKeyRecord?) async throws(GatewayRefusal) -> Data {
         var body = request.body
         do { return Data(buffer: try await body.collect(upTo: limit)) } catch {
-            throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: admission.key)
+            throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: key)
         }
     }
 
     /// Audits the decision durably, sends, streams the answer back, and settles and audits the result
     /// before the client has the last byte. `settle` gets the status (nil when nothing came back), whether
     /// the stream broke, and the metered usage; it returns details for the result row.
-    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ admission: Admission, detail: [String: String], meter: UsageMeter?,
+    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], meter: UsageMeter?,
                settle: @escaping @Sendable (HTTPResponse.Status?, Bool, TokenUsage?) async -> [String: String]) async throws -> Response {
-        let venue = admission.venue
+        let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: the decision is durable before anything leaves.
         do {
-            try await gateway.audit.append(entry(admission, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
+            try await gateway.audit.append(entry(subject, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
         } catch {
             _ = await settle(nil, false, nil)
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: admission.key)
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
         }
 
         let upstream: HTTPClientResponse
@@ -164,8 +185,8 @@ struct GatewayController {
             _ = await settle(nil, false, nil)
             let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
             throw timedOut
-                ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: admission.key)
-                : GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: admission.key)
+                ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
+                : GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: subject.key)
         }
 
         var responseHeaders = Self.returnableHeaders(upstream.headers)
@@ -200,7 +221,7 @@ struct GatewayController {
             result.merge(detail) { a, _ in a }
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
             metrics.request(venue: venue.name, decision: outcome)
-            try? await gateway.audit.append(entry(admission, action: "gateway.result", outcome: outcome, request: request, extra: result))
+            try? await gateway.audit.append(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
             if let failure { throw failure }
             if let last { try await writer.write(last) }
             try await writer.finish(nil)
@@ -236,10 +257,29 @@ struct GatewayController {
 
     // MARK: helpers
 
-    func entry(_ a: Admission, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
-        var detail = ["method": request.method.rawValue, "path": Self.auditPath(a.path.description), "credential": a.credentialID]
+    /// Who and what a forwarded call is about, for its audit rows.
+    struct Subject: Sendable {
+        let venue: any VenueAdapter
+        let key: AgentKeyRecord?
+        let credentialID: String?
+        let path: CanonicalPath
+
+        init(venue: any VenueAdapter, key: AgentKeyRecord?, credentialID: String?, path: CanonicalPath) {
+            self.venue = venue
+            self.key = key
+            self.credentialID = credentialID
+            self.path = path
+        }
+
+        init(_ a: Admission) { self.init(venue: a.venue, key: a.key, credentialID: a.credentialID, path: a.path) }
+    }
+
+    func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
+        var detail = ["method": request.method.rawValue, "path": Self.auditPath(s.path.description)]
+        if let credential = s.credentialID { detail["credential"] = credential }
         detail.merge(extra) { $1 }
-        return AuditEntry(actor: "key:\(a.key.id)", owner: a.key.ownerID, action: action, target: a.venue.name, outcome: outcome, detail: detail)
+        return AuditEntry(actor: s.key.map { "key:\($0.id)" }, owner: s.key?.ownerID, action: action, target: s.venue.name,
+                          outcome: outcome, detail: detail)
     }
 
     /// Paths are recorded without their query (which may carry signatures) and cut to a sane length.

@@ -81,6 +81,17 @@ public struct TradingPolicy: Sendable {
         }
     }
 
+    /// A call made without an agent key: only public market data passes, with no credential attached.
+    public func publicCall(venue: any ExchangeVenue, method: String, path: CanonicalPath, query: String, body: Data,
+                           headers: HTTPFields) throws(GatewayRefusal) -> (UpstreamRequest, url: String) {
+        guard venue.classify(ExchangeCall(method: method, path: path.description, query: query, body: body)) == .publicRead else {
+            throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
+        }
+        let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+        let request = UpstreamRequest(method: method.uppercased(), path: base.prefix + path.encoded, query: query, headers: headers, body: body)
+        return (request, base.url(request))
+    }
+
     /// The venue accepted a live order (or its answer never came: it may have been placed, so it counts).
     public func confirm(_ reservation: String) async throws { try await TradeRepository(database).confirm(orderID: reservation) }
 
@@ -252,7 +263,8 @@ public struct TradingPolicy: Sendable {
         "wdn-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     }
 
-    static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
+    /// Through the decimal's text, which converts exactly where `doubleValue` leaves float noise.
+    static func double(_ value: Decimal) -> Double { Double("\(value)") ?? NSDecimalNumber(decimal: value).doubleValue }
 
     static func money(_ value: Double) -> String {
         let text = String(format: "%.6f", value)
