@@ -110,7 +110,14 @@ let package = Package(
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
-        .testTarget(name: "WardenVenuesTests", dependencies: ["WardenVenues"]),
+        .testTarget(
+            name: "WardenVenuesTests",
+            dependencies: [
+                "WardenVenues",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "WardenServerTests",
             dependencies: [

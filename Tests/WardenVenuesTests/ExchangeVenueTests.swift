@@ -1,0 +1,196 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import HTTPTypes
+import Testing
+@testable import WardenVenues
+
+/// Signing against the venues' published examples, and classification that no spelling gets past.
+@Suite struct BinanceVenueTests {
+    let venue = BinanceVenue()
+    /// The example key of Binance's API documentation ("SIGNED endpoint examples").
+    let secret = ["api_key": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+                  "api_secret": "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"]
+
+    func request(query: String, body: String) -> UpstreamRequest {
+        UpstreamRequest(method: "POST", path: "/api/v3/order", query: query, headers: [:], body: Data(body.utf8))
+    }
+
+    @Test func signsTheQueryStringAsTheDocumentationShows() throws {
+        var r = request(query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559", body: "")
+        try venue.sign(&r, secret: secret, signed: true, now: Date())
+        #expect(r.query.hasSuffix("&signature=c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"))
+        #expect(r.headers[HTTPField.Name("X-MBX-APIKEY")!] == secret["api_key"])
+    }
+
+    @Test func signsQueryAndBodyTogetherAndReplacesTheAgentsSignature() throws {
+        var r = request(query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC",
+                        body: "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=deadbeef")
+        try venue.sign(&r, secret: secret, signed: true, now: Date())
+        #expect(r.query == "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC")
+        #expect(String(decoding: r.body, as: UTF8.self)
+                == "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77")
+    }
+
+    func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: query, body: Data(body.utf8)))
+    }
+
+    @Test(arguments: [
+        "/sapi/v1/capital/withdraw/apply", "/SAPI/V1/CAPITAL/WITHDRAW/APPLY", "/sapi/v1/capital/Withdraw/apply",
+        "/sapi/v1/asset/transfer", "/sapi/v1/sub-account/transfer/subToSub", "/sapi/v1/futures/transfer",
+        "/sapi/v1/margin/isolated/transfer", "/sapi/v1/asset/dust", "/sapi/v1/localentity/withdraw/apply", "/wapi/v3/withdraw.html",
+        "/sapi/v1/giftcard/createCode", "/api/v3/withdraw", "/sapi/v1/broker/universalTransfer",
+    ])
+    func fundMovementIsRecognisedInAnySpelling(path: String) {
+        #expect(classify("POST", path, body: "coin=USDT&amount=1") == .fundMovement)
+        #expect(classify("GET", path) == .fundMovement)
+    }
+
+    @Test func ordersArePricedFromTheirOwnFields() {
+        guard case .order(let limit) = classify("POST", "/api/v3/order", body: "symbol=ETHBTC&side=BUY&type=LIMIT&quantity=2&price=0.05&timestamp=1")
+        else { Issue.record("not an order"); return }
+        #expect(limit.value == .quote(Decimal(string: "0.1")!, asset: "BTC"))
+        guard case .order(let market) = classify("POST", "/api/v3/order", query: "symbol=BTCFDUSD&side=SELL&type=MARKET&quantity=0.5")
+        else { Issue.record("not an order"); return }
+        #expect(market.value == .atMarket(quantity: Decimal(string: "0.5")!, asset: "FDUSD"))
+        guard case .order(let quote) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=25&newClientOrderId=a1")
+        else { Issue.record("not an order"); return }
+        #expect(quote.value == .quote(25, asset: "USDT"))
+        #expect(quote.clientOrderID == "a1")
+        guard case .order(let stop) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&stopPrice=1")
+        else { Issue.record("not an order"); return }
+        guard case .undetermined = stop.value else { Issue.record("a STOP_LOSS order was priced: \(stop.value)"); return }
+    }
+
+    @Test(arguments: [
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&quantity=100", ""),  // duplicate in the body
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&price=1", "quantity=1&symbol=ETHUSDT"),  // duplicate across query and body
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&Quantity=100", ""),  // unknown (case-changed) name
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&%71uantity=100&price=1", ""),  // encoded name
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1e3&price=1", ""),  // exponent
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=-1&price=1", ""),  // sign
+        ("symbol=BTCUSDT&side=buy&type=LIMIT&quantity=1&price=1", ""),  // lower-case side
+        ("symbol=btcusdt&side=BUY&type=LIMIT&quantity=1&price=1", ""),  // lower-case symbol
+    ])
+    func ambiguousOrdersAreInvalid(query: String, body: String) {
+        guard case .invalid = classify("POST", "/api/v3/order", query: query, body: body) else {
+            Issue.record("accepted: \(query) | \(body)")
+            return
+        }
+    }
+
+    @Test func knownReadsPassAndEverythingElseIsUnknown() {
+        #expect(classify("GET", "/api/v3/ticker/price", query: "symbol=BTCUSDT") == .publicRead)
+        #expect(classify("GET", "/api/v3/account", query: "timestamp=1") == .privateRead)
+        #expect(classify("DELETE", "/api/v3/order", body: "symbol=BTCUSDT&orderId=1") == .cancel)
+        #expect(classify("DELETE", "/api/v3/openOrders", body: "symbol=BTCUSDT") == .unknown)
+        #expect(classify("POST", "/api/v3/account") == .unknown)
+        #expect(classify("GET", "/API/v3/account") == .unknown)
+        #expect(classify("GET", "/sapi/v1/system/status") == .unknown)
+    }
+
+    @Test func aClientOrderIdGoesWhereTheParametersAre() {
+        let order = OrderIntent(instrument: "BTCUSDT", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil)
+        var inBody = request(query: "", body: "symbol=BTCUSDT")
+        venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inBody)
+        #expect(String(decoding: inBody.body, as: UTF8.self) == "symbol=BTCUSDT&newClientOrderId=wdn-1")
+        var inQuery = request(query: "symbol=BTCUSDT", body: "")
+        venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inQuery)
+        #expect(inQuery.query == "symbol=BTCUSDT&newClientOrderId=wdn-1")
+    }
+}
+
+@Suite struct KalshiVenueTests {
+    let venue = KalshiVenue()
+
+    func order(_ json: String) -> CallClass {
+        venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", body: Data(json.utf8)))
+    }
+
+    @Test func signsTimestampMethodAndPathWithRSAPSS() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        var r = UpstreamRequest(method: "GET", path: "/trade-api/v2/portfolio/balance", query: "limit=5",
+                                headers: [HTTPField.Name("KALSHI-ACCESS-KEY")!: "wdn_agent"], body: Data())
+        let now = Date(timeIntervalSince1970: 1_700_000_000.123)
+        try venue.sign(&r, secret: ["key_id": "real-key-id", "private_key_pem": key.pemRepresentation], signed: true, now: now)
+        #expect(r.headers[HTTPField.Name("KALSHI-ACCESS-KEY")!] == "real-key-id")
+        #expect(r.headers[HTTPField.Name("KALSHI-ACCESS-TIMESTAMP")!] == "1700000000123")
+        let signature = try #require(r.headers[HTTPField.Name("KALSHI-ACCESS-SIGNATURE")!].flatMap { Data(base64Encoded: $0) })
+        let message = Data("1700000000123GET/trade-api/v2/portfolio/balance".utf8)
+        #expect(key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: message, padding: .PSS))
+        #expect(!key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("x".utf8), padding: .PSS))
+    }
+
+    @Test func pricesContractsOnTheirOwnSide() {
+        let cases: [(String, Decimal)] = [
+            (#"{"ticker":"T","action":"buy","side":"yes","count":10,"yes_price":46}"#, Decimal(string: "4.6")!),
+            (#"{"ticker":"T","action":"buy","side":"no","count":10,"no_price":56}"#, Decimal(string: "5.6")!),
+            (#"{"ticker":"T","action":"buy","side":"no","count":10,"yes_price":46}"#, Decimal(string: "5.4")!),
+            (#"{"ticker":"T","action":"sell","side":"yes","count":4,"yes_price_dollars":"0.2500"}"#, 1),
+            (#"{"ticker":"T","action":"buy","side":"no","count":2,"yes_price_dollars":"0.7000"}"#, Decimal(string: "0.6")!),
+            (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market"}"#, 7),
+            (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market","buy_max_cost":350}"#, Decimal(string: "3.5")!),
+        ]
+        for (json, usd) in cases {
+            guard case .order(let intent) = order(json) else { Issue.record("not an order: \(json)"); continue }
+            #expect(intent.value == .usd(usd), "\(json)")
+        }
+        guard case .order(let limit) = order(#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"limit"}"#),
+              case .undetermined = limit.value else { Issue.record("a limit order without a price was priced"); return }
+    }
+
+    @Test func refusesWhatKalshiWouldReadOtherwise() {
+        for json in [#"{"ticker":"T","action":"buy","side":"yes","count":1.5,"yes_price":46}"#,
+                     #"{"ticker":"T","action":"buy","side":"maybe","count":1,"yes_price":46}"#,
+                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":146}"#,
+                     #"{"ticker":"T","action":"buy","side":"yes","count":-1,"yes_price":46}"#, "count=1"] {
+            guard case .invalid = order(json) else { Issue.record("accepted \(json)"); continue }
+        }
+        #expect(venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/transfer", query: "", body: Data())) == .fundMovement)
+        #expect(venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/orders/batched", query: "", body: Data())) == .unknown)
+    }
+
+    @Test func theClientOrderIdIsWrittenIntoTheBody() throws {
+        var r = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
+                                body: Data(#"{"ticker":"T","count":1}"#.utf8))
+        venue.prepareOrder(OrderIntent(instrument: "T", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), clientOrderID: "wdn-9", in: &r)
+        let json = try #require(try JSONSerialization.jsonObject(with: r.body) as? [String: Any])
+        #expect(json["client_order_id"] as? String == "wdn-9")
+    }
+}
+
+@Suite struct PolymarketVenueTests {
+    let venue = PolymarketVenue()
+    let secret = ["api_key": "real-api-key", "api_secret": "c2VjcmV0LWJ5dGVzLWZvci10aGUtdGVzdC1vbmx5IQ==",
+                  "passphrase": "real-pass", "address": "0x1111111111111111111111111111111111111111"]
+
+    @Test func signsLevelTwoHeadersAndRewritesTheOrderOwner() throws {
+        let body = #"{"order":{"side":"BUY"},"owner":"wdn_agent_key","orderType":"GTC"}"#
+        var r = UpstreamRequest(method: "POST", path: "/order", query: "", headers: [:], body: Data(body.utf8))
+        try venue.sign(&r, secret: secret, signed: true, now: Date(timeIntervalSince1970: 1_700_000_000))
+        let sent = String(decoding: r.body, as: UTF8.self)
+        #expect(!sent.contains("wdn_agent_key") && sent.contains(#""owner":"real-api-key""#))
+        let key = SymmetricKey(data: try #require(Data(base64Encoded: secret["api_secret"]!)))
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(("1700000000POST/order" + sent).utf8), using: key)
+        let expected = Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        #expect(r.headers[HTTPField.Name("POLY_SIGNATURE")!] == expected)
+        #expect(r.headers[HTTPField.Name("POLY_ADDRESS")!] == secret["address"])
+        #expect(r.headers[HTTPField.Name("POLY_API_KEY")!] == "real-api-key")
+        #expect(r.headers[HTTPField.Name("POLY_PASSPHRASE")!] == "real-pass")
+        #expect(r.headers[HTTPField.Name("POLY_TIMESTAMP")!] == "1700000000")
+    }
+
+    @Test func aBuyIsWorthItsMakerAmountAndASellItsTakerAmount() {
+        func intent(_ side: String) -> OrderIntent? {
+            let body = #"{"order":{"salt":42,"tokenId":"123","makerAmount":"5000000","takerAmount":"10000000","side":"\#(side)"},"owner":"k"}"#
+            guard case .order(let intent) = venue.classify(ExchangeCall(method: "POST", path: "/order", query: "", body: Data(body.utf8))) else { return nil }
+            return intent
+        }
+        #expect(intent("BUY")?.value == .usd(5))
+        #expect(intent("BUY")?.quantity == 10)
+        #expect(intent("SELL")?.value == .usd(10))
+        #expect(intent("BUY")?.clientOrderID == "salt-42")
+        #expect(intent("buy") == nil)
+    }
+}
