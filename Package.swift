@@ -55,6 +55,7 @@ let package = Package(
         .target(
             name: "WardenVenues",
             dependencies: [
+                "WardenCrypto",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -103,6 +104,7 @@ let package = Package(
             name: "WardenBench",
             dependencies: [
                 "WardenCore",
+                "WardenVenues",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]

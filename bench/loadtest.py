@@ -17,6 +17,10 @@ CANNED = json.dumps({"id": "c1", "object": "chat.completion", "model": "gpt-benc
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
 BODY = json.dumps({"model": "gpt-bench", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
+BINANCE_ACCOUNT = json.dumps({"balances": [{"asset": "USDT", "free": "1000000.00", "locked": "0.00"}]})
+BINANCE_ORDER = json.dumps({"symbol": "BTCUSDT", "orderId": 1, "orderListId": -1, "status": "NEW", "type": "LIMIT", "side": "BUY"})
+# A 40 USD limit order with python-binance's parameters; Warden adds the client order id and the signature.
+ORDER_BODY = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=40000&recvWindow=5000&timestamp=1700000000000"
 
 
 def free_port():
@@ -49,7 +53,10 @@ http {{
     upstream origin {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
     server {{
         listen 127.0.0.1:{upstream_port};
-        location / {{ default_type application/json; return 200 '{CANNED}'; }}
+        default_type application/json;
+        location = /api/v3/account {{ return 200 '{BINANCE_ACCOUNT}'; }}
+        location = /api/v3/order {{ return 200 '{BINANCE_ORDER}'; }}
+        location / {{ return 200 '{CANNED}'; }}
     }}
     server {{
         listen 127.0.0.1:{proxy_port};
@@ -91,6 +98,7 @@ def main():
         env = {**os.environ, "WARDEN_MASTER_KEY": key, "WARDEN_LOG_LEVEL": "warning"}
         config = work / "warden.toml"
         config.write_text(f'[venues.openai]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
+                          f'[venues.binance]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[prices.openai]\n"gpt-bench" = {{ input = 1, output = 2 }}\n')
         data = work / "data"
         subprocess.run([args.warden, "user", "create", "bench@example.com", "bench-password-1", "--no-reset",
@@ -104,6 +112,12 @@ def main():
         auth = {"Authorization": f"Bearer {token}"}
         cred = requests.post(api + "/credentials", headers=auth, json={"venue": "openai", "label": "b", "secret": {"api_key": "sk-bench"}}).json()
         agent = requests.post(api + "/agent-keys", headers=auth, json={"name": "b", "credential_ids": [cred["id"]], "access": "trade"}).json()["key"]
+        # Scenario 4 trades live: a cap no run can reach, then the go-live checks against the canned account.
+        binance = requests.post(api + "/credentials", headers=auth, json={
+            "venue": "binance", "label": "b", "secret": {"api_key": "bench-key", "api_secret": "bench-secret"}}).json()
+        trader = requests.post(api + "/agent-keys", headers=auth, json={"name": "t", "credential_ids": [binance["id"]], "access": "trade"}).json()["key"]
+        requests.put(api + "/profile", headers=auth, json={"risk": {"max_leg_usd": 100, "daily_cap_usd": 100_000_000}}).raise_for_status()
+        requests.post(api + "/profile/go-live", headers=auth, json={"venue": "binance"}).raise_for_status()
 
         script = work / "post.lua"
         script.write_text(
@@ -111,17 +125,26 @@ def main():
             f"wrk.body = [[{BODY}]]\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
             'wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")\n')
+        order_script = work / "order.lua"
+        order_script.write_text(
+            'wrk.method = "POST"\n'
+            f'wrk.body = "{ORDER_BODY}"\n'
+            'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+            'wrk.headers["X-MBX-APIKEY"] = os.getenv("BENCH_KEY")\n')
         scenarios = {
             "1_direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
             "2_nginx_proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
             "3_warden_openai": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
+            "4_warden_binance_order": f"http://127.0.0.1:{warden_port}/proxy/binance/api/v3/order",
             "5_warden_refused": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
         }
         results = {}
         for name, url in scenarios.items():
-            wrk_env = {**os.environ, "BENCH_KEY": "wdn_not_a_real_key" if "refused" in name else agent}
-            results[name] = {"c64": wrk(url, 64, args.duration, str(script), wrk_env),
-                             "c1": wrk(url, 1, max(3, args.duration // 2), str(script), wrk_env)}
+            bench_key = "wdn_not_a_real_key" if "refused" in name else trader if "binance" in name else agent
+            wrk_env = {**os.environ, "BENCH_KEY": bench_key}
+            lua = str(order_script if "binance" in name else script)
+            results[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env),
+                             "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env)}
         status = pathlib.Path(f"/proc/{warden.pid}/status").read_text()
         peak_rss_mb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
         audit_rows = subprocess.run(["sqlite3", str(data / "warden.db"), "SELECT COUNT(*) FROM audit"], capture_output=True, text=True).stdout.strip()
@@ -133,8 +156,8 @@ def main():
             "throughput_ratio_warden_over_nginx": results["3_warden_openai"]["c64"]["rps"] / results["2_nginx_proxy"]["c64"]["rps"],
             "added_latency_p50_ms": results["3_warden_openai"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
             "added_latency_p99_ms": results["3_warden_openai"]["c1"]["p99_ms"] - results["1_direct"]["c1"]["p99_ms"],
+            "order_added_latency_p50_ms": results["4_warden_binance_order"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
             "micro": micro,
-            "note": "scenario 4 (signed Binance order) waits for the exchange venues",
         }
         out_dir = pathlib.Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +167,9 @@ def main():
             print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
         print(f"\nwarden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f}   "
               f"added latency p50 {report['added_latency_p50_ms']:.3f} ms, p99 {report['added_latency_p99_ms']:.3f} ms   "
-              f"peak RSS {report['warden_peak_rss_mb']} MB   audit rows {report['warden_audit_rows']}")
+              f"peak RSS {report['warden_peak_rss_mb']} MB   audit rows {report['warden_audit_rows']}\n"
+              f"signed Binance order (policy, notional, daily-cap reservation, HMAC, audit): "
+              f"{results['4_warden_binance_order']['c64']['rps']:.0f} req/s, added p50 {report['order_added_latency_p50_ms']:.3f} ms")
         print(f"\n{'micro-benchmark':48} {'ops/s':>12} {'per op':>12}")
         for m in micro:
             per = m["seconds_per_op"]

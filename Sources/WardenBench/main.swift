@@ -5,6 +5,7 @@ import Logging
 import WardenCore
 import WardenCrypto
 import WardenStore
+import WardenVenues
 
 /// Micro-benchmarks of the costs the gateway pays per call, printed as JSON lines
 /// (`{"name":…,"ops_per_second":…,"seconds_per_op":…}`). Run in release mode by bench/run.
@@ -32,15 +33,22 @@ struct WardenBench {
         let sealed = try Envelope.seal(SecretBytes(copying: Array(repeating: 0x61, count: 64)), identity: identity, kek: kek)
         try measure("envelope_open_64B", iterations: 200_000) { _ = try Envelope.open(sealed, identity: identity, kek: kek) }
 
-        // Binance-style request signing: HMAC-SHA256 over a typical order query string.
-        let query = Data("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000&recvWindow=5000&timestamp=1700000000000".utf8)
-        let hmacKey = SymmetricKey(size: .bits256)
-        measure("hmac_sha256_order_signature", iterations: 500_000) { _ = HMAC<SHA256>.authenticationCode(for: query, using: hmacKey) }
+        // Binance order signing as the gateway does it: parse the form body, drop the agent's signature, HMAC-SHA256.
+        let binance = BinanceVenue()
+        let orderBody = Data("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000&recvWindow=5000&timestamp=1700000000000&signature=00".utf8)
+        let binanceSecret = ["api_key": "bench-key", "api_secret": "bench-secret-0123456789abcdef0123456789abcdef"]
+        try measure("binance_order_hmac_signing", iterations: 200_000) {
+            var request = UpstreamRequest(method: "POST", path: "/api/v3/order", query: "", headers: [:], body: orderBody)
+            try binance.sign(&request, secret: binanceSecret, signed: true, now: Date())
+        }
 
-        // Kalshi-style signing: RSA-PSS SHA-256 with a 2048-bit key over timestamp+method+path.
-        let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        let message = Data("1700000000000POST/trade-api/v2/portfolio/orders".utf8)
-        try measure("rsa_pss_2048_signature", iterations: 2_000) { _ = try rsa.signature(for: message, padding: .PSS) }
+        // Kalshi signing as the gateway does it: read the stored PEM, RSA-PSS SHA-256 over timestamp+method+path.
+        let kalshi = KalshiVenue()
+        let kalshiSecret = ["key_id": "bench", "private_key_pem": try _RSA.Signing.PrivateKey(keySize: .bits2048).pemRepresentation]
+        try measure("kalshi_rsa_pss_2048_signing", iterations: 2_000) {
+            var request = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:], body: Data())
+            try kalshi.sign(&request, secret: kalshiSecret, signed: true, now: Date())
+        }
 
         // Argon2id at the default vault parameters (m=256 MiB, t=3, p=1).
         let passphrase = SecretBytes(copying: Array("correct horse battery staple".utf8))

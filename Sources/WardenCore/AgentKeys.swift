@@ -83,7 +83,7 @@ public struct AgentKeys: Sendable {
     }
 
     func hash(_ key: String) -> String {
-        HMAC<SHA256>.authenticationCode(for: Data(key.utf8), using: hashKey).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(key.utf8), using: hashKey))
     }
 
     /// `wdn_` and 32 random bytes in URL-safe base64 (256 bits).

@@ -165,7 +165,7 @@ public struct Credentials: Sendable {
     /// A keyed hash of the secret, so equal secrets can be recognised without revealing anything.
     private func fingerprint(_ plaintext: [UInt8]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: plaintext, using: vault.kek.derivedKey(label: "credential-fingerprint"))
-        return mac.prefix(6).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(mac.prefix(6))
     }
 
     /// The secret fields of a stored credential, or nil when it does not open (wrong row, tampered blob).

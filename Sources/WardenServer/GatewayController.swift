@@ -135,7 +135,7 @@ struct GatewayController {
                               detail: ["class": "public_read", "keyless": "true"], ticket: nil)
     }
 
-    /// Sends a prepared exchange call; a live order's reservation is confirmed or released by the answer.
+    /// Sends a prepared exchange call; a live order's reservation is kept, or released when the venue refuses it.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
               ticket: String?) async throws -> Response {
         var outgoing = HTTPClientRequest(url: url)
@@ -147,10 +147,7 @@ struct GatewayController {
         return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] status, _, _ in
             guard let ticket else { return [:] }
             // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
-            guard let status, !(200..<300).contains(status.code) else {
-                try? await gateway.trading.confirm(ticket)
-                return ["reservation": "kept"]
-            }
+            guard let status, !(200..<300).contains(status.code) else { return ["reservation": "kept"] }
             try? await gateway.trading.release(ticket)
             return ["reservation": "released"]
         }

@@ -178,7 +178,7 @@ enum Schema {
                 mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
                 day TEXT NOT NULL,
                 notional_usd {double} NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('reserved', 'accepted', 'rejected')),
+                status TEXT NOT NULL CHECK (status IN ('reserved', 'rejected')),
                 created_at BIGINT NOT NULL,
                 UNIQUE (owner_id, venue, client_order_id)
             )

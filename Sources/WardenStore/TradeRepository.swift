@@ -5,7 +5,7 @@ import SQLKit
 public enum TradeReservation: Sendable, Equatable {
     /// Reserved; the order row to confirm or release.
     case reserved(orderID: String)
-    /// The same client order id was reserved or accepted in the last 24 hours: nothing more is reserved.
+    /// The same client order id was reserved in the last 24 hours and not refused: nothing more is reserved.
     case duplicate
     /// The order would take the day's volume past the cap; `used` is what is already reserved.
     case overCap(used: Double)
@@ -63,13 +63,6 @@ public struct TradeRepository: Sendable {
         }
     }
 
-    /// The venue took the order: the reservation stands.
-    public func confirm(orderID: String) async throws {
-        try await database.withConnection { db in
-            try await db.raw("UPDATE trade_orders SET status = 'accepted' WHERE id = \(bind: orderID) AND status = 'reserved'").run()
-        }
-    }
-
     /// The venue refused the order (or it was never sent): its notional goes back to the day.
     public func release(orderID: String) async throws {
         try await database.transaction { db in
@@ -89,7 +82,7 @@ public struct TradeRepository: Sendable {
         }
     }
 
-    /// The day's reserved and accepted notional, by mode.
+    /// The day's reserved notional (orders not refused), by mode.
     public func used(ownerID: String, day: String) async throws -> [String: Double] {
         try await database.withConnection { db in
             var out: [String: Double] = [:]

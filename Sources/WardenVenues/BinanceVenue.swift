@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WardenCrypto
 import HTTPTypes
 
 /// Binance Spot. The agent key arrives in `X-MBX-APIKEY`; signed calls carry `signature` = hex
@@ -131,7 +132,7 @@ public struct BinanceVenue: ExchangeVenue {
         }
         let key = SymmetricKey(data: Data((secret["api_secret"] ?? "").utf8))
         let mac = HMAC<SHA256>.authenticationCode(for: Data((query + body).utf8), using: key)
-        let signature = "signature=" + mac.map { String(format: "%02x", $0) }.joined()
+        let signature = "signature=" + Hex.encode(mac)
         if body.isEmpty {
             query += (query.isEmpty ? "" : "&") + signature
         } else {

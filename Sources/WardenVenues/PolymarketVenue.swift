@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WardenCrypto
 import HTTPTypes
 
 /// Polymarket CLOB, level-2 authentication. The agent key arrives in `POLY_API_KEY`; Warden sets the
@@ -122,7 +123,7 @@ public struct PolymarketVenue: ExchangeVenue {
     // MARK: simulator
 
     public func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data) {
-        let id = "0x" + SHA256.hash(data: Data(fill.orderID.utf8)).map { String(format: "%02x", $0) }.joined()
+        let id = "0x" + Hex.encode(SHA256.hash(data: Data(fill.orderID.utf8)))
         let shares = ExchangeRules.format(fill.quantity, places: 6)
         let usdc = ExchangeRules.format(fill.quoteNotional, places: 6)
         return (.ok, VenueJSON.encode([

@@ -32,10 +32,9 @@ public struct GoLive: Sendable {
         }
         let profile = try await profiles.get(userID: principal.user.id)
         var checks: [GoLiveCheck] = []
-        let credential = try await CredentialRepository(database).list(ownerID: principal.user.id)
-            .filter { $0.venue == name }.max { $0.updatedAt < $1.updatedAt }
-        guard let credential else {
-            checks.append(GoLiveCheck(name: "credential", passed: false, detail: "no \(name) credential of yours is on file"))
+        guard let credential = try await credential(for: principal.user.id, venue: name) else {
+            checks.append(GoLiveCheck(name: "credential", passed: false,
+                                      detail: "no \(name) credential of yours, or shared with you at trade level, is on file"))
             checks.append(GoLiveCheck(name: "balance_call", passed: false, detail: "not run: there is no credential to call with"))
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: false, detail: "not run: the balance is unknown"))
             return try await finish(principal, venue: name, checks: checks)
@@ -53,6 +52,15 @@ public struct GoLive: Sendable {
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: false, detail: "not run: the balance is unknown"))
         }
         return try await finish(principal, venue: name, checks: checks)
+    }
+
+    /// The user's own newest credential for the venue, else the newest one shared with them at trade level.
+    func credential(for userID: String, venue: String) async throws -> CredentialRecord? {
+        let repository = CredentialRepository(database)
+        let own = try await repository.list(ownerID: userID).filter { $0.venue == venue }
+        if let newest = own.max(by: { $0.updatedAt < $1.updatedAt }) { return newest }
+        return try await repository.listGranted(to: userID).filter { $0.0.venue == venue && $0.1 == "trade" }
+            .map(\.0).max { $0.updatedAt < $1.updatedAt }
     }
 
     func finish(_ principal: Principal, venue: String, checks: [GoLiveCheck]) async throws -> GoLiveResult {

@@ -1,4 +1,5 @@
 import Foundation
+import WardenCrypto
 import HTTPTypes
 import WardenStore
 import WardenVenues
@@ -92,9 +93,6 @@ public struct TradingPolicy: Sendable {
         return (request, base.url(request))
     }
 
-    /// The venue accepted a live order (or its answer never came: it may have been placed, so it counts).
-    public func confirm(_ reservation: String) async throws { try await TradeRepository(database).confirm(orderID: reservation) }
-
     /// The venue refused a live order: its notional goes back to the day.
     public func release(_ reservation: String) async throws { try await TradeRepository(database).release(orderID: reservation) }
 
@@ -175,7 +173,6 @@ public struct TradingPolicy: Sendable {
                 throw GatewayRefusal(.badRequest, .invalidRequest,
                                      "insufficient paper balance for this order (simulator cash starts at starting_balance_usd)", key: key)
             }
-            if let ticket { try? await trades.confirm(orderID: ticket) }
             return venue.simulatedOrder(order, fill: fill)
         } catch let refusal as GatewayRefusal {
             throw refusal
@@ -260,7 +257,7 @@ public struct TradingPolicy: Sendable {
     }
 
     static func newClientOrderID() -> String {
-        "wdn-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        "wdn-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
     }
 
     /// Through the decimal's text, which converts exactly where `doubleValue` leaves float noise.
