@@ -4,7 +4,9 @@ Each fake verifies the request's authentication exactly as the real venue does (
 raw query string and form body; Kalshi RSA-PSS over timestamp + method + path; Polymarket level-2 HMAC over
 timestamp + method + path + body) against the planted real credentials below, and rejects anything else with
 401 in the venue's error shape. Every request is recorded in `fake.requests` (rejected ones included), as in
-`fakes.Fake`. Each fake has a `state` dict the tests may change (balances) and read (orders).
+`fakes.Fake`, with the fake's verdict on its authentication under "auth": "ok", "public" or "rejected: …".
+Each fake has a `state` dict the tests may change (balances) and read (orders). Like the real CLOB, the Polymarket
+fake also refuses an order whose "owner" is not the real API key. Order signatures (EIP-712) are not checked.
 """
 import base64
 import hashlib
@@ -18,9 +20,9 @@ import uuid
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.exceptions import InvalidSignature
-from eth_account import Account
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from eth_account import Account
 
 from fakes import Fake, send_json
 
@@ -395,9 +397,6 @@ def kalshi(balance_cents=100_000):
         _mark(h, "ok")
         return True
 
-    def order_json(o):
-        return dict(o)
-
     def create_order(h, body):
         try:
             req = json.loads(body or b"{}")
@@ -435,7 +434,7 @@ def kalshi(balance_cents=100_000):
         }
         with venue.lock:
             state["orders"][order["order_id"]] = order
-        send_json(h, 201, {"order": order_json(order)})
+        send_json(h, 201, {"order": dict(order)})
 
     def handle(h, body):
         path = urlsplit(h.path).path
@@ -470,7 +469,7 @@ def kalshi(balance_cents=100_000):
             return create_order(h, body)
         if rest == "/portfolio/orders" and method == "GET":
             with venue.lock:
-                orders = [order_json(o) for o in state["orders"].values()]
+                orders = [dict(o) for o in state["orders"].values()]
             return send_json(h, 200, {"orders": orders, "cursor": ""})
         if rest.startswith("/portfolio/orders/") and rest.count("/") == 3:
             order_id = rest.rsplit("/", 1)[1]
@@ -479,11 +478,11 @@ def kalshi(balance_cents=100_000):
                 if order is None:
                     return kalshi_error(h, 404, "not_found", "order not found")
                 if method == "GET":
-                    return send_json(h, 200, {"order": order_json(order)})
+                    return send_json(h, 200, {"order": dict(order)})
                 if method == "DELETE":
                     reduced = order["remaining_count"]
                     order.update(status="canceled", remaining_count=0)
-                    return send_json(h, 200, {"order": order_json(order), "reduced_by": reduced})
+                    return send_json(h, 200, {"order": dict(order), "reduced_by": reduced})
         kalshi_error(h, 404, "not_found", "not found")
 
     venue = Venue(handle, state)

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -25,6 +26,7 @@ from eth_account import Account
 from kalshi_python_sync import ApiException as KalshiApiException
 from kalshi_python_sync import Configuration as KalshiConfiguration
 from kalshi_python_sync import KalshiClient
+from py_clob_client import client as clob_module
 from py_clob_client.client import ClobClient
 from py_clob_client.clob_types import ApiCreds, AssetType, BalanceAllowanceParams, OrderArgs, PostOrdersArgs
 from py_clob_client.exceptions import PolyApiException
@@ -71,6 +73,44 @@ def poly_client(url, api_key, secret=THROWAWAY_POLY_SECRET, passphrase=THROWAWAY
                       creds=ApiCreds(api_key=api_key, api_secret=secret, api_passphrase=passphrase))
 
 
+def record_binance_signatures(client):
+    """The signatures python-binance computes with its throwaway secret, as it sends them."""
+    seen = []
+
+    def hook(response, *args, **kwargs):
+        request = response.request
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        for part in (request.url.partition("?")[2] + "&" + body).split("&"):
+            if part.startswith("signature="):
+                seen.append(part.split("=", 1)[1])
+    client.session.hooks["response"].append(hook)
+    return seen
+
+
+def record_kalshi_signatures(client):
+    """The RSA-PSS signatures kalshi-python computes with its throwaway key."""
+    seen, create = [], client.kalshi_auth.create_auth_headers
+
+    def recording(method, url):
+        headers = create(method, url)
+        seen.append(headers["KALSHI-ACCESS-SIGNATURE"])
+        return headers
+    client.kalshi_auth.create_auth_headers = recording
+    return seen
+
+
+def record_poly_signatures(monkeypatch):
+    """The level-2 HMACs py-clob-client computes with its throwaway secret."""
+    seen, create = [], clob_module.create_level_2_headers
+
+    def recording(*args, **kwargs):
+        headers = create(*args, **kwargs)
+        seen.append(headers["POLY_SIGNATURE"])
+        return headers
+    monkeypatch.setattr(clob_module, "create_level_2_headers", recording)
+    return seen
+
+
 def kalshi_order(client, count, price=46, client_order_id=None, side="yes"):
     """A limit buy of `count` contracts on `side` at `price` cents (yes_price or no_price)."""
     args = {"ticker": fx.KALSHI_TICKER, "side": side, "action": "buy", "count": count, "type": "limit"}
@@ -99,9 +139,8 @@ def write_config(path, fakes, allow=None):
 class Exchanges:
     """A running warden with the three fake venues configured, an owner logged in and the real credentials stored."""
 
-    def __init__(self, server, fakes, env, config, data_dir, store_args=()):
-        self.server, self.fakes, self.env, self.config, self.data_dir = server, fakes, env, config, data_dir
-        self.store_args = tuple(store_args)
+    def __init__(self, server, fakes):
+        self.server, self.fakes = server, fakes
         self.login()
 
     @property
@@ -172,8 +211,8 @@ class Exchanges:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def binance(self, key, server=None):
-        return binance_client((server or self.server).url + "/proxy/binance", key)
+    def binance(self, key):
+        return binance_client(self.url + "/proxy/binance", key)
 
     def kalshi(self, key):
         return kalshi_client(self.url + "/proxy/kalshi", key)
@@ -194,8 +233,11 @@ def start_warden(start, env, config, data_dir, store_args=(), create_owner=True)
 def fakes():
     venues = {"binance": fx.binance(), "kalshi": fx.kalshi(), "polymarket": fx.polymarket()}
     yield venues
-    for fake in venues.values():
-        fake.stop()
+    stopping = [threading.Thread(target=fake.stop) for fake in venues.values()]  # each stop waits out a poll
+    for thread in stopping:
+        thread.start()
+    for thread in stopping:
+        thread.join()
 
 
 @pytest.fixture
@@ -204,7 +246,7 @@ def ex(start, tmp_path, master_key, fakes):
     write_config(config, fakes)
     env = {"WARDEN_MASTER_KEY": master_key}
     data = tmp_path / "data"
-    world = Exchanges(start_warden(start, env, config, data), fakes, env, config, data)
+    world = Exchanges(start_warden(start, env, config, data), fakes)
     world.store_credentials()
     return world
 
@@ -305,6 +347,7 @@ def test_binance_live_trading_with_python_binance(ex):
     ex.live("binance")
     agent = ex.key()
     client = ex.binance(agent)
+    sdk_signatures = record_binance_signatures(client)
     balances = {b["asset"]: b["free"] for b in client.get_account()["balances"]}
     assert balances["USDT"] == "1000.00"
     assert client.get_symbol_ticker(symbol="BTCUSDT") == {"symbol": "BTCUSDT", "price": "50000.00"}
@@ -322,7 +365,8 @@ def test_binance_live_trading_with_python_binance(ex):
 
     assert len(orders_seen(fake, "POST", "/api/v3/order")) == 1
     assert len(orders_seen(fake, "DELETE", "/api/v3/order")) == 1
-    assert_only_real_credentials(fake, [agent])
+    assert len(sdk_signatures) == 4  # account, order, open orders, cancel
+    assert_only_real_credentials(fake, [agent, *sdk_signatures])
     private = [r for r in fake.requests if r["auth"] == "ok"]
     assert private and all(r["headers"]["x-mbx-apikey"] == fx.REAL_BINANCE_KEY for r in private)
     trading = ex.trading()
@@ -335,6 +379,7 @@ def test_kalshi_live_trading_with_kalshi_python(ex):
     ex.live("kalshi")
     agent = ex.key()
     client = ex.kalshi(agent)
+    sdk_signatures = record_kalshi_signatures(client)
     balance = client.get_balance()
     assert balance.balance == 100_000
     market = client.get_market(fx.KALSHI_TICKER).market
@@ -351,17 +396,19 @@ def test_kalshi_live_trading_with_kalshi_python(ex):
     assert client.get_positions().market_positions == []
 
     assert len(orders_seen(fake, "POST", "/trade-api/v2/portfolio/orders")) == 1
-    assert_only_real_credentials(fake, [agent])
+    assert len(sdk_signatures) >= 7  # kalshi_python_sync signs each request twice (the second one is sent)
+    assert_only_real_credentials(fake, [agent, *sdk_signatures])
     private = [r for r in fake.requests if r["auth"] == "ok"]
     assert private and all(r["headers"]["kalshi-access-key"] == fx.REAL_KALSHI_KEY_ID for r in private)
     assert ex.trading()["live_usd"] == pytest.approx(4.60)
 
 
-def test_polymarket_live_trading_with_py_clob_client(ex):
+def test_polymarket_live_trading_with_py_clob_client(ex, monkeypatch):
     fake = ex.fakes["polymarket"]
     ex.live("polymarket")
     agent = ex.key()
     client = ex.polymarket(agent)
+    sdk_signatures = record_poly_signatures(monkeypatch)
     assert client.get_ok() == "OK"
     assert client.get_midpoint(fx.POLY_TOKEN_ID) == {"mid": "0.50"}
     assert client.get_price(fx.POLY_TOKEN_ID, "BUY") == {"price": "0.52"}
@@ -375,7 +422,8 @@ def test_polymarket_live_trading_with_py_clob_client(ex):
     assert client.cancel(posted["orderID"])["canceled"] == [posted["orderID"]]
 
     assert len(orders_seen(fake, "POST", "/order")) == 1 and len(orders_seen(fake, "DELETE", "/order")) == 1
-    assert_only_real_credentials(fake, [agent])
+    assert len(sdk_signatures) == 4  # balance, order, orders, cancel
+    assert_only_real_credentials(fake, [agent, *sdk_signatures])
     private = [r for r in fake.requests if r["auth"] == "ok"]
     assert private and all(r["headers"]["poly_address"] == fx.REAL_POLY_ADDRESS
                            and r["headers"]["poly_api_key"] == fx.REAL_POLY_API_KEY
@@ -527,17 +575,12 @@ def test_no_configuration_opens_fund_movement(start, tmp_path, master_key, fakes
     made = warden("user", "create", OWNER, PASSWORD, "--no-reset", "--data-dir", str(data), env=env)
     assert made.returncode == 0, made.stderr
     server = start(env, data_dir=data, args=("--config", str(config)), ready=False)
-    deadline = time.time() + 20
-    while time.time() < deadline and server.proc.poll() is None:
-        try:
-            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    if server.proc.poll() is not None:
-        assert server.proc.returncode != 0 and "allow_endpoints" in server.output(), server.output()
+    try:
+        server.wait_ready()
+    except AssertionError:
+        assert server.proc.poll() not in (None, 0) and "allow_endpoints" in server.output(), server.output()
         return
-    world = Exchanges(server, fakes, env, config, data)
+    world = Exchanges(server, fakes)
     world.store_credentials()
     world.live("binance")
     client = world.binance(world.key())
@@ -554,7 +597,7 @@ def test_unknown_endpoints_and_cancel_all_need_the_operator(start, tmp_path, mas
     write_config(config, fakes)
     env = {"WARDEN_MASTER_KEY": master_key}
     data = tmp_path / "data"
-    world = Exchanges(start_warden(start, env, config, data), fakes, env, config, data)
+    world = Exchanges(start_warden(start, env, config, data), fakes)
     world.store_credentials()
     world.live("binance")
     agent = world.key()
@@ -641,9 +684,10 @@ def concurrent_orders(place, n=100):
         return list(pool.map(one, range(n)))
 
 
-def ten_dollar_limit(client):
-    return lambda i: client.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                                         quantity="0.0002", price="50000.00")
+def buy_ten_dollars(client, **extra):
+    """A LIMIT buy of 0.0002 BTC at 50000: exactly 10 USD."""
+    return client.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0002",
+                               price="50000.00", **extra)
 
 
 def test_daily_cap_holds_under_100_concurrent_live_orders(ex):
@@ -651,7 +695,7 @@ def test_daily_cap_holds_under_100_concurrent_live_orders(ex):
     ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 250})
     ex.live("binance")
     agent = ex.key()
-    results = concurrent_orders(lambda i: ten_dollar_limit(binance_client(ex.url + "/proxy/binance", agent))(i))
+    results = concurrent_orders(lambda i: buy_ten_dollars(ex.binance(agent)))
     assert results.count("ok") == 25, results
     assert len([r for r in results if r != "ok" and "daily_cap_usd" in r]) == 75, results
     assert len(orders_seen(fake, "POST", "/api/v3/order")) == 25
@@ -672,10 +716,8 @@ def test_daily_cap_holds_under_100_concurrent_paper_orders(ex):
     ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 250}, simulator={"slippage_bps": 0, "fee_bps": 0})
     agent = ex.key()
 
-    def market(i):
-        binance_client(ex.url + "/proxy/binance", agent).create_order(symbol="BTCUSDT", side="BUY", type="MARKET",
-                                                                      quantity="0.0002")
-    results = concurrent_orders(market)
+    results = concurrent_orders(
+        lambda i: ex.binance(agent).create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.0002"))
     assert results.count("ok") == 25, results
     assert len([r for r in results if "daily_cap_usd" in r]) == 75, results
     assert orders_seen(fake, "POST", "/api/v3/order") == []
@@ -703,10 +745,10 @@ def test_a_venue_rejection_gives_the_reservation_back(ex):
     assert ex.trading()["live_usd"] == pytest.approx(0)
 
     # The whole cap is still there: 10 + 10 fit exactly, and nothing more.
-    ten_dollar_limit(binance)(0)
+    buy_ten_dollars(binance)
     assert kalshi_order(kalshi, 250, price=4).order.status.value == "resting"  # 250 × 4c = 10
     assert ex.trading()["live_usd"] == pytest.approx(20.0)
-    assert "daily_cap_usd" in binance_refusal(lambda: ten_dollar_limit(binance)(1))
+    assert "daily_cap_usd" in binance_refusal(lambda: buy_ten_dollars(binance))
     assert "daily_cap_usd" in kalshi_refusal(lambda: kalshi_order(kalshi, 1, price=1))
     assert len(orders_seen(binance_fake, "POST", "/api/v3/order")) == 2
     assert len(orders_seen(kalshi_fake, "POST", "/trade-api/v2/portfolio/orders")) == 2
@@ -718,13 +760,10 @@ def test_a_retried_order_is_reserved_once(ex):
     agent = ex.key()
     binance, kalshi = ex.binance(agent), ex.kalshi(agent)
 
-    def order(client_id):
-        return binance.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0002",
-                                    price="50000", newClientOrderId=client_id)
-    order("retry-1")
-    order("retry-1")
+    buy_ten_dollars(binance, newClientOrderId="retry-1")
+    buy_ten_dollars(binance, newClientOrderId="retry-1")  # the same order, retried
     assert ex.trading()["live_usd"] == pytest.approx(10.0)
-    order("retry-2")
+    buy_ten_dollars(binance, newClientOrderId="retry-2")
     assert ex.trading()["live_usd"] == pytest.approx(20.0)
 
     kalshi_order(kalshi, 10, price=46, client_order_id="k-retry-1")
@@ -754,14 +793,13 @@ def test_daily_cap_holds_across_two_servers_on_postgres(start, tmp_path, master_
     store = ("--database", url)
     first = start_warden(start, env, config, tmp_path / "a", store)
     second = start_warden(start, env, config, tmp_path / "b", store, create_owner=False)
-    world = Exchanges(first, fakes, env, config, tmp_path / "a", store)
+    world = Exchanges(first, fakes)
     world.store_credentials()
     world.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 250})
     world.live("binance")
     agent = world.key()
     servers = [first, second]
-    results = concurrent_orders(
-        lambda i: ten_dollar_limit(binance_client(servers[i % 2].url + "/proxy/binance", agent))(i))
+    results = concurrent_orders(lambda i: buy_ten_dollars(binance_client(servers[i % 2].url + "/proxy/binance", agent)))
     assert results.count("ok") == 25, results
     assert len([r for r in results if "daily_cap_usd" in r]) == 75, results
     assert len(orders_seen(fakes["binance"], "POST", "/api/v3/order")) == 25
@@ -867,13 +905,11 @@ def test_go_live_passes_and_flips_the_flag_and_turning_it_off_needs_no_check(ex)
     assert checks(r) == {"credential": True, "balance_call": True, "balance_covers_max_leg": True}
     risk = ex.profile()["risk"]
     assert risk["allow_live_trading"] is True and risk["live_venues"] == ["binance"]
-    assert len(orders_seen(ex.fakes["binance"], "GET", "/api/v3/account")) == 1  # the balance call, signed for real
+    assert orders_seen(ex.fakes["binance"], "GET", "/api/v3/account")  # the balance call, signed for real
     assert_only_real_credentials(ex.fakes["binance"], [])
 
     agent = ex.key()
-    ten = lambda: ex.binance(agent).create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                                                 quantity="0.0002", price="50000")
-    ten()
+    buy_ten_dollars(ex.binance(agent))
     assert len(orders_seen(ex.fakes["binance"], "POST", "/api/v3/order")) == 1
     # Live on Binance only: a Kalshi order stays on paper.
     kalshi_order(ex.kalshi(agent), 10, price=46)
@@ -886,10 +922,10 @@ def test_go_live_passes_and_flips_the_flag_and_turning_it_off_needs_no_check(ex)
     r = requests.put(ex.api + "/profile", headers=ex.auth, json={"risk": {"allow_live_trading": True}})
     assert r.status_code >= 400 or r.json()["risk"]["allow_live_trading"] is False
     assert ex.profile()["risk"]["allow_live_trading"] is False
-    ten()
+    buy_ten_dollars(ex.binance(agent))
     assert len(orders_seen(ex.fakes["binance"], "POST", "/api/v3/order")) == 1
     actions = [e["action"] for e in requests.get(ex.api + "/audit?limit=100", headers=ex.auth).json()["entries"]]
-    assert any("go-live" in a or "go_live" in a or "live" in a for a in actions), actions
+    assert any("live" in action for action in actions), f"go-live is not audited: {actions}"
 
 
 # ---------------------------------------------------------------------------------------- f. read keys, 401
