@@ -960,3 +960,28 @@ def test_unknown_agent_keys_are_401_in_each_venue_shape(ex):
     poly_refusal(lambda: ex.polymarket("wdn_" + "0" * 43).get_orders(), 401)
     for fake in ex.fakes.values():
         assert fake.requests == []
+
+
+def test_exchange_secrets_never_reach_the_database_the_log_or_an_answer(ex, tmp_path):
+    """The planted venue secrets, after live and paper trading, reads and refusals on every venue: not in the SQLite
+    file (and its WAL), not in the server's log, not in any management answer."""
+    ex.live("binance")
+    agent = ex.key()
+    client = ex.binance(agent)
+    client.get_account()
+    client.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price="40000")
+    ex.kalshi(agent).create_order(ticker=fx.KALSHI_TICKER, side="yes", action="buy", count=2, type="limit", yes_price=46)
+    binance_refusal(lambda: client.withdraw(coin="USDT", address="0x" + "1" * 40, amount="1"))
+    answers = "".join(requests.get(ex.api + path, headers=ex.auth).text
+                      for path in ("/credentials", "/audit?limit=500", "/usage", "/paper/orders", "/profile"))
+
+    pem_body = "".join(fx.REAL_KALSHI_PRIVATE_KEY_PEM.strip().splitlines()[1:-1])
+    planted = {"binance api_secret": fx.REAL_BINANCE_SECRET, "kalshi private key": pem_body[100:160],
+               "polymarket api_secret": fx.REAL_POLY_API_SECRET, "polymarket passphrase": fx.REAL_POLY_PASSPHRASE}
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("warden.db*"))
+    log = ex.server.output()
+    for name, secret in planted.items():
+        assert secret.encode() not in stored, f"{name} is in the database file"
+        assert secret not in log, f"{name} is in the log"
+        assert secret not in answers, f"{name} is in an API answer"
+    assert agent not in log and agent.encode() not in stored, "the agent key itself is stored or logged"
