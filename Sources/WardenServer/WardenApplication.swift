@@ -1,6 +1,8 @@
 import AsyncHTTPClient
+import Foundation
 import Hummingbird
 import Logging
+import Mustache
 import NIOCore
 import ServiceLifecycle
 import WardenCore
@@ -14,12 +16,16 @@ public struct ServerEnvironment: Sendable {
     public var httpClient: HTTPClient
     let metrics = GatewayMetrics()
     public var logger: Logger
+    /// The dashboard's pages and its stylesheet and script.
+    let templates: MustacheLibrary
+    let staticFiles: [String: (contentType: String, body: String)]
 
     public var database: Database { services.database }
 
     /// The upstream client never follows redirects (they could carry injected credentials elsewhere),
     /// and gives up on a connection or a stream that stays silent past the configured timeout.
-    public init(settings: ServeSettings, services: WardenServices, logger: Logger) {
+    public init(settings: ServeSettings, services: WardenServices, logger: Logger) throws {
+        (templates, staticFiles) = try Self.loadWebResources()
         self.settings = settings
         self.services = services
         self.logger = logger
@@ -30,6 +36,26 @@ public struct ServerEnvironment: Sendable {
         configuration.decompression = .disabled
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: httpClient))
+    }
+
+    /// The templates and static files bundled with the server, read once at startup.
+    static func loadWebResources() throws -> (MustacheLibrary, [String: (contentType: String, body: String)]) {
+        guard let resources = Bundle.module.resourceURL else { throw WardenError(.unavailable, code: "resources_missing", "the server's resources are missing") }
+        let read = { (folder: String) throws -> [(String, String)] in
+            let directory = resources.appendingPathComponent(folder)
+            return try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map {
+                ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8))
+            }
+        }
+        var templates: [String: MustacheTemplate] = [:]
+        for (file, text) in try read("templates") where file.hasSuffix(".mustache") {
+            templates[String(file.dropLast(".mustache".count))] = try MustacheTemplate(string: text)
+        }
+        var files: [String: (contentType: String, body: String)] = [:]
+        for (file, text) in try read("static") {
+            files[file] = (file.hasSuffix(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8", text)
+        }
+        return (MustacheLibrary(templates: templates), files)
     }
 
     /// Hosts the gateway answers to: its listen address (and the loopback names when it listens on loopback).
@@ -68,7 +94,28 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
     AuditController(database: env.database).addRoutes(to: authenticated)
     UsageController(database: env.database, spend: env.gateway.spendBatch, profiles: env.services.profiles).addRoutes(to: authenticated)
+    addDashboard(to: router, env)
     return router
+}
+
+/// The web dashboard at `/`: server-rendered pages behind a cookie session.
+func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
+    let web = router.group().add(middleware: WebHeadersMiddleware())
+    let session = WebSession(accounts: env.services.accounts, vault: env.services.vault,
+                             secureCookies: ProcessInfo.processInfo.environment["WARDEN_SECURE_COOKIES"] == "1")
+    let app = WebApp(templates: env.templates, session: session, services: env.services, gateway: env.gateway)
+    for (name, file) in env.staticFiles {
+        web.get(RouterPath("/static/\(name)")) { _, _ in
+            Response(status: .ok, headers: [.contentType: file.contentType, .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: file.body)))
+        }
+    }
+    WebAuthPages(app: app).addRoutes(to: web)
+    WebCredentialPages(app: app).addRoutes(to: web)
+    WebKeyPages(app: app, gatewayURL: "http://\(env.settings.listen)").addRoutes(to: web)
+    WebSettingsPages(app: app).addRoutes(to: web)
+    WebActivityPages(app: app).addRoutes(to: web)
+    WebAdminPages(app: app).addRoutes(to: web)
 }
 
 /// The runnable application: the HTTP server, then (stopped after it) the batched `last_used_at`

@@ -25,7 +25,7 @@ struct Serve: AsyncParsableCommand {
             let settings = opened.settings
             logger.info("vault unsealed", metadata: ["store": "\(settings.database)", "listen": "\(settings.listen)"])
             let app = buildApplication(
-                ServerEnvironment(settings: settings, services: opened.services, logger: logger),
+                try ServerEnvironment(settings: settings, services: opened.services, logger: logger),
                 onServerRunning: { port in logger.info("listening", metadata: ["address": "\(settings.listen.host):\(port)"]) })
             try await app.runService()
             logger.info("stopped")

@@ -22,7 +22,7 @@ import WardenStore
         let services = try await WardenServices.make(
             database: db, vault: vault, config: config, environment: environment,
             passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
-        return ServerEnvironment(settings: settings, services: services, logger: logger)
+        return try ServerEnvironment(settings: settings, services: services, logger: logger)
     }
 
     struct Health: Decodable { let status: String; let vault: String; let store: String }

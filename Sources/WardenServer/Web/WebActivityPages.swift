@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import WardenCore
+import WardenStore
+
+/// What the user's bots and the user did, newest first, with the reason for every refusal, and today's
+/// order volume and LLM spend against their limits.
+struct WebActivityPages {
+    let app: WebApp
+
+    static let decisions = [("", "All"), ("allowed", "Allowed"), ("refused", "Refused"), ("dry_run", "Dry run")]
+
+    func addRoutes(to web: RouterGroup<WardenContext>) {
+        app.get(web, "/activity") { request, principal, _ in
+            let query = request.uri.queryParameters
+            let venue = query["venue"].map(String.init) ?? ""
+            let decision = query["decision"].map(String.init) ?? ""
+            let day = query["day"].map(String.init).flatMap { $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil }
+            let rows = try await AuditRepository(app.services.database).page(
+                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: nil, action: nil, limit: 500)
+            let shown = rows.filter { row in
+                (venue.isEmpty || row.target == venue) && Self.matches(decision, row.outcome) && (day.map { SpendRepository.day(of: Date(timeIntervalSince1970: Double(row.at) / 1000)) == $0 } ?? true)
+            }.prefix(200).map(Self.row)
+            var data = try await bars(principal)
+            let venues = [""] + app.gateway.registry.names
+            data["venue_options"] = venues.map { ["value": $0, "label": $0.isEmpty ? "All" : $0, "selected": $0 == venue] }
+            data["decision_options"] = Self.decisions.map { ["value": $0.0, "label": $0.1, "selected": $0.0 == decision] }
+            data["day"] = day ?? ""
+            data["rows"] = Array(shown)
+            return app.page("activity", title: "Activity", nav: "activity", principal, data)
+        }
+    }
+
+    /// "Allowed" covers every call that went out (forwarded or not yet answered); "refused" every refusal.
+    static func matches(_ decision: String, _ outcome: String) -> Bool {
+        switch decision {
+        case "": true
+        case "allowed": ["allowed", "forwarded", "ok"].contains(outcome)
+        case "refused": ["refused", "rate_limited", "budget_exceeded", "failed"].contains(outcome)
+        default: outcome == decision
+        }
+    }
+
+    static func row(_ record: AuditRecord) -> [String: Any] {
+        let detail = record.detail.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? [:]
+        let venue = record.action.hasPrefix("gateway.") || record.action == "profile.go_live" ? record.target ?? "" : detail["venue"] ?? ""
+        return ["time": WebApp.time(record.at), "action": describe(record.action), "venue": venue,
+                "outcome": record.outcome, "details": details(detail)]
+    }
+
+    static func describe(_ action: String) -> String {
+        [
+            "gateway.forward": "call sent", "gateway.result": "venue answered", "gateway.refuse": "call refused",
+            "gateway.simulate": "order simulated", "credential.create": "credential added", "credential.update": "credential changed",
+            "credential.delete": "credential deleted", "agent_key.create": "agent key created", "agent_key.revoke": "agent key revoked",
+            "profile.update": "settings changed", "profile.go_live": "go-live checks", "auth.login": "logged in", "auth.logout": "logged out",
+            "auth.password_change": "password changed", "grant.create": "credential shared", "grant.revoke": "share revoked",
+        ][action] ?? action
+    }
+
+    /// The details a person needs, in words: the refusal's reason first.
+    static func details(_ detail: [String: String]) -> String {
+        var parts: [String] = []
+        if let reason = detail["reason"] { parts.append("Refused: \(reason)") }
+        if let method = detail["method"], let path = detail["path"] { parts.append("\(method) \(path)") }
+        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed", "checks"] {
+            if let value = detail[key] { parts.append("\(key.replacingOccurrences(of: "_", with: " ")) \(value)") }
+        }
+        return parts.joined(separator: " · ")
+    }
+
+    func bars(_ principal: Principal) async throws -> [String: Any] {
+        let day = SpendRepository.day()
+        let profile = try await app.services.profiles.get(userID: principal.user.id)
+        let volume = try await TradeRepository(app.services.database).used(ownerID: principal.user.id, day: day)
+        let traded = (volume["live"] ?? 0) + (volume["paper"] ?? 0)
+        await app.gateway.spendBatch.flush()
+        let spend = try await SpendRepository(app.services.database).usage(ownerID: principal.user.id, day: day)
+        let spent = spend.reduce(0) { $0 + $1.spentUSD }
+        let keys = try await app.services.agentKeys.list(principal)
+        let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(0, +)
+        var data: [String: Any] = [
+            "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", profile.dailyCapUSD),
+            "volume_value": min(traded, profile.dailyCapUSD), "cap_max": max(profile.dailyCapUSD, 0.01),
+            "spend": String(format: "%.4f", spent), "spend_value": budget > 0 ? min(spent, budget) : 0, "spend_max": max(budget, 0.01),
+        ]
+        if budget > 0 { data["budget"] = String(format: "%.2f", budget) }
+        return data
+    }
+}

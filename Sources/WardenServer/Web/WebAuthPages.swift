@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import WardenCore
+import WardenCrypto
+
+/// Log in, the forced password change, log out. Before login the CSRF token is bound to a random
+/// pre-session cookie, so a login form cannot be posted from another site either.
+struct WebAuthPages {
+    let app: WebApp
+
+    func addRoutes(to web: RouterGroup<WardenContext>) {
+        web.get("/") { request, _ in
+            WebApp.redirect(await app.session.principal(request) == nil ? "/login" : "/activity")
+        }
+        web.get("/login") { request, _ in
+            if await app.session.principal(request) != nil { return WebApp.redirect("/activity") }
+            return loginPage(request, email: nil, error: nil)
+        }
+        web.post("/login") { request, context in
+            let form = try await WebForm(request)
+            guard let pre = request.cookies[WebSession.preCookie]?.value, app.session.validCSRF(form, binding: "pre:" + pre) else {
+                return app.forbidden(nil)
+            }
+            let email = form.text("email") ?? ""
+            do {
+                let result = try await app.services.accounts.login(email: email, password: form["password"] ?? "",
+                                                                    clientAddress: context.clientAddress)
+                let cookie = app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn)
+                return WebApp.redirect(result.mustChangePassword ? "/password" : "/activity", cookies: [cookie])
+            } catch {
+                return loginPage(request, email: email, error: WebApp.message(error), status: .unauthorized)
+            }
+        }
+        web.get("/password") { request, _ in
+            guard let principal = await app.session.principal(request) else { return WebApp.redirect("/login") }
+            return app.page("password", title: "Change your password", nav: nil, principal)
+        }
+        app.post(web, "/password", allowedBeforePasswordChange: true) { form, principal, _ in
+            do {
+                try await app.services.accounts.changePassword(principal, current: form["current_password"] ?? "",
+                                                               new: form["new_password"] ?? "")
+            } catch {
+                return app.page("password", title: "Change your password", nav: nil, principal, status: .badRequest,
+                                ["error": WebApp.message(error)])
+            }
+            return WebApp.redirect("/activity")
+        }
+        app.post(web, "/logout", allowedBeforePasswordChange: true) { _, principal, _ in
+            try? await app.services.accounts.logout(principal)
+            return WebApp.redirect("/login", cookies: [app.session.setCookie(WebSession.cookie, "", maxAge: 0)])
+        }
+    }
+
+    func loginPage(_ request: Request, email: String?, error: String?, status: HTTPResponse.Status = .ok) -> Response {
+        let pre = request.cookies[WebSession.preCookie]?.value ?? Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
+        var data: [String: Any] = ["email_value": email ?? ""]
+        if let error { data["error"] = error }
+        var response = app.render("login", title: "Log in", principal: nil, csrf: app.session.csrf(for: "pre:" + pre), status: status, data)
+        response.headers.append(HTTPField(name: .setCookie, value: app.session.setCookie(WebSession.preCookie, pre, maxAge: 3600)))
+        return response
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import WardenCore
+
+/// Credentials: list (metadata only), add with the venue's fields, rotate, delete after confirmation,
+/// share and revoke shares. Secret fields are write-only: no page ever renders a stored value.
+struct WebCredentialPages {
+    let app: WebApp
+
+    static let titles = ["openai": "OpenAI", "anthropic": "Anthropic", "binance": "Binance", "kalshi": "Kalshi", "polymarket": "Polymarket"]
+
+    var services: Set<String> { Set(app.gateway.config.services.keys) }
+
+    func fields(_ venue: String) -> [String] { VenueSecretSchema.requiredFields(venue: venue, services: services) ?? [] }
+
+    func addRoutes(to web: RouterGroup<WardenContext>) {
+        app.get(web, "/credentials") { _, principal, _ in try await list(principal) }
+        app.get(web, "/credentials/new") { request, principal, _ in
+            let venue = request.uri.queryParameters["venue"].map(String.init) ?? ""
+            guard !fields(venue).isEmpty else { return try await list(principal, error: "Unknown venue \(venue).") }
+            return newForm(principal, venue: venue, label: "", error: nil)
+        }
+        app.post(web, "/credentials") { form, principal, _ in
+            let venue = form["venue"] ?? ""
+            let label = form.text("label") ?? ""
+            var secret: [String: String] = [:]
+            for field in fields(venue) { secret[field] = form[field] ?? "" }
+            do {
+                _ = try await app.services.credentials.create(principal, venue: venue, label: label, secret: secret)
+            } catch {
+                return newForm(principal, venue: venue, label: label, error: WebApp.message(error), status: .badRequest)
+            }
+            return WebApp.redirect("/credentials")
+        }
+        app.post(web, "/credentials/{id}/rotate") { form, principal, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await outcome(principal) {
+                let venue = try await app.services.credentials.get(principal, id: id).venue
+                var secret: [String: String] = [:]
+                for field in fields(venue) { secret[field] = form[field] ?? "" }
+                _ = try await app.services.credentials.update(principal, id: id, label: nil, secret: secret)
+                return "Rotated."
+            }
+        }
+        app.get(web, "/credentials/{id}/delete") { _, principal, context in
+            guard let credential = try? await app.services.credentials.get(principal, id: context.parameters.get("id") ?? "") else {
+                return try await list(principal, error: "No such credential.", status: .notFound)
+            }
+            return app.page("credential_delete", title: "Delete a credential", nav: "credentials", principal,
+                            ["id": credential.id, "venue": credential.venue, "label": credential.label])
+        }
+        app.post(web, "/credentials/{id}/delete") { _, principal, context in
+            try await outcome(principal) {
+                try await app.services.credentials.delete(principal, id: context.parameters.get("id") ?? "")
+                return "Deleted."
+            }
+        }
+        app.post(web, "/credentials/{id}/grants") { form, principal, context in
+            try await outcome(principal) {
+                _ = try await app.services.credentials.grant(principal, credentialID: context.parameters.get("id") ?? "",
+                                                            email: form["email"] ?? "", access: form["access"] ?? "")
+                return "Shared."
+            }
+        }
+        app.post(web, "/credentials/{id}/grants/{grant}/delete") { _, principal, context in
+            try await outcome(principal) {
+                try await app.services.credentials.revokeGrant(principal, credentialID: context.parameters.get("id") ?? "",
+                                                               grantID: context.parameters.get("grant") ?? "")
+                return "Share revoked."
+            }
+        }
+    }
+
+    /// Runs a change, then shows the list with its outcome.
+    func outcome(_ principal: Principal, _ change: () async throws -> String) async throws -> Response {
+        let notice: String
+        do { notice = try await change() } catch {
+            return try await list(principal, error: WebApp.message(error), status: .badRequest)
+        }
+        return try await list(principal, notice: notice)
+    }
+
+    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+        var rows: [[String: Any]] = []
+        for credential in try await app.services.credentials.list(principal) {
+            var row: [String: Any] = ["id": credential.id, "venue": credential.venue, "label": credential.label,
+                                      "fingerprint": credential.fingerprint, "access": credential.access,
+                                      "created": WebApp.time(credential.createdAt), "last_used": WebApp.time(credential.lastUsedAt)]
+            if credential.access == "owner" {
+                let grants = try await app.services.credentials.listGrants(principal, credentialID: credential.id)
+                row["owned"] = [[
+                    "id": credential.id, "label": credential.label,
+                    "fields": fields(credential.venue).map { ["name": $0, "id": credential.id] },
+                    "grants": grants.map { ["id": $0.0.id, "credential_id": credential.id, "email": $0.1, "access": $0.0.access] },
+                ] as [String: Any]]
+            }
+            rows.append(row)
+        }
+        let venues = (["openai", "anthropic", "binance", "kalshi", "polymarket"] + services.sorted()).map {
+            ["name": $0, "title": Self.titles[$0] ?? $0]
+        }
+        var data: [String: Any] = ["credentials": rows, "venues": venues]
+        if let notice { data["notice"] = notice }
+        if let error { data["error"] = error }
+        return app.page("credentials", title: "Credentials", nav: "credentials", principal, status: status, data)
+    }
+
+    func newForm(_ principal: Principal, venue: String, label: String, error: String?, status: HTTPResponse.Status = .ok) -> Response {
+        var data: [String: Any] = ["venue": venue, "label_value": label,
+                                   "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem")] }]
+        if let error { data["error"] = error }
+        return app.page("credential_new", title: "Add a \(Self.titles[venue] ?? venue) credential", nav: "credentials", principal,
+                        status: status, data)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import WardenCore
+import WardenStore
+
+/// Agent keys: create (the key is shown once, with how to use it), list, revoke.
+struct WebKeyPages {
+    let app: WebApp
+    /// Where agents reach the gateway, for the snippets.
+    let gatewayURL: String
+
+    func addRoutes(to web: RouterGroup<WardenContext>) {
+        app.get(web, "/keys") { _, principal, _ in try await list(principal) }
+        app.post(web, "/keys") { form, principal, _ in
+            let days = form.text("expires_in_days")
+            guard days.map({ Int($0) != nil }) ?? true else {
+                return try await list(principal, error: "expires_in_days: must be a whole number of days", status: .badRequest)
+            }
+            do {
+                let (record, key) = try await app.services.agentKeys.create(
+                    principal, name: form.text("name") ?? "", credentialIDs: form.all("credential_ids"),
+                    access: form["access"] ?? "", expiresInDays: days.flatMap { Int($0) })
+                return app.page("key_created", title: "Agent key \(record.name) created", nav: "keys", principal,
+                                ["key": key, "snippets": snippets(key: key, venues: record.credentials.keys.sorted())])
+            } catch {
+                return try await list(principal, error: WebApp.message(error), status: .badRequest)
+            }
+        }
+        app.post(web, "/keys/{id}/revoke") { _, principal, context in
+            do { try await app.services.agentKeys.revoke(principal, id: context.parameters.get("id") ?? "") } catch {
+                return try await list(principal, error: WebApp.message(error), status: .badRequest)
+            }
+            return try await list(principal, notice: "Revoked.")
+        }
+    }
+
+    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+        let now = Clock.nowMillis()
+        let keys = try await app.services.agentKeys.list(principal).map { key -> [String: Any] in
+            let state = key.revokedAt != nil ? "revoked" : (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : "live"
+            return ["id": key.id, "name": key.name, "prefix": key.keyPrefix, "access": key.access,
+                    "venues": key.credentials.keys.sorted().joined(separator: ", "), "expires": WebApp.time(key.expiresAt),
+                    "last_used": WebApp.time(key.lastUsedAt), "state": state, "live": state == "live"]
+        }
+        let credentials = try await app.services.credentials.list(principal).map {
+            ["id": $0.id, "venue": $0.venue, "label": $0.label]
+        }
+        var data: [String: Any] = ["keys": keys, "credentials": credentials]
+        if let notice { data["notice"] = notice }
+        if let error { data["error"] = error }
+        return app.page("keys", title: "Agent keys", nav: "keys", principal, status: status, data)
+    }
+
+    /// How to use the key: `warden run`, and each bound venue's SDK settings.
+    func snippets(key: String, venues: [String]) -> String {
+        let proxy = gatewayURL + "/proxy"
+        var lines = ["# Run a bot with the key (the venues' SDK variables are set for it):",
+                     "WARDEN_URL=\(gatewayURL) WARDEN_TOKEN=\(key) warden run -- python bot.py", ""]
+        for venue in venues {
+            switch venue {
+            case "openai": lines += ["# OpenAI", "OpenAI(base_url=\"\(proxy)/openai/v1\", api_key=\"\(key)\")"]
+            case "anthropic": lines += ["# Anthropic", "Anthropic(base_url=\"\(proxy)/anthropic\", api_key=\"\(key)\")"]
+            case "binance":
+                lines += ["# Binance (python-binance)", "client = Client(\"\(key)\", \"any-secret\", ping=False)",
+                          "client.API_URL = \"\(proxy)/binance/api\""]
+            case "kalshi":
+                lines += ["# Kalshi", "config = Configuration(host=\"\(proxy)/kalshi/trade-api/v2\")",
+                          "config.api_key_id = \"\(key)\"  # and any RSA key as private_key_pem"]
+            case "polymarket":
+                lines += ["# Polymarket (py-clob-client)",
+                          "ClobClient(\"\(proxy)/polymarket\", chain_id=137, key=wallet_key, creds=ApiCreds(\"\(key)\", any_secret, any_passphrase))"]
+            default:
+                let header = app.gateway.config.services[venue]?.authHeader ?? "Authorization"
+                lines += ["# \(venue)", "base URL \(proxy)/\(venue), header \(header) carries the key"]
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

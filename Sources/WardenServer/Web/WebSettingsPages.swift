@@ -1,0 +1,89 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import WardenCore
+import WardenStore
+
+/// Risk settings and simulator defaults with the error next to the field, and the live-trading switch
+/// through the go-live checks.
+struct WebSettingsPages {
+    let app: WebApp
+
+    static let riskFields = [("max_leg_usd", "Max per order (USD)"), ("daily_cap_usd", "Daily cap (USD)"),
+                             ("min_net_edge_cents", "Minimum net edge (cents)")]
+    static let simulatorFields = [("starting_balance_usd", "Paper starting balance (USD)"), ("fee_bps", "Fees (basis points)"),
+                                  ("slippage_bps", "Slippage (basis points)")]
+
+    func addRoutes(to web: RouterGroup<WardenContext>) {
+        app.get(web, "/settings") { _, principal, _ in
+            page(principal, try await app.services.profiles.get(userID: principal.user.id))
+        }
+        app.post(web, "/settings") { form, principal, _ in
+            var profile = try await app.services.profiles.get(userID: principal.user.id)
+            var entered: [String: String] = [:]
+            for (name, _) in Self.riskFields + Self.simulatorFields { entered[name] = form.text(name) ?? "" }
+            func number(_ name: String) throws -> Double {
+                guard let value = Double(entered[name] ?? ""), value.isFinite else { throw WardenError.invalid(name, "must be a number") }
+                return value
+            }
+            do {
+                profile.maxLegUSD = try number("max_leg_usd")
+                profile.dailyCapUSD = try number("daily_cap_usd")
+                profile.minNetEdgeCents = try number("min_net_edge_cents")
+                profile.startingBalanceUSD = try number("starting_balance_usd")
+                profile.feeBps = try number("fee_bps")
+                profile.slippageBps = try number("slippage_bps")
+                let saved = try await app.services.profiles.update(principal, to: profile)
+                return page(principal, saved, notice: "Saved.")
+            } catch let error as WardenError {
+                let field = error.field.map { $0.split(separator: ".").last.map(String.init) ?? $0 }
+                return page(principal, profile, entered: entered, fieldError: field.map { ($0, error.message) },
+                            error: field == nil ? error.message : "Not saved: see the field marked below.", status: .badRequest)
+            }
+        }
+        app.post(web, "/settings/go-live") { form, principal, _ in
+            let venue = form["venue"] ?? ""
+            do {
+                let result = try await app.gateway.goLive.run(principal, venue: venue)
+                let profile = try await app.services.profiles.get(userID: principal.user.id)
+                return page(principal, profile, checks: result, status: result.live ? .ok : .unprocessableContent)
+            } catch {
+                return page(principal, try await app.services.profiles.get(userID: principal.user.id), error: WebApp.message(error),
+                            status: .badRequest)
+            }
+        }
+        app.post(web, "/settings/live-off") { _, principal, _ in
+            var profile = try await app.services.profiles.get(userID: principal.user.id)
+            profile.allowLiveTrading = false
+            return page(principal, try await app.services.profiles.update(principal, to: profile), notice: "Live trading is off.")
+        }
+    }
+
+    func page(_ principal: Principal, _ profile: ProfileRecord, entered: [String: String] = [:], fieldError: (String, String)? = nil,
+              checks: GoLiveResult? = nil, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let values = ["max_leg_usd": profile.maxLegUSD, "daily_cap_usd": profile.dailyCapUSD, "min_net_edge_cents": profile.minNetEdgeCents,
+                      "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps]
+        func rows(_ fields: [(String, String)]) -> [[String: Any]] {
+            fields.map { name, label in
+                var row: [String: Any] = ["name": name, "label": label, "value": entered[name] ?? Self.format(values[name] ?? 0)]
+                if let fieldError, fieldError.0 == name { row["field_error"] = fieldError.1 }
+                return row
+            }
+        }
+        var data: [String: Any] = ["risk": rows(Self.riskFields), "simulator": rows(Self.simulatorFields),
+                                   "live": profile.allowLiveTrading, "live_venues": profile.liveVenues.joined(separator: ", ")]
+        if let checks {
+            data["checks_venue"] = checks.venue
+            data["checks"] = checks.checks.map {
+                ["name": $0.name, "detail": $0.detail, "class": $0.passed ? "pass" : "fail", "verdict": $0.passed ? "Pass" : "Fail"]
+            }
+        }
+        if let notice { data["notice"] = notice }
+        if let error { data["error"] = error }
+        return app.page("settings", title: "Settings", nav: "settings", principal, status: status, data)
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
