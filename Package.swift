@@ -32,11 +32,18 @@ let package = Package(
             pkgConfig: "libargon2",
             providers: [.apt(["libargon2-dev"])]
         ),
-        // Pure cryptography: envelope encryption, key derivation, zeroizing buffers. No I/O.
+        // libsecp256k1 from the system (Debian: libsecp256k1-dev), for Ethereum-style wallet signatures.
+        .systemLibrary(
+            name: "CSecp256k1",
+            pkgConfig: "libsecp256k1",
+            providers: [.apt(["libsecp256k1-dev"])]
+        ),
+        // Pure cryptography: envelope encryption, key derivation, zeroizing buffers, wallet signatures. No I/O.
         .target(
             name: "WardenCrypto",
             dependencies: [
                 "CArgon2",
+                "CSecp256k1",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]

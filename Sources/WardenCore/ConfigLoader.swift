@@ -119,6 +119,9 @@ public enum ConfigLoader {
                     throw .invalidValue(key: path, reason: "only the exchanges (binance, kalshi, polymarket) have an endpoint allowlist")
                 }
                 venue.allowEndpoints = try endpointPatterns(t, key, path: path)
+            case "chain_id" where name == "polymarket": venue.chainID = UInt64(try int(t, key, path: path, in: 1...Int(Int32.max)))
+            case "exchange_address" where name == "polymarket": venue.exchangeAddress = try address(t, key, path: path)
+            case "neg_risk_exchange_address" where name == "polymarket": venue.negRiskExchangeAddress = try address(t, key, path: path)
             default: throw .unknownKey(path)
             }
         }
@@ -180,6 +183,14 @@ public enum ConfigLoader {
             throw .invalidValue(key: path, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
         }
         return value
+    }
+
+    private static func address(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> String {
+        let text = try string(t, key, path: path)
+        guard text.range(of: "^0x[0-9a-fA-F]{40}$", options: .regularExpression) != nil else {
+            throw .invalidValue(key: path, reason: "must be a 0x-prefixed 20-byte hex address")
+        }
+        return text
     }
 
     private static func url(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> String {

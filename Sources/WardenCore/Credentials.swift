@@ -80,6 +80,23 @@ public struct Credentials: Sendable {
         return Self.view(record, access: "owner")
     }
 
+    /// Merges new secret fields into a credential on behalf of one of its owner's agent keys (Polymarket
+    /// level-2 credentials minted through the gateway), so the values never pass through the agent.
+    func merge(_ fields: [String: String], intoCredential id: String, byKey key: AgentKeyRecord) async throws {
+        guard var record = try await repository.find(id: id), record.ownerID == key.ownerID,
+              var secret = Self.open(record, vault: vault) else { throw WardenError.notFound("credential") }
+        secret.merge(fields) { $1 }
+        try VenueSecretSchema.validate(venue: record.venue, secret: secret, services: services)
+        try seal(secret, into: &record)
+        record.updatedAt = Clock.nowMillis()
+        try await database.transaction { [record] db in
+            try await repository.update(record, on: db)
+            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "credential.rotate", target: record.id,
+                                              detail: ["venue": record.venue, "via": "gateway", "fields": fields.keys.sorted().joined(separator: ",")]),
+                                   on: db)
+        }
+    }
+
     public func delete(_ p: Principal, id: String) async throws {
         let record = try await owned(p, id: id, action: "delete")
         try await database.transaction { db in

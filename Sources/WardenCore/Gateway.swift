@@ -27,6 +27,8 @@ public struct Admission: Sendable {
     public let venue: any VenueAdapter
     public let key: AgentKeyRecord
     public let credentialID: String
+    /// Whether the key's owner owns the credential (rather than holding a share of it).
+    public let ownsCredential: Bool
     public let secret: [String: String]
     public let path: CanonicalPath
     public let upstreamURL: String
@@ -60,9 +62,14 @@ public struct Gateway: Sendable {
 
     /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
     public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {
-        registry = VenueRegistry(services: config.services.sorted { $0.key < $1.key }.map { name, s in
-            RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
-        })
+        let polymarket = config.venues["polymarket"]
+        registry = VenueRegistry(
+            services: config.services.sorted { $0.key < $1.key }.map { name, s in
+                RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
+            },
+            polymarket: PolymarketSigning(chainID: polymarket?.chainID ?? 137,
+                                          exchange: polymarket?.exchangeAddress ?? PolymarketSigning.defaultExchange,
+                                          negRiskExchange: polymarket?.negRiskExchangeAddress ?? PolymarketSigning.defaultNegRiskExchange))
         self.config = config
         database = services.database
         vault = services.vault
@@ -72,7 +79,7 @@ public struct Gateway: Sendable {
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
         trading = TradingPolicy(config: config, database: services.database, profiles: services.profiles,
-                                prices: PriceFeed(caller: caller))
+                                prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit)
         goLive = GoLive(registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
                         profiles: services.profiles, audit: services.audit)
     }
@@ -83,14 +90,16 @@ public struct Gateway: Sendable {
         venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields
     ) async throws(GatewayRefusal) -> Admission {
         let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
-        let (key, credentialID, secret) = try await resolve(venue: venue, headers: headers)
+        let (key, credential, secret) = try await resolve(venue: venue, headers: headers)
+        let credentialID = credential.id
         if let service = config.services[venue.name] {
             try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
         }
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         await touches.record(keyID: key.id, credentialID: credentialID)
-        return Admission(venue: venue, key: key, credentialID: credentialID, secret: secret, path: path, upstreamURL: url)
+        return Admission(venue: venue, key: key, credentialID: credentialID, ownsCredential: credential.ownerID == key.ownerID,
+                         secret: secret, path: path, upstreamURL: url)
     }
 
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.
@@ -114,7 +123,7 @@ public struct Gateway: Sendable {
 
     /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
     /// own, or one shared with the owner at a level that covers the key's access. One store query.
-    func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, String, [String: String]) {
+    func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
         guard let presented = presentedKey(venue: venue, headers: headers) else {
             throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
@@ -133,7 +142,7 @@ public struct Gateway: Sendable {
         guard !resolved.ownerDisabled else {
             throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: key)
         }
-        guard let credentialID = key.credentials[venue.name] else {
+        guard key.credentials[venue.name] != nil else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is not bound to a \(venue.name) credential", key: key)
         }
         guard let credential = resolved.credential else {
@@ -147,7 +156,7 @@ public struct Gateway: Sendable {
         guard let secret = Credentials.open(credential, vault: vault) else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
         }
-        return (key, credentialID, secret)
+        return (key, credential, secret)
     }
 
     /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds.

@@ -25,6 +25,10 @@ public struct WardenConfig: Sendable, Equatable {
         /// Exchange endpoints off Warden's allowlist that the operator opens (`"DELETE /api/v3/openOrders"`).
         /// Fund movement stays refused whatever is listed here.
         public var allowEndpoints: [String] = []
+        /// Polymarket order signing: the chain and the exchange contracts orders are signed for.
+        public var chainID: UInt64?
+        public var exchangeAddress: String?
+        public var negRiskExchangeAddress: String?
         public init() {}
     }
 

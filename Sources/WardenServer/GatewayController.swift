@@ -112,11 +112,14 @@ struct GatewayController {
         switch plan.route {
         case .answer(let status, let answer):
             do {
-                try await gateway.audit.append(entry(Subject(admission), action: "gateway.simulate", outcome: "dry_run", request: request, extra: plan.audit))
+                let walletAuth = plan.audit["class"] == "wallet_auth"
+                try await gateway.audit.append(entry(Subject(admission), action: walletAuth ? "gateway.result" : "gateway.simulate",
+                                                     outcome: walletAuth ? "forwarded" : "dry_run", request: request,
+                                                     extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
             } catch {
                 throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written", key: admission.key)
             }
-            metrics.request(venue: venue.name, decision: "dry_run")
+            metrics.request(venue: venue.name, decision: plan.audit["class"] == "wallet_auth" ? "forwarded" : "dry_run")
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
             return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, ticket: plan.reservation)

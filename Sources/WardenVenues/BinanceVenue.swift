@@ -142,7 +142,8 @@ public struct BinanceVenue: ExchangeVenue {
         request.body = Data(body.utf8)
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+                             market: Data?) throws(VenueError) {
         guard order.clientOrderID == nil else { return }
         let parameter = "newClientOrderId=\(clientOrderID)"
         if request.body.isEmpty {

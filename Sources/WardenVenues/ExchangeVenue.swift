@@ -9,9 +9,13 @@ public protocol ExchangeVenue: VenueAdapter {
     func classify(_ call: ExchangeCall) -> CallClass
     /// Signs the outgoing call with the real credential; `signed` is false for public market data.
     func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError)
-    /// Readies an order for the venue: puts in the client order id Warden generated when the agent sent
-    /// none, and writes JSON bodies back out exactly as they were read (so what was checked is what is sent).
-    func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest)
+    /// Public market data the venue needs to ready a live order (`prepareOrder`'s `market`), if any.
+    func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery?
+    /// Readies a live order for the venue: puts in the client order id Warden generated when the agent sent
+    /// none, writes JSON bodies back out exactly as they were read (so what was checked is what is sent),
+    /// and signs the order itself where the venue wants a wallet signature on it.
+    func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+                      market: Data?) throws(VenueError)
     /// The public call that prices `order`'s instrument now (`instrument` overrides it, for conversions).
     func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery
     /// The price in the answer to `priceQuery`, per unit of quantity, in the order's quote currency.
@@ -22,6 +26,10 @@ public protocol ExchangeVenue: VenueAdapter {
     func parseBalanceUSD(_ body: Data) -> Double?
     /// The venue's order response for a simulated fill, with the status its SDK expects for success.
     func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data)
+    /// Signs a `walletAuth` call with the wallet key of the credential.
+    func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError)
+    /// The credential fields in the venue's answer to a `walletAuth` call.
+    func walletAuthFields(_ body: Data) -> [String: String]?
     /// The venue's answer to a cancel while live trading is off: paper orders fill at once, so there is
     /// nothing left to cancel.
     func simulatedCancel() -> (status: HTTPResponse.Status, body: Data)
@@ -54,10 +62,23 @@ public enum CallClass: Sendable, Equatable {
     case cancel
     /// Withdrawals and transfers: refused always.
     case fundMovement
+    /// Minting the venue's API credentials with the wallet key (Polymarket level 1): signed by Warden,
+    /// the answer stored in the credential, never returned.
+    case walletAuth
     /// Not on the venue's allowlist: refused unless the operator allows it in the config.
     case unknown
     /// A call the venue would read differently from Warden (duplicate or unknown parameters, bad numbers).
     case invalid(String)
+}
+
+extension ExchangeVenue {
+    public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
+
+    public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {
+        throw VenueError("\(name) has no wallet authentication")
+    }
+
+    public func walletAuthFields(_ body: Data) -> [String: String]? { nil }
 }
 
 public enum OrderSide: String, Sendable, Equatable { case buy, sell }

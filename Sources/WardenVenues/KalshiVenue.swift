@@ -105,7 +105,8 @@ public struct KalshiVenue: ExchangeVenue {
         request.headers[Self.signatureHeader] = signature.rawRepresentation.base64EncodedString()
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+                             market: Data?) throws(VenueError) {
         guard var json = VenueJSON.object(request.body) else { return }
         json["client_order_id"] = clientOrderID
         request.body = VenueJSON.encode(json)

@@ -2,12 +2,15 @@ import Crypto
 import Foundation
 import WardenCrypto
 import HTTPTypes
+import WardenCrypto
 
 /// Polymarket CLOB, level-2 authentication. The agent key arrives in `POLY_API_KEY`; Warden sets the
 /// stored address, key and passphrase and signs timestamp + method + path + body with HMAC-SHA256 under
 /// the URL-safe-base64-decoded secret. Amounts are USDC with 6 decimals: a BUY is worth its makerAmount.
 public struct PolymarketVenue: ExchangeVenue {
-    public init() {}
+    let signing: PolymarketSigning
+
+    public init(signing: PolymarketSigning = PolymarketSigning()) { self.signing = signing }
     public let name = "polymarket"
     public let defaultBaseURL = "https://clob.polymarket.com"
     public let secretFields = ["api_key", "api_secret", "passphrase", "address"]
@@ -17,7 +20,7 @@ public struct PolymarketVenue: ExchangeVenue {
     static let timestamp = HTTPField.Name("POLY_TIMESTAMP")!
     static let signature = HTTPField.Name("POLY_SIGNATURE")!
     static let nonce = HTTPField.Name("POLY_NONCE")!
-    public var inboundAuthHeaders: [HTTPField.Name] { [Self.address, Self.apiKey, Self.passphrase, Self.timestamp, Self.signature, Self.nonce] }
+    public var inboundAuthHeaders: [HTTPField.Name] { [Self.address, Self.apiKey, Self.passphrase, Self.timestamp, Self.signature] }
 
     public func agentKey(in headers: HTTPFields) -> String? { headers[Self.apiKey] }
 
@@ -45,6 +48,7 @@ public struct PolymarketVenue: ExchangeVenue {
         if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }
         if read, Self.privateGets.contains(where: { KalshiVenue.matches($0, path) }) { return .privateRead }
         if call.method == "POST", path == "/order" { return order(call.body) }
+        if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") { return .walletAuth }
         if call.method == "DELETE", path == "/order" || path == "/orders" { return .cancel }
         return .unknown
     }
@@ -100,8 +104,48 @@ public struct PolymarketVenue: ExchangeVenue {
         return Data(base64Encoded: base64)
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest) {
-        if let json = VenueJSON.object(request.body) { request.body = VenueJSON.encode(json) }
+    /// With a wallet key on file, the neg-risk flag of the order's token picks the exchange it is signed for.
+    public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? {
+        secret["private_key"] == nil ? nil : PublicQuery(path: "/neg-risk", query: "token_id=\(order.instrument)")
+    }
+
+    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+                             market: Data?) throws(VenueError) {
+        guard var json = VenueJSON.object(request.body) else { return }
+        if let key = secret["private_key"], var signed = json["order"] as? [String: Any] {
+            let wallet: WalletKey
+            do { wallet = try WalletKey(hex: key) } catch { throw VenueError("the stored Polymarket private_key cannot be read") }
+            guard let negRisk = market.flatMap(VenueJSON.object)?["neg_risk"] as? Bool else {
+                throw VenueError("Polymarket did not say whether token \(order.instrument) is neg-risk; the order was not signed")
+            }
+            try signing.sign(order: &signed, wallet: wallet, negRisk: negRisk)
+            json["order"] = signed
+        }
+        request.body = VenueJSON.encode(json)
+    }
+
+    /// Level 1: `ClobAuth` signed with the stored wallet key, for the stored address, now, and the
+    /// agent's `POLY_NONCE` (default 0).
+    public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {
+        guard let key = secret["private_key"], let wallet = try? WalletKey(hex: key) else {
+            throw VenueError("level-1 calls are signed with the wallet key: add private_key to this Polymarket credential")
+        }
+        let nonceText = request.headers[Self.nonce] ?? "0"
+        guard let nonce = UInt64(nonceText) else { throw VenueError("POLY_NONCE must be a whole number") }
+        let timestamp = String(Int64(now.timeIntervalSince1970))
+        request.headers[Self.address] = EIP712.checksummed(wallet.address)
+        request.headers[Self.signature] = try signing.clobAuth(wallet: wallet, timestamp: timestamp, nonce: nonce)
+        request.headers[Self.timestamp] = timestamp
+        request.headers[Self.nonce] = String(nonce)
+        request.headers[Self.apiKey] = nil
+        request.headers[Self.passphrase] = nil
+    }
+
+    public func walletAuthFields(_ body: Data) -> [String: String]? {
+        guard let json = VenueJSON.object(body), let key = json["apiKey"] as? String, let secret = json["secret"] as? String,
+              let passphrase = json["passphrase"] as? String, !key.isEmpty, !secret.isEmpty, !passphrase.isEmpty
+        else { return nil }
+        return ["api_key": key, "api_secret": secret, "passphrase": passphrase]
     }
 
     // MARK: prices and balances

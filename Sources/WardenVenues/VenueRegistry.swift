@@ -2,11 +2,10 @@
 public struct VenueRegistry: Sendable {
     private let venues: [String: any VenueAdapter]
 
-    public static let builtIn: [any VenueAdapter] = [OpenAIVenue(), AnthropicVenue(), BinanceVenue(), KalshiVenue(), PolymarketVenue()]
-
-    public init(services: [RESTServiceVenue]) {
+    public init(services: [RESTServiceVenue], polymarket: PolymarketSigning = PolymarketSigning()) {
         var all: [String: any VenueAdapter] = [:]
-        for venue in Self.builtIn { all[venue.name] = venue }
+        let builtIn: [any VenueAdapter] = [OpenAIVenue(), AnthropicVenue(), BinanceVenue(), KalshiVenue(), PolymarketVenue(signing: polymarket)]
+        for venue in builtIn { all[venue.name] = venue }
         for service in services { all[service.name] = service }
         venues = all
     }

@@ -90,13 +90,13 @@ import Testing
         #expect(classify("GET", "/sapi/v1/system/status") == .unknown)
     }
 
-    @Test func aClientOrderIdGoesWhereTheParametersAre() {
+    @Test func aClientOrderIdGoesWhereTheParametersAre() throws {
         let order = OrderIntent(instrument: "BTCUSDT", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil)
         var inBody = request(query: "", body: "symbol=BTCUSDT")
-        venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inBody)
+        try venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inBody, secret: [:], market: nil)
         #expect(String(decoding: inBody.body, as: UTF8.self) == "symbol=BTCUSDT&newClientOrderId=wdn-1")
         var inQuery = request(query: "symbol=BTCUSDT", body: "")
-        venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inQuery)
+        try venue.prepareOrder(order, clientOrderID: "wdn-1", in: &inQuery, secret: [:], market: nil)
         #expect(inQuery.query == "symbol=BTCUSDT&newClientOrderId=wdn-1")
     }
 }
@@ -154,7 +154,8 @@ import Testing
     @Test func theClientOrderIdIsWrittenIntoTheBody() throws {
         var r = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
                                 body: Data(#"{"ticker":"T","count":1}"#.utf8))
-        venue.prepareOrder(OrderIntent(instrument: "T", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), clientOrderID: "wdn-9", in: &r)
+        try venue.prepareOrder(OrderIntent(instrument: "T", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), clientOrderID: "wdn-9", in: &r,
+                              secret: [:], market: nil)
         let json = try #require(try JSONSerialization.jsonObject(with: r.body) as? [String: Any])
         #expect(json["client_order_id"] as? String == "wdn-9")
     }

@@ -28,13 +28,17 @@ public struct TradingPolicy: Sendable {
     let database: Database
     let profiles: Profiles
     let prices: PriceFeed
+    let credentials: Credentials
+    let audit: AuditWriter
     let allowed: [String: [EndpointPattern]]
 
-    init(config: WardenConfig, database: Database, profiles: Profiles, prices: PriceFeed) {
+    init(config: WardenConfig, database: Database, profiles: Profiles, prices: PriceFeed, credentials: Credentials, audit: AuditWriter) {
+        self.audit = audit
         self.config = config
         self.database = database
         self.profiles = profiles
         self.prices = prices
+        self.credentials = credentials
         allowed = config.venues.mapValues { $0.allowEndpoints.map(EndpointPattern.init) }
     }
 
@@ -79,7 +83,45 @@ public struct TradingPolicy: Sendable {
         case .order(let order):
             try requireTrade(key)
             return try await plan(order: order, outgoing, venue, admission, base)
+        case .walletAuth:
+            try requireTrade(key)
+            return try await walletAuth(outgoing, venue, admission, base)
         }
+    }
+
+    /// Polymarket level 1: Warden signs with the stored wallet key, keeps the minted credentials in the
+    /// vault, and tells the agent only that they are stored.
+    func walletAuth(_ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+                    _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let key = admission.key
+        guard admission.ownsCredential else {
+            throw GatewayRefusal(.forbidden, .permission, "only keys of the credential's owner may mint its level-2 credentials", key: key)
+        }
+        var request = outgoing
+        do { try venue.signWalletAuth(&request, secret: admission.secret, now: Date()) } catch {
+            throw GatewayRefusal(.forbidden, .permission, error.description, key: key)
+        }
+        do {
+            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "gateway.forward", target: venue.name,
+                                              outcome: "allowed", detail: ["class": "wallet_auth", "method": request.method,
+                                                                           "path": admission.path.description, "credential": admission.credentialID]))
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
+        }
+        let answer: (status: Int, body: Data)
+        do { answer = try await prices.caller.send(request, origin: base.origin) } catch {
+            throw GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: key)
+        }
+        let status = HTTPResponse.Status(code: answer.status)
+        guard (200..<300).contains(answer.status), let fields = venue.walletAuthFields(answer.body) else {
+            return TradePlan(route: .answer(status: status, body: answer.body), audit: ["class": "wallet_auth"], reservation: nil)
+        }
+        do { try await credentials.merge(fields, intoCredential: admission.credentialID, byKey: key) } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the minted credentials could not be stored", key: key)
+        }
+        let stored = Dictionary(uniqueKeysWithValues: ["apiKey", "secret", "passphrase"].map { ($0, "stored-in-warden") })
+        return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
+                         audit: ["class": "wallet_auth", "stored": "true"], reservation: nil)
     }
 
     /// A call made without an agent key: only public market data passes, with no credential attached.
@@ -140,13 +182,17 @@ public struct TradingPolicy: Sendable {
             let answer = try await simulate(order, clientOrderID: clientOrderID, priced: priced, profile: profile, venue, base, key: key, ticket: held)
             return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservation: nil)
         }
-        var request = outgoing
-        venue.prepareOrder(order, clientOrderID: clientOrderID, in: &request)
         do {
+            var request = outgoing
+            let market = try await venue.marketQuery(for: order, secret: admission.secret).asyncMap {
+                try await prices.body(of: $0, venue: venue.name, base: base)
+            }
+            try venue.prepareOrder(order, clientOrderID: clientOrderID, in: &request, secret: admission.secret, market: market)
             return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit, reservation: held)
         } catch {
             if let held { try? await TradeRepository(database).release(orderID: held) }
-            throw error
+            if let refusal = error as? GatewayRefusal { throw refusal }
+            throw GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
         }
     }
 
@@ -269,6 +315,13 @@ public struct TradingPolicy: Sendable {
         while trimmed.hasSuffix("0") { trimmed.removeLast() }
         if trimmed.hasSuffix(".") { trimmed.removeLast() }
         return trimmed.isEmpty ? "0" : trimmed
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }
 
