@@ -14,6 +14,14 @@ struct WebCredentialPages {
 
     func fields(_ venue: String) -> [String] { VenueSecretSchema.requiredFields(venue: venue, services: services) ?? [] }
 
+    /// The secret typed into a form: every required field, and the optional ones that were filled in.
+    func secret(_ form: WebForm, venue: String) -> [String: String] {
+        var secret: [String: String] = [:]
+        for field in fields(venue) { secret[field] = form[field] ?? "" }
+        for field in VenueSecretSchema.optionalFields(venue: venue) { if let value = form.text(field) { secret[field] = value } }
+        return secret
+    }
+
     func addRoutes(to web: RouterGroup<WardenContext>) {
         app.get(web, "/credentials") { _, principal, _ in try await list(principal) }
         app.get(web, "/credentials/new") { request, principal, _ in
@@ -24,10 +32,8 @@ struct WebCredentialPages {
         app.post(web, "/credentials") { form, principal, _ in
             let venue = form["venue"] ?? ""
             let label = form.text("label") ?? ""
-            var secret: [String: String] = [:]
-            for field in fields(venue) { secret[field] = form[field] ?? "" }
             do {
-                _ = try await app.services.credentials.create(principal, venue: venue, label: label, secret: secret)
+                _ = try await app.services.credentials.create(principal, venue: venue, label: label, secret: secret(form, venue: venue))
             } catch {
                 return newForm(principal, venue: venue, label: label, error: WebApp.message(error), status: .badRequest)
             }
@@ -37,9 +43,7 @@ struct WebCredentialPages {
             let id = context.parameters.get("id") ?? ""
             return try await outcome(principal) {
                 let venue = try await app.services.credentials.get(principal, id: id).venue
-                var secret: [String: String] = [:]
-                for field in fields(venue) { secret[field] = form[field] ?? "" }
-                _ = try await app.services.credentials.update(principal, id: id, label: nil, secret: secret)
+                _ = try await app.services.credentials.update(principal, id: id, label: nil, secret: secret(form, venue: venue))
                 return "Rotated."
             }
         }
@@ -108,7 +112,8 @@ struct WebCredentialPages {
 
     func newForm(_ principal: Principal, venue: String, label: String, error: String?, status: HTTPResponse.Status = .ok) -> Response {
         var data: [String: Any] = ["venue": venue, "label_value": label,
-                                   "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem")] }]
+                                   "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem"), "required": true] }
+                                       + VenueSecretSchema.optionalFields(venue: venue).map { ["name": $0, "multiline": false, "required": false] }]
         if let error { data["error"] = error }
         return app.page("credential_new", title: "Add a \(Self.titles[venue] ?? venue) credential", nav: "credentials", principal,
                         status: status, data)
