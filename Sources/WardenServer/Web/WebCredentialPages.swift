@@ -102,7 +102,8 @@ struct WebCredentialPages {
             rows.append(row)
         }
         let venues = (["openai", "anthropic", "binance", "kalshi", "polymarket"] + services.sorted()).map {
-            ["name": $0, "title": Self.titles[$0] ?? $0]
+            let title = Self.titles[$0] ?? $0
+            return ["name": $0, "title": ("AEIOU".contains(title.prefix(1)) ? "an " : "a ") + title]
         }
         var data: [String: Any] = ["credentials": rows, "venues": venues]
         if let notice { data["notice"] = notice }
