@@ -26,6 +26,8 @@ public struct GatewayRefusal: Error, Sendable {
 public struct Admission: Sendable {
     public let venue: any VenueAdapter
     public let key: AgentKeyRecord
+    /// The agent key as presented (it is the caller's own; Polymarket level 1 hands it back as the API key).
+    public let presentedKey: String
     public let credentialID: String
     /// Whether the key's owner owns the credential (rather than holding a share of it).
     public let ownsCredential: Bool
@@ -91,6 +93,7 @@ public struct Gateway: Sendable {
     ) async throws(GatewayRefusal) -> Admission {
         let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
         let (key, credential, secret) = try await resolve(venue: venue, headers: headers)
+        let presented = presentedKey(venue: venue, headers: headers) ?? ""
         let credentialID = credential.id
         if let service = config.services[venue.name] {
             try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
@@ -98,7 +101,8 @@ public struct Gateway: Sendable {
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         await touches.record(keyID: key.id, credentialID: credentialID)
-        return Admission(venue: venue, key: key, credentialID: credentialID, ownsCredential: credential.ownerID == key.ownerID,
+        return Admission(venue: venue, key: key, presentedKey: presented, credentialID: credentialID,
+                         ownsCredential: credential.ownerID == key.ownerID,
                          secret: secret, path: path, upstreamURL: url)
     }
 

@@ -6,7 +6,11 @@ timestamp + method + path + body) against the planted real credentials below, an
 401 in the venue's error shape. Every request is recorded in `fake.requests` (rejected ones included), as in
 `fakes.Fake`, with the fake's verdict on its authentication under "auth": "ok", "public" or "rejected: …".
 Each fake has a `state` dict the tests may change (balances) and read (orders). Like the real CLOB, the Polymarket
-fake also refuses an order whose "owner" is not the real API key. Order signatures (EIP-712) are not checked.
+fake also refuses an order whose "owner" is not the real API key. Polymarket order signatures (EIP-712) are checked
+only when the fake is given a wallet (`polymarket(wallet_address=…)`, or `state["wallet"]`): then, like the CTF
+Exchange, it recovers each order's signer (on the neg-risk exchange's domain for the tokens in
+`state["neg_risk_tokens"]`) and accepts only that wallet; and its level-1 endpoints (`POST /auth/api-key`,
+`GET /auth/derive-api-key`) recover the ClobAuth signer and mint level-2 credentials that replace the old ones.
 """
 import base64
 import hashlib
@@ -23,6 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from eth_account import Account
+from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 from fakes import Fake, send_json
 
@@ -51,6 +56,8 @@ BINANCE_PRICES = {"BTCUSDT": "50000.00", "ETHUSDT": "2500.00", "ETHBTC": "0.05",
 KALSHI_TICKER = "KXFAKE-26DEC31-T50"
 KALSHI_MARKET_PRICES = {"yes_bid": 44, "yes_ask": 46, "no_bid": 54, "no_ask": 56, "last_price": 45}
 POLY_TOKEN_ID = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+# A token of a neg-risk market: its orders are signed for the neg-risk CTF Exchange's EIP-712 domain.
+POLY_NEG_RISK_TOKEN_ID = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 POLY_CONDITION_ID = "0x" + "ab" * 32
 POLY_PRICES = {"bid": "0.48", "ask": "0.52", "mid": "0.50", "last": "0.50"}
 
@@ -493,6 +500,83 @@ def kalshi(balance_cents=100_000):
 
 POLY_L2_PREFIXES = ("/balance-allowance", "/data/", "/order", "/orders", "/cancel-all", "/cancel-market-orders",
                     "/notifications", "/auth/", "/order-scoring", "/orders-scoring", "/v1/heartbeats")
+POLY_L1_ENDPOINTS = {("POST", "/auth/api-key"): "create", ("GET", "/auth/derive-api-key"): "derive"}
+
+# The EIP-712 domains the CLOB checks orders and level-1 headers against (Polygon mainnet, published addresses).
+POLY_CHAIN_ID = 137
+POLY_EXCHANGE = "0x4bFb41d5B3570DeFd03C39a9A4D8dE6Bd8B8982E"
+POLY_NEG_RISK_EXCHANGE = "0xC5d563A36AE78145C45a50134d48A1215220f80a"
+CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+_DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                  {"name": "chainId", "type": "uint256"}]
+_ORDER_FIELDS = [("salt", "uint256"), ("maker", "address"), ("signer", "address"), ("taker", "address"),
+                 ("tokenId", "uint256"), ("makerAmount", "uint256"), ("takerAmount", "uint256"),
+                 ("expiration", "uint256"), ("nonce", "uint256"), ("feeRateBps", "uint256"),
+                 ("side", "uint8"), ("signatureType", "uint8")]
+_ORDER_DECIMAL_STRINGS = ("tokenId", "makerAmount", "takerAmount", "expiration", "nonce", "feeRateBps")
+
+
+def _is_address(value):
+    return isinstance(value, str) and len(value) == 42 and value[:2] == "0x" and all(
+        c in "0123456789abcdefABCDEF" for c in value[2:])
+
+
+def _typed_digest(domain, primary, fields, message):
+    full = {"types": {"EIP712Domain": _DOMAIN_FIELDS + ([{"name": "verifyingContract", "type": "address"}]
+                                                        if "verifyingContract" in domain else []),
+                      primary: [{"name": n, "type": t} for n, t in fields]},
+            "primaryType": primary, "domain": domain, "message": message}
+    return bytes(_hash_eip191_message(encode_typed_data(full_message=full)))
+
+
+def poly_order_digest(order, exchange=POLY_EXCHANGE, chain_id=POLY_CHAIN_ID):
+    """The EIP-712 digest of an order as the CLOB receives it (the JSON of POST /order: `salt` a number, amounts as
+    decimal strings, `side` "BUY"|"SELL", `signatureType` a number). ValueError when a field is malformed."""
+    if not isinstance(order.get("salt"), int) or isinstance(order["salt"], bool) or order["salt"] < 0:
+        raise ValueError("salt")
+    for field in ("maker", "signer", "taker"):
+        if not _is_address(order.get(field)):
+            raise ValueError(field)
+    for field in _ORDER_DECIMAL_STRINGS:
+        value = order.get(field)
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise ValueError(field)
+    if order.get("side") not in ("BUY", "SELL"):
+        raise ValueError("side")
+    if order.get("signatureType") not in (0, 1, 2) or isinstance(order["signatureType"], bool):
+        raise ValueError("signatureType")
+    message = {"salt": order["salt"], "maker": order["maker"], "signer": order["signer"], "taker": order["taker"],
+               **{field: int(order[field]) for field in _ORDER_DECIMAL_STRINGS},
+               "side": 0 if order["side"] == "BUY" else 1, "signatureType": order["signatureType"]}
+    domain = {"name": "Polymarket CTF Exchange", "version": "1", "chainId": chain_id, "verifyingContract": exchange}
+    return _typed_digest(domain, "Order", _ORDER_FIELDS, message)
+
+
+def clob_auth_digest(address, timestamp, nonce, chain_id=POLY_CHAIN_ID):
+    """The EIP-712 digest of the level-1 ClobAuth message (timestamp is a string, nonce an integer)."""
+    return _typed_digest({"name": "ClobAuthDomain", "version": "1", "chainId": chain_id}, "ClobAuth",
+                         [("address", "address"), ("timestamp", "string"), ("nonce", "uint256"), ("message", "string")],
+                         {"address": address, "timestamp": str(timestamp), "nonce": int(nonce),
+                          "message": CLOB_AUTH_MESSAGE})
+
+
+def recover_signer(digest, signature):
+    """The checksummed address that made `signature` (0x-hex r || s || v) over `digest`, or None when it is not a
+    signature the exchange contract would take: 65 bytes, v 27 or 28, low s (as OpenZeppelin's ECDSA.recover)."""
+    if not isinstance(signature, str) or len(signature) != 132 or signature[:2] != "0x":
+        return None
+    try:
+        raw = bytes.fromhex(signature[2:])
+    except ValueError:
+        return None
+    r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+    if v not in (27, 28) or not 0 < s <= _SECP256K1_HALF_N or r == 0:
+        return None
+    try:
+        return Account._recover_hash(digest, signature=raw)
+    except Exception:
+        return None
 
 
 def poly_sign(secret, timestamp, method, path, body=b""):
@@ -507,43 +591,131 @@ def poly_error(h, status, message):
     send_json(h, status, {"error": message})
 
 
-def polymarket(usdc_micro="1000000000"):
-    """A fake Polymarket CLOB. state: usdc_micro (collateral balance, 6 decimals), orders (orderID → order)."""
-    state = {"usdc_micro": usdc_micro, "orders": {}}
+def polymarket(usdc_micro="1000000000", wallet_address=None):
+    """A fake Polymarket CLOB.
+
+    state: usdc_micro (collateral balance, 6 decimals); orders (orderID → order); creds (the level-2 API credentials
+    it accepts, at first the planted REAL_POLY_*); wallet (None, or the address whose signatures it requires);
+    neg_risk_tokens (token ids whose markets are neg-risk); api_keys (nonce → credentials minted at level 1);
+    signatures (what it recovered: one entry per order checked and per level-1 call).
+
+    With a wallet: POST /order and /orders accept an order only if `maker` == `signer` == the wallet,
+    `signatureType` == 0 (EOA), and the EIP-712 signature recovers to the wallet on the CTF Exchange domain (the
+    neg-risk exchange's for a neg-risk token), else 400 {"error": "invalid signature"}. Level-2 headers must carry
+    the wallet in POLY_ADDRESS (without a wallet, REAL_POLY_ADDRESS).
+
+    Level 1 (POLY_ADDRESS, POLY_SIGNATURE, POLY_TIMESTAMP, POLY_NONCE; the ClobAuth signature must recover to that
+    address, which must be the wallet, and the timestamp be within 60 s): POST /auth/api-key mints new
+    credentials for the nonce (400 if that nonce already has some, like the real CLOB), GET /auth/derive-api-key
+    returns the nonce's credentials (400 if none). Either way the answer becomes the ONLY level-2 credentials the
+    fake accepts from then on, so a test can tell the rotated credentials are in use.
+    """
+    state = {"usdc_micro": usdc_micro, "orders": {}, "wallet": wallet_address,
+             "creds": {"api_key": REAL_POLY_API_KEY, "secret": REAL_POLY_API_SECRET, "passphrase": REAL_POLY_PASSPHRASE},
+             "neg_risk_tokens": {POLY_NEG_RISK_TOKEN_ID}, "api_keys": {}, "signatures": []}
     venue = None
+
+    def owner_address():
+        return state["wallet"] or REAL_POLY_ADDRESS
+
+    def note(h, entry):
+        with venue.lock:
+            state["signatures"].append(entry)
+        record = getattr(h, "record", None)
+        if record is not None:
+            record.setdefault("signatures", []).append(entry)
 
     def authenticate(h, path, body):
         headers = _single_headers(h, ("POLY_ADDRESS", "POLY_API_KEY", "POLY_PASSPHRASE", "POLY_TIMESTAMP", "POLY_SIGNATURE"))
         if headers is None or not all(headers.values()):
             poly_error(h, 401, "Unauthorized/Invalid api key")
             return False
-        if (headers["POLY_ADDRESS"].lower() != REAL_POLY_ADDRESS.lower()
-                or not hmac.compare_digest(headers["POLY_API_KEY"].encode(), REAL_POLY_API_KEY.encode())
-                or not hmac.compare_digest(headers["POLY_PASSPHRASE"].encode(), REAL_POLY_PASSPHRASE.encode())):
+        with venue.lock:
+            creds = dict(state["creds"])
+        if (headers["POLY_ADDRESS"].lower() != owner_address().lower()
+                or not hmac.compare_digest(headers["POLY_API_KEY"].encode(), creds["api_key"].encode())
+                or not hmac.compare_digest(headers["POLY_PASSPHRASE"].encode(), creds["passphrase"].encode())):
             poly_error(h, 401, "Unauthorized/Invalid api key")
             return False
         ts = headers["POLY_TIMESTAMP"]
         if not ts.isdigit() or abs(time.time() - int(ts)) > 60:
             poly_error(h, 401, "Unauthorized/Invalid api key")
             return False
-        expected = poly_sign(REAL_POLY_API_SECRET, ts, h.command, path, body)
+        expected = poly_sign(creds["secret"], ts, h.command, path, body)
         if not hmac.compare_digest(headers["POLY_SIGNATURE"].encode(), expected.encode()):
             poly_error(h, 401, "Unauthorized/Invalid api key")
             return False
         _mark(h, "ok")
         return True
 
-    def accept_order(item):
+    def level_one(h, action):
+        """POST /auth/api-key and GET /auth/derive-api-key, authenticated by the wallet's ClobAuth signature."""
+        headers = _single_headers(h, ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE"))
+        if headers is None or not all(headers[n] for n in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP")):
+            return poly_error(h, 401, "Invalid L1 Request headers")
+        address, ts, nonce = headers["POLY_ADDRESS"], headers["POLY_TIMESTAMP"], headers["POLY_NONCE"] or "0"
+        if (not _is_address(address) or not ts.isascii() or not ts.isdigit() or not nonce.isascii()
+                or not nonce.isdigit() or abs(time.time() - int(ts)) > 60):
+            return poly_error(h, 401, "Invalid L1 Request headers")
+        signer = recover_signer(clob_auth_digest(address, ts, int(nonce)), headers["POLY_SIGNATURE"])
+        ok = signer is not None and signer.lower() == address.lower() == owner_address().lower()
+        note(h, {"kind": action, "signer": signer, "address": address, "nonce": int(nonce), "timestamp": ts,
+                 "accepted": ok})
+        if not ok:
+            return poly_error(h, 401, "Invalid L1 Request headers")
+        _mark(h, "ok")
+        with venue.lock:
+            existing = state["api_keys"].get(int(nonce))
+            if action == "create":
+                if existing is not None:
+                    minted = None
+                else:
+                    minted = {"api_key": str(uuid.uuid4()),
+                              "secret": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                              "passphrase": secrets.token_hex(32)}
+                    state["api_keys"][int(nonce)] = minted
+            else:
+                minted = existing
+            if minted is not None:
+                state["creds"] = dict(minted)
+        if minted is None:
+            return poly_error(h, 400, "Could not create api key" if action == "create" else "Could not derive api key!")
+        send_json(h, 200, {"apiKey": minted["api_key"], "secret": minted["secret"], "passphrase": minted["passphrase"]})
+
+    def check_signature(h, order):
+        """None when the order is signed by the configured wallet (or no wallet is configured), else the error."""
+        wallet = state["wallet"]
+        if not wallet:
+            return None
+        neg_risk = order.get("tokenId") in state["neg_risk_tokens"]
+        try:
+            digest = poly_order_digest(order, POLY_NEG_RISK_EXCHANGE if neg_risk else POLY_EXCHANGE)
+        except ValueError as e:
+            note(h, {"kind": "order", "signer": None, "domain": "neg_risk" if neg_risk else "exchange",
+                     "token_id": order.get("tokenId"), "accepted": False, "malformed": str(e)})
+            return f"Invalid order payload: {e}"
+        signer = recover_signer(digest, order.get("signature"))
+        ok = (signer is not None and signer.lower() == wallet.lower() and order["maker"].lower() == wallet.lower()
+              and order["signer"].lower() == wallet.lower() and order["signatureType"] == 0)
+        note(h, {"kind": "order", "signer": signer, "domain": "neg_risk" if neg_risk else "exchange",
+                 "token_id": order["tokenId"], "maker": order["maker"], "order_signer": order["signer"],
+                 "signature_type": order["signatureType"], "salt": order["salt"], "accepted": ok})
+        return None if ok else "invalid signature"
+
+    def accept_order(h, item):
         """Returns (status, response) for one {order, owner, orderType} entry."""
         if not isinstance(item, dict) or not isinstance(item.get("order"), dict):
             return 400, {"error": "Invalid order payload"}
-        if item.get("owner") != REAL_POLY_API_KEY:
+        if item.get("owner") != state["creds"]["api_key"]:
             return 400, {"error": "the order owner has to be the owner of the API KEY"}
         order = item["order"]
         for field in ("salt", "maker", "signer", "taker", "tokenId", "makerAmount", "takerAmount", "expiration",
                       "nonce", "feeRateBps", "side", "signatureType", "signature"):
             if field not in order:
                 return 400, {"error": f"Invalid order payload: missing {field}"}
+        problem = check_signature(h, order)
+        if problem:
+            return 400, {"error": problem}
         if order["makerAmount"] == POLY_REJECT_MAKER_AMOUNT:
             return 400, {"error": "not enough balance / allowance"}
         order_id = "0x" + secrets.token_hex(32)
@@ -572,7 +744,8 @@ def polymarket(usdc_micro="1000000000"):
     def book(token):
         return {"market": POLY_CONDITION_ID, "asset_id": token, "timestamp": str(now_ms()), "hash": "0" * 40,
                 "bids": [{"price": POLY_PRICES["bid"], "size": "1000"}], "asks": [{"price": POLY_PRICES["ask"], "size": "1000"}],
-                "min_order_size": "5", "tick_size": "0.01", "neg_risk": False, "last_trade_price": POLY_PRICES["last"]}
+                "min_order_size": "5", "tick_size": "0.01", "neg_risk": token in state["neg_risk_tokens"],
+                "last_trade_price": POLY_PRICES["last"]}
 
     def handle(h, body):
         split = urlsplit(h.path)
@@ -585,12 +758,12 @@ def polymarket(usdc_micro="1000000000"):
                 return send_json(h, 200, "OK")
             if path == "/time":
                 return send_json(h, 200, int(time.time()))
-            if token != POLY_TOKEN_ID:
+            if token != POLY_TOKEN_ID and token not in state["neg_risk_tokens"]:
                 return poly_error(h, 404, "market not found")
             if path == "/tick-size":
                 return send_json(h, 200, {"minimum_tick_size": 0.01})
             if path == "/neg-risk":
-                return send_json(h, 200, {"neg_risk": False})
+                return send_json(h, 200, {"neg_risk": token in state["neg_risk_tokens"]})
             if path == "/fee-rate":
                 return send_json(h, 200, {"base_fee": 0})
             if path == "/book":
@@ -610,6 +783,8 @@ def polymarket(usdc_micro="1000000000"):
                     return send_json(h, 200, {"data": [market], "next_cursor": "LTE=", "limit": 100, "count": 1})
                 return send_json(h, 200, market)
             return poly_error(h, 404, "not found")
+        if (method, path) in POLY_L1_ENDPOINTS:
+            return level_one(h, POLY_L1_ENDPOINTS[(method, path)])
         if not authenticate(h, path, body):
             return
         if path == "/balance-allowance" and method == "GET":
@@ -628,12 +803,12 @@ def polymarket(usdc_micro="1000000000"):
         except ValueError:
             return poly_error(h, 400, "Invalid order payload")
         if path == "/order" and method == "POST":
-            status, result = accept_order(payload)
+            status, result = accept_order(h, payload)
             return send_json(h, status, result)
         if path == "/orders" and method == "POST":
             if not isinstance(payload, list):
                 return poly_error(h, 400, "Invalid order payload")
-            results = [accept_order(item)[1] for item in payload]
+            results = [accept_order(h, item)[1] for item in payload]
             return send_json(h, 200, [r if "success" in r else {"success": False, "errorMsg": r["error"], "orderID": ""}
                                       for r in results])
         if path == "/order" and method == "DELETE":

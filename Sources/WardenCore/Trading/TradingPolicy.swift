@@ -90,7 +90,7 @@ public struct TradingPolicy: Sendable {
     }
 
     /// Polymarket level 1: Warden signs with the stored wallet key, keeps the minted credentials in the
-    /// vault, and tells the agent only that they are stored.
+    /// vault, and tells the agent only that they are stored. Allowed in dry-run too: it trades nothing.
     func walletAuth(_ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
                     _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
@@ -119,7 +119,8 @@ public struct TradingPolicy: Sendable {
         do { try await credentials.merge(fields, intoCredential: admission.credentialID, byKey: key) } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the minted credentials could not be stored", key: key)
         }
-        let stored = Dictionary(uniqueKeysWithValues: ["apiKey", "secret", "passphrase"].map { ($0, "stored-in-warden") })
+        // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
+        let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
         return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
                          audit: ["class": "wallet_auth", "stored": "true"], reservation: nil)
     }

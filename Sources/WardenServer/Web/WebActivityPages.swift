@@ -45,26 +45,36 @@ struct WebActivityPages {
     static func row(_ record: AuditRecord) -> [String: Any] {
         let detail = record.detail.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? [:]
         let venue = record.action.hasPrefix("gateway.") || record.action == "profile.go_live" ? record.target ?? "" : detail["venue"] ?? ""
-        return ["time": WebApp.time(record.at), "action": describe(record.action), "venue": venue,
+        return ["time": WebApp.time(record.at), "action": describe(record.action, outcome: record.outcome), "venue": venue,
                 "outcome": record.outcome, "details": details(detail)]
     }
 
-    static func describe(_ action: String) -> String {
-        [
+    static func describe(_ action: String, outcome: String) -> String {
+        if outcome == "failed" { return (failures[action] ?? action + " failed") }
+        return [
             "gateway.forward": "call sent", "gateway.result": "venue answered", "gateway.refuse": "call refused",
             "gateway.simulate": "order simulated", "credential.create": "credential added", "credential.update": "credential changed",
             "credential.delete": "credential deleted", "agent_key.create": "agent key created", "agent_key.revoke": "agent key revoked",
             "profile.update": "settings changed", "profile.go_live": "go-live checks", "auth.login": "logged in", "auth.logout": "logged out",
             "auth.password_change": "password changed", "grant.create": "credential shared", "grant.revoke": "share revoked",
-        ][action] ?? action
+            "credential.rotate": "credential rotated", "credential.rename": "credential renamed", "user.create": "user created",
+            "user.disable": "user disabled", "user.enable": "user enabled", "user.reset_password": "password reset",
+            "agent_key.create_child": "run key created", "agent_key.revoke_self": "run key ended",
+        ][action] ?? action.replacingOccurrences(of: "_", with: " ").replacingOccurrences(of: ".", with: ": ")
     }
+
+    static let failures = ["auth.login": "login failed", "auth.password_change": "password change failed"]
 
     /// The details a person needs, in words: the refusal's reason first.
     static func details(_ detail: [String: String]) -> String {
         var parts: [String] = []
         if let reason = detail["reason"] { parts.append("Refused: \(reason)") }
         if let method = detail["method"], let path = detail["path"] { parts.append("\(method) \(path)") }
-        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed", "checks"] {
+        if let checks = detail["checks"] {
+            let failed = checks.split(separator: ",").filter { $0.hasSuffix("=fail") }.map { $0.dropLast(5).replacingOccurrences(of: "_", with: " ") }
+            parts.append(failed.isEmpty ? "every check passed" : "failed checks: " + failed.joined(separator: ", "))
+        }
+        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed"] {
             if let value = detail[key] { parts.append("\(key.replacingOccurrences(of: "_", with: " ")) \(value)") }
         }
         return parts.joined(separator: " · ")

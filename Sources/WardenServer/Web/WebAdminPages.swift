@@ -56,7 +56,7 @@ struct WebAdminPages {
             ["id": user.id, "email": user.email, "role": user.isAdmin ? "administrator" : "user",
              "state": user.disabled ? "disabled" : user.mustChangePassword ? "must change password" : "active",
              "created": WebApp.time(user.createdAt), "toggle_action": user.disabled ? "enable" : "disable",
-             "toggle_label": user.disabled ? "Enable" : "Disable"]
+             "toggle_label": user.disabled ? "Enable" : "Disable", "toggle": user.id != principal.user.id]
         }
         var data: [String: Any] = ["users": users]
         if let (email, secret) = password { data["new_password"] = secret; data["new_password_email"] = email }

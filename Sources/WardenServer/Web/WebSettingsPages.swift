@@ -37,7 +37,7 @@ struct WebSettingsPages {
                 return page(principal, saved, notice: "Saved.")
             } catch let error as WardenError {
                 let field = error.field.map { $0.split(separator: ".").last.map(String.init) ?? $0 }
-                return page(principal, profile, entered: entered, fieldError: field.map { ($0, error.message) },
+                return page(principal, profile, entered: entered, fieldError: field.map { ($0, Self.plain(error)) },
                             error: field == nil ? error.message : "Not saved: see the field marked below.", status: .badRequest)
             }
         }
@@ -81,6 +81,16 @@ struct WebSettingsPages {
         if let notice { data["notice"] = notice }
         if let error { data["error"] = error }
         return app.page("settings", title: "Settings", nav: "settings", principal, status: status, data)
+    }
+
+    /// The error in the form's own words: without the field's API name, other fields by their labels.
+    static func plain(_ error: WardenError) -> String {
+        var text = error.message
+        if let field = error.field, text.hasPrefix(field + ": ") { text = String(text.dropFirst(field.count + 2)) }
+        for (name, label) in riskFields + simulatorFields {
+            text = text.replacingOccurrences(of: "risk.\(name)", with: label).replacingOccurrences(of: "simulator.\(name)", with: label)
+        }
+        return text.prefix(1).uppercased() + text.dropFirst() + "."
     }
 
     static func format(_ value: Double) -> String {
