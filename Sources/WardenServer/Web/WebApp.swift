@@ -12,13 +12,6 @@ struct WebApp: Sendable {
     let services: WardenServices
     let gateway: Gateway
 
-    static func loadTemplates() async throws -> MustacheLibrary {
-        guard let directory = Bundle.module.resourceURL?.appendingPathComponent("templates").path else {
-            throw WardenError(.unavailable, code: "templates_missing", "the dashboard templates are missing from the build")
-        }
-        return try await MustacheLibrary(directory: directory)
-    }
-
     /// A page for a logged-in user.
     func get(_ group: RouterGroup<WardenContext>, _ path: RouterPath,
              _ handler: @escaping @Sendable (Request, Principal, WardenContext) async throws -> Response) {
