@@ -122,7 +122,7 @@ struct GatewayController {
             metrics.request(venue: venue.name, decision: plan.audit["class"] == "wallet_auth" ? "forwarded" : "dry_run")
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
-            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, ticket: plan.reservation)
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, tickets: plan.reservations)
         }
     }
 
@@ -135,12 +135,12 @@ struct GatewayController {
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
         return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
-                              detail: ["class": "public_read", "keyless": "true"], ticket: nil)
+                              detail: ["class": "public_read", "keyless": "true"], tickets: [])
     }
 
-    /// Sends a prepared exchange call; a live order's reservation is kept, or released when the venue refuses it.
+    /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
-              ticket: String?) async throws -> Response {
+              tickets: [String]) async throws -> Response {
         var outgoing = HTTPClientRequest(url: url)
         outgoing.method = HTTPMethod(rawValue: signed.method)
         var headers = signed.headers
@@ -148,10 +148,10 @@ struct GatewayController {
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
         return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] status, _, _ in
-            guard let ticket else { return [:] }
+            guard !tickets.isEmpty else { return [:] }
             // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
             guard let status, !(200..<300).contains(status.code) else { return ["reservation": "kept"] }
-            try? await gateway.trading.release(ticket)
+            for ticket in tickets { try? await gateway.trading.release(ticket) }
             return ["reservation": "released"]
         }
     }

@@ -26,6 +26,9 @@ public protocol ExchangeVenue: VenueAdapter {
     func parseBalanceUSD(_ body: Data) -> Double?
     /// The venue's order response for a simulated fill, with the status its SDK expects for success.
     func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data)
+    /// Readies a live batch of orders, as `prepareOrder` does one; `markets` holds `marketQuery`'s answers by instrument.
+    func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+                      markets: [String: Data]) throws(VenueError)
     /// Signs a `walletAuth` call with the wallet key of the credential.
     func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError)
     /// The credential fields in the venue's answer to a `walletAuth` call.
@@ -59,6 +62,8 @@ public enum CallClass: Sendable, Equatable {
     case publicRead
     case privateRead
     case order(OrderIntent)
+    /// Several orders in one call (Polymarket `POST /orders`): each is priced and held like a single order.
+    case orders([OrderIntent])
     case cancel
     /// Withdrawals and transfers: refused always.
     case fundMovement
@@ -76,6 +81,11 @@ extension ExchangeVenue {
 
     public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {
         throw VenueError("\(name) has no wallet authentication")
+    }
+
+    public func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+                             markets: [String: Data]) throws(VenueError) {
+        throw VenueError("\(name) has no batch orders")
     }
 
     public func walletAuthFields(_ body: Data) -> [String: String]? { nil }

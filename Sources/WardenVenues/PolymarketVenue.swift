@@ -48,13 +48,36 @@ public struct PolymarketVenue: ExchangeVenue {
         if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }
         if read, Self.privateGets.contains(where: { KalshiVenue.matches($0, path) }) { return .privateRead }
         if call.method == "POST", path == "/order" { return order(call.body) }
+        if call.method == "POST", path == "/orders" { return batch(call.body) }
         if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") { return .walletAuth }
         if call.method == "DELETE", path == "/order" || path == "/orders" { return .cancel }
         return .unknown
     }
 
+    static let maxBatch = 15
+
+    func batch(_ body: Data) -> CallClass {
+        guard let items = (try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]], (1...Self.maxBatch).contains(items.count) else {
+            return .invalid("the body must be a JSON array of 1 to \(Self.maxBatch) orders")
+        }
+        var intents: [OrderIntent] = []
+        for (index, item) in items.enumerated() {
+            switch order(item) {
+            case .order(let intent): intents.append(intent)
+            case .invalid(let reason): return .invalid("order \(index + 1): \(reason)")
+            default: return .invalid("order \(index + 1) is not an order")
+            }
+        }
+        return .orders(intents)
+    }
+
     func order(_ body: Data) -> CallClass {
-        guard let json = VenueJSON.object(body), let order = json["order"] as? [String: Any] else {
+        guard let json = VenueJSON.object(body) else { return .invalid("the body must be a JSON object with an order") }
+        return order(json)
+    }
+
+    func order(_ json: [String: Any]) -> CallClass {
+        guard let order = json["order"] as? [String: Any] else {
             return .invalid("the body must be a JSON object with an order")
         }
         guard let token = order["tokenId"] as? String, token.range(of: "^[0-9]{1,80}$", options: .regularExpression) != nil else {
@@ -82,10 +105,13 @@ public struct PolymarketVenue: ExchangeVenue {
         guard let secretBytes = Self.urlSafeBase64(secret["api_secret"] ?? "") else {
             throw VenueError("the stored Polymarket api_secret is not URL-safe base64")
         }
-        // The order names its owner by API key: the agent's key must never travel, the real one must.
+        // Orders name their owner by API key: the agent's key must never travel, the real one must.
         if var json = VenueJSON.object(request.body), json["owner"] != nil {
             json["owner"] = secret["api_key"] ?? ""
             request.body = VenueJSON.encode(json)
+        } else if let items = (try? JSONSerialization.jsonObject(with: request.body)) as? [[String: Any]], items.contains(where: { $0["owner"] != nil }) {
+            let owned = items.map { item in item["owner"] == nil ? item : item.merging(["owner": secret["api_key"] ?? ""]) { $1 } }
+            request.body = (try? JSONSerialization.data(withJSONObject: owned, options: [.sortedKeys])) ?? request.body
         }
         let timestamp = String(Int64(now.timeIntervalSince1970))
         let message = timestamp + request.method + request.path + String(decoding: request.body, as: UTF8.self)
@@ -111,17 +137,32 @@ public struct PolymarketVenue: ExchangeVenue {
 
     public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
                              market: Data?) throws(VenueError) {
-        guard var json = VenueJSON.object(request.body) else { return }
-        if let key = secret["private_key"], var signed = json["order"] as? [String: Any] {
-            let wallet: WalletKey
-            do { wallet = try WalletKey(hex: key) } catch { throw VenueError("the stored Polymarket private_key cannot be read") }
-            guard let negRisk = market.flatMap(VenueJSON.object)?["neg_risk"] as? Bool else {
-                throw VenueError("Polymarket did not say whether token \(order.instrument) is neg-risk; the order was not signed")
-            }
-            try signing.sign(order: &signed, wallet: wallet, negRisk: negRisk)
-            json["order"] = signed
+        guard let json = VenueJSON.object(request.body) else { return }
+        request.body = VenueJSON.encode(try signed(json, order, secret: secret, market: market))
+    }
+
+    public func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+                             markets: [String: Data]) throws(VenueError) {
+        guard let items = (try? JSONSerialization.jsonObject(with: request.body)) as? [[String: Any]], items.count == orders.count else {
+            throw VenueError("the batch changed between its check and its signing")
         }
-        request.body = VenueJSON.encode(json)
+        var out: [[String: Any]] = []
+        for (item, order) in zip(items, orders) { out.append(try signed(item, order, secret: secret, market: markets[order.instrument])) }
+        request.body = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])) ?? request.body
+    }
+
+    /// One `{order, owner, orderType}` item, its order signed with the stored wallet key when there is one.
+    func signed(_ item: [String: Any], _ order: OrderIntent, secret: [String: String], market: Data?) throws(VenueError) -> [String: Any] {
+        guard let key = secret["private_key"], var signedOrder = item["order"] as? [String: Any] else { return item }
+        let wallet: WalletKey
+        do { wallet = try WalletKey(hex: key) } catch { throw VenueError("the stored Polymarket private_key cannot be read") }
+        guard let negRisk = market.flatMap(VenueJSON.object)?["neg_risk"] as? Bool else {
+            throw VenueError("Polymarket did not say whether token \(order.instrument) is neg-risk; the order was not signed")
+        }
+        try signing.sign(order: &signedOrder, wallet: wallet, negRisk: negRisk)
+        var out = item
+        out["order"] = signedOrder
+        return out
     }
 
     /// Level 1: `ClobAuth` signed with the stored wallet key, for the stored address, now, and the

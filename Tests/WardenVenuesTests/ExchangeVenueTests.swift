@@ -194,4 +194,22 @@ import Testing
         #expect(intent("BUY")?.clientOrderID == "salt-42")
         #expect(intent("buy") == nil)
     }
+
+    @Test func aBatchIsEachOfItsOrders() {
+        func classify(_ body: String) -> CallClass {
+            venue.classify(ExchangeCall(method: "POST", path: "/orders", query: "", body: Data(body.utf8)))
+        }
+        let item = #"{"order":{"salt":1,"tokenId":"123","makerAmount":"5000000","takerAmount":"10000000","side":"BUY"},"owner":"k"}"#
+        guard case .orders(let orders) = classify("[\(item),\(item.replacingOccurrences(of: "BUY", with: "SELL"))]") else {
+            Issue.record("a batch was not classified as orders")
+            return
+        }
+        #expect(orders.map(\.value) == [.usd(5), .usd(10)])
+        guard case .invalid = classify("[\(item),{\"order\":{\"side\":\"BUY\"}}]") else { Issue.record("a bad order passed in a batch"); return }
+        guard case .invalid = classify("[]") else { Issue.record("an empty batch passed"); return }
+        guard case .invalid = classify("[" + Array(repeating: item, count: 16).joined(separator: ",") + "]") else {
+            Issue.record("a batch of 16 passed")
+            return
+        }
+    }
 }

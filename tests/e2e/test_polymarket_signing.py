@@ -287,6 +287,38 @@ def test_orders_are_signed_by_warden_with_the_stored_wallet(world, monkeypatch):
     assert world.trading()["live_usd"] == pytest.approx(13.0)
 
 
+def test_a_batch_is_checked_order_by_order_and_each_is_signed_by_warden(world):
+    """py-clob-client's post_orders: every order of the batch is held under the caps, re-signed with the stored
+    wallet (the right exchange's domain for each), and the fake accepts each; the day's volume holds the sum."""
+    fake = world.fakes["polymarket"]
+    world.live("polymarket")
+    client = poly_client(world.url + "/proxy/polymarket", agent_key(world))
+    batch = [PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=10, side=BUY))),
+             PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_NEG_RISK_TOKEN_ID, price=0.6, size=5, side=SELL)))]
+    answers = client.post_orders(batch)
+    assert [a["success"] for a in answers] == [True, True], answers
+    [sent] = orders_seen(fake, "POST", "/orders")
+    items = json.loads(sent["body"])
+    assert [i["owner"] for i in items] == [fx.REAL_POLY_API_KEY] * 2
+    assert all(i["order"]["maker"].lower() == i["order"]["signer"].lower() == STORED_ADDRESS.lower() for i in items)
+    assert [(c["signer"], c["domain"], c["accepted"]) for c in order_signatures(fake)] == [
+        (STORED_ADDRESS, "exchange", True), (STORED_ADDRESS, "neg_risk", True)]
+    assert_never_seen(fake, throwaway_forms(), "the throwaway wallet or secrets")
+    assert world.trading()["live_usd"] == pytest.approx(5.0 + 3.0)
+
+
+def test_a_dry_run_batch_fills_on_paper(world):
+    fake = world.fakes["polymarket"]
+    client = poly_client(world.url + "/proxy/polymarket", agent_key(world))
+    batch = [PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=10, side=BUY))),
+             PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.6, size=5, side=SELL)))]
+    answers = client.post_orders(batch)
+    assert [(a["success"], a["status"]) for a in answers] == [(True, "matched")] * 2
+    assert orders_seen(fake, "POST", "/orders") == [] and order_signatures(fake) == []
+    assert sorted(o["side"] for o in world.paper_orders()) == ["buy", "sell"]
+    assert world.trading()["paper_usd"] == pytest.approx(5.0 + 3.0)
+
+
 def test_dry_run_orders_are_neither_signed_nor_forwarded(world):
     fake = world.fakes["polymarket"]
     client = poly_client(world.url + "/proxy/polymarket", agent_key(world))
@@ -387,9 +419,10 @@ def test_an_order_the_policy_refuses_is_neither_signed_nor_forwarded(world):
         client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=201, side=BUY))))       # 100.5 USD
     assert "max_leg_usd" in poly_refusal(lambda: client.post_order(
         client.create_order(OrderArgs(token_id=fx.POLY_NEG_RISK_TOKEN_ID, price=0.51, size=200, side=SELL))))  # 102 USD
-    # Batches stay refused in this issue.
-    batch = [PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=10, side=BUY)))]
-    poly_refusal(lambda: client.post_orders(batch), 403)
+    # A batch with one order over the cap is refused whole, and nothing of it is reserved.
+    batch = [PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=10, side=BUY))),
+             PostOrdersArgs(order=client.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=201, side=BUY)))]
+    assert "max_leg_usd" in poly_refusal(lambda: client.post_orders(batch), 403)
     assert orders_seen(fake, "POST", "/order") == [] and orders_seen(fake, "POST", "/orders") == []
     assert order_signatures(fake) == []
     assert world.trading()["live_usd"] == pytest.approx(0)

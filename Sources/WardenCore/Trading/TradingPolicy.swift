@@ -16,8 +16,8 @@ public struct TradePlan: Sendable {
     public let route: Route
     /// Recorded in the audit row: the class of call, and for orders instrument, side, notional, client order id, mode.
     public let audit: [String: String]
-    /// The live order whose reservation is confirmed or released by the venue's answer.
-    public let reservation: String?
+    /// The live orders' reservations, released when the venue refuses the call.
+    public let reservations: [String]
 }
 
 /// Exchange calls through the owner's risk policy (DESIGN.md §4): fund movement never; unknown
@@ -50,7 +50,7 @@ public struct TradingPolicy: Sendable {
         let outgoing = UpstreamRequest(method: call.method, path: base.prefix + admission.path.encoded, query: query,
                                        headers: headers, body: body)
         func forward(_ label: String, signed: Bool) throws(GatewayRefusal) -> TradePlan {
-            TradePlan(route: try sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservation: nil)
+            TradePlan(route: try sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservations: [])
         }
         switch venue.classify(call) {
         case .fundMovement:
@@ -77,12 +77,15 @@ public struct TradingPolicy: Sendable {
             try requireTrade(key)
             guard try await profile(key).isLive(venue.name) else {
                 let answer = venue.simulatedCancel()
-                return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservation: nil)
+                return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservations: [])
             }
             return try forward("cancel", signed: true)
         case .order(let order):
             try requireTrade(key)
             return try await plan(order: order, outgoing, venue, admission, base)
+        case .orders(let orders):
+            try requireTrade(key)
+            return try await plan(batch: orders, outgoing, venue, admission, base)
         case .walletAuth:
             try requireTrade(key)
             return try await walletAuth(outgoing, venue, admission, base)
@@ -114,7 +117,7 @@ public struct TradingPolicy: Sendable {
         }
         let status = HTTPResponse.Status(code: answer.status)
         guard (200..<300).contains(answer.status), let fields = venue.walletAuthFields(answer.body) else {
-            return TradePlan(route: .answer(status: status, body: answer.body), audit: ["class": "wallet_auth"], reservation: nil)
+            return TradePlan(route: .answer(status: status, body: answer.body), audit: ["class": "wallet_auth"], reservations: [])
         }
         do { try await credentials.merge(fields, intoCredential: admission.credentialID, byKey: key) } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the minted credentials could not be stored", key: key)
@@ -122,7 +125,7 @@ public struct TradingPolicy: Sendable {
         // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
         let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
         return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
-                         audit: ["class": "wallet_auth", "stored": "true"], reservation: nil)
+                         audit: ["class": "wallet_auth", "stored": "true"], reservations: [])
     }
 
     /// A call made without an agent key: only public market data passes, with no credential attached.
@@ -141,20 +144,27 @@ public struct TradingPolicy: Sendable {
 
     // MARK: orders
 
-    func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
-        let key = admission.key
-        let profile = try await profile(key)
+    /// An order that passed its checks: its price, id, and the reservation it holds (none for a retry).
+    struct Held: Sendable {
+        let order: OrderIntent
+        let priced: Priced
+        let clientOrderID: String
+        let reservation: String?
+        let audit: [String: String]
+    }
+
+    /// Prices one order, holds it under `max_leg_usd`, and reserves it against `daily_cap_usd`.
+    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord,
+              profile: ProfileRecord, live: Bool) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         let usd = Self.double(priced.usd)
         guard usd <= profile.maxLegUSD + 1e-9 else {
             throw GatewayRefusal(.forbidden, .permission,
                                  "the order's notional of \(Self.money(usd)) USD exceeds max_leg_usd (\(Self.money(profile.maxLegUSD)) USD)", key: key)
         }
-        let live = profile.isLive(venue.name)
         let mode = live ? "live" : "paper"
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
-        var audit = ["class": "order", "instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
+        var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
                      "notional_usd": Self.money(usd), "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
         let reservation: TradeReservation
         do {
@@ -164,42 +174,107 @@ public struct TradingPolicy: Sendable {
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger is unavailable; the order was not sent", key: key)
         }
-        var held: String?
         switch reservation {
         case .overCap(let used):
             throw GatewayRefusal(.forbidden, .permission,
                                  "the order's \(Self.money(usd)) USD would take today's \(mode) volume to \(Self.money(used + usd)) USD, past daily_cap_usd (\(Self.money(profile.dailyCapUSD)) USD); it resets at 00:00 UTC",
                                  key: key)
         case .duplicate:
-            audit["retry"] = "true"
             guard live else {
                 throw GatewayRefusal(.badRequest, .invalidRequest,
                                      "duplicate client order id \(clientOrderID): the simulator already filled this order", key: key)
             }
+            audit["retry"] = "true"
+            return Held(order: order, priced: priced, clientOrderID: clientOrderID, reservation: nil, audit: audit)
         case .reserved(let id):
-            held = id
+            return Held(order: order, priced: priced, clientOrderID: clientOrderID, reservation: id, audit: audit)
         }
+    }
+
+    func release(_ held: [Held]) async {
+        for id in held.compactMap(\.reservation) { try? await TradeRepository(database).release(orderID: id) }
+    }
+
+    func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let profile = try await profile(admission.key)
+        let live = profile.isLive(venue.name)
+        let held = try await hold(order, venue, base, key: admission.key, profile: profile, live: live)
+        let audit = held.audit.merging(["class": "order"]) { $1 }
         guard live else {
-            let answer = try await simulate(order, clientOrderID: clientOrderID, priced: priced, profile: profile, venue, base, key: key, ticket: held)
-            return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservation: nil)
+            let answer = try await simulate(held, profile: profile, venue, base, key: admission.key)
+            return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservations: [])
         }
         do {
             var request = outgoing
             let market = try await venue.marketQuery(for: order, secret: admission.secret).asyncMap {
                 try await prices.body(of: $0, venue: venue.name, base: base)
             }
-            try venue.prepareOrder(order, clientOrderID: clientOrderID, in: &request, secret: admission.secret, market: market)
-            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit, reservation: held)
+            try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
+            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit,
+                             reservations: held.reservation.map { [$0] } ?? [])
         } catch {
-            if let held { try? await TradeRepository(database).release(orderID: held) }
-            if let refusal = error as? GatewayRefusal { throw refusal }
-            throw GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
+            await release([held])
+            throw readied(error, venue, key: admission.key)
         }
     }
 
+    /// A batch: every order passes alone (a refusal of one releases the others and refuses the batch),
+    /// then all are simulated, or all are readied and sent together.
+    func plan(batch orders: [OrderIntent], _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let key = admission.key
+        let profile = try await profile(key)
+        let live = profile.isLive(venue.name)
+        var held: [Held] = []
+        for order in orders {
+            do { held.append(try await hold(order, venue, base, key: key, profile: profile, live: live)) } catch {
+                await release(held)
+                throw error
+            }
+        }
+        let total = held.reduce(Decimal(0)) { $0 + $1.priced.usd }
+        let audit = ["class": "orders", "count": String(held.count), "notional_usd": Self.money(Self.double(total)),
+                     "mode": live ? "live" : "paper", "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
+        guard live else {
+            var answers: [Any] = []
+            for (index, one) in held.enumerated() {
+                do {
+                    let answer = try await simulate(one, profile: profile, venue, base, key: key)
+                    answers.append(try JSONSerialization.jsonObject(with: answer.body))
+                } catch {
+                    await release(Array(held[(index + 1)...]))
+                    throw readied(error, venue, key: key)
+                }
+            }
+            let body = (try? JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys])) ?? Data("[]".utf8)
+            return TradePlan(route: .answer(status: .ok, body: body), audit: audit, reservations: [])
+        }
+        do {
+            var markets: [String: Data] = [:]
+            for order in orders where markets[order.instrument] == nil {
+                if let query = venue.marketQuery(for: order, secret: admission.secret) {
+                    markets[order.instrument] = try await prices.body(of: query, venue: venue.name, base: base)
+                }
+            }
+            var request = outgoing
+            try venue.prepareBatch(orders, in: &request, secret: admission.secret, markets: markets)
+            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit,
+                             reservations: held.compactMap(\.reservation))
+        } catch {
+            await release(held)
+            throw readied(error, venue, key: key)
+        }
+    }
+
+    func readied(_ error: any Error, _ venue: any ExchangeVenue, key: AgentKeyRecord) -> GatewayRefusal {
+        (error as? GatewayRefusal) ?? GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
+    }
+
     /// A fill at the venue's current price moved against the order by the slippage, with the fee, booked on paper.
-    func simulate(_ order: OrderIntent, clientOrderID: String, priced: Priced, profile: ProfileRecord, _ venue: any ExchangeVenue,
-                  _ base: UpstreamBase, key: AgentKeyRecord, ticket: String?) async throws(GatewayRefusal) -> (status: HTTPResponse.Status, body: Data) {
+    func simulate(_ held: Held, profile: ProfileRecord, _ venue: any ExchangeVenue, _ base: UpstreamBase,
+                  key: AgentKeyRecord) async throws(GatewayRefusal) -> (status: HTTPResponse.Status, body: Data) {
+        let (order, priced, clientOrderID, ticket) = (held.order, held.priced, held.clientOrderID, held.reservation)
         let trades = TradeRepository(database)
         do {
             let market: Decimal
