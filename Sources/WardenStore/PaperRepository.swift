@@ -49,9 +49,14 @@ public struct PaperRepository: Sendable {
 
     public init(_ database: Database) { self.database = database }
 
-    /// Books `order` unless a buy would take cash below zero; false when it would.
+    /// Books `order` unless a buy would take cash below zero; false when it would. The owner's bookings are
+    /// serialised (the writer lock on SQLite, an advisory lock on PostgreSQL) so concurrent buys see each other.
     public func book(_ order: PaperOrder, startingBalanceUSD: Double) async throws -> Bool {
-        try await database.transaction { db in
+        let dialect = database.dialect
+        return try await database.transaction { db in
+            if dialect == .postgres {
+                try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "paper:" + order.ownerID)))").run()
+            }
             if order.side == "buy" {
                 let balances = try await Self.balances(ownerID: order.ownerID, startingBalanceUSD: startingBalanceUSD, on: db)
                 guard balances.cashUSD - order.notionalUSD - order.feeUSD >= -1e-9 else { return false }

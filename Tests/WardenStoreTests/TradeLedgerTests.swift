@@ -88,4 +88,24 @@ import WardenStore
         #expect(try await paper.orders(ownerID: owner).count == 2)
         try await store.database.close()
     }
+
+    @Test(arguments: Backend.enabled)
+    func concurrentPaperBuysNeverOverdrawTheCash(backend: Backend) async throws {
+        let (store, owner) = try await storeWithUser(backend)
+        let paper = PaperRepository(store.database)
+        let booked = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    try await paper.book(PaperOrder(
+                        id: UUID().uuidString, ownerID: owner, venue: "kalshi", clientOrderID: UUID().uuidString, instrument: "T",
+                        side: "buy", quantity: "100", price: "1", notionalUSD: 100, feeUSD: 0, createdAt: Clock.nowMillis()),
+                        startingBalanceUSD: 1000)
+                }
+            }
+            return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(booked == 10)
+        #expect(try await paper.balances(ownerID: owner, startingBalanceUSD: 1000).cashUSD == 0)
+        try await store.database.close()
+    }
 }
