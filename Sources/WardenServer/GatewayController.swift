@@ -91,13 +91,16 @@ struct GatewayController {
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
-        return try await relay(outgoing, request, Subject(admission), detail: [:], meter: meter) { [gateway] status, failed, usage in
+        return try await relay(outgoing, request, Subject(admission), detail: [:], meter: meter) { [gateway] ending in
             guard let held else { return [:] }
-            // Unsent: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
-            let used = status == nil ? TokenUsage(input: 0, output: 0) : failed ? nil : usage
+            // Unsent or unanswered: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
+            let used: TokenUsage? = switch ending {
+            case .unsent, .unanswered: TokenUsage(input: 0, output: 0)
+            case .answered(_, let failed, let usage): failed ? nil : usage
+            }
             let cost = await gateway.settle(held, usage: used)
             var detail = ["cost_usd": String(format: "%.6f", cost)]
-            if let usage = used, status != nil { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
+            if case .answered = ending, let usage = used { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
             return detail
         }
     }
@@ -105,21 +108,21 @@ struct GatewayController {
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
     func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue) async throws -> Response {
-        let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, 1024 * 1024), key: admission.key)
+        let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes), key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
             headers: Self.forwardableHeaders(request.headers, venue: venue))
         switch plan.route {
         case .answer(let status, let answer):
+            let walletAuth = plan.audit["class"] == "wallet_auth"
             do {
-                let walletAuth = plan.audit["class"] == "wallet_auth"
                 try await gateway.audit.append(entry(Subject(admission), action: walletAuth ? "gateway.result" : "gateway.simulate",
                                                      outcome: walletAuth ? "forwarded" : "dry_run", request: request,
                                                      extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
             } catch {
                 throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written", key: admission.key)
             }
-            metrics.request(venue: venue.name, decision: plan.audit["class"] == "wallet_auth" ? "forwarded" : "dry_run")
+            metrics.request(venue: venue.name, decision: walletAuth ? "forwarded" : "dry_run")
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
             return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, tickets: plan.reservations)
@@ -130,7 +133,7 @@ struct GatewayController {
     /// credential at all, and only for calls the venue's adapter classifies as public.
     func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
-        let body = try await collect(request, limit: 1024 * 1024, key: nil)
+        let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
@@ -147,10 +150,15 @@ struct GatewayController {
         headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
-        return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] status, _, _ in
+        return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] ending in
             guard !tickets.isEmpty else { return [:] }
-            // A venue's refusal gives the reservation back; no answer at all may still mean an order, so it is kept.
-            guard let status, !(200..<300).contains(status.code) else { return ["reservation": "kept"] }
+            // Never sent, or refused by the venue: the reservation goes back. No answer at all may still mean an
+            // order, so it is kept.
+            switch ending {
+            case .unanswered: return ["reservation": "kept"]
+            case .answered(let status, _, _) where (200..<300).contains(status.code): return ["reservation": "kept"]
+            case .unsent, .answered: break
+            }
             for ticket in tickets { try? await gateway.trading.release(ticket) }
             return ["reservation": "released"]
         }
@@ -163,18 +171,29 @@ struct GatewayController {
         }
     }
 
+    /// How a relayed call ended, for settling what it reserved.
+    enum Ending: Sendable {
+        /// Nothing left Warden (the audit row could not be written).
+        case unsent
+        /// Sent, but no response head came back: the venue may have acted on it.
+        case unanswered
+        /// The venue answered; `failed` when its body stream broke; the metered usage, if any.
+        case answered(HTTPResponse.Status, failed: Bool, usage: TokenUsage?)
+    }
+
+    static let maxExchangeBodyBytes = 1024 * 1024
+
     /// Audits the decision durably, sends, streams the answer back, and settles and audits the result
-    /// before the client has the last byte. `settle` gets the status (nil when nothing came back), whether
-    /// the stream broke, and the metered usage; it returns details for the result row.
+    /// before the client has the last byte. `settle` gets how the call ended and returns details for the result row.
     func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], meter: UsageMeter?,
-               settle: @escaping @Sendable (HTTPResponse.Status?, Bool, TokenUsage?) async -> [String: String]) async throws -> Response {
+               settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: the decision is durable before anything leaves.
         do {
             try await gateway.audit.append(entry(subject, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
         } catch {
-            _ = await settle(nil, false, nil)
+            _ = await settle(.unsent)
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
         }
 
@@ -182,7 +201,7 @@ struct GatewayController {
         do {
             upstream = try await client.execute(outgoing, timeout: .seconds(Int64(gateway.config.gateway.upstreamTimeoutSeconds)))
         } catch {
-            _ = await settle(nil, false, nil)
+            _ = await settle(.unanswered)
             let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
             throw timedOut
                 ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
@@ -217,7 +236,7 @@ struct GatewayController {
                 outcome = "interrupted"
             }
             var result: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
-            result.merge(await settle(status, failure != nil, meter?.usage)) { $1 }
+            result.merge(await settle(.answered(status, failed: failure != nil, usage: meter?.usage))) { $1 }
             result.merge(detail) { a, _ in a }
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
             metrics.request(venue: venue.name, decision: outcome)

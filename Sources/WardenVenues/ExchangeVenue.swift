@@ -193,6 +193,12 @@ public enum ExchangeRules {
     /// Words that mark a path as moving funds off the trading account, on any venue, in any case.
     static let fundMovementWords = ["withdraw", "transfer"]
 
+    /// Whether a canonical path matches an allowlist entry, where `*` stands for one path segment.
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        let p = pattern.split(separator: "/"), s = path.split(separator: "/")
+        return p.count == s.count && zip(p, s).allSatisfy { $0 == "*" || $0 == $1 }
+    }
+
     static func movesFunds(_ call: ExchangeCall) -> Bool {
         fundMovementWords.contains { call.matchingPath.contains($0) }
     }

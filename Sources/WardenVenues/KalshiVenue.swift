@@ -38,18 +38,12 @@ public struct KalshiVenue: ExchangeVenue {
         guard call.path.hasPrefix(Self.prefix + "/") else { return .unknown }
         let path = String(call.path.dropFirst(Self.prefix.count))
         let read = call.method == "GET" || call.method == "HEAD"
-        if read, Self.publicReads.contains(where: { Self.matches($0, path) }) { return .publicRead }
-        if read, Self.privateReads.contains(where: { Self.matches($0, path) }) { return .privateRead }
+        if read, Self.publicReads.contains(where: { ExchangeRules.matches($0, path) }) { return .publicRead }
+        if read, Self.privateReads.contains(where: { ExchangeRules.matches($0, path) }) { return .privateRead }
         if call.method == "POST", path == "/portfolio/orders" { return order(call.body) }
-        if call.method == "DELETE", Self.matches("/portfolio/orders/*", path) { return .cancel }
-        if call.method == "POST", Self.matches("/portfolio/orders/*/decrease", path) { return .cancel }
+        if call.method == "DELETE", ExchangeRules.matches("/portfolio/orders/*", path) { return .cancel }
+        if call.method == "POST", ExchangeRules.matches("/portfolio/orders/*/decrease", path) { return .cancel }
         return .unknown
-    }
-
-    /// `*` stands for one path segment.
-    static func matches(_ pattern: String, _ path: String) -> Bool {
-        let p = pattern.split(separator: "/"), s = path.split(separator: "/")
-        return p.count == s.count && zip(p, s).allSatisfy { $0 == "*" || $0 == $1 }
     }
 
     func order(_ body: Data) -> CallClass {

@@ -44,9 +44,9 @@ public struct PolymarketVenue: ExchangeVenue {
         if ExchangeRules.movesFunds(call) { return .fundMovement }
         let read = call.method == "GET" || call.method == "HEAD"
         let path = call.path
-        if read, Self.publicGets.contains(where: { KalshiVenue.matches($0, path) || ($0 == "/" && path == "/") }) { return .publicRead }
+        if read, Self.publicGets.contains(where: { ExchangeRules.matches($0, path) }) { return .publicRead }
         if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }
-        if read, Self.privateGets.contains(where: { KalshiVenue.matches($0, path) }) { return .privateRead }
+        if read, Self.privateGets.contains(where: { ExchangeRules.matches($0, path) }) { return .privateRead }
         if call.method == "POST", path == "/order" { return order(call.body) }
         if call.method == "POST", path == "/orders" { return batch(call.body) }
         if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") { return .walletAuth }
