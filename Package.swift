@@ -116,6 +116,7 @@ let package = Package(
                 "WardenVenues",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),

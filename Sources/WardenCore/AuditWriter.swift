@@ -1,48 +1,160 @@
 import Foundation
+import Logging
+import Synchronization
 import WardenStore
 
-/// Group commit for the gateway's audit rows: callers wait until their row is durable, and every row
-/// queued while a commit runs goes into the next commit together, so load costs one transaction per
-/// batch instead of one per request.
-public actor AuditWriter {
-    private let log: AuditLog
-    private let database: Database
-    private var queue: [(AuditEntry, CheckedContinuation<Void, any Error>)] = []
-    private var flushing = false
-    public private(set) var depth = 0
-    static let maxBatch = 512
-
-    public init(log: AuditLog, database: Database) {
-        self.log = log
-        self.database = database
+/// The gateway's audit rows, group-committed: every row queued while a commit runs goes into the next
+/// commit, so load costs one transaction per batch rather than one per call.
+///
+/// A caller either waits until its row is durable (`append`: calls that act on a venue account, before
+/// they are sent) or only queues it (`record`: reads, LLM calls and refusals, as they end), so such a
+/// call never waits for the disk. When a commit fails, waiting callers are told (their calls are not
+/// made), queued rows stay in order at the head of the queue and are retried, and `healthy` turns false
+/// until a commit succeeds again: the gateway makes no call it could not record meanwhile.
+public final class AuditWriter: Sendable {
+    fileprivate struct Pending: Sendable {
+        var entry: AuditEntry
+        var ticket: UInt64
+        var waiter: CheckedContinuation<Void, any Error>?
     }
 
-    /// Returns once the row is committed; throws if it could not be written.
+    fileprivate struct State: Sendable {
+        var queue: [Pending] = []
+        var draining = false
+        var failure: String?
+        var nextTicket: UInt64 = 1
+        /// Every row with a ticket up to this one is committed, or was dropped with its caller told.
+        var settledThrough: UInt64 = 0
+        var flushers: [(ticket: UInt64, waiter: CheckedContinuation<Void, Never>)] = []
+        var lastAt: Int64 = 0
+        var dropped = 0
+        /// Queued rows whose caller waits for them.
+        var waiting = 0
+    }
+
+    private let state = Mutex(State())
+    private let log: AuditLog
+    private let database: Database
+    private let logger: Logger
+    static let maxBatch = 1024
+    /// Rows waiting past this (the store has been failing for a long while) are dropped and counted.
+    static let maxQueue = 200_000
+    static let retryDelay = Duration.milliseconds(250)
+    /// How long rows nobody waits for gather before a commit, so light load does not cost a commit per row.
+    static let gatherDelay = Duration.milliseconds(2)
+
+    public init(log: AuditLog, database: Database, logger: Logger = Logger(label: "warden.audit")) {
+        self.log = log
+        self.database = database
+        self.logger = logger
+    }
+
+    /// Whether the last commit succeeded.
+    public var healthy: Bool { state.withLock { $0.failure == nil } }
+
+    /// Rows queued and not yet committed.
+    public var depth: Int { state.withLock { $0.queue.count } }
+
+    /// Queues a row; it is committed with the next batch. Never waits.
+    public func record(_ entry: AuditEntry) {
+        let start = state.withLock { s -> Bool in
+            guard s.queue.count < Self.maxQueue else { s.dropped += 1; return false }
+            s.push(entry, waiter: nil)
+            return s.claimDrain()
+        }
+        if start { Task { await drain() } }
+    }
+
+    /// Queues a row and returns once it is committed; throws if it could not be.
     public func append(_ entry: AuditEntry) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            queue.append((entry, continuation))
-            depth = queue.count
-            if !flushing {
-                flushing = true
-                Task { await self.drain() }
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
+            let start = state.withLock { s -> Bool in
+                s.push(entry, waiter: waiter)
+                return s.claimDrain()
             }
+            if start { Task { await drain() } }
+        }
+    }
+
+    /// Returns once every row queued before the call is committed (or at once while commits fail),
+    /// so a reader of the audit sees the calls that came before its request.
+    public func flush() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                let target = s.nextTicket - 1
+                guard target > s.settledThrough, s.failure == nil else { return true }
+                s.flushers.append((target, waiter))
+                return false
+            }
+            if ready { waiter.resume() }
         }
     }
 
     private func drain() async {
-        while !queue.isEmpty {
-            let batch = Array(queue.prefix(Self.maxBatch))
-            queue.removeFirst(batch.count)
-            depth = queue.count
-            let entries = batch.map(\.0)
+        while true {
+            if state.withLock({ $0.waiting == 0 && $0.queue.count < Self.maxBatch }) { try? await Task.sleep(for: Self.gatherDelay) }
+            guard let batch = state.withLock({ $0.takeBatch(Self.maxBatch) }) else { return }
             let log = self.log
             do {
-                try await database.transaction { db in try await log.append(entries, on: db) }
-                for (_, waiter) in batch { waiter.resume() }
+                try await database.transaction { db in try await log.append(batch.map(\.entry), on: db) }
+                for pending in batch { pending.waiter?.resume() }
+                resumeFlushers(state.withLock { $0.settle(through: batch.last!.ticket, failure: nil) })
             } catch {
-                for (_, waiter) in batch { waiter.resume(throwing: error) }
+                // Waiting callers refuse their calls; rows of calls already made go back to the front.
+                let kept = batch.filter { $0.waiter == nil }
+                for pending in batch { pending.waiter?.resume(throwing: error) }
+                let (flushers, dropped) = state.withLock { s in
+                    s.queue.insert(contentsOf: kept, at: 0)
+                    let through = kept.first.map { $0.ticket - 1 } ?? batch.last!.ticket
+                    let dropped = s.dropped
+                    s.dropped = 0
+                    return (s.settle(through: through, failure: String(describing: error)), dropped)
+                }
+                resumeFlushers(flushers)
+                logger.error("audit rows could not be committed; the gateway refuses calls until they are",
+                             metadata: ["queued": "\(kept.count)", "dropped": "\(dropped)", "error": "\(error)"])
+                try? await Task.sleep(for: Self.retryDelay)
             }
         }
-        flushing = false
+    }
+
+    private func resumeFlushers(_ flushers: [CheckedContinuation<Void, Never>]) {
+        for flusher in flushers { flusher.resume() }
+    }
+}
+
+extension AuditWriter.State {
+    mutating func push(_ entry: AuditEntry, waiter: CheckedContinuation<Void, any Error>?) {
+        var entry = entry
+        // Stamped in queue order, so times never run backwards along the chain.
+        lastAt = max(Clock.nowMillis(), lastAt)
+        entry.at = lastAt
+        queue.append(.init(entry: entry, ticket: nextTicket, waiter: waiter))
+        nextTicket += 1
+        if waiter != nil { waiting += 1 }
+    }
+
+    /// True when the caller must start the drain task.
+    mutating func claimDrain() -> Bool {
+        guard !draining else { return false }
+        draining = true
+        return true
+    }
+
+    mutating func takeBatch(_ limit: Int) -> [AuditWriter.Pending]? {
+        guard !queue.isEmpty else { draining = false; return nil }
+        let batch = queue.count <= limit ? queue : Array(queue.prefix(limit))
+        queue.removeFirst(batch.count)
+        waiting -= batch.count(where: { $0.waiter != nil })
+        return batch
+    }
+
+    /// Records progress; returns the flushers it released (all of them while commits fail).
+    mutating func settle(through ticket: UInt64, failure: String?) -> [CheckedContinuation<Void, Never>] {
+        settledThrough = max(settledThrough, ticket)
+        self.failure = failure
+        let released = flushers.filter { failure != nil || $0.ticket <= settledThrough }
+        flushers.removeAll { failure != nil || $0.ticket <= settledThrough }
+        return released.map(\.waiter)
     }
 }

@@ -57,6 +57,8 @@ public struct Gateway: Sendable {
     let database: Database
     let vault: Vault
     let agentKeys: AgentKeys
+    /// Resolved keys with their opened credentials; see `KeyCache`.
+    public let keys: KeyCache
     let rateLimiter = RateLimiter()
     let blocked: [String: [EndpointPattern]]
     public let trading: TradingPolicy
@@ -76,11 +78,12 @@ public struct Gateway: Sendable {
         database = services.database
         vault = services.vault
         agentKeys = services.agentKeys
+        keys = KeyCache(database: services.database)
         audit = AuditWriter(log: services.audit, database: services.database)
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
-        trading = TradingPolicy(config: config, database: services.database, profiles: services.profiles,
+        trading = TradingPolicy(config: config, database: services.database, profiles: services.profiles, keys: keys,
                                 prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit)
         goLive = GoLive(registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
                         profiles: services.profiles, audit: services.audit)
@@ -126,15 +129,22 @@ public struct Gateway: Sendable {
     }
 
     /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
-    /// own, or one shared with the owner at a level that covers the key's access. One store query.
+    /// own, or one shared with the owner at a level that covers the key's access. One store query, none
+    /// when the key is cached (the checks below run on every call either way).
     func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
         guard let presented = presentedKey(venue: venue, headers: headers) else {
             throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
+        guard presented.hasPrefix("wdn_"), presented.utf8.count < 200 else {
+            throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
+        }
+        let hash = agentKeys.hash(presented)
+        let cached = keys.entry(hash: hash, venue: venue.name)
         let resolved: ResolvedKey?
         do {
-            resolved = presented.hasPrefix("wdn_") && presented.utf8.count < 200
-                ? try await AgentKeyRepository(database).resolve(hash: agentKeys.hash(presented), venue: venue.name) : nil
+            if let cached { resolved = cached.resolved } else {
+                resolved = try await AgentKeyRepository(database).resolve(hash: hash, venue: venue.name)
+            }
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
         }
@@ -157,9 +167,11 @@ public struct Gateway: Sendable {
                 throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
             }
         }
+        if let cached { return (key, credential, cached.secret) }
         guard let secret = Credentials.open(credential, vault: vault) else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
         }
+        keys.store(KeyCache.Entry(resolved: resolved, secret: secret), hash: hash, venue: venue.name)
         return (key, credential, secret)
     }
 

@@ -6,6 +6,8 @@ import WardenStore
 /// `GET /audit?limit=&before=&action=`: the caller's rows, newest first (admins see every row).
 struct AuditController {
     let database: Database
+    /// Flushed first, so the caller sees the gateway calls made before its request.
+    let writer: AuditWriter
 
     struct Entry: Encodable {
         let seq: Int64
@@ -40,6 +42,7 @@ struct AuditController {
             let before = try Self.int(query["before"].map(String.init), name: "before", range: 1...Int.max).map(Int64.init)
             let action = query["action"].map(String.init)
             if let action, action.count > 64 { throw WardenError.invalid("action", "is too long") }
+            await writer.flush()
             let rows = try await AuditRepository(database).page(
                 visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: before, action: action, limit: limit)
             let entries = rows.map {

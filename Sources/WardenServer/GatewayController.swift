@@ -10,7 +10,8 @@ import WardenStore
 import WardenVenues
 
 /// `/proxy/{venue}/…`: identify the agent key, apply the policy, sign with the real credential, forward
-/// with both bodies streamed, and audit the decision before the response completes.
+/// with both bodies streamed, and audit every call: durably before it is sent when it can change
+/// something at the venue, otherwise (reads, LLM calls) as it ends, without waiting for the disk.
 struct GatewayController {
     let gateway: Gateway
     let client: HTTPClient
@@ -79,7 +80,7 @@ struct GatewayController {
             // LLM calls are read whole (they are small) to price them before they are sent.
             let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
             let info = dialect.inspect(original)
-            let prepared = dialect.prepare(original)
+            let prepared = dialect.prepare(original, streaming: info.stream)
             reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
             meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
             headers[.acceptEncoding] = "identity"  // usage is read from the body
@@ -91,7 +92,9 @@ struct GatewayController {
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
-        return try await relay(outgoing, request, Subject(admission), detail: [:], meter: meter) { [gateway] ending in
+        // A REST service call that is not a read may change something there: it is recorded before it is sent.
+        let acts = venue.usage == nil && !["GET", "HEAD", "OPTIONS"].contains(request.method.rawValue)
+        return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter) { [gateway] ending in
             guard let held else { return [:] }
             // Unsent or unanswered: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
             let used: TokenUsage? = switch ending {
@@ -99,7 +102,7 @@ struct GatewayController {
             case .answered(_, let failed, let usage): failed ? nil : usage
             }
             let cost = await gateway.settle(held, usage: used)
-            var detail = ["cost_usd": String(format: "%.6f", cost)]
+            var detail = ["cost_usd": Decimals.fixed(cost, places: 6)]
             if case .answered = ending, let usage = used { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
             return detail
         }
@@ -115,17 +118,15 @@ struct GatewayController {
         switch plan.route {
         case .answer(let status, let answer):
             let walletAuth = plan.audit["class"] == "wallet_auth"
-            do {
-                try await gateway.audit.append(entry(Subject(admission), action: walletAuth ? "gateway.result" : "gateway.simulate",
-                                                     outcome: walletAuth ? "forwarded" : "dry_run", request: request,
-                                                     extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
-            } catch {
-                throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written", key: admission.key)
-            }
+            gateway.audit.record(entry(Subject(admission), action: walletAuth ? "gateway.result" : "gateway.simulate",
+                                       outcome: walletAuth ? "forwarded" : "dry_run", request: request,
+                                       extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
             metrics.request(venue: venue.name, decision: walletAuth ? "forwarded" : "dry_run")
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
-            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, tickets: plan.reservations)
+            // Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
+            let reads = ["public_read", "private_read"].contains(plan.audit["class"] ?? "")
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads, tickets: plan.reservations)
         }
     }
 
@@ -138,19 +139,19 @@ struct GatewayController {
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
         return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
-                              detail: ["class": "public_read", "keyless": "true"], tickets: [])
+                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [])
     }
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
-              tickets: [String]) async throws -> Response {
+              durable: Bool, tickets: [String]) async throws -> Response {
         var outgoing = HTTPClientRequest(url: url)
         outgoing.method = HTTPMethod(rawValue: signed.method)
         var headers = signed.headers
         headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
-        return try await relay(outgoing, request, subject, detail: detail, meter: nil) { [gateway] ending in
+        return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil) { [gateway] ending in
             guard !tickets.isEmpty else { return [:] }
             // Never sent, or refused by the venue: the reservation goes back. No answer at all may still mean an
             // order, so it is kept.
@@ -165,15 +166,14 @@ struct GatewayController {
     }
 
     func collect(_ request: Request, limit: Int, key: AgentKeyRecord?) async throws(GatewayRefusal) -> Data {
-        var body = request.body
-        do { return Data(buffer: try await body.collect(upTo: limit)) } catch {
+        do { return Data(buffer: try await request.body.collect(upTo: limit)) } catch {
             throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: key)
         }
     }
 
     /// How a relayed call ended, for settling what it reserved.
     enum Ending: Sendable {
-        /// Nothing left Warden (the audit row could not be written).
+        /// Nothing left Warden (the call could not be recorded).
         case unsent
         /// Sent, but no response head came back: the venue may have acted on it.
         case unanswered
@@ -183,15 +183,21 @@ struct GatewayController {
 
     static let maxExchangeBodyBytes = 1024 * 1024
 
-    /// Audits the decision durably, sends, streams the answer back, and settles and audits the result
-    /// before the client has the last byte. `settle` gets how the call ended and returns details for the result row.
-    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], meter: UsageMeter?,
-               settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
+    struct AuditUnavailable: Error {}
+
+    /// Records the call (`durable`: waits until the record is on disk), sends it, streams the answer back,
+    /// and settles and records the result before the client has the last byte. `settle` gets how the call
+    /// ended and returns details for the result row.
+    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
+               meter: UsageMeter?, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue
         let started = ContinuousClock.now
-        // Fail closed: the decision is durable before anything leaves.
+        // Fail closed: no call leaves while its record could not be written.
         do {
-            try await gateway.audit.append(entry(subject, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
+            guard gateway.audit.healthy else { throw AuditUnavailable() }
+            if durable {
+                try await gateway.audit.append(entry(subject, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
+            }
         } catch {
             _ = await settle(.unsent)
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
@@ -240,7 +246,7 @@ struct GatewayController {
             result.merge(detail) { a, _ in a }
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
             metrics.request(venue: venue.name, decision: outcome)
-            try? await gateway.audit.append(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
+            gateway.audit.record(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
             if let failure { throw failure }
             if let last { try await writer.write(last) }
             try await writer.finish(nil)
@@ -259,7 +265,7 @@ struct GatewayController {
         }
         metrics.request(venue: venue.name, decision: outcome)
         let owner = refusal.key?.ownerID
-        try? await gateway.audit.append(AuditEntry(
+        gateway.audit.record(AuditEntry(
             actor: refusal.key.map { "key:\($0.id)" }, owner: owner, action: "gateway.refuse", target: venue.name, outcome: outcome,
             detail: ["method": method, "path": Self.auditPath(path), "status": String(refusal.status.code), "reason": refusal.reason]))
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
@@ -310,11 +316,12 @@ struct GatewayController {
     ]
     static let neverForwarded: Set<String> = ["x-warden-key", "cookie", "origin", "referer"]
 
+    static let alwaysStripped = hopByHop.union(neverForwarded).union(Gateway.methodOverrideHeaders)
+
     static func forwardableHeaders(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
-        let stripped = Set(venue.inboundAuthHeaders.map { $0.canonicalName }).union(hopByHop).union(neverForwarded)
-            .union(Gateway.methodOverrideHeaders)
+        let auth = venue.inboundAuthHeaders
         var out = HTTPFields()
-        for field in incoming where !stripped.contains(field.name.canonicalName) { out.append(field) }
+        for field in incoming where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) { out.append(field) }
         if let content = incoming[.contentLength] { out[.contentLength] = content }
         return out
     }
@@ -333,6 +340,6 @@ struct GatewayController {
 
     static func milliseconds(since start: ContinuousClock.Instant) -> String {
         let elapsed = ContinuousClock.now - start
-        return String(format: "%.1f", Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        return Decimals.fixed(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, places: 1)
     }
 }

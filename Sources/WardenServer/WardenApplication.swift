@@ -34,6 +34,8 @@ public struct ServerEnvironment: Sendable {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(10), read: timeout))
         configuration.decompression = .disabled
+        // One upstream connection per concurrent call (up to 64 per host) rather than queueing behind 8.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: httpClient))
     }
@@ -80,6 +82,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
         .addRoutes(to: router)
 
     let api = router.group("api/v1").add(middleware: ProblemMiddleware()).add(middleware: BodyLimitMiddleware(limit: limit))
+        .add(middleware: KeyCacheSyncMiddleware(keys: env.gateway.keys))
     OpenAPIController().addRoutes(to: api)
     let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
     auth.addPublicRoutes(to: api)
@@ -92,7 +95,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     PaperController(database: env.database, profiles: env.services.profiles).addRoutes(to: authenticated)
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
-    AuditController(database: env.database).addRoutes(to: authenticated)
+    AuditController(database: env.database, writer: env.gateway.audit).addRoutes(to: authenticated)
     UsageController(database: env.database, spend: env.gateway.spendBatch, profiles: env.services.profiles).addRoutes(to: authenticated)
     addDashboard(to: router, env)
     return router
@@ -100,7 +103,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
 
 /// The web dashboard at `/`: server-rendered pages behind a cookie session.
 func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
-    let web = router.group().add(middleware: WebHeadersMiddleware())
+    let web = router.group().add(middleware: WebHeadersMiddleware()).add(middleware: KeyCacheSyncMiddleware(keys: env.gateway.keys))
     let session = WebSession(accounts: env.services.accounts, vault: env.services.vault,
                              secureCookies: ProcessInfo.processInfo.environment["WARDEN_SECURE_COOKIES"] == "1")
     let app = WebApp(templates: env.templates, session: session, services: env.services, gateway: env.gateway)
@@ -131,7 +134,8 @@ public func buildApplication(
         services: [
             StoreService(database: env.database, logger: env.logger),
             UpstreamClientService(client: env.httpClient),
-            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch),
+            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit),
+            KeyCacheSyncService(keys: env.gateway.keys),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
@@ -147,10 +151,12 @@ struct UpstreamClientService: Service {
     }
 }
 
-/// Writes the gateway's `last_used_at` updates and unbudgeted LLM usage every second instead of per request.
+/// Writes the gateway's `last_used_at` updates and unbudgeted LLM usage every second instead of per
+/// request; at shutdown, also the audit rows still queued.
 struct UsageFlushService: Service {
     let touches: UsageTouches
     let spend: SpendBatch
+    let audit: AuditWriter
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -160,5 +166,39 @@ struct UsageFlushService: Service {
         }
         await touches.flush()
         await spend.flush()
+        await audit.flush()
+    }
+}
+
+/// Sees changes other processes (the CLI, a second server) make to keys, users, credentials, grants
+/// and profiles: the key cache drops what they made stale within `interval`.
+struct KeyCacheSyncService: Service {
+    let keys: KeyCache
+    static let interval = Duration.milliseconds(50)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await keys.sync()
+            try? await Task.sleep(for: Self.interval)
+        }
+    }
+}
+
+/// After any request that may change something (not GET/HEAD), the key cache syncs before the answer
+/// goes out: a key revoked, a user disabled or a credential rotated here is in force for the next call.
+struct KeyCacheSyncMiddleware: RouterMiddleware {
+    typealias Context = WardenContext
+    let keys: KeyCache
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method != .get, request.method != .head else { return try await next(request, context) }
+        do {
+            let response = try await next(request, context)
+            await keys.sync()
+            return response
+        } catch {
+            await keys.sync()
+            throw error
+        }
     }
 }

@@ -136,6 +136,8 @@ public struct ResolvedKey: Sendable {
     public var credential: CredentialRecord?
     /// The owner's grant on that credential when someone else owns it.
     public var grantAccess: String?
+    /// The store revision this was read at (see `StoreRevision`).
+    public var revision: Int64
 }
 
 extension AgentKeyRepository {
@@ -147,7 +149,7 @@ extension AgentKeyRepository {
                     c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
                     c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
                     c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-                    g.access AS grant_access
+                    g.access AS grant_access, (SELECT value FROM store_revision WHERE id = 1) AS store_revision
                 FROM agent_keys k
                 JOIN users u ON u.id = k.owner_id
                 LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
@@ -173,7 +175,8 @@ extension AgentKeyRepository {
             }
             let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
             return ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
-                               credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self))
+                               credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self),
+                               revision: try row.decode(column: "store_revision", as: Int64.self))
         }
     }
 }

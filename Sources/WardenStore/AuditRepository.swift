@@ -70,10 +70,10 @@ public struct AuditRepository: Sendable {
             }
             try await insert.run()
         }
-        try await db.raw("DELETE FROM audit_head WHERE id = 1").run()
         try await db.raw("""
             INSERT INTO audit_head (id, seq, mac, head_mac)
             VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)))
+            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, head_mac = excluded.head_mac
             """).run()
     }
 

@@ -1,14 +1,23 @@
 import Logging
 import SQLKit
 
-/// One numbered schema change. `{blob}` and `{double}` in a statement become the dialect's types.
+/// One numbered schema change. `{blob}` and `{double}` in a statement become the dialect's types;
+/// `dialectStatements` run after the shared ones, for what the two engines spell differently (triggers).
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let statements: [String]
+    public var dialectStatements: [SQLDialectKind: [String]] = [:]
+
+    init(version: Int, name: String, statements: [String], dialectStatements: [SQLDialectKind: [String]] = [:]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+        self.dialectStatements = dialectStatements
+    }
 
     func sql(for dialect: SQLDialectKind) -> [String] {
-        statements.map {
+        (statements + (dialectStatements[dialect] ?? [])).map {
             $0.replacingOccurrences(of: "{blob}", with: dialect == .sqlite ? "BLOB" : "BYTEA")
                 .replacingOccurrences(of: "{double}", with: dialect == .sqlite ? "REAL" : "DOUBLE PRECISION")
         }

@@ -200,5 +200,9 @@ enum Schema {
             """,
             "CREATE INDEX paper_orders_owner ON paper_orders (owner_id, created_at)",
         ]),
+        Migration(version: 6, name: "store revision for the gateway's caches", statements: [
+            "CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL)",
+            "INSERT INTO store_revision (id, value) VALUES (1, 0)",
+        ], dialectStatements: StoreRevision.triggers),
     ]
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import SQLKit
 
@@ -83,11 +84,18 @@ public struct SpendRepository: Sendable {
 
     /// The UTC day a timestamp falls on, as `YYYY-MM-DD`.
     public static func day(of date: Date = Date()) -> String {
+        let number = Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+        if let cached = lastDay.withLock({ $0 }), cached.number == number { return cached.text }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+        let text = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+        lastDay.withLock { $0 = (number, text) }
+        return text
     }
+
+    /// The last day named (every call on the gateway's path asks for today).
+    private static let lastDay = Mutex<(number: Int, text: String)?>(nil)
 }
 
 

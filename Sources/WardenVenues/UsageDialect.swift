@@ -12,20 +12,38 @@ public enum UsageDialect: Sendable {
     }
 
     public func inspect(_ body: Data) -> RequestInfo {
-        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+        guard let fields = try? JSONDecoder().decode(RequestFields.self, from: body) else {
             return RequestInfo(model: nil, maxOutputTokens: nil, stream: false)
         }
-        let ceiling = ["max_tokens", "max_completion_tokens", "max_output_tokens"].lazy
-            .compactMap { (object[$0] as? NSNumber)?.intValue }.first
-        return RequestInfo(model: object["model"] as? String, maxOutputTokens: ceiling,
-                           stream: (object["stream"] as? Bool) ?? false)
+        return RequestInfo(model: fields.model, maxOutputTokens: fields.maxTokens ?? fields.maxCompletionTokens ?? fields.maxOutputTokens,
+                           stream: fields.stream ?? false)
+    }
+
+    /// The request fields Warden reads; one of the wrong type counts as absent, like a missing one.
+    struct RequestFields: Decodable {
+        var model: String?
+        var maxTokens, maxCompletionTokens, maxOutputTokens: Int?
+        var stream: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case model, stream, maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", maxOutputTokens = "max_output_tokens"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            model = try? c.decodeIfPresent(String.self, forKey: .model)
+            maxTokens = try? c.decodeIfPresent(Int.self, forKey: .maxTokens)
+            maxCompletionTokens = try? c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
+            maxOutputTokens = try? c.decodeIfPresent(Int.self, forKey: .maxOutputTokens)
+            stream = try? c.decodeIfPresent(Bool.self, forKey: .stream)
+        }
     }
 
     /// For an OpenAI stream that does not ask for usage, asks for it (`stream_options.include_usage`),
     /// so the call can be priced; the extra usage chunk is removed again on the way back.
     /// Returns the body to send and whether the usage chunk must be stripped.
-    public func prepare(_ body: Data) -> (body: Data, stripUsageChunk: Bool) {
-        guard self == .openAI, var object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+    public func prepare(_ body: Data, streaming: Bool) -> (body: Data, stripUsageChunk: Bool) {
+        guard self == .openAI, streaming, var object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
               (object["stream"] as? Bool) == true
         else { return (body, false) }
         var options = object["stream_options"] as? [String: Any] ?? [:]
@@ -90,8 +108,8 @@ public struct UsageMeter: Sendable {
             pending = []
             return rest.isEmpty || observe(event: rest) ? rest : []
         }
-        if !copyOverflowed, let object = try? JSONSerialization.jsonObject(with: Data(copy)) as? [String: Any] {
-            usage = Self.usage(in: object, dialect: dialect, previous: nil)
+        if !copyOverflowed, let reported = try? JSONDecoder().decode(ReportedUsage.self, from: Data(copy)) {
+            usage = reported.tokens(dialect)
         }
         copy = []
         return []
@@ -132,6 +150,34 @@ public struct UsageMeter: Sendable {
             }
             if let output = usage["output_tokens"] as? NSNumber { result.output = output.intValue }
             return result
+        }
+    }
+
+    /// The usage of a whole (non-streamed) answer: `usage`, or Anthropic's `message.usage`.
+    struct ReportedUsage: Decodable {
+        struct Counts: Decodable {
+            var promptTokens, completionTokens, inputTokens, outputTokens, cacheCreationInputTokens, cacheReadInputTokens: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", inputTokens = "input_tokens",
+                     outputTokens = "output_tokens", cacheCreationInputTokens = "cache_creation_input_tokens",
+                     cacheReadInputTokens = "cache_read_input_tokens"
+            }
+        }
+        struct Message: Decodable { var usage: Counts? }
+        var usage: Counts?
+        var message: Message?
+
+        func tokens(_ dialect: UsageDialect) -> TokenUsage? {
+            switch dialect {
+            case .openAI:
+                guard let u = usage, (u.promptTokens ?? u.inputTokens) != nil || (u.completionTokens ?? u.outputTokens) != nil else { return nil }
+                return TokenUsage(input: u.promptTokens ?? u.inputTokens ?? 0, output: u.completionTokens ?? u.outputTokens ?? 0)
+            case .anthropic:
+                guard let u = usage ?? message?.usage, u.inputTokens != nil || u.outputTokens != nil else { return nil }
+                return TokenUsage(input: (u.inputTokens ?? 0) + (u.cacheCreationInputTokens ?? 0) + (u.cacheReadInputTokens ?? 0),
+                                  output: u.outputTokens ?? 0)
+            }
         }
     }
 

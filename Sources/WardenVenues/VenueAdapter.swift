@@ -35,7 +35,9 @@ extension VenueAdapter {
 enum BearerToken {
     static func from(_ headers: HTTPFields) -> String? {
         guard let value = headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
-        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let token = value.dropFirst(7)
+        guard let first = token.firstIndex(where: { !$0.isWhitespace }), let last = token.lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(token[first...last])
     }
 }
 

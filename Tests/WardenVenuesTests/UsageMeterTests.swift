@@ -56,13 +56,13 @@ import Testing
     @Test func requestsAreInspectedAndStreamsAskedForUsage() throws {
         let body = Data(#"{"model":"m","max_tokens":50,"stream":true,"messages":[]}"#.utf8)
         #expect(UsageDialect.openAI.inspect(body) == .init(model: "m", maxOutputTokens: 50, stream: true))
-        let prepared = UsageDialect.openAI.prepare(body)
+        let prepared = UsageDialect.openAI.prepare(body, streaming: true)
         #expect(prepared.stripUsageChunk)
         let object = try JSONSerialization.jsonObject(with: prepared.body) as? [String: Any]
         #expect((object?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
         let asked = Data(#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#.utf8)
-        #expect(UsageDialect.openAI.prepare(asked) == (asked, false))
-        #expect(UsageDialect.anthropic.prepare(body).stripUsageChunk == false)
+        #expect(UsageDialect.openAI.prepare(asked, streaming: true) == (asked, false))
+        #expect(UsageDialect.anthropic.prepare(body, streaming: true).stripUsageChunk == false)
         #expect(UsageDialect.openAI.inspect(Data("garbage".utf8)) == .init(model: nil, maxOutputTokens: nil, stream: false))
     }
 

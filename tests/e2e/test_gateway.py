@@ -174,15 +174,15 @@ def test_budget_holds_under_concurrency(world):
             model="unpriced-model", messages=[{"role": "user", "content": "x"}], max_tokens=1)
 
 
-def raw(world, method, path, key, headers=None, host=None):
+def raw(world, method, path, key, headers=None, host=None, body=b""):
     conn = http.client.HTTPConnection("127.0.0.1", world["server"].port, timeout=10)
     conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
     conn.putheader("Host", host or f"127.0.0.1:{world['server'].port}")
     conn.putheader("X-Api-Token", f"token {key}")
     for k, v in (headers or {}).items():
         conn.putheader(k, v)
-    conn.putheader("Content-Length", "0")
-    conn.endheaders()
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body or None)
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -296,11 +296,18 @@ def test_gateway_audit_and_no_secret_leaks(world):
     agent = world["key"]()["key"]
     openai_client(world, agent).chat.completions.create(model=MODEL, messages=[], max_tokens=2)
     raw(world, "DELETE", "/proxy/fake/repos/acme", agent)
+    raw(world, "POST", "/proxy/fake/repos/acme/issues", agent, body=b'{"title": "t"}')
+    # Read as soon as the calls returned: the audit endpoint waits for the rows queued before it.
     entries = requests.get(world["api"] + "/audit?limit=50", headers=world["auth"]).json()["entries"]
-    actions = [(e["action"], e["outcome"]) for e in entries]
-    assert ("gateway.forward", "allowed") in actions and ("gateway.result", "forwarded") in actions
-    assert ("gateway.refuse", "refused") in actions
-    result = next(e for e in entries if e["action"] == "gateway.result")
+    actions = [(e["action"], e["outcome"], json.loads(e["detail"] or "{}").get("path")) for e in entries]
+    # An LLM call is one row, written as it ends; a service call that may change something is also
+    # recorded (durably) before it is sent.
+    assert ("gateway.result", "forwarded", "/v1/chat/completions") in actions
+    assert ("gateway.forward", "allowed", "/v1/chat/completions") not in actions
+    assert ("gateway.forward", "allowed", "/repos/acme/issues") in actions
+    assert ("gateway.result", "forwarded", "/repos/acme/issues") in actions
+    assert ("gateway.refuse", "refused", "/repos/acme") in actions
+    result = next(e for e in entries if e["action"] == "gateway.result" and "chat" in e["detail"])
     detail = json.loads(result["detail"])
     assert detail["status"] == "200" and float(detail["ms"]) >= 0 and detail["output_tokens"] == "2"
     server = world["server"]
@@ -315,30 +322,74 @@ def test_gateway_audit_and_no_secret_leaks(world):
 
 def test_audit_fails_closed(world):
     agent = world["key"]()["key"]
-    fake = world["upstreams"]["openai"]
+    fake, service = world["upstreams"]["openai"], world["upstreams"]["service"]
     client = openai_client(world, agent)
     client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
-    before = len(fake.requests)
     import sqlite3
     with sqlite3.connect(world["data"] / "warden.db") as db:
         db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(FAIL, 'audit disk full'); END")
-    with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
-    assert caught.value.status_code == 503
-    assert len(fake.requests) == before, "a call was forwarded without its audit row"
+    # A call that may change something waits for its record: refused, never sent.
+    writes = len(service.requests)
+    status, _ = raw(world, "POST", "/proxy/fake/repos/acme/issues", agent, body=b'{"title": "t"}')
+    assert status == 503 and len(service.requests) == writes, "a write was forwarded without its audit row"
+    # An LLM call is recorded as it ends; once a commit has failed, the next ones are refused unsent.
+    deadline = time.time() + 5
+    while True:
+        before = len(fake.requests)
+        try:
+            client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+        except openai.APIStatusError as refused:
+            assert refused.status_code == 503 and len(fake.requests) == before
+            break
+        assert time.time() < deadline, "LLM calls kept going out while the audit could not be written"
+        time.sleep(0.05)
+    answered = len(fake.requests)
     with sqlite3.connect(world["data"] / "warden.db") as db:
         db.execute("DROP TRIGGER refuse_audit")
-    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
-    assert len(fake.requests) == before + 1
+    # The rows of calls made meanwhile were kept and are committed on a retry; then calls pass again.
+    deadline = time.time() + 5
+    while True:
+        try:
+            assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+            break
+        except openai.APIStatusError:
+            assert time.time() < deadline, "the gateway did not recover once the audit could be written"
+            time.sleep(0.1)
+    entries = requests.get(world["api"] + "/audit?limit=500", headers=world["auth"]).json()["entries"]
+    results = [e for e in entries if e["action"] == "gateway.result" and e["target"] == "openai"]
+    assert len(results) == len(fake.requests), f"{len(results)} result rows for {len(fake.requests)} calls sent"
+    assert len(fake.requests) == answered + 1
+    verified = warden("audit", "verify", "--data-dir", str(world["data"]), env=world["env"])
+    assert verified.returncode == 0, verified.stderr
 
 
 def test_a_disabled_owners_keys_stop_at_once(world):
     agent = world["key"]()["key"]
     client = openai_client(world, agent)
-    assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    for _ in range(3):  # the key is now in the server's cache
+        assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    fake = world["upstreams"]["openai"]
     disabled = warden("user", "disable", "agent-owner@example.com", "--data-dir", str(world["data"]),
                       "--config", str(world["config"]), env=world["env"])
     assert disabled.returncode == 0, disabled.stderr
+    # Another process (the CLI) made the change: the server's key cache sees it within its 50 ms poll.
+    stopped_at = time.time()
+    sent = len(fake.requests)
+    while True:
+        try:
+            client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+        except openai.AuthenticationError:
+            break
+        assert time.time() - stopped_at < 0.5, "a disabled owner's key still worked 0.5 s later"
+    assert len(fake.requests) - sent <= 10
+
+
+def test_a_key_revoked_through_the_api_stops_on_the_next_call(world):
+    made = world["key"]()
+    client = openai_client(world, made["key"])
+    for _ in range(3):
+        assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    assert requests.delete(world["api"] + f"/agent-keys/{made['id']}", headers=world["auth"]).status_code == 204
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
 

@@ -30,10 +30,13 @@ public struct TradingPolicy: Sendable {
     let prices: PriceFeed
     let credentials: Credentials
     let audit: AuditWriter
+    let keys: KeyCache
     let allowed: [String: [EndpointPattern]]
 
-    init(config: WardenConfig, database: Database, profiles: Profiles, prices: PriceFeed, credentials: Credentials, audit: AuditWriter) {
+    init(config: WardenConfig, database: Database, profiles: Profiles, keys: KeyCache, prices: PriceFeed, credentials: Credentials,
+         audit: AuditWriter) {
         self.audit = audit
+        self.keys = keys
         self.config = config
         self.database = database
         self.profiles = profiles
@@ -122,6 +125,7 @@ public struct TradingPolicy: Sendable {
         do { try await credentials.merge(fields, intoCredential: admission.credentialID, byKey: key) } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the minted credentials could not be stored", key: key)
         }
+        await keys.sync()  // the next call signs with the minted credentials
         // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
         let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
         return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),

@@ -17,6 +17,7 @@ struct WebActivityPages {
             let venue = query["venue"].map(String.init) ?? ""
             let decision = query["decision"].map(String.init) ?? ""
             let day = query["day"].map(String.init).flatMap { $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil }
+            await app.gateway.audit.flush()
             let rows = try await AuditRepository(app.services.database).page(
                 visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: nil, action: nil, limit: 500)
             let shown = rows.filter { row in

@@ -1,0 +1,55 @@
+import Synchronization
+import WardenStore
+
+/// Agent keys as the gateway resolved them, with their credential already opened, so a call needs no
+/// store query and no decryption. Every entry carries the store revision it was read at (see
+/// `StoreRevision`); once the revision moves, all entries go. The server syncs after each change it
+/// makes itself, and polls for changes made by other processes (the CLI, a second server).
+public final class KeyCache: Sendable {
+    struct Entry: Sendable {
+        let resolved: ResolvedKey
+        let secret: [String: String]
+    }
+
+    private struct State {
+        /// The revision the entries were read at; nil while unknown (nothing is cached then).
+        var revision: Int64?
+        var entries: [String: Entry] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let database: Database
+    static let capacity = 10_000
+
+    public init(database: Database) { self.database = database }
+
+    func entry(hash: String, venue: String) -> Entry? {
+        state.withLock { $0.entries[hash + "|" + venue] }
+    }
+
+    /// Keeps an entry read at the current revision; a newer revision first drops every older entry.
+    func store(_ entry: Entry, hash: String, venue: String) {
+        state.withLock { s in
+            if let current = s.revision, entry.resolved.revision > current {
+                s.entries.removeAll(keepingCapacity: true)
+                s.revision = entry.resolved.revision
+            }
+            guard entry.resolved.revision == s.revision else { return }
+            if s.entries.count >= Self.capacity { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[hash + "|" + venue] = entry
+        }
+    }
+
+    /// Reads the store revision and drops what it made stale. If the store cannot be read, everything
+    /// is dropped and nothing is cached until it can: the gateway then asks the store on every call.
+    public func sync() async {
+        let revision = try? await StoreRevision.read(database)
+        state.withLock { s in
+            guard revision == nil || revision != s.revision else { return }
+            s.entries.removeAll(keepingCapacity: true)
+            s.revision = revision
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+}

@@ -1,0 +1,42 @@
+import SQLKit
+
+/// A counter that every change to what the gateway decides on moves forward: keys and their bindings,
+/// users (disabled), credentials (sealed secret, owner), grants and profiles. Triggers bump it in the
+/// changing transaction, whichever process writes (a server, a second server, the CLI), so a cache
+/// tagged with the revision it was read at knows when it is stale. `last_used_at` writes do not count.
+public enum StoreRevision {
+    /// Tables and the columns whose update counts (inserts and deletes always count).
+    static let watched: [(table: String, columns: [String])] = [
+        ("agent_keys", ["owner_id", "key_hash", "access", "expires_at", "revoked_at", "daily_budget_usd", "parent_id"]),
+        ("agent_key_credentials", ["agent_key_id", "credential_id", "venue"]),
+        ("users", ["disabled"]),
+        ("credentials", ["owner_id", "venue", "nonce", "ciphertext", "wrapped_dek", "kek_version"]),
+        ("grants", ["credential_id", "grantee_id", "access"]),
+        ("profiles", ["min_net_edge_cents", "max_leg_usd", "daily_cap_usd", "allow_live_trading", "starting_balance_usd",
+                      "fee_bps", "slippage_bps", "live_venues"]),
+    ]
+
+    static let bump = "UPDATE store_revision SET value = value + 1 WHERE id = 1"
+
+    static var triggers: [SQLDialectKind: [String]] {
+        var sqlite: [String] = []
+        var postgres = ["CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"]
+        for (table, columns) in watched {
+            for (event, name) in [("INSERT", "insert"), ("DELETE", "delete"), ("UPDATE OF \(columns.joined(separator: ", "))", "update")] {
+                sqlite.append("CREATE TRIGGER revision_\(table)_\(name) AFTER \(event) ON \(table) BEGIN \(bump); END")
+            }
+            postgres.append("""
+                CREATE TRIGGER revision_\(table) AFTER INSERT OR DELETE OR UPDATE OF \(columns.joined(separator: ", ")) ON \(table)
+                FOR EACH STATEMENT EXECUTE FUNCTION warden_bump_revision()
+                """)
+        }
+        return [.sqlite: sqlite, .postgres: postgres]
+    }
+
+    /// The current revision.
+    public static func read(_ database: Database) async throws -> Int64 {
+        try await database.withConnection { db in
+            try await db.raw("SELECT value FROM store_revision WHERE id = 1").first(decodingColumn: "value", as: Int64.self) ?? 0
+        }
+    }
+}
