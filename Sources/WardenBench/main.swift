@@ -70,19 +70,28 @@ struct WardenBench {
         let (_, key) = try await services.agentKeys.create(principal, name: "b", credentialIDs: [credential.id], access: "trade", expiresInDays: nil)
 
         let lookups = 20_000
+        let looked = try await Task.detached {
+            let start = ContinuousClock.now
+            for _ in 0..<lookups { _ = try await services.agentKeys.lookup(key) }
+            return ContinuousClock.now - start
+        }.value
+        report("agent_key_lookup_sqlite", iterations: lookups, elapsed: looked)
         var start = ContinuousClock.now
-        for _ in 0..<lookups { _ = try await services.agentKeys.lookup(key) }
-        report("agent_key_lookup_sqlite", iterations: lookups, elapsed: ContinuousClock.now - start)
 
         // What the gateway does per call: the key from the cache (its credential already opened) and the policy checks.
         let gateway = Gateway(services: services, config: WardenConfig(), caller: NoUpstream())
+        await gateway.keys.sync()  // the server's poll does this at start
         let headers: HTTPFields = [.authorization: "Bearer \(key)"]
         let admissions = 200_000
-        start = ContinuousClock.now
-        for _ in 0..<admissions {
-            _ = try await gateway.admit(venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers)
-        }
-        report("gateway_admission_cached_key", iterations: admissions, elapsed: ContinuousClock.now - start)
+        // Off the main actor, as the server's handlers are (a hop to it and back per call would dominate).
+        let admitted = try await Task.detached {
+            let start = ContinuousClock.now
+            for _ in 0..<admissions {
+                _ = try await gateway.admit(venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers)
+            }
+            return ContinuousClock.now - start
+        }.value
+        report("gateway_admission_cached_key", iterations: admissions, elapsed: admitted)
 
         let writer = AuditWriter(log: services.audit, database: database)
         // The gateway's path: rows queued as calls end, group-committed behind them.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTPTypes
 import WardenCrypto
 import WardenStore
@@ -103,7 +104,7 @@ public struct Gateway: Sendable {
         }
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
-        await touches.record(keyID: key.id, credentialID: credentialID)
+        touches.record(keyID: key.id, credentialID: credentialID)
         return Admission(venue: venue, key: key, presentedKey: presented, credentialID: credentialID,
                          ownsCredential: credential.ownerID == key.ownerID,
                          secret: secret, path: path, upstreamURL: url)
@@ -229,7 +230,7 @@ public struct Gateway: Sendable {
     public func settle(_ reservation: Reservation, usage: TokenUsage?) async -> Double {
         let cost = usage.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? 0 } ?? reservation.amount
         guard reservation.budgeted else {
-            await spendBatch.add(SpendDelta(keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
+            spendBatch.add(SpendDelta(keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
                                             inputTokens: Int64(usage?.input ?? 0), outputTokens: Int64(usage?.output ?? 0), spentUSD: cost))
             return cost
         }
@@ -246,38 +247,46 @@ public struct Gateway: Sendable {
     }
 }
 
-/// Remembers which keys and credentials were used, and writes `last_used_at` in batches.
-public actor UsageTouches {
-    private var keys: [String: Int64] = [:]
-    private var credentials: [String: Int64] = [:]
+/// Remembers which keys and credentials were used, and writes `last_used_at` in batches. A lock, not an
+/// actor: every gateway call records here, and an actor hop per call costs a thread switch.
+public final class UsageTouches: Sendable {
+    private let pending = Mutex<(keys: [String: Int64], credentials: [String: Int64])>(([:], [:]))
     let repository: AgentKeyRepository
 
     init(repository: AgentKeyRepository) { self.repository = repository }
 
     func record(keyID: String, credentialID: String) {
         let now = Clock.nowMillis()
-        keys[keyID] = now
-        credentials[credentialID] = now
+        pending.withLock {
+            $0.keys[keyID] = now
+            $0.credentials[credentialID] = now
+        }
     }
 
     /// Writes what was recorded since the last flush.
     public func flush() async {
+        let (keys, credentials) = pending.withLock { state in
+            defer { state = ([:], [:]) }
+            return state
+        }
         guard !keys.isEmpty || !credentials.isEmpty else { return }
-        let (k, c) = (keys, credentials)
-        keys = [:]
-        credentials = [:]
-        try? await repository.touch(keys: k, credentials: c)
+        try? await repository.touch(keys: keys, credentials: credentials)
     }
 }
 
 /// Usage of unbudgeted LLM calls, summed in memory and written in batches (no store write per call).
-public actor SpendBatch {
-    private var pending: [String: SpendDelta] = [:]
+/// A lock rather than an actor, for the same reason as `UsageTouches`.
+public final class SpendBatch: Sendable {
+    private let pending = Mutex<[String: SpendDelta]>([:])
     let repository: SpendRepository
 
     init(repository: SpendRepository) { self.repository = repository }
 
     func add(_ delta: SpendDelta) {
+        pending.withLock { Self.add(delta, to: &$0) }
+    }
+
+    private static func add(_ delta: SpendDelta, to pending: inout [String: SpendDelta]) {
         let key = "\(delta.keyID)|\(delta.venue)|\(delta.day)"
         guard var sum = pending[key] else { pending[key] = delta; return }
         sum.requests += delta.requests
@@ -289,11 +298,13 @@ public actor SpendBatch {
 
     /// Writes what was summed since the last flush.
     public func flush() async {
-        guard !pending.isEmpty else { return }
-        let deltas = Array(pending.values)
-        pending = [:]
+        let deltas = pending.withLock { state in
+            defer { state = [:] }
+            return Array(state.values)
+        }
+        guard !deltas.isEmpty else { return }
         do { try await repository.add(deltas) } catch {
-            for delta in deltas { add(delta) }  // keep it for the next flush
+            pending.withLock { state in for delta in deltas { Self.add(delta, to: &state) } }  // kept for the next flush
         }
     }
 }
