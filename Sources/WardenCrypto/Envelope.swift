@@ -48,19 +48,17 @@ public enum Envelope {
         _ sealed: SealedSecret, identity: SecretIdentity, kek: MasterKey
     ) throws(CryptoError) -> SecretBytes {
         guard sealed.kekVersion == kek.version else { throw .unknownKEKVersion(sealed.kekVersion) }
-        guard sealed.ciphertext.count >= 16 else { throw .openFailed }
+        guard sealed.ciphertext.count >= 16, sealed.nonce.count == 12 else { throw .openFailed }
         let aad = identity.associatedData
         do {
             var dekBytes = try AES.GCM.open(AES.GCM.SealedBox(combined: sealed.wrappedKey), using: kek.wrappingKey, authenticating: aad)
             defer { dekBytes.resetBytes(in: 0..<dekBytes.count) }
             let dek = SymmetricKey(data: dekBytes)
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: sealed.nonce),
-                ciphertext: sealed.ciphertext.dropLast(16),
-                tag: sealed.ciphertext.suffix(16))
+            let box = try AES.GCM.SealedBox(combined: sealed.nonce + sealed.ciphertext)
             var plain = try AES.GCM.open(box, using: dek, authenticating: aad)
             defer { plain.resetBytes(in: 0..<plain.count) }
-            return SecretBytes(copying: plain)
+            // Zeroed on release, not locked: callers decode it into ordinary memory straight away.
+            return SecretBytes(copying: plain, lock: false)
         } catch {
             throw .openFailed
         }

@@ -13,12 +13,15 @@ public final class SecretBytes: @unchecked Sendable {
 
     public var count: Int { exactCount }
 
-    /// Copies `bytes` into a fresh locked buffer. The caller remains responsible for its own copy.
-    public init<Bytes: Collection>(copying bytes: Bytes) where Bytes.Element == UInt8 {
+    /// Copies `bytes` into a fresh buffer, locked unless `lock` is false. The caller remains responsible
+    /// for its own copy. Unlocked buffers are for transient plaintext that is decoded into ordinary
+    /// memory at once (an opened credential): locking it would protect nothing, and each lock splits the
+    /// process's memory map, which costs more than the decryption.
+    public init<Bytes: Collection>(copying bytes: Bytes, lock: Bool = true) where Bytes.Element == UInt8 {
         let size = max(bytes.count, 1)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        locked = mlock(buffer.baseAddress, size) == 0
+        locked = lock && mlock(buffer.baseAddress, size) == 0
         _ = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes.count]).initializeMemory(as: UInt8.self, from: bytes)
         exactCount = bytes.count
     }

@@ -16,12 +16,14 @@ public struct SecretIdentity: Sendable, Equatable {
     }
 
     /// Length-prefixed fields, so no two identities encode to the same bytes.
-    public var associatedData: Data {
-        var out = Data("warden.secret.v1".utf8)
-        for field in [kind, id, owner, venue] {
-            let bytes = Data(field.utf8)
-            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out.append(contentsOf: $0) }
-            out.append(bytes)
+    public var associatedData: [UInt8] {
+        let fields = [kind, id, owner, venue]
+        var out: [UInt8] = []
+        out.reserveCapacity(16 + fields.reduce(0) { $0 + 4 + $1.utf8.count })
+        out += "warden.secret.v1".utf8
+        for field in fields {
+            withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { out += $0 }
+            out += field.utf8
         }
         return out
     }
