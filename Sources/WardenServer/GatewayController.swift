@@ -14,7 +14,7 @@ import WardenVenues
 /// something at the venue, otherwise (reads, LLM calls) as it ends, without waiting for the disk.
 struct GatewayController {
     let gateway: Gateway
-    let client: HTTPClient
+    let clients: UpstreamClients
     let metrics: GatewayMetrics
     let allowedHosts: Set<String>
 
@@ -36,13 +36,14 @@ struct GatewayController {
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
         do {
             try checkBrowser(request)
+            let client = clients.client(for: context.eventLoop)
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
-                return try await publicRead(request, exchange, rawPath: rawPath)
+                return try await publicRead(request, exchange, rawPath: rawPath, via: client)
             }
             let admission = try await gateway.admit(
                 venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
-            if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange) }
-            return try await forward(request, admission, context: context)
+            if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange, via: client) }
+            return try await forward(request, admission, via: client)
         } catch let refusal as GatewayRefusal {
             return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath)
         } catch {
@@ -67,7 +68,7 @@ struct GatewayController {
     // MARK: forwarding
 
     /// LLM and REST-service calls: the body streams through (LLM bodies are read whole to price them).
-    func forward(_ request: Request, _ admission: Admission, context: WardenContext) async throws -> Response {
+    func forward(_ request: Request, _ admission: Admission, via client: HTTPClient) async throws -> Response {
         let venue = admission.venue
         var outgoing = HTTPClientRequest(url: admission.upstreamURL)
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
@@ -94,7 +95,7 @@ struct GatewayController {
         let held = reservation
         // A REST service call that is not a read may change something there: it is recorded before it is sent.
         let acts = venue.usage == nil && !["GET", "HEAD", "OPTIONS"].contains(request.method.rawValue)
-        return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter) { [gateway] ending in
+        return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, via: client) { [gateway] ending in
             guard let held else { return [:] }
             // Unsent or unanswered: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
             let used: TokenUsage? = switch ending {
@@ -110,7 +111,7 @@ struct GatewayController {
 
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
-    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue) async throws -> Response {
+    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, via client: HTTPClient) async throws -> Response {
         let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes), key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
@@ -126,32 +127,33 @@ struct GatewayController {
         case .forward(let signed, let url):
             // Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
             let reads = ["public_read", "private_read"].contains(plan.audit["class"] ?? "")
-            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads, tickets: plan.reservations)
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads, tickets: plan.reservations,
+                                  via: client)
         }
     }
 
     /// Public market data from an SDK that sends no key for it (py-clob-client): forwarded with no
     /// credential at all, and only for calls the venue's adapter classifies as public.
-    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String) async throws -> Response {
+    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, via client: HTTPClient) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
         let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
         return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
-                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [])
+                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [], via: client)
     }
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
-              durable: Bool, tickets: [String]) async throws -> Response {
+              durable: Bool, tickets: [String], via client: HTTPClient) async throws -> Response {
         var outgoing = HTTPClientRequest(url: url)
         outgoing.method = HTTPMethod(rawValue: signed.method)
         var headers = signed.headers
         headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
-        return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil) { [gateway] ending in
+        return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil, via: client) { [gateway] ending in
             guard !tickets.isEmpty else { return [:] }
             // Never sent, or refused by the venue: the reservation goes back. No answer at all may still mean an
             // order, so it is kept.
@@ -189,7 +191,7 @@ struct GatewayController {
     /// and settles and records the result before the client has the last byte. `settle` gets how the call
     /// ended and returns details for the result row.
     func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
-               meter: UsageMeter?, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
+               meter: UsageMeter?, via client: HTTPClient, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: no call leaves while its record could not be written.

@@ -13,7 +13,9 @@ public struct ServerEnvironment: Sendable {
     public var settings: ServeSettings
     public var services: WardenServices
     public var gateway: Gateway
-    public var httpClient: HTTPClient
+    /// Upstream clients, one per event loop (see `UpstreamClients`); shut them down after use.
+    public let upstreams: UpstreamClients
+    public var httpClient: HTTPClient { upstreams.shared }
     let metrics = GatewayMetrics()
     public var logger: Logger
     /// The dashboard's pages and its stylesheet and script.
@@ -36,8 +38,8 @@ public struct ServerEnvironment: Sendable {
         configuration.decompression = .disabled
         // One upstream connection per concurrent call (up to 64 per host) rather than queueing behind 8.
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: httpClient))
+        upstreams = UpstreamClients(configuration: configuration)
+        gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: upstreams.shared))
     }
 
     /// The templates and static files bundled with the server, read once at startup.
@@ -78,7 +80,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     router.add(middleware: AccessLogMiddleware())
     HealthController(database: env.database, vault: env.services.vault).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
-    GatewayController(gateway: env.gateway, client: env.httpClient, metrics: env.metrics, allowedHosts: env.allowedHosts)
+    GatewayController(gateway: env.gateway, clients: env.upstreams, metrics: env.metrics, allowedHosts: env.allowedHosts)
         .addRoutes(to: router)
 
     let api = router.group("api/v1").add(middleware: ProblemMiddleware()).add(middleware: BodyLimitMiddleware(limit: limit))
@@ -133,7 +135,7 @@ public func buildApplication(
             serverName: "warden"),
         services: [
             StoreService(database: env.database, logger: env.logger),
-            UpstreamClientService(client: env.httpClient),
+            UpstreamClientService(clients: env.upstreams),
             UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit),
             KeyCacheSyncService(keys: env.gateway.keys),
         ],
@@ -141,13 +143,13 @@ public func buildApplication(
         logger: env.logger)
 }
 
-/// Shuts the upstream client down once the server has drained.
+/// Shuts the upstream clients down once the server has drained.
 struct UpstreamClientService: Service {
-    let client: HTTPClient
+    let clients: UpstreamClients
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        try await clients.shutdown()
     }
 }
 

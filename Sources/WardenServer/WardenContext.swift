@@ -9,10 +9,13 @@ public struct WardenContext: RequestContext {
     public var principal: Principal?
     /// The peer's IP address (for login throttling), or "unknown".
     public let clientAddress: String
+    /// The event loop serving the connection (gateway calls go out on a client of the same loop).
+    public let eventLoop: any EventLoop
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        eventLoop = source.channel.eventLoop
     }
 
     /// The authenticated caller; routes behind `AuthMiddleware` always have one.

@@ -38,7 +38,7 @@ final class APIHarness: @unchecked Sendable {
     }
 
     func close() async throws {
-        try await env.httpClient.shutdown()
+        try await env.upstreams.shutdown()
         try await env.database.close()
     }
 }

@@ -37,13 +37,13 @@ import WardenStore
                 #expect(health.status == "ok" && health.vault == "unsealed" && health.store == "ok")
             }
         }
-        try await env.httpClient.shutdown()
+        try await env.upstreams.shutdown()
         try await env.database.close()
     }
 
     @Test func unavailableWhenTheStoreIsGone() async throws {
         let env = try await Self.environment()
-        try await env.httpClient.shutdown()
+        try await env.upstreams.shutdown()
         try await env.database.close()
         let app = Application(router: buildRouter(env))
         try await app.test(.router) { client in
@@ -67,7 +67,7 @@ import WardenStore
                 #expect(body.contains("1024 bytes"))
             }
         }
-        try await env.httpClient.shutdown()
+        try await env.upstreams.shutdown()
         try await env.database.close()
     }
 }

@@ -27,6 +27,10 @@ struct WardenBench {
     }
 
     static func main() async throws {
+        let arguments = CommandLine.arguments
+        if arguments.count == 4, arguments[1] == "floor-proxy", let port = Int(arguments[2]) {
+            return try await FloorProxy.run(port: port, upstream: arguments[3])
+        }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let kek = MasterKey.generate()
