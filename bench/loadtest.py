@@ -73,7 +73,10 @@ http {{
 
 def wrk(url, connections, duration, script, env):
     cmd = ["wrk", "-t", "2" if connections > 1 else "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", script, url]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60)
+    out = run.stdout
+    if not re.search(r"Requests/sec:", out):
+        raise RuntimeError(f"wrk gave no figures for {url}: {out} {run.stderr}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     def pct(p):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)

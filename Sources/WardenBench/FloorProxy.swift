@@ -17,9 +17,7 @@ enum FloorProxy {
             var outgoing = HTTPClientRequest(url: upstream + request.uri.path)
             outgoing.method = .POST
             outgoing.headers.add(name: "Content-Type", value: request.headers[.contentType] ?? "application/json")
-            if let length = request.headers[.contentLength].flatMap(Int64.init) {
-                outgoing.body = .stream(request.body, length: .known(length))
-            }
+            outgoing.body = .bytes(try await request.body.collect(upTo: 1 << 20))  // read whole, as Warden does
             let answer = try await client.execute(outgoing, timeout: .seconds(30))
             return Response(status: .init(code: Int(answer.status.code)), headers: [.contentType: "application/json"],
                             body: ResponseBody { writer in

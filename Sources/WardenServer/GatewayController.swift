@@ -86,10 +86,13 @@ struct GatewayController {
             meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
             headers[.acceptEncoding] = "identity"  // usage is read from the body
             if !prepared.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: prepared.body)) }
-        } else if let length = request.headers[.contentLength].flatMap(Int64.init), length > 0 {
-            outgoing.body = .stream(request.body, length: .known(length))
-        } else if request.headers[.transferEncoding] != nil {
-            outgoing.body = .stream(request.body, length: .unknown)
+        } else if request.headers[.contentLength].flatMap(Int.init).map({ $0 > 0 }) ?? (request.headers[.transferEncoding] != nil) {
+            // Read whole before sending: an upstream that answers before it has read the body would
+            // otherwise leave two readers on the request body (the upstream client and the server's drain).
+            let body = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
+            headers[.contentLength] = String(body.count)
+            headers[.transferEncoding] = nil
+            outgoing.body = .bytes(ByteBuffer(data: body))
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation

@@ -3,6 +3,8 @@ local fakes that accept only the real credentials."""
 import concurrent.futures
 import http.client
 import json
+import socket
+import threading
 import time
 
 import anthropic
@@ -21,6 +23,7 @@ CLAUDE = "claude-test"
 def world(start, tmp_path, master_key):
     upstreams = {"openai": fakes.Fake(fakes.openai_handler()), "anthropic": fakes.Fake(fakes.anthropic_handler()),
                  "service": fakes.Fake(fakes.service_handler)}
+    early = EarlyAnswer()
     config = tmp_path / "warden.toml"
     config.write_text(f"""
 [venues.openai]
@@ -36,6 +39,11 @@ auth_value_prefix = "token "
 blocked_endpoints = ["DELETE /repos/*", "POST /admin/**", "PUT /repos/*/settings"]
 rate_limit = 20
 rate_limit_window_seconds = 3600
+
+[services.early]
+base_url = "http://127.0.0.1:{early.port}"
+auth_header = "X-Api-Token"
+auth_value_prefix = "token "
 
 [services.down]
 base_url = "http://127.0.0.1:{free_port()}"
@@ -68,6 +76,7 @@ upstream_timeout_seconds = 2
     creds = {"openai": credential("openai", {"api_key": fakes.REAL_OPENAI_KEY}),
              "anthropic": credential("anthropic", {"api_key": fakes.REAL_ANTHROPIC_KEY}),
              "fake": credential("fake", {"token": fakes.REAL_SERVICE_TOKEN}),
+             "early": credential("early", {"token": fakes.REAL_SERVICE_TOKEN}),
              "down": credential("down", {"token": fakes.REAL_SERVICE_TOKEN})}
 
     def key(venues=("openai", "anthropic", "fake", "down"), access="trade", budget=None):
@@ -80,8 +89,53 @@ upstream_timeout_seconds = 2
 
     yield {"server": server, "upstreams": upstreams, "key": key, "api": api, "auth": auth, "data": data, "env": env,
            "config": config}
+    early.stop()
     for fake in upstreams.values():
         fake.stop()
+
+
+class EarlyAnswer:
+    """An upstream that answers as soon as it has the request head, before reading the body."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
+                             b"Connection: close\r\n\r\n{\"early\":1}")
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+
+
+def test_an_upstream_answering_before_reading_the_body_is_harmless(world):
+    agent = world["key"](venues=("early", "fake"))["key"]
+    body = b"x" * (512 * 1024)
+    for _ in range(5):
+        status, answer = raw(world, "POST", "/proxy/early/upload", agent, body=body)
+        assert status in (200, 502), (status, answer)
+    # The server is still up and forwards whole bodies to an upstream that reads them.
+    assert requests.get(world["server"].url + "/healthz").status_code == 200
+    assert raw(world, "POST", "/proxy/fake/repos/acme/issues", agent, body=body)[0] == 200
+    assert len(world["upstreams"]["service"].requests[-1]["body"]) == len(body)
 
 
 def openai_client(world, key):
