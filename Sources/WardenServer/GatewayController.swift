@@ -10,7 +10,7 @@ import WardenStore
 import WardenVenues
 
 /// `/proxy/{venue}/…`: identify the agent key, apply the policy, sign with the real credential, forward
-/// with both bodies streamed, and audit every call: durably before it is sent when it can change
+/// (the response streamed back), and audit every call: durably before it is sent when it can change
 /// something at the venue, otherwise (reads, LLM calls) as it ends, without waiting for the disk.
 struct GatewayController {
     let gateway: Gateway
@@ -36,6 +36,10 @@ struct GatewayController {
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
         do {
             try checkBrowser(request)
+            // Fail closed: while audit rows cannot be committed, nothing is sent, booked or simulated.
+            guard gateway.audit.healthy else {
+                throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made")
+            }
             let client = clients.client(for: context.eventLoop)
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
                 return try await publicRead(request, exchange, rawPath: rawPath, via: client)
@@ -67,7 +71,7 @@ struct GatewayController {
 
     // MARK: forwarding
 
-    /// LLM and REST-service calls: the body streams through (LLM bodies are read whole to price them).
+    /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer streams back.
     func forward(_ request: Request, _ admission: Admission, via client: HTTPClient) async throws -> Response {
         let venue = admission.venue
         var outgoing = HTTPClientRequest(url: admission.upstreamURL)
