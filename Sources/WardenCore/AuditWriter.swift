@@ -98,7 +98,12 @@ public final class AuditWriter: Sendable {
             do {
                 try await database.transaction { db in try await log.append(batch.map(\.entry), on: db) }
                 for pending in batch { pending.waiter?.resume() }
-                resumeFlushers(state.withLock { $0.settle(through: batch.last!.ticket, failure: nil) })
+                let (flushers, dropped) = state.withLock { s in
+                    defer { s.dropped = 0 }
+                    return (s.settle(through: batch.last!.ticket, failure: nil), s.dropped)
+                }
+                resumeFlushers(flushers)
+                if dropped > 0 { logger.error("audit rows were dropped: the queue was full", metadata: ["dropped": "\(dropped)"]) }
             } catch {
                 // Waiting callers refuse their calls; rows of calls already made go back to the front.
                 let kept = batch.filter { $0.waiter == nil }
