@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import WardenCore
 
 /// One log line per request: method, path without its query (queries may carry signatures),
 /// status and duration. Headers and bodies are never logged.
@@ -15,7 +16,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 "method": "\(request.method.rawValue)",
                 "path": "\(request.uri.path)",
                 "status": "\(status)",
-                "ms": "\(String(format: "%.2f", ms))",
+                "ms": "\(Decimals.fixed(ms, places: 2))",
             ])
         }
         do {

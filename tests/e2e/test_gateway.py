@@ -481,3 +481,26 @@ def test_a_shared_credential_stops_when_the_share_is_revoked(world):
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
     assert len(fake.requests) == before
+
+
+def test_a_rotated_credential_is_used_from_the_next_call(world):
+    made = world["key"]()
+    client = openai_client(world, made["key"])
+    fake = world["upstreams"]["openai"]
+    for _ in range(3):  # the key and its opened credential are now cached
+        assert client.chat.completions.create(model=MODEL, messages=[], max_tokens=1).choices
+    assert fake.requests[-1]["headers"]["authorization"] == f"Bearer {fakes.REAL_OPENAI_KEY}"
+    api, auth = world["api"], world["auth"]
+    cred = next(c for c in requests.get(api + "/credentials", headers=auth).json()["credentials"] if c["venue"] == "openai")
+    rotated = requests.patch(api + f"/credentials/{cred['id']}", headers=auth, json={"secret": {"api_key": "sk-rotated-0001"}})
+    assert rotated.status_code == 200, rotated.text
+    # The fake accepts only the old key, so the call fails; what matters is which key went out.
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+    assert fake.requests[-1]["headers"]["authorization"] == "Bearer sk-rotated-0001"
+    deleted = requests.delete(api + f"/credentials/{cred['id']}", headers=auth)
+    assert deleted.status_code == 204, deleted.text
+    sent = len(fake.requests)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=1)
+    assert len(fake.requests) == sent
