@@ -31,11 +31,14 @@ public struct AuditEntry: Sendable {
 public struct AuditLog: Sendable {
     let database: Database
     let key: SymmetricKey
+    /// An HMAC already keyed, copied for each MAC (keying it costs as much as a short row).
+    let keyed: HMAC<SHA256>
     let repository: AuditRepository
 
     public init(database: Database, vault: Vault) {
         self.database = database
         self.key = vault.kek.derivedKey(label: "audit-chain")
+        self.keyed = HMAC<SHA256>(key: key)
         self.repository = AuditRepository(database)
     }
 
@@ -109,8 +112,8 @@ public struct AuditLog: Sendable {
     // MARK: MAC inputs
 
     func mac(_ r: AuditRecord, previous: [UInt8]) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: key)
-        hmac.update(data: Data("warden.audit.v1".utf8))
+        var hmac = keyed
+        hmac.update(data: Self.rowLabel)
         for field in [String(r.seq), String(r.at), r.actorID, r.ownerID, r.action, r.target, r.outcome, r.detail] {
             Self.feed(&hmac, field)
         }
@@ -119,8 +122,8 @@ public struct AuditLog: Sendable {
     }
 
     func headMAC(seq: Int64, mac: [UInt8]) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: key)
-        hmac.update(data: Data("warden.audit.head.v1".utf8))
+        var hmac = keyed
+        hmac.update(data: Self.headLabel)
         Self.feed(&hmac, String(seq))
         hmac.update(data: mac)
         return Array(hmac.finalize())
@@ -128,11 +131,15 @@ public struct AuditLog: Sendable {
 
     /// Length-prefixed, with nil distinct from the empty string.
     private static func feed(_ hmac: inout HMAC<SHA256>, _ field: String?) {
-        guard let field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); return }
-        let bytes = Array(field.utf8)
-        withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { hmac.update(data: Array($0)) }
-        hmac.update(data: bytes)
+        guard var field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); return }
+        field.withUTF8 { bytes in
+            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { hmac.update(data: $0) }
+            hmac.update(data: UnsafeRawBufferPointer(bytes))
+        }
     }
+
+    static let rowLabel = Array("warden.audit.v1".utf8)
+    static let headLabel = Array("warden.audit.head.v1".utf8)
 
     /// A JSON object with sorted keys. Written here rather than with JSONEncoder, which costs more
     /// than the rest of an audit append together.

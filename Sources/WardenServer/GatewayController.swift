@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HTTPTypes
@@ -40,14 +39,14 @@ struct GatewayController {
             guard gateway.audit.healthy else {
                 throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made")
             }
-            let client = clients.client(for: context.eventLoop)
+            let loop = context.eventLoop
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
-                return try await publicRead(request, exchange, rawPath: rawPath, via: client)
+                return try await publicRead(request, exchange, rawPath: rawPath, on: loop)
             }
             let admission = try await gateway.admit(
                 venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
-            if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange, via: client) }
-            return try await forward(request, admission, via: client)
+            if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange, on: loop) }
+            return try await forward(request, admission, on: loop)
         } catch let refusal as GatewayRefusal {
             return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath)
         } catch {
@@ -72,10 +71,9 @@ struct GatewayController {
     // MARK: forwarding
 
     /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer streams back.
-    func forward(_ request: Request, _ admission: Admission, via client: HTTPClient) async throws -> Response {
+    func forward(_ request: Request, _ admission: Admission, on loop: any EventLoop) async throws -> Response {
         let venue = admission.venue
-        var outgoing = HTTPClientRequest(url: admission.upstreamURL)
-        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        var outgoing = outgoingRequest(url: admission.upstreamURL, method: request.method.rawValue)
         var headers = Self.forwardableHeaders(request.headers, venue: venue)
         venue.authorize(&headers, secret: admission.secret)
 
@@ -89,20 +87,18 @@ struct GatewayController {
             reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
             meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
             headers[.acceptEncoding] = "identity"  // usage is read from the body
-            if !prepared.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: prepared.body)) }
+            if !prepared.body.isEmpty { outgoing.body = ByteBuffer(data: prepared.body) }
         } else if request.headers[.contentLength].flatMap(Int.init).map({ $0 > 0 }) ?? (request.headers[.transferEncoding] != nil) {
             // Read whole before sending: an upstream that answers before it has read the body would
             // otherwise leave two readers on the request body (the upstream client and the server's drain).
             let body = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
-            headers[.contentLength] = String(body.count)
-            headers[.transferEncoding] = nil
-            outgoing.body = .bytes(ByteBuffer(data: body))
+            outgoing.body = ByteBuffer(data: body)
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
         // A REST service call that is not a read may change something there: it is recorded before it is sent.
         let acts = venue.usage == nil && !["GET", "HEAD", "OPTIONS"].contains(request.method.rawValue)
-        return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, via: client) { [gateway] ending in
+        return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, on: loop) { [gateway] ending in
             guard let held else { return [:] }
             // Unsent or unanswered: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
             let used: TokenUsage? = switch ending {
@@ -118,7 +114,7 @@ struct GatewayController {
 
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
-    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, via client: HTTPClient) async throws -> Response {
+    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, on loop: any EventLoop) async throws -> Response {
         let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes), key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
@@ -135,32 +131,29 @@ struct GatewayController {
             // Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
             let reads = ["public_read", "private_read"].contains(plan.audit["class"] ?? "")
             return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads, tickets: plan.reservations,
-                                  via: client)
+                                  on: loop)
         }
     }
 
     /// Public market data from an SDK that sends no key for it (py-clob-client): forwarded with no
     /// credential at all, and only for calls the venue's adapter classifies as public.
-    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, via client: HTTPClient) async throws -> Response {
+    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, on loop: any EventLoop) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
         let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
         return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
-                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [], via: client)
+                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [], on: loop)
     }
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
-              durable: Bool, tickets: [String], via client: HTTPClient) async throws -> Response {
-        var outgoing = HTTPClientRequest(url: url)
-        outgoing.method = HTTPMethod(rawValue: signed.method)
-        var headers = signed.headers
-        headers[.contentLength] = signed.body.isEmpty ? nil : String(signed.body.count)
-        outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
-        if !signed.body.isEmpty { outgoing.body = .bytes(ByteBuffer(data: signed.body)) }
-        return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil, via: client) { [gateway] ending in
+              durable: Bool, tickets: [String], on loop: any EventLoop) async throws -> Response {
+        var outgoing = outgoingRequest(url: url, method: signed.method)
+        outgoing.headers = HTTPHeaders(signed.headers.map { ($0.name.rawName, $0.value) })
+        if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
+        return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil, on: loop) { [gateway] ending in
             guard !tickets.isEmpty else { return [:] }
             // Never sent, or refused by the venue: the reservation goes back. No answer at all may still mean an
             // order, so it is kept.
@@ -197,8 +190,8 @@ struct GatewayController {
     /// Records the call (`durable`: waits until the record is on disk), sends it, streams the answer back,
     /// and settles and records the result before the client has the last byte. `settle` gets how the call
     /// ended and returns details for the result row.
-    func relay(_ outgoing: HTTPClientRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
-               meter: UsageMeter?, via client: HTTPClient, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
+    func relay(_ outgoing: UpstreamHTTPRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
+               meter: UsageMeter?, on loop: any EventLoop, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: no call leaves while its record could not be written.
@@ -212,13 +205,12 @@ struct GatewayController {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
         }
 
-        let upstream: HTTPClientResponse
+        let upstream: UpstreamResponse
         do {
-            upstream = try await client.execute(outgoing, timeout: .seconds(Int64(gateway.config.gateway.upstreamTimeoutSeconds)))
+            upstream = try await clients.execute(outgoing, on: loop)
         } catch {
             _ = await settle(.unanswered)
-            let timedOut = (error as? HTTPClientError).map { [.deadlineExceeded, .readTimeout, .connectTimeout].contains($0) } ?? false
-            throw timedOut
+            throw error as? UpstreamError == .timedOut
                 ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
                 : GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: subject.key)
         }
@@ -290,6 +282,12 @@ struct GatewayController {
     }
 
     // MARK: helpers
+
+    /// A request to the upstream with the gateway's timeout; the caller adds headers and body.
+    func outgoingRequest(url: String, method: String) -> UpstreamHTTPRequest {
+        UpstreamHTTPRequest(url: url, method: HTTPMethod(rawValue: method), headers: [:], body: nil,
+                            timeout: .seconds(Int64(gateway.config.gateway.upstreamTimeoutSeconds)))
+    }
 
     /// Who and what a forwarded call is about, for its audit rows.
     struct Subject: Sendable {

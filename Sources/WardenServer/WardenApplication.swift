@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -15,7 +14,6 @@ public struct ServerEnvironment: Sendable {
     public var gateway: Gateway
     /// Upstream clients, one per event loop (see `UpstreamClients`); shut them down after use.
     public let upstreams: UpstreamClients
-    public var httpClient: HTTPClient { upstreams.shared }
     let metrics = GatewayMetrics()
     public var logger: Logger
     /// The dashboard's pages and its stylesheet and script.
@@ -24,22 +22,13 @@ public struct ServerEnvironment: Sendable {
 
     public var database: Database { services.database }
 
-    /// The upstream client never follows redirects (they could carry injected credentials elsewhere),
-    /// and gives up on a connection or a stream that stays silent past the configured timeout.
     public init(settings: ServeSettings, services: WardenServices, logger: Logger) throws {
         (templates, staticFiles) = try Self.loadWebResources()
         self.settings = settings
         self.services = services
         self.logger = logger
-        let timeout = TimeAmount.seconds(Int64(settings.config.gateway.upstreamTimeoutSeconds))
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(10), read: timeout))
-        configuration.decompression = .disabled
-        // One upstream connection per concurrent call (up to 64 per host) rather than queueing behind 8.
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-        upstreams = UpstreamClients(configuration: configuration)
-        gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(client: upstreams.shared))
+        upstreams = UpstreamClients()
+        gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
     }
 
     /// The templates and static files bundled with the server, read once at startup.

@@ -33,11 +33,17 @@ extension VenueAdapter {
 
 /// Bearer-token extraction shared by several venues.
 enum BearerToken {
+    static let scheme = Array("bearer ".utf8)
+
+    /// The token of `Authorization: Bearer <token>` (scheme in any case), without surrounding spaces or tabs.
     static func from(_ headers: HTTPFields) -> String? {
-        guard let value = headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = value.dropFirst(7)
-        guard let first = token.firstIndex(where: { !$0.isWhitespace }), let last = token.lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return String(token[first...last])
+        guard let value = headers[.authorization] else { return nil }
+        let utf8 = value.utf8
+        guard utf8.count > scheme.count, zip(utf8, scheme).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+        let token = utf8.dropFirst(scheme.count)
+        let blank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = token.firstIndex(where: { !blank($0) }), let last = token.lastIndex(where: { !blank($0) }) else { return "" }
+        return String(decoding: token[first...last], as: UTF8.self)
     }
 }
 

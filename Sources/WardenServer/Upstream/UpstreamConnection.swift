@@ -1,0 +1,201 @@
+import NIOCore
+import NIOHTTP1
+
+/// The body of an upstream answer, as it arrives; reading it slowly slows reading from the upstream.
+public typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
+    ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamDemand>
+
+/// An upstream's answer: its head at once, its body as it streams.
+public struct UpstreamResponse: Sendable {
+    public let status: HTTPResponseStatus
+    public let headers: HTTPHeaders
+    public let body: UpstreamBody
+}
+
+/// One keep-alive HTTP/1.1 connection to an upstream, carrying one exchange at a time. Lives on its
+/// channel's event loop: every method runs there.
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// One request and its answer.
+    private final class Exchange {
+        let answer: EventLoopPromise<UpstreamResponse>
+        let keepAlive: Bool
+        var body: UpstreamBody.Source?
+        var reusable = true
+        init(answer: EventLoopPromise<UpstreamResponse>, keepAlive: Bool) {
+            self.answer = answer
+            self.keepAlive = keepAlive
+        }
+    }
+
+    let origin: UpstreamTarget.Origin
+    private var silenceLimit = TimeAmount.seconds(300)
+    /// Called when an exchange ended with the connection fit for another one.
+    var onReusable: ((UpstreamConnection) -> Void)?
+    /// Called once when the connection closes.
+    var onClose: ((UpstreamConnection) -> Void)?
+
+    private var context: ChannelHandlerContext?
+    private var exchange: Exchange?
+    private var generation = 0
+    /// The reader is behind: socket reads wait until it asks for more.
+    private var paused = false
+    private var heldRead = false
+    private var lastHeard = NIODeadline.now()
+    private var silenceCheck: Scheduled<Void>?
+
+    init(origin: UpstreamTarget.Origin) { self.origin = origin }
+
+    var isOpen: Bool { context?.channel.isActive ?? false }
+    var eventLoop: (any EventLoop)? { context?.eventLoop }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Sends a request whose head already carries its framing and Host; the answer's head completes `answer`.
+    /// The upstream may stay silent for at most `timeout` at a time.
+    func send(_ head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, answer: EventLoopPromise<UpstreamResponse>) {
+        guard let context, context.channel.isActive, exchange == nil else {
+            answer.fail(UpstreamError.closed)
+            return
+        }
+        generation += 1
+        exchange = Exchange(answer: answer, keepAlive: head.isKeepAlive)
+        paused = false
+        silenceLimit = timeout
+        heard()
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func close() { context?.close(promise: nil) }
+
+    // MARK: reading the answer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard let exchange else {
+            // Nothing was asked: an upstream talking out of turn is not reused.
+            context.close(promise: nil)
+            return
+        }
+        heard()
+        switch part {
+        case .head(let head):
+            guard head.status.code >= 200 || head.status == .switchingProtocols else { return }  // interim answers
+            exchange.reusable = head.isKeepAlive
+            let stream = UpstreamBody.makeSequence(
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
+                delegate: UpstreamDemand(connection: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation))
+            exchange.body = stream.source
+            exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: stream.sequence))
+        case .body(let chunk):
+            switch exchange.body?.yield(chunk) {
+            case .stopProducing: paused = true
+            case .dropped: exchange.reusable = false
+            case .produceMore, nil: break
+            }
+        case .end:
+            self.exchange = nil
+            stopListening()
+            if let body = exchange.body { body.finish() } else { exchange.answer.fail(UpstreamError.closed) }
+            if exchange.keepAlive && exchange.reusable && context.channel.isActive {
+                onReusable?(self)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused { heldRead = true } else { context.read() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(UpstreamError.closed)
+        onClose?(self)
+        onClose = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(exchange?.body == nil && !(error is UpstreamError) ? UpstreamError.closed : error)
+        context.close(promise: nil)
+    }
+
+    /// Ends the current exchange with `error`: before the head the caller gets it, after it the body's reader.
+    private func fail(_ error: any Error) {
+        guard let exchange else { return }
+        self.exchange = nil
+        stopListening()
+        if let body = exchange.body { body.finish(error) } else { exchange.answer.fail(error) }
+    }
+
+    // MARK: the reader's demand
+
+    func resume(_ generation: Int) {
+        guard generation == self.generation, paused else { return }
+        paused = false
+        heard()
+        if heldRead {
+            heldRead = false
+            context?.read()
+        }
+    }
+
+    /// The reader stopped before the end (the agent went away): the rest of the answer is not wanted.
+    func abandon(_ generation: Int) {
+        guard generation == self.generation, exchange != nil else { return }
+        fail(UpstreamError.closed)
+        context?.close(promise: nil)
+    }
+
+    // MARK: silence
+
+    /// Notes that the upstream spoke; one timer per exchange checks, when it fires, whether it has been
+    /// silent for the whole limit (re-arming a timer on every read would cost more than the read).
+    private func heard() {
+        lastHeard = .now()
+        guard silenceCheck == nil, let loop = context?.eventLoop else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        silenceCheck = loop.scheduleTask(deadline: lastHeard + silenceLimit) { bound.value.checkSilence() }
+    }
+
+    private func checkSilence() {
+        silenceCheck = nil
+        guard exchange != nil else { return }
+        if paused {
+            heard()  // the reader is behind, not the upstream
+        } else if NIODeadline.now() - lastHeard >= silenceLimit {
+            fail(UpstreamError.timedOut)
+            context?.close(promise: nil)
+        } else {
+            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
+            silenceCheck = context?.eventLoop.scheduleTask(deadline: lastHeard + silenceLimit) { bound.value.checkSilence() }
+        }
+    }
+
+    private func stopListening() {
+        silenceCheck?.cancel()
+        silenceCheck = nil
+    }
+}
+
+/// Relays the body reader's demand to the connection's event loop.
+public struct UpstreamDemand: NIOAsyncSequenceProducerDelegate {
+    let connection: NIOLoopBound<UpstreamConnection>
+    let generation: Int
+
+    public func produceMore() {
+        connection.eventLoop.execute { connection.value.resume(generation) }
+    }
+
+    public func didTerminate() {
+        connection.eventLoop.execute { connection.value.abandon(generation) }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+@testable import WardenServer
+
+@Suite struct UpstreamTargetTests {
+    @Test func splitsOriginHostAndRequestTarget() throws {
+        let plain = try UpstreamTarget(url: "http://127.0.0.1:8080/v1/chat?x=1")
+        #expect(plain.origin == .init(tls: false, host: "127.0.0.1", port: 8080))
+        #expect(plain.hostHeader == "127.0.0.1:8080" && plain.requestTarget == "/v1/chat?x=1")
+        let tls = try UpstreamTarget(url: "https://api.example.com")
+        #expect(tls.origin == .init(tls: true, host: "api.example.com", port: 443) && tls.requestTarget == "/")
+        let v6 = try UpstreamTarget(url: "http://[::1]:9000?q")
+        #expect(v6.origin == .init(tls: false, host: "::1", port: 9000) && v6.hostHeader == "[::1]:9000" && v6.requestTarget == "/?q")
+    }
+
+    @Test(arguments: ["ftp://host/x", "http://", "http://user@host/x", "http://host/a b", "http://host/a\r\nX: y", "http://host/#frag",
+                      "http://host:0/", "http://host:70000/", "http://host:x/", "http://[::1/", "http://:80/", "http://hést/"])
+    func refusesWhatCannotBeWrittenOnARequestLine(_ url: String) {
+        #expect(throws: UpstreamError.invalidURL) { try UpstreamTarget(url: url) }
+    }
+}
+
+/// The gateway's upstream client against a live local upstream.
+@Suite struct UpstreamClientTests {
+    struct PeerContext: RequestContext {
+        var coreContext: CoreRequestContextStorage
+        let peerPort: Int
+        init(source: ApplicationRequestContextSource) {
+            coreContext = .init(source: source)
+            peerPort = source.channel.remoteAddress?.port ?? -1
+        }
+    }
+
+    /// Opened by the test once it has the first chunk of `/stream`.
+    final class Gate: Sendable {
+        let stream: AsyncStream<Void>
+        let continuation: AsyncStream<Void>.Continuation
+        init() { (stream, continuation) = AsyncStream.makeStream() }
+    }
+
+    static func upstream(gate: Gate = Gate()) -> some ApplicationProtocol {
+        let router = Router(context: PeerContext.self)
+        router.get("/peer") { _, context in "\(context.peerPort)" }
+        router.post("/echo") { request, _ in
+            Response(status: .created, headers: [.contentType: "text/plain"],
+                     body: .init(byteBuffer: try await request.body.collect(upTo: 1 << 20)))
+        }
+        router.get("/close") { _, _ in Response(status: .ok, headers: [.connection: "close"], body: .init(byteBuffer: ByteBuffer(string: "bye"))) }
+        router.get("/slow") { _, _ in
+            try await Task.sleep(for: .seconds(3))
+            return "late"
+        }
+        router.get("/stream") { _, _ in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "first"))
+                // A client that waits for the whole answer never opens the gate: it is shut after 5 s.
+                Task { try? await Task.sleep(for: .seconds(5)); gate.continuation.finish() }
+                var gateOpened = false
+                for await _ in gate.stream { gateOpened = true; break }
+                try await writer.write(ByteBuffer(string: gateOpened ? "second" : "never"))
+                try await writer.finish(nil)
+            })
+        }
+        router.head("/peer") { _, _ in Response(status: .ok, headers: [.contentLength: "12"]) }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    /// Connections are pooled per event loop: the calls of a test share one.
+    static let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    static func call(_ clients: UpstreamClients, _ port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil,
+                     timeout: TimeAmount = .seconds(5)) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
+        let response = try await clients.execute(UpstreamHTTPRequest(
+            url: "http://127.0.0.1:\(port)\(path)", method: method, body: body.map { ByteBuffer(string: $0) }, timeout: timeout), on: loop)
+        var text = ""
+        for try await chunk in response.body { text += String(buffer: chunk) }
+        return (response.status, response.headers, text)
+    }
+
+    @Test func reusesAKeptAliveConnectionAndSendsBodiesWhole() async throws {
+        let clients = UpstreamClients()
+        try await Self.upstream().test(.live) { client in
+            let port = try #require(client.port)
+            let first = try await Self.call(clients, port, "/peer").2
+            let second = try await Self.call(clients, port, "/peer").2
+            #expect(first == second, "the second call should reuse the first call's connection")
+            let echoed = try await Self.call(clients, port, "/echo", method: .POST, body: String(repeating: "x", count: 100_000))
+            #expect(echoed.0 == .created && echoed.2.count == 100_000)
+            let head = try await Self.call(clients, port, "/peer", method: .HEAD)
+            #expect(head.0 == .ok && head.2.isEmpty, "a HEAD answer has no body, whatever its Content-Length says")
+        }
+        try await clients.shutdown()
+    }
+
+    @Test func doesNotReuseAConnectionTheUpstreamCloses() async throws {
+        let clients = UpstreamClients()
+        try await Self.upstream().test(.live) { client in
+            let port = try #require(client.port)
+            let before = try await Self.call(clients, port, "/peer").2
+            #expect(try await Self.call(clients, port, "/close").2 == "bye")
+            let after = try await Self.call(clients, port, "/peer").2
+            #expect(after != before, "the connection the upstream closed must not carry another call")
+            #expect(try await Self.call(clients, port, "/peer").2 == after, "the new connection is kept alive in turn")
+        }
+        try await clients.shutdown()
+    }
+
+    @Test func streamsTheAnswerAsItArrives() async throws {
+        let clients = UpstreamClients()
+        let gate = Gate()
+        try await Self.upstream(gate: gate).test(.live) { client in
+            let port = try #require(client.port)
+            let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(port)/stream", method: .GET, timeout: .seconds(5)))
+            var chunks: [String] = []
+            for try await chunk in response.body {
+                chunks.append(String(buffer: chunk))
+                if chunks == ["first"] { gate.continuation.yield() }  // the upstream sends the rest only now
+            }
+            #expect(chunks.joined() == "firstsecond")
+        }
+        try await clients.shutdown()
+    }
+
+    @Test func givesUpOnASilentUpstream() async throws {
+        let clients = UpstreamClients()
+        try await Self.upstream().test(.live) { client in
+            let port = try #require(client.port)
+            let started = ContinuousClock.now
+            await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .milliseconds(300)) }
+            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(try await Self.call(clients, port, "/peer").0 == .ok, "the client still works after a timeout")
+        }
+        try await clients.shutdown()
+    }
+
+    @Test func failsCleanlyWhenNothingListensOrTLSCannotBeEstablished() async throws {
+        let clients = UpstreamClients()
+        let closed = try await Self.closedPort()
+        await #expect(throws: UpstreamError.unreachable) {
+            _ = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(closed)/", method: .GET, timeout: .seconds(2)))
+        }
+        try await Self.upstream().test(.live) { client in
+            let port = try #require(client.port)
+            // A plain HTTP server is no TLS server: the handshake fails, no call is made and nothing hangs.
+            await #expect(throws: (any Error).self) {
+                _ = try await clients.execute(UpstreamHTTPRequest(url: "https://127.0.0.1:\(port)/peer", method: .GET, timeout: .seconds(2)))
+            }
+        }
+        try await clients.shutdown()
+    }
+
+    /// A port that was just free: bound, then released.
+    static func closedPort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+}
