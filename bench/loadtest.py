@@ -184,7 +184,7 @@ def main():
         for name, r in results.items():
             print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
         print(f"\nwarden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f}   "
-              f"warden/stack floor (Hummingbird + AsyncHTTPClient, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
+              f"warden/stack floor (Hummingbird + Warden's upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
               f"floor added p50 {report['stack_floor_added_latency_p50_ms']:.3f} ms\n"
               f"added latency p50 {report['added_latency_p50_ms']:.3f} ms, p99 {report['added_latency_p99_ms']:.3f} ms   "
               f"peak RSS under load {report['warden_peak_rss_mb']} MB (at setup, with Argon2id logins: {report['warden_setup_peak_rss_mb']} MB)   "

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
@@ -26,11 +27,16 @@ enum FloorProxy {
                                                headers: ["content-type": request.headers[.contentType] ?? "application/json"],
                                                body: body, timeout: .seconds(30))
             let answer = try await clients.execute(outgoing, on: context.eventLoop)
-            return Response(status: .init(code: Int(answer.status.code)), headers: [.contentType: "application/json"],
-                            body: ResponseBody { writer in
-                                for try await chunk in answer.body { try await writer.write(chunk) }
-                                try await writer.finish(nil)
-                            })
+            let status = HTTPResponse.Status(code: Int(answer.status.code))
+            switch answer.body {
+            case .whole(let body):
+                return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+            case .stream(let stream):
+                return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+                    for try await chunk in stream { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                })
+            }
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()

@@ -9,14 +9,15 @@ public struct AgentKeys: Sendable {
     let database: Database
     let audit: AuditLog
     let credentials: Credentials
-    let hashKey: SymmetricKey
+    /// Keyed once and copied for each hash (keying costs as much as hashing a key).
+    let keyedHash: HMAC<SHA256>
     let repository: AgentKeyRepository
 
     public init(database: Database, vault: Vault, audit: AuditLog, credentials: Credentials) {
         self.database = database
         self.audit = audit
         self.credentials = credentials
-        self.hashKey = vault.kek.derivedKey(label: "agent-key-hash")
+        self.keyedHash = HMAC<SHA256>(key: vault.kek.derivedKey(label: "agent-key-hash"))
         self.repository = AgentKeyRepository(database)
     }
 
@@ -83,7 +84,10 @@ public struct AgentKeys: Sendable {
     }
 
     func hash(_ key: String) -> String {
-        Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(key.utf8), using: hashKey))
+        var hmac = keyedHash
+        var key = key
+        key.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        return hmac.finalize().withUnsafeBytes { Hex.encode($0) }
     }
 
     /// `wdn_` and 32 random bytes in URL-safe base64 (256 bits).

@@ -1,6 +1,6 @@
 /// Lower-case hexadecimal, without a formatter call per byte (signatures and key hashes are on the hot path).
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
+    @usableFromInline static let digits = Array("0123456789abcdef".utf8)
 
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
@@ -16,7 +16,7 @@ public enum Hex {
         return out
     }
 
-    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    @inlinable public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {

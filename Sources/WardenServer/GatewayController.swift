@@ -218,16 +218,41 @@ struct GatewayController {
         var responseHeaders = Self.returnableHeaders(upstream.headers)
         if meter?.streaming == true { responseHeaders[.contentLength] = nil }
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
+        // Settles and records how the call ended; the agent has the last byte only after this.
+        let conclude = { @Sendable [gateway, metrics] (failed: Bool, usage: TokenUsage?) async in
+            var result: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
+            result.merge(await settle(.answered(status, failed: failed, usage: usage))) { $1 }
+            result.merge(detail) { a, _ in a }
+            let outcome = failed ? "interrupted" : "forwarded"
+            metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
+            metrics.request(venue: venue.name, decision: outcome)
+            gateway.audit.record(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
+        }
+
+        let stream: UpstreamBody
+        switch upstream.body {
+        case .whole(let whole):
+            var answer = whole
+            var usage: TokenUsage?
+            if var meter {
+                answer = ByteBuffer(bytes: meter.consume(Array(buffer: whole)) + meter.finish())
+                usage = meter.usage
+            }
+            await conclude(false, usage)
+            if responseHeaders[.contentLength] != nil { responseHeaders[.contentLength] = String(answer.readableBytes) }
+            return Response(status: status, headers: responseHeaders, body: .init(byteBuffer: answer))
+        case .stream(let body):
+            stream = body
+        }
         // With a Content-Length the client is done at the last byte, so that byte waits until the call
         // is settled and audited; chunked streams end with `finish`, which comes after both anyway.
         let holdLast = responseHeaders[.contentLength] != nil
-        let body = ResponseBody { [gateway, metrics, meter] writer in
+        let body = ResponseBody { [meter] writer in
             var meter = meter
             var failure: (any Error)?
-            var outcome = "forwarded"
             var last: ByteBuffer?
             do {
-                for try await chunk in upstream.body {
+                for try await chunk in stream {
                     let out = meter.map { _ in ByteBuffer(bytes: meter!.consume(Array(buffer: chunk))) } ?? chunk
                     guard out.readableBytes > 0 else { continue }
                     if holdLast {
@@ -240,14 +265,8 @@ struct GatewayController {
                 if let rest = meter.map({ _ in meter!.finish() }), !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
             } catch {
                 failure = error
-                outcome = "interrupted"
             }
-            var result: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
-            result.merge(await settle(.answered(status, failed: failure != nil, usage: meter?.usage))) { $1 }
-            result.merge(detail) { a, _ in a }
-            metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
-            metrics.request(venue: venue.name, decision: outcome)
-            gateway.audit.record(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
+            await conclude(failure != nil, meter?.usage)
             if let failure { throw failure }
             if let last { try await writer.write(last) }
             try await writer.finish(nil)

@@ -11,8 +11,12 @@ public enum UsageDialect: Sendable {
         public var stream: Bool
     }
 
+    /// One decoder for every call: it is never reconfigured, and making one per call costs more than
+    /// decoding these small documents.
+    static let decoder = JSONDecoder()
+
     public func inspect(_ body: Data) -> RequestInfo {
-        guard let fields = try? JSONDecoder().decode(RequestFields.self, from: body) else {
+        guard let fields = try? UsageDialect.decoder.decode(RequestFields.self, from: body) else {
             return RequestInfo(model: nil, maxOutputTokens: nil, stream: false)
         }
         return RequestInfo(model: fields.model, maxOutputTokens: fields.maxTokens ?? fields.maxCompletionTokens ?? fields.maxOutputTokens,
@@ -108,7 +112,7 @@ public struct UsageMeter: Sendable {
             pending = []
             return rest.isEmpty || observe(event: rest) ? rest : []
         }
-        if !copyOverflowed, let reported = try? JSONDecoder().decode(ReportedUsage.self, from: Data(copy)) {
+        if !copyOverflowed, let reported = try? UsageDialect.decoder.decode(ReportedUsage.self, from: Data(copy)) {
             usage = reported.tokens(dialect)
         }
         copy = []

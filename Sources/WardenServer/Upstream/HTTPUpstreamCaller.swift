@@ -18,9 +18,14 @@ struct HTTPUpstreamCaller: UpstreamCaller {
             timeout: .seconds(10))
         let response = try await clients.execute(outgoing)
         var body = ByteBuffer()
-        for try await chunk in response.body {
-            guard body.readableBytes + chunk.readableBytes <= Self.maxAnswerBytes else { throw UpstreamError.tooLarge }
-            body.writeImmutableBuffer(chunk)
+        switch response.body {
+        case .whole(let whole):
+            body = whole
+        case .stream(let stream):
+            for try await chunk in stream {
+                guard body.readableBytes + chunk.readableBytes <= Self.maxAnswerBytes else { throw UpstreamError.tooLarge }
+                body.writeImmutableBuffer(chunk)
+            }
         }
         return (Int(response.status.code), Data(buffer: body))
     }

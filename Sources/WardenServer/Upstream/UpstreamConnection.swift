@@ -5,11 +5,20 @@ import NIOHTTP1
 public typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
     ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamDemand>
 
-/// An upstream's answer: its head at once, its body as it streams.
+/// An upstream's answer. A body of known, modest length comes whole with the head (handing it over
+/// chunk by chunk through an async sequence costs more than the call itself); any other body streams.
 public struct UpstreamResponse: Sendable {
+    public enum Body: Sendable {
+        case whole(ByteBuffer)
+        case stream(UpstreamBody)
+    }
+
+    /// Bodies up to this length (by their Content-Length) come whole.
+    public static let wholeLimit = 1 << 20
+
     public let status: HTTPResponseStatus
     public let headers: HTTPHeaders
-    public let body: UpstreamBody
+    public let body: Body
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream, carrying one exchange at a time. Lives on its
@@ -23,6 +32,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private final class Exchange {
         let answer: EventLoopPromise<UpstreamResponse>
         let keepAlive: Bool
+        /// The head, while a whole body is being gathered.
+        var head: HTTPResponseHead?
+        var gathered = ByteBuffer()
+        /// The stream's source, once a streamed answer was handed over.
         var body: UpstreamBody.Source?
         var reusable = true
         init(answer: EventLoopPromise<UpstreamResponse>, keepAlive: Bool) {
@@ -89,12 +102,19 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             guard head.status.code >= 200 || head.status == .switchingProtocols else { return }  // interim answers
             exchange.reusable = head.isKeepAlive
-            let stream = UpstreamBody.makeSequence(
-                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
-                delegate: UpstreamDemand(connection: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation))
-            exchange.body = stream.source
-            exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: stream.sequence))
-        case .body(let chunk):
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponse.wholeLimit {
+                exchange.head = head
+                exchange.gathered.reserveCapacity(length)
+            } else {
+                let stream = makeStream(context)
+                exchange.body = stream.source
+                exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .stream(stream.sequence)))
+            }
+        case .body(var chunk):
+            if exchange.head != nil {
+                exchange.gathered.writeBuffer(&chunk)
+                return
+            }
             switch exchange.body?.yield(chunk) {
             case .stopProducing: paused = true
             case .dropped: exchange.reusable = false
@@ -103,7 +123,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             self.exchange = nil
             stopListening()
-            if let body = exchange.body { body.finish() } else { exchange.answer.fail(UpstreamError.closed) }
+            if let head = exchange.head {
+                exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .whole(exchange.gathered)))
+            } else if let body = exchange.body {
+                body.finish()
+            } else {
+                exchange.answer.fail(UpstreamError.closed)
+            }
             if exchange.keepAlive && exchange.reusable && context.channel.isActive {
                 onReusable?(self)
             } else {
@@ -128,12 +154,27 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    /// Ends the current exchange with `error`: before the head the caller gets it, after it the body's reader.
+    /// Ends the current exchange with `error`: before the head the caller gets it, after it the body's
+    /// reader (a body being gathered is handed over as a stream that fails, so the call reads as cut short).
     private func fail(_ error: any Error) {
         guard let exchange else { return }
         self.exchange = nil
         stopListening()
-        if let body = exchange.body { body.finish(error) } else { exchange.answer.fail(error) }
+        if let body = exchange.body {
+            body.finish(error)
+        } else if let head = exchange.head, let context {
+            let stream = makeStream(context)
+            stream.source.finish(error)
+            exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .stream(stream.sequence)))
+        } else {
+            exchange.answer.fail(error)
+        }
+    }
+
+    private func makeStream(_ context: ChannelHandlerContext) -> UpstreamBody.NewSequence {
+        UpstreamBody.makeSequence(
+            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
+            delegate: UpstreamDemand(connection: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation))
     }
 
     // MARK: the reader's demand
