@@ -44,8 +44,23 @@ import Testing
         init() { (stream, continuation) = AsyncStream.makeStream() }
     }
 
-    static func upstream(gate: Gate = Gate()) -> some ApplicationProtocol {
+    /// Bytes the `/flood` route has managed to write so far.
+    final class Counter: Sendable {
+        let written = Atomic<Int>(0)
+    }
+
+    static func upstream(gate: Gate = Gate(), flood: Counter = Counter()) -> some ApplicationProtocol {
         let router = Router(context: PeerContext.self)
+        router.get("/flood") { _, _ in
+            Response(status: .ok, body: ResponseBody { writer in
+                let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
+                for _ in 0..<4096 {  // 256 MiB, far more than socket buffers hold
+                    try await writer.write(chunk)
+                    flood.written.add(chunk.readableBytes, ordering: .relaxed)
+                }
+                try await writer.finish(nil)
+            })
+        }
         router.get("/peer") { _, context in "\(context.peerPort)" }
         router.post("/echo") { request, _ in
             Response(status: .created, headers: [.contentType: "text/plain"],
@@ -132,6 +147,22 @@ import Testing
                 if chunks == ["first"] { gate.continuation.yield() }  // the upstream sends the rest only now
             }
             #expect(chunks.joined() == "firstsecond")
+        }
+        try await clients.shutdown()
+    }
+
+    @Test func aSlowReaderSlowsTheUpstreamInsteadOfFillingMemory() async throws {
+        let clients = UpstreamClients()
+        let flood = Counter()
+        try await Self.upstream(flood: flood).test(.live) { client in
+            let port = try #require(client.port)
+            let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(port)/flood", method: .GET, timeout: .seconds(5)))
+            guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
+            var iterator = stream.makeAsyncIterator()
+            _ = try await iterator.next()
+            try await Task.sleep(for: .seconds(1))  // the reader stalls; an unbounded client would read on
+            let written = flood.written.load(ordering: .relaxed)
+            #expect(written < 64 << 20, "the upstream wrote \(written) bytes while the reader had taken one chunk")
         }
         try await clients.shutdown()
     }
