@@ -70,7 +70,7 @@ struct GatewayController {
 
     // MARK: forwarding
 
-    /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer streams back.
+    /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer is relayed.
     func forward(_ request: Request, _ admission: Admission, on loop: any EventLoop) async throws -> Response {
         let venue = admission.venue
         var outgoing = outgoingRequest(url: admission.upstreamURL, method: request.method.rawValue)
@@ -187,8 +187,9 @@ struct GatewayController {
 
     struct AuditUnavailable: Error {}
 
-    /// Records the call (`durable`: waits until the record is on disk), sends it, streams the answer back,
-    /// and settles and records the result before the client has the last byte. `settle` gets how the call
+    /// Records the call (`durable`: waits until the record is on disk), sends it, returns the answer (whole
+    /// when the upstream's client read it whole, else streamed), and settles and records the result before
+    /// the client has the last byte. `settle` gets how the call
     /// ended and returns details for the result row.
     func relay(_ outgoing: UpstreamHTTPRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
                meter: UsageMeter?, on loop: any EventLoop, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
