@@ -30,9 +30,11 @@ public final class UpstreamClients: Sendable {
     private let pools: [ObjectIdentifier: UpstreamPool]
     private let group: MultiThreadedEventLoopGroup
 
-    public init() {
+    public convenience init() { self.init(tls: TLSContextSource()) }
+
+    /// `tls` supplies the TLS context; tests give one that trusts their own upstream's certificate.
+    init(tls: TLSContextSource) {
         group = .singleton
-        let tls = TLSContextSource()
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, tls: tls)
@@ -76,12 +78,16 @@ public final class UpstreamClients: Sendable {
 
 /// The TLS context, made once on first use (loading the system's trust roots is slow).
 final class TLSContextSource: Sendable {
+    private let configuration: TLSConfiguration
     private let context = Mutex<Result<NIOSSLContext, any Error>?>(nil)
+
+    /// The default verifies certificates and host names against the system's trust roots.
+    init(configuration: TLSConfiguration = .makeClientConfiguration()) { self.configuration = configuration }
 
     func get() throws -> NIOSSLContext {
         try context.withLock { current in
             if let current { return try current.get() }
-            let made = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
+            let made = Result { try NIOSSLContext(configuration: configuration) }
             current = made
             return try made.get()
         }
