@@ -189,8 +189,7 @@ struct GatewayController {
 
     /// Records the call (`durable`: waits until the record is on disk), sends it, returns the answer (whole
     /// when the upstream's client read it whole, else streamed), and settles and records the result before
-    /// the client has the last byte. `settle` gets how the call
-    /// ended and returns details for the result row.
+    /// the client has the last byte. `settle` gets how the call ended and returns details for the result row.
     func relay(_ outgoing: UpstreamHTTPRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
                meter: UsageMeter?, on loop: any EventLoop, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue

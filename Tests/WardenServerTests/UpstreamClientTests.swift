@@ -46,9 +46,9 @@ import Testing
         init() { (stream, continuation) = AsyncStream.makeStream() }
     }
 
-    /// Bytes the `/flood` route has managed to write so far.
+    /// Something counted across threads: bytes written, connections accepted.
     final class Counter: Sendable {
-        let written = Atomic<Int>(0)
+        let count = Atomic<Int>(0)
     }
 
     static func upstream(gate: Gate = Gate(), flood: Counter = Counter()) -> some ApplicationProtocol {
@@ -58,7 +58,7 @@ import Testing
                 let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
                 for _ in 0..<4096 {  // 256 MiB, far more than socket buffers hold
                     try await writer.write(chunk)
-                    flood.written.add(chunk.readableBytes, ordering: .relaxed)
+                    flood.count.add(chunk.readableBytes, ordering: .relaxed)
                 }
                 try await writer.finish(nil)
             })
@@ -165,10 +165,27 @@ import Testing
             _ = try await iterator.next()
             try await Task.sleep(for: .seconds(1))  // the reader stalls; an unbounded client would read on
             // Socket buffers on loopback grow to tens of MiB (5–70 MiB seen here); an unbounded client takes all 256.
-            let written = flood.written.load(ordering: .relaxed)
+            let written = flood.count.load(ordering: .relaxed)
             #expect(written < 128 << 20, "the upstream wrote \(written) bytes while the reader had taken one chunk")
         }
         try await clients.shutdown()
+    }
+
+    @Test func aConnectionReusedBeforeTheLastReaderCaughtUpStillReads() async throws {
+        let upstream = try await BurstUpstream.start()
+        let clients = UpstreamClients()
+        let url = "http://127.0.0.1:\(upstream.port)/burst"
+        // The whole answer (more chunks than the reader buffers) arrives while nobody reads it: socket reads
+        // pause, the answer ends, and the connection goes back to the pool with its reader still behind.
+        let first = try await clients.execute(UpstreamHTTPRequest(url: url, method: .GET, timeout: .seconds(5)), on: Self.loop)
+        try await Task.sleep(for: .milliseconds(300))
+        // The next call on that loop reuses the connection; it must read again rather than wait out its timeout.
+        let second = try await Self.call(clients, upstream.port, "/burst", timeout: .seconds(2))
+        #expect(second.2 == BurstUpstream.text)
+        #expect(try await Self.text(first.body) == BurstUpstream.text)
+        #expect(upstream.connections.count.load(ordering: .relaxed) == 1, "both calls go over one connection")
+        try await clients.shutdown()
+        try await upstream.channel.close()
     }
 
     @Test func givesUpOnASilentUpstream() async throws {
@@ -232,6 +249,37 @@ import Testing
         let port = channel.localAddress!.port!
         try await channel.close()
         return port
+    }
+}
+
+/// An upstream that answers every request on a connection with 40 one-byte chunks written at once, so a
+/// whole chunked answer arrives in a single socket read.
+enum BurstUpstream {
+    static let text = String(repeating: "x", count: 40)
+    static let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        + String(repeating: "1\r\nx\r\n", count: 40) + "0\r\n\r\n"
+
+    static func start() async throws -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter) {
+        let connections = UpstreamClientTests.Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                connections.count.add(1, ordering: .relaxed)
+                return child.pipeline.addHandler(Answerer())
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!, connections)
+    }
+
+    /// Writes the answer once per request head (requests here have no body).
+    final class Answerer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            for _ in 0..<text.components(separatedBy: "\r\n\r\n").count - 1 {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: BurstUpstream.answer)), promise: nil)
+            }
+        }
     }
 }
 

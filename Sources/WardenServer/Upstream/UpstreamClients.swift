@@ -131,19 +131,17 @@ final class UpstreamPool: @unchecked Sendable {
         connection.onReusable = { bound.value.park($0) }
         connection.onClose = { bound.value.forget($0) }
         let handler = NIOLoopBound(connection, eventLoop: loop)
-        let tls: NIOSSLClientHandler?
-        do {
-            tls = try origin.tls ? NIOSSLClientHandler(context: self.tls.get(), serverHostname: Self.isIPAddress(origin.host) ? nil : origin.host) : nil
-        } catch {
-            return loop.makeFailedFuture(error)
-        }
-        let tlsHandler = tls.map { NIOLoopBound($0, eventLoop: loop) }
+        let tlsContext: NIOSSLContext?
+        do { tlsContext = origin.tls ? try tls.get() : nil } catch { return loop.makeFailedFuture(error) }
+        let serverName = Self.isIPAddress(origin.host) ? nil : origin.host
         return ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler.value) }
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }

@@ -63,7 +63,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     init(origin: UpstreamTarget.Origin) { self.origin = origin }
 
     var isOpen: Bool { context?.channel.isActive ?? false }
-    var eventLoop: (any EventLoop)? { context?.eventLoop }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -78,7 +77,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
         generation += 1
         exchange = Exchange(answer: answer, keepAlive: head.isKeepAlive)
-        paused = false
         silenceLimit = timeout
         heard()
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -123,6 +121,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             self.exchange = nil
             stopListening()
+            // The socket belongs to the next exchange now, even if this answer's reader is still behind.
+            readAgain()
             if let head = exchange.head {
                 exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .whole(exchange.gathered)))
             } else if let body = exchange.body {
@@ -181,8 +181,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func resume(_ generation: Int) {
         guard generation == self.generation, paused else { return }
-        paused = false
+        readAgain()
         heard()
+    }
+
+    private func readAgain() {
+        paused = false
         if heldRead {
             heldRead = false
             context?.read()
@@ -202,7 +206,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// silent for the whole limit (re-arming a timer on every read would cost more than the read).
     private func heard() {
         lastHeard = .now()
-        guard silenceCheck == nil, let loop = context?.eventLoop else { return }
+        if silenceCheck == nil { scheduleSilenceCheck() }
+    }
+
+    private func scheduleSilenceCheck() {
+        guard let loop = context?.eventLoop else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
         silenceCheck = loop.scheduleTask(deadline: lastHeard + silenceLimit) { bound.value.checkSilence() }
     }
@@ -216,8 +224,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             fail(UpstreamError.timedOut)
             context?.close(promise: nil)
         } else {
-            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            silenceCheck = context?.eventLoop.scheduleTask(deadline: lastHeard + silenceLimit) { bound.value.checkSilence() }
+            scheduleSilenceCheck()
         }
     }
 
