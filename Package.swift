@@ -125,7 +125,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),
-        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
+        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenVenuesTests",

@@ -6,6 +6,7 @@ import Logging
 import WardenCore
 import WardenCrypto
 import WardenStore
+import WardenServer
 import WardenVenues
 
 /// Micro-benchmarks of the costs the gateway pays per call, printed as JSON lines
@@ -29,6 +30,7 @@ struct WardenBench {
     static func main() async throws {
         let arguments = CommandLine.arguments
         if arguments.count == 4, arguments[1] == "floor-proxy", let port = Int(arguments[2]) {
+            _ = runTasksOnEventLoops()  // as `warden serve` runs
             return try await FloorProxy.run(port: port, upstream: arguments[3])
         }
         var logger = Logger(label: "bench")

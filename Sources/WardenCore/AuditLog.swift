@@ -112,30 +112,33 @@ public struct AuditLog: Sendable {
     // MARK: MAC inputs
 
     func mac(_ r: AuditRecord, previous: [UInt8]) -> [UInt8] {
-        var hmac = keyed
-        hmac.update(data: Self.rowLabel)
+        // One update with every field laid out: each update call costs more than hashing a short field.
+        var input = Self.rowLabel
+        input.reserveCapacity(512)
         for field in [String(r.seq), String(r.at), r.actorID, r.ownerID, r.action, r.target, r.outcome, r.detail] {
-            Self.feed(&hmac, field)
+            Self.append(field, to: &input)
         }
-        hmac.update(data: previous)
+        input += previous
+        var hmac = keyed
+        hmac.update(data: input)
         return Array(hmac.finalize())
     }
 
     func headMAC(seq: Int64, mac: [UInt8]) -> [UInt8] {
+        var input = Self.headLabel
+        Self.append(String(seq), to: &input)
+        input += mac
         var hmac = keyed
-        hmac.update(data: Self.headLabel)
-        Self.feed(&hmac, String(seq))
-        hmac.update(data: mac)
+        hmac.update(data: input)
         return Array(hmac.finalize())
     }
 
     /// Length-prefixed, with nil distinct from the empty string.
-    private static func feed(_ hmac: inout HMAC<SHA256>, _ field: String?) {
-        guard var field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); return }
-        field.withUTF8 { bytes in
-            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { hmac.update(data: $0) }
-            hmac.update(data: UnsafeRawBufferPointer(bytes))
-        }
+    private static func append(_ field: String?, to input: inout [UInt8]) {
+        guard let field else { input += [0xff, 0xff, 0xff, 0xff]; return }
+        let count = UInt32(field.utf8.count)
+        input += [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)]
+        input += field.utf8
     }
 
     static let rowLabel = Array("warden.audit.v1".utf8)

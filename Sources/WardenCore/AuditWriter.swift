@@ -30,6 +30,8 @@ public final class AuditWriter: Sendable {
         var dropped = 0
         /// Queued rows whose caller waits for them.
         var waiting = 0
+        /// The drain's wait for more rows; a caller who waits for its row cuts it short.
+        var gathering: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -40,8 +42,9 @@ public final class AuditWriter: Sendable {
     /// Rows waiting past this (the store has been failing for a long while) are dropped and counted.
     static let maxQueue = 200_000
     static let retryDelay = Duration.milliseconds(250)
-    /// How long rows nobody waits for gather before a commit, so light load does not cost a commit per row.
-    static let gatherDelay = Duration.milliseconds(2)
+    /// How long rows nobody waits for gather before a commit, so light load does not cost a commit per
+    /// few rows (each costs five store round trips and a sync to disk).
+    static let gatherDelay = Duration.milliseconds(10)
 
     public init(log: AuditLog, database: Database, logger: Logger = Logger(label: "warden.audit")) {
         self.log = log
@@ -84,6 +87,7 @@ public final class AuditWriter: Sendable {
                 let target = s.nextTicket - 1
                 guard target > s.settledThrough, s.failure == nil else { return true }
                 s.flushers.append((target, waiter))
+                s.gathering?.cancel()
                 return false
             }
             if ready { waiter.resume() }
@@ -92,7 +96,7 @@ public final class AuditWriter: Sendable {
 
     private func drain() async {
         while true {
-            if state.withLock({ $0.waiting == 0 && $0.queue.count < Self.maxBatch }) { try? await Task.sleep(for: Self.gatherDelay) }
+            await gather()
             guard let batch = state.withLock({ $0.takeBatch(Self.maxBatch) }) else { return }
             let log = self.log
             do {
@@ -123,6 +127,19 @@ public final class AuditWriter: Sendable {
         }
     }
 
+    /// While nobody waits for a row and the batch is not full, lets rows gather for `gatherDelay`.
+    private func gather() async {
+        let nap = Task { _ = try? await Task.sleep(for: Self.gatherDelay) }
+        let needed = state.withLock { s in
+            guard s.waiting == 0 && s.queue.count < Self.maxBatch else { return false }
+            s.gathering = nap
+            return true
+        }
+        if !needed { nap.cancel() }
+        await nap.value
+        state.withLock { $0.gathering = nil }
+    }
+
     private func resumeFlushers(_ flushers: [CheckedContinuation<Void, Never>]) {
         for flusher in flushers { flusher.resume() }
     }
@@ -136,7 +153,10 @@ extension AuditWriter.State {
         entry.at = lastAt
         queue.append(.init(entry: entry, ticket: nextTicket, waiter: waiter))
         nextTicket += 1
-        if waiter != nil { waiting += 1 }
+        if waiter != nil {
+            waiting += 1
+            gathering?.cancel()
+        }
     }
 
     /// True when the caller must start the drain task.

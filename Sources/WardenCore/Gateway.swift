@@ -49,7 +49,8 @@ public struct Reservation: Sendable {
 }
 
 /// The gateway's decisions: identify the agent key, check the policy, reserve budget, settle spend.
-public struct Gateway: Sendable {
+/// A class: every call and its closures share one, rather than copying its many fields.
+public final class Gateway: Sendable {
     public let registry: VenueRegistry
     public let config: WardenConfig
     public let audit: AuditWriter
@@ -91,13 +92,14 @@ public struct Gateway: Sendable {
     }
 
     public static let methodOverrideHeaders: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
+    static let methodOverrideFields = methodOverrideHeaders.map { HTTPField.Name($0)! }
 
     public func admit(
         venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields
     ) async throws(GatewayRefusal) -> Admission {
         let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
-        let (key, credential, secret) = try await resolve(venue: venue, headers: headers)
-        let presented = presentedKey(venue: venue, headers: headers) ?? ""
+        let presented = presentedKey(venue: venue, headers: headers)
+        let (key, credential, secret) = try await resolve(venue: venue, presented: presented)
         let credentialID = credential.id
         if let service = config.services[venue.name] {
             try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
@@ -105,14 +107,14 @@ public struct Gateway: Sendable {
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         touches.record(keyID: key.id, credentialID: credentialID)
-        return Admission(venue: venue, key: key, presentedKey: presented, credentialID: credentialID,
+        return Admission(venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
                          ownsCredential: credential.ownerID == key.ownerID,
                          secret: secret, path: path, upstreamURL: url)
     }
 
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.
     public func canonical(method: String, rawPath: String, query: String?, headers: HTTPFields) throws(GatewayRefusal) -> CanonicalPath {
-        for name in Self.methodOverrideHeaders where headers[HTTPField.Name(name)!] != nil {
+        for name in Self.methodOverrideFields where headers[name] != nil {
             throw GatewayRefusal(.badRequest, .invalidRequest, "method-override headers are not accepted")
         }
         if let query, query.lowercased().split(separator: "&").contains(where: { $0.hasPrefix("_method=") }) {
@@ -125,15 +127,17 @@ public struct Gateway: Sendable {
 
     /// The agent key as presented, in `X-Warden-Key` or where the venue's SDK puts its API key.
     public func presentedKey(venue: any VenueAdapter, headers: HTTPFields) -> String? {
-        guard let key = headers[HTTPField.Name("x-warden-key")!] ?? venue.agentKey(in: headers), !key.isEmpty else { return nil }
+        guard let key = headers[Self.wardenKeyHeader] ?? venue.agentKey(in: headers), !key.isEmpty else { return nil }
         return key
     }
+
+    static let wardenKeyHeader = HTTPField.Name("x-warden-key")!
 
     /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
     /// own, or one shared with the owner at a level that covers the key's access. One store query, none
     /// when the key is cached (the checks below run on every call either way).
-    func resolve(venue: any VenueAdapter, headers: HTTPFields) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
-        guard let presented = presentedKey(venue: venue, headers: headers) else {
+    func resolve(venue: any VenueAdapter, presented: String?) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
+        guard let presented else {
             throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
         guard presented.hasPrefix("wdn_"), presented.utf8.count < 200 else {

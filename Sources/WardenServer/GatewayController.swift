@@ -235,8 +235,12 @@ struct GatewayController {
             var answer = whole
             var usage: TokenUsage?
             if var meter {
-                answer = ByteBuffer(bytes: meter.consume(Array(buffer: whole)) + meter.finish())
-                usage = meter.usage
+                if meter.streaming {
+                    answer = ByteBuffer(bytes: meter.consume(Array(buffer: whole)) + meter.finish())
+                    usage = meter.usage
+                } else {
+                    usage = whole.withUnsafeReadableBytes { meter.dialect.reportedUsage(in: $0) }  // passed on as it came
+                }
             }
             await conclude(false, usage)
             if responseHeaders[.contentLength] != nil { responseHeaders[.contentLength] = String(answer.readableBytes) }

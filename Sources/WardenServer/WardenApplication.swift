@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Mustache
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import WardenCore
 import WardenStore
@@ -192,4 +193,12 @@ struct KeyCacheSyncMiddleware: RouterMiddleware {
             throw error
         }
     }
+}
+
+/// Runs Swift concurrency's tasks on the server's event loops instead of a separate thread pool, so a
+/// call is read, decided, forwarded and answered on the thread that owns its connection, with no
+/// thread switch between the steps. Blocking work never runs there: the store and password hashing
+/// have thread pools of their own. Call once, at the start of `warden serve`.
+public func runTasksOnEventLoops() -> Bool {
+    NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 }

@@ -11,37 +11,41 @@ public enum UsageDialect: Sendable {
         public var stream: Bool
     }
 
-    /// One decoder for every call: it is never reconfigured, and making one per call costs more than
-    /// decoding these small documents.
-    static let decoder = JSONDecoder()
-
     public func inspect(_ body: Data) -> RequestInfo {
-        guard let fields = try? UsageDialect.decoder.decode(RequestFields.self, from: body) else {
+        guard let fields = try? JSONMembers.read(body, names: Self.requestFields) else {
             return RequestInfo(model: nil, maxOutputTokens: nil, stream: false)
         }
-        return RequestInfo(model: fields.model, maxOutputTokens: fields.maxTokens ?? fields.maxCompletionTokens ?? fields.maxOutputTokens,
-                           stream: fields.stream ?? false)
+        // A field of the wrong type counts as absent, like a missing one.
+        let ceiling = fields["max_tokens"]?.integer ?? fields["max_completion_tokens"]?.integer ?? fields["max_output_tokens"]?.integer
+        return RequestInfo(model: fields["model"]?.string, maxOutputTokens: ceiling, stream: fields["stream"]?.bool ?? false)
     }
 
-    /// The request fields Warden reads; one of the wrong type counts as absent, like a missing one.
-    struct RequestFields: Decodable {
-        var model: String?
-        var maxTokens, maxCompletionTokens, maxOutputTokens: Int?
-        var stream: Bool?
+    static let requestFields: Set<String> = ["model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream"]
 
-        enum CodingKeys: String, CodingKey {
-            case model, stream, maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", maxOutputTokens = "max_output_tokens"
+    /// The usage a whole (non-streamed) answer reports: `usage`, or Anthropic's `message.usage`.
+    public func reportedUsage(in body: UnsafeRawBufferPointer) -> TokenUsage? {
+        guard let top = try? JSONMembers.read(body, names: ["usage", "message"]) else { return nil }
+        var counts = top["usage"]
+        if counts == nil, self == .anthropic, case .object(let message)? = top["message"] {
+            counts = (try? JSONMembers.read(body, range: message, names: ["usage"]))?["usage"]
         }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            model = try? c.decodeIfPresent(String.self, forKey: .model)
-            maxTokens = try? c.decodeIfPresent(Int.self, forKey: .maxTokens)
-            maxCompletionTokens = try? c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
-            maxOutputTokens = try? c.decodeIfPresent(Int.self, forKey: .maxOutputTokens)
-            stream = try? c.decodeIfPresent(Bool.self, forKey: .stream)
+        guard case .object(let range)? = counts, let u = try? JSONMembers.read(body, range: range, names: Self.usageFields) else { return nil }
+        let count = { (name: String) in u[name]?.integer }
+        switch self {
+        case .openAI:
+            let input = count("prompt_tokens") ?? count("input_tokens"), output = count("completion_tokens") ?? count("output_tokens")
+            guard input != nil || output != nil else { return nil }
+            return TokenUsage(input: input ?? 0, output: output ?? 0)
+        case .anthropic:
+            guard count("input_tokens") != nil || count("output_tokens") != nil else { return nil }
+            return TokenUsage(input: (count("input_tokens") ?? 0) + (count("cache_creation_input_tokens") ?? 0) + (count("cache_read_input_tokens") ?? 0),
+                              output: count("output_tokens") ?? 0)
         }
     }
+
+    static let usageFields: Set<String> = [
+        "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+    ]
 
     /// For an OpenAI stream that does not ask for usage, asks for it (`stream_options.include_usage`),
     /// so the call can be priced; the extra usage chunk is removed again on the way back.
@@ -112,9 +116,7 @@ public struct UsageMeter: Sendable {
             pending = []
             return rest.isEmpty || observe(event: rest) ? rest : []
         }
-        if !copyOverflowed, let reported = try? UsageDialect.decoder.decode(ReportedUsage.self, from: Data(copy)) {
-            usage = reported.tokens(dialect)
-        }
+        if !copyOverflowed { usage = copy.withUnsafeBytes { dialect.reportedUsage(in: $0) } }
         copy = []
         return []
     }
@@ -154,34 +156,6 @@ public struct UsageMeter: Sendable {
             }
             if let output = usage["output_tokens"] as? NSNumber { result.output = output.intValue }
             return result
-        }
-    }
-
-    /// The usage of a whole (non-streamed) answer: `usage`, or Anthropic's `message.usage`.
-    struct ReportedUsage: Decodable {
-        struct Counts: Decodable {
-            var promptTokens, completionTokens, inputTokens, outputTokens, cacheCreationInputTokens, cacheReadInputTokens: Int?
-
-            enum CodingKeys: String, CodingKey {
-                case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", inputTokens = "input_tokens",
-                     outputTokens = "output_tokens", cacheCreationInputTokens = "cache_creation_input_tokens",
-                     cacheReadInputTokens = "cache_read_input_tokens"
-            }
-        }
-        struct Message: Decodable { var usage: Counts? }
-        var usage: Counts?
-        var message: Message?
-
-        func tokens(_ dialect: UsageDialect) -> TokenUsage? {
-            switch dialect {
-            case .openAI:
-                guard let u = usage, (u.promptTokens ?? u.inputTokens) != nil || (u.completionTokens ?? u.outputTokens) != nil else { return nil }
-                return TokenUsage(input: u.promptTokens ?? u.inputTokens ?? 0, output: u.completionTokens ?? u.outputTokens ?? 0)
-            case .anthropic:
-                guard let u = usage ?? message?.usage, u.inputTokens != nil || u.outputTokens != nil else { return nil }
-                return TokenUsage(input: (u.inputTokens ?? 0) + (u.cacheCreationInputTokens ?? 0) + (u.cacheReadInputTokens ?? 0),
-                                  output: u.outputTokens ?? 0)
-            }
         }
     }
 

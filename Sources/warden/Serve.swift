@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         umask(0o077)  // every file Warden creates (database, WAL, journal) is private to its user
         let logger = LogSetup.bootstrap(environment: ProcessInfo.processInfo.environment)
+        if !runTasksOnEventLoops() { logger.warning("tasks run on Swift's own thread pool: the event loops could not take them") }
         do {
             let opened = try await OpenedStore.open(store, listen: listen, logger: logger)
             let settings = opened.settings

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import SQLKit
@@ -87,6 +88,36 @@ import WardenStore
         try await otherStore.close()
         try await store.database.close()
         #expect(result == .broken(seq: 1, reason: "row 1 was altered, or a row before it was"))
+    }
+
+    /// The MAC layout is part of what is stored: rows written by an earlier Warden must still verify.
+    /// Recomputed here field by field, as the format is documented, rather than with `AuditLog`'s code.
+    @Test func rowMACsFollowTheStoredLayout() async throws {
+        let store = try await TestStore.make(.sqlite)
+        try await Migrator.migrate(store.database, logger: logger)
+        let vault = try await Vault.unseal(database: store.database, source: .masterKey(.generate()), logger: logger)
+        let log = AuditLog(database: store.database, vault: vault)
+        try await log.append(AuditEntry(actor: "u1", owner: nil, action: "test.event", target: "t", detail: ["b": "2", "a": "é\"\n"]))
+        try await log.append(AuditEntry(actor: nil, owner: "u2", action: "test.other"))
+        let rows = try await AuditRepository(store.database).rows(after: 0, limit: 10)
+        try await store.database.close()
+        #expect(rows.count == 2)
+        #expect(rows[0].detail == #"{"a":"é\"\n","b":"2"}"#)
+
+        func expected(_ row: AuditRecord, previous: [UInt8]) -> [UInt8] {
+            var hmac = HMAC<SHA256>(key: vault.kek.derivedKey(label: "audit-chain"))
+            hmac.update(data: Array("warden.audit.v1".utf8))
+            let fields: [String?] = [String(row.seq), String(row.at), row.actorID, row.ownerID, row.action, row.target, row.outcome, row.detail]
+            for field in fields {
+                guard let field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); continue }
+                withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { hmac.update(data: Array($0)) }
+                hmac.update(data: Array(field.utf8))
+            }
+            hmac.update(data: previous)
+            return Array(hmac.finalize())
+        }
+        #expect(rows[0].mac == expected(rows[0], previous: []))
+        #expect(rows[1].mac == expected(rows[1], previous: rows[0].mac))
     }
 }
 

@@ -53,6 +53,27 @@ import Testing
         #expect(broken.usage == nil)
     }
 
+    @Test func wholeAnswersReportTheirUsageWhereEachVenuePutsIt() {
+        let usage = { (dialect: UsageDialect, body: String) in Array(body.utf8).withUnsafeBytes { dialect.reportedUsage(in: $0) } }
+        #expect(usage(.openAI, #"{"choices":[{"message":{"usage":{"prompt_tokens":99}}}],"usage":{"prompt_tokens":7,"completion_tokens":8}}"#)
+            == TokenUsage(input: 7, output: 8))
+        #expect(usage(.openAI, #"{"usage":{"input_tokens":3,"output_tokens":4}}"#) == TokenUsage(input: 3, output: 4))
+        #expect(usage(.anthropic, #"{"message":{"usage":{"input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":4}}}"#)
+            == TokenUsage(input: 4, output: 4))
+        // Only Anthropic nests it in `message`; a count of the wrong type counts as absent.
+        #expect(usage(.openAI, #"{"message":{"usage":{"prompt_tokens":3}}}"#) == nil)
+        #expect(usage(.openAI, #"{"usage":{"prompt_tokens":"3","completion_tokens":2}}"#) == TokenUsage(input: 0, output: 2))
+        #expect(usage(.openAI, #"{"usage":null}"#) == nil)
+        #expect(usage(.openAI, #"{"usage":{"prompt_tokens":7}} trailing"#) == nil)
+    }
+
+    @Test func requestFieldsOfTheWrongTypeCountAsAbsent() {
+        let info = UsageDialect.openAI.inspect(Data(#"{"model":5,"max_tokens":"9","max_completion_tokens":12.0,"stream":"true"}"#.utf8))
+        #expect(info == .init(model: nil, maxOutputTokens: 12, stream: false))
+        let last = UsageDialect.openAI.inspect(Data(#"{"model":"a","model":"b","max_output_tokens":3}"#.utf8))
+        #expect(last == .init(model: "b", maxOutputTokens: 3, stream: false))
+    }
+
     @Test func requestsAreInspectedAndStreamsAskedForUsage() throws {
         let body = Data(#"{"model":"m","max_tokens":50,"stream":true,"messages":[]}"#.utf8)
         #expect(UsageDialect.openAI.inspect(body) == .init(model: "m", maxOutputTokens: 50, stream: true))
