@@ -168,8 +168,12 @@ extension AuditWriter.State {
 
     mutating func takeBatch(_ limit: Int) -> [AuditWriter.Pending]? {
         guard !queue.isEmpty else { draining = false; return nil }
-        let batch = queue.count <= limit ? queue : Array(queue.prefix(limit))
-        queue.removeFirst(batch.count)
+        // Handing the whole queue over moves it; trimming a shared copy would copy every row.
+        var batch: [AuditWriter.Pending] = []
+        if queue.count <= limit { swap(&batch, &queue) } else {
+            batch = Array(queue.prefix(limit))
+            queue.removeFirst(limit)
+        }
         waiting -= batch.count(where: { $0.waiter != nil })
         return batch
     }

@@ -32,11 +32,32 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
 
     /// The path to send upstream: canonical segments, re-encoded where needed.
     public var encoded: String {
-        "/" + segments.map { $0.percentEncoded(keeping: Self.segmentCharacters) }.joined(separator: "/")
+        var out: [UInt8] = []
+        out.reserveCapacity(segments.reduce(1) { $0 + $1.utf8.count + 1 })
+        for segment in segments {
+            out.append(UInt8(ascii: "/"))
+            Self.percentEncode(segment, into: &out)
+        }
+        return out.isEmpty ? "/" : String(decoding: out, as: UTF8.self)
     }
 
-    private static let segmentCharacters: Set<Character> = Set(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@")
+    /// What a segment may hold unescaped (RFC 3986 `pchar`); every other UTF-8 byte is escaped.
+    private static let segmentBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 128)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8 { table[Int(byte)] = true }
+        return table
+    }()
+
+    private static func percentEncode(_ segment: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in segment.utf8 {
+            if byte < 128, segmentBytes[Int(byte)] {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+    }
 
     private static func decode(_ segment: Substring) throws(Refusal) -> String {
         var bytes: [UInt8] = []
@@ -60,18 +81,6 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("not UTF-8") }
         return text
-    }
-}
-
-extension String {
-    /// Percent-encodes every UTF-8 byte of characters outside `allowed`.
-    fileprivate func percentEncoded(keeping allowed: Set<Character>) -> String {
-        var out = ""
-        for character in self {
-            if allowed.contains(character) { out.append(character); continue }
-            for byte in String(character).utf8 { out += String(format: "%%%02X", byte) }
-        }
-        return out
     }
 }
 

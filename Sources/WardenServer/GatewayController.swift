@@ -55,6 +55,8 @@ struct GatewayController {
         }
     }
 
+    static let fetchSite = HTTPField.Name("sec-fetch-site")!
+
     /// A browser page (a cross-site form, a DNS-rebound origin) must never drive the gateway.
     func checkBrowser(_ request: Request) throws(GatewayRefusal) {
         guard let host = request.head.authority?.lowercased(), allowedHosts.contains(host) else {
@@ -63,7 +65,7 @@ struct GatewayController {
         if request.headers[.origin] != nil {
             throw GatewayRefusal(.forbidden, .permission, "requests from web pages (with an Origin header) are refused")
         }
-        if let site = request.headers[HTTPField.Name("sec-fetch-site")!], site != "none" {
+        if let site = request.headers[Self.fetchSite], site != "none" {
             throw GatewayRefusal(.forbidden, .permission, "requests from web pages are refused")
         }
     }
@@ -220,9 +222,11 @@ struct GatewayController {
         let status = HTTPResponse.Status(code: Int(upstream.status.code))
         // Settles and records how the call ended; the agent has the last byte only after this.
         let conclude = { @Sendable [gateway, metrics] (failed: Bool, usage: TokenUsage?) async in
-            var result: [String: String] = ["status": String(status.code), "ms": Self.milliseconds(since: started)]
-            result.merge(await settle(.answered(status, failed: failed, usage: usage))) { $1 }
-            result.merge(detail) { a, _ in a }
+            var result = detail
+            result.reserveCapacity(detail.count + 8)
+            result["status"] = String(status.code)
+            result["ms"] = Self.milliseconds(since: started)
+            for (name, value) in await settle(.answered(status, failed: failed, usage: usage)) { result[name] = value }
             let outcome = failed ? "interrupted" : "forwarded"
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
             metrics.request(venue: venue.name, decision: outcome)
@@ -330,9 +334,11 @@ struct GatewayController {
     }
 
     func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
-        var detail = ["method": request.method.rawValue, "path": Self.auditPath(s.path.description)]
-        if let credential = s.credentialID { detail["credential"] = credential }
-        detail.merge(extra) { $1 }
+        var detail = extra
+        detail.reserveCapacity(extra.count + 3)
+        if detail["method"] == nil { detail["method"] = request.method.rawValue }
+        if detail["path"] == nil { detail["path"] = Self.auditPath(s.path.description) }
+        if let credential = s.credentialID, detail["credential"] == nil { detail["credential"] = credential }
         return AuditEntry(actor: s.key.map { "key:\($0.id)" }, owner: s.key?.ownerID, action: action, target: s.venue.name,
                           outcome: outcome, detail: detail)
     }
@@ -358,10 +364,11 @@ struct GatewayController {
 
     static func returnableHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
         var out = HTTPFields()
+        out.reserveCapacity(upstream.count)
         for (name, value) in upstream {
-            let lower = name.lowercased()
-            guard !hopByHop.contains(lower) || lower == "content-length", !lower.hasPrefix("access-control-"),
-                  lower != "set-cookie", let fieldName = HTTPField.Name(name)
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            let lower = fieldName.canonicalName
+            guard !hopByHop.contains(lower) || lower == "content-length", !lower.hasPrefix("access-control-"), lower != "set-cookie"
             else { continue }
             out.append(HTTPField(name: fieldName, value: value))
         }

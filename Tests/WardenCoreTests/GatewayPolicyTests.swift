@@ -7,6 +7,11 @@ import Testing
         #expect(try CanonicalPath(raw: "/a//b/").description == "/a/b")
         #expect(try CanonicalPath(raw: "/%72epos/x").description == "/repos/x")
         #expect(try CanonicalPath(raw: "/a%20b").encoded == "/a%20b")
+        // Sent upstream with every byte outside RFC 3986's pchar escaped, and nothing else.
+        #expect(try CanonicalPath(raw: "/v1//a b/%C3%A9%7e/").encoded == "/v1/a%20b/%C3%A9~")
+        #expect(try CanonicalPath(raw: "/x/e\u{301}\"<>^`{|}[]#").encoded == "/x/e%CC%81%22%3C%3E%5E%60%7B%7C%7D%5B%5D%23")
+        #expect(try CanonicalPath(raw: "/-._~!$&'()*+,;=:@AZaz09").encoded == "/-._~!$&'()*+,;=:@AZaz09")
+        #expect(try CanonicalPath(raw: "").encoded == "/")
         #expect(try CanonicalPath(raw: "").description == "/")
         for bad in ["/a/../b", "/./a", "/a/%2e%2e", "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00", "/a%", "/a%zz", "/a%252f", "relative"] {
             #expect(throws: CanonicalPath.Refusal.self, "\(bad) accepted") { try CanonicalPath(raw: bad) }
