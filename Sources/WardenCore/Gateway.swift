@@ -147,8 +147,10 @@ public final class Gateway: Sendable {
         let cached = keys.entry(hash: hash, venue: venue.name)
         let resolved: ResolvedKey?
         do {
-            if let cached { resolved = cached.resolved } else {
-                resolved = try await AgentKeyRepository(database).resolve(hash: hash, venue: venue.name)
+            if let cached { resolved = cached.resolved } else if keys.isUnknown(hash: hash) { resolved = nil } else {
+                let lookup = try await AgentKeyRepository(database).resolve(hash: hash, venue: venue.name)
+                resolved = lookup.key
+                if resolved == nil { keys.storeUnknown(hash: hash, revision: lookup.revision) }
             }
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")

@@ -4,7 +4,8 @@ import WardenStore
 /// Agent keys as the gateway resolved them, with their credential already opened, so a call needs no
 /// store query and no decryption. Every entry carries the store revision it was read at (see
 /// `StoreRevision`); once the revision moves, all entries go. The server syncs after each change it
-/// makes itself, and polls for changes made by other processes (the CLI, a second server).
+/// makes itself, and polls for changes made by other processes (the CLI, a second server). Hashes the
+/// store does not hold are remembered the same way, so a wrong key is refused without a query.
 public final class KeyCache: Sendable {
     struct Entry: Sendable {
         let resolved: ResolvedKey
@@ -15,6 +16,18 @@ public final class KeyCache: Sendable {
         /// The revision the entries were read at; nil while unknown (nothing is cached then).
         var revision: Int64?
         var entries: [String: Entry] = [:]
+        /// Hashes of keys the store does not hold, so an agent retrying with a wrong key costs no query.
+        var unknown: Set<String> = []
+
+        /// Moves to a newer revision (dropping everything older); false when `revision` is the older one.
+        mutating func accept(_ revision: Int64) -> Bool {
+            if let current = self.revision, revision > current {
+                entries.removeAll(keepingCapacity: true)
+                unknown.removeAll(keepingCapacity: true)
+                self.revision = revision
+            }
+            return revision == self.revision
+        }
     }
 
     private let state = Mutex(State())
@@ -30,13 +43,24 @@ public final class KeyCache: Sendable {
     /// Keeps an entry read at the current revision; a newer revision first drops every older entry.
     func store(_ entry: Entry, hash: String, venue: String) {
         state.withLock { s in
-            if let current = s.revision, entry.resolved.revision > current {
-                s.entries.removeAll(keepingCapacity: true)
-                s.revision = entry.resolved.revision
-            }
-            guard entry.resolved.revision == s.revision else { return }
+            guard s.accept(entry.resolved.revision) else { return }
             if s.entries.count >= Self.capacity { s.entries.removeAll(keepingCapacity: true) }
             s.entries[hash + "|" + venue] = entry
+        }
+    }
+
+    /// Whether the store held no key with this hash at the current revision.
+    func isUnknown(hash: String) -> Bool {
+        state.withLock { $0.unknown.contains(hash) }
+    }
+
+    /// Remembers that the store held no key with this hash at `revision`. Kept apart from the entries,
+    /// so a flood of made-up keys never pushes out the keys in use.
+    func storeUnknown(hash: String, revision: Int64) {
+        state.withLock { s in
+            guard s.accept(revision) else { return }
+            if s.unknown.count >= Self.capacity { s.unknown.removeAll(keepingCapacity: true) }
+            s.unknown.insert(hash)
         }
     }
 
@@ -47,9 +71,11 @@ public final class KeyCache: Sendable {
         state.withLock { s in
             guard revision == nil || revision != s.revision else { return }
             s.entries.removeAll(keepingCapacity: true)
+            s.unknown.removeAll(keepingCapacity: true)
             s.revision = revision
         }
     }
 
     public var count: Int { state.withLock { $0.entries.count } }
+    public var unknownCount: Int { state.withLock { $0.unknown.count } }
 }

@@ -7,14 +7,15 @@ public struct WardenContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by `AuthMiddleware` on authenticated routes.
     public var principal: Principal?
-    /// The peer's IP address (for login throttling), or "unknown".
-    public let clientAddress: String
+    /// The peer's IP address (for login throttling), or "unknown"; written out only when asked for.
+    public var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+    let remoteAddress: SocketAddress?
     /// The event loop serving the connection (gateway calls go out on a client of the same loop).
     public let eventLoop: any EventLoop
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        remoteAddress = source.channel.remoteAddress
         eventLoop = source.channel.eventLoop
     }
 

@@ -141,23 +141,27 @@ public struct ResolvedKey: Sendable {
 }
 
 extension AgentKeyRepository {
-    /// The key with the given hash, its owner's state, its credential for `venue` and any grant behind it.
-    public func resolve(hash: String, venue: String) async throws -> ResolvedKey? {
+    /// The key with the given hash (nil when there is none), its owner's state, its credential for `venue`
+    /// and any grant behind it, with the store revision it was read at either way.
+    public func resolve(hash: String, venue: String) async throws -> (key: ResolvedKey?, revision: Int64) {
         try await database.withConnection { db in
             guard let row = try await db.raw("""
-                SELECT k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
+                SELECT r.value AS store_revision, k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
                     c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
                     c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
                     c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-                    g.access AS grant_access, (SELECT value FROM store_revision WHERE id = 1) AS store_revision
-                FROM agent_keys k
-                JOIN users u ON u.id = k.owner_id
+                    g.access AS grant_access
+                FROM store_revision r
+                LEFT JOIN agent_keys k ON k.key_hash = \(bind: hash)
+                LEFT JOIN users u ON u.id = k.owner_id
                 LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
                 LEFT JOIN credentials c ON c.id = b.credential_id
                 LEFT JOIN grants g ON g.credential_id = c.id AND g.grantee_id = k.owner_id
-                WHERE k.key_hash = \(bind: hash)
+                WHERE r.id = 1
                 """).first()
-            else { return nil }
+            else { throw StoreError.unavailable("the store revision row is missing") }
+            let revision = try row.decode(column: "store_revision", as: Int64.self)
+            guard try row.decode(column: "id", as: String?.self) != nil else { return (nil, revision) }
             let bound = try row.decode(column: "bound_credential", as: String?.self)
             var credential: CredentialRecord?
             if let bound, let owner = try row.decode(column: "c_owner_id", as: String?.self) {
@@ -174,9 +178,10 @@ extension AgentKeyRepository {
                     updatedAt: try row.decode(column: "c_updated_at", as: Int64.self))
             }
             let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
-            return ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
-                               credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self),
-                               revision: try row.decode(column: "store_revision", as: Int64.self))
+            let resolved = ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
+                                       credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self),
+                                       revision: revision)
+            return (resolved, revision)
         }
     }
 }
