@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from statistics import median
 
 import requests
 
@@ -91,6 +92,7 @@ def wrk(url, connections, duration, script, env):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="every scenario runs once per round; medians are reported")
     parser.add_argument("--warden", required=True)
     parser.add_argument("--bench", required=True)
     args = parser.parse_args()
@@ -154,27 +156,39 @@ def main():
         # it is reported apart, and the kernel's high-water mark is reset so the load's own peak is measured.
         setup_peak_mb = rss_mb(warden.pid, "VmHWM")
         pathlib.Path(f"/proc/{warden.pid}/clear_refs").write_text("5")
-        results = {}
-        for name, url in scenarios.items():
-            bench_key = "wdn_not_a_real_key" if "refused" in name else trader if "binance" in name else agent
-            wrk_env = {**os.environ, "BENCH_KEY": bench_key}
-            lua = str(order_script if "binance" in name else script)
-            results[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env),
-                             "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env)}
+        # Rounds interleave the scenarios, so a slow spell of the machine falls on all of them alike; each
+        # figure is the median over the rounds, and ratios are taken within a round before their median.
+        rounds = []
+        for _ in range(args.rounds):
+            measured = {}
+            for name, url in scenarios.items():
+                bench_key = "wdn_not_a_real_key" if "refused" in name else trader if "binance" in name else agent
+                wrk_env = {**os.environ, "BENCH_KEY": bench_key}
+                lua = str(order_script if "binance" in name else script)
+                measured[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env),
+                                  "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env)}
+            rounds.append(measured)
+        results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+                          for load in ("c64", "c1")} for name in scenarios}
+        within = lambda f: median([f(r) for r in rounds])
+        spread = lambda f: [round(min(f(r) for r in rounds), 3), round(max(f(r) for r in rounds), 3)]
+        ratio = lambda r: r["3_warden_openai"]["c64"]["rps"] / r["2_nginx_proxy"]["c64"]["rps"]
+        added_p50 = lambda r: r["3_warden_openai"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]
         peak_rss_mb = rss_mb(warden.pid, "VmHWM")
         audit_rows = subprocess.run(["sqlite3", str(data / "warden.db"), "SELECT COUNT(*) FROM audit"], capture_output=True, text=True).stdout.strip()
         micro = [json.loads(line) for line in subprocess.run([args.bench], capture_output=True, text=True, check=True).stdout.splitlines()]
 
         report = {
-            "duration_seconds": args.duration, "scenarios": results, "warden_peak_rss_mb": round(peak_rss_mb, 1),
+            "duration_seconds": args.duration, "rounds": args.rounds, "scenarios": results, "per_round": rounds,
+            "warden_peak_rss_mb": round(peak_rss_mb, 1),
             "warden_setup_peak_rss_mb": round(setup_peak_mb, 1),
             "warden_audit_rows": int(audit_rows or 0),
-            "throughput_ratio_warden_over_nginx": results["3_warden_openai"]["c64"]["rps"] / results["2_nginx_proxy"]["c64"]["rps"],
-            "throughput_ratio_warden_over_stack_floor": results["3_warden_openai"]["c64"]["rps"] / results["2b_stack_floor"]["c64"]["rps"],
-            "stack_floor_added_latency_p50_ms": results["2b_stack_floor"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
-            "added_latency_p50_ms": results["3_warden_openai"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
-            "added_latency_p99_ms": results["3_warden_openai"]["c1"]["p99_ms"] - results["1_direct"]["c1"]["p99_ms"],
-            "order_added_latency_p50_ms": results["4_warden_binance_order"]["c1"]["p50_ms"] - results["1_direct"]["c1"]["p50_ms"],
+            "throughput_ratio_warden_over_nginx": within(ratio), "throughput_ratio_range": spread(ratio),
+            "throughput_ratio_warden_over_stack_floor": within(lambda r: r["3_warden_openai"]["c64"]["rps"] / r["2b_stack_floor"]["c64"]["rps"]),
+            "stack_floor_added_latency_p50_ms": within(lambda r: r["2b_stack_floor"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]),
+            "added_latency_p50_ms": within(added_p50), "added_latency_p50_range_ms": spread(added_p50),
+            "added_latency_p99_ms": within(lambda r: r["3_warden_openai"]["c1"]["p99_ms"] - r["1_direct"]["c1"]["p99_ms"]),
+            "order_added_latency_p50_ms": within(lambda r: r["4_warden_binance_order"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]),
             "micro": micro,
         }
         out_dir = pathlib.Path("bench/results")
@@ -183,10 +197,12 @@ def main():
         print(f"\n{'scenario':22} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}")
         for name, r in results.items():
             print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
-        print(f"\nwarden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f}   "
+        print(f"\nmedians of {args.rounds} interleaved rounds of {args.duration} s (c64) and {max(3, args.duration // 2)} s (c1)")
+        print(f"warden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f} (rounds {report['throughput_ratio_range']})   "
               f"warden/stack floor (Hummingbird + Warden's upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
               f"floor added p50 {report['stack_floor_added_latency_p50_ms']:.3f} ms\n"
-              f"added latency p50 {report['added_latency_p50_ms']:.3f} ms, p99 {report['added_latency_p99_ms']:.3f} ms   "
+              f"added latency p50 {report['added_latency_p50_ms']:.3f} ms (rounds {report['added_latency_p50_range_ms']}), "
+              f"p99 {report['added_latency_p99_ms']:.3f} ms   "
               f"peak RSS under load {report['warden_peak_rss_mb']} MB (at setup, with Argon2id logins: {report['warden_setup_peak_rss_mb']} MB)   "
               f"audit rows {report['warden_audit_rows']}\n"
               f"signed Binance order (policy, notional, daily-cap reservation, HMAC, audit): "
