@@ -15,7 +15,7 @@ public final class KeyCache: Sendable {
     private struct State {
         /// The revision the entries were read at; nil while unknown (nothing is cached then).
         var revision: Int64?
-        var entries: [String: Entry] = [:]
+        var entries: [Slot: Entry] = [:]
         /// Hashes of keys the store does not hold, so an agent retrying with a wrong key costs no query.
         var unknown: Set<String> = []
 
@@ -30,6 +30,12 @@ public final class KeyCache: Sendable {
         }
     }
 
+    /// A key's hash and the venue it was resolved for (its credential differs by venue).
+    struct Slot: Hashable {
+        let hash: String
+        let venue: String
+    }
+
     private let state = Mutex(State())
     private let database: Database
     static let capacity = 10_000
@@ -37,7 +43,7 @@ public final class KeyCache: Sendable {
     public init(database: Database) { self.database = database }
 
     func entry(hash: String, venue: String) -> Entry? {
-        state.withLock { $0.entries[hash + "|" + venue] }
+        state.withLock { $0.entries[Slot(hash: hash, venue: venue)] }
     }
 
     /// Keeps an entry read at the current revision; a newer revision first drops every older entry.
@@ -45,7 +51,7 @@ public final class KeyCache: Sendable {
         state.withLock { s in
             guard s.accept(entry.resolved.revision) else { return }
             if s.entries.count >= Self.capacity { s.entries.removeAll(keepingCapacity: true) }
-            s.entries[hash + "|" + venue] = entry
+            s.entries[Slot(hash: hash, venue: venue)] = entry
         }
     }
 

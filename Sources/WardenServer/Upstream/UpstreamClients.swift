@@ -59,7 +59,9 @@ public final class UpstreamClients: Sendable {
         let pool = pool(for: loop)
         let answer = pool.loop.makePromise(of: UpstreamResponse.self)
         let (sent, body) = (head, request.body)
-        pool.loop.execute { pool.send(sent, body: body, to: target.origin, timeout: request.timeout, answer: answer) }
+        let send = { @Sendable in pool.send(sent, body: body, to: target.origin, timeout: request.timeout, answer: answer) }
+        // A task already on the pool's loop (tasks run on the event loops) sends at once rather than a loop turn later.
+        if pool.loop.inEventLoop { send() } else { pool.loop.execute(send) }
         return try await answer.futureResult.get()
     }
 
