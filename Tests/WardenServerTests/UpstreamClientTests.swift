@@ -51,18 +51,8 @@ import Testing
         let count = Atomic<Int>(0)
     }
 
-    static func upstream(gate: Gate = Gate(), flood: Counter = Counter()) -> some ApplicationProtocol {
+    static func upstream(gate: Gate = Gate()) -> some ApplicationProtocol {
         let router = Router(context: PeerContext.self)
-        router.get("/flood") { _, _ in
-            Response(status: .ok, body: ResponseBody { writer in
-                let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
-                for _ in 0..<4096 {  // 256 MiB, far more than socket buffers hold
-                    try await writer.write(chunk)
-                    flood.count.add(chunk.readableBytes, ordering: .relaxed)
-                }
-                try await writer.finish(nil)
-            })
-        }
         router.get("/peer") { _, context in "\(context.peerPort)" }
         router.post("/echo") { request, _ in
             Response(status: .created, headers: [.contentType: "text/plain"],
@@ -156,18 +146,17 @@ import Testing
 
     @Test func aSlowReaderSlowsTheUpstreamInsteadOfFillingMemory() async throws {
         let clients = UpstreamClients()
-        let flood = Counter()
-        try await Self.upstream(flood: flood).test(.live) { client in
-            let port = try #require(client.port)
-            let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(port)/flood", method: .GET, timeout: .seconds(5)))
-            guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
-            var iterator = stream.makeAsyncIterator()
-            _ = try await iterator.next()
-            try await Task.sleep(for: .seconds(1))  // the reader stalls; an unbounded client would read on
-            // Socket buffers on loopback grow to tens of MiB (5–70 MiB seen here); an unbounded client takes all 256.
-            let written = flood.count.load(ordering: .relaxed)
-            #expect(written < 128 << 20, "the upstream wrote \(written) bytes while the reader had taken one chunk")
-        }
+        let upstream = try await FloodUpstream.start()
+        let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/flood", method: .GET, timeout: .seconds(5)))
+        guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
+        var iterator = stream.makeAsyncIterator()
+        _ = try await iterator.next()
+        try await Task.sleep(for: .seconds(1))  // the reader stalls; an unbounded client would read on
+        // What the kernel took from the upstream: the client's reads plus both sockets' buffers (a few MiB
+        // on loopback). A client that kept reading would have taken all 256 MiB by now.
+        let written = upstream.written.count.load(ordering: .relaxed)
+        #expect(written < 64 << 20, "the upstream wrote \(written) bytes while the reader had taken one chunk")
+        try await upstream.channel.close()
         try await clients.shutdown()
     }
 
@@ -278,6 +267,49 @@ enum BurstUpstream {
             let text = String(buffer: unwrapInboundIn(data))
             for _ in 0..<text.components(separatedBy: "\r\n\r\n").count - 1 {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: BurstUpstream.answer)), promise: nil)
+            }
+        }
+    }
+}
+
+/// Answers any request with a 256 MiB chunked body, written only while the socket takes it; `written`
+/// counts the bytes handed to the kernel.
+enum FloodUpstream {
+    static let chunk = ByteBuffer(string: "10000\r\n" + String(repeating: "a", count: 0x10000) + "\r\n")
+    static let total = 4096
+
+    static func start() async throws -> (channel: any Channel, port: Int, written: UpstreamClientTests.Counter) {
+        let written = UpstreamClientTests.Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in child.pipeline.addHandler(Writer(written: written)) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!, written)
+    }
+
+    final class Writer: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let written: UpstreamClientTests.Counter
+        var sent = -1  // chunks sent; -1 until a request came
+
+        init(written: UpstreamClientTests.Counter) { self.written = written }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard sent < 0, String(buffer: unwrapInboundIn(data)).contains("\r\n\r\n") else { return }
+            sent = 0
+            context.write(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")), promise: nil)
+            pump(context)
+        }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) { pump(context) }
+
+        private func pump(_ context: ChannelHandlerContext) {
+            guard sent >= 0 else { return }
+            while context.channel.isWritable, sent < FloodUpstream.total {
+                sent += 1
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                promise.futureResult.whenSuccess { [written] in written.count.add(FloodUpstream.chunk.readableBytes, ordering: .relaxed) }
+                context.writeAndFlush(wrapOutboundOut(FloodUpstream.chunk), promise: promise)
             }
         }
     }
