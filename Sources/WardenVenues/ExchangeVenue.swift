@@ -9,6 +9,8 @@ public protocol ExchangeVenue: VenueAdapter {
     func classify(_ call: ExchangeCall) -> CallClass
     /// Signs the outgoing call with the real credential; `signed` is false for public market data.
     func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError)
+    /// Whether signing costs enough CPU (an RSA private-key operation) to be run off the event loops.
+    var signsSlowly: Bool { get }
     /// Public market data the venue needs to ready a live order (`prepareOrder`'s `market`), if any.
     func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery?
     /// Readies a live order for the venue: puts in the client order id Warden generated when the agent sent
@@ -77,6 +79,8 @@ public enum CallClass: Sendable, Equatable {
 }
 
 extension ExchangeVenue {
+    public var signsSlowly: Bool { false }
+
     public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
 
     public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {

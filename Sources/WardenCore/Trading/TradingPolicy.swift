@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import WardenCrypto
 import HTTPTypes
 import WardenStore
@@ -52,8 +53,8 @@ public struct TradingPolicy: Sendable {
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
         let outgoing = UpstreamRequest(method: call.method, path: base.prefix + admission.path.encoded, query: query,
                                        headers: headers, body: body)
-        func forward(_ label: String, signed: Bool) throws(GatewayRefusal) -> TradePlan {
-            TradePlan(route: try sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservations: [])
+        func forward(_ label: String, signed: Bool) async throws(GatewayRefusal) -> TradePlan {
+            TradePlan(route: try await sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservations: [])
         }
         switch venue.classify(call) {
         case .fundMovement:
@@ -62,9 +63,9 @@ public struct TradingPolicy: Sendable {
         case .invalid(let reason):
             throw GatewayRefusal(.badRequest, .invalidRequest, "refused: \(reason)", key: key)
         case .publicRead:
-            return try forward("public_read", signed: false)
+            return try await forward("public_read", signed: false)
         case .privateRead:
-            return try forward("private_read", signed: true)
+            return try await forward("private_read", signed: true)
         case .unknown:
             guard allowed[venue.name]?.contains(where: { $0.matches(method: call.method, path: admission.path) }) == true else {
                 throw GatewayRefusal(.forbidden, .permission,
@@ -75,14 +76,14 @@ public struct TradingPolicy: Sendable {
                 try requireTrade(key)
                 try await requireLive(key, venue: venue.name, what: "\(call.method) \(call.path)")
             }
-            return try forward("allowed_by_config", signed: true)
+            return try await forward("allowed_by_config", signed: true)
         case .cancel:
             try requireTrade(key)
             guard try await profile(key).isLive(venue.name) else {
                 let answer = venue.simulatedCancel()
                 return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservations: [])
             }
-            return try forward("cancel", signed: true)
+            return try await forward("cancel", signed: true)
         case .order(let order):
             try requireTrade(key)
             return try await plan(order: order, outgoing, venue, admission, base)
@@ -215,7 +216,7 @@ public struct TradingPolicy: Sendable {
                 try await prices.body(of: $0, venue: venue.name, base: base)
             }
             try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
-            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit,
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), audit: audit,
                              reservations: held.reservation.map { [$0] } ?? [])
         } catch {
             await release([held])
@@ -263,7 +264,7 @@ public struct TradingPolicy: Sendable {
             }
             var request = outgoing
             try venue.prepareBatch(orders, in: &request, secret: admission.secret, markets: markets)
-            return TradePlan(route: try sign(request, venue, admission, base, signed: true), audit: audit,
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), audit: audit,
                              reservations: held.compactMap(\.reservation))
         } catch {
             await release(held)
@@ -374,12 +375,23 @@ public struct TradingPolicy: Sendable {
     }
 
     func sign(_ request: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission, _ base: UpstreamBase,
-              signed: Bool) throws(GatewayRefusal) -> TradePlan.Route {
-        var request = request
-        do { try venue.sign(&request, secret: admission.secret, signed: signed, now: Date()) } catch {
-            throw GatewayRefusal(.badRequest, .invalidRequest, error.description, key: admission.key)
+              signed: Bool) async throws(GatewayRefusal) -> TradePlan.Route {
+        let secret = admission.secret
+        let signing = { @Sendable () throws(VenueError) -> UpstreamRequest in
+            var request = request
+            try venue.sign(&request, secret: secret, signed: signed, now: Date())
+            return request
         }
-        return .forward(request: request, url: base.url(request))
+        let outgoing: UpstreamRequest
+        do {
+            // Tasks run on the event loops: an RSA signature would hold up every connection of its loop.
+            outgoing = venue.signsSlowly ? try await NIOThreadPool.singleton.runIfActive { try signing() } : try signing()
+        } catch let error as VenueError {
+            throw GatewayRefusal(.badRequest, .invalidRequest, error.description, key: admission.key)
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the call could not be signed", key: admission.key)
+        }
+        return .forward(request: outgoing, url: base.url(outgoing))
     }
 
     static func newClientOrderID() -> String {
