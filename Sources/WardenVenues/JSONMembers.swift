@@ -14,6 +14,7 @@ public enum JSONMember: Equatable, Sendable {
     public var integer: Int? { if case .number(_, let integer) = self { integer } else { nil } }
     public var string: String? { if case .string(let s) = self { s } else { nil } }
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    public var objectRange: Range<Int>? { if case .object(let range) = self { range } else { nil } }
 }
 
 /// Reads the named members of a JSON object without building the document. The whole text is still

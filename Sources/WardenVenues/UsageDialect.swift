@@ -25,11 +25,11 @@ public enum UsageDialect: Sendable {
     /// The usage a whole (non-streamed) answer reports: `usage`, or Anthropic's `message.usage`.
     public func reportedUsage(in body: UnsafeRawBufferPointer) -> TokenUsage? {
         guard let top = try? JSONMembers.read(body, names: ["usage", "message"]) else { return nil }
-        var counts = top["usage"]
-        if counts == nil, self == .anthropic, case .object(let message)? = top["message"] {
-            counts = (try? JSONMembers.read(body, range: message, names: ["usage"]))?["usage"]
+        var counts = top["usage"]?.objectRange
+        if counts == nil, self == .anthropic, let message = top["message"]?.objectRange {
+            counts = (try? JSONMembers.read(body, range: message, names: ["usage"]))?["usage"]?.objectRange
         }
-        guard case .object(let range)? = counts, let u = try? JSONMembers.read(body, range: range, names: Self.usageFields) else { return nil }
+        guard let counts, let u = try? JSONMembers.read(body, range: counts, names: Self.usageFields) else { return nil }
         let count = { (name: String) in u[name]?.integer }
         switch self {
         case .openAI:

@@ -64,6 +64,7 @@ import Testing
         #expect(usage(.openAI, #"{"message":{"usage":{"prompt_tokens":3}}}"#) == nil)
         #expect(usage(.openAI, #"{"usage":{"prompt_tokens":"3","completion_tokens":2}}"#) == TokenUsage(input: 0, output: 2))
         #expect(usage(.openAI, #"{"usage":null}"#) == nil)
+        #expect(usage(.anthropic, #"{"usage":null,"message":{"usage":{"output_tokens":2}}}"#) == TokenUsage(input: 0, output: 2))
         #expect(usage(.openAI, #"{"usage":{"prompt_tokens":7}} trailing"#) == nil)
     }
 
