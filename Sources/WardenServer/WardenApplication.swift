@@ -124,7 +124,6 @@ public func buildApplication(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),
         services: [
-            StoreService(database: env.database, logger: env.logger),
             UpstreamClientService(clients: env.upstreams),
             UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit),
             KeyCacheSyncService(keys: env.gateway.keys),

@@ -25,10 +25,18 @@ struct Serve: AsyncParsableCommand {
             let opened = try await OpenedStore.open(store, listen: listen, logger: logger)
             let settings = opened.settings
             logger.info("vault unsealed", metadata: ["store": "\(settings.database)", "listen": "\(settings.listen)"])
+            let database = opened.services.database
             let app = buildApplication(
                 try ServerEnvironment(settings: settings, services: opened.services, logger: logger),
                 onServerRunning: { port in logger.info("listening", metadata: ["address": "\(settings.listen.host):\(port)"]) })
-            try await app.runService()
+            // The store closes only once every service has stopped (after a clean stop, and when one
+            // failed, such as a port in use): none of them is still opening a connection to it then.
+            do { try await app.runService() } catch {
+                try? await database.close()
+                throw error
+            }
+            try await database.close()
+            logger.info("store closed")
             logger.info("stopped")
         } catch {
             CLIFailure.exit(error)
