@@ -177,7 +177,7 @@ struct GatewayController {
 
     /// How a relayed call ended, for settling what it reserved.
     enum Ending: Sendable {
-        /// Nothing left Warden (the call could not be recorded).
+        /// Nothing left Warden (the call could not be recorded, or no connection to the upstream could be made).
         case unsent
         /// Sent, but no response head came back: the venue may have acted on it.
         case unanswered
@@ -211,7 +211,8 @@ struct GatewayController {
         do {
             upstream = try await clients.execute(outgoing, on: loop)
         } catch {
-            _ = await settle(.unanswered)
+            // No connection could be made: nothing left Warden. Otherwise the venue may have acted on the call.
+            _ = await settle(error as? UpstreamError == .unreachable ? .unsent : .unanswered)
             throw error as? UpstreamError == .timedOut
                 ? GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
                 : GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: subject.key)

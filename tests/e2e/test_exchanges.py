@@ -14,6 +14,7 @@ import os
 import subprocess
 import threading
 import time
+import types
 import uuid
 
 import pytest
@@ -33,7 +34,7 @@ from py_clob_client.exceptions import PolyApiException
 from py_clob_client.order_builder.constants import BUY, SELL
 
 import fake_exchanges as fx
-from conftest import warden
+from conftest import free_port, warden
 
 OWNER, PASSWORD = "trader@example.com", "trader-password-1"
 VENUES = ("binance", "kalshi", "polymarket")
@@ -752,6 +753,22 @@ def test_a_venue_rejection_gives_the_reservation_back(ex):
     assert "daily_cap_usd" in kalshi_refusal(lambda: kalshi_order(kalshi, 1, price=1))
     assert len(orders_seen(binance_fake, "POST", "/api/v3/order")) == 2
     assert len(orders_seen(kalshi_fake, "POST", "/trade-api/v2/portfolio/orders")) == 2
+
+
+def test_an_unreachable_venue_gives_the_reservation_back(ex, start, tmp_path, master_key):
+    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 20})
+    ex.live("binance")
+    agent = ex.key()
+    # The same store, served again with a Binance that refuses every connection.
+    ex.server.stop()
+    config = tmp_path / "warden.toml"
+    write_config(config, {**ex.fakes, "binance": types.SimpleNamespace(url=f"http://127.0.0.1:{free_port()}")})
+    ex.server = start({"WARDEN_MASTER_KEY": master_key}, data_dir=tmp_path / "data", args=("--config", str(config)))
+    ex.login()
+
+    for _ in range(3):  # a bot retrying through an outage
+        assert "could not be reached" in binance_refusal(lambda: buy_ten_dollars(ex.binance(agent)), 502)
+    assert ex.trading()["live_usd"] == pytest.approx(0)  # nothing left Warden, so nothing is held
 
 
 def test_a_retried_order_is_reserved_once(ex):
