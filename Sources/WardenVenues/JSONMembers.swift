@@ -79,8 +79,9 @@ public enum JSONMembers {
                 try expect(UInt8(ascii: ":"))
                 skipBlanks()
                 let start = position
-                let kind = try value(depth: 1, decodingStrings: names.contains(name))
-                if names.contains(name) { found[name] = member(kind, start: start) }
+                let wanted = names.contains(name)
+                let kind = try value(depth: 1, decodingStrings: wanted)
+                if wanted { found[name] = member(kind, start: start) }
                 skipBlanks()
                 guard let next = current else { throw fail() }
                 position += 1
