@@ -118,8 +118,12 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
 public func buildApplication(
     _ env: ServerEnvironment, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
-        router: buildRouter(env),
+    let responder = buildRouter(env).buildResponder()
+    let front = FrontResponder(responder, serverName: "warden", logger: env.logger)
+    let bodyCap = max(env.settings.maxBodyBytes, env.settings.config.gateway.maxRequestBytes)
+    return Application(
+        responder: responder,
+        server: .front(front, bodyCap: bodyCap),
         configuration: .init(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),

@@ -1,0 +1,112 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTPTypes
+
+/// Answers one request read by `HTTP1Front`: runs the router, then writes the response to the channel.
+/// An error that escapes the router becomes a bare 500, as in Hummingbird's own server.
+struct FrontResponder: Sendable {
+    let respond: @Sendable (Request, WardenContext) async throws -> Response
+    let logger: Logger
+    let serverName: String
+    let dates = HTTPDateCache()
+
+    init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
+        respond = { try await responder.respond(to: $0, context: $1) }
+        self.serverName = serverName
+        self.logger = logger
+    }
+
+    func answer(_ request: Request, on channel: any Channel) async {
+        let context = WardenContext(source: .init(channel: channel, logger: logger))
+        var response: Response
+        do {
+            response = try await respond(request, context)
+        } catch {
+            logger.debug("unhandled error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+            response = Response(status: .internalServerError)
+        }
+        response.headers[.date] = dates.now()
+        response.headers[.server] = serverName
+        let closes = request.headers[.connection].map { $0.lowercased().contains("close") } ?? false
+        let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil, closes: closes)
+        do {
+            try await response.body.write(writer)
+        } catch {
+            // A body that fails part way (an upstream stream cut) cannot be finished: the client sees
+            // the connection close before the end of the body, not a truncated answer that looks whole.
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Writes a response to the channel. A body of known length goes out with its head and end in one
+/// flush; a streamed body is flushed part by part, and each write waits until the socket took the
+/// previous one, so a slow reader holds the stream back instead of filling memory.
+struct ChannelBodyWriter: ResponseBodyWriter {
+    let channel: any Channel
+    var head: HTTPResponse?
+    let streams: Bool
+    let closes: Bool
+
+    init(channel: any Channel, head: HTTPResponse, streams: Bool, closes: Bool) {
+        self.channel = channel
+        self.head = head
+        self.streams = streams
+        self.closes = closes
+    }
+
+    private mutating func writeHead() {
+        if let head {
+            channel.write(HTTPResponsePart.head(head), promise: nil)
+            self.head = nil
+        }
+    }
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        writeHead()
+        if streams {
+            try await channel.writeAndFlush(HTTPResponsePart.body(buffer))
+        } else {
+            channel.write(HTTPResponsePart.body(buffer), promise: nil)
+        }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        writeHead()
+        guard closes else { return channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: nil) }
+        let ended = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: ended)
+        ended.futureResult.whenComplete { [channel] _ in channel.close(promise: nil) }
+    }
+}
+
+/// The `Date` header's value, formatted once per second.
+final class HTTPDateCache: Sendable {
+    private let cached = NIOLockedValueBox<(second: Int, text: String)>((-1, ""))
+
+    func now() -> String {
+        let now = Date()
+        let second = Int(now.timeIntervalSince1970)
+        return cached.withLockedValue { cached in
+            if cached.second != second { cached = (second, Self.format(now)) }
+            return cached.text
+        }
+    }
+
+    /// RFC 9110's IMF-fixdate, in GMT: `Sun, 06 Nov 1994 08:49:37 GMT`.
+    static func format(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let two = { (n: Int32) in n < 10 ? "0\(n)" : "\(n)" }
+        return "\(weekdays[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(1900 + parts.tm_year) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+
+    private static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+}

@@ -1,0 +1,227 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Testing
+@testable import WardenServer
+
+/// Warden's own HTTP/1.1 connection handling, driven over raw sockets so that what goes over the wire
+/// (order, framing, closing) is what is checked.
+@Suite struct HTTP1FrontTests {
+    struct Failure: Error {}
+
+    static let cap = 1024
+
+    static func app(onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router(context: WardenContext.self)
+        router.post("/echo") { request, _ -> Response in
+            do {
+                let body = try await request.body.collect(upTo: 4096)
+                return Response(status: .ok, body: .init(byteBuffer: body))
+            } catch {
+                return Response(status: .contentTooLarge, body: .init(byteBuffer: ByteBuffer(string: "too large")))
+            }
+        }
+        router.get("/slow") { _, _ -> String in
+            try await Task.sleep(for: .milliseconds(150))
+            return "slow"
+        }
+        router.get("/stream") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "first-part"))
+                try await Task.sleep(for: .milliseconds(300))
+                try await writer.write(ByteBuffer(string: "second-part"))
+                try await writer.finish(nil)
+            })
+        }
+        router.get("/broken-stream") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "first-part"))
+                throw Failure()
+            })
+        }
+        router.get("/fails") { _, _ -> String in throw Failure() }
+        let responder = router.buildResponder()
+        let front = FrontResponder(responder, serverName: "warden", logger: Logger(label: "test"))
+        return Application(responder: responder, server: .front(front, bodyCap: cap),
+                           configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                           onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) })
+    }
+
+    static func withFront(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        try await app().test(.live) { client in try await body(try #require(client.port)) }
+    }
+
+    @Test func answersPipelinedRequestsInTheirOrder() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            let text = try await connection.read { $0.components(separatedBy: "HTTP/1.1 200").count == 3 && $0.hasSuffix("abc") }
+            let slow = try #require(text.range(of: "slow")), echoed = try #require(text.range(of: "abc"))
+            #expect(slow.lowerBound < echoed.lowerBound, "the slow first call is answered first")
+        }
+    }
+
+    @Test func aBodyOverTheCapFailsToReadAndTheConnectionStaysUsable() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            let big = String(repeating: "x", count: Self.cap + 1)
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(big.utf8.count)\r\n\r\n\(big)")
+            _ = try await connection.read { $0.contains("too large") }
+            // Chunked, over the cap across two chunks.
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "200\r\n\(String(repeating: "y", count: 512))\r\n201\r\n\(String(repeating: "z", count: 513))\r\n0\r\n\r\n")
+            _ = try await connection.read { $0.components(separatedBy: "too large").count == 3 }
+            // Exactly the cap is read whole, on the same connection.
+            let fits = String(repeating: "w", count: Self.cap)
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(Self.cap)\r\n\r\n\(fits)")
+            let text = try await connection.read { $0.hasSuffix(fits) }
+            #expect(text.components(separatedBy: "HTTP/1.1 413").count == 3 && text.contains("HTTP/1.1 200"))
+            #expect(!connection.closed)
+        }
+    }
+
+    @Test func closesAfterTheAnswerWhenAskedTo() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi")
+            let text = try await connection.read { _ in connection.closed }
+            #expect(text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("hi"))
+        }
+    }
+
+    @Test func answersAMalformedRequestWith400AndCloses() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("NOT HTTP AT ALL\r\n\r\n")
+            let text = try await connection.read { _ in connection.closed }
+            #expect(text.hasPrefix("HTTP/1.1 400"))
+        }
+    }
+
+    @Test func anErrorThatEscapesTheRouterIsABare500() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /fails HTTP/1.1\r\nHost: x\r\n\r\n")
+            let text = try await connection.read { $0.contains("\r\n\r\n") }
+            #expect(text.hasPrefix("HTTP/1.1 500"))
+            #expect(!text.contains("Failure"), "the error's description is not sent")
+        }
+    }
+
+    @Test func sendsDateAndServerHeaders() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n!")
+            let text = try await connection.read { $0.hasSuffix("!") }
+            #expect(text.lowercased().contains("server: warden\r\n"))
+            let date = try #require(text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("date: ") })
+            #expect(date.dropFirst(6).wholeMatch(of: /[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT/) != nil)
+        }
+        #expect(HTTPDateCache.format(Date(timeIntervalSince1970: 784_111_777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDateCache.format(Date(timeIntervalSince1970: 1_709_164_800)) == "Thu, 29 Feb 2024 00:00:00 GMT")
+    }
+
+    @Test func aStreamedBodyGoesOutPartByPart() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            let early = try await connection.read { $0.contains("first-part") }
+            #expect(!early.contains("second-part"), "the first part arrived before the second was written")
+            let whole = try await connection.read { $0.hasSuffix("0\r\n\r\n") }
+            #expect(whole.contains("second-part") && whole.lowercased().contains("transfer-encoding: chunked"))
+        }
+    }
+
+    @Test func aStreamThatFailsClosesTheConnectionWithoutAnEnd() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /broken-stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            let text = try await connection.read { _ in connection.closed }
+            #expect(text.contains("first-part"))
+            #expect(!text.hasSuffix("0\r\n\r\n"), "a cut stream must not look complete")
+        }
+    }
+
+    @Test func aGracefulStopFinishesTheCallInFlightAndClosesIdleConnections() async throws {
+        let port = NIOLockedValueBox(0)
+        let group = ServiceGroup(configuration: .init(services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
+                                                      logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var bound = 0
+            for _ in 0..<500 where bound == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+                bound = port.withLockedValue { $0 }
+            }
+            let busy = try await RawConnection.open(port: bound)
+            let idle = try await RawConnection.open(port: bound)
+            try await busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(50))  // the call is in flight for 150 ms
+            await group.triggerGracefulShutdown()
+            let answered = try await busy.read { _ in busy.closed }
+            #expect(answered.hasPrefix("HTTP/1.1 200") && answered.hasSuffix("slow"), "the call in flight is answered, then the connection closes")
+            let nothing = try await idle.read { _ in idle.closed }
+            #expect(nothing.isEmpty)
+            try await tasks.next()
+        }
+    }
+}
+
+/// A TCP connection that sends raw bytes and keeps everything it receives.
+final class RawConnection: Sendable {
+    let channel: any Channel
+    private let received: NIOLockedValueBox<(text: String, closed: Bool)>
+
+    private init(channel: any Channel, received: NIOLockedValueBox<(text: String, closed: Bool)>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    static func open(port: Int) async throws -> RawConnection {
+        let received = NIOLockedValueBox((text: "", closed: false))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    var closed: Bool { received.withLockedValue { $0.closed } }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Everything received so far, once `done` holds for it; fails after `timeout`.
+    func read(timeout: Duration = .seconds(5), until done: (String) -> Bool) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let text = received.withLockedValue { $0.text }
+            if done(text) { return text }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        Issue.record("timed out; received: \(received.withLockedValue { $0.text })")
+        throw HTTP1FrontTests.Failure()
+    }
+
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedValueBox<(text: String, closed: Bool)>
+        init(received: NIOLockedValueBox<(text: String, closed: Bool)>) { self.received = received }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            received.withLockedValue { $0.text += text }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            received.withLockedValue { $0.closed = true }
+        }
+    }
+}
