@@ -199,7 +199,7 @@ def main():
             print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
         print(f"\nmedians of {args.rounds} interleaved rounds of {args.duration} s (c64) and {max(3, args.duration // 2)} s (c1)")
         print(f"warden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f} (rounds {report['throughput_ratio_range']})   "
-              f"warden/stack floor (Hummingbird + Warden's upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
+              f"warden/stack floor (Warden's HTTP front and upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
               f"floor added p50 {report['stack_floor_added_latency_p50_ms']:.3f} ms\n"
               f"added latency p50 {report['added_latency_p50_ms']:.3f} ms (rounds {report['added_latency_p50_range_ms']}), "
               f"p99 {report['added_latency_p99_ms']:.3f} ms   "

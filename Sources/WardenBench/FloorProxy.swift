@@ -1,26 +1,19 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 import WardenServer
 
-/// What the HTTP stack alone costs: Hummingbird and Warden's upstream client forwarding each request
-/// with nothing else (no key, policy, signing or audit). bench/run measures it beside nginx and Warden,
-/// so the gap between them can be split into the stack's share and Warden's own.
+/// What the HTTP stack alone costs: Warden's HTTP front (with Hummingbird's router and server) and its
+/// upstream client forwarding each request with nothing else (no key, policy, signing or audit).
+/// bench/run measures it beside nginx and Warden, so the gap between them can be split into the
+/// stack's share and Warden's own.
 /// `warden-bench floor-proxy PORT UPSTREAM_ORIGIN`
 enum FloorProxy {
-    struct Context: RequestContext {
-        var coreContext: CoreRequestContextStorage
-        let eventLoop: any EventLoop
-        init(source: ApplicationRequestContextSource) {
-            coreContext = .init(source: source)
-            eventLoop = source.channel.eventLoop
-        }
-    }
-
     static func run(port: Int, upstream: String) async throws {
         let clients = UpstreamClients()
-        let router = Router(context: Context.self)
+        let router = Router(context: WardenContext.self)
         router.post("/**") { request, context -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)  // read whole, as Warden does
             let outgoing = UpstreamHTTPRequest(url: upstream + request.uri.path, method: .POST,
@@ -38,7 +31,9 @@ enum FloorProxy {
                 })
             }
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        let responder = router.buildResponder()
+        let app = Application(responder: responder, server: .front(FrontResponder(responder, serverName: "floor", logger: Logger(label: "floor")), bodyCap: 1 << 20),
+                              configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()
         try await clients.shutdown()
     }

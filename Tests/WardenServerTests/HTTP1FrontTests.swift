@@ -85,6 +85,24 @@ import Testing
         }
     }
 
+    @Test func tellsAClientThatWaitsToSendItsBody() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+            let interim = try await connection.read { $0.hasSuffix("\r\n\r\n") }
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+            try await connection.send("body")
+            let text = try await connection.read { $0.hasSuffix("body") }
+            #expect(text.contains("HTTP/1.1 200 OK"))
+            // Over the cap: no go-ahead; the body that still comes is refused.
+            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(Self.cap + 1)\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(!connection.received.withLockedValue { $0.text }.dropFirst(text.count).contains("100 Continue"))
+            try await connection.send(String(repeating: "x", count: Self.cap + 1))
+            _ = try await connection.read { $0.hasSuffix("too large") }
+        }
+    }
+
     @Test func closesAfterTheAnswerWhenAskedTo() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
@@ -175,7 +193,7 @@ import Testing
 /// A TCP connection that sends raw bytes and keeps everything it receives.
 final class RawConnection: Sendable {
     let channel: any Channel
-    private let received: NIOLockedValueBox<(text: String, closed: Bool)>
+    let received: NIOLockedValueBox<(text: String, closed: Bool)>
 
     private init(channel: any Channel, received: NIOLockedValueBox<(text: String, closed: Bool)>) {
         self.channel = channel

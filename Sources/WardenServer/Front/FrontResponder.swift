@@ -8,13 +8,13 @@ import NIOHTTPTypes
 
 /// Answers one request read by `HTTP1Front`: runs the router, then writes the response to the channel.
 /// An error that escapes the router becomes a bare 500, as in Hummingbird's own server.
-struct FrontResponder: Sendable {
+public struct FrontResponder: Sendable {
     let respond: @Sendable (Request, WardenContext) async throws -> Response
     let logger: Logger
     let serverName: String
     let dates = HTTPDateCache()
 
-    init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
+    public init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
         respond = { try await responder.respond(to: $0, context: $1) }
         self.serverName = serverName
         self.logger = logger

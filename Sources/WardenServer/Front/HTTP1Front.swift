@@ -11,7 +11,7 @@ extension HTTPServerBuilder {
     /// Warden's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
     /// accepts the connections, stops them gracefully and runs the services; only the per-connection
     /// reading and writing is Warden's.
-    static func front(_ responder: FrontResponder, bodyCap: Int) -> HTTPServerBuilder {
+    public static func front(_ responder: FrontResponder, bodyCap: Int) -> HTTPServerBuilder {
         .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap) }
     }
 }
@@ -53,6 +53,7 @@ struct HTTP1Front: ServerChildChannel {
 /// in front delivers the next request only once this one's response has ended.
 final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
 
     let responder: FrontResponder
     let bodyCap: Int
@@ -69,6 +70,9 @@ final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             self.head = head
             body = ByteBuffer()
+            if Self.waitsForContinue(head, cap: bodyCap) {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+            }
         case .body(var part):
             guard let head else { return }  // the rest of a body already refused
             if body.readableBytes + part.readableBytes > bodyCap {
@@ -87,6 +91,13 @@ final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
             body = ByteBuffer()
             start(Request(head: head, body: .init(buffer: whole)), on: context.channel)
         }
+    }
+
+    /// A client that asked whether to send its body is told to go on, unless the body it declared is
+    /// over the cap: then it sends the body after its own wait, and the route refuses it.
+    static func waitsForContinue(_ head: HTTPRequest, cap: Int) -> Bool {
+        guard head.headerFields[.expect]?.lowercased() == "100-continue" else { return false }
+        return (head.headerFields[.contentLength].flatMap(Int.init) ?? 0) <= cap
     }
 
     /// A request that cannot be parsed ends the connection (SwiftNIO's error handler has answered 400).
