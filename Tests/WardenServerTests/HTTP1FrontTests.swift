@@ -6,8 +6,12 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import Testing
 @testable import WardenServer
+
+/// Bytes the `/flood` route has handed to the front so far.
+private let flooded = Atomic<Int>(0)
 
 /// Warden's own HTTP/1.1 connection handling, driven over raw sockets so that what goes over the wire
 /// (order, framing, closing) is what is checked.
@@ -45,6 +49,16 @@ import Testing
             })
         }
         router.get("/fails") { _, _ -> String in throw Failure() }
+        router.get("/flood") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
+                for _ in 0..<(256 * 16) {  // 256 MiB
+                    try await writer.write(chunk)
+                    _ = flooded.add(chunk.readableBytes, ordering: .relaxed)
+                }
+                try await writer.finish(nil)
+            })
+        }
         let responder = router.buildResponder()
         let front = FrontResponder(responder, serverName: "warden", logger: Logger(label: "test"))
         return Application(responder: responder, server: .front(front, bodyCap: cap),
@@ -155,6 +169,18 @@ import Testing
         }
     }
 
+    @Test func aReaderThatDoesNotReadHoldsTheStreamBack() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port, reads: false)
+            try await connection.send("GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await Task.sleep(for: .seconds(1))
+            let produced = flooded.load(ordering: .relaxed)
+            #expect(produced > 0, "the stream started")
+            #expect(produced < 32 * 1024 * 1024, "\(produced) bytes produced for a reader that took none")
+            try await connection.channel.close()
+        }
+    }
+
     @Test func aStreamThatFailsClosesTheConnectionWithoutAnEnd() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
@@ -200,9 +226,10 @@ final class RawConnection: Sendable {
         self.received = received
     }
 
-    static func open(port: Int) async throws -> RawConnection {
+    static func open(port: Int, reads: Bool = true) async throws -> RawConnection {
         let received = NIOLockedValueBox((text: "", closed: false))
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: reads)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
             }
