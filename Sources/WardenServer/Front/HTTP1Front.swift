@@ -49,42 +49,63 @@ struct HTTP1Front: ServerChildChannel {
     }
 }
 
-/// Gathers one request's head and body, then hands the whole request to a task. The pipeline handler
-/// in front delivers the next request only once this one's response has ended.
-final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Reads one request, then hands it to a task. A body of declared length up to `eagerLimit` (nearly
+/// every gateway call) is read whole first. A longer or chunked body is streamed to the route, which
+/// starts at once: the socket is read only as fast as the route takes the body, and a route that
+/// answers without reading it (a refused key) has the rest read and dropped, so nobody can make Warden
+/// hold a large body before it has decided anything. The pipeline handler in front delivers the next
+/// request only once this one's response has ended.
+final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
+    typealias BodyProducer = NIOThrowingAsyncSequenceProducer<ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDemand>
 
+    static let eagerLimit = 256 * 1024
     let responder: FrontResponder
     let bodyCap: Int
     private var head: HTTPRequest?
     private var body = ByteBuffer()
+    /// A streamed body: where its parts go, how many came, and whether the route wants no more now.
+    private var stream: BodyProducer.Source?
+    private var streamed = 0
+    private var paused = false
+    private var readPending = false
+    private var context: ChannelHandlerContext?
 
     init(responder: FrontResponder, bodyCap: Int) {
         self.responder = responder
         self.bodyCap = bodyCap
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            self.head = head
-            body = ByteBuffer()
-            if Self.waitsForContinue(head, cap: bodyCap) {
+            let declared = head.headerFields[.contentLength].flatMap(Int.init) ?? 0
+            if declared > bodyCap { return refuseOverCap(context) }
+            if head.headerFields[.expect]?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
             }
-        case .body(var part):
-            guard let head else { return }  // the rest of a body already refused
-            if body.readableBytes + part.readableBytes > bodyCap {
-                self.head = nil
-                body = ByteBuffer()
-                start(Request(head: head, body: .init(asyncSequence: OverCap(cap: bodyCap))), on: context.channel)
-            } else if body.readableBytes == 0 {
-                body = part
+            if declared > Self.eagerLimit || head.headerFields[.transferEncoding] != nil {
+                startStream(head, context: context)
             } else {
-                body.writeBuffer(&part)
+                self.head = head
+                body = ByteBuffer()
             }
+        case .body(var part):
+            if stream != nil { return feed(part) }
+            guard head != nil else { return }
+            if body.readableBytes == 0 { body = part } else { body.writeBuffer(&part) }
         case .end:
+            if let stream {
+                stream.finish()
+                self.stream = nil
+                resumeReading()
+                return
+            }
             guard let head else { return }
             self.head = nil
             let whole = body
@@ -93,16 +114,70 @@ final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// A client that asked whether to send its body is told to go on, unless the body it declared is
-    /// over the cap: then it sends the body after its own wait, and the route refuses it.
-    static func waitsForContinue(_ head: HTTPRequest, cap: Int) -> Bool {
-        guard head.headerFields[.expect]?.lowercased() == "100-continue" else { return false }
-        return (head.headerFields[.contentLength].flatMap(Int.init) ?? 0) <= cap
+    func read(context: ChannelHandlerContext) {
+        if paused { readPending = true } else { context.read() }
+    }
+
+    private func startStream(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        let demand = BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        let producer = BodyProducer.makeSequence(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
+                                                 finishOnDeinit: false, delegate: demand)
+        stream = producer.source
+        streamed = 0
+        start(Request(head: head, body: .init(asyncSequence: producer.sequence)), on: context.channel)
+    }
+
+    private func feed(_ part: ByteBuffer) {
+        guard let stream else { return }
+        streamed += part.readableBytes
+        if streamed > bodyCap {
+            stream.finish(NIOTooManyBytesError(maxBytes: bodyCap))
+            return bodyAbandoned()
+        }
+        switch stream.yield(part) {
+        case .produceMore: break
+        case .stopProducing: paused = true
+        case .dropped: bodyAbandoned()
+        }
+    }
+
+    /// The route wants more of the body.
+    fileprivate func resumeReading() {
+        paused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// The route stopped reading the body (it answered, or the body went over the cap): the rest is
+    /// read and dropped, so the connection can carry the next request.
+    fileprivate func bodyAbandoned() {
+        stream = nil
+        resumeReading()
+    }
+
+    /// A body declared longer than any route takes is refused before anything reads it, and the
+    /// connection closes (its body is not read). A client that sent `Expect: 100-continue` is told to
+    /// go on for any other body.
+    private func refuseOverCap(_ context: ChannelHandlerContext) {
+        head = nil
+        let refusal = HTTPResponse(status: .contentTooLarge, headerFields: [.connection: "close", .contentLength: "0"])
+        context.write(wrapOutboundOut(.head(refusal)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 
     /// A request that cannot be parsed ends the connection (SwiftNIO's error handler has answered 400).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        stream?.finish(error)
+        stream = nil
         context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.finish(ChannelError.eof)
+        stream = nil
+        context.fireChannelInactive()
     }
 
     /// With tasks on the event loops (`runTasksOnEventLoops`), the task starts on this loop and stays.
@@ -112,15 +187,16 @@ final class CallHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// The body of a request longer than the front buffers: reading it fails as an over-long body does.
-private struct OverCap: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let cap: Int
+/// Tells the connection's handler, on its loop, when the route wants more of a streamed body or has
+/// stopped reading it.
+struct BodyDemand: NIOAsyncSequenceProducerDelegate {
+    let handler: NIOLoopBound<CallHandler>
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let cap: Int
-        func next() async throws -> ByteBuffer? { throw NIOTooManyBytesError(maxBytes: cap) }
+    func produceMore() {
+        handler.eventLoop.execute { handler.value.resumeReading() }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(cap: cap) }
+    func didTerminate() {
+        handler.eventLoop.execute { handler.value.bodyAbandoned() }
+    }
 }
