@@ -69,6 +69,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A streamed body: where its parts go, how many came, and whether the route wants no more now.
     private var stream: BodyProducer.Source?
     private var streamed = 0
+    /// Which request's stream is current: a stream's late signals (its route let go of it after a
+    /// pipelined request began) must not touch the next one.
+    private var streamNumber = 0
     private var paused = false
     private var readPending = false
     private var context: ChannelHandlerContext?
@@ -119,7 +122,8 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startStream(_ head: HTTPRequest, context: ChannelHandlerContext) {
-        let demand = BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        streamNumber += 1
+        let demand = BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), stream: streamNumber)
         let producer = BodyProducer.makeSequence(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
                                                  finishOnDeinit: false, delegate: demand)
         stream = producer.source
@@ -141,8 +145,17 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The route wants more of the body.
-    fileprivate func resumeReading() {
+    /// The route of stream `number` wants more of its body.
+    fileprivate func wantsMore(_ number: Int) {
+        if number == streamNumber { resumeReading() }
+    }
+
+    /// The route of stream `number` let go of its body.
+    fileprivate func letGo(_ number: Int) {
+        if number == streamNumber, stream != nil { bodyAbandoned() }
+    }
+
+    private func resumeReading() {
         paused = false
         if readPending, let context {
             readPending = false
@@ -152,7 +165,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The route stopped reading the body (it answered, or the body went over the cap): the rest is
     /// read and dropped, so the connection can carry the next request.
-    fileprivate func bodyAbandoned() {
+    private func bodyAbandoned() {
         stream = nil
         resumeReading()
     }
@@ -191,12 +204,13 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 /// stopped reading it.
 struct BodyDemand: NIOAsyncSequenceProducerDelegate {
     let handler: NIOLoopBound<CallHandler>
+    let stream: Int
 
     func produceMore() {
-        handler.eventLoop.execute { handler.value.resumeReading() }
+        handler.eventLoop.execute { handler.value.wantsMore(stream) }
     }
 
     func didTerminate() {
-        handler.eventLoop.execute { handler.value.bodyAbandoned() }
+        handler.eventLoop.execute { handler.value.letGo(stream) }
     }
 }
