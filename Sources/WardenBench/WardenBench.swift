@@ -104,8 +104,7 @@ struct WardenBench {
         let queued = 100_000
         start = ContinuousClock.now
         for i in 0..<queued {
-            writer.record(AuditEntry(actor: "key:bench", owner: user.id, action: "gateway.result", target: "openai",
-                                     outcome: "forwarded", detail: ["status": "200", "n": String(i)]))
+            writer.record(gatewayResult(owner: user.id, n: i))
             if i % 1000 == 999 { await Task.yield() }
         }
         await writer.flush()
@@ -118,8 +117,7 @@ struct WardenBench {
             for worker in 0..<64 {
                 group.addTask {
                     for i in stride(from: worker, to: rows, by: 64) {
-                        try await writer.append(AuditEntry(actor: "key:bench", owner: user.id, action: "gateway.result", target: "openai",
-                                                           outcome: "forwarded", detail: ["status": "200", "n": String(i)]))
+                        try await writer.append(gatewayResult(owner: user.id, n: i))
                     }
                 }
             }
@@ -132,6 +130,13 @@ struct WardenBench {
         try await database.close()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
+}
+
+/// A row shaped like the gateway's result row for an LLM call (ids as long as real ones, every detail field).
+func gatewayResult(owner: String, n: Int) -> AuditEntry {
+    AuditEntry(actor: "key:2f6c1f0e-6a7b-4d1e-9d7a-3a1b2c3d4e5f", owner: owner, action: "gateway.result", target: "openai", outcome: "forwarded",
+               detail: ["method": "POST", "path": "/v1/chat/completions", "credential": "9a8b7c6d-6a7b-4d1e-9d7a-3a1b2c3d4e5f",
+                        "status": "200", "ms": "0.4", "cost_usd": "0.000007", "input_tokens": "5", "output_tokens": String(n)])
 }
 
 /// Warden's own venue calls are not part of these benchmarks.

@@ -115,30 +115,35 @@ public struct AuditLog: Sendable {
         // One update with every field laid out: each update call costs more than hashing a short field.
         var input = Self.rowLabel
         input.reserveCapacity(512)
-        for field in [String(r.seq), String(r.at), r.actorID, r.ownerID, r.action, r.target, r.outcome, r.detail] {
-            Self.append(field, to: &input)
-        }
+        Self.append(String(r.seq), to: &input)
+        Self.append(String(r.at), to: &input)
+        for field in [r.actorID, r.ownerID, r.action, r.target, r.outcome, r.detail] { Self.append(field, to: &input) }
         input += previous
-        var hmac = keyed
-        hmac.update(data: input)
-        return Array(hmac.finalize())
+        return authenticate(input)
     }
 
     func headMAC(seq: Int64, mac: [UInt8]) -> [UInt8] {
         var input = Self.headLabel
         Self.append(String(seq), to: &input)
         input += mac
+        return authenticate(input)
+    }
+
+    /// HMAC over contiguous bytes (the generic `DataProtocol` paths walk them byte by byte).
+    private func authenticate(_ input: [UInt8]) -> [UInt8] {
         var hmac = keyed
-        hmac.update(data: input)
-        return Array(hmac.finalize())
+        input.withUnsafeBytes { hmac.update(data: $0) }
+        return hmac.finalize().withUnsafeBytes { Array($0) }
     }
 
     /// Length-prefixed, with nil distinct from the empty string.
     private static func append(_ field: String?, to input: inout [UInt8]) {
-        guard let field else { input += [0xff, 0xff, 0xff, 0xff]; return }
-        let count = UInt32(field.utf8.count)
-        input += [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)]
-        input += field.utf8
+        guard var field else { input += [0xff, 0xff, 0xff, 0xff]; return }
+        field.withUTF8 { bytes in
+            let count = UInt32(bytes.count)
+            input += [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)]
+            input.append(contentsOf: bytes)
+        }
     }
 
     static let rowLabel = Array("warden.audit.v1".utf8)
@@ -149,29 +154,37 @@ public struct AuditLog: Sendable {
     static func encode(_ detail: [String: String]) -> String {
         var out: [UInt8] = [UInt8(ascii: "{")]
         out.reserveCapacity(256)
-        for (index, key) in detail.keys.sorted().enumerated() {
+        for (index, field) in detail.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendQuoted(key, to: &out)
+            appendQuoted(field.key, to: &out)
             out.append(UInt8(ascii: ":"))
-            appendQuoted(detail[key]!, to: &out)
+            appendQuoted(field.value, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
 
     /// JSON string escaping on the UTF-8 bytes: quotes, backslashes and control characters are escaped,
-    /// everything else (multi-byte characters included) is copied as it is.
+    /// everything else (multi-byte characters included) is copied as it is, in one piece when nothing
+    /// needs escaping (the usual case).
     private static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        var text = text
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0..<0x20: out.append(contentsOf: Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
-            default: out.append(byte)
+        text.withUTF8 { bytes in
+            guard bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case 0..<0x20: out.append(contentsOf: Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+                default: out.append(byte)
+                }
             }
         }
         out.append(UInt8(ascii: "\""))

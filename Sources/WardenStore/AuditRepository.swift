@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 import SQLKit
+import SQLiteKit
 
 /// One audit row. `mac` chains it to the row before; see `AuditLog` in WardenCore.
 public struct AuditRecord: Sendable, Equatable, Codable {
@@ -61,9 +63,13 @@ public struct AuditRepository: Sendable {
 
     /// Inserts rows (one multi-row statement per 256) and moves the head past them.
     public func append(_ records: [AuditRecord], head: AuditHead, on db: any SQLDatabase) async throws {
-        for chunk in stride(from: 0, to: records.count, by: 256).map({ records[$0..<min($0 + 256, records.count)] }) {
-            var insert = db.insert(into: "audit")
-                .columns("seq", "at", "actor_id", "owner_id", "action", "target", "outcome", "detail", "mac")
+        for start in stride(from: 0, to: records.count, by: Self.rowsPerInsert) {
+            let chunk = records[start..<min(start + Self.rowsPerInsert, records.count)]
+            if let sqlite = db as? SQLiteSession {
+                try await sqlite.connection.query(Self.insertSQL(rows: chunk.count), chunk.flatMap(Self.sqliteValues)) { _ in }
+                continue
+            }
+            var insert = db.insert(into: "audit").columns(Self.columns)
             for r in chunk {
                 insert = insert.values(SQLBind(r.seq), SQLBind(r.at), SQLBind(r.actorID), SQLBind(r.ownerID), SQLBind(r.action),
                                        SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)))
@@ -75,6 +81,27 @@ public struct AuditRepository: Sendable {
             VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)))
             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, head_mac = excluded.head_mac
             """).run()
+    }
+
+    static let rowsPerInsert = 256
+    static let columns = ["seq", "at", "actor_id", "owner_id", "action", "target", "outcome", "detail", "mac"]
+    static let fullInsertSQL = makeInsertSQL(rows: rowsPerInsert)
+
+    /// The statement for `rows` rows; the full chunk's is written once. On SQLite the values are bound directly:
+    /// the gateway writes thousands of rows a second, and building them as SQLKit expressions cost more than
+    /// SQLite's own work on them.
+    static func insertSQL(rows: Int) -> String { rows == rowsPerInsert ? fullInsertSQL : makeInsertSQL(rows: rows) }
+
+    static func makeInsertSQL(rows: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ",") + ")"
+        return "INSERT INTO audit (\(columns.joined(separator: ", "))) VALUES " + Array(repeating: row, count: rows).joined(separator: ",")
+    }
+
+    /// One row's values, in `columns` order.
+    static func sqliteValues(_ r: AuditRecord) -> [SQLiteData] {
+        let text = { (value: String?) in value.map(SQLiteData.text) ?? .null }
+        return [.integer(Int(r.seq)), .integer(Int(r.at)), text(r.actorID), text(r.ownerID), .text(r.action), text(r.target),
+                .text(r.outcome), text(r.detail), .blob(ByteBuffer(bytes: r.mac))]
     }
 
     /// Rows in chain order, `limit` at a time after `afterSeq` (for verification).

@@ -66,7 +66,33 @@ struct SQLiteSource: ConnectionPoolSource {
 }
 
 extension SQLiteConnection {
-    func session() -> any SQLDatabase { sql(queryLogLevel: nil) }
+    func session() -> any SQLDatabase { SQLiteSession(connection: self, base: sql(queryLogLevel: nil)) }
+}
+
+/// A pooled SQLite connection lent as an `SQLDatabase` that keeps the connection at hand, so the hottest
+/// write (the audit's batches) can bind `SQLiteData` directly instead of building SQLKit expressions.
+struct SQLiteSession: SQLDatabase {
+    let connection: SQLiteConnection
+    let base: any SQLDatabase
+
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var version: (any SQLDatabaseReportedVersion)? { base.version }
+    var dialect: any SQLDialect { base.dialect }
+    var queryLogLevel: Logger.Level? { base.queryLogLevel }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        base.execute(sql: query, onRow)
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        try await base.execute(sql: query, onRow)
+    }
+
+    /// Already one connection.
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await closure(self)
+    }
 }
 
 extension PostgresConnection {

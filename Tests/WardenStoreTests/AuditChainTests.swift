@@ -41,6 +41,29 @@ import WardenStore
         try await store.database.close()
     }
 
+    /// A group commit larger than one insert statement (SQLite binds its values directly): every field comes
+    /// back as it went in, nil stays NULL, and the chain verifies across the statement boundaries.
+    @Test(arguments: Backend.enabled)
+    func aLargeBatchIsStoredFieldForField(backend: Backend) async throws {
+        let (store, log) = try await chain(backend)
+        let entries = (0..<600).map { i in
+            AuditEntry(actor: i % 5 == 0 ? nil : "key:\(i)", owner: i % 7 == 0 ? nil : "owner-é-\(i % 3)", action: "gateway.result",
+                       target: i % 11 == 0 ? nil : "openai", outcome: i % 2 == 0 ? "forwarded" : "refused",
+                       detail: i % 13 == 0 ? [:] : ["n": String(i), "path": "/v1/\"q\"\n\u{1}🔑"])
+        }
+        try await store.database.transaction { db in try await log.append(entries, on: db) }
+        let rows = try await AuditRepository(store.database).rows(after: 0, limit: 1000)
+        #expect(try await log.verify() == .intact(rows: 600))
+        try await store.database.close()
+        #expect(rows.map(\.seq) == Array(1...600))
+        for (row, entry) in zip(rows, entries) {
+            #expect(row.actorID == entry.actorID && row.ownerID == entry.ownerID && row.target == entry.target)
+            #expect(row.action == entry.action && row.outcome == entry.outcome && row.mac.count == 32)
+            let detail = try row.detail.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+            #expect(detail == (entry.detail.isEmpty ? nil : entry.detail))
+        }
+    }
+
     @Test(arguments: Backend.enabled)
     func tamperingIsDetected(backend: Backend) async throws {
         let tampers: [(String, [SQLQueryString], Int64)] = [
