@@ -141,6 +141,22 @@ private let flooded = Atomic<Int>(0)
         }
     }
 
+    /// A route that lets go of its streamed body signals it late, after the next pipelined request may have
+    /// begun streaming its own: that signal must not cut the next body off.
+    @Test func aPipelinedStreamedBodyIsNotCutOffByThePreviousRouteLettingGo() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            let part = String(repeating: "p", count: 150_000)
+            let chunked = "Transfer-Encoding: chunked\r\n\r\n249f0\r\n\(part)\r\n249f0\r\n\(part)\r\n0\r\n\r\n"
+            let rounds = 20
+            for _ in 0..<rounds {
+                try await connection.send("POST /ignore HTTP/1.1\r\nHost: x\r\n\(chunked)POST /count HTTP/1.1\r\nHost: x\r\n\(chunked)")
+            }
+            let text = try await connection.read(timeout: .seconds(20)) { $0.components(separatedBy: "\r\n\r\n300000").count == rounds + 1 }
+            #expect(text.components(separatedBy: "ignored").count == rounds + 1 && !connection.closed)
+        }
+    }
+
     @Test func tellsAClientThatWaitsToSendItsBody() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)

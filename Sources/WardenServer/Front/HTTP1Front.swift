@@ -167,6 +167,8 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The route stopped reading the body (it answered, or the body went over the cap): the rest is
     /// read and dropped, so the connection can carry the next request.
     private func bodyAbandoned() {
+        // Finished here too (a no-op when the route's side already ended it): a source dropped unfinished traps.
+        stream?.finish()
         stream = nil
         resumeReading()
     }
