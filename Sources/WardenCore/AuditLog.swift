@@ -129,7 +129,7 @@ public struct AuditLog: Sendable {
         return authenticate(input)
     }
 
-    /// HMAC over contiguous bytes (the generic `DataProtocol` paths walk them byte by byte).
+    /// HMAC over the laid-out bytes; the code is copied out in one piece (as a sequence it goes byte by byte).
     private func authenticate(_ input: [UInt8]) -> [UInt8] {
         var hmac = keyed
         input.withUnsafeBytes { hmac.update(data: $0) }
