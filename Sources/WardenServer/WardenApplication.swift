@@ -66,7 +66,8 @@ public struct ServerEnvironment: Sendable {
 /// The router: health, metrics, the management API under `/api/v1`, and the gateway under `/proxy`.
 public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     let limit = env.settings.maxBodyBytes
-    let router = Router(context: WardenContext.self)
+    // A HEAD on a route that only answers GET is answered as the GET would be, without its body.
+    let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: AccessLogMiddleware())
     HealthController(database: env.database, vault: env.services.vault).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)

@@ -41,6 +41,21 @@ import WardenStore
         try await env.database.close()
     }
 
+    @Test func headIsAnsweredAsTheGetWouldBeWithoutItsBody() async throws {
+        let env = try await Self.environment()
+        let app = Application(router: buildRouter(env))
+        try await app.test(.router) { client in
+            let length = try await client.execute(uri: "/healthz", method: .get) { $0.body.readableBytes }
+            try await client.execute(uri: "/healthz", method: .head) { response in
+                #expect(response.status == .ok)
+                #expect(response.body.readableBytes == 0)
+                #expect(response.headers[.contentLength] == "\(length)")
+            }
+        }
+        try await env.upstreams.shutdown()
+        try await env.database.close()
+    }
+
     @Test func unavailableWhenTheStoreIsGone() async throws {
         let env = try await Self.environment()
         try await env.upstreams.shutdown()

@@ -31,8 +31,7 @@ public struct FrontResponder: Sendable {
         }
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
-        let closes = request.headers[.connection].map { $0.lowercased().contains("close") } ?? false
-        let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil, closes: closes)
+        let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil)
         do {
             try await response.body.write(writer)
         } catch {
@@ -45,18 +44,17 @@ public struct FrontResponder: Sendable {
 
 /// Writes a response to the channel. A body of known length goes out with its head and end in one
 /// flush; a streamed body is flushed part by part, and each write waits until the socket took the
-/// previous one, so a slow reader holds the stream back instead of filling memory.
+/// previous one, so a slow reader holds the stream back instead of filling memory. Whether the
+/// connection closes after the end is the connection handler's (`CallHandler`) to decide.
 struct ChannelBodyWriter: ResponseBodyWriter {
     let channel: any Channel
     var head: HTTPResponse?
     let streams: Bool
-    let closes: Bool
 
-    init(channel: any Channel, head: HTTPResponse, streams: Bool, closes: Bool) {
+    init(channel: any Channel, head: HTTPResponse, streams: Bool) {
         self.channel = channel
         self.head = head
         self.streams = streams
-        self.closes = closes
     }
 
     private mutating func writeHead() {
@@ -77,10 +75,7 @@ struct ChannelBodyWriter: ResponseBodyWriter {
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
         writeHead()
-        guard closes else { return channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: nil) }
-        let ended = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: ended)
-        ended.futureResult.whenComplete { [channel] _ in channel.close(promise: nil) }
+        channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: nil)
     }
 }
 

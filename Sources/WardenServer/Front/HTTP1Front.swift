@@ -39,7 +39,6 @@ struct HTTP1Front: ServerChildChannel {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap))
             return Connection(channel: channel)
         }
@@ -56,10 +55,15 @@ struct HTTP1Front: ServerChildChannel {
 /// answers without reading it (a refused key) has the rest read and dropped, so nobody can make Warden
 /// hold a large body before it has decided anything. The pipeline handler in front delivers the next
 /// request only once this one's response has ended.
+///
+/// It also translates between SwiftNIO's HTTP/1 messages and the routes' `HTTPTypes`, which keeps
+/// what `HTTPTypes` has no place for: the request's version and whether its connection is kept alive
+/// (an HTTP/1.0 request without `Connection: keep-alive`, or any with `Connection: close`, has its
+/// connection closed after the answer).
 final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
+    typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
     typealias BodyProducer = NIOThrowingAsyncSequenceProducer<ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDemand>
 
     static let eagerLimit = 256 * 1024
@@ -67,6 +71,11 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let bodyCap: Int
     private var head: HTTPRequest?
     private var body = ByteBuffer()
+    /// The current request's version and whether the connection outlives its answer.
+    private var version = HTTPVersion.http1_1
+    private var keepAlive = true
+    /// The connection is ending: nothing more is read from it.
+    private var closing = false
     /// A streamed body: where its parts go, how many came, and whether the route wants no more now.
     private var stream: BodyProducer.Source?
     private var streamed = 0
@@ -86,12 +95,16 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         switch unwrapInboundIn(data) {
-        case .head(let head):
+        case .head(let message):
+            version = message.version
+            keepAlive = message.isKeepAlive
+            guard let head = Self.request(message) else { return refuse(.badRequest, context) }
             let declared = head.headerFields[.contentLength].flatMap(Int.init) ?? 0
-            if declared > bodyCap { return refuseOverCap(context) }
+            if declared > bodyCap { return refuse(.payloadTooLarge, context) }
             if head.headerFields[.expect]?.lowercased() == "100-continue" {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
             }
             if declared > Self.eagerLimit || head.headerFields[.transferEncoding] != nil {
                 startStream(head, context: context)
@@ -116,6 +129,49 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             body = ByteBuffer()
             start(Request(head: head, body: .init(buffer: whole)), on: context.channel)
         }
+    }
+
+    /// The routes' view of a request head, or nil when it has no `HTTPTypes` form. The path of the
+    /// usual origin-form target is taken as it is; any other form goes through the full conversion.
+    static func request(_ message: HTTPRequestHead) -> HTTPRequest? {
+        guard message.uri.utf8.first == UInt8(ascii: "/") else {
+            return try? HTTPRequest(message, secure: false, splitCookie: false)
+        }
+        guard let method = try? HTTPRequest.Method(message.method) else { return nil }
+        return HTTPRequest(method: method, scheme: "http", authority: message.headers.first(name: "host"),
+                           path: message.uri, headerFields: HTTPFields(message.headers, splitCookie: false))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let response):
+            context.write(wrapOutboundOut(.head(responseHead(response))), promise: promise)
+        case .body(let part):
+            context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: promise)
+        case .end(let trailers):
+            let end = wrapOutboundOut(.end(trailers.map(HTTPHeaders.init)))
+            guard !keepAlive else { return context.write(end, promise: promise) }
+            // Read nothing more: a request pipelined after this one is not answered.
+            closing = true
+            let ended = context.eventLoop.makePromise(of: Void.self)
+            ended.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            ended.futureResult.cascade(to: promise)
+            context.write(end, promise: ended)
+        }
+    }
+
+    /// The response in HTTP/1 terms: an HTTP/1.0 client gets an HTTP/1.0 answer (so a body of unknown
+    /// length is framed by the close, not chunked), told whether the connection stays.
+    private func responseHead(_ response: HTTPResponse) -> HTTPResponseHead {
+        var head = HTTPResponseHead(response)
+        guard response.status.code >= 200 else { return head }
+        if version == .http1_0 { head.version = .http1_0 }
+        if !keepAlive {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        return head
     }
 
     func read(context: ChannelHandlerContext) {
@@ -173,14 +229,15 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         resumeReading()
     }
 
-    /// A body declared longer than any route takes is refused before anything reads it, and the
-    /// connection closes (its body is not read). A client that sent `Expect: 100-continue` is told to
-    /// go on for any other body.
-    private func refuseOverCap(_ context: ChannelHandlerContext) {
+    /// A request refused before any route sees it (a body declared longer than any route takes, or a
+    /// head with no `HTTPTypes` form) is answered with `status` and its connection closes, its body
+    /// unread. A client that sent `Expect: 100-continue` is told to go on only for other bodies.
+    private func refuse(_ status: HTTPResponseStatus, _ context: ChannelHandlerContext) {
         head = nil
-        let refusal = HTTPResponse(status: .contentTooLarge, headerFields: [.connection: "close", .contentLength: "0"])
+        closing = true
+        let refusal = HTTPResponseHead(version: version, status: status, headers: ["connection": "close", "content-length": "0"])
         context.write(wrapOutboundOut(.head(refusal)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
     }
 
     /// A request that cannot be parsed ends the connection (SwiftNIO's error handler has answered 400).
