@@ -3,9 +3,11 @@ import Hummingbird
 import Logging
 import WardenCore
 
-/// One log line per request: method, path without its query (queries may carry signatures),
-/// status and duration. Headers and bodies are never logged.
-struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
+/// One log line per request: its id (the answer's `X-Request-Id`), method, path without its query
+/// (queries may carry signatures), status and duration. Headers and bodies are never logged.
+struct AccessLogMiddleware: RouterMiddleware {
+    typealias Context = WardenContext
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var status = 500
@@ -13,6 +15,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
             let elapsed = ContinuousClock.now - start
             let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             context.logger.info("request", metadata: [
+                "request": "\(context.requestID)",
                 "method": "\(request.method.rawValue)",
                 "path": "\(request.uri.path)",
                 "status": "\(status)",

@@ -264,6 +264,9 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
     assert raw(world, "GET", "/proxy/fake/repos/acme/widget", agent)[0] == 200
     assert fake.requests[-1]["headers"]["x-api-token"] == f"token {fakes.REAL_SERVICE_TOKEN}"
     assert raw(world, "DELETE", "/proxy/fake/repos/acme/widget", agent)[0] == 200  # two segments: not blocked
+    assert raw(world, "HEAD", "/proxy/fake/repos/acme/widget", agent) == (200, b"")
+    assert fake.requests[-1]["method"] == "HEAD"
+    assert raw(world, "GET", "/proxy/fake/repos/acme/widget", agent)[0] == 200  # the gateway still answers after a HEAD
     before = len(fake.requests)
     blocked = [
         ("DELETE", "/proxy/fake/repos/acme"), ("DELETE", "/proxy/fake/REPOS/acme"), ("DELETE", "/proxy/fake/Repos/Acme"),

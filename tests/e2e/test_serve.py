@@ -89,6 +89,21 @@ def test_base64_master_key_opens_the_same_vault(start, master_key):
     start({"WARDEN_MASTER_KEY": b64})
 
 
+def test_each_answer_names_its_request_and_the_log_line_carries_the_name(start, master_key):
+    server = start({"WARDEN_MASTER_KEY": master_key})
+    answers = [requests.get(server.url + "/healthz"), requests.head(server.url + "/healthz"),
+               requests.get(server.url + "/no/such/page")]
+    ids = [a.headers["X-Request-Id"] for a in answers]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", i) for i in ids), ids
+    assert answers[1].status_code == 200 and answers[1].content == b""
+    assert int(answers[1].headers["Content-Length"]) == len(answers[0].content)
+    server.stop()
+    lines = server.output().splitlines()
+    for request_id, path, status in zip(ids, ["/healthz", "/healthz", "/no/such/page"], [200, 200, 404]):
+        line = next(l for l in lines if f"request={request_id}" in l)
+        assert f"path={path}" in line and f"status={status}" in line, line
+
+
 def test_passphrase_vault(start, tmp_path):
     env = {"WARDEN_PASSPHRASE": "correct horse battery staple", **FAST_KDF}
     server = start(env)

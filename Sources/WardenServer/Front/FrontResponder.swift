@@ -13,6 +13,7 @@ public struct FrontResponder: Sendable {
     let logger: Logger
     let serverName: String
     let dates = HTTPDateCache()
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
 
     public init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
         respond = { try await responder.respond(to: $0, context: $1) }
@@ -31,6 +32,7 @@ public struct FrontResponder: Sendable {
         }
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
+        response.headers[Self.requestIDHeader] = context.requestID
         let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil)
         do {
             try await response.body.write(writer)
