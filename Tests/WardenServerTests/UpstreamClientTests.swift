@@ -127,6 +127,23 @@ import Testing
         try await clients.shutdown()
     }
 
+    @Test func aSafeCallGoesAgainWhenAKeptConnectionClosesUnderItAndNoOtherCallDoes() async throws {
+        let clients = UpstreamClients()
+        let upstream = try await IdleCloserUpstream.start()
+        let first = try await Self.call(clients, upstream.port, "/a")
+        #expect(first.0 == .ok && first.2 == "connection 1")
+        // The kept connection closes as the next call arrives on it: a GET goes again on a new one.
+        let again = try await Self.call(clients, upstream.port, "/b")
+        #expect(again.0 == .ok && again.2 == "connection 2")
+        #expect(upstream.requests.count.load(ordering: .relaxed) == 3)
+        // A POST is never sent twice: the upstream may have acted on it.
+        await #expect(throws: UpstreamError.closed) { try await Self.call(clients, upstream.port, "/order", method: .POST, body: "x") }
+        #expect(upstream.requests.count.load(ordering: .relaxed) == 4)
+        #expect(upstream.connections.count.load(ordering: .relaxed) == 2)
+        try await upstream.channel.close()
+        try await clients.shutdown()
+    }
+
     @Test func streamsTheAnswerAsItArrives() async throws {
         let clients = UpstreamClients()
         let gate = Gate()
@@ -268,6 +285,46 @@ enum BurstUpstream {
             for _ in 0..<text.components(separatedBy: "\r\n\r\n").count - 1 {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: BurstUpstream.answer)), promise: nil)
             }
+        }
+    }
+}
+
+/// An upstream that answers the first request of each connection, keeping it alive, and closes the
+/// connection without an answer when a second request comes on it, as an upstream closing an idle
+/// connection just as a call arrives.
+enum IdleCloserUpstream {
+    static func start() async throws -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter,
+                                         requests: UpstreamClientTests.Counter) {
+        let connections = UpstreamClientTests.Counter(), requests = UpstreamClientTests.Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                let number = connections.count.add(1, ordering: .relaxed).newValue
+                return child.pipeline.addHandler(Answerer(number: number, requests: requests))
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!, connections, requests)
+    }
+
+    final class Answerer: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let number: Int
+        let requests: UpstreamClientTests.Counter
+        var answered = false
+
+        init(number: Int, requests: UpstreamClientTests.Counter) {
+            self.number = number
+            self.requests = requests
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard String(buffer: unwrapInboundIn(data)).contains("\r\n\r\n") else { return }
+            requests.count.add(1, ordering: .relaxed)
+            guard !answered else { return context.close(promise: nil) }
+            answered = true
+            let body = "connection \(number)"
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)")),
+                                  promise: nil)
         }
     }
 }

@@ -117,8 +117,28 @@ final class UpstreamPool: @unchecked Sendable {
         loop.assertInEventLoop()
         // The most recently used connection first: the least likely to have been closed by the upstream.
         while let connection = idle[origin]?.popLast() {
-            if connection.isOpen { return connection.send(head, body: body, timeout: timeout, answer: answer) }
+            guard connection.isOpen else { continue }
+            guard Self.isSafe(head.method) else { return connection.send(head, body: body, timeout: timeout, answer: answer) }
+            // A kept connection can be closed by the upstream (as idle) just as a call goes out on it. A
+            // call that changes nothing goes again on a new connection when that happens before any answer;
+            // any other call is never sent twice: the upstream may have acted on it.
+            let first = loop.makePromise(of: UpstreamResponse.self)
+            connection.send(head, body: body, timeout: timeout, answer: first)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            first.futureResult.whenComplete { result in
+                guard case .failure(UpstreamError.closed) = result else { return answer.completeWith(result) }
+                bound.value.sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
+            }
+            return
         }
+        sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
+    }
+
+    /// Methods that change nothing upstream (RFC 9110 §9.2.1), so sending one twice is harmless.
+    static func isSafe(_ method: HTTPMethod) -> Bool { method == .GET || method == .HEAD || method == .OPTIONS }
+
+    private func sendNew(_ head: HTTPRequestHead, body: ByteBuffer?, to origin: UpstreamTarget.Origin, timeout: TimeAmount,
+                         answer: EventLoopPromise<UpstreamResponse>) {
         connect(origin, timeout: min(timeout, Self.maxConnectTimeout)).whenComplete { result in
             switch result {
             case .success(let connection): connection.send(head, body: body, timeout: timeout, answer: answer)
