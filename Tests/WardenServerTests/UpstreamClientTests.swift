@@ -202,6 +202,12 @@ import Testing
             await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .milliseconds(300)) }
             #expect(ContinuousClock.now - started < .seconds(2))
             #expect(try await Self.call(clients, port, "/peer").0 == .ok, "the client still works after a timeout")
+            // A kept connection whose last call allowed 10 s of silence holds a shorter limit for the next call.
+            let peer = try await Self.call(clients, port, "/peer", timeout: .seconds(10)).2
+            #expect(try await Self.call(clients, port, "/peer").2 == peer, "the kept connection carries the next call")
+            let again = ContinuousClock.now
+            await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .milliseconds(300)) }
+            #expect(ContinuousClock.now - again < .seconds(2))
         }
         try await clients.shutdown()
     }

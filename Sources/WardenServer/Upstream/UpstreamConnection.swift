@@ -59,6 +59,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var heldRead = false
     private var lastHeard = NIODeadline.now()
     private var silenceCheck: Scheduled<Void>?
+    private var silenceDue = NIODeadline.uptimeNanoseconds(0)
 
     init(origin: UpstreamTarget.Origin) { self.origin = origin }
 
@@ -120,7 +121,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .end:
             self.exchange = nil
-            stopListening()
             // The socket belongs to the next exchange now, even if this answer's reader is still behind.
             readAgain()
             if let head = exchange.head {
@@ -143,6 +143,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        silenceCheck?.cancel()
+        silenceCheck = nil
         fail(UpstreamError.closed)
         onClose?(self)
         onClose = nil
@@ -159,7 +161,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private func fail(_ error: any Error) {
         guard let exchange else { return }
         self.exchange = nil
-        stopListening()
         if let body = exchange.body {
             body.finish(error)
         } else if let head = exchange.head, let context {
@@ -202,35 +203,36 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: silence
 
-    /// Notes that the upstream spoke; one timer per exchange checks, when it fires, whether it has been
-    /// silent for the whole limit (re-arming a timer on every read would cost more than the read).
+    /// Notes that the upstream spoke. One timer per connection checks, when it fires, whether the
+    /// exchange in progress has been silent for the whole limit. It is neither re-armed on every read
+    /// nor cancelled when an exchange ends (a timer scheduled and cancelled per call cost more than the
+    /// check); it is only moved earlier when a call's limit is shorter than the pending check allows.
     private func heard() {
         lastHeard = .now()
-        if silenceCheck == nil { scheduleSilenceCheck() }
+        let due = lastHeard + silenceLimit
+        if silenceCheck != nil, silenceDue <= due { return }
+        silenceCheck?.cancel()
+        scheduleSilenceCheck(at: due)
     }
 
-    private func scheduleSilenceCheck() {
+    private func scheduleSilenceCheck(at due: NIODeadline) {
         guard let loop = context?.eventLoop else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
-        silenceCheck = loop.scheduleTask(deadline: lastHeard + silenceLimit) { bound.value.checkSilence() }
+        silenceDue = due
+        silenceCheck = loop.scheduleTask(deadline: due) { bound.value.checkSilence() }
     }
 
     private func checkSilence() {
         silenceCheck = nil
-        guard exchange != nil else { return }
+        guard exchange != nil else { return }  // idle: the next call arms a check again
         if paused {
             heard()  // the reader is behind, not the upstream
         } else if NIODeadline.now() - lastHeard >= silenceLimit {
             fail(UpstreamError.timedOut)
             context?.close(promise: nil)
         } else {
-            scheduleSilenceCheck()
+            scheduleSilenceCheck(at: lastHeard + silenceLimit)
         }
-    }
-
-    private func stopListening() {
-        silenceCheck?.cancel()
-        silenceCheck = nil
     }
 }
 
