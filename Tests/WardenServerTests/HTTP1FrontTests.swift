@@ -14,6 +14,8 @@ import Testing
 
 /// Bytes the `/flood` route has handed to the front so far.
 private let flooded = Atomic<Int>(0)
+/// Calls to `/in-flight` that have started.
+private let inFlightCalls = Atomic<Int>(0)
 
 /// Warden's own HTTP/1.1 connection handling, driven over raw sockets so that what goes over the wire
 /// (order, framing, closing) is what is checked.
@@ -39,6 +41,11 @@ private let flooded = Atomic<Int>(0)
         }
         router.post("/ignore") { _, _ -> String in "ignored" }
         router.get("/slow") { _, _ -> String in
+            try await Task.sleep(for: .milliseconds(150))
+            return "slow"
+        }
+        router.get("/in-flight") { _, _ -> String in
+            inFlightCalls.add(1, ordering: .relaxed)
             try await Task.sleep(for: .milliseconds(150))
             return "slow"
         }
@@ -336,8 +343,11 @@ private let flooded = Atomic<Int>(0)
             }
             let busy = try await RawConnection.open(port: bound)
             let idle = try await RawConnection.open(port: bound)
-            try await busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            try await Task.sleep(for: .milliseconds(50))  // the call is in flight for 150 ms
+            try await busy.send("GET /in-flight HTTP/1.1\r\nHost: x\r\n\r\n")
+            for _ in 0..<500 where inFlightCalls.load(ordering: .relaxed) == 0 {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            // The call is now in flight for 150 ms.
             await group.triggerGracefulShutdown()
             let answered = try await busy.read { _ in busy.closed }
             #expect(answered.hasPrefix("HTTP/1.1 200") && answered.hasSuffix("slow"), "the call in flight is answered, then the connection closes")
