@@ -132,7 +132,8 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The routes' view of a request head, or nil when it has no `HTTPTypes` form. The path of the
-    /// usual origin-form target is taken as it is; any other form goes through the full conversion.
+    /// usual origin-form target is taken as it is; any other form goes through the library's conversion,
+    /// which parses every target as a URL (about 1 % of a bare forward's CPU in a profile).
     static func request(_ message: HTTPRequestHead) -> HTTPRequest? {
         guard message.uri.utf8.first == UInt8(ascii: "/") else {
             return try? HTTPRequest(message, secure: false, splitCookie: false)

@@ -124,10 +124,9 @@ final class UpstreamPool: @unchecked Sendable {
             // any other call is never sent twice: the upstream may have acted on it.
             let first = loop.makePromise(of: UpstreamResponse.self)
             connection.send(head, body: body, timeout: timeout, answer: first)
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            first.futureResult.whenComplete { result in
+            first.futureResult.whenComplete { [self] result in
                 guard case .failure(UpstreamError.closed) = result else { return answer.completeWith(result) }
-                bound.value.sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
+                sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
             }
             return
         }
