@@ -93,7 +93,7 @@ struct WardenBench {
         let admitted = try await Task.detached {
             let start = ContinuousClock.now
             for _ in 0..<admissions {
-                _ = try await gateway.admit(venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers)
+                _ = try await gateway.admit(venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers, requestID: "bench")
             }
             return ContinuousClock.now - start
         }.value

@@ -35,6 +35,8 @@ public struct Admission: Sendable {
     public let secret: [String: String]
     public let path: CanonicalPath
     public let upstreamURL: String
+    /// The id the server gave this request (its `X-Warden-Request-Id`), written into the call's audit rows.
+    public let requestID: String
 }
 
 /// Budget held for an LLM call until its real cost is known.
@@ -95,7 +97,7 @@ public final class Gateway: Sendable {
     static let methodOverrideFields = methodOverrideHeaders.map { HTTPField.Name($0)! }
 
     public func admit(
-        venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields
+        venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields, requestID: String
     ) async throws(GatewayRefusal) -> Admission {
         let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
         let presented = presentedKey(venue: venue, headers: headers)
@@ -109,7 +111,7 @@ public final class Gateway: Sendable {
         touches.record(keyID: key.id, credentialID: credentialID)
         return Admission(venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
                          ownsCredential: credential.ownerID == key.ownerID,
-                         secret: secret, path: path, upstreamURL: url)
+                         secret: secret, path: path, upstreamURL: url, requestID: requestID)
     }
 
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.

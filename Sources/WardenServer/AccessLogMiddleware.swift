@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import WardenCore
 
-/// One log line per request: its id (the answer's `X-Request-Id`), method, path without its query
+/// One log line per request: its id (the answer's `X-Warden-Request-Id`), method, path without its query
 /// (queries may carry signatures), status and duration. Headers and bodies are never logged.
 struct AccessLogMiddleware: RouterMiddleware {
     typealias Context = WardenContext

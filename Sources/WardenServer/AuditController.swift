@@ -3,7 +3,8 @@ import Hummingbird
 import WardenCore
 import WardenStore
 
-/// `GET /audit?limit=&before=&action=`: the caller's rows, newest first (admins see every row).
+/// `GET /audit?limit=&before=&action=&request=`: the caller's rows, newest first (admins see every row);
+/// `request` keeps the rows of the gateway call whose answer carried that `X-Warden-Request-Id`.
 struct AuditController {
     let database: Database
     /// Flushed first, so the caller sees the gateway calls made before its request.
@@ -42,9 +43,13 @@ struct AuditController {
             let before = try Self.int(query["before"].map(String.init), name: "before", range: 1...Int.max).map(Int64.init)
             let action = query["action"].map(String.init)
             if let action, action.count > 64 { throw WardenError.invalid("action", "is too long") }
+            let requestID = query["request"].map(String.init)
+            if let requestID, !AuditRepository.isRequestID(requestID) {
+                throw WardenError.invalid("request", "must be a request id as sent in X-Warden-Request-Id (hex digits and dashes)")
+            }
             await writer.flush()
             let rows = try await AuditRepository(database).page(
-                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: before, action: action, limit: limit)
+                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: before, action: action, request: requestID, limit: limit)
             let entries = rows.map {
                 Entry(seq: $0.seq, at: Timestamp.iso($0.at), actorID: $0.actorID, ownerID: $0.ownerID, target: $0.target,
                       detail: $0.detail, action: $0.action, outcome: $0.outcome)

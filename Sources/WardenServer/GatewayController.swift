@@ -41,17 +41,17 @@ struct GatewayController {
             }
             let loop = context.eventLoop
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
-                return try await publicRead(request, exchange, rawPath: rawPath, on: loop)
+                return try await publicRead(request, exchange, rawPath: rawPath, requestID: context.requestID, on: loop)
             }
-            let admission = try await gateway.admit(
-                venue: venue, method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
+            let admission = try await gateway.admit(venue: venue, method: request.method.rawValue, rawPath: rawPath,
+                                                    query: request.uri.query, headers: request.headers, requestID: context.requestID)
             if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange, on: loop) }
             return try await forward(request, admission, on: loop)
         } catch let refusal as GatewayRefusal {
-            return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath)
+            return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID)
         } catch {
             return await refuse(GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"),
-                                venue: venue, method: request.method.rawValue, path: rawPath)
+                                venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID)
         }
     }
 
@@ -139,13 +139,14 @@ struct GatewayController {
 
     /// Public market data from an SDK that sends no key for it (py-clob-client): forwarded with no
     /// credential at all, and only for calls the venue's adapter classifies as public.
-    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, on loop: any EventLoop) async throws -> Response {
+    func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, requestID: String,
+                    on loop: any EventLoop) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
         let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
-        return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path),
+        return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path, requestID: requestID),
                               detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [], on: loop)
     }
 
@@ -285,7 +286,7 @@ struct GatewayController {
 
     // MARK: refusals
 
-    func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String) async -> Response {
+    func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String, requestID: String) async -> Response {
         let outcome: String = switch refusal.kind {
         case .rateLimit: "rate_limited"
         case .budget: "budget_exceeded"
@@ -296,7 +297,8 @@ struct GatewayController {
         let owner = refusal.key?.ownerID
         gateway.audit.record(AuditEntry(
             actor: refusal.key.map { "key:\($0.id)" }, owner: owner, action: "gateway.refuse", target: venue.name, outcome: outcome,
-            detail: ["method": method, "path": Self.auditPath(path), "status": String(refusal.status.code), "reason": refusal.reason]))
+            detail: ["method": method, "path": Self.auditPath(path), "status": String(refusal.status.code), "reason": refusal.reason,
+                     "request": requestID]))
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
         if let wait = refusal.retryAfter { headers[.retryAfter] = String(wait) }
@@ -323,20 +325,23 @@ struct GatewayController {
         let key: AgentKeyRecord?
         let credentialID: String?
         let path: CanonicalPath
+        let requestID: String
 
-        init(venue: any VenueAdapter, key: AgentKeyRecord?, credentialID: String?, path: CanonicalPath) {
+        init(venue: any VenueAdapter, key: AgentKeyRecord?, credentialID: String?, path: CanonicalPath, requestID: String) {
             self.venue = venue
             self.key = key
             self.credentialID = credentialID
             self.path = path
+            self.requestID = requestID
         }
 
-        init(_ a: Admission) { self.init(venue: a.venue, key: a.key, credentialID: a.credentialID, path: a.path) }
+        init(_ a: Admission) { self.init(venue: a.venue, key: a.key, credentialID: a.credentialID, path: a.path, requestID: a.requestID) }
     }
 
     func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
         var detail = extra
-        detail.reserveCapacity(extra.count + 3)
+        detail.reserveCapacity(extra.count + 4)
+        detail["request"] = s.requestID
         if detail["method"] == nil { detail["method"] = request.method.rawValue }
         if detail["path"] == nil { detail["path"] = Self.auditPath(s.path.description) }
         if let credential = s.credentialID, detail["credential"] == nil { detail["credential"] = credential }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// Names each request for its log line and its `X-Request-Id` answer header: a prefix drawn once per
+/// Names each request for its log line and its `X-Warden-Request-Id` answer header: a prefix drawn once per
 /// process, then a counter, so ids are unique across restarts without a random draw per request.
 enum RequestID {
     private static let prefix: String = {

@@ -12,7 +12,7 @@ public struct WardenContext: RequestContext {
     let remoteAddress: SocketAddress?
     /// The event loop serving the connection (gateway calls go out on a client of the same loop).
     public let eventLoop: any EventLoop
-    /// This request's name in the access log and in the answer's `X-Request-Id` header.
+    /// This request's name in the access log and in the answer's `X-Warden-Request-Id` header.
     public let requestID = RequestID.next()
 
     public init(source: ApplicationRequestContextSource) {

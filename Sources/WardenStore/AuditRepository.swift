@@ -112,16 +112,25 @@ public struct AuditRepository: Sendable {
         }
     }
 
-    /// Newest first. `visibleTo` nil means every row (admins).
-    public func page(visibleTo userID: String?, before: Int64?, action: String?, limit: Int) async throws -> [AuditRecord] {
-        try await database.withConnection { db in
+    /// Newest first. `visibleTo` nil means every row (admins). `request` keeps the rows of one gateway
+    /// call, by the id in its detail. Request ids are hex digits and `-`, neither LIKE wildcards nor JSON
+    /// escapes, so the pattern matches that detail field alone; any other text matches no row.
+    public func page(visibleTo userID: String?, before: Int64?, action: String?, request: String?, limit: Int) async throws -> [AuditRecord] {
+        if let request, !Self.isRequestID(request) { return [] }
+        return try await database.withConnection { db in
             var query: SQLQueryString = "SELECT * FROM audit WHERE 1 = 1"
             if let userID { query = query + " AND (owner_id = \(bind: userID) OR actor_id = \(bind: userID))" }
             if let before { query = query + " AND seq < \(bind: before)" }
             if let action { query = query + " AND action = \(bind: action)" }
+            if let request { query = query + " AND detail LIKE \(bind: "%\"request\":\"\(request)\"%")" }
             query = query + " ORDER BY seq DESC LIMIT \(bind: limit)"
             return try await db.raw(query).all().map(Self.decode)
         }
+    }
+
+    /// What a request id may hold: 1–64 lowercase hex digits and dashes.
+    public static func isRequestID(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || $0 == 45 }
     }
 
     static func decode(_ row: any SQLRow) throws -> AuditRecord {

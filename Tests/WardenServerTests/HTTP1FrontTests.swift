@@ -288,7 +288,7 @@ private let inFlightCalls = Atomic<Int>(0)
             #expect(text.lowercased().contains("server: warden\r\n"))
             try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n?")
             let both = try await connection.read { $0.hasSuffix("?") }
-            let ids = both.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("x-request-id: ") }.map { $0.dropFirst(14) }
+            let ids = both.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("x-warden-request-id: ") }.map { $0.dropFirst(21) }
             #expect(ids.count == 2 && ids[0] != ids[1], "each answer has its own request id: \(ids)")
             let date = try #require(text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("date: ") })
             #expect(date.dropFirst(6).wholeMatch(of: /[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT/) != nil)

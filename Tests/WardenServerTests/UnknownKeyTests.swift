@@ -17,7 +17,7 @@ import WardenStore
         func refusal(_ key: String) async -> GatewayRefusal? {
             do {
                 _ = try await gateway.admit(venue: openai, method: "POST", rawPath: "/v1/chat/completions", query: nil,
-                                            headers: [.authorization: "Bearer \(key)"])
+                                            headers: [.authorization: "Bearer \(key)"], requestID: "test")
                 return nil
             } catch {
                 return error

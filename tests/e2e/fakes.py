@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 REAL_OPENAI_KEY = "sk-real-openai-PLANTED-0001"
 REAL_ANTHROPIC_KEY = "sk-ant-real-PLANTED-0002"
 REAL_SERVICE_TOKEN = "ghp_real_PLANTED_0003"
+OPENAI_REQUEST_ID = "req_fake_openai_0001"  # the venue's own request id, which the OpenAI SDK reports
 
 
 class Fake:
@@ -43,10 +44,12 @@ class Fake:
         self.server.server_close()
 
 
-def send_json(h, status, obj):
+def send_json(h, status, obj, headers=()):
     data = json.dumps(obj).encode()
     h.send_response(status)
     h.send_header("Content-Type", "application/json")
+    for name, value in headers:
+        h.send_header(name, value)
     h.send_header("Content-Length", str(len(data)))
     h.end_headers()
     h.wfile.write(data)
@@ -103,7 +106,8 @@ def openai_handler(gap=0.2):
             return end_chunks(h)
         send_json(h, 200, {"id": "c1", "object": "chat.completion", "created": 1, "model": req.get("model"),
                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the fake model"},
-                                        "finish_reason": "stop"}], "usage": usage})
+                                        "finish_reason": "stop"}], "usage": usage},
+                  headers=[("x-request-id", OPENAI_REQUEST_ID)])
     return handle
 
 

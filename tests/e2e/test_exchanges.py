@@ -360,6 +360,10 @@ def test_binance_live_trading_with_python_binance(ex):
                                 price="50000.00")  # 40 USD
     assert order["status"] == "NEW" and order["orderId"] in fake.state["orders"]
     assert order["clientOrderId"].startswith("x-HNA2TXFJ")
+    # The order's two rows (before it went out, and the venue's answer) carry the id its answer brought back.
+    order_rows = requests.get(ex.api + "/audit", params={"request": client.response.headers["x-warden-request-id"]},
+                              headers=ex.auth).json()["entries"]
+    assert [(e["action"], json.loads(e["detail"])["class"]) for e in order_rows] == [("gateway.result", "order"), ("gateway.forward", "order")]
     assert [o["orderId"] for o in client.get_open_orders(symbol="BTCUSDT")] == [order["orderId"]]
     canceled = client.cancel_order(symbol="BTCUSDT", orderId=order["orderId"])
     assert canceled["status"] == "CANCELED" and fake.state["orders"][order["orderId"]]["status"] == "CANCELED"

@@ -392,6 +392,37 @@ def test_gateway_audit_and_no_secret_leaks(world):
         assert secret not in server.output()
 
 
+def test_a_calls_request_id_finds_its_audit_rows(world):
+    agent = world["key"]()["key"]
+    answer = openai_client(world, agent).chat.completions.with_raw_response.create(model=MODEL, messages=[], max_tokens=1)
+    # Warden's id has a name of its own: the venue's X-Request-Id reaches the SDK as the venue sent it.
+    assert answer.headers["x-request-id"] == fakes.OPENAI_REQUEST_ID
+    assert answer.parse()._request_id == fakes.OPENAI_REQUEST_ID
+    service = world["server"].url + "/proxy/fake"
+    write = requests.post(service + "/repos/acme/issues", headers={"X-Api-Token": f"token {agent}"}, json={"title": "t"})
+    refused = requests.delete(service + "/repos/acme", headers={"X-Api-Token": f"token {agent}"})
+    assert (write.status_code, refused.status_code) == (200, 403), (write.text, refused.text)
+    calls = {answer.headers["x-warden-request-id"]: [("gateway.result", "forwarded")],
+             write.headers["x-warden-request-id"]: [("gateway.result", "forwarded"), ("gateway.forward", "allowed")],
+             refused.headers["x-warden-request-id"]: [("gateway.refuse", "refused")]}
+    assert len(calls) == 3, "three calls got the same id"
+
+    def rows(request_id):
+        r = requests.get(world["api"] + "/audit", params={"request": request_id}, headers=world["auth"])
+        assert r.status_code == 200, r.text
+        return r.json()["entries"]
+
+    for request_id, expected in calls.items():
+        found = rows(request_id)
+        assert [(e["action"], e["outcome"]) for e in found] == expected
+        assert all(json.loads(e["detail"])["request"] == request_id for e in found)
+        # An id's prefix is another id, never a pattern that also finds this call's rows.
+        assert all(json.loads(e["detail"])["request"] != request_id for e in rows(request_id[:-1]))
+    for bad in ("%", "_", "\"", "ABC", "a" * 65, ""):
+        r = requests.get(world["api"] + "/audit", params={"request": bad}, headers=world["auth"])
+        assert r.status_code == 400 and r.json()["field"] == "request", (bad, r.text)
+
+
 def test_audit_fails_closed(world):
     agent = world["key"]()["key"]
     fake, service = world["upstreams"]["openai"], world["upstreams"]["service"]

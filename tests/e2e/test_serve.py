@@ -93,7 +93,7 @@ def test_each_answer_names_its_request_and_the_log_line_carries_the_name(start, 
     server = start({"WARDEN_MASTER_KEY": master_key})
     answers = [requests.get(server.url + "/healthz"), requests.head(server.url + "/healthz"),
                requests.get(server.url + "/no/such/page")]
-    ids = [a.headers["X-Request-Id"] for a in answers]
+    ids = [a.headers["X-Warden-Request-Id"] for a in answers]
     assert len(set(ids)) == 3 and all(re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", i) for i in ids), ids
     assert answers[1].status_code == 200 and answers[1].content == b""
     assert int(answers[1].headers["Content-Length"]) == len(answers[0].content)

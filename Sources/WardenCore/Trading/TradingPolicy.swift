@@ -111,7 +111,8 @@ public struct TradingPolicy: Sendable {
         do {
             try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "gateway.forward", target: venue.name,
                                               outcome: "allowed", detail: ["class": "wallet_auth", "method": request.method,
-                                                                           "path": admission.path.description, "credential": admission.credentialID]))
+                                                                           "path": admission.path.description, "credential": admission.credentialID,
+                                                                           "request": admission.requestID]))
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
         }

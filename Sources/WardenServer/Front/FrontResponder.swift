@@ -13,7 +13,7 @@ public struct FrontResponder: Sendable {
     let logger: Logger
     let serverName: String
     let dates = HTTPDateCache()
-    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
+    static let requestIDHeader = HTTPField.Name("X-Warden-Request-Id")!
 
     public init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
         respond = { try await responder.respond(to: $0, context: $1) }

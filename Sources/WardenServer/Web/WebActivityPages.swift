@@ -19,7 +19,7 @@ struct WebActivityPages {
             let day = query["day"].map(String.init).flatMap { $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil }
             await app.gateway.audit.flush()
             let rows = try await AuditRepository(app.services.database).page(
-                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: nil, action: nil, limit: 500)
+                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: nil, action: nil, request: nil, limit: 500)
             let shown = rows.filter { row in
                 (venue.isEmpty || row.target == venue) && Self.matches(decision, row.outcome) && (day.map { SpendRepository.day(of: Date(timeIntervalSince1970: Double(row.at) / 1000)) == $0 } ?? true)
             }.prefix(200).map(Self.row)
@@ -75,7 +75,7 @@ struct WebActivityPages {
             let failed = checks.split(separator: ",").filter { $0.hasSuffix("=fail") }.map { $0.dropLast(5).replacingOccurrences(of: "_", with: " ") }
             parts.append(failed.isEmpty ? "every check passed" : "failed checks: " + failed.joined(separator: ", "))
         }
-        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed"] {
+        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed", "request"] {
             if let value = detail[key] { parts.append("\(key.replacingOccurrences(of: "_", with: " ")) \(value)") }
         }
         return parts.joined(separator: " · ")
