@@ -35,7 +35,8 @@ public final class AuditWriter: Sendable {
     }
 
     private let state = Mutex(State())
-    private let log: AuditLog
+    /// The chain itself, for rows that must commit inside another transaction (a live order's, with its reservation).
+    let log: AuditLog
     private let database: Database
     private let logger: Logger
     static let maxBatch = 1024

@@ -39,6 +39,30 @@ public struct Admission: Sendable {
     public let requestID: String
 }
 
+extension Admission {
+    /// This call's audit row.
+    public func auditEntry(_ action: String, outcome: String, method: String, detail: [String: String]) -> AuditEntry {
+        .gateway(action, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID, method: method,
+                 path: path.description, requestID: requestID, detail: detail)
+    }
+}
+
+extension AuditEntry {
+    /// A gateway call's row: the key that made it, the venue, the method and path (never the query, which
+    /// may carry signatures), the credential and the call's request id, under `detail`'s own fields.
+    public static func gateway(_ action: String, outcome: String, venue: String, key: AgentKeyRecord?, credentialID: String?,
+                               method: String, path: String, requestID: String, detail: [String: String]) -> AuditEntry {
+        var detail = detail
+        detail.reserveCapacity(detail.count + 4)
+        detail["request"] = requestID
+        if detail["method"] == nil { detail["method"] = method }
+        if detail["path"] == nil { detail["path"] = String(path.prefix(256)) }
+        if let credentialID, detail["credential"] == nil { detail["credential"] = credentialID }
+        return AuditEntry(actor: key.map { "key:\($0.id)" }, owner: key?.ownerID, action: action, target: venue, outcome: outcome,
+                          detail: detail)
+    }
+}
+
 /// Budget held for an LLM call until its real cost is known.
 public struct Reservation: Sendable {
     public let keyID: String

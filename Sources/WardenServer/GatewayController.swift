@@ -132,8 +132,9 @@ struct GatewayController {
         case .forward(let signed, let url):
             // Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
             let reads = ["public_read", "private_read"].contains(plan.audit["class"] ?? "")
-            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads, tickets: plan.reservations,
-                                  on: loop)
+            // A live order's row is already on disk: it committed with the order's reservation.
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads && !plan.recorded,
+                                  tickets: plan.reservations, on: loop)
         }
     }
 
@@ -294,11 +295,9 @@ struct GatewayController {
         default: "refused"
         }
         metrics.request(venue: venue.name, decision: outcome)
-        let owner = refusal.key?.ownerID
-        gateway.audit.record(AuditEntry(
-            actor: refusal.key.map { "key:\($0.id)" }, owner: owner, action: "gateway.refuse", target: venue.name, outcome: outcome,
-            detail: ["method": method, "path": Self.auditPath(path), "status": String(refusal.status.code), "reason": refusal.reason,
-                     "request": requestID]))
+        gateway.audit.record(.gateway("gateway.refuse", outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
+                                      method: method, path: path, requestID: requestID,
+                                      detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
         if let wait = refusal.retryAfter { headers[.retryAfter] = String(wait) }
@@ -339,18 +338,9 @@ struct GatewayController {
     }
 
     func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
-        var detail = extra
-        detail.reserveCapacity(extra.count + 4)
-        detail["request"] = s.requestID
-        if detail["method"] == nil { detail["method"] = request.method.rawValue }
-        if detail["path"] == nil { detail["path"] = Self.auditPath(s.path.description) }
-        if let credential = s.credentialID, detail["credential"] == nil { detail["credential"] = credential }
-        return AuditEntry(actor: s.key.map { "key:\($0.id)" }, owner: s.key?.ownerID, action: action, target: s.venue.name,
-                          outcome: outcome, detail: detail)
+        .gateway(action, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID, method: request.method.rawValue,
+                 path: s.path.description, requestID: s.requestID, detail: extra)
     }
-
-    /// Paths are recorded without their query (which may carry signatures) and cut to a sane length.
-    static func auditPath(_ path: String) -> String { String(path.prefix(256)) }
 
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",

@@ -9,6 +9,8 @@ public enum TradeReservation: Sendable, Equatable {
     case duplicate
     /// The order would take the day's volume past the cap; `used` is what is already reserved.
     case overCap(used: Double)
+
+    var isOverCap: Bool { if case .overCap = self { true } else { false } }
 }
 
 /// Orders' notionals per owner, UTC day and mode (live or paper). A reservation and its check against the
@@ -21,46 +23,57 @@ public struct TradeRepository: Sendable {
 
     static let retryWindowMillis: Int64 = 24 * 3600 * 1000
 
-    public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String,
-                        amount: Double, cap: Double, now: Int64 = Clock.nowMillis()) async throws -> TradeReservation {
+    /// `record` runs inside the same transaction when the order is reserved or is a retry, so what it
+    /// writes (the order's audit row) commits with the reservation, in one sync to disk, or not at all.
+    public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
+                        now: Int64 = Clock.nowMillis(),
+                        record: (@Sendable (any SQLDatabase, TradeReservation) async throws -> Void)? = nil) async throws -> TradeReservation {
         try await database.transaction { db in
-            try await db.raw("""
-                INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
-                ON CONFLICT (owner_id, day, mode) DO NOTHING
-                """).run()
-            // Locks the owner's day row until commit on PostgreSQL; SQLite already holds the writer lock.
-            let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-            let used = try await db.raw("""
-                SELECT used_usd FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
-                """).first(decodingColumn: "used_usd", as: Double.self) ?? 0
-            let existing = try await db.raw("""
-                SELECT id, status, created_at FROM trade_orders
-                WHERE owner_id = \(bind: ownerID) AND venue = \(bind: venue) AND client_order_id = \(bind: clientOrderID)
-                """).first()
-            if let existing, try existing.decode(column: "status", as: String.self) != "rejected",
-               try existing.decode(column: "created_at", as: Int64.self) > now - Self.retryWindowMillis {
-                return .duplicate
-            }
-            guard used + amount <= cap + 1e-9 else { return .overCap(used: used) }
-            try await db.raw("""
-                UPDATE trade_days SET used_usd = used_usd + \(bind: amount)
-                WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)
-                """).run()
-            let id = try existing?.decode(column: "id", as: String.self) ?? UUID().uuidString.lowercased()
-            if existing != nil {
-                try await db.raw("""
-                    UPDATE trade_orders SET mode = \(bind: mode), day = \(bind: day), notional_usd = \(bind: amount),
-                        status = 'reserved', created_at = \(bind: now) WHERE id = \(bind: id)
-                    """).run()
-            } else {
-                try await db.raw("""
-                    INSERT INTO trade_orders (id, owner_id, venue, client_order_id, mode, day, notional_usd, status, created_at)
-                    VALUES (\(bind: id), \(bind: ownerID), \(bind: venue), \(bind: clientOrderID), \(bind: mode), \(bind: day),
-                        \(bind: amount), 'reserved', \(bind: now))
-                    """).run()
-            }
-            return .reserved(orderID: id)
+            let reservation = try await reserve(ownerID: ownerID, venue: venue, clientOrderID: clientOrderID, mode: mode, day: day,
+                                                amount: amount, cap: cap, now: now, on: db)
+            if let record, !reservation.isOverCap { try await record(db, reservation) }
+            return reservation
         }
+    }
+
+    private func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
+                         now: Int64, on db: any SQLDatabase) async throws -> TradeReservation {
+        try await db.raw("""
+            INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
+            ON CONFLICT (owner_id, day, mode) DO NOTHING
+            """).run()
+        // Locks the owner's day row until commit on PostgreSQL; SQLite already holds the writer lock.
+        let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
+        let used = try await db.raw("""
+            SELECT used_usd FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
+            """).first(decodingColumn: "used_usd", as: Double.self) ?? 0
+        let existing = try await db.raw("""
+            SELECT id, status, created_at FROM trade_orders
+            WHERE owner_id = \(bind: ownerID) AND venue = \(bind: venue) AND client_order_id = \(bind: clientOrderID)
+            """).first()
+        if let existing, try existing.decode(column: "status", as: String.self) != "rejected",
+           try existing.decode(column: "created_at", as: Int64.self) > now - Self.retryWindowMillis {
+            return .duplicate
+        }
+        guard used + amount <= cap + 1e-9 else { return .overCap(used: used) }
+        try await db.raw("""
+            UPDATE trade_days SET used_usd = used_usd + \(bind: amount)
+            WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)
+            """).run()
+        let id = try existing?.decode(column: "id", as: String.self) ?? UUID().uuidString.lowercased()
+        if existing != nil {
+            try await db.raw("""
+                UPDATE trade_orders SET mode = \(bind: mode), day = \(bind: day), notional_usd = \(bind: amount),
+                    status = 'reserved', created_at = \(bind: now) WHERE id = \(bind: id)
+                """).run()
+        } else {
+            try await db.raw("""
+                INSERT INTO trade_orders (id, owner_id, venue, client_order_id, mode, day, notional_usd, status, created_at)
+                VALUES (\(bind: id), \(bind: ownerID), \(bind: venue), \(bind: clientOrderID), \(bind: mode), \(bind: day),
+                    \(bind: amount), 'reserved', \(bind: now))
+                """).run()
+        }
+        return .reserved(orderID: id)
     }
 
     /// The venue refused the order (or it was never sent): its notional goes back to the day.

@@ -14,6 +14,7 @@ import os
 import subprocess
 import threading
 import time
+import sqlite3
 import types
 import uuid
 
@@ -786,10 +787,47 @@ def test_a_retried_order_is_reserved_once(ex):
     assert ex.trading()["live_usd"] == pytest.approx(10.0)
     buy_ten_dollars(binance, newClientOrderId="retry-2")
     assert ex.trading()["live_usd"] == pytest.approx(20.0)
+    # Both sends of retry-1 were recorded before they went out; the second says it is a retry.
+    entries = requests.get(ex.api + "/audit", params={"action": "gateway.forward"}, headers=ex.auth).json()["entries"]
+    sends = [json.loads(e["detail"]) for e in reversed(entries)]
+    assert [d.get("retry") for d in sends if d.get("client_order_id") == "retry-1"] == [None, "true"]
 
     kalshi_order(kalshi, 10, price=46, client_order_id="k-retry-1")
     kalshi_order(kalshi, 10, price=46, client_order_id="k-retry-1")
     assert ex.trading()["live_usd"] == pytest.approx(24.60)
+
+
+def test_a_live_order_that_cannot_be_recorded_is_neither_sent_nor_reserved(ex, tmp_path, master_key):
+    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 250})
+    ex.live("binance")
+    fake, binance = ex.fakes["binance"], ex.binance(ex.key())
+    buy_ten_dollars(binance, newClientOrderId="rec-1")
+    with sqlite3.connect(tmp_path / "data" / "warden.db") as db:
+        db.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(FAIL, 'audit disk full'); END")
+    try:
+        assert "audit log" in binance_refusal(lambda: buy_ten_dollars(binance, newClientOrderId="rec-2"), 503)
+        assert "audit log" in binance_refusal(lambda: buy_ten_dollars(binance, newClientOrderId="rec-1"), 503)  # a retry too
+    finally:
+        with sqlite3.connect(tmp_path / "data" / "warden.db") as db:
+            db.execute("DROP TRIGGER refuse_audit")
+    assert len(orders_seen(fake, "POST", "/api/v3/order")) == 1
+    assert ex.trading()["live_usd"] == pytest.approx(10.0), "an order that was not sent still holds part of the cap"
+    # Nothing of rec-2 was kept, so once rows commit again it is a new order, not a retry.
+    deadline = time.time() + 5
+    while True:
+        try:
+            buy_ten_dollars(binance, newClientOrderId="rec-2")
+            break
+        except BinanceAPIException as refused:
+            assert refused.status_code == 503 and time.time() < deadline, refused
+            time.sleep(0.1)
+    assert ex.trading()["live_usd"] == pytest.approx(20.0)
+    entries = requests.get(ex.api + "/audit", params={"action": "gateway.forward"}, headers=ex.auth).json()["entries"]
+    rec2 = [json.loads(e["detail"]) for e in entries if json.loads(e["detail"]).get("client_order_id") == "rec-2"]
+    assert len(rec2) == 1 and "retry" not in rec2[0], rec2
+    ex.server.stop()
+    verified = warden("audit", "verify", "--data-dir", str(tmp_path / "data"), env={"WARDEN_MASTER_KEY": master_key})
+    assert verified.returncode == 0, verified.stderr
 
 
 def fresh_postgres_database(base):

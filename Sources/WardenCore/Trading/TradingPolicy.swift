@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import SQLKit
 import WardenCrypto
 import HTTPTypes
 import WardenStore
@@ -19,6 +20,8 @@ public struct TradePlan: Sendable {
     public let audit: [String: String]
     /// The live orders' reservations, released when the venue refuses the call.
     public let reservations: [String]
+    /// Whether the call's `gateway.forward` row is already durable (a live order's commits with its reservation).
+    public var recorded = false
 }
 
 /// Exchange calls through the owner's risk policy (DESIGN.md §4): fund movement never; unknown
@@ -109,10 +112,8 @@ public struct TradingPolicy: Sendable {
             throw GatewayRefusal(.forbidden, .permission, error.description, key: key)
         }
         do {
-            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "gateway.forward", target: venue.name,
-                                              outcome: "allowed", detail: ["class": "wallet_auth", "method": request.method,
-                                                                           "path": admission.path.description, "credential": admission.credentialID,
-                                                                           "request": admission.requestID]))
+            try await audit.append(admission.auditEntry("gateway.forward", outcome: "allowed", method: request.method,
+                                                        detail: ["class": "wallet_auth"]))
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
         }
@@ -150,6 +151,9 @@ public struct TradingPolicy: Sendable {
 
     // MARK: orders
 
+    /// Makes an order's audit row from its details.
+    typealias RowMaker = @Sendable ([String: String]) -> AuditEntry
+
     /// An order that passed its checks: its price, id, and the reservation it holds (none for a retry).
     struct Held: Sendable {
         let order: OrderIntent
@@ -159,9 +163,10 @@ public struct TradingPolicy: Sendable {
         let audit: [String: String]
     }
 
-    /// Prices one order, holds it under `max_leg_usd`, and reserves it against `daily_cap_usd`.
-    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord,
-              profile: ProfileRecord, live: Bool) async throws(GatewayRefusal) -> Held {
+    /// Prices one order, holds it under `max_leg_usd`, and reserves it against `daily_cap_usd`. With `record`,
+    /// the row it makes from the order's details commits in the reservation's transaction.
+    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, profile: ProfileRecord,
+              live: Bool, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         let usd = Self.double(priced.usd)
         guard usd <= profile.maxLegUSD + 1e-9 else {
@@ -173,12 +178,22 @@ public struct TradingPolicy: Sendable {
         var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
                      "notional_usd": Self.money(usd), "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
         let reservation: TradeReservation
+        var append: (@Sendable (any SQLDatabase, TradeReservation) async throws -> Void)?
+        if let record {
+            let details = audit, log = self.audit.log
+            append = { db, reservation in
+                var detail = details
+                if reservation == .duplicate { detail["retry"] = "true" }
+                try await log.append(record(detail), on: db)
+            }
+        }
         do {
             reservation = try await TradeRepository(database).reserve(
                 ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode, day: SpendRepository.day(),
-                amount: usd, cap: profile.dailyCapUSD)
+                amount: usd, cap: profile.dailyCapUSD, record: append)
         } catch {
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger is unavailable; the order was not sent", key: key)
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
+                                 key: key)
         }
         switch reservation {
         case .overCap(let used):
@@ -205,7 +220,17 @@ public struct TradingPolicy: Sendable {
               _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
         let profile = try await profile(admission.key)
         let live = profile.isLive(venue.name)
-        let held = try await hold(order, venue, base, key: admission.key, profile: profile, live: live)
+        // A live order is recorded as it is reserved, in one commit: the row is on disk before it is sent.
+        var record: RowMaker?
+        if live {
+            let method = outgoing.method
+            record = { details in
+                var detail = details
+                detail["class"] = "order"
+                return admission.auditEntry("gateway.forward", outcome: "allowed", method: method, detail: detail)
+            }
+        }
+        let held = try await hold(order, venue, base, key: admission.key, profile: profile, live: live, record: record)
         let audit = held.audit.merging(["class": "order"]) { $1 }
         guard live else {
             let answer = try await simulate(held, profile: profile, venue, base, key: admission.key)
@@ -218,7 +243,7 @@ public struct TradingPolicy: Sendable {
             }
             try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
             return TradePlan(route: try await sign(request, venue, admission, base, signed: true), audit: audit,
-                             reservations: held.reservation.map { [$0] } ?? [])
+                             reservations: held.reservation.map { [$0] } ?? [], recorded: true)
         } catch {
             await release([held])
             throw readied(error, venue, key: admission.key)
