@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SQLKit
 import Synchronization
 import WardenStore
 
@@ -8,12 +9,17 @@ import WardenStore
 ///
 /// A caller either waits until its row is durable (`append`: calls that act on a venue account, before
 /// they are sent) or only queues it (`record`: reads, LLM calls and refusals, as they end), so such a
-/// call never waits for the disk. When a commit fails, waiting callers are told (their calls are not
+/// call never waits for the disk. `commit` also runs the caller's own writes in the batch's transaction
+/// (a live order's reservation), so they and the row they make commit together, many to one sync. When a commit fails, waiting callers are told (their calls are not
 /// made), queued rows stay in order at the head of the queue and are retried, and `healthy` turns false
 /// until a commit succeeds again: the gateway makes no call it could not record meanwhile.
 public final class AuditWriter: Sendable {
+    /// Writes made in a batch's transaction; the row they return (if any) joins the batch.
+    public typealias Work = @Sendable (any SQLDatabase) async throws -> AuditEntry?
+
     fileprivate struct Pending: Sendable {
         var entry: AuditEntry
+        var work: Work?
         var ticket: UInt64
         var waiter: CheckedContinuation<Void, any Error>?
     }
@@ -35,8 +41,7 @@ public final class AuditWriter: Sendable {
     }
 
     private let state = Mutex(State())
-    /// The chain itself, for rows that must commit inside another transaction (a live order's, with its reservation).
-    let log: AuditLog
+    private let log: AuditLog
     private let database: Database
     private let logger: Logger
     static let maxBatch = 1024
@@ -63,7 +68,7 @@ public final class AuditWriter: Sendable {
     public func record(_ entry: AuditEntry) {
         let start = state.withLock { s -> Bool in
             guard s.queue.count < Self.maxQueue else { s.dropped += 1; return false }
-            s.push(entry, waiter: nil)
+            s.push(entry, work: nil, waiter: nil)
             return s.claimDrain()
         }
         if start { Task { await drain() } }
@@ -71,9 +76,37 @@ public final class AuditWriter: Sendable {
 
     /// Queues a row and returns once it is committed; throws if it could not be.
     public func append(_ entry: AuditEntry) async throws {
+        try await enqueue(entry, work: nil)
+    }
+
+    /// Runs `work` in the next batch's transaction, behind a savepoint, and appends the row it returns
+    /// with the batch: its writes and its row are durable together once this returns, or neither is
+    /// kept. Throws `work`'s own error (the rest of the batch still commits) or the commit's.
+    ///
+    /// On PostgreSQL the work and its row commit in a transaction of their own: work takes row locks
+    /// (an owner's trading day), and two servers' batches taking several owners' locks in different
+    /// orders would deadlock. SQLite has one writer at a time and no row locks.
+    public func commit<T: Sendable>(_ work: @escaping @Sendable (any SQLDatabase) async throws -> (T, AuditEntry?)) async throws -> T {
+        if database.dialect == .postgres {
+            return try await database.transaction { [log] db in
+                let (value, entry) = try await work(db)
+                if let entry { try await log.append(entry, on: db) }
+                return value
+            }
+        }
+        let outcome = Mutex<T?>(nil)
+        try await enqueue(AuditEntry(actor: nil, owner: nil, action: ""), work: { db in
+            let (value, entry) = try await work(db)
+            outcome.withLock { $0 = value }
+            return entry
+        })
+        return outcome.withLock { $0! }
+    }
+
+    private func enqueue(_ entry: AuditEntry, work: Work?) async throws {
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, any Error>) in
             let start = state.withLock { s -> Bool in
-                s.push(entry, waiter: waiter)
+                s.push(entry, work: work, waiter: waiter)
                 return s.claimDrain()
             }
             if start { Task { await drain() } }
@@ -101,8 +134,10 @@ public final class AuditWriter: Sendable {
             guard let batch = state.withLock({ $0.takeBatch(Self.maxBatch) }) else { return }
             let log = self.log
             do {
-                try await database.transaction { db in try await log.append(batch.map(\.entry), on: db) }
-                for pending in batch { pending.waiter?.resume() }
+                let refused = try await database.transaction { db in try await Self.write(batch, log: log, on: db) }
+                for pending in batch {
+                    if let error = refused[pending.ticket] { pending.waiter?.resume(throwing: error) } else { pending.waiter?.resume() }
+                }
                 let (flushers, dropped) = state.withLock { s in
                     defer { s.dropped = 0 }
                     return (s.settle(through: batch.last!.ticket, failure: nil), s.dropped)
@@ -128,6 +163,31 @@ public final class AuditWriter: Sendable {
         }
     }
 
+    /// Runs the batch's work, each behind a savepoint so one that fails is undone alone, then appends the
+    /// rows. Returns the failed work's errors by ticket.
+    private static func write(_ batch: [Pending], log: AuditLog, on db: any SQLDatabase) async throws -> [UInt64: any Error] {
+        var entries: [AuditEntry] = []
+        entries.reserveCapacity(batch.count)
+        var refused: [UInt64: any Error] = [:]
+        for pending in batch {
+            guard let work = pending.work else { entries.append(pending.entry); continue }
+            try await db.raw("SAVEPOINT work").run()
+            do {
+                if var entry = try await work(db) {
+                    entry.at = pending.entry.at  // its place in the queue, so times never run backwards along the chain
+                    entries.append(entry)
+                }
+                try await db.raw("RELEASE work").run()
+            } catch {
+                try await db.raw("ROLLBACK TO work").run()
+                try await db.raw("RELEASE work").run()
+                refused[pending.ticket] = error
+            }
+        }
+        try await log.append(entries, on: db)
+        return refused
+    }
+
     /// While nobody waits for a row and the batch is not full, lets rows gather for `gatherDelay`.
     private func gather() async {
         let nap = Task { _ = try? await Task.sleep(for: Self.gatherDelay) }
@@ -147,12 +207,12 @@ public final class AuditWriter: Sendable {
 }
 
 extension AuditWriter.State {
-    mutating func push(_ entry: AuditEntry, waiter: CheckedContinuation<Void, any Error>?) {
+    mutating func push(_ entry: AuditEntry, work: AuditWriter.Work?, waiter: CheckedContinuation<Void, any Error>?) {
         var entry = entry
         // Stamped in queue order, so times never run backwards along the chain.
         lastAt = max(Clock.nowMillis(), lastAt)
         entry.at = lastAt
-        queue.append(.init(entry: entry, ticket: nextTicket, waiter: waiter))
+        queue.append(.init(entry: entry, work: work, ticket: nextTicket, waiter: waiter))
         nextTicket += 1
         if waiter != nil {
             waiting += 1

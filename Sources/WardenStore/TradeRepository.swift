@@ -9,8 +9,6 @@ public enum TradeReservation: Sendable, Equatable {
     case duplicate
     /// The order would take the day's volume past the cap; `used` is what is already reserved.
     case overCap(used: Double)
-
-    var isOverCap: Bool { if case .overCap = self { true } else { false } }
 }
 
 /// Orders' notionals per owner, UTC day and mode (live or paper). A reservation and its check against the
@@ -23,21 +21,17 @@ public struct TradeRepository: Sendable {
 
     static let retryWindowMillis: Int64 = 24 * 3600 * 1000
 
-    /// `record` runs inside the same transaction when the order is reserved or is a retry, so what it
-    /// writes (the order's audit row) commits with the reservation, in one sync to disk, or not at all.
     public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
-                        now: Int64 = Clock.nowMillis(),
-                        record: (@Sendable (any SQLDatabase, TradeReservation) async throws -> Void)? = nil) async throws -> TradeReservation {
+                        now: Int64 = Clock.nowMillis()) async throws -> TradeReservation {
         try await database.transaction { db in
-            let reservation = try await reserve(ownerID: ownerID, venue: venue, clientOrderID: clientOrderID, mode: mode, day: day,
-                                                amount: amount, cap: cap, now: now, on: db)
-            if let record, !reservation.isOverCap { try await record(db, reservation) }
-            return reservation
+            try await reserve(ownerID: ownerID, venue: venue, clientOrderID: clientOrderID, mode: mode, day: day, amount: amount, cap: cap,
+                              now: now, on: db)
         }
     }
 
-    private func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
-                         now: Int64, on db: any SQLDatabase) async throws -> TradeReservation {
+    /// The same inside the caller's transaction (a live order's, which also holds its audit row).
+    public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
+                        now: Int64 = Clock.nowMillis(), on db: any SQLDatabase) async throws -> TradeReservation {
         try await db.raw("""
             INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
             ON CONFLICT (owner_id, day, mode) DO NOTHING

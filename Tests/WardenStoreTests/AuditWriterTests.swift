@@ -39,6 +39,63 @@ import WardenStore
         try await store.database.close()
     }
 
+    struct WorkFailed: Error {}
+
+    /// Writes made through `commit` (a live order's reservation) land with their row: work that fails is
+    /// undone alone while the rest of its batch commits, and a batch that cannot commit keeps neither.
+    @Test(arguments: Backend.enabled)
+    func workCommitsWithItsRowOrNotAtAll(backend: Backend) async throws {
+        let (store, log, writer) = try await writer(backend)
+        try await store.database.withConnection { try await $0.raw("CREATE TABLE marks (what TEXT NOT NULL)").run() }
+        func marks() async throws -> [String] {
+            try await store.database.withConnection {
+                try await $0.raw("SELECT what FROM marks ORDER BY what").all(decodingColumn: "what", as: String.self)
+            }
+        }
+        func targets() async throws -> [String] {
+            try await store.database.withConnection {
+                try await $0.raw("SELECT target FROM audit WHERE action = 'gateway.forward' ORDER BY target").all(decodingColumn: "target", as: String.self)
+            }
+        }
+        let mark = { @Sendable (what: String, fails: Bool) -> @Sendable (any SQLDatabase) async throws -> (String, AuditEntry?) in
+            { db in
+                try await db.raw("INSERT INTO marks (what) VALUES (\(bind: what))").run()
+                if fails { throw WorkFailed() }
+                return (what, AuditEntry(actor: "k", owner: nil, action: "gateway.forward", target: what))
+            }
+        }
+        // Run side by side, with queued rows between them, so they share batches.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    if i % 5 == 0 {
+                        await #expect(throws: WorkFailed.self) { try await writer.commit(mark("bad-\(i)", true)) }
+                    } else {
+                        let value = try await writer.commit(mark("ok-\(i)", false))
+                        #expect(value == "ok-\(i)")
+                    }
+                    writer.record(AuditEntry(actor: "k", owner: nil, action: "gateway.result", target: "\(i)"))
+                }
+            }
+            try await group.waitForAll()
+        }
+        await writer.flush()
+        let kept = (0..<20).filter { $0 % 5 != 0 }.map { "ok-\($0)" }.sorted()
+        #expect(try await marks() == kept)
+        #expect(try await targets() == kept)
+        #expect(try await log.verify() == .intact(rows: 36))
+
+        if backend == .sqlite {
+            try await store.database.withConnection { db in
+                try await db.raw("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(FAIL, 'disk full'); END").run()
+            }
+            await #expect(throws: (any Error).self) { try await writer.commit(mark("lost", false)) }
+            #expect(try await marks() == kept, "work outlived the row it was committed with")
+            try await store.database.withConnection { db in try await db.raw("DROP TRIGGER refuse_audit").run() }
+        }
+        try await store.database.close()
+    }
+
     @Test func rowsQueuedWhileCommitsFailAreKeptAndCommittedLater() async throws {
         let (store, log, writer) = try await writer(.sqlite)
         try await store.database.withConnection { db in

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import SQLKit
 import Testing
 import WardenStore
 
@@ -33,39 +32,6 @@ import WardenStore
         #expect(reserved == 25)
         #expect(outcomes.filter { if case .overCap = $0 { true } else { false } }.count == 75)
         #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == ["live": 250])
-        try await store.database.close()
-    }
-
-    struct RecordFailed: Error {}
-
-    /// A live order's audit row is written through `record`: it commits with the reservation or neither does.
-    @Test(arguments: Backend.enabled)
-    func whatIsRecordedWithAReservationCommitsWithIt(backend: Backend) async throws {
-        let (store, owner) = try await storeWithUser(backend)
-        let trades = TradeRepository(store.database)
-        try await store.database.withConnection { try await $0.raw("CREATE TABLE marks (what TEXT NOT NULL)").run() }
-        func marks() async throws -> [String] {
-            try await store.database.withConnection { try await $0.raw("SELECT what FROM marks ORDER BY what").all(decodingColumn: "what", as: String.self) }
-        }
-        let mark: @Sendable (any SQLDatabase, TradeReservation) async throws -> Void = { db, outcome in
-            try await db.raw("INSERT INTO marks (what) VALUES (\(bind: outcome == .duplicate ? "retry" : "order"))").run()
-        }
-
-        await #expect(throws: RecordFailed.self) {
-            try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "r-1", mode: "live", day: "d", amount: 40, cap: 100,
-                                     record: { _, _ in throw RecordFailed() })
-        }
-        #expect(try await trades.used(ownerID: owner, day: "d")["live", default: 0] == 0, "the reservation outlived its failed record")
-        // Nothing of it was kept: the same id is a new order, not a retry.
-        guard case .reserved = try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "r-1", mode: "live", day: "d",
-                                                         amount: 40, cap: 100, record: mark)
-        else { Issue.record("an order whose record failed was taken as a retry"); return }
-        #expect(try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "r-1", mode: "live", day: "d", amount: 40, cap: 100,
-                                         record: mark) == .duplicate)
-        #expect(try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "r-2", mode: "live", day: "d", amount: 61, cap: 100,
-                                         record: mark) == .overCap(used: 40))
-        #expect(try await marks() == ["order", "retry"])  // an order over the cap records nothing here
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == 40)
         try await store.database.close()
     }
 

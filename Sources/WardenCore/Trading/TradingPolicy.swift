@@ -1,6 +1,5 @@
 import Foundation
 import NIOPosix
-import SQLKit
 import WardenCrypto
 import HTTPTypes
 import WardenStore
@@ -164,7 +163,8 @@ public struct TradingPolicy: Sendable {
     }
 
     /// Prices one order, holds it under `max_leg_usd`, and reserves it against `daily_cap_usd`. With `record`,
-    /// the row it makes from the order's details commits in the reservation's transaction.
+    /// the reservation is made in the audit's next group commit, with the row `record` makes from the
+    /// order's details: both are on disk together, or neither is.
     func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, profile: ProfileRecord,
               live: Bool, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
@@ -178,19 +178,20 @@ public struct TradingPolicy: Sendable {
         var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
                      "notional_usd": Self.money(usd), "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
         let reservation: TradeReservation
-        var append: (@Sendable (any SQLDatabase, TradeReservation) async throws -> Void)?
-        if let record {
-            let details = audit, log = self.audit.log
-            append = { db, reservation in
-                var detail = details
-                if reservation == .duplicate { detail["retry"] = "true" }
-                try await log.append(record(detail), on: db)
-            }
-        }
+        let trades = TradeRepository(database), day = SpendRepository.day(), cap = profile.dailyCapUSD
         do {
-            reservation = try await TradeRepository(database).reserve(
-                ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode, day: SpendRepository.day(),
-                amount: usd, cap: profile.dailyCapUSD, record: append)
+            if let record {
+                let details = audit
+                reservation = try await self.audit.commit { db in
+                    let reservation = try await trades.reserve(ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode,
+                                                               day: day, amount: usd, cap: cap, on: db)
+                    if case .overCap = reservation { return (reservation, nil) }
+                    return (reservation, record(reservation == .duplicate ? details.merging(["retry": "true"]) { $1 } : details))
+                }
+            } else {
+                reservation = try await trades.reserve(ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode,
+                                                       day: day, amount: usd, cap: cap)
+            }
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
                                  key: key)
