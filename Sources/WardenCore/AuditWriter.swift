@@ -10,9 +10,10 @@ import WardenStore
 /// A caller either waits until its row is durable (`append`: calls that act on a venue account, before
 /// they are sent) or only queues it (`record`: reads, LLM calls and refusals, as they end), so such a
 /// call never waits for the disk. `commit` also runs the caller's own writes in the batch's transaction
-/// (a live order's reservation), so they and the row they make commit together, many to one sync. When a commit fails, waiting callers are told (their calls are not
-/// made), queued rows stay in order at the head of the queue and are retried, and `healthy` turns false
-/// until a commit succeeds again: the gateway makes no call it could not record meanwhile.
+/// (a live order's reservation), so they and the row they make commit together, many to one sync.
+/// When a commit fails, waiting callers are told (their calls are not made), queued rows stay in order
+/// at the head of the queue and are retried, and `healthy` turns false until a commit succeeds again:
+/// the gateway makes no call it could not record meanwhile.
 public final class AuditWriter: Sendable {
     /// Writes made in a batch's transaction; the row they return (if any) joins the batch.
     public typealias Work = @Sendable (any SQLDatabase) async throws -> AuditEntry?
@@ -95,6 +96,7 @@ public final class AuditWriter: Sendable {
             }
         }
         let outcome = Mutex<T?>(nil)
+        // The queued entry only holds the row's place and time; the work makes the row itself.
         try await enqueue(AuditEntry(actor: nil, owner: nil, action: ""), work: { db in
             let (value, entry) = try await work(db)
             outcome.withLock { $0 = value }
