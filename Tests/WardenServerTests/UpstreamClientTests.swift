@@ -198,9 +198,11 @@ import Testing
         let clients = UpstreamClients()
         try await Self.upstream().test(.live) { client in
             let port = try #require(client.port)
+            // A new connection's connect shares the call's limit; a second of it leaves the connect room on a
+            // loaded machine, so what runs out is the upstream's silence (3 s), not the connect.
             let started = ContinuousClock.now
-            await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .milliseconds(300)) }
-            #expect(ContinuousClock.now - started < .seconds(2))
+            await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .seconds(1)) }
+            #expect(ContinuousClock.now - started < .milliseconds(2500))
             #expect(try await Self.call(clients, port, "/peer").0 == .ok, "the client still works after a timeout")
             // A kept connection whose last call allowed 10 s of silence holds a shorter limit for the next call.
             let peer = try await Self.call(clients, port, "/peer", timeout: .seconds(10)).2
