@@ -28,6 +28,6 @@ public struct AnthropicVenue: VenueAdapter {
         case .upstream, .unavailable: "api_error"
         case .timeout: "timeout_error"
         }
-        return ("application/json", VenueJSON.encode(["type": "error", "error": ["type": type, "message": message]]))
+        return ("application/json", VenueJSON.encoded(ErrorEnvelope(type: "error", error: ["type": type, "message": message])))
     }
 }

@@ -208,6 +208,12 @@ public struct BinanceVenue: ExchangeVenue {
         case .upstream, .unavailable: -1001
         case .timeout: -1007
         }
-        return ("application/json", VenueJSON.encode(["code": code, "msg": message]))
+        return ("application/json", VenueJSON.encoded(Failure(code: code, msg: message)))
+    }
+
+    /// Binance's error shape.
+    struct Failure: Encodable {
+        let code: Int
+        let msg: String
     }
 }

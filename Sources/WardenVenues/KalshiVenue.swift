@@ -170,7 +170,7 @@ public struct KalshiVenue: ExchangeVenue {
         case .rateLimit, .budget: "too_many_requests"
         case .upstream, .timeout, .unavailable: "service_unavailable"
         }
-        return ("application/json", VenueJSON.encode(["error": ["code": code, "message": message, "service": "warden"]]))
+        return ("application/json", VenueJSON.encoded(ErrorEnvelope(error: ["code": code, "message": message, "service": "warden"])))
     }
 }
 

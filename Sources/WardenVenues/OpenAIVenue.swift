@@ -29,6 +29,20 @@ public struct OpenAIVenue: VenueAdapter {
         case .budget: "insufficient_quota"
         default: "warden_\(kind.rawValue)"
         }
-        return ("application/json", VenueJSON.encode(["error": ["message": message, "type": type, "param": NSNull(), "code": code]]))
+        return ("application/json", VenueJSON.encoded(ErrorEnvelope(error: Failure(message: message, type: type, code: code))))
+    }
+
+    /// OpenAI's error object; `param` is always present, as null.
+    struct Failure: Encodable {
+        let message, type, code: String
+        enum CodingKeys: CodingKey { case code, message, param, type }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(code, forKey: .code)
+            try container.encode(message, forKey: .message)
+            try container.encodeNil(forKey: .param)
+            try container.encode(type, forKey: .type)
+        }
     }
 }

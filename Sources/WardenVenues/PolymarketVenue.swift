@@ -224,6 +224,6 @@ public struct PolymarketVenue: ExchangeVenue {
     // MARK: errors
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        ("application/json", VenueJSON.encode(["error": message]))
+        ("application/json", VenueJSON.encoded(["error": message]))
     }
 }

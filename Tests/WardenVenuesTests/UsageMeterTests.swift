@@ -107,4 +107,25 @@ import Testing
         let claude = try JSONSerialization.jsonObject(with: AnthropicVenue().errorBody(status: .forbidden, kind: .permission, message: "m").body) as? [String: Any]
         #expect(claude?["type"] as? String == "error" && (claude?["error"] as? [String: Any])?["type"] as? String == "permission_error")
     }
+
+    /// Every venue's refusal, with a message that needs escaping, parses back to exactly the fields its
+    /// SDK reads: nothing lost, nothing extra, the message intact.
+    @Test func everyVenueRefusalIsExactJSONWithTheMessageIntact() throws {
+        let message = "quote \" backslash \\ slash / newline \n tab \t nul \u{0} é ✓ 🚀"
+        let venues: [(any VenueAdapter, [String: Any])] = [
+            (OpenAIVenue(), ["error": ["message": message, "type": "invalid_request_error", "param": NSNull(), "code": "invalid_api_key"]]),
+            (AnthropicVenue(), ["type": "error", "error": ["type": "authentication_error", "message": message]]),
+            (BinanceVenue(), ["code": -2015, "msg": message]),
+            (KalshiVenue(), ["error": ["code": "authentication_error", "message": message, "service": "warden"]]),
+            (PolymarketVenue(), ["error": message]),
+            (RESTServiceVenue(name: "gh", baseURL: "https://x", authHeader: "X-Token", authValuePrefix: ""),
+             ["type": "https://warden.local/problems/gateway_authentication", "title": "Unauthorized", "status": 401,
+              "code": "gateway_authentication", "detail": message]),
+        ]
+        for (venue, expected) in venues {
+            let (_, body) = venue.errorBody(status: .unauthorized, kind: .authentication, message: message)
+            let parsed = try #require(try JSONSerialization.jsonObject(with: body) as? NSDictionary, "\(venue.name)")
+            #expect(parsed == expected as NSDictionary, "\(venue.name): \(String(decoding: body, as: UTF8.self))")
+        }
+    }
 }
