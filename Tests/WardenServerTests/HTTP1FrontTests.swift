@@ -16,6 +16,8 @@ import Testing
 private let flooded = Atomic<Int>(0)
 /// Calls to `/in-flight` that have started.
 private let inFlightCalls = Atomic<Int>(0)
+/// Calls to `/held` that have started (apart from `/in-flight`: the two graceful-stop tests run side by side).
+private let heldCalls = Atomic<Int>(0)
 
 /// Warden's own HTTP/1.1 connection handling, driven over raw sockets so that what goes over the wire
 /// (order, framing, closing) is what is checked.
@@ -46,6 +48,11 @@ private let inFlightCalls = Atomic<Int>(0)
         }
         router.get("/in-flight") { _, _ -> String in
             inFlightCalls.add(1, ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(150))
+            return "slow"
+        }
+        router.get("/held") { _, _ -> String in
+            heldCalls.add(1, ordering: .relaxed)
             try await Task.sleep(for: .milliseconds(150))
             return "slow"
         }
@@ -167,6 +174,18 @@ private let inFlightCalls = Atomic<Int>(0)
         }
     }
 
+    /// All of a chunked request's parts can arrive while the call before it is still being answered: once
+    /// that answer ends, its head starts its route, and the parts queued behind the head must follow it.
+    @Test func aChunkedBodyPipelinedBehindASlowCallReachesItsRouteWhole() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            let text = try await connection.read { $0.components(separatedBy: "HTTP/1.1 200").count == 3 && $0.hasSuffix("\r\n\r\n11") }
+            #expect(text.contains("slow") && !connection.closed, "\(text)")
+        }
+    }
+
     @Test func tellsAClientThatWaitsToSendItsBody() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
@@ -270,6 +289,30 @@ private let inFlightCalls = Atomic<Int>(0)
         }
     }
 
+    @Test func malformedBytesBehindACallInFlightCloseOnlyAfterItsAnswer() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+            let text = try await connection.read { _ in connection.closed }
+            #expect(text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("slow"), "the call in flight is answered whole: \(text)")
+            #expect(text.lowercased().contains("connection: close"), "its answer says the connection ends: \(text)")
+        }
+    }
+
+    @Test func manyPipelinedRequestsAreAnsweredInOrderAcrossReads() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port)
+            // Slow calls between quick ones, sent in three writes: later heads arrive while answers are awaited.
+            for round in 0..<3 {
+                try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\(round)a"
+                    + "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nb\(round)b")
+            }
+            let text = try await connection.read { $0.components(separatedBy: "HTTP/1.1 200").count == 10 && $0.hasSuffix("b2b") }
+            let bodies = text.components(separatedBy: "HTTP/1.1 200").dropFirst().map { $0.components(separatedBy: "\r\n\r\n").last ?? "" }
+            #expect(bodies == ["a0a", "slow", "b0b", "a1a", "slow", "b1b", "a2a", "slow", "b2b"], "\(text)")
+        }
+    }
+
     @Test func anErrorThatEscapesTheRouterIsABare500() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
@@ -356,6 +399,30 @@ private let inFlightCalls = Atomic<Int>(0)
             try await tasks.next()
         }
     }
+
+    @Test func aGracefulStopAnswersTheCallInFlightButNotOnePipelinedBehindIt() async throws {
+        let port = NIOLockedValueBox(0)
+        let group = ServiceGroup(configuration: .init(services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
+                                                      logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var bound = 0
+            for _ in 0..<500 where bound == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+                bound = port.withLockedValue { $0 }
+            }
+            let busy = try await RawConnection.open(port: bound)
+            try await busy.send("GET /held HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nlater")
+            for _ in 0..<500 where heldCalls.load(ordering: .relaxed) == 0 {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            await group.triggerGracefulShutdown()
+            let answered = try await busy.read { _ in busy.closed }
+            #expect(answered.hasPrefix("HTTP/1.1 200") && answered.hasSuffix("slow"), "the call in flight is answered: \(answered)")
+            #expect(answered.lowercased().contains("connection: close") && !answered.contains("later"), "\(answered)")
+            try await tasks.next()
+        }
+    }
 }
 
 /// A TCP connection that sends raw bytes and keeps everything it receives.
@@ -385,7 +452,8 @@ final class RawConnection: Sendable {
         try await channel.writeAndFlush(ByteBuffer(string: text))
     }
 
-    /// Everything received so far, once `done` holds for it; fails after `timeout`.
+    /// Everything received so far, once `done` holds for it; fails after `timeout`, closing the connection
+    /// so that a route stuck waiting on it ends and the server's graceful stop does not wait forever.
     func read(timeout: Duration = .seconds(5), until done: (String) -> Bool) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -394,6 +462,7 @@ final class RawConnection: Sendable {
             try await Task.sleep(for: .milliseconds(5))
         }
         Issue.record("timed out; received: \(received.withLockedValue { $0.text })")
+        try? await channel.close()
         throw HTTP1FrontTests.Failure()
     }
 
