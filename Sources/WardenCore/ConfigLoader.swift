@@ -99,6 +99,7 @@ public enum ConfigLoader {
             case "data_dir": server.dataDir = try nonEmpty(try string(t, key, path: path), path: path)
             case "database": server.database = try nonEmpty(try string(t, key, path: path), path: path)
             case "max_body_bytes": server.maxBodyBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
+            case "client_timeout_seconds": server.clientTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
             default: throw .unknownKey(path)
             }
         }

@@ -17,6 +17,9 @@ public struct WardenConfig: Sendable, Equatable {
         public var database: String?
         /// Largest request body the management API accepts, in bytes.
         public var maxBodyBytes: Int?
+        /// How long a client connection may stay silent while the server waits on it (between requests,
+        /// or part-way through sending one) before it is closed.
+        public var clientTimeoutSeconds = 60
         public init() {}
     }
 

@@ -7,6 +7,7 @@ import Testing
             [server]
             listen = "127.0.0.1:9000"
             max_body_bytes = 65536
+            client_timeout_seconds = 15
 
             [venues.binance]
             base_url = "https://testnet.binance.vision/"
@@ -21,6 +22,7 @@ import Testing
             """)
         #expect(config.server.listen == ListenAddress(host: "127.0.0.1", port: 9000))
         #expect(config.server.maxBodyBytes == 65536)
+        #expect(config.server.clientTimeoutSeconds == 15)
         #expect(config.venues["binance"]?.baseURL == "https://testnet.binance.vision")
         let github = try #require(config.services["github"])
         #expect(github.blockedEndpoints.count == 3)
@@ -48,6 +50,8 @@ import Testing
         ("[server]\nlisten = \"127.0.0.1:99999\"", "listen"),
         ("[server]\nmax_body_bytes = -1", "server.max_body_bytes"),
         ("[server]\nmax_body_bytes = \"big\"", "server.max_body_bytes"),
+        ("[server]\nclient_timeout_seconds = 0", "server.client_timeout_seconds"),
+        ("[server]\nclient_timeout_seconds = 1.5", "server.client_timeout_seconds"),
         ("[venues.bitmex]\nbase_url = \"https://x.test\"", "venues.bitmex"),
         ("[venues.binance]\nbase_url = \"ftp://x.test\"", "venues.binance.base_url"),
         ("[venues.binance]\nbase_url = \"https://x.test/?a=1\"", "venues.binance.base_url"),

@@ -27,7 +27,8 @@ private let heldCalls = Atomic<Int>(0)
     /// The front's cap on a streamed body; `/echo` itself takes at most 4096 bytes.
     static let cap = 16 * 1024 * 1024
 
-    static func app(onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+    static func app(clientTimeout: TimeAmount = .seconds(60),
+                    onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
         router.get("/hello") { _, _ -> String in "hello" }
         router.post("/echo") { request, _ -> Response in
@@ -45,6 +46,10 @@ private let heldCalls = Atomic<Int>(0)
         router.get("/slow") { _, _ -> String in
             try await Task.sleep(for: .milliseconds(150))
             return "slow"
+        }
+        router.get("/slower") { _, _ -> String in
+            try await Task.sleep(for: .milliseconds(1000))
+            return "slower"
         }
         router.get("/in-flight") { _, _ -> String in
             inFlightCalls.add(1, ordering: .relaxed)
@@ -83,13 +88,66 @@ private let heldCalls = Atomic<Int>(0)
         }
         let responder = router.buildResponder()
         let front = FrontResponder(responder, serverName: "warden", logger: Logger(label: "test"))
-        return Application(responder: responder, server: .front(front, bodyCap: cap),
+        return Application(responder: responder, server: .front(front, bodyCap: cap, clientTimeout: clientTimeout),
                            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                            onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) })
     }
 
-    static func withFront(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
-        try await app().test(.live) { client in try await body(try #require(client.port)) }
+    static func withFront(clientTimeout: TimeAmount = .seconds(60), _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        try await app(clientTimeout: clientTimeout).test(.live) { client in try await body(try #require(client.port)) }
+    }
+
+    /// The client timeout of the tests that check it: 400 ms, so silence is checked every 100 ms.
+    static let shortTimeout = TimeAmount.milliseconds(400)
+
+    @Test func anIdleConnectionIsClosedOnceTheClientHasBeenSilentTooLong() async throws {
+        try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await connection.read { $0.hasSuffix("hello") }
+            let started = ContinuousClock.now
+            let text = try await connection.read(timeout: .seconds(3)) { _ in connection.closed }
+            #expect(ContinuousClock.now - started >= .milliseconds(300), "not closed before its time")
+            #expect(text.components(separatedBy: "HTTP/1.1").count == 2, "nothing more is sent: \(text)")
+            let silent = try await RawConnection.open(port: port)
+            _ = try await silent.read(timeout: .seconds(3)) { _ in silent.closed }
+        }
+    }
+
+    @Test func aHalfSentRequestIsCutOff() async throws {
+        try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
+            let body = try await RawConnection.open(port: port)
+            try await body.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            let answered = try await body.read(timeout: .seconds(3)) { _ in body.closed }
+            #expect(answered.hasPrefix("HTTP/1.1 408") && answered.lowercased().contains("connection: close"), "\(answered)")
+            let head = try await RawConnection.open(port: port)
+            try await head.send("GET /hello HTTP/1.1\r\nHost: x\r\n")
+            let text = try await head.read(timeout: .seconds(3)) { _ in head.closed }
+            #expect(text.isEmpty, "a head never finished gets no answer: \(text)")
+        }
+    }
+
+    @Test func aClientIsNotCutOffWhileItsAnswerIsAwaited() async throws {
+        try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /slower HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            let text = try await connection.read { $0.hasSuffix("hello") }
+            #expect(text.contains("slower") && !connection.closed, "\(text)")
+        }
+    }
+
+    @Test func aClientThatKeepsSendingSlowlyIsNotCutOff() async throws {
+        try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in 0..<6 {  // 1.5 s in all, never 400 ms silent
+                try await Task.sleep(for: .milliseconds(250))
+                try await connection.send("3\r\nabc\r\n")
+            }
+            try await connection.send("0\r\n\r\n")
+            let text = try await connection.read { $0.hasSuffix("\r\n\r\n18") }
+            #expect(text.hasPrefix("HTTP/1.1 200") && !connection.closed, "\(text)")
+        }
     }
 
     @Test func answersPipelinedRequestsInTheirOrder() async throws {

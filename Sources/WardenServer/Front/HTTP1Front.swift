@@ -11,8 +11,8 @@ extension HTTPServerBuilder {
     /// Warden's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
     /// accepts the connections, stops them gracefully and runs the services; only the per-connection
     /// reading and writing is Warden's.
-    public static func front(_ responder: FrontResponder, bodyCap: Int) -> HTTPServerBuilder {
-        .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap) }
+    public static func front(_ responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount = .seconds(60)) -> HTTPServerBuilder {
+        .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout) }
     }
 }
 
@@ -33,6 +33,8 @@ struct HTTP1Front: ServerChildChannel {
     /// The longest body any route takes: one declared longer is refused with 413 before a route runs,
     /// and a streamed one that grows past it fails to read.
     let bodyCap: Int
+    /// How long a client may stay silent while Warden waits on it (see `CallHandler`).
+    let clientTimeout: TimeAmount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
@@ -40,7 +42,7 @@ struct HTTP1Front: ServerChildChannel {
             // No outbound header validation: every answer's fields are `HTTPTypes` fields, legal by construction.
             try pipeline.addHandler(HTTPResponseEncoder())
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap))
+            try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout))
             return Connection(channel: channel)
         }
     }
@@ -60,6 +62,11 @@ struct HTTP1Front: ServerChildChannel {
 /// has ended. Reading is not paused while an answer is only awaited: SwiftNIO's pipelining handler
 /// did that for every request, which cost two `epoll_ctl` calls per call (5–10 % of a gateway call's
 /// CPU in A/B runs).
+///
+/// A client that stays silent for `clientTimeout` while Warden waits on it is cut off, so idle or
+/// half-sent connections cannot pile up: an idle connection is closed, one part-way through sending a
+/// request is answered 408 and closed. Nothing counts while an answer is awaited or written, or while
+/// a route is not taking its streamed body: then it is Warden, not the client, that is silent.
 ///
 /// It also translates between SwiftNIO's HTTP/1 messages and the routes' `HTTPTypes`, which keeps
 /// what `HTTPTypes` has no place for: the request's version and whether its connection is kept alive
@@ -98,16 +105,50 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The server is stopping: the connection closes after the answer in progress.
     private var quiescing = false
     private var context: ChannelHandlerContext?
+    let clientTimeout: TimeAmount
+    /// When the client last sent something, or Warden last began waiting on it.
+    private var lastHeard = NIODeadline.now()
+    private var silenceCheck: RepeatedTask?
 
-    init(responder: FrontResponder, bodyCap: Int) {
+    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount = .seconds(60)) {
         self.responder = responder
         self.bodyCap = bodyCap
+        self.clientTimeout = clientTimeout
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        lastHeard = .now()
+        // Checked four times per timeout, so a silent client is cut off within 1.25 timeouts.
+        let interval = TimeAmount.nanoseconds(max(clientTimeout.nanoseconds / 4, 1_000_000))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        silenceCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            handler.value.checkSilence()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        silenceCheck?.cancel()
+        silenceCheck = nil
+        self.context = nil
+    }
+
+    /// Warden waits on the client: between requests, while one arrives, or while a body is read that
+    /// its route takes (or that is being dropped after the route answered).
+    private var waitsOnClient: Bool { !closing && !paused && (!answering || receiving) }
+
+    private func checkSilence() {
+        guard let context, waitsOnClient, NIODeadline.now() - lastHeard >= clientTimeout else { return }
+        if receiving, !answering {
+            refuse(.requestTimeout, context)
+        } else {
+            closing = true
+            context.close(promise: nil)
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastHeard = .now()
         guard !closing else { return }
         let part = unwrapInboundIn(data)
         // A part of the next request (its head, or anything behind a waiting part) waits for the answer.
@@ -174,6 +215,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end(let trailers):
             let end = wrapOutboundOut(.end(trailers.map(HTTPHeaders.init)))
             answering = false
+            lastHeard = .now()
             if keepAlive, !quiescing {
                 context.write(end, promise: promise)
                 return answerQueued(context)
@@ -252,6 +294,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func resumeReading() {
+        if paused { lastHeard = .now() }
         paused = false
         readIfHeld()
     }
