@@ -60,7 +60,7 @@ struct HTTP1Front: ServerChildChannel {
 ///
 /// A request pipelined behind one still being answered waits, with reading paused, until that answer
 /// has ended. Reading is not paused while an answer is only awaited: SwiftNIO's pipelining handler
-/// did that for every request, which cost two `epoll_ctl` calls per call (5–10 % of a gateway call's
+/// did that for every request, which cost two `epoll_ctl` calls per call (8–10 % of a gateway call's
 /// CPU in A/B runs).
 ///
 /// A client that stays silent for `clientTimeout` while Warden waits on it is cut off, so idle or
