@@ -158,7 +158,7 @@ def test_config_file_sets_the_listen_address(start, tmp_path, master_key):
 
 def test_a_client_silent_past_the_configured_timeout_is_cut_off(start, tmp_path, master_key):
     config = tmp_path / "warden.toml"
-    config.write_text("[server]\nclient_timeout_seconds = 1\n")
+    config.write_text("[server]\nclient_timeout_seconds = 2\n")
     server = start({"WARDEN_MASTER_KEY": master_key}, args=("--config", str(config)))
     with socket.create_connection(("127.0.0.1", server.port)) as half_sent:
         half_sent.settimeout(5)
@@ -168,11 +168,11 @@ def test_a_client_silent_past_the_configured_timeout_is_cut_off(start, tmp_path,
         while chunk := half_sent.recv(4096):
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 408"), answer
-        assert 0.9 <= time.time() - started <= 4
-    # A connection in use is not cut off: requests 0.5 s apart (2 s in all) on one keep-alive connection.
+        assert 1.9 <= time.time() - started <= 6
+    # A connection in use is not cut off: requests 0.5 s apart (3 s in all) on one keep-alive connection.
     with socket.create_connection(("127.0.0.1", server.port)) as kept:
         kept.settimeout(5)
-        for _ in range(4):
+        for _ in range(6):
             kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = b""
             while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < content_length(answer):
