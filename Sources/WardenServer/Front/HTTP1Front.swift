@@ -6,12 +6,16 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import WardenCore
 
 extension HTTPServerBuilder {
     /// Warden's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
     /// accepts the connections, stops them gracefully and runs the services; only the per-connection
     /// reading and writing is Warden's.
-    public static func front(_ responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount = .seconds(60)) -> HTTPServerBuilder {
+    public static func front(
+        _ responder: FrontResponder, bodyCap: Int,
+        clientTimeout: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().clientTimeoutSeconds))
+    ) -> HTTPServerBuilder {
         .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout) }
     }
 }
@@ -110,7 +114,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastHeard = NIODeadline.now()
     private var silenceCheck: RepeatedTask?
 
-    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount = .seconds(60)) {
+    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount) {
         self.responder = responder
         self.bodyCap = bodyCap
         self.clientTimeout = clientTimeout
