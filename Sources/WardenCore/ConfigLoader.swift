@@ -39,10 +39,36 @@ public enum ConfigLoader {
                 for venue in venues.keys {
                     config.prices[venue] = try parsePrices(venue, try table(venues, venue, path: "prices.\(venue)"))
                 }
+            case "call_prices":
+                let venues = try table(root, key, path: key)
+                for venue in venues.keys {
+                    config.callPrices[venue] = try parseCallPrices(venue, try table(venues, venue, path: "call_prices.\(venue)"))
+                }
             default: throw .unknownKey(key)
             }
         }
         return config
+    }
+
+    /// `[call_prices.openai]` then `"POST /v1/images/generations" = 0.25` (USD per call).
+    private static func parseCallPrices(_ venue: String, _ t: TOMLTable) throws(ConfigError) -> [(pattern: EndpointPattern, price: Decimal)] {
+        guard venue == "openai" || venue == "anthropic" else {
+            throw .invalidValue(key: "call_prices.\(venue)", reason: "call prices apply to the LLM venues openai and anthropic")
+        }
+        var out: [(pattern: EndpointPattern, price: Decimal)] = []
+        for endpoint in t.keys.sorted() {
+            let path = "call_prices.\(venue).\(endpoint)"
+            let parts = endpoint.split(separator: " ")
+            guard parts.count == 2, parts[1].hasPrefix("/") else {
+                throw .invalidValue(key: path, reason: "the key must be METHOD /path (`*` one segment, `**` any)")
+            }
+            let value = t[endpoint]?.double ?? t[endpoint]?.int.map(Double.init)
+            guard let value, value.isFinite, value > 0, value <= 1_000_000, let exact = Decimal(string: "\(value)") else {
+                throw .invalidValue(key: path, reason: "must be a number of USD per call above 0 and at most 1000000")
+            }
+            out.append((EndpointPattern(endpoint), exact))
+        }
+        return out
     }
 
     private static func parseGateway(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.GatewaySection {
@@ -68,7 +94,7 @@ public enum ConfigLoader {
         for model in t.keys {
             let path = "prices.\(venue).\(model)"
             let entry = try table(t, model, path: path)
-            var input: Double?, output: Double?
+            var input: Decimal?, output: Decimal?
             for key in entry.keys {
                 switch key {
                 case "input": input = try price(entry, key, path: "\(path).\(key)")
@@ -82,12 +108,13 @@ public enum ConfigLoader {
         return prices
     }
 
-    private static func price(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> Double {
+    /// TOML floats arrive as doubles; their shortest text (`0.15`) is the decimal the operator wrote.
+    private static func price(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> Decimal {
         let value = t[key]?.double ?? t[key]?.int.map(Double.init)
-        guard let value, value.isFinite, value >= 0, value <= 1_000_000 else {
+        guard let value, value.isFinite, value >= 0, value <= 1_000_000, let exact = Decimal(string: "\(value)") else {
             throw .invalidValue(key: path, reason: "must be a number of USD per million tokens between 0 and 1000000")
         }
-        return value
+        return exact
     }
 
     private static func parseServer(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.ServerSection {

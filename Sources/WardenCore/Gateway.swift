@@ -30,8 +30,10 @@ public struct Admission: Sendable {
     /// The agent key as presented (it is the caller's own; Polymarket level 1 hands it back as the API key).
     public let presentedKey: String
     public let credentialID: String
+    /// The credential's owner: the key's owner, or the user who shared the credential with them.
+    public let credentialOwnerID: String
     /// Whether the key's owner owns the credential (rather than holding a share of it).
-    public let ownsCredential: Bool
+    public var ownsCredential: Bool { credentialOwnerID == key.ownerID }
     public let secret: [String: String]
     public let path: CanonicalPath
     public let upstreamURL: String
@@ -42,18 +44,22 @@ public struct Admission: Sendable {
 extension Admission {
     /// This call's audit row.
     public func auditEntry(_ action: String, outcome: String, method: String, detail: [String: String]) -> AuditEntry {
-        .gateway(action, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID, method: method,
+        .gateway(action, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
+                 credentialOwnerID: ownsCredential ? nil : credentialOwnerID, method: method,
                  path: path.description, requestID: requestID, detail: detail)
     }
 }
 
 extension AuditEntry {
     /// A gateway call's row: the key that made it, the venue, the method and path (never the query, which
-    /// may carry signatures), the credential and the call's request id, under `detail`'s own fields.
+    /// may carry signatures), the credential and the call's request id, under `detail`'s own fields. A call on
+    /// a shared credential names the credential's owner too (`credential_owner`), who sees it in their log.
     public static func gateway(_ action: String, outcome: String, venue: String, key: AgentKeyRecord?, credentialID: String?,
-                               method: String, path: String, requestID: String, detail: [String: String]) -> AuditEntry {
+                               credentialOwnerID: String? = nil, method: String, path: String, requestID: String,
+                               detail: [String: String]) -> AuditEntry {
         var detail = detail
-        detail.reserveCapacity(detail.count + 4)
+        detail.reserveCapacity(detail.count + 5)
+        if let credentialOwnerID { detail["credential_owner"] = credentialOwnerID }
         detail["request"] = requestID
         if detail["method"] == nil { detail["method"] = method }
         if detail["path"] == nil { detail["path"] = String(path.prefix(256)) }
@@ -68,10 +74,13 @@ public struct Reservation: Sendable {
     public let keyID: String
     public let venue: String
     public let day: String
-    public let amount: Double
+    /// The most the call can be billed; never negative (`USD` cannot be).
+    public let amount: USD
     public let price: WardenConfig.ModelPrice?
     /// Only budgeted calls hold a reservation in the store; the others are recorded in batches.
     public let budgeted: Bool
+    /// Priced per call by the operator: charged whole, whatever usage the answer reports.
+    public var perCall = false
 }
 
 /// The gateway's decisions: identify the agent key, check the policy, reserve budget, settle spend.
@@ -134,7 +143,7 @@ public final class Gateway: Sendable {
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         touches.record(keyID: key.id, credentialID: credentialID)
         return Admission(venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
-                         ownsCredential: credential.ownerID == key.ownerID,
+                         credentialOwnerID: credential.ownerID,
                          secret: secret, path: path, upstreamURL: url, requestID: requestID)
     }
 
@@ -226,49 +235,90 @@ public final class Gateway: Sendable {
 
     // MARK: LLM spend
 
-    /// Reserves the worst-case cost of an LLM call against the key's daily budget before it is sent.
-    public func reserve(_ admission: Admission, request: UsageDialect.RequestInfo, bodyBytes: Int) async throws(GatewayRefusal) -> Reservation {
-        let venue = admission.venue.name
+    /// Tokens a request may carry beyond its bytes: message framing and the venue's own tool instructions.
+    static let inputOverheadTokens = 1024
+
+    /// Reserves the worst-case cost of an LLM call against the key's daily budget before it is sent, and
+    /// returns the body to send: for a key with a budget, a call that gives no output ceiling gets one put
+    /// in (`default_max_output_tokens`), so the venue cannot generate past what was reserved.
+    public func reserve(_ admission: Admission, method: String, body: Data, dialect: UsageDialect)
+        async throws(GatewayRefusal) -> (Reservation, body: Data, request: UsageDialect.RequestInfo) {
+        let key = admission.key, venue = admission.venue.name
+        let request = dialect.inspect(body)
+        if let invalid = request.invalid { throw GatewayRefusal(.badRequest, .invalidRequest, invalid, key: key) }
         let price = request.model.flatMap { config.prices[venue]?[$0] }
-        let budget = admission.key.dailyBudgetUSD
         // A child key (from `warden run`) spends from its parent's budget, never beside it.
-        let budgetKey = admission.key.parentID ?? admission.key.id
-        if budget != nil, price == nil {
-            throw GatewayRefusal(.forbidden, .permission,
-                                 "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
-                                 key: admission.key)
-        }
+        let budgetKey = key.parentID ?? key.id
         let day = SpendRepository.day()
-        guard budget != nil else {
-            return Reservation(keyID: budgetKey, venue: venue, day: day, amount: 0, price: price, budgeted: false)
+        guard let budgetValue = key.dailyBudgetUSD else {
+            return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: .zero, price: price, budgeted: false), body, request)
         }
-        // Input tokens cannot exceed the request's bytes; output cannot exceed the ceiling.
-        let worst = price?.cost(input: bodyBytes, output: request.maxOutputTokens ?? config.gateway.defaultMaxOutputTokens) ?? 0
+        let budget = USD(limit: budgetValue) ?? .zero
+        var body = body
+        let output: Int
+        switch BudgetedCall.classify(dialect, method: method, path: admission.path.description, body: body) {
+        case .free:
+            return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: .zero, price: nil, budgeted: false), body, request)
+        case .refused(let reason):
+            // The operator may bound such a call with a price per call: reserved and charged whole.
+            guard let perCall = config.callPrices[venue]?.first(where: { $0.pattern.matches(method: method, path: admission.path) }),
+                  let amount = USD(roundingUp: perCall.price) else {
+                throw GatewayRefusal(.forbidden, .permission, reason + " (unless [call_prices.\(venue)] prices it)", key: key)
+            }
+            try await reserve(amount, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)
+            return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: amount, price: nil, budgeted: true, perCall: true), body, request)
+        case .tokens(let ceilingField, let prompts):
+            guard price != nil else {
+                throw GatewayRefusal(.forbidden, .permission,
+                                     "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
+                                     key: key)
+            }
+            var ceiling = request.maxOutputTokens ?? 0
+            if let ceilingField, request.maxOutputTokens == nil {
+                ceiling = config.gateway.defaultMaxOutputTokens
+                guard let bounded = BudgetedCall.withCeiling(body, field: ceilingField, tokens: ceiling) else {
+                    throw GatewayRefusal(.badRequest, .invalidRequest, "the request body must be a JSON object", key: key)
+                }
+                body = bounded
+            }
+            output = ceilingField == nil ? 0 : ceiling * request.generations * prompts
+        }
+        // Input tokens cannot exceed the request's bytes (plus framing); output cannot exceed the ceilings.
+        guard let worst = price?.cost(input: body.count + Self.inputOverheadTokens, output: output) else {
+            throw GatewayRefusal(.forbidden, .permission, "the call's worst-case cost cannot be priced", key: key)
+        }
+        try await reserve(worst, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)
+        return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: worst, price: price, budgeted: true), body, request)
+    }
+
+    func reserve(_ amount: USD, budget: USD, keyID: String, venue: String, day: String, key: AgentKeyRecord) async throws(GatewayRefusal) {
         let granted: Bool
         do {
-            granted = try await SpendRepository(database).reserve(keyID: budgetKey, venue: venue, day: day, amount: worst, budget: budget)
+            granted = try await SpendRepository(database).reserve(keyID: keyID, venue: venue, day: day, amount: amount, budget: budget)
         } catch {
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: admission.key)
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: key)
         }
         guard granted else {
             throw GatewayRefusal(.tooManyRequests, .budget,
-                                 String(format: "the daily budget of %.2f USD for this key is spent; it resets at 00:00 UTC", budget ?? 0),
-                                 retryAfter: Self.secondsToMidnightUTC(), key: admission.key)
+                                 "the call's worst case of \(amount) USD does not fit in what is left of this key's daily budget of \(budget) USD; it resets at 00:00 UTC",
+                                 retryAfter: Self.secondsToMidnightUTC(), key: key)
         }
-        return Reservation(keyID: budgetKey, venue: venue, day: day, amount: worst, price: price, budgeted: true)
     }
 
-    /// Replaces the reservation by the real cost; without a usage report (a cut stream) the reservation is kept as spent.
-    public func settle(_ reservation: Reservation, usage: TokenUsage?) async -> Double {
-        let cost = usage.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? 0 } ?? reservation.amount
+    /// Replaces the reservation by the real cost. Without a usage report Warden can trust (a cut stream, an
+    /// unanswered call, negative counts) the reservation is kept as spent: the venue may have billed it.
+    /// A call that was never `sent` costs nothing; one priced per call costs its price whatever it reports.
+    public func settle(_ reservation: Reservation, usage: TokenUsage?, sent: Bool = true) async -> USD {
+        let trusted = sent ? usage.flatMap { $0.input >= 0 && $0.output >= 0 ? $0 : nil } : TokenUsage(input: 0, output: 0)
+        let cost: USD = !sent ? .zero : reservation.perCall ? reservation.amount : trusted.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? reservation.amount } ?? reservation.amount
         guard reservation.budgeted else {
             spendBatch.add(SpendDelta(keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
-                                            inputTokens: Int64(usage?.input ?? 0), outputTokens: Int64(usage?.output ?? 0), spentUSD: cost))
+                                      inputTokens: Int64(trusted?.input ?? 0), outputTokens: Int64(trusted?.output ?? 0), spent: cost))
             return cost
         }
         try? await SpendRepository(database).settle(
             keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, reserved: reservation.amount,
-            spent: cost, inputTokens: usage?.input ?? 0, outputTokens: usage?.output ?? 0)
+            spent: cost, inputTokens: trusted?.input ?? 0, outputTokens: trusted?.output ?? 0)
         return cost
     }
 
@@ -324,7 +374,7 @@ public final class SpendBatch: Sendable {
         sum.requests += delta.requests
         sum.inputTokens += delta.inputTokens
         sum.outputTokens += delta.outputTokens
-        sum.spentUSD += delta.spentUSD
+        sum.spent = sum.spent + delta.spent
         pending[key] = sum
     }
 

@@ -1,3 +1,6 @@
+import Foundation
+import WardenStore
+
 /// The optional TOML configuration file (`--config` / `WARDEN_CONFIG`).
 public struct WardenConfig: Sendable, Equatable {
     public var server = ServerSection()
@@ -8,8 +11,17 @@ public struct WardenConfig: Sendable, Equatable {
     public var gateway = GatewaySection()
     /// USD per million tokens, by venue then model.
     public var prices: [String: [String: ModelPrice]] = [:]
+    /// USD per call for LLM endpoints not billed by tokens (`[call_prices.openai] "POST /v1/images/generations" = 0.25`),
+    /// by venue then `METHOD /path` pattern: the operator's bound on such a call, reserved and charged whole.
+    public var callPrices: [String: [(pattern: EndpointPattern, price: Decimal)]] = [:]
 
     public init() {}
+
+    public static func == (a: WardenConfig, b: WardenConfig) -> Bool {
+        a.server == b.server && a.venues == b.venues && a.services == b.services && a.gateway == b.gateway && a.prices == b.prices
+            && a.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
+                == b.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
+    }
 
     public struct ServerSection: Sendable, Equatable {
         public var listen: ListenAddress?
@@ -54,17 +66,20 @@ public struct WardenConfig: Sendable, Equatable {
         public init() {}
     }
 
+    /// USD per million tokens, exact.
     public struct ModelPrice: Sendable, Equatable {
-        public var inputPerMillion: Double
-        public var outputPerMillion: Double
+        public var inputPerMillion: Decimal
+        public var outputPerMillion: Decimal
 
-        public init(inputPerMillion: Double, outputPerMillion: Double) {
+        public init(inputPerMillion: Decimal, outputPerMillion: Decimal) {
             self.inputPerMillion = inputPerMillion
             self.outputPerMillion = outputPerMillion
         }
 
-        public func cost(input: Int, output: Int) -> Double {
-            (Double(input) * inputPerMillion + Double(output) * outputPerMillion) / 1_000_000
+        /// What the tokens cost, rounded up to the micro-dollar; nil for negative counts or past `USD.limit`.
+        public func cost(input: Int, output: Int) -> USD? {
+            guard input >= 0, output >= 0 else { return nil }
+            return USD(roundingUp: (Decimal(input) * inputPerMillion + Decimal(output) * outputPerMillion) / 1_000_000)
         }
     }
 

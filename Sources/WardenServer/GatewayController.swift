@@ -33,6 +33,8 @@ struct GatewayController {
             return plainProblem(.notFound, "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))")
         }
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
+        // Set once the key is admitted on a credential shared with its owner: that credential's owner sees refusals too.
+        var sharedBy: String?
         do {
             try checkBrowser(request)
             // Fail closed: while audit rows cannot be committed, nothing is sent, booked or simulated.
@@ -45,13 +47,15 @@ struct GatewayController {
             }
             let admission = try await gateway.admit(venue: venue, method: request.method.rawValue, rawPath: rawPath,
                                                     query: request.uri.query, headers: request.headers, requestID: context.requestID)
+            if !admission.ownsCredential { sharedBy = admission.credentialOwnerID }
             if let exchange = venue as? any ExchangeVenue { return try await trade(request, admission, exchange, on: loop) }
             return try await forward(request, admission, on: loop)
         } catch let refusal as GatewayRefusal {
-            return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID)
+            return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID,
+                                sharedBy: sharedBy)
         } catch {
             return await refuse(GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"),
-                                venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID)
+                                venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID, sharedBy: sharedBy)
         }
     }
 
@@ -84,9 +88,9 @@ struct GatewayController {
         if let dialect = venue.usage {
             // LLM calls are read whole (they are small) to price them before they are sent.
             let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
-            let info = dialect.inspect(original)
-            let prepared = dialect.prepare(original, streaming: info.stream)
-            reservation = try await gateway.reserve(admission, request: info, bodyBytes: original.count)
+            let (held, bounded, info) = try await gateway.reserve(admission, method: request.method.rawValue, body: original, dialect: dialect)
+            let prepared = dialect.prepare(bounded, streaming: info.stream)
+            reservation = held
             meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
             headers[.acceptEncoding] = "identity"  // usage is read from the body
             if !prepared.body.isEmpty { outgoing.body = ByteBuffer(data: prepared.body) }
@@ -102,13 +106,16 @@ struct GatewayController {
         let acts = venue.usage == nil && !["GET", "HEAD", "OPTIONS"].contains(request.method.rawValue)
         return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, on: loop) { [gateway] ending in
             guard let held else { return [:] }
-            // Unsent or unanswered: nothing was used. Cut short: the reservation stays spent. Complete: the metered cost.
+            // Unsent: nothing was used. Unanswered or cut short: the venue may have run (and billed) it, so the
+            // reservation stays spent. Complete: the metered cost.
             let used: TokenUsage? = switch ending {
-            case .unsent, .unanswered: TokenUsage(input: 0, output: 0)
+            case .unsent: TokenUsage(input: 0, output: 0)
+            case .unanswered: nil
             case .answered(_, let failed, let usage): failed ? nil : usage
             }
-            let cost = await gateway.settle(held, usage: used)
-            var detail = ["cost_usd": Decimals.fixed(cost, places: 6)]
+            let sent: Bool = if case .unsent = ending { false } else { true }
+            let cost = await gateway.settle(held, usage: used, sent: sent)
+            var detail = ["cost_usd": cost.description]
             if case .answered = ending, let usage = used { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
             return detail
         }
@@ -287,7 +294,8 @@ struct GatewayController {
 
     // MARK: refusals
 
-    func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String, requestID: String) async -> Response {
+    func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String, requestID: String,
+                sharedBy: String? = nil) async -> Response {
         let outcome: String = switch refusal.kind {
         case .rateLimit: "rate_limited"
         case .budget: "budget_exceeded"
@@ -296,7 +304,7 @@ struct GatewayController {
         }
         metrics.request(venue: venue.name, decision: outcome)
         gateway.audit.record(.gateway("gateway.refuse", outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
-                                      method: method, path: path, requestID: requestID,
+                                      credentialOwnerID: sharedBy, method: method, path: path, requestID: requestID,
                                       detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
@@ -323,6 +331,8 @@ struct GatewayController {
         let venue: any VenueAdapter
         let key: AgentKeyRecord?
         let credentialID: String?
+        /// Set when the credential is shared with the key's owner: its owner sees the call too.
+        var credentialOwnerID: String? = nil
         let path: CanonicalPath
         let requestID: String
 
@@ -334,11 +344,15 @@ struct GatewayController {
             self.requestID = requestID
         }
 
-        init(_ a: Admission) { self.init(venue: a.venue, key: a.key, credentialID: a.credentialID, path: a.path, requestID: a.requestID) }
+        init(_ a: Admission) {
+            self.init(venue: a.venue, key: a.key, credentialID: a.credentialID, path: a.path, requestID: a.requestID)
+            credentialOwnerID = a.ownsCredential ? nil : a.credentialOwnerID
+        }
     }
 
     func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
-        .gateway(action, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID, method: request.method.rawValue,
+        .gateway(action, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
+                 credentialOwnerID: s.credentialOwnerID, method: request.method.rawValue,
                  path: s.path.description, requestID: s.requestID, detail: extra)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import WardenCore
 import WardenStore
@@ -12,7 +13,8 @@ struct UsageController {
     struct Entry: Encodable {
         let agentKeyID, venue: String
         let requests, inputTokens, outputTokens: Int64
-        let spentUSD, reservedUSD: Double
+        /// Exact decimals (micro-dollars), encoded as JSON numbers.
+        let spentUSD, reservedUSD: Decimal
         enum CodingKeys: String, CodingKey {
             case agentKeyID = "agent_key_id", venue, requests, inputTokens = "input_tokens", outputTokens = "output_tokens"
             case spentUSD = "spent_usd", reservedUSD = "reserved_usd"
@@ -20,7 +22,8 @@ struct UsageController {
     }
     struct Trading: Encodable {
         let day: String
-        let liveUSD, paperUSD, dailyCapUSD: Double
+        let liveUSD, paperUSD: Decimal
+        let dailyCapUSD: Double
         enum CodingKeys: String, CodingKey { case day, liveUSD = "live_usd", paperUSD = "paper_usd", dailyCapUSD = "daily_cap_usd" }
     }
     struct Body: Encodable { let day: String; let llm: [Entry]; let trading: Trading }
@@ -35,8 +38,9 @@ struct UsageController {
             let cap = try await profiles.get(userID: userID).dailyCapUSD
             return try Response.json(Body(day: day, llm: rows.map {
                 Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
-                      outputTokens: $0.outputTokens, spentUSD: $0.spentUSD, reservedUSD: $0.reservedUSD)
-            }, trading: Trading(day: day, liveUSD: volume["live"] ?? 0, paperUSD: volume["paper"] ?? 0, dailyCapUSD: cap)))
+                      outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)
+            }, trading: Trading(day: day, liveUSD: (volume["live"] ?? .zero).decimal, paperUSD: (volume["paper"] ?? .zero).decimal,
+                                dailyCapUSD: cap)))
         }
     }
 }

@@ -119,7 +119,13 @@ public struct AuditRepository: Sendable {
         if let request, !Self.isRequestID(request) { return [] }
         return try await database.withConnection { db in
             var query: SQLQueryString = "SELECT * FROM audit WHERE 1 = 1"
-            if let userID { query = query + " AND (owner_id = \(bind: userID) OR actor_id = \(bind: userID))" }
+            // A user also sees calls others made on credentials they shared. Ids and the detail's JSON escaping
+            // keep the pattern to that field: a `"` inside any value is written `\"`.
+            if let userID {
+                let shared: SQLQueryString = Self.isRequestID(userID)
+                    ? " OR (action LIKE 'gateway.%' AND detail LIKE \(bind: "%\"credential_owner\":\"\(userID)\"%"))" : ""
+                query = query + " AND (owner_id = \(bind: userID) OR actor_id = \(bind: userID)\(shared))"
+            }
             if let before { query = query + " AND seq < \(bind: before)" }
             if let action { query = query + " AND action = \(bind: action)" }
             if let request { query = query + " AND detail LIKE \(bind: "%\"request\":\"\(request)\"%")" }

@@ -204,5 +204,44 @@ enum Schema {
             "CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL)",
             "INSERT INTO store_revision (id, value) VALUES (1, 0)",
         ], dialectStatements: StoreRevision.triggers),
+        // Money becomes exact (integer micro-dollars that the columns refuse to hold negative), and an
+        // order's reservation is no longer keyed by its client order id, which venues do not keep unique.
+        Migration(version: 7, name: "exact ledgers: micro-dollar spend and volume, one reservation per order", statements: [
+            "ALTER TABLE llm_spend ADD COLUMN spent_micros BIGINT NOT NULL DEFAULT 0 CHECK (spent_micros >= 0)",
+            "ALTER TABLE llm_spend ADD COLUMN reserved_micros BIGINT NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0)",
+            // A negative figure can only come from the ceiling attack this migration closes: it counts as nothing.
+            """
+            UPDATE llm_spend SET
+                spent_micros = CASE WHEN spent_usd > 0 THEN CAST(ROUND(spent_usd * 1000000) AS BIGINT) ELSE 0 END,
+                reserved_micros = CASE WHEN reserved_usd > 0 THEN CAST(ROUND(reserved_usd * 1000000) AS BIGINT) ELSE 0 END
+            """,
+            "ALTER TABLE llm_spend DROP COLUMN spent_usd",
+            "ALTER TABLE llm_spend DROP COLUMN reserved_usd",
+            "ALTER TABLE trade_days ADD COLUMN used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0)",
+            "UPDATE trade_days SET used_micros = CASE WHEN used_usd > 0 THEN CAST(ROUND(used_usd * 1000000) AS BIGINT) ELSE 0 END",
+            "ALTER TABLE trade_days DROP COLUMN used_usd",
+            """
+            CREATE TABLE order_reservations (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                credential_owner_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+                venue TEXT NOT NULL,
+                client_order_id TEXT NOT NULL,
+                fingerprint TEXT,
+                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                day TEXT NOT NULL,
+                notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
+                status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX order_reservations_fingerprint ON order_reservations (owner_id, venue, fingerprint)",
+            """
+            INSERT INTO order_reservations (id, owner_id, venue, client_order_id, mode, day, notional_micros, status, created_at)
+            SELECT id, owner_id, venue, client_order_id, mode, day, CAST(ROUND(notional_usd * 1000000) AS BIGINT), 'reserved', created_at
+            FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
+            """,
+            "DROP TABLE trade_orders",
+        ]),
     ]
 }

@@ -10,19 +10,21 @@ public struct SpendRecord: Sendable, Equatable {
     public var requests: Int64
     public var inputTokens: Int64
     public var outputTokens: Int64
-    public var spentUSD: Double
-    public var reservedUSD: Double
+    public var spent: USD
+    public var reserved: USD
 }
 
-/// Budget reservations and settled spend, per agent key, UTC day and venue. A reservation and the check
-/// against the budget happen in one serialised transaction, so concurrent calls cannot overspend.
+/// Budget reservations and settled spend, per agent key, UTC day and venue, in exact micro-dollars. A
+/// reservation and the check against the budget happen in one serialised transaction, so concurrent calls
+/// cannot overspend; amounts are `USD`, never negative, and the columns refuse a negative figure as well.
 public struct SpendRepository: Sendable {
     let database: Database
 
     public init(_ database: Database) { self.database = database }
 
     /// Reserves `amount` USD unless it would take the key past `budget` for the day (summed over venues).
-    public func reserve(keyID: String, venue: String, day: String, amount: Double, budget: Double?) async throws -> Bool {
+    public func reserve(keyID: String, venue: String, day: String, amount: USD, budget: USD?) async throws -> Bool {
+        guard amount > .zero || budget == nil else { throw StoreError.invalidAmount("a budgeted call's reservation is never zero") }
         let dialect = database.dialect
         return try await database.transaction { db in
             if dialect == .postgres {
@@ -30,18 +32,18 @@ public struct SpendRepository: Sendable {
             }
             if let budget {
                 let row = try await db.raw("""
-                    SELECT COALESCE(SUM(spent_usd + reserved_usd), 0) AS used FROM llm_spend
+                    SELECT COALESCE(SUM(spent_micros + reserved_micros), 0) AS used FROM llm_spend
                     WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day)
                     """).first()
-                let used = try row?.decode(column: "used", as: Double.self) ?? 0
-                guard used + amount <= budget + 1e-9 else { return false }
+                let used = try row?.decode(column: "used", as: Int64.self) ?? 0
+                guard used + amount.micros <= budget.micros else { return false }
             }
             try await db.raw("""
                 INSERT INTO llm_spend (agent_key_id, day, venue) VALUES (\(bind: keyID), \(bind: day), \(bind: venue))
                 ON CONFLICT (agent_key_id, day, venue) DO NOTHING
                 """).run()
             try await db.raw("""
-                UPDATE llm_spend SET reserved_usd = reserved_usd + \(bind: amount)
+                UPDATE llm_spend SET reserved_micros = reserved_micros + \(bind: amount.micros)
                 WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
                 """).run()
             return true
@@ -49,13 +51,13 @@ public struct SpendRepository: Sendable {
     }
 
     /// Replaces a reservation by what the call really cost.
-    public func settle(keyID: String, venue: String, day: String, reserved: Double, spent: Double,
+    public func settle(keyID: String, venue: String, day: String, reserved: USD, spent: USD,
                        inputTokens: Int, outputTokens: Int) async throws {
         try await database.withConnection { db in
             try await db.raw("""
-                UPDATE llm_spend SET reserved_usd = CASE WHEN reserved_usd > \(bind: reserved)
-                        THEN reserved_usd - \(bind: reserved) ELSE 0 END,
-                    spent_usd = spent_usd + \(bind: spent), requests = requests + 1,
+                UPDATE llm_spend SET reserved_micros = CASE WHEN reserved_micros > \(bind: reserved.micros)
+                        THEN reserved_micros - \(bind: reserved.micros) ELSE 0 END,
+                    spent_micros = spent_micros + \(bind: spent.micros), requests = requests + 1,
                     input_tokens = input_tokens + \(bind: Int64(inputTokens)), output_tokens = output_tokens + \(bind: Int64(outputTokens))
                 WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
                 """).run()
@@ -76,8 +78,8 @@ public struct SpendRepository: Sendable {
                     requests: try row.decode(column: "requests", as: Int64.self),
                     inputTokens: try row.decode(column: "input_tokens", as: Int64.self),
                     outputTokens: try row.decode(column: "output_tokens", as: Int64.self),
-                    spentUSD: try row.decode(column: "spent_usd", as: Double.self),
-                    reservedUSD: try row.decode(column: "reserved_usd", as: Double.self))
+                    spent: USD(micros: try row.decode(column: "spent_micros", as: Int64.self)) ?? .limit,
+                    reserved: USD(micros: try row.decode(column: "reserved_micros", as: Int64.self)) ?? .limit)
             }
         }
     }
@@ -107,16 +109,16 @@ public struct SpendDelta: Sendable {
     public var requests: Int64
     public var inputTokens: Int64
     public var outputTokens: Int64
-    public var spentUSD: Double
+    public var spent: USD
 
-    public init(keyID: String, venue: String, day: String, requests: Int64, inputTokens: Int64, outputTokens: Int64, spentUSD: Double) {
+    public init(keyID: String, venue: String, day: String, requests: Int64, inputTokens: Int64, outputTokens: Int64, spent: USD) {
         self.keyID = keyID
         self.venue = venue
         self.day = day
         self.requests = requests
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
-        self.spentUSD = spentUSD
+        self.spent = spent
     }
 }
 
@@ -127,14 +129,14 @@ extension SpendRepository {
         try await database.transaction { db in
             for d in deltas {
                 try await db.raw("""
-                    INSERT INTO llm_spend (agent_key_id, day, venue, requests, input_tokens, output_tokens, spent_usd)
+                    INSERT INTO llm_spend (agent_key_id, day, venue, requests, input_tokens, output_tokens, spent_micros)
                     VALUES (\(bind: d.keyID), \(bind: d.day), \(bind: d.venue), \(bind: d.requests), \(bind: d.inputTokens),
-                        \(bind: d.outputTokens), \(bind: d.spentUSD))
+                        \(bind: d.outputTokens), \(bind: d.spent.micros))
                     ON CONFLICT (agent_key_id, day, venue) DO UPDATE SET
                         requests = llm_spend.requests + excluded.requests,
                         input_tokens = llm_spend.input_tokens + excluded.input_tokens,
                         output_tokens = llm_spend.output_tokens + excluded.output_tokens,
-                        spent_usd = llm_spend.spent_usd + excluded.spent_usd
+                        spent_micros = llm_spend.spent_micros + excluded.spent_micros
                     """).run()
             }
         }

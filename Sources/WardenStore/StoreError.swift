@@ -5,6 +5,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case migrationFailed(version: Int, reason: String)
     case newerSchema(found: Int, known: Int)
     case conflict(String)
+    /// An amount that must never enter a ledger (zero or negative where only a positive one means anything).
+    case invalidAmount(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .newerSchema(let found, let known):
             "the database has schema version \(found), newer than this warden knows (\(known)); upgrade warden"
         case .conflict(let reason): "conflict: \(reason)"
+        case .invalidAmount(let reason): "invalid amount: \(reason)"
         }
     }
 }

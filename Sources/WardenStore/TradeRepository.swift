@@ -1,19 +1,35 @@
 import Foundation
 import SQLKit
 
-/// The outcome of asking to reserve an order's notional against the owner's daily cap.
-public enum TradeReservation: Sendable, Equatable {
-    /// Reserved; the order row to confirm or release.
-    case reserved(orderID: String)
-    /// The same client order id was reserved in the last 24 hours and not refused: nothing more is reserved.
-    case duplicate
-    /// The order would take the day's volume past the cap; `used` is what is already reserved.
-    case overCap(used: Double)
+/// What an order is counted against: the owner's day, and for an order on a shared credential, the
+/// credential owner's day as well, each under its own cap.
+public struct TradeLimit: Sendable, Equatable {
+    public let ownerID: String
+    public let dailyCap: USD
+
+    public init(ownerID: String, dailyCap: USD) {
+        self.ownerID = ownerID
+        self.dailyCap = dailyCap
+    }
 }
 
-/// Orders' notionals per owner, UTC day and mode (live or paper). A reservation and its check against the
-/// cap run in one transaction that holds the owner's lock (a row lock on PostgreSQL, the writer lock on
-/// SQLite), so concurrent orders, from one process or many, never exceed the cap.
+/// The outcome of asking to reserve an order's notional against the daily caps.
+public enum TradeReservation: Sendable, Equatable {
+    /// Reserved; the reservation to release if the venue refuses the order.
+    case reserved(id: String)
+    /// The very same order (same fingerprint and mode) holds a reservation from the last 24 hours, at a
+    /// venue that can never execute it twice: nothing more is reserved.
+    case sameOrder
+    /// The order would take `ownerID`'s day past its cap; `used` is what that day already holds.
+    case overCap(ownerID: String, used: USD)
+}
+
+/// Orders' notionals per owner, UTC day and mode (live or paper), in exact micro-dollars. A reservation and
+/// its check against the caps run in one transaction holding the owners' locks (row locks on PostgreSQL, the
+/// writer lock on SQLite), so concurrent orders, from one process or many, never take a day past its cap.
+/// Every order reserves its own notional: client order ids are not identities (a venue may keep them unique
+/// only among open orders), so only an order `fingerprint`ed by a venue that deduplicates by content can be
+/// recognised as a retry.
 public struct TradeRepository: Sendable {
     let database: Database
 
@@ -21,80 +37,110 @@ public struct TradeRepository: Sendable {
 
     static let retryWindowMillis: Int64 = 24 * 3600 * 1000
 
-    public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
-                        now: Int64 = Clock.nowMillis()) async throws -> TradeReservation {
-        try await database.transaction { db in
-            try await reserve(ownerID: ownerID, venue: venue, clientOrderID: clientOrderID, mode: mode, day: day, amount: amount, cap: cap,
-                              now: now, on: db)
+    public struct Order: Sendable {
+        public let venue: String
+        public let clientOrderID: String
+        /// What the venue executes, hashed, for venues that deduplicate orders by content; nil elsewhere.
+        public let fingerprint: String?
+        public let mode: String
+        public let day: String
+        public let notional: USD
+
+        public init(venue: String, clientOrderID: String, fingerprint: String?, mode: String, day: String, notional: USD) {
+            self.venue = venue
+            self.clientOrderID = clientOrderID
+            self.fingerprint = fingerprint
+            self.mode = mode
+            self.day = day
+            self.notional = notional
         }
     }
 
+    public func reserve(_ order: Order, limits: [TradeLimit], now: Int64 = Clock.nowMillis()) async throws -> TradeReservation {
+        try await database.transaction { db in try await reserve(order, limits: limits, now: now, on: db) }
+    }
+
     /// The same inside the caller's transaction (a live order's, which also holds its audit row).
-    public func reserve(ownerID: String, venue: String, clientOrderID: String, mode: String, day: String, amount: Double, cap: Double,
-                        now: Int64 = Clock.nowMillis(), on db: any SQLDatabase) async throws -> TradeReservation {
+    /// `limits` holds the order's owner first; a second entry is the shared credential's owner.
+    public func reserve(_ order: Order, limits: [TradeLimit], now: Int64 = Clock.nowMillis(),
+                        on db: any SQLDatabase) async throws -> TradeReservation {
+        guard !limits.isEmpty, limits.count <= 2 else { throw StoreError.invalidAmount("an order counts against one or two owners' days") }
+        guard order.notional > .zero else { throw StoreError.invalidAmount("an order's reservation is never zero") }
+        if let fingerprint = order.fingerprint {
+            let same = try await db.raw("""
+                SELECT id FROM order_reservations
+                WHERE owner_id = \(bind: limits[0].ownerID) AND venue = \(bind: order.venue) AND fingerprint = \(bind: fingerprint)
+                    AND mode = \(bind: order.mode) AND status = 'reserved' AND created_at > \(bind: now - Self.retryWindowMillis)
+                """).first()
+            if same != nil { return .sameOrder }
+        }
+        // Locks in a fixed order (by owner id), so two orders on each other's shared credentials cannot deadlock.
+        for limit in limits.sorted(by: { $0.ownerID < $1.ownerID }) {
+            let used = try await lockDay(ownerID: limit.ownerID, day: order.day, mode: order.mode, on: db)
+            guard used.micros + order.notional.micros <= limit.dailyCap.micros else {
+                return .overCap(ownerID: limit.ownerID, used: used)
+            }
+        }
+        for limit in limits {
+            try await db.raw("""
+                UPDATE trade_days SET used_micros = used_micros + \(bind: order.notional.micros)
+                WHERE owner_id = \(bind: limit.ownerID) AND day = \(bind: order.day) AND mode = \(bind: order.mode)
+                """).run()
+        }
+        let id = UUID().uuidString.lowercased()
+        try await db.raw("""
+            INSERT INTO order_reservations (id, owner_id, credential_owner_id, venue, client_order_id, fingerprint, mode, day,
+                notional_micros, status, created_at)
+            VALUES (\(bind: id), \(bind: limits[0].ownerID), \(bind: limits.count > 1 ? limits[1].ownerID : nil), \(bind: order.venue),
+                \(bind: order.clientOrderID), \(bind: order.fingerprint), \(bind: order.mode), \(bind: order.day),
+                \(bind: order.notional.micros), 'reserved', \(bind: now))
+            """).run()
+        return .reserved(id: id)
+    }
+
+    /// The day's volume, its row created and locked until the transaction ends.
+    func lockDay(ownerID: String, day: String, mode: String, on db: any SQLDatabase) async throws -> USD {
         try await db.raw("""
             INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
             ON CONFLICT (owner_id, day, mode) DO NOTHING
             """).run()
         // Locks the owner's day row until commit on PostgreSQL; SQLite already holds the writer lock.
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-        let used = try await db.raw("""
-            SELECT used_usd FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
-            """).first(decodingColumn: "used_usd", as: Double.self) ?? 0
-        let existing = try await db.raw("""
-            SELECT id, status, created_at FROM trade_orders
-            WHERE owner_id = \(bind: ownerID) AND venue = \(bind: venue) AND client_order_id = \(bind: clientOrderID)
-            """).first()
-        if let existing, try existing.decode(column: "status", as: String.self) != "rejected",
-           try existing.decode(column: "created_at", as: Int64.self) > now - Self.retryWindowMillis {
-            return .duplicate
-        }
-        guard used + amount <= cap + 1e-9 else { return .overCap(used: used) }
-        try await db.raw("""
-            UPDATE trade_days SET used_usd = used_usd + \(bind: amount)
-            WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)
-            """).run()
-        let id = try existing?.decode(column: "id", as: String.self) ?? UUID().uuidString.lowercased()
-        if existing != nil {
-            try await db.raw("""
-                UPDATE trade_orders SET mode = \(bind: mode), day = \(bind: day), notional_usd = \(bind: amount),
-                    status = 'reserved', created_at = \(bind: now) WHERE id = \(bind: id)
-                """).run()
-        } else {
-            try await db.raw("""
-                INSERT INTO trade_orders (id, owner_id, venue, client_order_id, mode, day, notional_usd, status, created_at)
-                VALUES (\(bind: id), \(bind: ownerID), \(bind: venue), \(bind: clientOrderID), \(bind: mode), \(bind: day),
-                    \(bind: amount), 'reserved', \(bind: now))
-                """).run()
-        }
-        return .reserved(orderID: id)
+        let micros = try await db.raw("""
+            SELECT used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
+            """).first(decodingColumn: "used_micros", as: Int64.self) ?? 0
+        return USD(micros: micros) ?? .limit
     }
 
-    /// The venue refused the order (or it was never sent): its notional goes back to the day.
-    public func release(orderID: String) async throws {
+    /// The venue refused the order (or it was never sent): its notional goes back to every day it was counted on.
+    public func release(id: String) async throws {
         try await database.transaction { db in
             let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
             guard let row = try await db.raw("""
-                SELECT owner_id, day, mode, notional_usd FROM trade_orders WHERE id = \(bind: orderID) AND status = 'reserved'\(lock)
+                SELECT owner_id, credential_owner_id, day, mode, notional_micros FROM order_reservations
+                WHERE id = \(bind: id) AND status = 'reserved'\(lock)
                 """).first() else { return }
-            let owner = try row.decode(column: "owner_id", as: String.self)
+            let owners = [try row.decode(column: "owner_id", as: String.self)]
+                + [try row.decode(column: "credential_owner_id", as: String?.self)].compactMap { $0 }
             let day = try row.decode(column: "day", as: String.self)
             let mode = try row.decode(column: "mode", as: String.self)
-            let amount = try row.decode(column: "notional_usd", as: Double.self)
-            try await db.raw("UPDATE trade_orders SET status = 'rejected' WHERE id = \(bind: orderID)").run()
-            try await db.raw("""
-                UPDATE trade_days SET used_usd = CASE WHEN used_usd > \(bind: amount) THEN used_usd - \(bind: amount) ELSE 0 END
-                WHERE owner_id = \(bind: owner) AND day = \(bind: day) AND mode = \(bind: mode)
-                """).run()
+            let amount = try row.decode(column: "notional_micros", as: Int64.self)
+            try await db.raw("UPDATE order_reservations SET status = 'released' WHERE id = \(bind: id)").run()
+            for owner in owners {
+                try await db.raw("""
+                    UPDATE trade_days SET used_micros = CASE WHEN used_micros > \(bind: amount) THEN used_micros - \(bind: amount) ELSE 0 END
+                    WHERE owner_id = \(bind: owner) AND day = \(bind: day) AND mode = \(bind: mode)
+                    """).run()
+            }
         }
     }
 
     /// The day's reserved notional (orders not refused), by mode.
-    public func used(ownerID: String, day: String) async throws -> [String: Double] {
+    public func used(ownerID: String, day: String) async throws -> [String: USD] {
         try await database.withConnection { db in
-            var out: [String: Double] = [:]
-            for row in try await db.raw("SELECT mode, used_usd FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)").all() {
-                out[try row.decode(column: "mode", as: String.self)] = try row.decode(column: "used_usd", as: Double.self)
+            var out: [String: USD] = [:]
+            for row in try await db.raw("SELECT mode, used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)").all() {
+                out[try row.decode(column: "mode", as: String.self)] = USD(micros: try row.decode(column: "used_micros", as: Int64.self)) ?? .limit
             }
             return out
         }

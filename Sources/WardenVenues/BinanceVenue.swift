@@ -84,19 +84,31 @@ public struct BinanceVenue: ExchangeVenue {
             return .invalid("side must be BUY or SELL")
         }
         var numbers: [String: Decimal] = [:]
-        for name in ["quantity", "quoteOrderQty", "price"] {
+        for name in ["quantity", "quoteOrderQty", "price", "stopPrice", "icebergQty"] {
             guard let text = value(name) else { continue }
-            guard let number = ExchangeRules.decimal(text) else { return .invalid("\(name) must be a plain decimal number") }
+            guard let number = ExchangeRules.decimal(text), number > 0 else { return .invalid("\(name) must be a plain decimal number above zero") }
             numbers[name] = number
         }
         let type = value("type") ?? ""
+        // Fields that contradict each other are refused, never resolved by picking one.
+        if numbers["quoteOrderQty"] != nil, numbers["quantity"] != nil {
+            return .invalid("quantity and quoteOrderQty cannot both be given")
+        }
+        if numbers["quoteOrderQty"] != nil, type != "MARKET" {
+            return .invalid("quoteOrderQty is only for MARKET orders")
+        }
+        if numbers["price"] != nil, !Self.pricedTypes.contains(type) {
+            return .invalid("price is only for limit orders")
+        }
         let quote = Self.quoteAsset(of: symbol)
         let orderValue: OrderValue
         switch (type, quote) {
         case (_, nil): orderValue = .undetermined("the quote asset of \(symbol) is not one Warden can price")
         case (let t, let asset?) where Self.pricedTypes.contains(t):
             if let price = numbers["price"], let quantity = numbers["quantity"] {
-                orderValue = .quote(price * quantity, asset: asset)
+                // A buy never pays more than its limit; a sell below the market fills at the market.
+                orderValue = side == .buy ? .quote(price * quantity, asset: asset)
+                    : .atLeastMarket(amount: price * quantity, quantity: quantity, asset: asset, maxPayoff: nil)
             } else {
                 orderValue = .undetermined("a \(t) order needs price and quantity")
             }

@@ -104,6 +104,9 @@ public struct OrderIntent: Sendable, Equatable {
     public var quantity: Decimal?
     public var value: OrderValue
     public var clientOrderID: String?
+    /// A hash of everything the venue executes, set only by venues that can never execute the same
+    /// content twice (they identify an order by it): a retry of such an order holds no second reservation.
+    public var fingerprint: String?
     /// Venue-specific fields the simulator echoes back (order type, contract side, …).
     public var echo: [String: String] = [:]
 
@@ -124,6 +127,10 @@ public enum OrderValue: Sendable, Equatable {
     case quote(Decimal, asset: String)
     /// A quantity to be valued at the instrument's last price, in `asset`.
     case atMarket(quantity: Decimal, asset: String)
+    /// A sell that may fill above its limit: worth `amount` (its limit value, in `asset`) or `quantity` at
+    /// the market, whichever is more. When the market cannot be read, `quantity` × `maxPayoff` (a binary
+    /// contract pays at most 1 per contract); without a `maxPayoff` the order cannot be priced.
+    case atLeastMarket(amount: Decimal, quantity: Decimal, asset: String, maxPayoff: Decimal?)
     /// The request does not say; the order is refused with this reason.
     case undetermined(String)
 }

@@ -44,10 +44,24 @@ public enum JSONMembers {
         return try result.get()
     }
 
+    /// Whether `data` is one JSON value by the grammar in which no object names a member twice: what an
+    /// exchange order must be, since venues' parsers differ on which of two twins they keep.
+    public static func isStrict(_ data: Data) -> Bool {
+        data.withUnsafeBytes { bytes in
+            var scanner = Scanner(bytes: bytes, position: 0, end: bytes.count, uniqueNames: true)
+            scanner.skipBlanks()
+            guard (try? scanner.value(depth: 1, decodingStrings: false)) != nil else { return false }
+            scanner.skipBlanks()
+            return scanner.position == scanner.end
+        }
+    }
+
     struct Scanner {
         let bytes: UnsafeRawBufferPointer
         var position: Int
         let end: Int
+        /// Refuse an object that names a member twice.
+        var uniqueNames = false
 
         func fail() -> Malformed { Malformed(offset: position) }
 
@@ -123,10 +137,12 @@ public enum JSONMembers {
             position += 1
             skipBlanks()
             if current == close { position += 1; return }
+            var seen: Set<String> = []
             while true {
                 skipBlanks()
                 if keyed {
-                    _ = try string(decoding: false)
+                    let name = try string(decoding: uniqueNames)
+                    if uniqueNames, let name, !seen.insert(name).inserted { throw fail() }
                     try expect(UInt8(ascii: ":"))
                     skipBlanks()
                 }

@@ -48,39 +48,78 @@ public struct KalshiVenue: ExchangeVenue {
         return .unknown
     }
 
+    /// The fields of Kalshi's order request; any other is refused rather than forwarded unread.
+    static let orderFields: Set<String> = [
+        "ticker", "client_order_id", "side", "action", "count", "type", "yes_price", "no_price", "yes_price_dollars",
+        "no_price_dollars", "expiration_ts", "time_in_force", "buy_max_cost", "post_only", "reduce_only", "sell_position_floor",
+        "self_trade_prevention_type", "order_group_id", "cancel_order_on_pause",
+    ]
+
     func order(_ body: Data) -> CallClass {
-        guard let json = VenueJSON.object(body) else { return .invalid("the order must be a JSON object") }
+        guard JSONMembers.isStrict(body), let json = VenueJSON.object(body) else {
+            return .invalid("the order must be a JSON object that names each field once")
+        }
+        if let unknown = json.keys.sorted().first(where: { !Self.orderFields.contains($0) && !(json[$0] is NSNull) }) {
+            return .invalid("unknown order field \(unknown)")
+        }
         guard let ticker = json["ticker"] as? String, !ticker.isEmpty, ticker.count <= 100 else { return .invalid("ticker is required") }
         guard let action = (json["action"] as? String).flatMap(OrderSide.init(rawValue:)) else { return .invalid("action must be buy or sell") }
         guard let side = json["side"] as? String, side == "yes" || side == "no" else { return .invalid("side must be yes or no") }
-        guard let count = VenueJSON.decimal(json["count"]), count > 0, count == count.rounded() else {
-            return .invalid("count must be a positive whole number of contracts")
+        guard let count = VenueJSON.decimal(json["count"]), count > 0, count == count.rounded(), count <= 1_000_000 else {
+            return .invalid("count must be a whole number of contracts from 1 to 1000000")
+        }
+        let cents: Decimal?
+        switch Self.priceCents(json, side: side) {
+        case .failure(let error): return .invalid(error.description)
+        case .success(let value): cents = value
         }
         var intent = OrderIntent(instrument: ticker, side: action, quantity: count, value: .undetermined(""),
                                  clientOrderID: json["client_order_id"] as? String)
         intent.echo = ["side": side, "type": (json["type"] as? String) ?? "limit"]
-        if let cents = Self.priceCents(json, side: side) {
-            guard cents >= 1, cents <= 99 else { return .invalid("prices are between 1 and 99 cents") }
-            intent.value = .usd(count * cents / 100)
+        if let cents {
+            guard cents >= 1, cents <= 99, cents == cents.rounded() else { return .invalid("prices are whole cents between 1 and 99") }
             intent.echo["price_cents"] = "\(cents)"
-        } else if let maxCost = VenueJSON.decimal(json["buy_max_cost"]) {
-            intent.value = .usd(maxCost / 100)
-        } else if intent.echo["type"] == "market" {
-            intent.value = .usd(count)  // a contract never costs more than 1 USD
-        } else {
-            intent.value = .undetermined("a limit order needs yes_price or no_price")
+        }
+        let maxCost = json["buy_max_cost"].flatMap { $0 is NSNull ? nil : $0 }
+        if maxCost != nil, action == .sell { return .invalid("buy_max_cost is for buys") }
+        switch action {
+        case .buy:
+            // A buy pays at most its limit, at most buy_max_cost, and never more than 1 USD a contract.
+            var worst = count
+            if let cents { worst = min(worst, count * cents / 100) }
+            if let maxCost {
+                guard let limit = VenueJSON.decimal(maxCost), limit > 0 else { return .invalid("buy_max_cost must be a whole number of cents") }
+                worst = min(worst, limit / 100)
+            }
+            guard cents != nil || maxCost != nil || intent.echo["type"] == "market" else {
+                return .invalid("a limit order needs yes_price or no_price")
+            }
+            intent.value = .usd(worst)
+        case .sell:
+            // A sell below the market fills at the market; a contract pays at most 1 USD.
+            guard cents != nil || intent.echo["type"] == "market" else { return .invalid("a limit order needs yes_price or no_price") }
+            intent.value = .atLeastMarket(amount: count * (cents ?? 0) / 100, quantity: count, asset: "USD", maxPayoff: 1)
         }
         return .order(intent)
     }
 
-    /// The order's price for its own side, in cents.
-    static func priceCents(_ json: [String: Any], side: String) -> Decimal? {
-        let other = side == "yes" ? "no" : "yes"
-        if let own = VenueJSON.decimal(json["\(side)_price"]) { return own }
-        if let own = VenueJSON.decimal(json["\(side)_price_dollars"]) { return own * 100 }
-        if let theirs = VenueJSON.decimal(json["\(other)_price"]) { return 100 - theirs }
-        if let theirs = VenueJSON.decimal(json["\(other)_price_dollars"]) { return 100 - theirs * 100 }
-        return nil
+    /// The order's price for its own side, in cents: given once, as `yes_*` or `no_*` (never both), where
+    /// a price and its `_dollars` twin must agree.
+    static func priceCents(_ json: [String: Any], side: String) -> Result<Decimal?, VenueError> {
+        var found: [(side: String, cents: Decimal)] = []
+        for contract in ["yes", "no"] {
+            for (field, scale) in [("\(contract)_price", Decimal(1)), ("\(contract)_price_dollars", Decimal(100))] {
+                guard let raw = json[field], !(raw is NSNull) else { continue }
+                guard let value = VenueJSON.decimal(raw) else { return .failure(VenueError("\(field) must be a plain number")) }
+                found.append((contract, value * scale))
+            }
+        }
+        guard let first = found.first else { return .success(nil) }
+        guard found.allSatisfy({ $0.side == first.side }) else { return .failure(VenueError("give yes_price or no_price, not both")) }
+        guard found.allSatisfy({ $0.cents == first.cents }) else {
+            return .failure(VenueError("\(first.side)_price and \(first.side)_price_dollars disagree"))
+        }
+        return .success(first.side == side ? first.cents : 100 - first.cents)
     }
 
     // MARK: signing

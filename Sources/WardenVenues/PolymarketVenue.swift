@@ -57,6 +57,7 @@ public struct PolymarketVenue: ExchangeVenue {
     static let maxBatch = 15
 
     func batch(_ body: Data) -> CallClass {
+        guard JSONMembers.isStrict(body) else { return .invalid("the body must be JSON that names each field once") }
         guard let items = (try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]], (1...Self.maxBatch).contains(items.count) else {
             return .invalid("the body must be a JSON array of 1 to \(Self.maxBatch) orders")
         }
@@ -72,6 +73,7 @@ public struct PolymarketVenue: ExchangeVenue {
     }
 
     func order(_ body: Data) -> CallClass {
+        guard JSONMembers.isStrict(body) else { return .invalid("the body must be JSON that names each field once") }
         guard let json = VenueJSON.object(body) else { return .invalid("the body must be a JSON object with an order") }
         return order(json)
     }
@@ -90,12 +92,21 @@ public struct PolymarketVenue: ExchangeVenue {
               maker == maker.rounded(), taker == taker.rounded(), maker > 0, taker > 0
         else { return .invalid("order.makerAmount and order.takerAmount must be positive whole numbers (6 decimals)") }
         let scale = Decimal(1_000_000)
-        // A BUY pays makerAmount USDC for takerAmount shares; a SELL gives makerAmount shares for takerAmount USDC.
-        let usd = side == .buy ? maker / scale : taker / scale
+        // A BUY pays at most makerAmount USDC for takerAmount shares. A SELL gives makerAmount shares for at
+        // least takerAmount USDC: it fills at the market when that is better, and a share pays at most 1 USDC.
         let shares = side == .buy ? taker / scale : maker / scale
+        let value: OrderValue = side == .buy ? .usd(maker / scale)
+            : .atLeastMarket(amount: taker / scale, quantity: shares, asset: "USDC", maxPayoff: 1)
         let salt = VenueJSON.decimal(order["salt"]).map { "\($0)" }
-        var intent = OrderIntent(instrument: token, side: side, quantity: shares, value: .usd(usd), clientOrderID: salt.map { "salt-\($0)" })
+        var intent = OrderIntent(instrument: token, side: side, quantity: shares, value: value, clientOrderID: salt.map { "salt-\($0)" })
         intent.echo = ["orderType": (json["orderType"] as? String) ?? "GTC"]
+        // The exchange identifies an order by the hash of its signed fields and never fills one twice, so
+        // the same fields sent again are a retry of the same order.
+        var identity = order
+        identity["signature"] = nil
+        if let canonical = try? JSONSerialization.data(withJSONObject: identity, options: [.sortedKeys]) {
+            intent.fingerprint = Hex.encode(SHA256.hash(data: canonical))
+        }
         return .order(intent)
     }
 

@@ -4,23 +4,59 @@ import Foundation
 public enum UsageDialect: Sendable {
     case openAI, anthropic
 
-    /// What a request asks for: the model, its output ceiling and whether it streams.
+    /// What a request asks for: the model, its output ceiling, how many generations, whether it streams.
     public struct RequestInfo: Sendable, Equatable {
         public var model: String?
+        /// The largest output ceiling the request gives, in any field the venue reads (nil: none given).
         public var maxOutputTokens: Int?
+        /// Generations billed for one call (`n`, `best_of`, one per prompt of a legacy prompt list).
+        public var generations: Int = 1
         public var stream: Bool
+        /// A field the venue reads holds a value Warden will not price (a negative or absurd ceiling, a bad `n`).
+        public var invalid: String?
+
+        public init(model: String?, maxOutputTokens: Int?, generations: Int = 1, stream: Bool, invalid: String? = nil) {
+            self.model = model
+            self.maxOutputTokens = maxOutputTokens
+            self.generations = generations
+            self.stream = stream
+            self.invalid = invalid
+        }
     }
+
+    /// Output ceilings and generation counts above these are refused: no model comes near them.
+    public static let maxCeiling = 1_000_000
+    public static let maxGenerations = 128
 
     public func inspect(_ body: Data) -> RequestInfo {
         guard let fields = try? JSONMembers.read(body, names: Self.requestFields) else {
             return RequestInfo(model: nil, maxOutputTokens: nil, stream: false)
         }
-        // A field of the wrong type counts as absent, like a missing one.
-        let ceiling = fields["max_tokens"]?.integer ?? fields["max_completion_tokens"]?.integer ?? fields["max_output_tokens"]?.integer
-        return RequestInfo(model: fields["model"]?.string, maxOutputTokens: ceiling, stream: fields["stream"]?.bool ?? false)
+        var info = RequestInfo(model: fields["model"]?.string, maxOutputTokens: nil, stream: fields["stream"]?.bool ?? false)
+        // Every field the venue may read as a ceiling counts, the largest wins; a value it would not refuse
+        // but Warden cannot price (negative, zero, fractional, absurd, of another type) refuses the call.
+        for name in Self.ceilingFields {
+            guard let member = fields[name], member != .null else { continue }
+            guard let value = member.integer, (1...Self.maxCeiling).contains(value) else {
+                info.invalid = "\(name) must be a whole number of tokens from 1 to \(Self.maxCeiling)"
+                return info
+            }
+            info.maxOutputTokens = max(info.maxOutputTokens ?? 0, value)
+        }
+        for name in Self.generationFields {
+            guard let member = fields[name], member != .null else { continue }
+            guard let value = member.integer, (1...Self.maxGenerations).contains(value) else {
+                info.invalid = "\(name) must be a whole number from 1 to \(Self.maxGenerations)"
+                return info
+            }
+            info.generations = max(info.generations, value)
+        }
+        return info
     }
 
-    static let requestFields: Set<String> = ["model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream"]
+    static let ceilingFields = ["max_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens_to_sample"]
+    static let generationFields = ["n", "best_of"]
+    static let requestFields: Set<String> = Set(["model", "stream"] + ceilingFields + generationFields)
 
     /// The usage a whole (non-streamed) answer reports: `usage`, or Anthropic's `message.usage`.
     public func reportedUsage(in body: UnsafeRawBufferPointer) -> TokenUsage? {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WardenCore
+import WardenStore
 
 @Suite struct GatewayPolicyTests {
     @Test func pathsCanonicalise() throws {
@@ -53,7 +54,9 @@ import Testing
             "gpt-4o-mini" = { input = 0.15, output = 0.6 }
             """)
         #expect(config.gateway.upstreamTimeoutSeconds == 30)
-        #expect(config.prices["openai"]?["gpt-4o-mini"]?.cost(input: 1_000_000, output: 1_000_000) == 0.75)
+        #expect(config.prices["openai"]?["gpt-4o-mini"]?.cost(input: 1_000_000, output: 1_000_000) == USD(micros: 750_000))
+        // Fractions of a micro-dollar round up, so a reservation never falls short of the bill.
+        #expect(config.prices["openai"]?["gpt-4o-mini"]?.cost(input: 1, output: 0) == USD(micros: 1))
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.binance]\nx = { input = 1, output = 1 }") }
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = -1, output = 1 }") }
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = 1 }") }

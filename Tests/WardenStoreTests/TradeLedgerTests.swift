@@ -15,58 +15,106 @@ import WardenStore
         return (store, id)
     }
 
+    func user(_ store: TestStore) async throws -> String {
+        let id = UUID().uuidString.lowercased()
+        try await UserRepository(store.database).insert(UserRecord(
+            id: id, email: "\(id)@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
+            mustChangePassword: false, createdAt: 1, updatedAt: 1))
+        return id
+    }
+
+    func order(_ id: String, venue: String = "binance", fingerprint: String? = nil, mode: String = "live", day: String = "d",
+               _ dollars: Int) -> TradeRepository.Order {
+        TradeRepository.Order(venue: venue, clientOrderID: id, fingerprint: fingerprint, mode: mode, day: day, notional: USD(dollars: dollars))
+    }
+
     @Test(arguments: Backend.enabled)
     func concurrentOrdersNeverExceedTheCap(backend: Backend) async throws {
         let (store, owner) = try await storeWithUser(backend)
         let trades = TradeRepository(store.database)
+        let cap = [TradeLimit(ownerID: owner, dailyCap: USD(dollars: 250))]
         let outcomes = try await withThrowingTaskGroup(of: TradeReservation.self) { group in
             for i in 0..<100 {
-                group.addTask {
-                    try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "o-\(i)", mode: "live",
-                                             day: "2026-11-23", amount: 10, cap: 250)
-                }
+                group.addTask { try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap) }
             }
             return try await group.reduce(into: [TradeReservation]()) { $0.append($1) }
         }
         let reserved = outcomes.filter { if case .reserved = $0 { true } else { false } }.count
         #expect(reserved == 25)
         #expect(outcomes.filter { if case .overCap = $0 { true } else { false } }.count == 75)
-        #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == ["live": 250])
+        #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == ["live": USD(dollars: 250)])
         try await store.database.close()
     }
 
     @Test(arguments: Backend.enabled)
-    func aRetryIsNotReservedTwiceAndARejectionGivesTheReservationBack(backend: Backend) async throws {
+    func aReusedClientOrderIDHoldsItsOwnReservation(backend: Backend) async throws {
         let (store, owner) = try await storeWithUser(backend)
         let trades = TradeRepository(store.database)
-        let first = try await trades.reserve(ownerID: owner, venue: "kalshi", clientOrderID: "c-1", mode: "live", day: "d", amount: 40, cap: 100)
-        guard case .reserved(let id) = first else { Issue.record("not reserved: \(first)"); return }
-        #expect(try await trades.reserve(ownerID: owner, venue: "kalshi", clientOrderID: "c-1", mode: "live", day: "d", amount: 40, cap: 100) == .duplicate)
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == 40)
-
-        try await trades.release(orderID: id)
-        try await trades.release(orderID: id)  // twice gives back once
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == 0)
-        // After a rejection the same id may be tried again, and is reserved again.
-        guard case .reserved = try await trades.reserve(ownerID: owner, venue: "kalshi", clientOrderID: "c-1", mode: "live", day: "d", amount: 40, cap: 100)
-        else { Issue.record("a rejected order's retry was not reserved"); return }
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == 40)
-        #expect(try await trades.reserve(ownerID: owner, venue: "kalshi", clientOrderID: "c-2", mode: "live", day: "d", amount: 61, cap: 100)
-                == .overCap(used: 40))
+        let cap = [TradeLimit(ownerID: owner, dailyCap: USD(dollars: 100))]
+        // Venues that keep ids unique only among open orders may execute the same id again: each one reserves.
+        guard case .reserved(let first) = try await trades.reserve(order("c-1", 40), limits: cap) else { Issue.record("not reserved"); return }
+        guard case .reserved = try await trades.reserve(order("c-1", 40), limits: cap) else { Issue.record("a reused id was not reserved"); return }
+        #expect(try await trades.reserve(order("c-1", 40), limits: cap) == .overCap(ownerID: owner, used: USD(dollars: 80)))
+        try await trades.release(id: first)
+        try await trades.release(id: first)  // twice gives back once
+        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 40))
         // Paper volume is counted apart from live volume.
-        guard case .reserved = try await trades.reserve(ownerID: owner, venue: "kalshi", clientOrderID: "c-3", mode: "paper", day: "d", amount: 100, cap: 100)
+        guard case .reserved = try await trades.reserve(order("c-3", mode: "paper", 100), limits: cap)
         else { Issue.record("paper volume was counted against live volume"); return }
         try await store.database.close()
     }
 
     @Test(arguments: Backend.enabled)
-    func aRetryAfterTheWindowIsReservedAgain(backend: Backend) async throws {
+    func onlyTheSameContentAndModeIsARetryAtAVenueThatDeduplicates(backend: Backend) async throws {
         let (store, owner) = try await storeWithUser(backend)
         let trades = TradeRepository(store.database)
-        let dayAgo = Clock.nowMillis() - 25 * 3600 * 1000
-        _ = try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "x", mode: "live", day: "d0", amount: 5, cap: 100, now: dayAgo)
-        guard case .reserved = try await trades.reserve(ownerID: owner, venue: "binance", clientOrderID: "x", mode: "live", day: "d1", amount: 5, cap: 100)
-        else { Issue.record("an id reused after 24 h was treated as a retry"); return }
+        let cap = [TradeLimit(ownerID: owner, dailyCap: USD(dollars: 100))]
+        guard case .reserved(let id) = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 30), limits: cap)
+        else { Issue.record("not reserved"); return }
+        #expect(try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 30), limits: cap) == .sameOrder)
+        // Other content under the same id, or the same content first seen on paper, is a new order.
+        guard case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f2", 30), limits: cap),
+              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: "paper", 30), limits: cap),
+              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", 30), limits: cap)
+        else { Issue.record("a different order passed as a retry"); return }
+        // Once released (the venue refused it), the same content reserves again.
+        try await trades.release(id: id)
+        guard case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 10), limits: cap)
+        else { Issue.record("a released order's retry was not reserved"); return }
+        try await store.database.close()
+    }
+
+    @Test(arguments: Backend.enabled)
+    func anOrderOnASharedCredentialCountsAgainstBothDays(backend: Backend) async throws {
+        let (store, grantee) = try await storeWithUser(backend)
+        let owner = try await user(store)
+        let trades = TradeRepository(store.database)
+        let both = [TradeLimit(ownerID: grantee, dailyCap: USD(dollars: 1000)), TradeLimit(ownerID: owner, dailyCap: USD(dollars: 50))]
+        guard case .reserved(let id) = try await trades.reserve(order("s-1", 30), limits: both) else { Issue.record("not reserved"); return }
+        #expect(try await trades.reserve(order("s-2", 30), limits: both) == .overCap(ownerID: owner, used: USD(dollars: 30)))
+        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 30))
+        #expect(try await trades.used(ownerID: grantee, day: "d")["live"] == USD(dollars: 30))
+        try await trades.release(id: id)
+        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == .zero)
+        #expect(try await trades.used(ownerID: grantee, day: "d")["live"] == .zero)
+        try await store.database.close()
+    }
+
+    @Test(arguments: Backend.enabled)
+    func theStoreRefusesNegativeFigures(backend: Backend) async throws {
+        let (store, owner) = try await storeWithUser(backend)
+        await #expect(throws: (any Error).self) {
+            try await store.database.withConnection { db in
+                try await db.raw("INSERT INTO trade_days (owner_id, day, mode, used_micros) VALUES (\(bind: owner), 'd', 'live', -1)").run()
+            }
+        }
+        await #expect(throws: (any Error).self) {
+            try await store.database.withConnection { db in
+                try await db.raw("INSERT INTO llm_spend (agent_key_id, day, venue, reserved_micros) VALUES ('k', 'd', 'openai', -5)").run()
+            }
+        }
+        #expect(USD(micros: -1) == nil && USD(roundingUp: Decimal(-0.5)) == nil && USD(limit: -1) == nil)
+        #expect(USD(roundingUp: Decimal(string: "0.0000001")!) == USD(micros: 1))
         try await store.database.close()
     }
 

@@ -61,6 +61,10 @@ import Testing
         guard case .order(let stop) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&stopPrice=1")
         else { Issue.record("not an order"); return }
         guard case .undetermined = stop.value else { Issue.record("a STOP_LOSS order was priced: \(stop.value)"); return }
+        // A limit sell below the market fills at the market: it is worth at least the market's value.
+        guard case .order(let sell) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=SELL&type=LIMIT&quantity=1&price=100")
+        else { Issue.record("not an order"); return }
+        #expect(sell.value == .atLeastMarket(amount: 100, quantity: 1, asset: "USDT", maxPayoff: nil))
     }
 
     @Test(arguments: [
@@ -72,6 +76,11 @@ import Testing
         ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=-1&price=1", ""),  // sign
         ("symbol=BTCUSDT&side=buy&type=LIMIT&quantity=1&price=1", ""),  // lower-case side
         ("symbol=btcusdt&side=BUY&type=LIMIT&quantity=1&price=1", ""),  // lower-case symbol
+        ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&quoteOrderQty=10", ""),  // both sizes
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&quoteOrderQty=10&price=1", ""),  // quoteOrderQty on a LIMIT
+        ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&price=1", ""),  // a price on a MARKET order
+        ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0", ""),  // zero
+        ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.000", ""),  // zero, written long
     ])
     func ambiguousOrdersAreInvalid(query: String, body: String) {
         guard case .invalid = classify("POST", "/api/v3/order", query: query, body: body) else {
@@ -127,17 +136,31 @@ import Testing
             (#"{"ticker":"T","action":"buy","side":"yes","count":10,"yes_price":46}"#, Decimal(string: "4.6")!),
             (#"{"ticker":"T","action":"buy","side":"no","count":10,"no_price":56}"#, Decimal(string: "5.6")!),
             (#"{"ticker":"T","action":"buy","side":"no","count":10,"yes_price":46}"#, Decimal(string: "5.4")!),
-            (#"{"ticker":"T","action":"sell","side":"yes","count":4,"yes_price_dollars":"0.2500"}"#, 1),
             (#"{"ticker":"T","action":"buy","side":"no","count":2,"yes_price_dollars":"0.7000"}"#, Decimal(string: "0.6")!),
             (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market"}"#, 7),
             (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market","buy_max_cost":350}"#, Decimal(string: "3.5")!),
+            (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"limit","yes_price":40,"buy_max_cost":100}"#, 1),
         ]
         for (json, usd) in cases {
             guard case .order(let intent) = order(json) else { Issue.record("not an order: \(json)"); continue }
             #expect(intent.value == .usd(usd), "\(json)")
         }
-        guard case .order(let limit) = order(#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"limit"}"#),
-              case .undetermined = limit.value else { Issue.record("a limit order without a price was priced"); return }
+        guard case .invalid = order(#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"limit"}"#)
+        else { Issue.record("a limit order without a price was priced"); return }
+        // A sell is worth at least its limit and up to the market, at most 1 USD a contract; never its buy_max_cost.
+        guard case .order(let sell) = order(#"{"ticker":"T","action":"sell","side":"yes","count":4,"yes_price_dollars":"0.2500"}"#),
+              case .order(let marketSell) = order(#"{"ticker":"T","action":"sell","side":"no","count":3,"type":"market"}"#)
+        else { Issue.record("sells were not orders"); return }
+        #expect(sell.value == .atLeastMarket(amount: 1, quantity: 4, asset: "USD", maxPayoff: 1))
+        #expect(marketSell.value == .atLeastMarket(amount: 0, quantity: 3, asset: "USD", maxPayoff: 1))
+        // Contradictions are refused, never resolved by picking one.
+        for json in [#"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"no_price":60}"#,
+                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price_dollars":"0.41"}"#,
+                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price":90}"#,
+                     #"{"ticker":"T","action":"sell","side":"yes","count":1,"type":"market","buy_max_cost":100}"#,
+                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"subaccount":2}"#] {
+            guard case .invalid = order(json) else { Issue.record("passed: \(json)"); continue }
+        }
     }
 
     @Test func refusesWhatKalshiWouldReadOtherwise() {
@@ -190,7 +213,10 @@ import Testing
         }
         #expect(intent("BUY")?.value == .usd(5))
         #expect(intent("BUY")?.quantity == 10)
-        #expect(intent("SELL")?.value == .usd(10))
+        #expect(intent("SELL")?.value == .atLeastMarket(amount: 10, quantity: 5, asset: "USDC", maxPayoff: 1))
+        // The exchange never fills the same signed fields twice: that identity is the retry fingerprint.
+        #expect(intent("BUY")?.fingerprint != nil && intent("BUY")?.fingerprint == intent("BUY")?.fingerprint)
+        #expect(intent("BUY")?.fingerprint != intent("SELL")?.fingerprint)
         #expect(intent("BUY")?.clientOrderID == "salt-42")
         #expect(intent("buy") == nil)
     }
@@ -204,7 +230,9 @@ import Testing
             Issue.record("a batch was not classified as orders")
             return
         }
-        #expect(orders.map(\.value) == [.usd(5), .usd(10)])
+        #expect(orders.map(\.value) == [.usd(5), .atLeastMarket(amount: 10, quantity: 5, asset: "USDC", maxPayoff: 1)])
+        guard case .invalid = classify(#"[{"order":{"salt":1,"salt":2,"tokenId":"123","makerAmount":"5000000","takerAmount":"1","side":"BUY"}}]"#)
+        else { Issue.record("a field named twice passed"); return }
         guard case .invalid = classify("[\(item),{\"order\":{\"side\":\"BUY\"}}]") else { Issue.record("a bad order passed in a batch"); return }
         guard case .invalid = classify("[]") else { Issue.record("an empty batch passed"); return }
         guard case .invalid = classify("[" + Array(repeating: item, count: 16).joined(separator: ",") + "]") else {

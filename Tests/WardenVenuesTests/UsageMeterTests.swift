@@ -68,11 +68,48 @@ import Testing
         #expect(usage(.openAI, #"{"usage":{"prompt_tokens":7}} trailing"#) == nil)
     }
 
-    @Test func requestFieldsOfTheWrongTypeCountAsAbsent() {
-        let info = UsageDialect.openAI.inspect(Data(#"{"model":5,"max_tokens":"9","max_completion_tokens":12.0,"stream":"true"}"#.utf8))
+    @Test func ceilingsAndGenerationsTheVenueReadsArePricedOrRefused() {
+        let info = UsageDialect.openAI.inspect(Data(#"{"model":5,"max_completion_tokens":12.0,"stream":"true"}"#.utf8))
         #expect(info == .init(model: nil, maxOutputTokens: 12, stream: false))
         let last = UsageDialect.openAI.inspect(Data(#"{"model":"a","model":"b","max_output_tokens":3}"#.utf8))
         #expect(last == .init(model: "b", maxOutputTokens: 3, stream: false))
+        // Every ceiling the venue may read counts; the largest wins; `n` and `best_of` multiply.
+        let many = UsageDialect.openAI.inspect(Data(#"{"model":"m","max_tokens":10,"max_completion_tokens":300,"n":4,"best_of":6}"#.utf8))
+        #expect(many.maxOutputTokens == 300 && many.generations == 6 && many.invalid == nil)
+        // A ceiling or a count Warden cannot price refuses the call instead of counting as absent.
+        for bad in [#""max_tokens":-1e12"#, #""max_tokens":0"#, #""max_tokens":1.5"#, #""max_completion_tokens":"9""#,
+                    #""max_output_tokens":1e300"#, #""max_tokens":100000000"#, #""n":0"#, #""n":-3"#, #""best_of":1000"#, #""n":"2""#] {
+            let inspected = UsageDialect.openAI.inspect(Data(("{\"model\":\"m\"," + bad + "}").utf8))
+            #expect(inspected.invalid != nil, "\(bad) was priced")
+        }
+        #expect(UsageDialect.anthropic.inspect(Data(#"{"model":"c","max_tokens":null}"#.utf8)).invalid == nil)
+    }
+
+    @Test func aBudgetedKeyOnlyMakesCallsWhoseCostIsBounded() {
+        func classify(_ path: String, _ body: String, _ dialect: UsageDialect = .openAI, method: String = "POST") -> BudgetedCall {
+            BudgetedCall.classify(dialect, method: method, path: path, body: Data(body.utf8))
+        }
+        #expect(classify("/v1/chat/completions", #"{"model":"m","messages":[]}"#) == .tokens(ceilingField: "max_completion_tokens", prompts: 1))
+        #expect(classify("/v1/completions", #"{"model":"m","prompt":["a","b","c"]}"#) == .tokens(ceilingField: "max_tokens", prompts: 3))
+        #expect(classify("/v1/embeddings", #"{"model":"m","input":"x"}"#) == .tokens(ceilingField: nil, prompts: 1))
+        #expect(classify("/v1/models", "", method: "GET") == .free)
+        #expect(classify("/v1/messages/count_tokens", "{}", .anthropic) == .free)
+        for (path, body) in [
+            ("/v1/batches", #"{"input_file_id":"f"}"#), ("/v1/fine_tuning/jobs", "{}"), ("/v1/images/generations", "{}"),
+            ("/v1/audio/speech", "{}"), ("/v1/threads/t/runs", "{}"),
+            ("/v1/responses", #"{"model":"m","background":true}"#), ("/v1/responses", #"{"model":"m","previous_response_id":"r"}"#),
+            ("/v1/responses", #"{"model":"m","tools":[{"type":"web_search"}]}"#),
+            ("/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}}]}]}"#),
+            ("/v1/chat/completions", #"{"model":"m","service_tier":"priority"}"#),
+            ("/v1/chat/completions", #"{"model":"m","modalities":["text","audio"]}"#),
+        ] {
+            guard case .refused = classify(path, body) else { Issue.record("\(path) \(body) was let through"); continue }
+        }
+        guard case .refused = classify("/v1/messages", #"{"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#, .anthropic)
+        else { Issue.record("an Anthropic image was let through"); return }
+        let bounded = BudgetedCall.withCeiling(Data(#"{"model":"m"}"#.utf8), field: "max_completion_tokens", tokens: 77)
+        let object = (try? JSONSerialization.jsonObject(with: bounded ?? Data())) as? [String: Any]
+        #expect(object?["model"] as? String == "m" && (object?["max_completion_tokens"] as? NSNumber)?.intValue == 77)
     }
 
     @Test func requestsAreInspectedAndStreamsAskedForUsage() throws {

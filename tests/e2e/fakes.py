@@ -77,7 +77,7 @@ def openai_handler(gap=0.2):
     def handle(h, body):
         if h.headers.get("Authorization") != f"Bearer {REAL_OPENAI_KEY}":
             return send_json(h, 401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error", "code": "invalid_api_key"}})
-        if h.path.startswith("/v1/hang"):
+        if h.path.startswith("/v1/hang") or b"hang-please" in (body or b""):
             time.sleep(30)
             return
         if h.path == "/v1/reset":

@@ -677,6 +677,79 @@ def test_per_order_cap_is_refused_before_the_venue(ex):
     assert ex.trading()["live_usd"] == pytest.approx(100.0 + 90.0 + 99.0)
 
 
+def test_orders_are_valued_at_what_they_can_trade_for(ex):
+    """A sell below the market fills at the market; a binary contract pays at most 1 USD; fields that
+    contradict each other are refused, not resolved by picking one. max_leg_usd is 100."""
+    ex.live(*VENUES)
+    agent = ex.key()
+    binance, kalshi, poly = ex.binance(agent), ex.kalshi(agent), ex.polymarket(agent)
+    before = {venue: len(fake.requests) for venue, fake in ex.fakes.items()}
+    # 1 BTC limit sell at 100: counted at the market (50000 USD), not at 100 USD.
+    assert "max_leg_usd" in binance_refusal(
+        lambda: binance.create_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="1", price="100"))
+    assert "max_leg_usd" in binance_refusal(
+        lambda: binance.create_order(symbol="BTCUSDT", side="SELL", type="LIMIT_MAKER", quantity="0.01", price="1"))
+    for extra in ({"quantity": "0.001", "quoteOrderQty": "10"},  # both sizes
+                  {"quoteOrderQty": "10", "timeInForce": "GTC", "price": "50000", "type": "LIMIT"},  # quoteOrderQty on a LIMIT
+                  {"quantity": "0", "type": "MARKET"}, {"quantity": "-1", "type": "MARKET"}, {"quantity": "1e-3", "type": "MARKET"}):
+        args = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", **extra}
+        binance_refusal(lambda: binance.create_order(**args), status=400)
+    # Kalshi: a market sell is worth up to the market (or 1 USD a contract), never its buy_max_cost.
+    assert "max_leg_usd" in kalshi_refusal(lambda: kalshi.create_order(
+        ticker=fx.KALSHI_TICKER, side="yes", action="sell", count=300, type="market"))          # 300 × 0.44 bid = 132
+    assert "max_leg_usd" in kalshi_refusal(lambda: kalshi.create_order(
+        ticker=fx.KALSHI_TICKER, side="yes", action="sell", count=300, type="limit", yes_price=1))  # at 1c, still 132
+    for contradiction in ({"yes_price": 40, "no_price": 60}, {"yes_price": 40, "yes_price_dollars": "0.4100"}):
+        kalshi_refusal(lambda: kalshi.create_order(ticker=fx.KALSHI_TICKER, side="yes", action="buy", count=1, type="limit",
+                                                   **contradiction), status=400)
+    # Polymarket: a SELL of 300 shares asking only 3 USDC is worth 300 × 0.48 = 144 at the market.
+    assert "max_leg_usd" in poly_refusal(lambda: poly_order(poly, 300, price=0.01, side=SELL))
+    for venue, fake in ex.fakes.items():
+        assert not [r for r in fake.requests[before[venue]:] if r["method"] in ("POST", "DELETE")], venue
+    assert ex.trading()["live_usd"] == 0
+    # Within the cap, a sell below the market is counted at the market: 0.001 BTC at 1 USD is 50 USD.
+    binance.create_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.001", price="1")
+    assert ex.trading()["live_usd"] == pytest.approx(50.0)
+
+
+def test_an_order_on_a_shared_credential_keeps_within_the_owners_limits(ex, tmp_path, master_key):
+    """A grantee with high limits trades on the owner's credential: each order fits both users' max_leg_usd and
+    counts against both days, and the owner sees every call made on the credential."""
+    ex.put_profile(risk={"max_leg_usd": 20, "daily_cap_usd": 30})
+    ex.live("binance")
+    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
+                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
+    assert made.returncode == 0, made.stderr
+    grant = requests.post(ex.api + f"/credentials/{ex.creds['binance']}/grants", headers=ex.auth,
+                          json={"email": "grantee@example.com", "access": "trade"})
+    assert grant.status_code == 201, grant.text
+    token = requests.post(ex.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
+    grantee = {"Authorization": f"Bearer {token}"}
+    assert requests.put(ex.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 10000, "daily_cap_usd": 100000}}).status_code == 200
+    assert requests.post(ex.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
+    made = requests.post(ex.api + "/agent-keys", headers=grantee,
+                         json={"name": "g", "credential_ids": [ex.creds["binance"]], "access": "trade"})
+    assert made.status_code == 201, made.text
+    binance = ex.binance(made.json()["key"])
+    fake = ex.fakes["binance"]
+    before = len(orders_seen(fake, "POST", "/api/v3/order"))
+
+    # 25 USD passes the grantee's 10000 but not the owner's 20.
+    assert "max_leg_usd" in binance_refusal(lambda: binance.create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0005", price="50000"))
+    buy_ten_dollars(binance)
+    buy_ten_dollars(binance)
+    buy_ten_dollars(binance)
+    assert "daily_cap_usd" in binance_refusal(lambda: buy_ten_dollars(binance))  # the owner's 30 USD day is full
+    assert len(orders_seen(fake, "POST", "/api/v3/order")) == before + 3
+    assert ex.trading()["live_usd"] == pytest.approx(30.0)  # counted on the owner's day too
+    # The owner sees the grantee's calls, refusals included.
+    entries = requests.get(ex.api + "/audit", headers=ex.auth, params={"limit": 200}).json()["entries"]
+    theirs = [e for e in entries if e["action"].startswith("gateway.") and json.loads(e["detail"] or "{}").get("credential_owner")]
+    actions = {e["action"] for e in theirs}
+    assert {"gateway.forward", "gateway.refuse"} <= actions, entries[:5]
+
+
 def concurrent_orders(place, n=100):
     """Runs n order placements at once; returns the list of outcomes ("ok" or the refusal message)."""
     def one(i):
@@ -776,25 +849,37 @@ def test_an_unreachable_venue_gives_the_reservation_back(ex, start, tmp_path, ma
     assert ex.trading()["live_usd"] == pytest.approx(0)  # nothing left Warden, so nothing is held
 
 
-def test_a_retried_order_is_reserved_once(ex):
-    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 250})
-    ex.live("binance", "kalshi")
+def test_a_reused_client_order_id_holds_its_own_reservation(ex):
+    """Binance keeps client order ids unique only among open orders, and Kalshi's fake (like a venue after the
+    first order closed) accepts one again: each send the venue could execute holds its own reservation. Only
+    Polymarket, which identifies an order by its signed content and never fills it twice, gets a free retry,
+    and only for the very same order."""
+    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 40})
+    ex.live(*VENUES)
     agent = ex.key()
-    binance, kalshi = ex.binance(agent), ex.kalshi(agent)
+    binance, kalshi, poly = ex.binance(agent), ex.kalshi(agent), ex.polymarket(agent)
+    fake = ex.fakes["binance"]
 
-    buy_ten_dollars(binance, newClientOrderId="retry-1")
-    buy_ten_dollars(binance, newClientOrderId="retry-1")  # the same order, retried
-    assert ex.trading()["live_usd"] == pytest.approx(10.0)
-    buy_ten_dollars(binance, newClientOrderId="retry-2")
+    buy_ten_dollars(binance, newClientOrderId="reuse-1")
+    buy_ten_dollars(binance, newClientOrderId="reuse-1")  # the same id again: a second order at the venue
     assert ex.trading()["live_usd"] == pytest.approx(20.0)
-    # Both sends of retry-1 were recorded before they went out; the second says it is a retry.
-    entries = requests.get(ex.api + "/audit", params={"action": "gateway.forward"}, headers=ex.auth).json()["entries"]
-    sends = [json.loads(e["detail"]) for e in reversed(entries)]
-    assert [d.get("retry") for d in sends if d.get("client_order_id") == "retry-1"] == [None, "true"]
-
-    kalshi_order(kalshi, 10, price=46, client_order_id="k-retry-1")
-    kalshi_order(kalshi, 10, price=46, client_order_id="k-retry-1")
+    # Other content under the same id is a new order too, and the cap holds whatever ids are reused.
+    kalshi_order(kalshi, 10, price=46, client_order_id="reuse-1")
+    assert "daily_cap_usd" in binance_refusal(lambda: buy_ten_dollars(binance, newClientOrderId="reuse-1"))
     assert ex.trading()["live_usd"] == pytest.approx(24.60)
+    sent = [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/api/v3/order"]
+    assert len(sent) == 2
+
+    # Polymarket: the very same signed order twice is one order; a new salt is a new order.
+    signed = poly.create_order(OrderArgs(token_id=fx.POLY_TOKEN_ID, price=0.5, size=10, side=BUY))  # 5 USDC
+    poly.post_order(signed)
+    poly.post_order(signed)
+    assert ex.trading()["live_usd"] == pytest.approx(29.60)
+    entries = requests.get(ex.api + "/audit", params={"action": "gateway.forward"}, headers=ex.auth).json()["entries"]
+    sends = [json.loads(e["detail"]) for e in reversed(entries) if e["target"] == "polymarket"]
+    assert [d.get("retry") for d in sends] == [None, "true"]
+    poly_order(poly, 10, price=0.5)
+    assert ex.trading()["live_usd"] == pytest.approx(34.60)
 
 
 def test_a_live_order_that_cannot_be_recorded_is_neither_sent_nor_reserved(ex, tmp_path, master_key):

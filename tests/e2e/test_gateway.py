@@ -58,6 +58,9 @@ upstream_timeout_seconds = 2
 
 [prices.anthropic]
 "{CLAUDE}" = {{ input = 3, output = 15 }}
+
+[call_prices.openai]
+"POST /v1/audio/speech" = 0.03
 """)
     data = tmp_path / "data"
     env = {"WARDEN_MASTER_KEY": master_key}
@@ -241,6 +244,56 @@ def test_budget_holds_under_concurrency(world):
     with pytest.raises(openai.PermissionDeniedError):
         openai_client(world, world["key"](budget=1)["key"]).chat.completions.create(
             model="unpriced-model", messages=[{"role": "user", "content": "x"}], max_tokens=1)
+
+
+def test_an_llm_budget_cannot_be_credited_or_outrun(world):
+    """Odd ceilings, generation multipliers, unanswered calls and unbounded endpoints: the budget holds and
+    what the key spent never goes below zero. MODEL costs 1000 USD per million output tokens (0.001 a token)."""
+    agent = world["key"](budget=0.1)["key"]
+    url = world["server"].url + "/proxy/openai/v1"
+    h = {"Authorization": f"Bearer {agent}", "Content-Type": "application/json"}
+    fake = world["upstreams"]["openai"]
+    before = len(fake.requests)
+
+    def post(path, body):
+        return requests.post(url + path, headers=h, data=body if isinstance(body, (bytes, str)) else json.dumps(body), timeout=20)
+
+    message = [{"role": "user", "content": "x"}]
+    for field in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        for value in ("-1e12", "-1", "0", "1.5", '"9"', "1e300", "123456789012", "true"):
+            r = post("/chat/completions", f'{{"model":"{MODEL}","messages":[],"{field}":{value}}}')
+            assert r.status_code == 400 and field in r.json()["error"]["message"], (field, value, r.text)
+    for value in ("0", "-2", "2.5", "1000"):
+        assert post("/chat/completions", f'{{"model":"{MODEL}","messages":[],"max_tokens":1,"n":{value}}}').status_code == 400
+    # `n` multiplies the reservation: 30 × 10 tokens is 0.30 USD, past the 0.10 budget; 5 × 10 fits.
+    r = post("/chat/completions", {"model": MODEL, "messages": message, "max_tokens": 10, "n": 30})
+    assert r.status_code == 429 and "budget" in r.json()["error"]["message"]
+    assert post("/chat/completions", {"model": MODEL, "messages": message, "max_tokens": 10, "n": 5}).status_code == 200
+    # Calls billed otherwise than by tokens cannot be bounded before they are sent: refused for a budgeted key.
+    for path, body in [("/batches", {"input_file_id": "f", "endpoint": "/v1/chat/completions"}),
+                       ("/images/generations", {"model": "dall-e-3", "prompt": "x"}),
+                       ("/responses", {"model": MODEL, "input": "x", "background": True}),
+                       ("/responses", {"model": MODEL, "input": "x", "previous_response_id": "resp_1"}),
+                       ("/chat/completions", {"model": MODEL, "max_tokens": 1, "messages": [
+                           {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})]:
+        r = post(path, body)
+        assert r.status_code == 403, (path, r.text)
+    assert len(fake.requests) == before + 1  # only the n = 5 call reached the venue
+    # Unless the operator prices such a call: [call_prices.openai] charges text-to-speech 0.03 a call, whole.
+    assert post("/audio/speech", {"model": "tts-1", "input": "x", "voice": "alloy"}).status_code == 200
+    # A call the venue never answered (timeout) keeps its reservation as spent: 0.01 more.
+    r = post("/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "hang-please"}], "max_tokens": 10})
+    assert r.status_code == 504
+    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"]
+    spent = sum(u["spent_usd"] for u in usage)
+    assert spent == pytest.approx(0.05) and all(u["spent_usd"] >= 0 and u["reserved_usd"] >= 0 for u in usage), usage
+    # With no ceiling, Warden sets default_max_output_tokens (4096 tokens: 4.096 USD) so the venue cannot pass it.
+    r = post("/chat/completions", {"model": MODEL, "messages": message})
+    assert r.status_code == 429
+    roomy = world["key"](budget=10)["key"]
+    r = requests.post(url + "/chat/completions", headers={"Authorization": f"Bearer {roomy}"}, json={"model": MODEL, "messages": message})
+    assert r.status_code == 200
+    assert json.loads(fake.requests[-1]["body"])["max_completion_tokens"] == 4096
 
 
 def raw(world, method, path, key, headers=None, host=None, body=b""):

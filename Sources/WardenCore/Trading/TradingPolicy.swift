@@ -145,8 +145,8 @@ public struct TradingPolicy: Sendable {
         return (request, base.url(request))
     }
 
-    /// The venue refused a live order: its notional goes back to the day.
-    public func release(_ reservation: String) async throws { try await TradeRepository(database).release(orderID: reservation) }
+    /// The venue refused a live order: its notional goes back to the days it was counted on.
+    public func release(_ reservation: String) async throws { try await TradeRepository(database).release(id: reservation) }
 
     // MARK: orders
 
@@ -157,73 +157,101 @@ public struct TradingPolicy: Sendable {
     struct Held: Sendable {
         let order: OrderIntent
         let priced: Priced
+        let notional: USD
         let clientOrderID: String
         let reservation: String?
         let audit: [String: String]
     }
 
-    /// Prices one order, holds it under `max_leg_usd`, and reserves it against `daily_cap_usd`. With `record`,
-    /// the reservation is made in the audit's next group commit, with the row `record` makes from the
-    /// order's details: both are on disk together, or neither is.
-    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, profile: ProfileRecord,
-              live: Bool, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
-        let priced = try await price(order, venue, base, key: key)
-        let usd = Self.double(priced.usd)
-        guard usd <= profile.maxLegUSD + 1e-9 else {
-            throw GatewayRefusal(.forbidden, .permission,
-                                 "the order's notional of \(Self.money(usd)) USD exceeds max_leg_usd (\(Self.money(profile.maxLegUSD)) USD)", key: key)
+    /// Whose limits an order is held under: the key owner's, and for a shared credential its owner's too.
+    struct Limits: Sendable {
+        let owner: ProfileRecord
+        /// The credential owner's id and settings, when the credential is shared with the key's owner.
+        let sharer: (id: String, profile: ProfileRecord)?
+        /// Live only when every owner whose limits apply has passed go-live for the venue.
+        let live: Bool
+    }
+
+    func limits(_ admission: Admission, venue: String) async throws(GatewayRefusal) -> Limits {
+        let owner = try await profile(admission.key)
+        guard !admission.ownsCredential else { return Limits(owner: owner, sharer: nil, live: owner.isLive(venue)) }
+        let sharer: ProfileRecord
+        do { sharer = try await profiles.get(userID: admission.credentialOwnerID) } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read", key: admission.key)
         }
-        let mode = live ? "live" : "paper"
+        return Limits(owner: owner, sharer: (admission.credentialOwnerID, sharer), live: owner.isLive(venue) && sharer.isLive(venue))
+    }
+
+    /// Prices one order, holds it under every applicable `max_leg_usd`, and reserves it against every applicable
+    /// `daily_cap_usd`. With `record`, the reservation is made in the audit's next group commit, with the row
+    /// `record` makes from the order's details: both are on disk together, or neither is.
+    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, limits: Limits,
+              record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
+        let priced = try await price(order, venue, base, key: key)
+        guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
+        }
+        let profiles = [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
+        for (whose, profile) in profiles {
+            let leg = USD(limit: profile.maxLegUSD) ?? .zero
+            guard notional <= leg else {
+                throw GatewayRefusal(.forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
+            }
+        }
+        let mode = limits.live ? "live" : "paper"
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
         var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
-                     "notional_usd": Self.money(usd), "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
+                     "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
+        if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
+        let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: USD(limit: limits.owner.dailyCapUSD) ?? .zero)]
+            + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: USD(limit: $0.profile.dailyCapUSD) ?? .zero)] } ?? [])
+        let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: order.fingerprint, mode: mode,
+                                                day: SpendRepository.day(), notional: notional)
+        let trades = TradeRepository(database)
         let reservation: TradeReservation
-        let trades = TradeRepository(database), day = SpendRepository.day(), cap = profile.dailyCapUSD
         do {
             if let record {
                 let details = audit
                 reservation = try await self.audit.commit { db in
-                    let reservation = try await trades.reserve(ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode,
-                                                               day: day, amount: usd, cap: cap, on: db)
+                    let reservation = try await trades.reserve(ledgerOrder, limits: caps, on: db)
                     if case .overCap = reservation { return (reservation, nil) }
-                    return (reservation, record(reservation == .duplicate ? details.merging(["retry": "true"]) { $1 } : details))
+                    return (reservation, record(reservation == .sameOrder ? details.merging(["retry": "true"]) { $1 } : details))
                 }
             } else {
-                reservation = try await trades.reserve(ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID, mode: mode,
-                                                       day: day, amount: usd, cap: cap)
+                reservation = try await trades.reserve(ledgerOrder, limits: caps)
             }
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
                                  key: key)
         }
         switch reservation {
-        case .overCap(let used):
+        case .overCap(let ownerID, let used):
+            let whose = ownerID == key.ownerID ? "" : "the credential owner's "
+            let cap = (ownerID == key.ownerID ? caps[0] : caps[caps.count - 1]).dailyCap
             throw GatewayRefusal(.forbidden, .permission,
-                                 "the order's \(Self.money(usd)) USD would take today's \(mode) volume to \(Self.money(used + usd)) USD, past daily_cap_usd (\(Self.money(profile.dailyCapUSD)) USD); it resets at 00:00 UTC",
+                                 "the order's \(notional) USD would take \(whose)\(mode) volume today to \(used + notional) USD, past \(whose)daily_cap_usd (\(cap) USD); it resets at 00:00 UTC",
                                  key: key)
-        case .duplicate:
-            guard live else {
-                throw GatewayRefusal(.badRequest, .invalidRequest,
-                                     "duplicate client order id \(clientOrderID): the simulator already filled this order", key: key)
+        case .sameOrder:
+            guard limits.live else {
+                throw GatewayRefusal(.badRequest, .invalidRequest, "the simulator already filled this very order", key: key)
             }
             audit["retry"] = "true"
-            return Held(order: order, priced: priced, clientOrderID: clientOrderID, reservation: nil, audit: audit)
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, reservation: nil, audit: audit)
         case .reserved(let id):
-            return Held(order: order, priced: priced, clientOrderID: clientOrderID, reservation: id, audit: audit)
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, reservation: id, audit: audit)
         }
     }
 
     func release(_ held: [Held]) async {
-        for id in held.compactMap(\.reservation) { try? await TradeRepository(database).release(orderID: id) }
+        for id in held.compactMap(\.reservation) { try? await TradeRepository(database).release(id: id) }
     }
 
     func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
               _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
-        let profile = try await profile(admission.key)
-        let live = profile.isLive(venue.name)
+        let limits = try await limits(admission, venue: venue.name)
         // A live order is recorded as it is reserved, in one commit: the row is on disk before it is sent.
         var record: RowMaker?
-        if live {
+        if limits.live {
             let method = outgoing.method
             record = { details in
                 var detail = details
@@ -231,10 +259,10 @@ public struct TradingPolicy: Sendable {
                 return admission.auditEntry("gateway.forward", outcome: "allowed", method: method, detail: detail)
             }
         }
-        let held = try await hold(order, venue, base, key: admission.key, profile: profile, live: live, record: record)
+        let held = try await hold(order, venue, base, key: admission.key, limits: limits, record: record)
         let audit = held.audit.merging(["class": "order"]) { $1 }
-        guard live else {
-            let answer = try await simulate(held, profile: profile, venue, base, key: admission.key)
+        guard limits.live else {
+            let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
             return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservations: [])
         }
         do {
@@ -256,23 +284,24 @@ public struct TradingPolicy: Sendable {
     func plan(batch orders: [OrderIntent], _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
               _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
-        let profile = try await profile(key)
-        let live = profile.isLive(venue.name)
+        let limits = try await limits(admission, venue: venue.name)
+        let live = limits.live
         var held: [Held] = []
         for order in orders {
-            do { held.append(try await hold(order, venue, base, key: key, profile: profile, live: live)) } catch {
+            do { held.append(try await hold(order, venue, base, key: key, limits: limits)) } catch {
                 await release(held)
                 throw error
             }
         }
-        let total = held.reduce(Decimal(0)) { $0 + $1.priced.usd }
-        let audit = ["class": "orders", "count": String(held.count), "notional_usd": Self.money(Self.double(total)),
+        let total = held.reduce(USD.zero) { $0 + $1.notional }
+        var audit = ["class": "orders", "count": String(held.count), "notional_usd": total.description,
                      "mode": live ? "live" : "paper", "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
+        if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         guard live else {
             var answers: [Any] = []
             for (index, one) in held.enumerated() {
                 do {
-                    let answer = try await simulate(one, profile: profile, venue, base, key: key)
+                    let answer = try await simulate(one, profile: limits.owner, venue, base, key: key)
                     answers.append(try JSONSerialization.jsonObject(with: answer.body))
                 } catch {
                     await release(Array(held[(index + 1)...]))
@@ -323,7 +352,7 @@ public struct TradingPolicy: Sendable {
                 side: order.side.rawValue, quantity: "\(fill.quantity)", price: "\(fill.price)", notionalUSD: Self.double(fill.notionalUSD),
                 feeUSD: Self.double(fill.feeUSD), createdAt: Clock.nowMillis()), startingBalanceUSD: profile.startingBalanceUSD)
             guard booked else {
-                if let ticket { try? await trades.release(orderID: ticket) }
+                if let ticket { try? await trades.release(id: ticket) }
                 throw GatewayRefusal(.badRequest, .invalidRequest,
                                      "insufficient paper balance for this order (simulator cash starts at starting_balance_usd)", key: key)
             }
@@ -331,7 +360,7 @@ public struct TradingPolicy: Sendable {
         } catch let refusal as GatewayRefusal {
             throw refusal
         } catch {
-            if let ticket { try? await trades.release(orderID: ticket) }
+            if let ticket { try? await trades.release(id: ticket) }
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the simulator could not fill the order: \(error)", key: key)
         }
     }
@@ -357,6 +386,15 @@ public struct TradingPolicy: Sendable {
                 let rate = try await usdRate(asset, order, venue, base)
                 let market = try await marketPrice(order, venue, base, key: key)
                 return Priced(usd: quantity * market * rate, usdPerQuote: rate, market: market)
+            case .atLeastMarket(let amount, let quantity, let asset, let maxPayoff):
+                let rate = try await usdRate(asset, order, venue, base)
+                let market: Decimal?
+                do { market = try await marketPrice(order, venue, base, key: key) } catch {
+                    guard maxPayoff != nil else { throw error }
+                    market = nil  // a contract's maximum payoff bounds it instead
+                }
+                let value = market.map { max(amount, quantity * $0) } ?? quantity * (maxPayoff ?? 0)
+                return Priced(usd: value * rate, usdPerQuote: rate, market: market)
             case .undetermined(let reason):
                 throw GatewayRefusal(.forbidden, .permission, "the order's notional cannot be determined: \(reason)", key: key)
             }

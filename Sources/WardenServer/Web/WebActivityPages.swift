@@ -85,10 +85,10 @@ struct WebActivityPages {
         let day = SpendRepository.day()
         let profile = try await app.services.profiles.get(userID: principal.user.id)
         let volume = try await TradeRepository(app.services.database).used(ownerID: principal.user.id, day: day)
-        let traded = (volume["live"] ?? 0) + (volume["paper"] ?? 0)
+        let traded = ((volume["live"] ?? .zero) + (volume["paper"] ?? .zero)).double
         await app.gateway.spendBatch.flush()
         let spend = try await SpendRepository(app.services.database).usage(ownerID: principal.user.id, day: day)
-        let spent = spend.reduce(0) { $0 + $1.spentUSD }
+        let spent = spend.reduce(USD.zero) { $0 + $1.spent }.double
         let keys = try await app.services.agentKeys.list(principal)
         let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(0, +)
         var data: [String: Any] = [
