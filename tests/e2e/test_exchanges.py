@@ -725,8 +725,9 @@ def test_an_order_on_a_shared_credential_keeps_within_the_owners_limits(ex, tmp_
     assert grant.status_code == 201, grant.text
     token = requests.post(ex.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
     grantee = {"Authorization": f"Bearer {token}"}
-    assert requests.put(ex.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 10000, "daily_cap_usd": 100000}}).status_code == 200
-    assert requests.post(ex.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
+    assert requests.put(ex.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 1000, "daily_cap_usd": 100000}}).status_code == 200
+    live = requests.post(ex.api + "/profile/go-live", headers=grantee, json={"venue": "binance"})
+    assert live.json()["live"] is True, live.text
     made = requests.post(ex.api + "/agent-keys", headers=grantee,
                          json={"name": "g", "credential_ids": [ex.creds["binance"]], "access": "trade"})
     assert made.status_code == 201, made.text
@@ -734,7 +735,7 @@ def test_an_order_on_a_shared_credential_keeps_within_the_owners_limits(ex, tmp_
     fake = ex.fakes["binance"]
     before = len(orders_seen(fake, "POST", "/api/v3/order"))
 
-    # 25 USD passes the grantee's 10000 but not the owner's 20.
+    # 25 USD passes the grantee's 1000 but not the owner's 20.
     assert "max_leg_usd" in binance_refusal(lambda: binance.create_order(
         symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0005", price="50000"))
     buy_ten_dollars(binance)
@@ -854,7 +855,7 @@ def test_a_reused_client_order_id_holds_its_own_reservation(ex):
     first order closed) accepts one again: each send the venue could execute holds its own reservation. Only
     Polymarket, which identifies an order by its signed content and never fills it twice, gets a free retry,
     and only for the very same order."""
-    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 40})
+    ex.put_profile(risk={"max_leg_usd": 10, "daily_cap_usd": 30})
     ex.live(*VENUES)
     agent = ex.key()
     binance, kalshi, poly = ex.binance(agent), ex.kalshi(agent), ex.polymarket(agent)
@@ -878,8 +879,9 @@ def test_a_reused_client_order_id_holds_its_own_reservation(ex):
     entries = requests.get(ex.api + "/audit", params={"action": "gateway.forward"}, headers=ex.auth).json()["entries"]
     sends = [json.loads(e["detail"]) for e in reversed(entries) if e["target"] == "polymarket"]
     assert [d.get("retry") for d in sends] == [None, "true"]
-    poly_order(poly, 10, price=0.5)
-    assert ex.trading()["live_usd"] == pytest.approx(34.60)
+    # A new salt is a new order: 5 more USDC would pass the 30 USD day.
+    assert "daily_cap_usd" in poly_refusal(lambda: poly_order(poly, 10, price=0.5))
+    assert ex.trading()["live_usd"] == pytest.approx(29.60)
 
 
 def test_a_live_order_that_cannot_be_recorded_is_neither_sent_nor_reserved(ex, tmp_path, master_key):
