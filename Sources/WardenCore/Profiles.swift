@@ -12,7 +12,7 @@ public struct Profiles: Sendable {
     }
 
     public static let defaults = ProfileRecord(
-        minNetEdgeCents: 1, maxLegUSD: 100, dailyCapUSD: 500, allowLiveTrading: false,
+        minNetEdgeCents: 1, maxLegUSD: USD(dollars: 100), dailyCapUSD: USD(dollars: 500), allowLiveTrading: false,
         startingBalanceUSD: 10_000, feeBps: 10, slippageBps: 5)
 
     public func get(userID: String) async throws -> ProfileRecord {
@@ -56,8 +56,6 @@ public struct Profiles: Sendable {
     static func validate(_ p: ProfileRecord) throws(WardenError) {
         let limits: [(String, Double, ClosedRange<Double>)] = [
             ("risk.min_net_edge_cents", p.minNetEdgeCents, 0...10_000),
-            ("risk.max_leg_usd", p.maxLegUSD, 0...10_000_000),
-            ("risk.daily_cap_usd", p.dailyCapUSD, 0...100_000_000),
             ("simulator.starting_balance_usd", p.startingBalanceUSD, 0...1_000_000_000),
             ("simulator.fee_bps", p.feeBps, 0...1_000),
             ("simulator.slippage_bps", p.slippageBps, 0...1_000),
@@ -67,6 +65,10 @@ public struct Profiles: Sendable {
             guard range.contains(value) else {
                 throw .invalid(field, "must be between \(Self.format(range.lowerBound)) and \(Self.format(range.upperBound))")
             }
+        }
+        for (field, value, most) in [("risk.max_leg_usd", p.maxLegUSD, 10_000_000), ("risk.daily_cap_usd", p.dailyCapUSD, 100_000_000)]
+            where value > USD(dollars: most) {
+            throw .invalid(field, "must be between 0 and \(most)")
         }
         guard p.maxLegUSD <= p.dailyCapUSD else {
             throw .invalid("risk.max_leg_usd", "must not exceed risk.daily_cap_usd")

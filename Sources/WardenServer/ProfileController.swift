@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import WardenCore
 import WardenStore
@@ -10,7 +11,9 @@ struct ProfileController {
 
     /// `live_venues` is read-only: only the go-live checks add a venue.
     struct Risk: Codable {
-        var minNetEdgeCents: Double?, maxLegUSD: Double?, dailyCapUSD: Double?, allowLiveTrading: Bool?, liveVenues: [String]?
+        var minNetEdgeCents: Double?, allowLiveTrading: Bool?, liveVenues: [String]?
+        /// Exact decimals: a limit is never a binary fraction.
+        var maxLegUSD: Decimal?, dailyCapUSD: Decimal?
         enum CodingKeys: String, CodingKey {
             case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
             case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues"
@@ -25,9 +28,14 @@ struct ProfileController {
     struct Body: Codable { var risk: Risk?; var simulator: Simulator? }
 
     static func body(_ p: ProfileRecord) -> Body {
-        Body(risk: Risk(minNetEdgeCents: p.minNetEdgeCents, maxLegUSD: p.maxLegUSD, dailyCapUSD: p.dailyCapUSD,
-                        allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues),
+        Body(risk: Risk(minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
+                        maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal),
              simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
+    }
+
+    static func limit(_ value: Decimal, _ field: String) throws -> USD {
+        guard let usd = USD(limit: value) else { throw WardenError.invalid(field, "must be a number of USD from 0 up") }
+        return usd
     }
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
@@ -40,8 +48,8 @@ struct ProfileController {
             var p = try await profiles.get(userID: principal.user.id)
             if let r = update.risk {
                 p.minNetEdgeCents = r.minNetEdgeCents ?? p.minNetEdgeCents
-                p.maxLegUSD = r.maxLegUSD ?? p.maxLegUSD
-                p.dailyCapUSD = r.dailyCapUSD ?? p.dailyCapUSD
+                p.maxLegUSD = try r.maxLegUSD.map { try Self.limit($0, "risk.max_leg_usd") } ?? p.maxLegUSD
+                p.dailyCapUSD = try r.dailyCapUSD.map { try Self.limit($0, "risk.daily_cap_usd") } ?? p.dailyCapUSD
                 p.allowLiveTrading = r.allowLiveTrading ?? p.allowLiveTrading
             }
             if let s = update.simulator {

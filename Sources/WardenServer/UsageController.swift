@@ -22,8 +22,7 @@ struct UsageController {
     }
     struct Trading: Encodable {
         let day: String
-        let liveUSD, paperUSD: Decimal
-        let dailyCapUSD: Double
+        let liveUSD, paperUSD, dailyCapUSD: Decimal
         enum CodingKeys: String, CodingKey { case day, liveUSD = "live_usd", paperUSD = "paper_usd", dailyCapUSD = "daily_cap_usd" }
     }
     struct Body: Encodable { let day: String; let llm: [Entry]; let trading: Trading }
@@ -35,7 +34,7 @@ struct UsageController {
             let userID = try context.requirePrincipal().user.id
             let rows = try await SpendRepository(database).usage(ownerID: userID, day: day)
             let volume = try await TradeRepository(database).used(ownerID: userID, day: day)
-            let cap = try await profiles.get(userID: userID).dailyCapUSD
+            let cap = try await profiles.get(userID: userID).dailyCapUSD.decimal
             return try Response.json(Body(day: day, llm: rows.map {
                 Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
                       outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)

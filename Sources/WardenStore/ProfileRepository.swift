@@ -3,8 +3,8 @@ import SQLKit
 /// A user's risk settings and simulator defaults.
 public struct ProfileRecord: Sendable, Equatable, Codable {
     public var minNetEdgeCents: Double
-    public var maxLegUSD: Double
-    public var dailyCapUSD: Double
+    public var maxLegUSD: USD
+    public var dailyCapUSD: USD
     public var allowLiveTrading: Bool
     public var startingBalanceUSD: Double
     public var feeBps: Double
@@ -12,7 +12,7 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     /// Venues whose go-live checks passed; orders elsewhere stay in the simulator.
     public var liveVenues: [String]
 
-    public init(minNetEdgeCents: Double, maxLegUSD: Double, dailyCapUSD: Double, allowLiveTrading: Bool,
+    public init(minNetEdgeCents: Double, maxLegUSD: USD, dailyCapUSD: USD, allowLiveTrading: Bool,
                 startingBalanceUSD: Double, feeBps: Double, slippageBps: Double, liveVenues: [String] = []) {
         self.minNetEdgeCents = minNetEdgeCents
         self.maxLegUSD = maxLegUSD
@@ -38,8 +38,8 @@ public struct ProfileRepository: Sendable {
             try await db.raw("SELECT * FROM profiles WHERE user_id = \(bind: userID)").first().map { row in
                 ProfileRecord(
                     minNetEdgeCents: try row.decode(column: "min_net_edge_cents", as: Double.self),
-                    maxLegUSD: try row.decode(column: "max_leg_usd", as: Double.self),
-                    dailyCapUSD: try row.decode(column: "daily_cap_usd", as: Double.self),
+                    maxLegUSD: USD(micros: try row.decode(column: "max_leg_micros", as: Int64.self)) ?? .zero,
+                    dailyCapUSD: USD(micros: try row.decode(column: "daily_cap_micros", as: Int64.self)) ?? .zero,
                     allowLiveTrading: try row.decode(column: "allow_live_trading", as: Bool.self),
                     startingBalanceUSD: try row.decode(column: "starting_balance_usd", as: Double.self),
                     feeBps: try row.decode(column: "fee_bps", as: Double.self),
@@ -52,9 +52,9 @@ public struct ProfileRepository: Sendable {
     public func upsert(userID: String, _ p: ProfileRecord, on db: any SQLDatabase) async throws {
         try await db.raw("DELETE FROM profiles WHERE user_id = \(bind: userID)").run()
         try await db.raw("""
-            INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_usd, daily_cap_usd, allow_live_trading,
+            INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_micros, daily_cap_micros, allow_live_trading,
                 starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at)
-            VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD), \(bind: p.dailyCapUSD),
+            VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD.micros), \(bind: p.dailyCapUSD.micros),
                 \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
                 \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()))
             """).run()

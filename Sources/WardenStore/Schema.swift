@@ -206,7 +206,7 @@ enum Schema {
         ], dialectStatements: StoreRevision.triggers),
         // Money becomes exact (integer micro-dollars that the columns refuse to hold negative), and an
         // order's reservation is no longer keyed by its client order id, which venues do not keep unique.
-        Migration(version: 7, name: "exact ledgers: micro-dollar spend and volume, one reservation per order", statements: [
+        Migration(version: 7, name: "exact money: micro-dollar limits, spend and volume; one reservation per order", statements: [
             "ALTER TABLE llm_spend ADD COLUMN spent_micros BIGINT NOT NULL DEFAULT 0 CHECK (spent_micros >= 0)",
             "ALTER TABLE llm_spend ADD COLUMN reserved_micros BIGINT NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0)",
             // A negative figure can only come from the ceiling attack this migration closes: it counts as nothing.
@@ -242,6 +242,15 @@ enum Schema {
             FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
             """,
             "DROP TABLE trade_orders",
+            "ALTER TABLE profiles ADD COLUMN max_leg_micros BIGINT NOT NULL DEFAULT 0 CHECK (max_leg_micros >= 0)",
+            "ALTER TABLE profiles ADD COLUMN daily_cap_micros BIGINT NOT NULL DEFAULT 0 CHECK (daily_cap_micros >= 0)",
+            """
+            UPDATE profiles SET
+                max_leg_micros = CASE WHEN max_leg_usd > 0 THEN CAST(ROUND(max_leg_usd * 1000000) AS BIGINT) ELSE 0 END,
+                daily_cap_micros = CASE WHEN daily_cap_usd > 0 THEN CAST(ROUND(daily_cap_usd * 1000000) AS BIGINT) ELSE 0 END
+            """,
+            "ALTER TABLE profiles DROP COLUMN max_leg_usd",
+            "ALTER TABLE profiles DROP COLUMN daily_cap_usd",
         ]),
     ]
 }

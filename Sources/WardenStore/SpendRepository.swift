@@ -24,7 +24,6 @@ public struct SpendRepository: Sendable {
 
     /// Reserves `amount` USD unless it would take the key past `budget` for the day (summed over venues).
     public func reserve(keyID: String, venue: String, day: String, amount: USD, budget: USD?) async throws -> Bool {
-        guard amount > .zero || budget == nil else { throw StoreError.invalidAmount("a budgeted call's reservation is never zero") }
         let dialect = database.dialect
         return try await database.transaction { db in
             if dialect == .postgres {

@@ -3,7 +3,7 @@ import Foundation
 /// An amount of US dollars, exact to the micro-dollar: caps, budgets, notionals, reservations and spend.
 /// Never negative and never above `limit`: an amount is checked when it is made, so every sum of amounts
 /// is a sum of bounded non-negative integers (and the store's columns refuse a negative one too).
-public struct USD: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct USD: Sendable, Hashable, Comparable, CustomStringConvertible, Codable {
     public let micros: Int64
 
     /// A billion dollars: far above any cap, and small enough that thousands of amounts sum without overflow.
@@ -38,6 +38,15 @@ public struct USD: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.init(checked: Int64(scaled))
     }
 
+    /// A limit a person set, exactly as written, rounded down to the micro-dollar.
+    public init?(limit value: Decimal) {
+        guard !value.isNaN, value >= 0, value <= Self.limit.decimal else { return nil }
+        var scaled = value * Decimal(Self.perDollar)
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &scaled, 0, .down)
+        self.init(checked: NSDecimalNumber(decimal: rounded).int64Value)
+    }
+
     /// Whole dollars.
     public init(dollars: Int) { self.init(checked: Int64(dollars) * Self.perDollar) }
 
@@ -47,6 +56,20 @@ public struct USD: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var double: Double { Double(micros) / Double(Self.perDollar) }
 
     public static func < (a: USD, b: USD) -> Bool { a.micros < b.micros }
+
+    /// A JSON number, exact (`12.5`).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(decimal)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        guard let value = USD(limit: try container.decode(Decimal.self)) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "an amount of USD from 0 to \(USD.limit)")
+        }
+        self = value
+    }
 
     /// Sums of bounded amounts cannot overflow 64 bits; `limit` caps the result all the same.
     public static func + (a: USD, b: USD) -> USD { USD(checked: min(a.micros + b.micros, limit.micros)) }

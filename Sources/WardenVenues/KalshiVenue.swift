@@ -84,9 +84,10 @@ public struct KalshiVenue: ExchangeVenue {
         if maxCost != nil, action == .sell { return .invalid("buy_max_cost is for buys") }
         switch action {
         case .buy:
-            // A buy pays at most its limit, at most buy_max_cost, and never more than 1 USD a contract.
+            // A buy pays at most its limit, at most buy_max_cost, and never more than 1 USD a contract. A market
+            // order's price is not taken as a bound: it fills at what the book offers.
             var worst = count
-            if let cents { worst = min(worst, count * cents / 100) }
+            if let cents, intent.echo["type"] != "market" { worst = min(worst, count * cents / 100) }
             if let maxCost {
                 guard let limit = VenueJSON.decimal(maxCost), limit > 0 else { return .invalid("buy_max_cost must be a whole number of cents") }
                 worst = min(worst, limit / 100)

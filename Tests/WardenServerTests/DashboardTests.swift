@@ -4,6 +4,7 @@ import HummingbirdTesting
 import HTTPTypes
 import Testing
 @testable import WardenServer
+import WardenStore
 
 /// The web dashboard in-process: cookie session, CSRF on every form, escaping, headers, write-only secrets.
 @Suite struct DashboardTests {
@@ -76,7 +77,7 @@ import Testing
             browser.csrf = String(repeating: "0", count: 64)
             let wrong = try await browser.go(.post, "/credentials", form: ["venue": "openai", "label": "x", "api_key": "sk-x"])
             #expect(wrong.status == .forbidden)
-            #expect(try await h.services.profiles.get(userID: try #require(try await h.services.accounts.listUsers().first).id).maxLegUSD == 100)
+            #expect(try await h.services.profiles.get(userID: try #require(try await h.services.accounts.listUsers().first).id).maxLegUSD == USD(dollars: 100))
             #expect(try await browser.go(.get, "/credentials").text.contains("No credentials yet."))
         }
         try await h.close()

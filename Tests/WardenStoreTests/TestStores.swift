@@ -34,7 +34,19 @@ struct TestStore {
             let url = try #require(ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"])
             let name = "warden_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
             let admin = try Database.open(.postgres(url: url), logger: logger)
-            try await admin.withConnection { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+            // CREATE DATABASE copies template1 and fails while another session is copying it: tests run in
+            // parallel, so a collision is retried.
+            for attempt in 1...50 {
+                do {
+                    try await admin.withConnection { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+                    break
+                } catch where attempt < 50 {
+                    try await Task.sleep(for: .milliseconds(20 * attempt))
+                } catch {
+                    try await admin.close()
+                    throw error
+                }
+            }
             try await admin.close()
             var parts = try #require(URLComponents(string: url))
             parts.path = "/\(name)"

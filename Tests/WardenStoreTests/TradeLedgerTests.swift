@@ -113,7 +113,7 @@ import WardenStore
                 try await db.raw("INSERT INTO llm_spend (agent_key_id, day, venue, reserved_micros) VALUES ('k', 'd', 'openai', -5)").run()
             }
         }
-        #expect(USD(micros: -1) == nil && USD(roundingUp: Decimal(-0.5)) == nil && USD(limit: -1) == nil)
+        #expect(USD(micros: -1) == nil && USD(roundingUp: Decimal(-0.5)) == nil && USD(limit: -1.0) == nil && USD(limit: Decimal(-1)) == nil)
         #expect(USD(roundingUp: Decimal(string: "0.0000001")!) == USD(micros: 1))
         try await store.database.close()
     }

@@ -140,6 +140,7 @@ import Testing
             (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market"}"#, 7),
             (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"market","buy_max_cost":350}"#, Decimal(string: "3.5")!),
             (#"{"ticker":"T","action":"buy","side":"yes","count":7,"type":"limit","yes_price":40,"buy_max_cost":100}"#, 1),
+            (#"{"ticker":"T","action":"buy","side":"no","count":7,"type":"market","no_price":1,"buy_max_cost":100000}"#, 7),
         ]
         for (json, usd) in cases {
             guard case .order(let intent) = order(json) else { Issue.record("not an order: \(json)"); continue }

@@ -44,9 +44,10 @@ public struct GoLive: Sendable {
         switch balance {
         case .success(let usd):
             checks.append(GoLiveCheck(name: "balance_call", passed: true, detail: "\(name) answered the authenticated balance call"))
-            let enough = usd + 1e-9 >= profile.maxLegUSD
+            let balance = USD(limit: usd) ?? .zero
+            let enough = balance >= profile.maxLegUSD
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: enough,
-                                      detail: "balance \(TradingPolicy.money(usd)) USD \(enough ? "covers" : "is below") max_leg_usd \(TradingPolicy.money(profile.maxLegUSD)) USD"))
+                                      detail: "balance \(balance) USD \(enough ? "covers" : "is below") max_leg_usd \(profile.maxLegUSD) USD"))
         case .failure(let error):
             checks.append(GoLiveCheck(name: "balance_call", passed: false, detail: error.description))
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: false, detail: "not run: the balance is unknown"))

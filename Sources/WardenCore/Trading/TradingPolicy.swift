@@ -193,7 +193,7 @@ public struct TradingPolicy: Sendable {
         }
         let profiles = [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
         for (whose, profile) in profiles {
-            let leg = USD(limit: profile.maxLegUSD) ?? .zero
+            let leg = profile.maxLegUSD
             guard notional <= leg else {
                 throw GatewayRefusal(.forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
             }
@@ -203,8 +203,8 @@ public struct TradingPolicy: Sendable {
         var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
                      "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
-        let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: USD(limit: limits.owner.dailyCapUSD) ?? .zero)]
-            + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: USD(limit: $0.profile.dailyCapUSD) ?? .zero)] } ?? [])
+        let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
+            + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
         let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: order.fingerprint, mode: mode,
                                                 day: SpendRepository.day(), notional: notional)
         let trades = TradeRepository(database)

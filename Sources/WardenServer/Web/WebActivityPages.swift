@@ -92,8 +92,8 @@ struct WebActivityPages {
         let keys = try await app.services.agentKeys.list(principal)
         let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(0, +)
         var data: [String: Any] = [
-            "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", profile.dailyCapUSD),
-            "volume_value": min(traded, profile.dailyCapUSD), "cap_max": max(profile.dailyCapUSD, 0.01),
+            "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", profile.dailyCapUSD.double),
+            "volume_value": min(traded, profile.dailyCapUSD.double), "cap_max": max(profile.dailyCapUSD.double, 0.01),
             "spend": String(format: "%.4f", spent), "spend_value": budget > 0 ? min(spent, budget) : 0, "spend_max": max(budget, 0.01),
         ]
         if budget > 0 { data["budget"] = String(format: "%.2f", budget) }

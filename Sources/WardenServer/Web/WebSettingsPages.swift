@@ -26,9 +26,14 @@ struct WebSettingsPages {
                 guard let value = Double(entered[name] ?? ""), value.isFinite else { throw WardenError.invalid(name, "must be a number") }
                 return value
             }
+            func amount(_ name: String) throws -> USD {
+                guard let text = entered[name], let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")),
+                      let usd = USD(limit: value) else { throw WardenError.invalid(name, "must be a number of USD from 0 up") }
+                return usd
+            }
             do {
-                profile.maxLegUSD = try number("max_leg_usd")
-                profile.dailyCapUSD = try number("daily_cap_usd")
+                profile.maxLegUSD = try amount("max_leg_usd")
+                profile.dailyCapUSD = try amount("daily_cap_usd")
                 profile.minNetEdgeCents = try number("min_net_edge_cents")
                 profile.startingBalanceUSD = try number("starting_balance_usd")
                 profile.feeBps = try number("fee_bps")
@@ -61,7 +66,7 @@ struct WebSettingsPages {
 
     func page(_ principal: Principal, _ profile: ProfileRecord, entered: [String: String] = [:], fieldError: (String, String)? = nil,
               checks: GoLiveResult? = nil, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
-        let values = ["max_leg_usd": profile.maxLegUSD, "daily_cap_usd": profile.dailyCapUSD, "min_net_edge_cents": profile.minNetEdgeCents,
+        let values = ["max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double, "min_net_edge_cents": profile.minNetEdgeCents,
                       "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps]
         func rows(_ fields: [(String, String)]) -> [[String: Any]] {
             fields.map { name, label in
