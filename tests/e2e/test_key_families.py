@@ -3,6 +3,7 @@ below it at once, on every server; minting needs a live ancestry and an enabled 
 family; a family shares one rate-limit bucket per service. The oracle for calls is what the fake service
 received."""
 import concurrent.futures
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,15 +19,30 @@ RATE_LIMIT = 6
 MINTS_PER_MINUTE = 10  # AgentKeys.maxMintsPerWindow
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request, master_key):
+    """The store both servers and the CLI share: SQLite in the data directory, or a fresh PostgreSQL database
+    (when WARDEN_TEST_POSTGRES_URL is set, as scripts/with-postgres does), where the family lock is a row lock."""
+    env = {"WARDEN_MASTER_KEY": master_key}
+    if request.param == "postgres":
+        base = os.environ.get("WARDEN_TEST_POSTGRES_URL")
+        if not base:
+            pytest.skip("needs PostgreSQL (scripts/with-postgres)")
+        name = f"warden_fam_{os.getpid()}_{int(time.time() * 1000) % 1000000}"
+        subprocess.run(["psql", base.split("?")[0], "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+        env["WARDEN_DATABASE_URL"] = base.replace("/warden?", f"/{name}?")
+    return env
+
+
 @pytest.fixture
-def fam(start, tmp_path, master_key):
+def fam(start, tmp_path, store_env):
     upstream = fakes.Fake(fakes.service_handler)
     config = tmp_path / "warden.toml"
     service = f'base_url = "{upstream.url}"\nauth_header = "X-Api-Token"\nauth_value_prefix = "token "\n'
     # `open` has no rate limit (for the revocation tests); `limited` lets RATE_LIMIT calls through an hour.
     config.write_text(f"[services.open]\n{service}\n[services.limited]\n{service}"
                       f"rate_limit = {RATE_LIMIT}\nrate_limit_window_seconds = 3600\n")
-    env = {"WARDEN_MASTER_KEY": master_key}
+    env = store_env
     data = tmp_path / "data"
     assert warden("user", "create", "family@example.com", "family-password-1", "--no-reset",
                   "--data-dir", str(data), "--config", str(config), env=env).returncode == 0
@@ -44,7 +60,7 @@ def fam(start, tmp_path, master_key):
         return r.json()
 
     def second_server():
-        """Another `warden serve` on the same data directory (the same SQLite store)."""
+        """Another `warden serve` on the same store (the same data directory, or the same PostgreSQL database)."""
         return start(env, data_dir=data, args=("--config", str(config)))
 
     yield {"server": server, "upstream": upstream, "api": api, "auth": auth, "root": root, "second_server": second_server,
