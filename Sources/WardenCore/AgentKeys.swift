@@ -220,10 +220,11 @@ extension AgentKeys {
                                   + "(DELETE /api/v1/agent-keys/self with each) or wait for them to expire")
         }
         if activity.recentMints >= Self.maxMintsPerWindow {
-            let wait = ((activity.oldestRecentMint ?? now) + window - now + 999) / 1000
+            // Until the oldest mint in the window leaves it, in whole seconds.
+            let wait = Int(max(1, ((activity.oldestRecentMint ?? now) + window - now + 999) / 1000))
             throw WardenError(.tooManyRequests, code: "mint_rate_limited",
                               "this key's family minted \(Self.maxMintsPerWindow) keys in the last \(Self.mintWindowSeconds) s; "
-                                  + "try again later", retryAfterSeconds: Int(max(1, wait)))
+                                  + "try again in \(wait) s", retryAfterSeconds: wait)
         }
     }
 

@@ -221,8 +221,8 @@ public final class Gateway: Sendable {
         if let limit = service.rateLimit,
            let wait = await rateLimiter.take(key: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds)) {
             throw GatewayRefusal(.tooManyRequests, .rateLimit,
-                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached (one limit for a key and every key minted from it)",
-                                 retryAfter: wait, key: key)
+                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached "
+                                     + "(one limit for a key and every key minted from it)", retryAfter: wait, key: key)
         }
     }
 
