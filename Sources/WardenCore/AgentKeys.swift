@@ -65,22 +65,53 @@ public struct AgentKeys: Sendable {
         try await repository.list(ownerID: p.user.id)
     }
 
+    /// Revokes the key and every key minted from it (see `revokeFamily`).
     public func revoke(_ p: Principal, id: String) async throws {
         guard let record = try await repository.find(id: id), record.ownerID == p.user.id else {
             throw WardenError.notFound("agent key")
         }
+        try await revokeFamily(record, actor: p.user.id, detail: [:])
+    }
+
+    /// Revokes `record` and, in the same transaction, every key below it, so none of them acts again on
+    /// any server: the write moves the store revision, which empties every server's key cache. The
+    /// gateway also checks each key's ancestry, so a key minted in a race with this is refused too.
+    func revokeFamily(_ record: AgentKeyRecord, actor: String, detail: [String: String]) async throws {
         try await database.transaction { db in
-            try await repository.revoke(id: id, at: Clock.nowMillis(), on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.revoke", target: id), on: db)
+            try await repository.lockFamily(rootID: record.rootID, on: db)
+            let descendants = try await repository.revokeWithDescendants(id: record.id, at: Clock.nowMillis(), on: db)
+            var detail = detail
+            if !descendants.isEmpty { detail["descendants_revoked"] = String(descendants.count) }
+            try await audit.append(AuditEntry(actor: actor, owner: record.ownerID, action: "agent_key.revoke", target: record.id,
+                                              detail: detail), on: db)
         }
     }
 
-    /// The live key record for a presented key, or nil (unknown, revoked or expired).
+    /// The live key record for a presented key, or nil (unknown; revoked or expired, itself or a key above
+    /// it; or its owner disabled).
     public func lookup(_ key: String) async throws -> AgentKeyRecord? {
-        guard key.hasPrefix("wdn_"), key.utf8.count < 200, let record = try await repository.find(hash: hash(key)) else { return nil }
-        let now = Clock.nowMillis()
-        guard record.revokedAt == nil, record.expiresAt.map({ $0 > now }) ?? true else { return nil }
-        return record
+        guard key.hasPrefix("wdn_"), key.utf8.count < 200, let found = try await repository.findWithStanding(hash: hash(key)),
+              found.standing.isLive(at: Clock.nowMillis()) else { return nil }
+        return found.key
+    }
+
+    /// The live key record for a presented key, or the reason it may not act.
+    public func authenticate(_ key: String) async throws -> AgentKeyRecord {
+        guard key.hasPrefix("wdn_"), key.utf8.count < 200, let found = try await repository.findWithStanding(hash: hash(key)) else {
+            throw Self.notLive
+        }
+        try Self.requireLive(found.standing, at: Clock.nowMillis())
+        return found.key
+    }
+
+    static let notLive = WardenError(.unauthorized, code: "unauthenticated",
+                                     "unknown, revoked or expired agent key (or a key it was minted from is revoked or expired)")
+
+    static func requireLive(_ standing: KeyStanding, at now: Int64) throws {
+        guard standing.isCurrent(at: now) else { throw notLive }
+        guard !standing.ownerDisabled else {
+            throw WardenError(.unauthorized, code: "owner_disabled", "the owner of this agent key is disabled")
+        }
     }
 
     func hash(_ key: String) -> String {
@@ -108,9 +139,17 @@ public enum KeyMinter: Sendable {
 
 extension AgentKeys {
     public static let maxChildTTLSeconds = 30 * 86_400
+    /// Live (unrevoked, unexpired) keys a family may hold below its root at once. `warden run` revokes its
+    /// key when its command exits, so only runs in progress (or killed ones, until their TTL) count.
+    public static let maxLiveChildKeys = 32
+    /// Keys that may be minted into one family per `mintWindowSeconds`, live or not.
+    public static let maxMintsPerWindow = 10
+    public static let mintWindowSeconds = 60
 
     /// Mints a short-lived key for `warden run`: the venues asked for (or all the caller may use), never
-    /// more access, credentials or lifetime than the caller has. A child of a key shares its budget.
+    /// more access, credentials or lifetime than the caller has. A key minted from a session starts a
+    /// family of its own; one minted from a key joins that key's family, whose members share its budget
+    /// and rate limits, and only while the minting key and every key above it are live.
     public func mintChild(_ minter: KeyMinter, venues: [String]?, ttlSeconds: Int, name: String) async throws -> (AgentKeyRecord, String) {
         guard (5...Self.maxChildTTLSeconds).contains(ttlSeconds) else {
             throw WardenError.invalid("ttl_seconds", "must be between 5 and \(Self.maxChildTTLSeconds)")
@@ -118,7 +157,7 @@ extension AgentKeys {
         let now = Clock.nowMillis()
         var expiresAt = now + Int64(ttlSeconds) * 1000
         let ownerID: String, access: String, available: [String: String]
-        var parentID: String?, budget: Double?
+        var parentID: String?, rootID: String?, budget: Double?
         switch minter {
         case .session(let principal):
             ownerID = principal.user.id
@@ -134,7 +173,8 @@ extension AgentKeys {
             ownerID = parent.ownerID
             access = parent.access
             available = parent.credentials
-            parentID = parent.parentID ?? parent.id
+            parentID = parent.id
+            rootID = parent.rootID
             budget = parent.dailyBudgetUSD
             if let parentExpiry = parent.expiresAt { expiresAt = min(expiresAt, parentExpiry) }
         }
@@ -152,23 +192,44 @@ extension AgentKeys {
         let record = AgentKeyRecord(
             id: UUID().uuidString.lowercased(), ownerID: ownerID, name: String(name.prefix(100)), keyHash: hash(key),
             keyPrefix: String(key.prefix(8)), access: access, createdAt: now, expiresAt: expiresAt,
-            credentials: bindings, dailyBudgetUSD: budget, parentID: parentID)
+            credentials: bindings, dailyBudgetUSD: budget, parentID: parentID, rootID: rootID)
         let entry = AuditEntry(actor: parentID.map { "key:\($0)" } ?? ownerID, owner: ownerID, action: "agent_key.mint_child",
                                target: record.id, detail: ["venues": bindings.keys.sorted().joined(separator: ","),
                                                            "ttl_seconds": String(ttlSeconds)])
         try await database.transaction { db in
+            if let parentID = record.parentID {
+                try await checkFamily(parentID: parentID, rootID: record.rootID, now: now, on: db)
+            }
             try await repository.insert(record, on: db)
             try await audit.append(entry, on: db)
         }
         return (record, key)
     }
 
-    /// Revokes the presented key itself (how `warden run` ends its child key).
-    public func revokeSelf(_ key: AgentKeyRecord) async throws {
-        try await database.transaction { db in
-            try await repository.revoke(id: key.id, at: Clock.nowMillis(), on: db)
-            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "agent_key.revoke", target: key.id,
-                                              detail: ["via": "self"]), on: db)
+    /// Inside the mint's transaction, with the family locked: the minting key must still be live (it may
+    /// have been revoked since the request was authenticated), and the family within its limits.
+    private func checkFamily(parentID: String, rootID: String, now: Int64, on db: any SQLDatabase) async throws {
+        try await repository.lockFamily(rootID: rootID, on: db)
+        guard let parent = try await repository.findWithStanding(id: parentID, on: db) else { throw Self.notLive }
+        try Self.requireLive(parent.standing, at: now)
+        let window = Int64(Self.mintWindowSeconds) * 1000
+        let activity = try await repository.familyActivity(rootID: rootID, now: now, since: now - window, on: db)
+        if activity.liveChildren >= Self.maxLiveChildKeys {
+            throw WardenError(.tooManyRequests, code: "too_many_child_keys",
+                              "this key's family already has \(Self.maxLiveChildKeys) live keys minted from it; revoke some "
+                                  + "(DELETE /api/v1/agent-keys/self with each) or wait for them to expire")
         }
+        if activity.recentMints >= Self.maxMintsPerWindow {
+            // Until the oldest mint in the window leaves it, in whole seconds.
+            let wait = Int(max(1, ((activity.oldestRecentMint ?? now) + window - now + 999) / 1000))
+            throw WardenError(.tooManyRequests, code: "mint_rate_limited",
+                              "this key's family minted \(Self.maxMintsPerWindow) keys in the last \(Self.mintWindowSeconds) s; "
+                                  + "try again in \(wait) s", retryAfterSeconds: wait)
+        }
+    }
+
+    /// Revokes the presented key itself and every key minted from it (how `warden run` ends its child key).
+    public func revokeSelf(_ key: AgentKeyRecord) async throws {
+        try await revokeFamily(key, actor: "key:\(key.id)", detail: ["via": "self"])
     }
 }

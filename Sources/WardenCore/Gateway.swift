@@ -168,7 +168,7 @@ public final class Gateway: Sendable {
 
     static let wardenKeyHeader = HTTPField.Name("x-warden-key")!
 
-    /// The live key in the request (owner enabled) and the credential it may use at this venue: the owner's
+    /// The live key in the request (it and the keys above it unrevoked and unexpired, owner enabled) and the credential it may use at this venue: the owner's
     /// own, or one shared with the owner at a level that covers the key's access. One store query, none
     /// when the key is cached (the checks below run on every call either way).
     func resolve(venue: any VenueAdapter, presented: String?) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
@@ -190,12 +190,12 @@ public final class Gateway: Sendable {
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
         }
-        let now = Clock.nowMillis()
-        guard let resolved, resolved.key.revokedAt == nil, resolved.key.expiresAt.map({ $0 > now }) ?? true else {
+        // The key and every key above it (it may have been minted from another) unrevoked and unexpired.
+        guard let resolved, resolved.standing.isCurrent(at: Clock.nowMillis()) else {
             throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
         }
         let key = resolved.key
-        guard !resolved.ownerDisabled else {
+        guard !resolved.standing.ownerDisabled else {
             throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: key)
         }
         guard key.credentials[venue.name] != nil else {
@@ -217,7 +217,8 @@ public final class Gateway: Sendable {
         return (key, credential, secret)
     }
 
-    /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds.
+    /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds, for the key's
+    /// whole family at once (one bucket per family root), so minting keys never multiplies it.
     func enforce(service: WardenConfig.ServiceSection, venue: String, key: AgentKeyRecord, method: String, path: CanonicalPath)
         async throws(GatewayRefusal) {
         if key.access == "read", !["GET", "HEAD", "OPTIONS"].contains(method.uppercased()) {
@@ -227,9 +228,10 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
         }
         if let limit = service.rateLimit,
-           let wait = await rateLimiter.take(key: "\(key.id)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds)) {
+           let wait = await rateLimiter.take(key: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds)) {
             throw GatewayRefusal(.tooManyRequests, .rateLimit,
-                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached", retryAfter: wait, key: key)
+                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached "
+                                     + "(one limit for a key and every key minted from it)", retryAfter: wait, key: key)
         }
     }
 
@@ -247,8 +249,8 @@ public final class Gateway: Sendable {
         let request = dialect.inspect(body)
         if let invalid = request.invalid { throw GatewayRefusal(.badRequest, .invalidRequest, invalid, key: key) }
         let price = request.model.flatMap { config.prices[venue]?[$0] }
-        // A child key (from `warden run`) spends from its parent's budget, never beside it.
-        let budgetKey = key.parentID ?? key.id
+        // A family (a key and every key minted below it, at any depth) spends from one budget, its root's.
+        let budgetKey = key.rootID
         let day = SpendRepository.day()
         guard let budgetValue = key.dailyBudgetUSD else {
             return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: .zero, price: price, budgeted: false), body, request)

@@ -82,10 +82,7 @@ struct AgentKeyController {
             if value.hasPrefix("wdn_") { presented = presented ?? value } else { token = value }
         }
         if let presented {
-            guard let key = try await agentKeys.lookup(presented) else {
-                throw WardenError(.unauthorized, code: "unauthenticated", "unknown, revoked or expired agent key")
-            }
-            return .agentKey(key)
+            return .agentKey(try await agentKeys.authenticate(presented))
         }
         guard let token else { throw WardenError.unauthenticated }
         let principal = try await accounts.authenticate(token: token)

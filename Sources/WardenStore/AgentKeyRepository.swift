@@ -17,12 +17,15 @@ public struct AgentKeyRecord: Sendable, Equatable {
     public var credentials: [String: String]
     /// LLM spend allowed per UTC day, in USD (nil: no budget).
     public var dailyBudgetUSD: Double?
-    /// The key this one was minted from (`warden run`); a child spends from its parent's budget.
+    /// The key this one was minted from (`warden run`), nil for a key made by its owner.
     public var parentID: String?
+    /// The top key of this key's family (itself for a key made by its owner): the family shares one
+    /// LLM budget and one rate-limit bucket per service, and its minting is limited as a whole.
+    public var rootID: String
 
     public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
                 createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
-                credentials: [String: String], dailyBudgetUSD: Double? = nil, parentID: String? = nil) {
+                credentials: [String: String], dailyBudgetUSD: Double? = nil, parentID: String? = nil, rootID: String? = nil) {
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -36,6 +39,8 @@ public struct AgentKeyRecord: Sendable, Equatable {
         self.credentials = credentials
         self.dailyBudgetUSD = dailyBudgetUSD
         self.parentID = parentID
+        // A key made by its owner is its own root; a child of such a key has its parent as root.
+        self.rootID = rootID ?? parentID ?? id
     }
 }
 
@@ -47,10 +52,10 @@ public struct AgentKeyRepository: Sendable {
     public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
-                last_used_at, daily_budget_usd, parent_id)
+                last_used_at, daily_budget_usd, parent_id, root_id)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
                 \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
-                \(bind: k.dailyBudgetUSD), \(bind: k.parentID))
+                \(bind: k.dailyBudgetUSD), \(bind: k.parentID), \(bind: k.rootID))
             """).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
             try await db.raw("""
@@ -112,7 +117,8 @@ public struct AgentKeyRepository: Sendable {
             lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
             credentials: credentials,
             dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self),
-            parentID: try row.decode(column: "parent_id", as: String?.self))
+            parentID: try row.decode(column: "parent_id", as: String?.self),
+            rootID: try row.decode(column: "root_id", as: String?.self))
     }
 
     /// Records the latest use of keys and credentials (batched by the caller, one statement per id).
@@ -131,7 +137,8 @@ public struct AgentKeyRepository: Sendable {
 /// Everything the gateway needs to know about a presented key for one venue, read in one query.
 public struct ResolvedKey: Sendable {
     public var key: AgentKeyRecord
-    public var ownerDisabled: Bool
+    /// Whether the key, the keys it was minted from and its owner still let it act.
+    public var standing: KeyStanding
     /// The credential the key is bound to for the venue, if any.
     public var credential: CredentialRecord?
     /// The owner's grant on that credential when someone else owns it.
@@ -141,16 +148,16 @@ public struct ResolvedKey: Sendable {
 }
 
 extension AgentKeyRepository {
-    /// The key with the given hash (nil when there is none), its owner's state, its credential for `venue`
-    /// and any grant behind it, with the store revision it was read at either way.
+    /// The key with the given hash (nil when there is none), its standing (its ancestry and owner), its
+    /// credential for `venue` and any grant behind it, with the store revision it was read at either way.
     public func resolve(hash: String, venue: String) async throws -> (key: ResolvedKey?, revision: Int64) {
         try await database.withConnection { db in
-            guard let row = try await db.raw("""
+            guard let row = try await db.raw(Self.lineage(from: "key_hash = \(bind: hash)") + " " + """
                 SELECT r.value AS store_revision, k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
                     c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
                     c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
                     c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-                    g.access AS grant_access
+                    g.access AS grant_access, \(Self.lineageColumns)
                 FROM store_revision r
                 LEFT JOIN agent_keys k ON k.key_hash = \(bind: hash)
                 LEFT JOIN users u ON u.id = k.owner_id
@@ -178,10 +185,143 @@ extension AgentKeyRepository {
                     updatedAt: try row.decode(column: "c_updated_at", as: Int64.self))
             }
             let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
-            let resolved = ResolvedKey(key: key, ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
+            let resolved = ResolvedKey(key: key, standing: try Self.decodeStanding(row),
                                        credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self),
                                        revision: revision)
             return (resolved, revision)
         }
+    }
+}
+
+/// Whether a key may act, beyond its own row: a key is live only while it and every key above it (the
+/// one it was minted from, and so on up to its family's root) are unrevoked and unexpired, and its owner
+/// (the same for the whole family) is enabled.
+public struct KeyStanding: Sendable, Equatable {
+    /// The key or a key above it is revoked, or its ancestry could not be followed up to a root.
+    public var revoked: Bool
+    /// The earliest expiry of the key and the keys above it (nil: none of them expires).
+    public var expiresAt: Int64?
+    public var ownerDisabled: Bool
+
+    public init(revoked: Bool, expiresAt: Int64?, ownerDisabled: Bool) {
+        self.revoked = revoked
+        self.expiresAt = expiresAt
+        self.ownerDisabled = ownerDisabled
+    }
+
+    /// Neither the key nor any key above it is revoked or expired at `now` (the owner aside).
+    public func isCurrent(at now: Int64) -> Bool { !revoked && (expiresAt.map { $0 > now } ?? true) }
+
+    public func isLive(at now: Int64) -> Bool { isCurrent(at: now) && !ownerDisabled }
+}
+
+/// What limits minting into a family: its live children and its recent mints.
+public struct FamilyActivity: Sendable, Equatable {
+    /// Keys below the root that are neither revoked nor expired.
+    public var liveChildren: Int
+    /// Keys minted into the family since the time asked about, and when the oldest of them was.
+    public var recentMints: Int
+    public var oldestRecentMint: Int64?
+
+    public init(liveChildren: Int, recentMints: Int, oldestRecentMint: Int64?) {
+        self.liveChildren = liveChildren
+        self.recentMints = recentMints
+        self.oldestRecentMint = oldestRecentMint
+    }
+}
+
+extension AgentKeyRepository {
+    /// A bound on the ancestry walk. Families stay far shallower (every key above a live key is live,
+    /// and a family has at most `AgentKeys.maxLiveChildKeys` live children); the bound only keeps a
+    /// corrupt store from looping, and a walk cut short counts as not reaching a root, so not live.
+    static let maxLineageDepth = 64
+
+    /// `lineage`: the key matching `start` (depth 0) and every key above it, following `parent_id`.
+    static func lineage(from start: SQLQueryString) -> SQLQueryString {
+        """
+        WITH RECURSIVE lineage (id, parent_id, revoked_at, expires_at, depth) AS (
+            SELECT id, parent_id, revoked_at, expires_at, 0 FROM agent_keys WHERE \(start)
+            UNION ALL
+            SELECT a.id, a.parent_id, a.revoked_at, a.expires_at, lineage.depth + 1
+            FROM agent_keys a JOIN lineage ON a.id = lineage.parent_id
+            WHERE lineage.depth < \(literal: maxLineageDepth)
+        )
+        """
+    }
+
+    /// The standing's columns, read from `lineage`.
+    static let lineageColumns: SQLQueryString = """
+        (SELECT COUNT(*) FROM lineage WHERE lineage.revoked_at IS NOT NULL) AS lineage_revoked,
+        (SELECT MIN(lineage.expires_at) FROM lineage) AS lineage_expires_at,
+        (SELECT COUNT(*) FROM lineage WHERE lineage.parent_id IS NULL) AS lineage_rooted
+        """
+
+    static func decodeStanding(_ row: any SQLRow) throws -> KeyStanding {
+        let revoked = try row.decode(column: "lineage_revoked", as: Int64.self) > 0
+        let rooted = try row.decode(column: "lineage_rooted", as: Int64.self) > 0
+        return KeyStanding(revoked: revoked || !rooted, expiresAt: try row.decode(column: "lineage_expires_at", as: Int64?.self),
+                           ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self))
+    }
+
+    /// The key with the given hash and its standing (nil when there is none).
+    public func findWithStanding(hash: String) async throws -> (key: AgentKeyRecord, standing: KeyStanding)? {
+        try await database.withConnection { db in try await Self.findWithStanding("key_hash = \(bind: hash)", on: db) }
+    }
+
+    /// The key with the given id and its standing, read on `db` (in the caller's transaction).
+    public func findWithStanding(id: String, on db: any SQLDatabase) async throws -> (key: AgentKeyRecord, standing: KeyStanding)? {
+        try await Self.findWithStanding("id = \(bind: id)", on: db)
+    }
+
+    static func findWithStanding(_ start: SQLQueryString, on db: any SQLDatabase) async throws -> (key: AgentKeyRecord, standing: KeyStanding)? {
+        guard let row = try await db.raw(lineage(from: start) + " " + """
+            SELECT k.*, u.disabled AS owner_disabled, \(lineageColumns)
+            FROM lineage l JOIN agent_keys k ON k.id = l.id JOIN users u ON u.id = k.owner_id
+            WHERE l.depth = 0
+            """).first()
+        else { return nil }
+        return (try await decode(row, db: db), try decodeStanding(row))
+    }
+
+    /// Serialises the changes to one family (minting into it, revoking in it) across processes, for the
+    /// rest of the caller's transaction. On PostgreSQL this takes the root's row lock, and each later
+    /// statement sees whatever was committed before it; on SQLite the write transaction (BEGIN
+    /// IMMEDIATE) already shuts every other writer out.
+    public func lockFamily(rootID: String, on db: any SQLDatabase) async throws {
+        guard database.dialect == .postgres else { return }
+        try await db.raw("SELECT id FROM agent_keys WHERE id = \(bind: rootID) FOR UPDATE").run()
+    }
+
+    /// Revokes the key and every key minted from it, at any depth (keys already revoked keep their time),
+    /// and returns the ids of the descendants it revoked. Run it after `lockFamily`, in the same transaction,
+    /// so no key can be minted below it unseen.
+    public func revokeWithDescendants(id: String, at time: Int64, on db: any SQLDatabase) async throws -> [String] {
+        try await revoke(id: id, at: time, on: db)
+        let rows = try await db.raw("""
+            WITH RECURSIVE descendants (id) AS (
+                SELECT id FROM agent_keys WHERE parent_id = \(bind: id)
+                UNION
+                SELECT a.id FROM agent_keys a JOIN descendants d ON a.parent_id = d.id
+            )
+            UPDATE agent_keys SET revoked_at = \(bind: time)
+            WHERE revoked_at IS NULL AND id IN (SELECT id FROM descendants)
+            RETURNING id
+            """).all()
+        return try rows.map { try $0.decode(column: "id", as: String.self) }.sorted()
+    }
+
+    /// The family's live children at `now`, and its mints after `since`.
+    public func familyActivity(rootID: String, now: Int64, since: Int64, on db: any SQLDatabase) async throws -> FamilyActivity {
+        guard let row = try await db.raw("""
+            SELECT
+                COUNT(CASE WHEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(bind: now)) THEN 1 END) AS live,
+                COUNT(CASE WHEN created_at > \(bind: since) THEN 1 END) AS recent,
+                MIN(CASE WHEN created_at > \(bind: since) THEN created_at END) AS oldest_recent
+            FROM agent_keys WHERE root_id = \(bind: rootID) AND id <> \(bind: rootID)
+            """).first()
+        else { return FamilyActivity(liveChildren: 0, recentMints: 0, oldestRecentMint: nil) }  // aggregates always give a row
+        return FamilyActivity(liveChildren: Int(try row.decode(column: "live", as: Int64.self)),
+                              recentMints: Int(try row.decode(column: "recent", as: Int64.self)),
+                              oldestRecentMint: try row.decode(column: "oldest_recent", as: Int64?.self))
     }
 }

@@ -29,6 +29,8 @@ public struct Migration: Sendable {
 /// second process starting at the same time never leaves a half-migrated store.
 public enum Migrator {
     public static var latestVersion: Int { Schema.migrations.map(\.version).max() ?? 0 }
+    /// Every version this binary knows, in the order they are applied (numbers may have gaps).
+    public static var versions: [Int] { Schema.migrations.map(\.version) }
 
     /// Returns the versions applied by this call (empty when the store was already current).
     @discardableResult

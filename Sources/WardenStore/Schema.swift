@@ -252,5 +252,13 @@ enum Schema {
             "ALTER TABLE profiles DROP COLUMN max_leg_usd",
             "ALTER TABLE profiles DROP COLUMN daily_cap_usd",
         ]),
+        Migration(version: 8, name: "key families: each agent key's root", statements: [
+            "ALTER TABLE agent_keys ADD COLUMN root_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
+            // Until this version a child was always minted with parent_id = its family's top key, so
+            // parent_id (or the key itself, for a top key) is every existing row's root.
+            "UPDATE agent_keys SET root_id = COALESCE(parent_id, id)",
+            "CREATE INDEX agent_keys_parent ON agent_keys (parent_id)",
+            "CREATE INDEX agent_keys_root ON agent_keys (root_id, created_at)",
+        ]),
     ]
 }

@@ -19,9 +19,9 @@ final class APIHarness: @unchecked Sendable {
 
     static let jwtSecret = "test-jwt-secret-0123456789abcdef0123456789"
 
-    init() async throws {
+    init(config: String = "[services.github]\nbase_url = \"https://api.github.com\"") async throws {
         env = try await HealthTests.environment(
-            maxBodyBytes: 64 * 1024, config: try ConfigLoader.parse("[services.github]\nbase_url = \"https://api.github.com\""),
+            maxBodyBytes: 64 * 1024, config: try ConfigLoader.parse(config),
             environment: ["WARDEN_JWT_SECRET": Self.jwtSecret])
     }
 
