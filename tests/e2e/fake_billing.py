@@ -11,7 +11,10 @@ whether or not the client reads the answer:
   float), 1 ≤ ceiling ≤ the model's maximum, else 400 and nothing billed;
 - generations: chat `n` (1..128), legacy completions `best_of` (≥ n, default n): each choice billed;
 - input tokens: the prompt's JSON length / 4, rounded up (never more than the request's bytes);
-- a field named twice counts by its last occurrence (Python's json, like the venues' parsers).
+- a field named twice counts by its last occurrence (Python's json, like the venues' parsers);
+- a ceiling or multiplier field the endpoint does not know (chat `max_output_tokens` or `best_of`, Responses
+  `max_tokens`, `n`, …, Anthropic anything but `max_tokens`) is refused with 400, as OpenAI and Anthropic refuse
+  unrecognized arguments.
 
 Each bill is {"tag", "venue", "path", "model", "input", "output"}; `tag` is the request's X-Fuzz-Tag header.
 """
@@ -62,6 +65,18 @@ class Invalid(Exception):
     pass
 
 
+SIZE_FIELDS = {"max_tokens", "max_completion_tokens", "max_output_tokens", "n", "best_of"}
+KNOWN_SIZE_FIELDS = {"/v1/chat/completions": {"max_tokens", "max_completion_tokens", "n"},
+                     "/v1/completions": {"max_tokens", "n", "best_of"}, "/v1/responses": {"max_output_tokens"},
+                     "/v1/messages": {"max_tokens"}}
+
+
+def _refuse_unknown(req, path):
+    unknown = (SIZE_FIELDS - KNOWN_SIZE_FIELDS[path]) & set(req)
+    if unknown:
+        raise Invalid(f"Unrecognized request argument supplied: {', '.join(sorted(unknown))}")
+
+
 def _ceiling(req, fields, default, maximum):
     value = None
     for field in fields:  # the first field present wins
@@ -104,6 +119,8 @@ def billing_openai(prices, model_max_output):
                 if not isinstance(model, str) or model not in prices:
                     return send_json(h, 404, {"error": {"message": "model not found", "type": "invalid_request_error"}})
                 maximum = fake.model_max_output
+                if path in KNOWN_SIZE_FIELDS:
+                    _refuse_unknown(req, path)
                 if path == "/v1/chat/completions":
                     ceiling = _ceiling(req, ("max_completion_tokens", "max_tokens"), maximum, maximum)
                     n = _integer(req.get("n", 1) if req.get("n") is not None else 1)
@@ -186,6 +203,7 @@ def billing_anthropic(prices, model_max_output):
                 model = req.get("model")
                 if not isinstance(model, str) or model not in prices:
                     return send_json(h, 404, {"type": "error", "error": {"type": "not_found_error", "message": "model"}})
+                _refuse_unknown(req, "/v1/messages")
                 ceiling = _ceiling(req, ("max_tokens",), None, fake.model_max_output)
                 stream = _stream_flag(req)
             except (ValueError, Invalid) as e:

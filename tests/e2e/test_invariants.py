@@ -188,6 +188,7 @@ def finite(text):
 # ===================================================================================== 1. exchange orders
 
 MAX_LEG_USD, DAILY_CAP_USD = 50.0, 200.0
+DESKS = 5  # each desk a server, an owner and fakes of its own: a fresh day's cap to race for
 TOLERANCE = 1e-6
 BTC_USD = float(fx.BINANCE_PRICES["BTCUSDT"])
 
@@ -414,20 +415,48 @@ def kalshi_value(req):
     return contracts * min(100.0, per) / 100
 
 
+def stated_value(venue, p):
+    """For the failure message only: the order's value as Warden's README states it is priced (limit price ×
+    quantity, quoteOrderQty or quantity × last; Kalshi count × own-side price, else buy_max_cost or 1 USD)."""
+    try:
+        if venue == "binance":
+            to_usd = usd_per_quote(p["symbol"])
+            if p["type"] == "MARKET":
+                if p.get("quoteOrderQty"):
+                    return float(p["quoteOrderQty"]) * to_usd
+                return float(p["quantity"]) * float(fx.BINANCE_PRICES[p["symbol"]]) * to_usd
+            return float(p["price"]) * float(p["quantity"]) * to_usd
+        side = p["side"]
+        own = p.get(f"{side}_price")
+        if own is None and p.get(f"{side}_price_dollars") is not None:
+            own = float(p[f"{side}_price_dollars"]) * 100
+        other = "no" if side == "yes" else "yes"
+        if own is None and p.get(f"{other}_price") is not None:
+            own = 100 - float(p[f"{other}_price"])
+        if own is None:
+            return float(p["buy_max_cost"]) / 100 if p.get("buy_max_cost") is not None else float(p["count"])
+        return float(p["count"]) * float(own) / 100
+    except (TypeError, ValueError, KeyError):
+        return math.nan
+
+
 def accepted_orders(fake_binance, fake_kalshi):
-    """[(time order, venue, value, request)] for each order the venues accepted and would really have executed:
-    Binance refuses a newClientOrderId already used by an open order; Kalshi one it has seen before."""
+    """[(venue, value, request, note)] for each order the venues accepted and would really have executed: Binance
+    refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again); Kalshi one
+    it has seen before. `note` says why the value may differ from the stated one."""
     accepted = []
-    open_binance, seen_kalshi = set(), set()
+    open_binance, used_binance, seen_kalshi = set(), set(), set()
     for r in fake_binance.requests:
         if r["method"] == "POST" and r["path"].split("?")[0] == "/api/v3/order" and r.get("status") == 200:
             p = binance_params(r)
             cid = p.get("newClientOrderId")
             if cid and cid in open_binance:
                 continue
+            note = f"newClientOrderId {cid} reused after its order filled" if cid in used_binance else ""
+            used_binance.add(cid)
             if p["type"] != "MARKET" and cid:
                 open_binance.add(cid)
-            accepted.append(("binance", binance_value(p), r))
+            accepted.append(("binance", binance_value(p), r, note, stated_value("binance", p)))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -436,7 +465,7 @@ def accepted_orders(fake_binance, fake_kalshi):
                 continue
             if cid:
                 seen_kalshi.add(cid)
-            accepted.append(("kalshi", kalshi_value(req), r))
+            accepted.append(("kalshi", kalshi_value(req), r, "", stated_value("kalshi", req)))
     return accepted
 
 
@@ -453,7 +482,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     of sequential orders and one of concurrent ones; every accepted order and each day's sum checked."""
     violations = []
     totals = collections.Counter()
-    for desk in range(2):
+    for desk in range(DESKS):
         rng = rng_for(f"exchange-{desk}")
         binance, kalshi = fx.binance(usdt="100000.00"), fx.kalshi(balance_cents=10_000_000)
         try:
@@ -478,7 +507,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 return jobs
 
             # Paper: nothing reaches an order endpoint.
-            run_all(batch(count(150)))
+            run_all(batch(count(60)))
             paper_orders = [r for f in (binance, kalshi) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
@@ -486,25 +515,28 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
-            sequential = batch(count(250))
+            sequential = batch(count(120))
             for job in sequential:
                 job()
-            run_all(batch(count(450)))
-            totals["sent"] += count(150) + count(250) + count(450)
+            run_all(batch(count(220)))
+            totals["sent"] += count(60) + count(120) + count(220)
 
             accepted = accepted_orders(binance, kalshi)
             totals["accepted"] += len(accepted)
-            over_leg = [(v, venue, r) for venue, v, r in accepted if v > MAX_LEG_USD + TOLERANCE]
-            for value, venue, r in sorted(over_leg, key=lambda x: len(x[2]["body"]) + len(x[2]["path"]))[:6]:
-                violations.append(f"desk {desk}: {venue} accepted an order worth {value:.2f} USD > max_leg_usd "
-                                  f"{MAX_LEG_USD}: {show(r)}")
+            over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
+            for venue, value, r, note, stated in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
+                violations.append(f"desk {desk}: {venue} accepted an order worth {value:.2f} USD (stated {stated:.2f}) > "
+                                  f"max_leg_usd {MAX_LEG_USD}: {show(r)}")
             if len(over_leg) > 6:
                 violations.append(f"desk {desk}: ... {len(over_leg)} orders over max_leg_usd in all")
-            day = sum(v for _, v, _ in accepted)
+            day = sum(a[1] for a in accepted)
             if day > DAILY_CAP_USD + TOLERANCE:
-                violations.append(f"desk {desk}: the venues accepted {day:.2f} USD today > daily_cap_usd {DAILY_CAP_USD} "
-                                  f"({len(accepted)} orders, the largest: "
-                                  + "; ".join(f"{v:.2f} {show(r)}" for _, v, r in sorted(accepted, key=lambda a: -a[1])[:3]) + ")")
+                # The orders that can trade more than they are stated to be worth, or that repeat an id.
+                suspects = sorted((a for a in accepted if a[3] or not a[1] <= a[4] + TOLERANCE), key=lambda a: a[4] - a[1])
+                violations.append(f"desk {desk}: the venues accepted orders worth {day:.2f} USD today > daily_cap_usd "
+                                  f"{DAILY_CAP_USD} ({len(accepted)} orders); worth more than stated or repeated:\n    "
+                                  + "\n    ".join(f"{v:.2f} USD (stated {st:.2f}) {note} {show(r)}"
+                                                  for _, v, r, note, st in suspects[:8]))
             trading = world.usage()["trading"]
             if trading["live_usd"] < 0 or trading["paper_usd"] < 0:
                 violations.append(f"desk {desk}: negative volume in /usage: {trading}")
@@ -582,6 +614,20 @@ def gen_llm_request(rng, key, tag):
     return venue, "POST", f"/proxy/{venue}{path}", headers, body, read
 
 
+def stated_ceiling(body):
+    """For the failure message only: the output ceiling the README says is reserved (`max_tokens`, its twins, or
+    default_max_output_tokens), read with Python's json."""
+    try:
+        req = json.loads(body)
+    except ValueError:
+        return MODEL_MAX_OUTPUT
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = req.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return MODEL_MAX_OUTPUT
+
+
 def test_llm_spend_never_exceeds_the_daily_budget(start, tmp_path, master_key):
     """Keys with a small budget (and one family of a key with its children, who spend from it) fire generated
     calls, several at once per key; what the venues billed each budget is within it."""
@@ -628,14 +674,15 @@ def test_llm_spend_never_exceeds_the_daily_budget(start, tmp_path, master_key):
         bills = billed.get(budget_id, [])
         total = sum(cost(b) for b in bills)
         if total > BUDGET_USD + 1e-9:
-            # The requests that cost more than they could have been reserved for, smallest first.
-            records = sorted((r for f in (openai_fake, anthropic_fake) for r in f.requests
-                              if r["headers"].get("x-fuzz-tag") == budget_id and "bill" in r),
-                             key=lambda r: -cost(r["bill"]))
-            examples = "; ".join(f"{r['path']} {r['body'][:300]!r} billed in={r['bill']['input']} out={r['bill']['output']}"
-                                 for r in records[:3])
+            # The calls billed more output than their stated ceiling: the reproducers.
+            records = [r for f in (openai_fake, anthropic_fake) for r in f.requests
+                       if r["headers"].get("x-fuzz-tag") == budget_id and "bill" in r]
+            records.sort(key=lambda r: stated_ceiling(r["body"]) - r["bill"]["output"])
+            examples = "\n    ".join(f"{r['path']} {r['body'][:300]!r} billed in={r['bill']['input']} "
+                                     f"out={r['bill']['output']} (stated ceiling {stated_ceiling(r['body'])})"
+                                     for r in records[:3] if r["bill"]["output"] > stated_ceiling(r["body"]))
             violations.append(f"budget {budget_id}: the venues billed {total:.4f} USD > daily_budget_usd {BUDGET_USD} "
-                              f"({len(bills)} calls; costliest: {examples})")
+                              f"({len(bills)} calls); billed past their stated ceiling:\n    {examples}")
     for entry in usage["llm"]:
         if entry["spent_usd"] < 0 or entry.get("reserved_usd", 0) < 0:
             violations.append(f"negative usage in /usage: {entry}")
@@ -720,6 +767,27 @@ def blocked_route(record):
             if pattern.split(" ")[0] == method and pattern_matches(pattern, segments):
                 return f"{method} /{'/'.join(segments)} (blocked by {pattern!r})"
     return None
+
+
+def technique(record):
+    """For the failure message only: how a request that routes to a blocked endpoint was written."""
+    headers, path = record["headers"], record["path"].lower()
+    found = [f"{name} header" for name in URL_HEADERS + OVERRIDE_HEADERS if name.lower() in headers]
+    if "_method=" in path or b"_method=" in record["body"]:
+        found.append("_method parameter")
+    if record["method"] == "HEAD":
+        found.append("HEAD to a GET endpoint")
+    if record["method"] != record["method"].upper():
+        found.append("method case")
+    for needle, name in ((";", "; path parameter"), ("%25", "double percent-encoding"), ("%3b", "encoded ;"),
+                         ("%2f", "encoded /"), ("%5c", "encoded \\"), ("\\", "backslash"), ("%00", "NUL"),
+                         ("%2e", "encoded dot"), ("/./", "dot segment"), ("/../", "dot segment"), ("//", "//"),
+                         (".json", "format suffix")):
+        if needle in path.split("?")[0]:
+            found.append(name)
+    if not found and "%" in path:
+        found.append("percent-encoding")
+    return " + ".join(dict.fromkeys(found)) or "plain"
 
 
 def encode_char(rng, c):
@@ -808,13 +876,15 @@ def test_blocked_endpoints_never_reach_the_service(start, tmp_path, master_key):
     print(f"seed {SEED}: {len(requests_)} service calls, {len(reached)} reached the service, {len(bad)} blocked routes")
     assert benign > 0, tagged("no benign call reached the service: the oracle would be vacuous")
     bad.sort(key=lambda x: len(x[0]["path"]) + len(json.dumps(x[0]["headers"])))
-    by_kind = collections.OrderedDict()
+    by_technique = collections.OrderedDict()
     for r, why in bad:
         extra = {k: v for k, v in r["headers"].items() if k in {h.lower() for h in OVERRIDE_HEADERS + URL_HEADERS}}
-        kind = (r["method"], tuple(sorted(extra)), bool(r["body"]), "?" in r["path"])
-        by_kind.setdefault(kind, f"{r['method']} {r['path']} headers={extra} body={r['body']!r} -> routes to {why}")
-    assert not bad, tagged(f"{len(bad)} requests reached the service that route to a blocked endpoint, e.g.:\n"
-                           + "\n".join(list(by_kind.values())[:12]))
+        by_technique.setdefault(technique(r), []).append(
+            f"{r['method']} {r['path']}" + (f" {extra}" if extra else "") + (f" body={r['body']!r}" if r["body"] else "")
+            + f" -> routes to {why}")
+    assert not bad, tagged(f"{len(bad)} requests reached the service that route to a blocked endpoint "
+                           f"(as the service received them; the shortest of each kind):\n"
+                           + "\n".join(f"  {kind} ({len(found)}): {found[0]}" for kind, found in by_technique.items()))
 
 
 # ======================================================================================== 4. key families
