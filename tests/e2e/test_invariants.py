@@ -368,8 +368,9 @@ def binance_params(record):
 
 
 def binance_value(p):
-    """USD an accepted order can trade: MARKET max(quoteOrderQty, quantity × market); limit-like BUY price ×
-    quantity; SELL max(price, market) × quantity (a sell below the market fills at the market)."""
+    """USD an accepted order can trade: MARKET max(quoteOrderQty, quantity × market); LIMIT_MAKER (which only
+    rests) price × quantity; other limit-like BUY price × quantity, SELL max(price, market) × quantity (a sell
+    below the market fills at the market)."""
     symbol = p["symbol"]
     market, to_usd = float(fx.BINANCE_PRICES[symbol]), usd_per_quote(symbol)
     qty, quote, price = (finite(p[f]) if f in p else None for f in ("quantity", "quoteOrderQty", "price"))
@@ -377,6 +378,8 @@ def binance_value(p):
         return math.inf  # accepted with a number no venue parser agrees on
     if p["type"] == "MARKET":
         return max(quote or 0, (qty or 0) * market) * to_usd
+    if p["type"] == "LIMIT_MAKER":  # never takes: it rests at its price, or the venue refuses it
+        return price * qty * to_usd
     buy = price * qty * to_usd
     sell = max(price, market) * qty * to_usd
     return buy if p["side"] == "BUY" else sell if p["side"] == "SELL" else max(buy, sell)
@@ -384,8 +387,8 @@ def binance_value(p):
 
 def kalshi_value(req):
     """USD an accepted Kalshi order can trade, at most 1 USD per contract: a limit buy at its own-side price (the
-    highest of every reading of the twins, a NO price also as 100 - YES), a market buy at 1 USD a contract (or
-    buy_max_cost), a sell at max(limit, bid)."""
+    highest of every reading of the twins, a NO price also as 100 - YES), a market buy at max(ask, price) within
+    buy_max_cost, a sell at max(limit, bid)."""
     contracts = finite(req.get("count"))
     if contracts is None:
         return math.inf
@@ -407,9 +410,11 @@ def kalshi_value(req):
     limit = min(100.0, max(own)) if own else 100.0
     if req["action"] == "sell":
         per = max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_bid"])
-    elif req.get("type") == "market":
+    elif req.get("type") == "market":  # fills at what is there: at least the ask, up to 1 USD, within buy_max_cost
+        per = max([fx.KALSHI_MARKET_PRICES[f"{side}_ask"]] + own)
         cap = finite(req.get("buy_max_cost")) if req.get("buy_max_cost") is not None else None
-        return contracts if cap is None else min(contracts, cap / 100)
+        value = contracts * min(100.0, per) / 100
+        return value if cap is None else min(value, cap / 100)
     else:
         per = limit
     return contracts * min(100.0, per) / 100
