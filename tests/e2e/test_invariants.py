@@ -173,6 +173,13 @@ def record_status(monkeypatch):
     monkeypatch.setattr(fx, "send_json", send_json)
 
 
+def quiet(fake):
+    """A fake whose handler fails on a request it cannot read drops the connection (the caller sees no answer)
+    without printing a traceback for each."""
+    fake.server.handle_error = lambda request, address: None
+    return fake
+
+
 def finite(text):
     """A venue's most lenient reading of a number (Python's float: signs, exponents, spaces, '_', other scripts'
     digits); the magnitude, or infinity when it is not finite. None when it is not a number at all."""
@@ -489,7 +496,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     totals = collections.Counter()
     for desk in range(DESKS):
         rng = rng_for(f"exchange-{desk}")
-        binance, kalshi = fx.binance(usdt="100000.00"), fx.kalshi(balance_cents=10_000_000)
+        binance, kalshi = quiet(fx.binance(usdt="100000.00")), quiet(fx.kalshi(balance_cents=10_000_000))
         try:
             world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi))
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
@@ -637,8 +644,8 @@ def test_llm_spend_never_exceeds_the_daily_budget(start, tmp_path, master_key):
     """Keys with a small budget (and one family of a key with its children, who spend from it) fire generated
     calls, several at once per key; what the venues billed each budget is within it."""
     rng = rng_for("llm")
-    openai_fake = fake_billing.billing_openai(PRICES["openai"], MODEL_MAX_OUTPUT)
-    anthropic_fake = fake_billing.billing_anthropic(PRICES["anthropic"], MODEL_MAX_OUTPUT)
+    openai_fake = quiet(fake_billing.billing_openai(PRICES["openai"], MODEL_MAX_OUTPUT))
+    anthropic_fake = quiet(fake_billing.billing_anthropic(PRICES["anthropic"], MODEL_MAX_OUTPUT))
     price_lines = "\n".join(f'[prices.{venue}]\n"{model}" = {{ input = {p[0]}, output = {p[1]} }}'
                             for venue, models in PRICES.items() for model, p in models.items())
     config = (f'[venues.openai]\nbase_url = "{openai_fake.url}"\n\n[venues.anthropic]\nbase_url = "{anthropic_fake.url}"\n\n'
@@ -863,7 +870,7 @@ def gen_service_request(rng, key):
 
 def test_blocked_endpoints_never_reach_the_service(start, tmp_path, master_key):
     rng = rng_for("service")
-    service = fakes.Fake(lambda h, body: fakes.send_json(h, 200, {"ok": True}))
+    service = quiet(fakes.Fake(lambda h, body: fakes.send_json(h, 200, {"ok": True})))
     blocked = ", ".join(json.dumps(b) for b in BLOCKED)
     config = (f'[services.svc]\nbase_url = "{service.url}"\nblocked_endpoints = [{blocked}]\n'
               f"rate_limit = 1000000\nrate_limit_window_seconds = 3600\n")
@@ -904,7 +911,7 @@ def test_key_families_stop_with_their_parent_and_share_the_rate_limit(start, tmp
         h.record["t"] = time.monotonic()
         fakes.send_json(h, 200, {"ok": True})
 
-    limited, open_ = fakes.Fake(handler), fakes.Fake(handler)
+    limited, open_ = quiet(fakes.Fake(handler)), quiet(fakes.Fake(handler))
     config = (f'[services.limited]\nbase_url = "{limited.url}"\nrate_limit = {FAMILY_RATE_LIMIT}\n'
               f"rate_limit_window_seconds = 3600\n\n"
               f'[services.open]\nbase_url = "{open_.url}"\nrate_limit = 1000000\nrate_limit_window_seconds = 3600\n')
