@@ -156,6 +156,18 @@ class World:
         assert r.status_code == 201, r.text
         return r.json()
 
+    def audit(self, action):
+        """Every audit row of this action, oldest first."""
+        rows, before = [], None
+        while True:
+            params = {"action": action, "limit": 500, **({"before": before} if before else {})}
+            r = requests.get(self.api + "/audit", headers=self.auth, params=params)
+            assert r.status_code == 200, r.text
+            rows += r.json()["entries"]
+            before = r.json().get("next_before")
+            if not before:
+                return rows[::-1]
+
     def usage(self):
         r = requests.get(self.api + "/usage", headers=self.auth)
         assert r.status_code == 200, r.text
@@ -427,48 +439,27 @@ def kalshi_value(req):
     return contracts * min(100.0, per) / 100
 
 
-def stated_value(venue, p):
-    """For the failure message only: the order's value as Warden's README states it is priced (limit price ×
-    quantity, quoteOrderQty or quantity × last; Kalshi count × own-side price, else buy_max_cost or 1 USD)."""
-    try:
-        if venue == "binance":
-            to_usd = usd_per_quote(p["symbol"])
-            if p["type"] == "MARKET":
-                if p.get("quoteOrderQty"):
-                    return float(p["quoteOrderQty"]) * to_usd
-                return float(p["quantity"]) * float(fx.BINANCE_PRICES[p["symbol"]]) * to_usd
-            return float(p["price"]) * float(p["quantity"]) * to_usd
-        side = p["side"]
-        own = p.get(f"{side}_price")
-        if own is None and p.get(f"{side}_price_dollars") is not None:
-            own = float(p[f"{side}_price_dollars"]) * 100
-        other = "no" if side == "yes" else "yes"
-        if own is None and p.get(f"{other}_price") is not None:
-            own = 100 - float(p[f"{other}_price"])
-        if own is None:
-            return float(p["buy_max_cost"]) / 100 if p.get("buy_max_cost") is not None else float(p["count"])
-        return float(p["count"]) * float(own) / 100
-    except (TypeError, ValueError, KeyError):
-        return math.nan
+def client_id(venue, record):
+    if venue == "binance":
+        return binance_params(record).get("newClientOrderId")
+    return json.loads(record["body"]).get("client_order_id")
 
 
 def accepted_orders(fake_binance, fake_kalshi):
-    """[(venue, value, request, note)] for each order the venues accepted and would really have executed: Binance
-    refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again); Kalshi one
-    it has seen before. `note` says why the value may differ from the stated one."""
+    """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
+    refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
+    likewise refuses one of an open order, and every fake Kalshi order stays open)."""
     accepted = []
-    open_binance, used_binance, seen_kalshi = set(), set(), set()
+    open_binance, seen_kalshi = set(), set()
     for r in fake_binance.requests:
         if r["method"] == "POST" and r["path"].split("?")[0] == "/api/v3/order" and r.get("status") == 200:
             p = binance_params(r)
             cid = p.get("newClientOrderId")
             if cid and cid in open_binance:
                 continue
-            note = f"newClientOrderId {cid} reused after its order filled" if cid in used_binance else ""
-            used_binance.add(cid)
             if p["type"] != "MARKET" and cid:
                 open_binance.add(cid)
-            accepted.append(("binance", binance_value(p), r, note, stated_value("binance", p)))
+            accepted.append(("binance", binance_value(p), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -477,8 +468,30 @@ def accepted_orders(fake_binance, fake_kalshi):
                 continue
             if cid:
                 seen_kalshi.add(cid)
-            accepted.append(("kalshi", kalshi_value(req), r, "", stated_value("kalshi", req)))
+            accepted.append(("kalshi", kalshi_value(req), r))
     return accepted
+
+
+def warden_notionals(world):
+    """For the failure message only: client order id -> [(notional Warden reserved, retry?)] from its audit."""
+    held = collections.defaultdict(list)
+    for row in world.audit("gateway.forward"):
+        detail = json.loads(row["detail"] or "{}")
+        if detail.get("class") == "order" and detail.get("mode") == "live":
+            held[detail.get("client_order_id")].append((float(detail.get("notional_usd", "nan")), detail.get("retry") == "true"))
+    return held
+
+
+def explain(venue, value, record, held):
+    """What Warden reserved for this accepted order, as a short note."""
+    cid = client_id(venue, record)
+    found = held.get(cid, [])
+    if not found:
+        return f"no live order row for client id {cid!r}"
+    reserved = [n for n, retry in found if not retry]
+    retries = sum(1 for _, retry in found if retry)
+    note = f"Warden reserved {', '.join(f'{n:.2f}' for n in reserved) or 'nothing'}"
+    return note + (f" (+{retries} sends as a retry, unreserved)" if retries else "")
 
 
 def show(record):
@@ -535,20 +548,24 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             accepted = accepted_orders(binance, kalshi)
             totals["accepted"] += len(accepted)
+            held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
-            for venue, value, r, note, stated in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
-                violations.append(f"desk {desk}: {venue} accepted an order worth {value:.2f} USD (stated {stated:.2f}) > "
-                                  f"max_leg_usd {MAX_LEG_USD}: {show(r)}")
+            for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
+                violations.append(f"desk {desk}: {venue} accepted an order worth {value:.2f} USD > max_leg_usd "
+                                  f"{MAX_LEG_USD} ({explain(venue, value, r, held)}): {show(r)}")
             if len(over_leg) > 6:
                 violations.append(f"desk {desk}: ... {len(over_leg)} orders over max_leg_usd in all")
             day = sum(a[1] for a in accepted)
             if day > DAILY_CAP_USD + TOLERANCE:
-                # The orders that can trade more than they are stated to be worth, or that repeat an id.
-                suspects = sorted((a for a in accepted if a[3] or not a[1] <= a[4] + TOLERANCE), key=lambda a: a[4] - a[1])
+                # The orders that can trade more than Warden reserved for them, most underreserved first.
+                def short(a):
+                    found = [n for n, retry in held.get(client_id(a[0], a[2]), []) if not retry]
+                    return a[1] - max(found, default=0)
+                suspects = sorted((a for a in accepted if short(a) > TOLERANCE), key=lambda a: -short(a))
                 violations.append(f"desk {desk}: the venues accepted orders worth {day:.2f} USD today > daily_cap_usd "
-                                  f"{DAILY_CAP_USD} ({len(accepted)} orders); worth more than stated or repeated:\n    "
-                                  + "\n    ".join(f"{v:.2f} USD (stated {st:.2f}) {note} {show(r)}"
-                                                  for _, v, r, note, st in suspects[:8]))
+                                  f"{DAILY_CAP_USD} ({len(accepted)} orders); worth more than Warden reserved:\n    "
+                                  + "\n    ".join(f"{v:.2f} USD ({explain(venue, v, r, held)}) {show(r)}"
+                                                  for venue, v, r in suspects[:8]))
             trading = world.usage()["trading"]
             if trading["live_usd"] < 0 or trading["paper_usd"] < 0:
                 violations.append(f"desk {desk}: negative volume in /usage: {trading}")
