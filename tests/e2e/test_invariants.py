@@ -405,9 +405,9 @@ def binance_value(p):
 
 
 def kalshi_value(req):
-    """USD an accepted Kalshi order can trade, at most 1 USD per contract: a limit buy at its own-side price (the
-    highest of every reading of the twins, a NO price also as 100 - YES), a market buy at max(ask, price) within
-    buy_max_cost, a sell at max(limit, bid)."""
+    """USD an accepted Kalshi order can trade, at most 1 USD per contract: a sell at max(limit, bid); a limit buy
+    at its own-side price (the highest of every reading of the twins, a NO price also as 100 - YES), a market buy
+    at max(price, ask) (a market order fills at what is there); a buy within its buy_max_cost."""
     contracts = finite(req.get("count"))
     if contracts is None:
         return math.inf
@@ -428,15 +428,12 @@ def kalshi_value(req):
     own = [abs(c) for c in readings(f"{side}_price")] + [100 - c for c in readings(f"{other}_price")]
     limit = min(100.0, max(own)) if own else 100.0
     if req["action"] == "sell":
-        per = max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_bid"])
-    elif req.get("type") == "market":  # fills at what is there: at least the ask, up to 1 USD, within buy_max_cost
-        per = max([fx.KALSHI_MARKET_PRICES[f"{side}_ask"]] + own)
-        cap = finite(req.get("buy_max_cost")) if req.get("buy_max_cost") is not None else None
-        value = contracts * min(100.0, per) / 100
-        return value if cap is None else min(value, cap / 100)
-    else:
-        per = limit
-    return contracts * min(100.0, per) / 100
+        return contracts * min(100.0, max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_bid"])) / 100
+    if req.get("type") == "market":  # fills at what is there: at least the ask, up to 1 USD a contract
+        limit = max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_ask"])
+    value = contracts * limit / 100
+    cap = finite(req.get("buy_max_cost")) if req.get("buy_max_cost") is not None else None
+    return value if cap is None else min(value, cap / 100)  # Kalshi: a maximum cost in cents (fill-or-kill)
 
 
 def client_id(venue, record):
