@@ -207,7 +207,7 @@ def finite(text):
 # ===================================================================================== 1. exchange orders
 
 MAX_LEG_USD, DAILY_CAP_USD = 50.0, 200.0
-DESKS = 5  # each desk a server, an owner and fakes of its own: a fresh day's cap to race for
+DESKS = 8  # each desk a server, an owner and fakes of its own: a fresh day's cap to race for
 TOLERANCE = 1e-6
 BTC_USD = float(fx.BINANCE_PRICES["BTCUSDT"])
 
@@ -529,7 +529,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 return jobs
 
             # Paper: nothing reaches an order endpoint.
-            run_all(batch(count(60)))
+            run_all(batch(count(40)))
             paper_orders = [r for f in (binance, kalshi) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
@@ -537,11 +537,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
-            sequential = batch(count(120))
+            sequential = batch(count(80))
             for job in sequential:
                 job()
-            run_all(batch(count(220)))
-            totals["sent"] += count(60) + count(120) + count(220)
+            run_all(batch(count(150)))
+            totals["sent"] += count(40) + count(80) + count(150)
 
             accepted = accepted_orders(binance, kalshi)
             totals["accepted"] += len(accepted)
