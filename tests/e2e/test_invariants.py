@@ -669,7 +669,7 @@ def test_llm_spend_never_exceeds_the_daily_budget(start, tmp_path, master_key):
         world.credential("openai", {"api_key": fakes.REAL_OPENAI_KEY})
         world.credential("anthropic", {"api_key": fakes.REAL_ANTHROPIC_KEY})
         budgets = {}  # budget id -> [agent keys spending from it]
-        for i in range(count(20)):
+        for i in range(count(40)):
             made = world.key(["openai", "anthropic"], budget=BUDGET_USD)
             budgets[f"key{i}"] = [made["key"]]
         family = world.key(["openai", "anthropic"], budget=BUDGET_USD)
@@ -678,7 +678,7 @@ def test_llm_spend_never_exceeds_the_daily_budget(start, tmp_path, master_key):
 
         calls = []
         for budget_id, keys in budgets.items():
-            for j in range(count(60)):
+            for j in range(count(30) * (3 if budget_id == "family" else 1)):
                 calls.append(gen_llm_request(rng, rng.choice(keys), budget_id))
         rng.shuffle(calls)
         results = run_all([lambda c=c: world.client.send(c[1], c[2], c[3], c[4], read=c[5]) for c in calls])
