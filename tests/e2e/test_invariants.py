@@ -507,6 +507,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     for desk in range(DESKS):
         rng = rng_for(f"exchange-{desk}")
         binance, kalshi = quiet(fx.binance(usdt="100000.00")), quiet(fx.kalshi(balance_cents=10_000_000))
+        world = None
         try:
             world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi))
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
@@ -569,6 +570,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["live_usd_warden"] += trading["live_usd"]
             totals["live_usd_venues"] += day
         finally:
+            if world is not None:
+                world.server.stop()  # eight desks: one server at a time
             binance.stop()
             kalshi.stop()
     print(f"seed {SEED}: {dict(totals)}")
