@@ -24,9 +24,12 @@ public struct AgentKeys: Sendable {
     /// Creates a key bound to credentials the caller owns or holds a grant for; a trade key needs
     /// ownership or a trade grant on each. Returns the record and the key itself (to show once).
     public func create(_ p: Principal, name: String, credentialIDs: [String], access: String, expiresInDays: Int?,
-                       dailyBudgetUSD: Double? = nil) async throws -> (AgentKeyRecord, String) {
-        if let budget = dailyBudgetUSD, !(budget.isFinite && budget >= 0 && budget <= 1_000_000) {
-            throw WardenError.invalid("daily_budget_usd", "must be between 0 and 1000000")
+                       dailyBudgetUSD: Decimal? = nil) async throws -> (AgentKeyRecord, String) {
+        let budget = try dailyBudgetUSD.map { value throws(WardenError) -> USD in
+            guard let usd = USD(limit: value), usd <= USD(dollars: 1_000_000) else {
+                throw WardenError.invalid("daily_budget_usd", "must be between 0 and 1000000")
+            }
+            return usd
         }
         guard (1...100).contains(name.count) else { throw WardenError.invalid("name", "must be 1 to 100 characters") }
         try Credentials.validate(label: name)
@@ -52,7 +55,7 @@ public struct AgentKeys: Sendable {
         let record = AgentKeyRecord(
             id: UUID().uuidString.lowercased(), ownerID: p.user.id, name: name, keyHash: hash(key),
             keyPrefix: String(key.prefix(8)), access: access, createdAt: now,
-            expiresAt: expiresInDays.map { now + Int64($0) * 86_400_000 }, credentials: bindings, dailyBudgetUSD: dailyBudgetUSD)
+            expiresAt: expiresInDays.map { now + Int64($0) * 86_400_000 }, credentials: bindings, dailyBudgetUSD: budget)
         try await database.transaction { db in
             try await repository.insert(record, on: db)
             try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.create", target: record.id,
@@ -157,7 +160,7 @@ extension AgentKeys {
         let now = Clock.nowMillis()
         var expiresAt = now + Int64(ttlSeconds) * 1000
         let ownerID: String, access: String, available: [String: String]
-        var parentID: String?, rootID: String?, budget: Double?
+        var parentID: String?, rootID: String?, budget: USD?
         switch minter {
         case .session(let principal):
             ownerID = principal.user.id

@@ -252,10 +252,9 @@ public final class Gateway: Sendable {
         // A family (a key and every key minted below it, at any depth) spends from one budget, its root's.
         let budgetKey = key.rootID
         let day = SpendRepository.day()
-        guard let budgetValue = key.dailyBudgetUSD else {
+        guard let budget = key.dailyBudgetUSD else {
             return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: .zero, price: price, budgeted: false), body, request)
         }
-        let budget = USD(limit: budgetValue) ?? .zero
         var body = body
         let output: Int
         switch BudgetedCall.classify(dialect, method: method, path: admission.path.description, body: body) {

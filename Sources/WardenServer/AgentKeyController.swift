@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HTTPTypes
 import WardenCore
@@ -9,7 +10,7 @@ struct AgentKeyController {
     let bodyLimit: Int
 
     struct CreateRequest: Decodable {
-        let name: String, credentialIDs: [String], access: String, expiresInDays: Int?, dailyBudgetUSD: Double?
+        let name: String, credentialIDs: [String], access: String, expiresInDays: Int?, dailyBudgetUSD: Decimal?
         enum CodingKeys: String, CodingKey {
             case name, credentialIDs = "credential_ids", access, expiresInDays = "expires_in_days"
             case dailyBudgetUSD = "daily_budget_usd"
@@ -23,7 +24,7 @@ struct AgentKeyController {
         let createdAt: String?
         let expiresAt, revokedAt, lastUsedAt: String?
         let key: String?
-        let dailyBudgetUSD: Double?
+        let dailyBudgetUSD: Decimal?
         enum CodingKeys: String, CodingKey {
             case id, name, prefix, access, credentialIDs = "credential_ids", venues, createdAt = "created_at"
             case expiresAt = "expires_at", revokedAt = "revoked_at", lastUsedAt = "last_used_at", key
@@ -34,7 +35,7 @@ struct AgentKeyController {
             venues = r.credentials.keys.sorted(); credentialIDs = venues.compactMap { r.credentials[$0] }
             createdAt = Timestamp.iso(r.createdAt); expiresAt = Timestamp.iso(r.expiresAt)
             revokedAt = Timestamp.iso(r.revokedAt); lastUsedAt = Timestamp.iso(r.lastUsedAt); self.key = key
-            dailyBudgetUSD = r.dailyBudgetUSD
+            dailyBudgetUSD = r.dailyBudgetUSD?.decimal
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)

@@ -16,7 +16,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
     /// venue → credential id
     public var credentials: [String: String]
     /// LLM spend allowed per UTC day, in USD (nil: no budget).
-    public var dailyBudgetUSD: Double?
+    public var dailyBudgetUSD: USD?
     /// The key this one was minted from (`warden run`), nil for a key made by its owner.
     public var parentID: String?
     /// The top key of this key's family (itself for a key made by its owner): the family shares one
@@ -25,7 +25,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
 
     public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
                 createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
-                credentials: [String: String], dailyBudgetUSD: Double? = nil, parentID: String? = nil, rootID: String? = nil) {
+                credentials: [String: String], dailyBudgetUSD: USD? = nil, parentID: String? = nil, rootID: String? = nil) {
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -52,10 +52,10 @@ public struct AgentKeyRepository: Sendable {
     public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
-                last_used_at, daily_budget_usd, parent_id, root_id)
+                last_used_at, daily_budget_micros, parent_id, root_id)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
                 \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
-                \(bind: k.dailyBudgetUSD), \(bind: k.parentID), \(bind: k.rootID))
+                \(bind: k.dailyBudgetUSD?.micros), \(bind: k.parentID), \(bind: k.rootID))
             """).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
             try await db.raw("""
@@ -116,7 +116,7 @@ public struct AgentKeyRepository: Sendable {
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
             lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self),
             credentials: credentials,
-            dailyBudgetUSD: try row.decode(column: "daily_budget_usd", as: Double?.self),
+            dailyBudgetUSD: try row.decode(column: "daily_budget_micros", as: Int64?.self).map { USD(micros: $0) ?? .zero },
             parentID: try row.decode(column: "parent_id", as: String?.self),
             rootID: try row.decode(column: "root_id", as: String?.self))
     }

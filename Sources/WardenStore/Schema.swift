@@ -206,52 +206,9 @@ enum Schema {
         ], dialectStatements: StoreRevision.triggers),
         // Money becomes exact (integer micro-dollars that the columns refuse to hold negative), and an
         // order's reservation is no longer keyed by its client order id, which venues do not keep unique.
-        Migration(version: 7, name: "exact money: micro-dollar limits, spend and volume; one reservation per order", statements: [
-            "ALTER TABLE llm_spend ADD COLUMN spent_micros BIGINT NOT NULL DEFAULT 0 CHECK (spent_micros >= 0)",
-            "ALTER TABLE llm_spend ADD COLUMN reserved_micros BIGINT NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0)",
-            // A negative figure can only come from the ceiling attack this migration closes: it counts as nothing.
-            """
-            UPDATE llm_spend SET
-                spent_micros = CASE WHEN spent_usd > 0 THEN CAST(ROUND(spent_usd * 1000000) AS BIGINT) ELSE 0 END,
-                reserved_micros = CASE WHEN reserved_usd > 0 THEN CAST(ROUND(reserved_usd * 1000000) AS BIGINT) ELSE 0 END
-            """,
-            "ALTER TABLE llm_spend DROP COLUMN spent_usd",
-            "ALTER TABLE llm_spend DROP COLUMN reserved_usd",
-            "ALTER TABLE trade_days ADD COLUMN used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0)",
-            "UPDATE trade_days SET used_micros = CASE WHEN used_usd > 0 THEN CAST(ROUND(used_usd * 1000000) AS BIGINT) ELSE 0 END",
-            "ALTER TABLE trade_days DROP COLUMN used_usd",
-            """
-            CREATE TABLE order_reservations (
-                id TEXT PRIMARY KEY,
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                credential_owner_id TEXT REFERENCES users(id) ON DELETE CASCADE,
-                venue TEXT NOT NULL,
-                client_order_id TEXT NOT NULL,
-                fingerprint TEXT,
-                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
-                day TEXT NOT NULL,
-                notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
-                status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
-                created_at BIGINT NOT NULL
-            )
-            """,
-            "CREATE INDEX order_reservations_fingerprint ON order_reservations (owner_id, venue, fingerprint)",
-            """
-            INSERT INTO order_reservations (id, owner_id, venue, client_order_id, mode, day, notional_micros, status, created_at)
-            SELECT id, owner_id, venue, client_order_id, mode, day, CAST(ROUND(notional_usd * 1000000) AS BIGINT), 'reserved', created_at
-            FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
-            """,
-            "DROP TABLE trade_orders",
-            "ALTER TABLE profiles ADD COLUMN max_leg_micros BIGINT NOT NULL DEFAULT 0 CHECK (max_leg_micros >= 0)",
-            "ALTER TABLE profiles ADD COLUMN daily_cap_micros BIGINT NOT NULL DEFAULT 0 CHECK (daily_cap_micros >= 0)",
-            """
-            UPDATE profiles SET
-                max_leg_micros = CASE WHEN max_leg_usd > 0 THEN CAST(ROUND(max_leg_usd * 1000000) AS BIGINT) ELSE 0 END,
-                daily_cap_micros = CASE WHEN daily_cap_usd > 0 THEN CAST(ROUND(daily_cap_usd * 1000000) AS BIGINT) ELSE 0 END
-            """,
-            "ALTER TABLE profiles DROP COLUMN max_leg_usd",
-            "ALTER TABLE profiles DROP COLUMN daily_cap_usd",
-        ]),
+        // The revision triggers name the columns replaced, so they are dropped first and made again after.
+        Migration(version: 7, name: "exact money: micro-dollar limits, spend and volume; one reservation per order", statements: [],
+                  dialectStatements: Schema.aroundRevisionTriggers(StoreRevision.exactMoneyTables, exactMoney)),
         Migration(version: 8, name: "key families: each agent key's root", statements: [
             "ALTER TABLE agent_keys ADD COLUMN root_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
             // Until this version a child was always minted with parent_id = its family's top key, so
@@ -261,4 +218,64 @@ enum Schema {
             "CREATE INDEX agent_keys_root ON agent_keys (root_id, created_at)",
         ]),
     ]
+
+    static let exactMoney: [String] = [
+        "ALTER TABLE llm_spend ADD COLUMN spent_micros BIGINT NOT NULL DEFAULT 0 CHECK (spent_micros >= 0)",
+        "ALTER TABLE llm_spend ADD COLUMN reserved_micros BIGINT NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0)",
+        // A negative figure can only come from the ceiling attack this migration closes: it counts as nothing.
+        """
+        UPDATE llm_spend SET
+            spent_micros = CASE WHEN spent_usd > 0 THEN CAST(ROUND(spent_usd * 1000000) AS BIGINT) ELSE 0 END,
+            reserved_micros = CASE WHEN reserved_usd > 0 THEN CAST(ROUND(reserved_usd * 1000000) AS BIGINT) ELSE 0 END
+        """,
+        "ALTER TABLE llm_spend DROP COLUMN spent_usd",
+        "ALTER TABLE llm_spend DROP COLUMN reserved_usd",
+        "ALTER TABLE trade_days ADD COLUMN used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0)",
+        "UPDATE trade_days SET used_micros = CASE WHEN used_usd > 0 THEN CAST(ROUND(used_usd * 1000000) AS BIGINT) ELSE 0 END",
+        "ALTER TABLE trade_days DROP COLUMN used_usd",
+        """
+        CREATE TABLE order_reservations (
+            id TEXT PRIMARY KEY,
+            owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            credential_owner_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+            venue TEXT NOT NULL,
+            client_order_id TEXT NOT NULL,
+            fingerprint TEXT,
+            mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+            day TEXT NOT NULL,
+            notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
+            status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
+            created_at BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX order_reservations_fingerprint ON order_reservations (owner_id, venue, fingerprint)",
+        """
+        INSERT INTO order_reservations (id, owner_id, venue, client_order_id, mode, day, notional_micros, status, created_at)
+        SELECT id, owner_id, venue, client_order_id, mode, day, CAST(ROUND(notional_usd * 1000000) AS BIGINT), 'reserved', created_at
+        FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
+        """,
+        "DROP TABLE trade_orders",
+        "ALTER TABLE profiles ADD COLUMN max_leg_micros BIGINT NOT NULL DEFAULT 0 CHECK (max_leg_micros >= 0)",
+        "ALTER TABLE profiles ADD COLUMN daily_cap_micros BIGINT NOT NULL DEFAULT 0 CHECK (daily_cap_micros >= 0)",
+        """
+        UPDATE profiles SET
+            max_leg_micros = CASE WHEN max_leg_usd > 0 THEN CAST(ROUND(max_leg_usd * 1000000) AS BIGINT) ELSE 0 END,
+            daily_cap_micros = CASE WHEN daily_cap_usd > 0 THEN CAST(ROUND(daily_cap_usd * 1000000) AS BIGINT) ELSE 0 END
+        """,
+        "ALTER TABLE profiles DROP COLUMN max_leg_usd",
+        "ALTER TABLE profiles DROP COLUMN daily_cap_usd",
+        "ALTER TABLE agent_keys ADD COLUMN daily_budget_micros BIGINT CHECK (daily_budget_micros >= 0)",
+        """
+        UPDATE agent_keys SET daily_budget_micros = CASE WHEN daily_budget_usd IS NULL THEN NULL
+            WHEN daily_budget_usd > 0 THEN CAST(ROUND(daily_budget_usd * 1000000) AS BIGINT) ELSE 0 END
+        """,
+        "ALTER TABLE agent_keys DROP COLUMN daily_budget_usd",
+    ]
+
+    /// `statements` for both engines, with the revision triggers of `tables` dropped before and made again after.
+    static func aroundRevisionTriggers(_ tables: StoreRevision.Watched, _ statements: [String]) -> [SQLDialectKind: [String]] {
+        let drop = StoreRevision.drop(tables.map(\.table)), create = StoreRevision.create(tables)
+        return [.sqlite: (drop[.sqlite] ?? []) + statements + (create[.sqlite] ?? []),
+                .postgres: (drop[.postgres] ?? []) + statements + (create[.postgres] ?? [])]
+    }
 }

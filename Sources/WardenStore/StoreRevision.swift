@@ -5,8 +5,10 @@ import SQLKit
 /// changing transaction, whichever process writes (a server, a second server, the CLI), so a cache
 /// tagged with the revision it was read at knows when it is stale. `last_used_at` writes do not count.
 public enum StoreRevision {
-    /// Tables and the columns whose update counts (inserts and deletes always count).
-    static let watched: [(table: String, columns: [String])] = [
+    typealias Watched = [(table: String, columns: [String])]
+
+    /// Tables and the columns whose update counts (inserts and deletes always count), as version 6 made them.
+    static let watchedAtVersion6: Watched = [
         ("agent_keys", ["owner_id", "key_hash", "access", "expires_at", "revoked_at", "daily_budget_usd", "parent_id"]),
         ("agent_key_credentials", ["agent_key_id", "credential_id", "venue"]),
         ("users", ["disabled"]),
@@ -16,11 +18,24 @@ public enum StoreRevision {
                       "fee_bps", "slippage_bps", "live_venues"]),
     ]
 
+    /// The tables whose money columns version 7 makes exact, with their watched columns from then on.
+    static let exactMoneyTables: Watched = [
+        ("agent_keys", ["owner_id", "key_hash", "access", "expires_at", "revoked_at", "daily_budget_micros", "parent_id"]),
+        ("profiles", ["min_net_edge_cents", "max_leg_micros", "daily_cap_micros", "allow_live_trading", "starting_balance_usd",
+                      "fee_bps", "slippage_bps", "live_venues"]),
+    ]
+
     static let bump = "UPDATE store_revision SET value = value + 1 WHERE id = 1"
+    static let bumpFunction = "CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"
 
     static var triggers: [SQLDialectKind: [String]] {
+        let made = create(watchedAtVersion6)
+        return [.sqlite: made[.sqlite] ?? [], .postgres: [bumpFunction] + (made[.postgres] ?? [])]
+    }
+
+    static func create(_ watched: Watched) -> [SQLDialectKind: [String]] {
         var sqlite: [String] = []
-        var postgres = ["CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"]
+        var postgres: [String] = []
         for (table, columns) in watched {
             for (event, name) in [("INSERT", "insert"), ("DELETE", "delete"), ("UPDATE OF \(columns.joined(separator: ", "))", "update")] {
                 sqlite.append("CREATE TRIGGER revision_\(table)_\(name) AFTER \(event) ON \(table) BEGIN \(bump); END")
@@ -31,6 +46,12 @@ public enum StoreRevision {
                 """)
         }
         return [.sqlite: sqlite, .postgres: postgres]
+    }
+
+    /// A trigger that names a column keeps it from being dropped (PostgreSQL) or stops firing on it (SQLite).
+    static func drop(_ tables: [String]) -> [SQLDialectKind: [String]] {
+        [.sqlite: tables.flatMap { table in ["insert", "delete", "update"].map { "DROP TRIGGER IF EXISTS revision_\(table)_\($0)" } },
+         .postgres: tables.map { "DROP TRIGGER IF EXISTS revision_\($0) ON \($0)" }]
     }
 
     /// The current revision.

@@ -90,7 +90,7 @@ struct WebActivityPages {
         let spend = try await SpendRepository(app.services.database).usage(ownerID: principal.user.id, day: day)
         let spent = spend.reduce(USD.zero) { $0 + $1.spent }.double
         let keys = try await app.services.agentKeys.list(principal)
-        let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(0, +)
+        let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(USD.zero, +).double
         var data: [String: Any] = [
             "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", profile.dailyCapUSD.double),
             "volume_value": min(traded, profile.dailyCapUSD.double), "cap_max": max(profile.dailyCapUSD.double, 0.01),
