@@ -153,14 +153,23 @@ public struct TradingPolicy: Sendable {
     /// Makes an order's audit row from its details.
     typealias RowMaker = @Sendable ([String: String]) -> AuditEntry
 
-    /// An order that passed its checks: its price, id, and the reservation it holds (none for a retry).
+    /// An order that passed its checks: its price, id, and what it holds against the caps.
     struct Held: Sendable {
+        enum Hold: Sendable {
+            /// Its own reservation, released if the venue refuses the order.
+            case reserved(id: String)
+            /// None: it is the very same order as one that still holds a reservation (a venue that never
+            /// executes the same content twice).
+            case retryOfReserved
+        }
         let order: OrderIntent
         let priced: Priced
         let notional: USD
         let clientOrderID: String
-        let reservation: String?
+        let hold: Hold
         let audit: [String: String]
+
+        var reservation: String? { if case .reserved(let id) = hold { id } else { nil } }
     }
 
     /// Whose limits an order is held under: the key owner's, and for a shared credential its owner's too.
@@ -236,9 +245,9 @@ public struct TradingPolicy: Sendable {
                 throw GatewayRefusal(.badRequest, .invalidRequest, "the simulator already filled this very order", key: key)
             }
             audit["retry"] = "true"
-            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, reservation: nil, audit: audit)
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .retryOfReserved, audit: audit)
         case .reserved(let id):
-            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, reservation: id, audit: audit)
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
         }
     }
 
