@@ -3,7 +3,8 @@ import Foundation
 /// A request path in the one form every policy decision is made on. Percent-escapes of unreserved
 /// characters are decoded, `//` runs collapse and a trailing slash is dropped; anything that could mean
 /// different things to Warden and to the upstream (dot segments, encoded `/`, `\` or `.`, control
-/// characters, malformed escapes) is refused rather than guessed at.
+/// characters, malformed escapes, `;` path parameters, segments with blanks at either end) is refused
+/// rather than guessed at.
 public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
     public let segments: [String]
 
@@ -79,7 +80,13 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
                 bytes.append(byte)
             }
         }
+        // Many servers cut `;params` off a segment (`/admin;x` is `/admin` to them) and trim blanks around
+        // it (`/admin%20`): either would let a call past a rule written for the plain path.
+        guard !bytes.contains(UInt8(ascii: ";")) else { throw .malformed("';' (path parameters, literal or %3B) is not allowed") }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("not UTF-8") }
+        guard !(text.first?.isWhitespace ?? false), !(text.last?.isWhitespace ?? false) else {
+            throw .malformed("a path segment may not begin or end with whitespace")
+        }
         return text
     }
 }
