@@ -72,12 +72,25 @@ public enum MethodOverride {
 
     /// A top-level member named `_method` (in any case, escaped or not) of a JSON object.
     static func inJSON(_ body: Data) -> Bool {
-        // Cheap first look: the name needs the letters "method" or an escape to hide them.
-        let lowered = body.map { (0x41...0x5a).contains($0) ? $0 + 32 : $0 }
-        guard lowered.firstRange(of: Array("method".utf8)) != nil || lowered.contains(UInt8(ascii: "\\")) else { return false }
+        guard mentionsMethodOrEscape(body) else { return false }
         // A body Foundation cannot read might still be read by a lenient parser upstream: refused then.
         guard let object = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else { return true }
         return (object as? [String: Any])?.keys.contains { isOverride(name: Substring($0)) } ?? false
+    }
+
+    /// A cheap first look, without copying the body: the name needs the letters "method" (any case) or an
+    /// escape to hide them.
+    static func mentionsMethodOrEscape(_ body: Data) -> Bool {
+        let needle = Array("method".utf8)
+        var matched = 0
+        for byte in body {
+            if byte == UInt8(ascii: "\\") { return true }
+            let lower = (0x41...0x5a).contains(byte) ? byte + 32 : byte
+            // "method" has one "m", at its start: a mismatch restarts there or at nothing.
+            matched = lower == needle[matched] ? matched + 1 : (lower == needle[0] ? 1 : 0)
+            if matched == needle.count { return true }
+        }
+        return false
     }
 
     /// Percent-decoding as lenient parsers do it: `+` is a space, a malformed escape stays as it is.
