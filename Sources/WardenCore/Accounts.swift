@@ -46,6 +46,7 @@ public struct Accounts: Sendable {
     /// `by` is the administrator acting through the dashboard (nil for the CLI, run by whoever holds the vault).
     public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool, by actor: Principal? = nil)
         async throws -> (user: UserRecord, generatedPassword: String?) {
+        let via = try Self.via(actor)
         let email = try Self.normalize(email: rawEmail)
         let generated = password == nil ? Self.generatePassword() : nil
         let chosen = password ?? generated!
@@ -60,7 +61,7 @@ public struct Accounts: Sendable {
             try await users.insert(user, on: db)
             try await ProfileRepository(database).upsert(userID: user.id, Profiles.defaults, on: db)
             try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.create", target: user.id,
-                                              detail: ["admin": String(admin), "via": Self.via(actor)]), on: db)
+                                              detail: ["admin": String(admin), "via": via]), on: db)
         }
         return (user, generated)
     }
@@ -69,18 +70,20 @@ public struct Accounts: Sendable {
 
     /// Disabling revokes every session at once; enabling lets the user log in again.
     public func setDisabled(email rawEmail: String, _ disabled: Bool, by actor: Principal? = nil) async throws -> UserRecord {
+        let via = try Self.via(actor)
         let user = try await existing(email: rawEmail)
         try await database.transaction { db in
             try await users.setDisabled(userID: user.id, disabled, on: db)
             if disabled { try await sessions.revokeAll(userID: user.id, on: db) }
             try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: disabled ? "user.disable" : "user.enable",
-                                              target: user.id, detail: ["via": Self.via(actor)]), on: db)
+                                              target: user.id, detail: ["via": via]), on: db)
         }
         return user
     }
 
     /// Sets a generated password that must be changed at next login, and ends every session.
     public func resetPassword(email rawEmail: String, by actor: Principal? = nil) async throws -> String {
+        let via = try Self.via(actor)
         let user = try await existing(email: rawEmail)
         let password = Self.generatePassword()
         let hash = try await hasher.hash(password)
@@ -88,13 +91,18 @@ public struct Accounts: Sendable {
             try await users.setPassword(userID: user.id, hash: hash, mustChange: true, on: db)
             try await sessions.revokeAll(userID: user.id, on: db)
             try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.reset_password", target: user.id,
-                                              detail: ["via": Self.via(actor)]), on: db)
+                                              detail: ["via": via]), on: db)
         }
         return password
     }
 
-    /// Where a user administration came from: an administrator's session (the dashboard) or the CLI.
-    static func via(_ actor: Principal?) -> String { actor == nil ? "cli" : "dashboard" }
+    /// Where a user administration came from: an administrator's session (the dashboard) or the CLI. A
+    /// session that is not an administrator's never gets this far (the pages check first); refused here too.
+    static func via(_ actor: Principal?) throws -> String {
+        guard let actor else { return "cli" }
+        guard actor.user.isAdmin else { throw WardenError(.forbidden, code: "not_admin", "only administrators manage users") }
+        return "dashboard"
+    }
 
     // MARK: sessions (API)
 

@@ -145,8 +145,8 @@ public struct TradingPolicy: Sendable {
                          audit: ["class": "wallet_auth", "stored": "true"], reservations: [])
     }
 
-    /// Whether a level-1 answer might carry a credential: any member (at any depth) or, for a body that
-    /// is not JSON, any text naming `secret`, `passphrase` or `apiKey`/`api_key`, in any case.
+    /// Whether a level-1 answer might carry a credential: a member name at any depth (escapes decoded) or
+    /// anything in its text containing `secret`, `passphrase`, `apikey`, `api_key` or `api-key`, in any case.
     static func mayHoldCredentials(_ body: Data) -> Bool {
         let words = ["secret", "passphrase", "apikey", "api_key", "api-key"]
         if let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) {
