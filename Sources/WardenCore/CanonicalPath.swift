@@ -105,20 +105,25 @@ public struct EndpointPattern: Sendable, Equatable, CustomStringConvertible {
         description = text
     }
 
-    public func matches(method requestMethod: String, path: CanonicalPath) -> Bool {
+    /// `formatSuffixes`: a literal segment also matches itself followed by `.` and anything (`settings.json`),
+    /// as frameworks that route a format suffix to the same action read it. For rules that refuse (a
+    /// block list), where matching more is the safe side; never for rules that allow.
+    public func matches(method requestMethod: String, path: CanonicalPath, formatSuffixes: Bool = false) -> Bool {
         let method = requestMethod.uppercased()
         guard self.method == "*" || self.method == method || (self.method == "GET" && method == "HEAD") else { return false }
-        return Self.match(segments[...], path.matchingSegments[...])
+        return Self.match(segments[...], path.matchingSegments[...], formatSuffixes: formatSuffixes)
     }
 
-    private static func match(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
+    private static func match(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>, formatSuffixes: Bool) -> Bool {
         guard let head = pattern.first else { return path.isEmpty }
         if head == "**" {
             let rest = pattern.dropFirst()
-            for start in path.indices + [path.endIndex] where match(rest, path[start...]) { return true }
+            for start in path.indices + [path.endIndex] where match(rest, path[start...], formatSuffixes: formatSuffixes) { return true }
             return false
         }
-        guard let segment = path.first, head == "*" || head == segment else { return false }
-        return match(pattern.dropFirst(), path.dropFirst())
+        guard let segment = path.first,
+              head == "*" || head == segment || (formatSuffixes && segment.hasPrefix(head + "."))
+        else { return false }
+        return match(pattern.dropFirst(), path.dropFirst(), formatSuffixes: formatSuffixes)
     }
 }

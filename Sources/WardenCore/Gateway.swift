@@ -221,7 +221,7 @@ public final class Gateway: Sendable {
         if key.access == "read", !["GET", "HEAD", "OPTIONS"].contains(method.uppercased()) {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
         }
-        if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path) }) {
+        if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path, formatSuffixes: true) }) {
             throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
         }
         if let limit = service.rateLimit,

@@ -68,6 +68,13 @@ import Testing
         #expect(middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings")))
         #expect(!middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings/x")))
         #expect(EndpointPattern("GET /x").matches(method: "HEAD", path: try CanonicalPath(raw: "/x")))
+        // A block list also takes a format suffix, which Rails-style routers send to the same action.
+        let settings = EndpointPattern("PUT /repos/*/settings")
+        for suffixed in ["/repos/a/settings.json", "/repos/a/SETTINGS.xml", "/repos/a/settings."] {
+            #expect(settings.matches(method: "PUT", path: try CanonicalPath(raw: suffixed), formatSuffixes: true), "\(suffixed)")
+            #expect(!settings.matches(method: "PUT", path: try CanonicalPath(raw: suffixed)), "an allow rule widened to \(suffixed)")
+        }
+        #expect(!settings.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/settingsx"), formatSuffixes: true))
     }
 
     @Test func rateLimiterLetsExactlyCapacityThroughABurst() async {

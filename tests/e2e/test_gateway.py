@@ -277,6 +277,7 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
         ("DELETE", "/proxy/fake/repos\\acme"), ("DELETE", "/proxy/fake/repos/acme%00"), ("DELETE", "/proxy/fake/repos/acme?x=1"),
         ("POST", "/proxy/fake/admin/users/1/delete"), ("POST", "/proxy/fake/ADMIN/x"), ("POST", "/proxy/fake/admin"),
         ("PUT", "/proxy/fake/repos/acme/settings"), ("PUT", "/proxy/fake/repos/acme/settings/"), ("delete", "/proxy/fake/repos/acme"),
+        ("PUT", "/proxy/fake/repos/acme/settings.json"), ("PUT", "/proxy/fake/repos/acme/Settings.xml"),
     ]
     for method, path in blocked:
         status, body = raw(world, method, path, agent)
