@@ -18,6 +18,8 @@ public struct LoginResult: Sendable {
     public var accessToken: String
     public var expiresIn: Int
     public var mustChangePassword: Bool
+    /// The login throttle's device token for this client to keep (see `LoginThrottle`), when it asked for one.
+    public var deviceToken: String?
 }
 
 /// Users, passwords and sessions: onboarding (from the CLI), login, logout, password changes.
@@ -107,10 +109,13 @@ public struct Accounts: Sendable {
     // MARK: sessions (API)
 
     /// Checks the password (same answer and cost for an unknown email and a wrong password) and opens a session.
-    public func login(email rawEmail: String, password: String, clientAddress: String) async throws -> LoginResult {
+    /// `device` is the device token the client kept from an earlier login; `rememberDevice` asks for one
+    /// (the dashboard keeps it in a cookie).
+    public func login(email rawEmail: String, password: String, clientAddress: String, device: String? = nil,
+                      rememberDevice: Bool = false) async throws -> LoginResult {
         let email = (try? Self.normalize(email: rawEmail)) ?? rawEmail.lowercased()
         let attempt: LoginThrottle.Attempt
-        switch await throttle.admit(account: email, address: clientAddress) {
+        switch await throttle.admit(account: email, address: clientAddress, device: device) {
         case .success(let admitted): attempt = admitted
         case .failure(let wait):
             throw WardenError(.tooManyRequests, code: "too_many_attempts",
@@ -124,7 +129,7 @@ public struct Accounts: Sendable {
                                               detail: ["address": clientAddress]))
             throw WardenError.badCredentials
         }
-        await throttle.succeeded(attempt)
+        let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)
         let now = Date()
         let session = SessionRecord(
             id: UUID().uuidString.lowercased(), userID: user.id, createdAt: Clock.nowMillis(),
@@ -133,7 +138,8 @@ public struct Accounts: Sendable {
         try await sessions.insert(session)
         try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
         let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
-        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword)
+        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword,
+                           deviceToken: deviceToken)
     }
 
     /// The principal behind a bearer token, if the token is valid and its session and user are live.

@@ -8,9 +8,13 @@ import Foundation
 /// - Per account, over all addresses: the first `accountFreeFailures` failures in `window` cost
 ///   nothing; from the last of them on, attempts on the account are spaced `accountSpacing` apart, so a
 ///   guesser with any number of addresses gets at most `accountFreeFailures + window / accountSpacing`
-///   guesses per window. An address the account has logged in from (in the last `trustLifetime`) is exempt from
-///   this spacing: the owner at a known address is never slowed by a stranger's failures, and a
-///   stranger cannot make an address known without the password.
+///   guesses per window. An address the account has logged in from (in the last `trustLifetime`) is
+///   exempt from this spacing: the owner at a known address is never slowed by a stranger's failures,
+///   and a stranger cannot make an address known without the password.
+/// - A device token (the dashboard keeps it in a cookie; each successful login hands one out) lets its
+///   account's logins past both limits above, for `deviceFailureLimit` failures per `window`, after
+///   which the token is forgotten. It is what tells the owner from a stranger on the same address (a
+///   browser and an agent on one host both come from 127.0.0.1), and it cannot be had without the password.
 ///
 /// An attempt counts as a failure from the moment it is admitted until it succeeds, so concurrent
 /// attempts cannot all slip in under a limit before their passwords are checked.
@@ -27,10 +31,19 @@ public actor LoginThrottle {
     private var accountNext: [String: Date] = [:]
     /// account → address → last successful login.
     private var trusted: [String: [String: Date]] = [:]
+    /// device token → its account, when it was handed out, and its own recent failures.
+    private var devices: [String: Device] = [:]
+    private struct Device {
+        let account: String
+        let issued: Date
+        var failures: [Date]
+    }
     private var admissions = 0
 
-    /// Addresses remembered per account: enough for one person's devices and networks.
+    /// Addresses and device tokens remembered per account: enough for one person's devices and networks.
     static let trustedPerAccount = 16
+    /// Failures a device token may have in a window before it is forgotten.
+    public static let deviceFailureLimit = 5
 
     public init(addressLimit: Int = 10, accountFreeFailures: Int = 5, accountSpacing: TimeInterval = 30,
                 window: TimeInterval = 900, trustLifetime: TimeInterval = 30 * 86_400) {
@@ -46,12 +59,23 @@ public actor LoginThrottle {
         let account: String
         let address: String
         let at: Date
+        /// The device token it came with, when that token is the account's.
+        let device: String?
     }
 
     /// Admits an attempt (counting it as a failure until `succeeded`), or returns the seconds to wait.
-    public func admit(account: String, address: String, now: Date = Date()) -> Result<Attempt, Wait> {
+    public func admit(account: String, address: String, device: String? = nil, now: Date = Date()) -> Result<Attempt, Wait> {
         admissions += 1
         if admissions % 1024 == 0 { sweep(now: now) }
+        if let device, var known = devices[device], known.account == account, now.timeIntervalSince(known.issued) < trustLifetime {
+            known.failures = known.failures.filter { now.timeIntervalSince($0) < window }
+            if known.failures.count < Self.deviceFailureLimit {
+                known.failures.append(now)
+                devices[device] = known
+                return .success(Attempt(account: account, address: address, at: now, device: device))
+            }
+            devices[device] = nil  // guessed with too often: from now on it is an unknown device
+        }
         let fromAddress = recent(&addressFailures, address, now: now)
         if fromAddress.count >= addressLimit, let oldest = fromAddress.first {
             return .failure(Wait(seconds: oldest.addingTimeInterval(window).timeIntervalSince(now)))
@@ -67,13 +91,35 @@ public actor LoginThrottle {
         }
         addressFailures[address, default: []].append(now)
         accountFailures[account, default: []].append(now)
-        return .success(Attempt(account: account, address: address, at: now))
+        return .success(Attempt(account: account, address: address, at: now, device: nil))
     }
 
     /// The attempt's password was right: it is no failure, and its address becomes known to the account.
-    public func succeeded(_ attempt: Attempt) {
+    /// Returns the device token to keep for the next logins: the one it came with, or a new one when
+    /// `issueDevice` (only for a client that keeps it: handing tokens to clients that drop them would
+    /// push the kept ones out).
+    @discardableResult
+    public func succeeded(_ attempt: Attempt, issueDevice: Bool = false) -> String? {
+        if let token = attempt.device, var device = devices[token] {
+            if let index = device.failures.firstIndex(of: attempt.at) { device.failures.remove(at: index) }
+            devices[token] = device
+            trust(attempt)
+            return token
+        }
         Self.remove(attempt.at, from: &addressFailures, attempt.address)
         Self.remove(attempt.at, from: &accountFailures, attempt.account)
+        trust(attempt)
+        guard issueDevice else { return nil }
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        devices[token] = Device(account: attempt.account, issued: attempt.at, failures: [])
+        let own = devices.filter { $0.value.account == attempt.account }
+        if own.count > Self.trustedPerAccount, let oldest = own.min(by: { $0.value.issued < $1.value.issued })?.key {
+            devices[oldest] = nil
+        }
+        return token
+    }
+
+    private func trust(_ attempt: Attempt) {
         var addresses = trusted[attempt.account] ?? [:]
         addresses[attempt.address] = attempt.at
         if addresses.count > Self.trustedPerAccount, let stalest = addresses.min(by: { $0.value < $1.value })?.key {
@@ -110,6 +156,7 @@ public actor LoginThrottle {
             return kept.isEmpty ? nil : kept
         }
         accountNext = accountNext.filter { $0.value > now }
+        devices = devices.filter { now.timeIntervalSince($0.value.issued) < trustLifetime }
         trusted = trusted.compactMapValues { addresses in
             let kept = addresses.filter { now.timeIntervalSince($0.value) < trustLifetime }
             return kept.isEmpty ? nil : kept

@@ -52,6 +52,39 @@ import Testing
         #expect(await admitted(throttle, "bystander@example.com", "192.0.2.1", at: 899) != nil)
     }
 
+    /// On an address the owner shares with the stranger (loopback), the owner's device token tells them apart.
+    @Test func theOwnersDeviceTokenGetsPastAStrangerOnTheSameAddress() async throws {
+        let throttle = LoginThrottle()
+        let first = await admitted(throttle, "owner@example.com", "127.0.0.1", at: 0)
+        let attempt = try #require(first)
+        let token = try #require(await throttle.succeeded(attempt, issueDevice: true))
+        for i in 0..<10 { _ = await admitted(throttle, "owner@example.com", "127.0.0.1", at: 10 + Double(i) * 31) }
+        #expect(await admitted(throttle, "owner@example.com", "127.0.0.1", at: 400) == nil, "the shared address is not held")
+        guard case .success(let owner) = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
+                                                              now: start.addingTimeInterval(400)) else {
+            Issue.record("the owner's device token was refused"); return
+        }
+        #expect(await throttle.succeeded(owner, issueDevice: true) == token)
+        // The token is the account's only: another account's logins get nothing from it.
+        guard case .failure = await throttle.admit(account: "other@example.com", address: "127.0.0.1", device: token,
+                                                   now: start.addingTimeInterval(400)) else {
+            Issue.record("a device token opened another account"); return
+        }
+        // A token guessed with 5 times is forgotten.
+        for i in 0..<5 {
+            guard case .success = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
+                                                       now: start.addingTimeInterval(401 + Double(i))) else {
+                Issue.record("failure \(i) with the device token was refused"); return
+            }
+        }
+        guard case .failure = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
+                                                   now: start.addingTimeInterval(410)) else {
+            Issue.record("a device token allowed a 6th failure"); return
+        }
+        let plain = await admitted(throttle, "third@example.com", "192.0.2.9", at: 420)
+        #expect(await throttle.succeeded(try #require(plain)) == nil, "a token was handed to a client that did not ask for one")
+    }
+
     @Test func concurrentAttemptsCountBeforeTheirPasswordsAreChecked() async {
         let throttle = LoginThrottle()
         // Nothing has failed yet, but of 20 attempts at once only the free 5 are let in.

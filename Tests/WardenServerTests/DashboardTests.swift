@@ -101,6 +101,29 @@ import Testing
         try await h.close()
     }
 
+    /// A stranger on the owner's own address (an agent on the same host) cannot keep the owner out of
+    /// the dashboard: the browser's device cookie from an earlier login gets past the throttle.
+    @Test func aBrowserThatLoggedInBeforeGetsPastAStrangersFailures() async throws {
+        let h = try await APIHarness()
+        try await h.createUser("owner@example.com")
+        try await h.run { api in
+            let owner = Browser(api)
+            #expect(try await owner.logIn("owner@example.com").status == .seeOther)
+            #expect(owner.cookies["warden_device"]?.count == 64)
+            try await owner.go(.get, "/activity")
+            #expect(try await owner.go(.post, "/logout", form: [:]).headers[.location] == "/login")
+            for _ in 0..<12 {
+                _ = try await api.call(.post, "/api/v1/auth/login", json: ["email": "owner@example.com", "password": "wrong-password-123"])
+            }
+            let stranger = Browser(api)
+            let refused = try await stranger.logIn("owner@example.com")
+            #expect(refused.status == .unauthorized && refused.text.contains("too many failed logins"), "\(refused.status)")
+            let again = try await owner.logIn("owner@example.com")
+            #expect(again.status == .seeOther && again.headers[.location] == "/activity", "\(again.status) \(again.text.prefix(300))")
+        }
+        try await h.close()
+    }
+
     /// Each user administration done in the dashboard names the administrator who did it, as the
     /// management API's rows name their caller.
     @Test func adminActionsNameTheAdministrator() async throws {
