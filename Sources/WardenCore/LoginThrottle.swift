@@ -67,11 +67,11 @@ public actor LoginThrottle {
     public func admit(account: String, address: String, device: String? = nil, now: Date = Date()) -> Result<Attempt, Wait> {
         admissions += 1
         if admissions % 1024 == 0 { sweep(now: now) }
-        if let device, var known = devices[device], known.account == account, now.timeIntervalSince(known.issued) < trustLifetime {
-            known.failures = known.failures.filter { now.timeIntervalSince($0) < window }
-            if known.failures.count < Self.deviceFailureLimit {
-                known.failures.append(now)
-                devices[device] = known
+        if let device, var token = devices[device], token.account == account, now.timeIntervalSince(token.issued) < trustLifetime {
+            token.failures = token.failures.filter { now.timeIntervalSince($0) < window }
+            if token.failures.count < Self.deviceFailureLimit {
+                token.failures.append(now)
+                devices[device] = token
                 return .success(Attempt(account: account, address: address, at: now, device: device))
             }
             devices[device] = nil  // guessed with too often: from now on it is an unknown device
