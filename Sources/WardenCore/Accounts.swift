@@ -18,6 +18,8 @@ public struct LoginResult: Sendable {
     public var accessToken: String
     public var expiresIn: Int
     public var mustChangePassword: Bool
+    /// The login throttle's device token for this client to keep (see `LoginThrottle`), when it asked for one.
+    public var deviceToken: String?
 }
 
 /// Users, passwords and sessions: onboarding (from the CLI), login, logout, password changes.
@@ -43,8 +45,10 @@ public struct Accounts: Sendable {
     // MARK: onboarding (CLI)
 
     /// Creates a user. Without a password, a strong one is generated and returned (to be shown once).
-    public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool)
+    /// `by` is the administrator acting through the dashboard (nil for the CLI, run by whoever holds the vault).
+    public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool, by actor: Principal? = nil)
         async throws -> (user: UserRecord, generatedPassword: String?) {
+        let via = try Self.via(actor)
         let email = try Self.normalize(email: rawEmail)
         let generated = password == nil ? Self.generatePassword() : nil
         let chosen = password ?? generated!
@@ -58,8 +62,8 @@ public struct Accounts: Sendable {
         try await database.transaction { db in
             try await users.insert(user, on: db)
             try await ProfileRepository(database).upsert(userID: user.id, Profiles.defaults, on: db)
-            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: "user.create", target: user.id,
-                                              detail: ["admin": String(admin), "via": "cli"]), on: db)
+            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.create", target: user.id,
+                                              detail: ["admin": String(admin), "via": via]), on: db)
         }
         return (user, generated)
     }
@@ -67,50 +71,65 @@ public struct Accounts: Sendable {
     public func listUsers() async throws -> [UserRecord] { try await users.list() }
 
     /// Disabling revokes every session at once; enabling lets the user log in again.
-    public func setDisabled(email rawEmail: String, _ disabled: Bool) async throws -> UserRecord {
+    public func setDisabled(email rawEmail: String, _ disabled: Bool, by actor: Principal? = nil) async throws -> UserRecord {
+        let via = try Self.via(actor)
         let user = try await existing(email: rawEmail)
         try await database.transaction { db in
             try await users.setDisabled(userID: user.id, disabled, on: db)
             if disabled { try await sessions.revokeAll(userID: user.id, on: db) }
-            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: disabled ? "user.disable" : "user.enable",
-                                              target: user.id, detail: ["via": "cli"]), on: db)
+            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: disabled ? "user.disable" : "user.enable",
+                                              target: user.id, detail: ["via": via]), on: db)
         }
         return user
     }
 
     /// Sets a generated password that must be changed at next login, and ends every session.
-    public func resetPassword(email rawEmail: String) async throws -> String {
+    public func resetPassword(email rawEmail: String, by actor: Principal? = nil) async throws -> String {
+        let via = try Self.via(actor)
         let user = try await existing(email: rawEmail)
         let password = Self.generatePassword()
         let hash = try await hasher.hash(password)
         try await database.transaction { db in
             try await users.setPassword(userID: user.id, hash: hash, mustChange: true, on: db)
             try await sessions.revokeAll(userID: user.id, on: db)
-            try await audit.append(AuditEntry(actor: nil, owner: user.id, action: "user.reset_password", target: user.id,
-                                              detail: ["via": "cli"]), on: db)
+            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.reset_password", target: user.id,
+                                              detail: ["via": via]), on: db)
         }
         return password
+    }
+
+    /// Where a user administration came from: an administrator's session (the dashboard) or the CLI. A
+    /// session that is not an administrator's never gets this far (the pages check first); refused here too.
+    static func via(_ actor: Principal?) throws -> String {
+        guard let actor else { return "cli" }
+        guard actor.user.isAdmin else { throw WardenError(.forbidden, code: "not_admin", "only administrators manage users") }
+        return "dashboard"
     }
 
     // MARK: sessions (API)
 
     /// Checks the password (same answer and cost for an unknown email and a wrong password) and opens a session.
-    public func login(email rawEmail: String, password: String, clientAddress: String) async throws -> LoginResult {
+    /// `device` is the device token the client kept from an earlier login; `rememberDevice` asks for one
+    /// (the dashboard keeps it in a cookie).
+    public func login(email rawEmail: String, password: String, clientAddress: String, device: String? = nil,
+                      rememberDevice: Bool = false) async throws -> LoginResult {
         let email = (try? Self.normalize(email: rawEmail)) ?? rawEmail.lowercased()
-        let keys = ["account:\(email)", "address:\(clientAddress)"]
-        if let wait = await throttle.retryAfter(keys) {
+        let attempt: LoginThrottle.Attempt
+        switch await throttle.admit(account: email, address: clientAddress, device: device) {
+        case .success(let admitted): attempt = admitted
+        case .failure(let wait):
             throw WardenError(.tooManyRequests, code: "too_many_attempts",
-                              "too many failed logins; try again in \(wait) seconds", retryAfterSeconds: wait)
+                              "too many failed logins; try again in \(wait.seconds) seconds", retryAfterSeconds: wait.seconds)
         }
+        // The attempt already counts as a failure; only a right password takes it back.
         let user = try await users.find(email: email)
         let ok = try await hasher.verify(password, hash: user?.passwordHash)
         guard ok, let user, !user.disabled else {
-            await throttle.recordFailure(keys)
             try await audit.append(AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: "failed",
                                               detail: ["address": clientAddress]))
             throw WardenError.badCredentials
         }
-        await throttle.reset("account:\(email)")
+        let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)
         let now = Date()
         let session = SessionRecord(
             id: UUID().uuidString.lowercased(), userID: user.id, createdAt: Clock.nowMillis(),
@@ -119,7 +138,8 @@ public struct Accounts: Sendable {
         try await sessions.insert(session)
         try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
         let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
-        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword)
+        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword,
+                           deviceToken: deviceToken)
     }
 
     /// The principal behind a bearer token, if the token is valid and its session and user are live.

@@ -3,7 +3,8 @@ import Foundation
 /// A request path in the one form every policy decision is made on. Percent-escapes of unreserved
 /// characters are decoded, `//` runs collapse and a trailing slash is dropped; anything that could mean
 /// different things to Warden and to the upstream (dot segments, encoded `/`, `\` or `.`, control
-/// characters, malformed escapes) is refused rather than guessed at.
+/// characters, malformed escapes, `;` path parameters, segments with blanks at either end) is refused
+/// rather than guessed at.
 public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
     public let segments: [String]
 
@@ -79,7 +80,13 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
                 bytes.append(byte)
             }
         }
+        // Many servers cut `;params` off a segment (`/admin;x` is `/admin` to them) and trim blanks around
+        // it (`/admin%20`): either would let a call past a rule written for the plain path.
+        guard !bytes.contains(UInt8(ascii: ";")) else { throw .malformed("';' (path parameters, literal or %3B) is not allowed") }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("not UTF-8") }
+        guard !(text.first?.isWhitespace ?? false), !(text.last?.isWhitespace ?? false) else {
+            throw .malformed("a path segment may not begin or end with whitespace")
+        }
         return text
     }
 }
@@ -98,20 +105,25 @@ public struct EndpointPattern: Sendable, Equatable, CustomStringConvertible {
         description = text
     }
 
-    public func matches(method requestMethod: String, path: CanonicalPath) -> Bool {
+    /// `formatSuffixes`: a literal segment also matches itself followed by `.` and anything (`settings.json`),
+    /// as frameworks that route a format suffix to the same action read it. For rules that refuse (a
+    /// block list), where matching more is the safe side; never for rules that allow.
+    public func matches(method requestMethod: String, path: CanonicalPath, formatSuffixes: Bool = false) -> Bool {
         let method = requestMethod.uppercased()
         guard self.method == "*" || self.method == method || (self.method == "GET" && method == "HEAD") else { return false }
-        return Self.match(segments[...], path.matchingSegments[...])
+        return Self.match(segments[...], path.matchingSegments[...], formatSuffixes: formatSuffixes)
     }
 
-    private static func match(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
+    private static func match(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>, formatSuffixes: Bool) -> Bool {
         guard let head = pattern.first else { return path.isEmpty }
         if head == "**" {
             let rest = pattern.dropFirst()
-            for start in path.indices + [path.endIndex] where match(rest, path[start...]) { return true }
+            for start in path.indices + [path.endIndex] where match(rest, path[start...], formatSuffixes: formatSuffixes) { return true }
             return false
         }
-        guard let segment = path.first, head == "*" || head == segment else { return false }
-        return match(pattern.dropFirst(), path.dropFirst())
+        guard let segment = path.first,
+              head == "*" || head == segment || (formatSuffixes && segment.hasPrefix(head + "."))
+        else { return false }
+        return match(pattern.dropFirst(), path.dropFirst(), formatSuffixes: formatSuffixes)
     }
 }

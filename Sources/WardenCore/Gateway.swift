@@ -126,8 +126,7 @@ public final class Gateway: Sendable {
                         profiles: services.profiles, audit: services.audit)
     }
 
-    public static let methodOverrideHeaders: Set<String> = ["x-http-method-override", "x-http-method", "x-method-override"]
-    static let methodOverrideFields = methodOverrideHeaders.map { HTTPField.Name($0)! }
+    static let methodOverrideFields = MethodOverride.headers.sorted().map { HTTPField.Name($0)! }
 
     public func admit(
         venue: any VenueAdapter, method: String, rawPath: String, query: String?, headers: HTTPFields, requestID: String
@@ -150,13 +149,21 @@ public final class Gateway: Sendable {
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.
     public func canonical(method: String, rawPath: String, query: String?, headers: HTTPFields) throws(GatewayRefusal) -> CanonicalPath {
         for name in Self.methodOverrideFields where headers[name] != nil {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override headers are not accepted")
+            throw GatewayRefusal(.badRequest, .invalidRequest, "the \(name.canonicalName) header (a method or URL override) is not accepted")
         }
-        if let query, query.lowercased().split(separator: "&").contains(where: { $0.hasPrefix("_method=") }) {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "method-override parameters are not accepted")
+        if let query, MethodOverride.inPairs(query[...]) {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "a _method query parameter (a method override) is not accepted")
         }
         do { return try CanonicalPath(raw: rawPath) } catch {
             throw GatewayRefusal(.badRequest, .invalidRequest, error.description)
+        }
+    }
+
+    /// A body that asks the upstream for another method (`_method` as a form field, a multipart part or
+    /// a top-level JSON member) is refused before anything is sent.
+    public func checkBody(_ body: Data, contentType: String?, key: AgentKeyRecord?) throws(GatewayRefusal) {
+        if MethodOverride.inBody(body, contentType: contentType) {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "a _method field in the body (a method override) is not accepted", key: key)
         }
     }
 
@@ -224,7 +231,7 @@ public final class Gateway: Sendable {
         if key.access == "read", !["GET", "HEAD", "OPTIONS"].contains(method.uppercased()) {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
         }
-        if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path) }) {
+        if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path, formatSuffixes: true) }) {
             throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
         }
         if let limit = service.rateLimit,

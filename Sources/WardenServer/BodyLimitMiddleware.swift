@@ -1,5 +1,6 @@
 import Hummingbird
 import HTTPTypes
+import NIOCore
 
 /// Refuses request bodies over the configured size before any handler reads them: by the declared
 /// Content-Length at once, and for chunked bodies while they stream in.
@@ -16,8 +17,11 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             do {
                 let buffer = try await request.body.collect(upTo: limit)
                 request.body = .init(buffer: buffer)
-            } catch {
+            } catch is NIOTooManyBytesError {
                 throw Problem.payloadTooLarge(limit: limit)
+            } catch {
+                // A bad chunk size or a body cut short: the request is malformed, not too large.
+                throw Problem(.badRequest, code: "malformed_body", detail: "the request body is malformed or incomplete")
             }
         }
         return try await next(request, context)

@@ -30,7 +30,12 @@ struct GatewayController {
         let name = context.parameters.get("venue") ?? ""
         guard let venue = gateway.registry.venue(named: name) else {
             metrics.request(venue: "unknown", decision: "refused")
-            return plainProblem(.notFound, "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))")
+            let detail = "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))"
+            // Recorded like any refusal, with no key (none is looked at); the name is the caller's, so bounded.
+            gateway.audit.record(.gateway("gateway.refuse", outcome: "refused", venue: String(name.prefix(64)), key: nil, credentialID: nil,
+                                          method: request.method.rawValue, path: request.uri.path, requestID: context.requestID,
+                                          detail: ["status": "404", "reason": "unknown venue"]))
+            return plainProblem(.notFound, detail)
         }
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
         // Set once the key is admitted on a credential shared with its owner: that credential's owner sees refusals too.
@@ -98,6 +103,7 @@ struct GatewayController {
             // Read whole before sending: an upstream that answers before it has read the body would
             // otherwise leave two readers on the request body (the upstream client and the server's drain).
             let body = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
+            try gateway.checkBody(body, contentType: request.headers[.contentType], key: admission.key)
             outgoing.body = ByteBuffer(data: body)
         }
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
@@ -125,6 +131,7 @@ struct GatewayController {
     /// signed and sent, or answered by the simulator.
     func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, on loop: any EventLoop) async throws -> Response {
         let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes), key: admission.key)
+        try gateway.checkBody(body, contentType: request.headers[.contentType], key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
             headers: Self.forwardableHeaders(request.headers, venue: venue))
@@ -151,6 +158,7 @@ struct GatewayController {
                     on loop: any EventLoop) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
         let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
+        try gateway.checkBody(body, contentType: request.headers[.contentType], key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
@@ -178,9 +186,12 @@ struct GatewayController {
         }
     }
 
+    /// Only a body past `limit` is 413; one that broke off or could not be parsed (a bad chunk size) is 400.
     func collect(_ request: Request, limit: Int, key: AgentKeyRecord?) async throws(GatewayRefusal) -> Data {
-        do { return Data(buffer: try await request.body.collect(upTo: limit)) } catch {
+        do { return Data(buffer: try await request.body.collect(upTo: limit)) } catch is NIOTooManyBytesError {
             throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: key)
+        } catch {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "the request body is malformed or incomplete", key: key)
         }
     }
 
@@ -362,7 +373,7 @@ struct GatewayController {
     ]
     static let neverForwarded: Set<String> = ["x-warden-key", "cookie", "origin", "referer"]
 
-    static let alwaysStripped = hopByHop.union(neverForwarded).union(Gateway.methodOverrideHeaders)
+    static let alwaysStripped = hopByHop.union(neverForwarded).union(MethodOverride.headers)
 
     static func forwardableHeaders(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
         let auth = venue.inboundAuthHeaders

@@ -205,9 +205,10 @@ public enum ExchangeRules {
     static let fundMovementWords = ["withdraw", "transfer"]
 
     /// Whether a canonical path matches an allowlist entry, where `*` stands for one path segment.
-    static func matches(_ pattern: String, _ path: String) -> Bool {
+    /// `*` stands for one segment, an id, but never for one of `reserved` (compared case-insensitively).
+    static func matches(_ pattern: String, _ path: String, reserved: Set<String> = []) -> Bool {
         let p = pattern.split(separator: "/"), s = path.split(separator: "/")
-        return p.count == s.count && zip(p, s).allSatisfy { $0 == "*" || $0 == $1 }
+        return p.count == s.count && zip(p, s).allSatisfy { $0 == "*" ? !reserved.contains($1.lowercased()) : $0 == $1 }
     }
 
     static func movesFunds(_ call: ExchangeCall) -> Bool {

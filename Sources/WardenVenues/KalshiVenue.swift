@@ -35,16 +35,25 @@ public struct KalshiVenue: ExchangeVenue {
         "/portfolio/settlements", "/portfolio/summary/total_resting_order_value",
     ]
 
+    /// Words Kalshi routes on where an order id would stand (`/portfolio/orders/batched` is the batch
+    /// endpoint, not an order called "batched"): a `*` never matches them, in any case.
+    static let reservedWords: Set<String> = ["batched", "queue_positions", "amend", "decrease", "queue_position"]
+
     public func classify(_ call: ExchangeCall) -> CallClass {
         if ExchangeRules.movesFunds(call) { return .fundMovement }
         guard call.path.hasPrefix(Self.prefix + "/") else { return .unknown }
         let path = String(call.path.dropFirst(Self.prefix.count))
         let read = call.method == "GET" || call.method == "HEAD"
-        if read, Self.publicReads.contains(where: { ExchangeRules.matches($0, path) }) { return .publicRead }
-        if read, Self.privateReads.contains(where: { ExchangeRules.matches($0, path) }) { return .privateRead }
+        func matches(_ pattern: String) -> Bool { ExchangeRules.matches(pattern, path, reserved: Self.reservedWords) }
+        if read, Self.publicReads.contains(where: matches) { return .publicRead }
+        if read, Self.privateReads.contains(where: matches) { return .privateRead }
+        if read, matches("/portfolio/orders/queue_positions") { return .privateRead }
         if call.method == "POST", path == "/portfolio/orders" { return order(call.body) }
-        if call.method == "DELETE", ExchangeRules.matches("/portfolio/orders/*", path) { return .cancel }
-        if call.method == "POST", ExchangeRules.matches("/portfolio/orders/*/decrease", path) { return .cancel }
+        // The batched cancel acts like single cancels (trade keys only, simulated in dry-run); the batched
+        // create (POST) stays unknown: its orders are not priced one by one here.
+        if call.method == "DELETE", path.lowercased() == "/portfolio/orders/batched" { return .cancel }
+        if call.method == "DELETE", matches("/portfolio/orders/*") { return .cancel }
+        if call.method == "POST", matches("/portfolio/orders/*/decrease") { return .cancel }
         return .unknown
     }
 

@@ -11,12 +11,48 @@ import WardenStore
         // Sent upstream with every byte outside RFC 3986's pchar escaped, and nothing else.
         #expect(try CanonicalPath(raw: "/v1//a b/%C3%A9%7e/").encoded == "/v1/a%20b/%C3%A9~")
         #expect(try CanonicalPath(raw: "/x/e\u{301}\"<>^`{|}[]#").encoded == "/x/e%CC%81%22%3C%3E%5E%60%7B%7C%7D%5B%5D%23")
-        #expect(try CanonicalPath(raw: "/-._~!$&'()*+,;=:@AZaz09").encoded == "/-._~!$&'()*+,;=:@AZaz09")
+        #expect(try CanonicalPath(raw: "/-._~!$&'()*+,=:@AZaz09").encoded == "/-._~!$&'()*+,=:@AZaz09")
         #expect(try CanonicalPath(raw: "").encoded == "/")
         #expect(try CanonicalPath(raw: "").description == "/")
         for bad in ["/a/../b", "/./a", "/a/%2e%2e", "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00", "/a%", "/a%zz", "/a%252f", "relative"] {
             #expect(throws: CanonicalPath.Refusal.self, "\(bad) accepted") { try CanonicalPath(raw: bad) }
         }
+        // Path parameters, and blanks that servers trim off a segment, would let `/admin;x` or `/admin%20`
+        // reach a server that reads `/admin`.
+        for bad in ["/admin;x/delete", "/admin%3Bx", "/admin%3b", "/a/b;", "/;", "/admin%20", "/%20admin", "/admin%20/x",
+                    "/admin%C2%A0", "/admin%E3%80%80", "/admin%09"] {
+            #expect(throws: CanonicalPath.Refusal.self, "\(bad) accepted") { try CanonicalPath(raw: bad) }
+        }
+    }
+
+    @Test func methodOverridesAreFoundInEverySpelling() {
+        for query in ["_method=DELETE", "%5Fmethod=DELETE", "%5fMETHOD=DELETE", "a=1&_Method=PUT", "_method[x]=DELETE",
+                      "%5Fmethod%5B%5D=DELETE", "a=1;_method=DELETE", "_method", "+_method=DELETE", ".method=DELETE",
+                      "%20_method=DELETE", "_method%00x=DELETE"] {
+            #expect(MethodOverride.inPairs(query[...]), "\(query) not seen")
+        }
+        for query in ["method=DELETE", "x_method=DELETE", "_methods=DELETE", "_method_=1", "a=_method", ""] {
+            #expect(!MethodOverride.inPairs(query[...]), "\(query) seen")
+        }
+        let form = "application/x-www-form-urlencoded"
+        #expect(MethodOverride.inBody(Data("title=x&%5Fmethod=DELETE".utf8), contentType: form))
+        #expect(MethodOverride.inBody(Data("_method=DELETE".utf8), contentType: nil))
+        #expect(MethodOverride.inBody(Data("_method=DELETE".utf8), contentType: "text/plain"))
+        #expect(!MethodOverride.inBody(Data("title=_method".utf8), contentType: form))
+        #expect(MethodOverride.inBody(Data(#"{"_method":"DELETE"}"#.utf8), contentType: "application/json"))
+        #expect(MethodOverride.inBody(Data(#"{"a":1,"\u005FMETHOD":"DELETE"}"#.utf8), contentType: "application/json"))
+        #expect(MethodOverride.inBody(Data(#" {"_method":"DELETE"}"#.utf8), contentType: nil))
+        #expect(!MethodOverride.inBody(Data(#"{"method":"x","a":{"_method":"nested"}}"#.utf8), contentType: "application/json"))
+        #expect(!MethodOverride.inBody(Data(#"{"title":"t"}"#.utf8), contentType: "application/json"))
+        // JSON Foundation cannot read, which a lenient parser might: refused once it could hide the name.
+        #expect(MethodOverride.inBody(Data(#"{"_method":"DELETE",}"#.utf8), contentType: "application/json"))
+        #expect(MethodOverride.inBody(Data(#"{"_m\u0065thod":"DELETE""#.utf8), contentType: "application/json"))
+        #expect(!MethodOverride.inBody(Data(#"{"title":"t""#.utf8), contentType: "application/json"))
+        #expect(MethodOverride.mentionsMethodOrEscape(Data("xMMETHOD".utf8)) && !MethodOverride.mentionsMethodOrEscape(Data("metho d".utf8)))
+        let part = "--b\r\nContent-Disposition: form-data; name=\"_METHOD\"\r\n\r\nDELETE\r\n--b--\r\n"
+        #expect(MethodOverride.inBody(Data(part.utf8), contentType: "multipart/form-data; boundary=b"))
+        #expect(MethodOverride.inBody(Data(part.replacingOccurrences(of: "_METHOD", with: ".method").utf8), contentType: "multipart/form-data; boundary=b"))
+        #expect(!MethodOverride.inBody(Data(part.replacingOccurrences(of: "_METHOD", with: "title").utf8), contentType: "multipart/form-data; boundary=b"))
     }
 
     @Test func patternsMatchSegments() throws {
@@ -33,6 +69,13 @@ import WardenStore
         #expect(middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings")))
         #expect(!middle.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/b/settings/x")))
         #expect(EndpointPattern("GET /x").matches(method: "HEAD", path: try CanonicalPath(raw: "/x")))
+        // A block list also takes a format suffix, which Rails-style routers send to the same action.
+        let settings = EndpointPattern("PUT /repos/*/settings")
+        for suffixed in ["/repos/a/settings.json", "/repos/a/SETTINGS.xml", "/repos/a/settings."] {
+            #expect(settings.matches(method: "PUT", path: try CanonicalPath(raw: suffixed), formatSuffixes: true), "\(suffixed)")
+            #expect(!settings.matches(method: "PUT", path: try CanonicalPath(raw: suffixed)), "an allow rule widened to \(suffixed)")
+        }
+        #expect(!settings.matches(method: "PUT", path: try CanonicalPath(raw: "/repos/a/settingsx"), formatSuffixes: true))
     }
 
     @Test func rateLimiterLetsExactlyCapacityThroughABurst() async {

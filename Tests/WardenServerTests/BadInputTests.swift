@@ -92,6 +92,29 @@ import WardenCore
         try await h.close()
     }
 
+    /// A stranger guessing from one address is stopped there and slows the account down for new
+    /// addresses, but never keeps its owner out of an address they logged in from before.
+    @Test func aStrangersFailuresDoNotLockTheOwnerOut() async throws {
+        let h = try await APIHarness()
+        try await h.createUser("owner@example.com")
+        let accounts = h.services.accounts
+        _ = try await accounts.login(email: "owner@example.com", password: "initial-password-1", clientAddress: "10.0.0.1")
+        func status(_ password: String, from address: String) async -> String {
+            do {
+                _ = try await accounts.login(email: "owner@example.com", password: password, clientAddress: address)
+                return "ok"
+            } catch let error as WardenError { return error.code } catch { return "\(error)" }
+        }
+        var answers: [String] = []
+        for _ in 0..<12 { answers.append(await status("wrong-password-123", from: "203.0.113.9")) }
+        // 5 free failures, then the account's 30 s spacing; the address never got near its own limit of 10.
+        #expect(answers == Array(repeating: "invalid_credentials", count: 5) + Array(repeating: "too_many_attempts", count: 7), "\(answers)")
+        #expect(await status("initial-password-1", from: "203.0.113.9") == "too_many_attempts")
+        #expect(await status("initial-password-1", from: "198.51.100.7") == "too_many_attempts")  // a new address waits its turn
+        #expect(await status("initial-password-1", from: "10.0.0.1") == "ok")  // the owner's known address does not
+        try await h.close()
+    }
+
     @Test func loginFailuresAreUniformAndThrottled() async throws {
         let h = try await APIHarness()
         try await h.createUser("l@example.com")

@@ -102,6 +102,54 @@ import WardenStore
         try await h.close()
     }
 
+    /// A stranger on the owner's own address (an agent on the same host) cannot keep the owner out of
+    /// the dashboard: the browser's device cookie from an earlier login gets past the throttle.
+    @Test func aBrowserThatLoggedInBeforeGetsPastAStrangersFailures() async throws {
+        let h = try await APIHarness()
+        try await h.createUser("owner@example.com")
+        try await h.run { api in
+            let owner = Browser(api)
+            #expect(try await owner.logIn("owner@example.com").status == .seeOther)
+            #expect(owner.cookies["warden_device"]?.count == 64)
+            try await owner.go(.get, "/activity")
+            #expect(try await owner.go(.post, "/logout", form: [:]).headers[.location] == "/login")
+            for _ in 0..<12 {
+                _ = try await api.call(.post, "/api/v1/auth/login", json: ["email": "owner@example.com", "password": "wrong-password-123"])
+            }
+            let stranger = Browser(api)
+            let refused = try await stranger.logIn("owner@example.com")
+            #expect(refused.status == .unauthorized && refused.text.contains("too many failed logins"), "\(refused.status)")
+            let again = try await owner.logIn("owner@example.com")
+            #expect(again.status == .seeOther && again.headers[.location] == "/activity", "\(again.status) \(again.text.prefix(300))")
+        }
+        try await h.close()
+    }
+
+    /// Each user administration done in the dashboard names the administrator who did it, as the
+    /// management API's rows name their caller.
+    @Test func adminActionsNameTheAdministrator() async throws {
+        let h = try await APIHarness()
+        let admin = try await h.createUser("boss@example.com", admin: true)
+        let staff = try await h.createUser("staff@example.com")
+        try await h.run { api in
+            let browser = Browser(api)
+            try await browser.logIn("boss@example.com")
+            try await browser.go(.get, "/admin/users")
+            #expect(try await browser.go(.post, "/admin/users", form: ["email": "new@example.com"]).status == .ok)
+            for action in ["disable", "enable", "reset"] {
+                #expect(try await browser.go(.post, "/admin/users/\(staff.id)/\(action)", form: [:]).status == .ok, "\(action)")
+            }
+            let token = try await api.login("boss@example.com")
+            for action in ["user.create", "user.disable", "user.enable", "user.reset_password"] {
+                let rows = try #require(try await api.call(.get, "/api/v1/audit?action=\(action)", token: token).json["entries"] as? [[String: Any]])
+                // Newest first: the dashboard's row (the harness made the first two users as the CLI does).
+                #expect(rows.first?["actor_id"] as? String == admin.id, "\(action) does not name the administrator: \(rows)")
+                #expect((rows.first?["detail"] as? String)?.contains("dashboard") == true, "\(action): \(rows)")
+            }
+        }
+        try await h.close()
+    }
+
     @Test func theFirstLoginIsHeldAtThePasswordChange() async throws {
         let h = try await APIHarness()
         try await h.createUser("first@example.com", mustReset: true)

@@ -175,6 +175,25 @@ import Testing
         #expect(venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/orders/batched", query: "", body: Data())) == .unknown)
     }
 
+    /// `/portfolio/orders/batched` is Kalshi's batch endpoint, not an order called "batched": an order-id
+    /// wildcard never stands for it (or another route word), in any case.
+    @Test func orderIdWildcardsNeverMatchKalshisRouteWords() {
+        func classify(_ method: String, _ path: String) -> CallClass {
+            venue.classify(ExchangeCall(method: method, path: "/trade-api/v2" + path, query: "", body: Data()))
+        }
+        #expect(classify("DELETE", "/portfolio/orders/batched") == .cancel)
+        #expect(classify("DELETE", "/portfolio/orders/BATCHED") == .cancel)
+        #expect(classify("DELETE", "/portfolio/orders/ord-1") == .cancel)
+        #expect(classify("POST", "/portfolio/orders/ord-1/decrease") == .cancel)
+        for (method, path) in [("POST", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/Batched"),
+                               ("POST", "/portfolio/orders/batched/decrease"), ("POST", "/portfolio/orders/amend/decrease"),
+                               ("GET", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/ord-1/amend")] {
+            #expect(classify(method, path) == .unknown, "\(method) \(path)")
+        }
+        #expect(classify("GET", "/portfolio/orders/ord-1") == .privateRead)
+        #expect(classify("GET", "/portfolio/orders/queue_positions") == .privateRead)
+    }
+
     @Test func theClientOrderIdIsWrittenIntoTheBody() throws {
         var r = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
                                 body: Data(#"{"ticker":"T","count":1}"#.utf8))

@@ -608,11 +608,13 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
     address, which must be the wallet, and the timestamp be within 60 s): POST /auth/api-key mints new
     credentials for the nonce (400 if that nonce already has some, like the real CLOB), GET /auth/derive-api-key
     returns the nonce's credentials (400 if none). Either way the answer becomes the ONLY level-2 credentials the
-    fake accepts from then on, so a test can tell the rotated credentials are in use.
+    fake accepts from then on, so a test can tell the rotated credentials are in use. `state["l1_answer"]`, when set,
+    is called with the minted credentials (api_key, secret, passphrase) and returns (status, body bytes): the answer
+    sent instead of the well-formed one (the credentials are minted all the same), for a venue answering oddly.
     """
     state = {"usdc_micro": usdc_micro, "orders": {}, "wallet": wallet_address,
              "creds": {"api_key": REAL_POLY_API_KEY, "secret": REAL_POLY_API_SECRET, "passphrase": REAL_POLY_PASSPHRASE},
-             "neg_risk_tokens": {POLY_NEG_RISK_TOKEN_ID}, "api_keys": {}, "signatures": []}
+             "neg_risk_tokens": {POLY_NEG_RISK_TOKEN_ID}, "api_keys": {}, "signatures": [], "l1_answer": None}
     venue = None
 
     def owner_address():
@@ -680,6 +682,14 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
                 state["creds"] = dict(minted)
         if minted is None:
             return poly_error(h, 400, "Could not create api key" if action == "create" else "Could not derive api key!")
+        if state.get("l1_answer") is not None:
+            status, data = state["l1_answer"](minted)
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+            return
         send_json(h, 200, {"apiKey": minted["api_key"], "secret": minted["secret"], "passphrase": minted["passphrase"]})
 
     def check_signature(h, order):

@@ -631,6 +631,41 @@ def test_unknown_endpoints_and_cancel_all_need_the_operator(start, tmp_path, mas
     assert_only_real_credentials(fake, [agent])
 
 
+def test_kalshis_batched_endpoint_is_no_order_id(ex):
+    """`/portfolio/orders/batched` is Kalshi's batch endpoint: its DELETE is a cancel (trade keys, simulated in
+    dry-run, forwarded live), its POST (batch create, unpriced) is refused, and no order-id rule stands for it."""
+    fake = ex.fakes["kalshi"]
+    trader, reader = ex.key(), ex.key(access="read")
+
+    def call(method, path, key, body=b""):
+        headers = {"KALSHI-ACCESS-KEY": key, "KALSHI-ACCESS-TIMESTAMP": str(int(time.time() * 1000)),
+                   "KALSHI-ACCESS-SIGNATURE": base64.b64encode(b"x" * 256).decode()}
+        return raw(ex.server, method, "/proxy/kalshi/trade-api/v2/portfolio/orders" + path, headers, body)
+
+    batch = json.dumps({"ids": ["ord-1", "ord-2"]}).encode()
+    before = len(fake.requests)
+    status, body = call("DELETE", "/batched", reader, batch)
+    assert status == 403 and b"read-only" in body, body
+    refused = [("POST", "/batched", json.dumps({"orders": [{"ticker": fx.KALSHI_TICKER, "action": "buy", "side": "yes",
+                                                            "count": 1000, "type": "limit", "yes_price": 99}]}).encode()),
+               ("POST", "/BATCHED", b'{"orders": []}'), ("POST", "/batched/decrease", b'{"reduce_by": 1}'),
+               ("POST", "/amend/decrease", b'{"reduce_by": 1}'), ("GET", "/batched", b"")]
+    for method, path, payload in refused:
+        status, body = call(method, path, trader, payload)
+        assert status == 403 and b"not allowed" in body, (method, path, status, body)
+    # Dry-run: the batched cancel is answered by the simulator, like a single cancel.
+    status, body = call("DELETE", "/batched", trader, batch)
+    assert status == 404 and b"dry-run" in body and len(fake.requests) == before, (status, body)
+    # Live: it goes to the venue, recorded as a cancel.
+    ex.live("kalshi")
+    before = len(fake.requests)
+    call("DELETE", "/batched", trader, batch)
+    assert [(r["method"], r["path"]) for r in fake.requests[before:]] == [("DELETE", "/trade-api/v2/portfolio/orders/batched")]
+    rows = requests.get(ex.api + "/audit?limit=5", headers=ex.auth).json()["entries"]
+    forward = next(e for e in rows if e["action"] == "gateway.forward")
+    assert json.loads(forward["detail"])["class"] == "cancel"
+
+
 # ------------------------------------------------------------------------------------------------- c. caps
 
 def test_per_order_cap_is_refused_before_the_venue(ex):

@@ -330,6 +330,7 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
         ("DELETE", "/proxy/fake/repos\\acme"), ("DELETE", "/proxy/fake/repos/acme%00"), ("DELETE", "/proxy/fake/repos/acme?x=1"),
         ("POST", "/proxy/fake/admin/users/1/delete"), ("POST", "/proxy/fake/ADMIN/x"), ("POST", "/proxy/fake/admin"),
         ("PUT", "/proxy/fake/repos/acme/settings"), ("PUT", "/proxy/fake/repos/acme/settings/"), ("delete", "/proxy/fake/repos/acme"),
+        ("PUT", "/proxy/fake/repos/acme/settings.json"), ("PUT", "/proxy/fake/repos/acme/Settings.xml"),
     ]
     for method, path in blocked:
         status, body = raw(world, method, path, agent)
@@ -339,6 +340,92 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
         assert raw(world, "POST", "/proxy/fake/repos/acme", agent, headers)[0] == 400
     assert raw(world, "POST", "/proxy/fake/repos/acme?_method=DELETE", agent)[0] == 400
     assert len(fake.requests) == before, "a blocked call reached the upstream"
+
+
+def test_path_parameters_and_method_overrides_never_reach_the_upstream(world):
+    """Upstreams that cut `;params` or blanks off a segment, or honour a method override, would act on a
+    call the policy never saw: each is refused with 400, even on paths the policy allows."""
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["service"]
+    before = len(fake.requests)
+    paths = [
+        ("POST", "/proxy/fake/admin;x/delete"), ("POST", "/proxy/fake/admin%3Bx/delete"), ("POST", "/proxy/fake/admin%3bx/delete"),
+        ("DELETE", "/proxy/fake/repos;x/acme"), ("DELETE", "/proxy/fake/repos/acme;"), ("GET", "/proxy/fake/items;jsessionid=1"),
+        ("DELETE", "/proxy/fake/repos%20/acme"), ("DELETE", "/proxy/fake/%20repos/acme"), ("POST", "/proxy/fake/admin%C2%A0/x"),
+    ]
+    for method, path in paths:
+        status, body = raw(world, method, path, agent)
+        assert status == 400, f"{method} {path} -> {status} {body[:200]}"
+        assert b"malformed path" in body, body
+    # Every venue canonicalises the same way.
+    r = requests.post(world["server"].url + "/proxy/openai/v1/chat/completions;x", headers={"Authorization": f"Bearer {agent}"},
+                      json={"model": MODEL, "messages": [], "max_tokens": 1})
+    assert r.status_code == 400, r.text
+
+    issues = "/proxy/fake/repos/acme/issues"  # an allowed POST: only the override can refuse it
+    headers = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-Method", "X-Forwarded-Method",
+               "X-Original-URL", "X-Rewrite-URL", "x-http-method-override"]
+    for name in headers:
+        value = "/admin/x" if "url" in name.lower() else "DELETE"
+        status, body = raw(world, "POST", issues, agent, {name: value})
+        assert status == 400 and name.lower().encode() in body.lower(), (name, status, body)
+    queries = ["_method=DELETE", "%5Fmethod=DELETE", "%5fMETHOD=DELETE", "_method[x]=DELETE", "a=1&_Method=DELETE",
+               "a=1;_method=DELETE", "_method", ".method=DELETE", "+_method=DELETE"]
+    for query in queries:
+        status, body = raw(world, "POST", f"{issues}?{query}", agent)
+        assert status == 400 and b"_method" in body, (query, status, body)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    bodies = [
+        (form, b"_method=DELETE"), (form, b"title=x&%5Fmethod=DELETE"), (form, b"title=x&_METHOD=delete"),
+        (form, b"_method%5B0%5D=DELETE"), (form, b"_method[0]=DELETE"), (form, b"+_method=DELETE"), ({}, b"_method=DELETE"),
+        ({"Content-Type": "text/plain"}, b"title=x&_method=DELETE"),
+        (multipart, b'--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'),
+        ({"Content-Type": "application/json"}, b'{"title": "t", "_method": "DELETE"}'),
+        ({"Content-Type": "application/json"}, b'{"\\u005fMETHOD": "DELETE"}'),
+    ]
+    for extra, body in bodies:
+        status, answer = raw(world, "POST", issues, agent, extra, body=body)
+        assert status == 400 and b"_method" in answer, (extra, body, status, answer)
+    assert len(fake.requests) == before, [(r["method"], r["path"]) for r in fake.requests[before:]]
+    # Bodies that merely mention the word still go through.
+    for extra, body in [(form, b"title=_method"), ({"Content-Type": "application/json"}, b'{"title": "_method", "method": "x"}')]:
+        assert raw(world, "POST", issues, agent, extra, body=body)[0] == 200, body
+    assert len(fake.requests) == before + 2
+
+
+def test_a_malformed_chunked_body_is_400_not_413(world):
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["service"]
+    before = len(fake.requests)
+    for path, auth in [("/proxy/fake/repos/acme/issues", f"X-Api-Token: token {agent}\r\n"), ("/api/v1/auth/login", "")]:
+        with socket.create_connection(("127.0.0.1", world["server"].port), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{world['server'].port}\r\n{auth}"
+                         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+            time.sleep(0.3)  # the route is reading the body when the bad chunk size comes
+            sock.sendall(b"zz\r\n{}\r\n0\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400"), (path, answer[:300])
+    assert len(fake.requests) == before
+
+
+def test_an_unknown_venue_is_audited(world):
+    agent = world["key"]()["key"]
+    assert warden("user", "create", "auditor@example.com", "auditor-password-1", "--no-reset", "--admin",
+                  "--data-dir", str(world["data"]), "--config", str(world["config"]), env=world["env"]).returncode == 0
+    token = requests.post(world["api"] + "/auth/login",
+                          json={"email": "auditor@example.com", "password": "auditor-password-1"}).json()["access_token"]
+    for name in ("nosuch", "n" * 300):
+        r = requests.post(world["server"].url + f"/proxy/{name}/v1/x", headers={"X-Warden-Key": agent}, data=b"{}")
+        assert r.status_code == 404
+        rows = requests.get(world["api"] + "/audit", params={"request": r.headers["x-warden-request-id"]},
+                            headers={"Authorization": f"Bearer {token}"}).json()["entries"]
+        assert [(e["action"], e["outcome"]) for e in rows] == [("gateway.refuse", "refused")], rows
+        assert rows[0]["target"] == name[:64] and rows[0]["actor_id"] is None
+        detail = json.loads(rows[0]["detail"])
+        assert detail["status"] == "404" and detail["method"] == "POST" and detail["path"].startswith(f"/proxy/{name[:64]}")
 
 
 def test_rate_limit_exact_under_200_concurrent(world):

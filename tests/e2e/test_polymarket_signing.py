@@ -409,6 +409,42 @@ def test_level_one_calls_are_signed_by_warden_and_the_new_credentials_stay_insid
         assert value not in answers and value not in log and value.encode() not in stored
 
 
+def test_a_level_one_answer_warden_cannot_store_never_reaches_the_agent(world):
+    """An answer that holds minted secrets Warden could not read or store is a 502 in the venue's shape, its body
+    withheld; a refusal is passed on only when it names no credential."""
+    fake = world.fakes["polymarket"]
+    agent = agent_key(world)
+    shapes = [
+        lambda m: (200, json.dumps({"apiKey": m["api_key"], "secret": m["secret"]}).encode()),  # no passphrase
+        lambda m: (200, json.dumps({"api_key": m["api_key"], "secret": m["secret"], "passphrase": m["passphrase"]}).encode()),
+        lambda m: (200, json.dumps({"apiKey": m["api_key"], "secret": 5, "passphrase": m["passphrase"]}).encode() + b"garbage"),
+        lambda m: (201, f"key={m['api_key']} secret={m['secret']} passphrase={m['passphrase']}".encode()),
+        lambda m: (400, json.dumps({"error": "retry later", "creds": {"Secret": m["secret"]}}).encode()),
+        lambda m: (500, f"internal error: minted {m['passphrase']}, api-key {m['api_key']}".encode()),
+    ]
+    for nonce, shape in enumerate(shapes):
+        fake.state["l1_answer"] = shape
+        r = l1_call(world, "POST", "/auth/api-key", agent, nonce=nonce)
+        minted = fake.state["api_keys"][nonce]
+        assert r.status_code == 502, (nonce, r.status_code, r.text)
+        assert "error" in r.json(), r.text  # the venue's own error shape
+        for value in minted.values():
+            assert value not in r.text, (nonce, r.text)
+    # A refusal that names no credential is the venue's to tell.
+    fake.state["l1_answer"] = lambda m: (400, b'{"error": "Could not create api key"}')
+    r = l1_call(world, "POST", "/auth/api-key", agent, nonce=len(shapes))
+    assert (r.status_code, r.json()) == (400, {"error": "Could not create api key"}), r.text
+    # Nothing was stored: level 2 still signs with the planted credentials.
+    fake.state["l1_answer"] = None
+    fake.state["creds"] = {"api_key": fx.REAL_POLY_API_KEY, "secret": fx.REAL_POLY_API_SECRET, "passphrase": fx.REAL_POLY_PASSPHRASE}
+    assert poly_client(world.url + "/proxy/polymarket", agent).get_orders() == []
+    audit = requests.get(world.api + "/audit?limit=500", headers=world.auth).text
+    assert "credential.rotate" not in audit
+    for creds in fake.state["api_keys"].values():
+        for value in creds.values():
+            assert value not in audit and value not in world.server.output()
+
+
 # ---------------------------------------------------------------------------------------- c. policy refusals
 
 def test_an_order_the_policy_refuses_is_neither_signed_nor_forwarded(world):

@@ -16,7 +16,7 @@ struct WebAdminPages {
             guard principal.user.isAdmin else { return notAdmin(principal) }
             do {
                 let (user, password) = try await app.services.accounts.createUser(
-                    email: form.text("email") ?? "", password: nil, mustReset: true, admin: form["admin"] == "on")
+                    email: form.text("email") ?? "", password: nil, mustReset: true, admin: form["admin"] == "on", by: principal)
                 return try await list(principal, password: password.map { (user.email, $0) })
             } catch {
                 return try await list(principal, error: WebApp.message(error), status: .badRequest)
@@ -31,11 +31,11 @@ struct WebAdminPages {
                 do {
                     switch action {
                     case "reset":
-                        let password = try await app.services.accounts.resetPassword(email: user.email)
+                        let password = try await app.services.accounts.resetPassword(email: user.email, by: principal)
                         return try await list(principal, password: (user.email, password))
                     default:
                         guard user.id != principal.user.id else { return try await list(principal, error: "You cannot disable yourself.") }
-                        _ = try await app.services.accounts.setDisabled(email: user.email, action == "disable")
+                        _ = try await app.services.accounts.setDisabled(email: user.email, action == "disable", by: principal)
                         return try await list(principal, notice: "\(user.email) is \(action)d.")
                     }
                 } catch {

@@ -25,9 +25,15 @@ struct WebAuthPages {
             let email = form.text("email") ?? ""
             do {
                 let result = try await app.services.accounts.login(email: email, password: form["password"] ?? "",
-                                                                    clientAddress: context.clientAddress)
-                let cookie = app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn)
-                return WebApp.redirect(result.mustChangePassword ? "/password" : "/activity", cookies: [cookie])
+                                                                    clientAddress: context.clientAddress,
+                                                                    device: request.cookies[WebSession.deviceCookie]?.value,
+                                                                    rememberDevice: true)
+                var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn)]
+                // Lets this browser log in while a stranger's failures hold its address or the account back.
+                if let device = result.deviceToken {
+                    cookies.append(app.session.setCookie(WebSession.deviceCookie, device, maxAge: 30 * 86_400))
+                }
+                return WebApp.redirect(result.mustChangePassword ? "/password" : "/activity", cookies: cookies)
             } catch {
                 return loginPage(request, email: email, error: WebApp.message(error), status: .unauthorized)
             }

@@ -16,6 +16,8 @@ struct WebSession: Sendable {
 
     static let cookie = "warden_session"
     static let preCookie = "warden_pre"
+    /// The login throttle's device token (see `LoginThrottle`), kept across sessions.
+    static let deviceCookie = "warden_device"
 
     init(accounts: Accounts, vault: Vault, secureCookies: Bool) {
         self.accounts = accounts
