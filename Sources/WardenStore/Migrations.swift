@@ -34,7 +34,8 @@ public enum Migrator {
 
     /// Returns the versions applied by this call (empty when the store was already current).
     @discardableResult
-    public static func migrate(_ database: Database, logger: Logger) async throws -> [Int] {
+    /// `through` stops after that version (an upgrade test builds an older store with it).
+    public static func migrate(_ database: Database, logger: Logger, through last: Int = .max) async throws -> [Int] {
         let dialect = database.dialect
         let applied = try await database.transaction { db -> [Int] in
             if dialect == .postgres {
@@ -50,7 +51,7 @@ public enum Migrator {
                 throw StoreError.newerSchema(found: newest, known: latestVersion)
             }
             var appliedNow: [Int] = []
-            for migration in Schema.migrations where !done.contains(migration.version) {
+            for migration in Schema.migrations where !done.contains(migration.version) && migration.version <= last {
                 do {
                     for statement in migration.sql(for: dialect) {
                         try await db.raw("\(unsafeRaw: statement)").run()

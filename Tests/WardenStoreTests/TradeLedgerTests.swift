@@ -157,3 +157,54 @@ import WardenStore
         try await store.database.close()
     }
 }
+
+/// Migration 7 turns every figure of a store made before it into exact micro-dollars, and nothing is lost.
+@Suite struct ExactMoneyMigrationTests {
+    @Test(arguments: Backend.enabled)
+    func figuresStoredAsDoublesBecomeMicroDollars(backend: Backend) async throws {
+        let store = try await TestStore.make(backend)
+        try await Migrator.migrate(store.database, logger: TestStore.logger, through: 6)
+        let owner = UUID().uuidString.lowercased()
+        try await store.database.withConnection { db in
+            try await db.raw("""
+                INSERT INTO users (id, email, password_hash, is_admin, disabled, must_change_password, created_at, updated_at)
+                VALUES (\(bind: owner), 'm@example.com', 'x', FALSE, FALSE, FALSE, 1, 1)
+                """).run()
+            try await db.raw("""
+                INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_usd, daily_cap_usd, allow_live_trading, starting_balance_usd,
+                    fee_bps, slippage_bps, updated_at) VALUES (\(bind: owner), 1, 100.5, 500, FALSE, 10000, 10, 5, 1)
+                """).run()
+            try await db.raw("""
+                INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, daily_budget_usd)
+                VALUES ('k1', \(bind: owner), 'bot', 'h1', 'wdn_x', 'trade', 1, 0.1)
+                """).run()
+            try await db.raw("""
+                INSERT INTO llm_spend (agent_key_id, day, venue, requests, spent_usd, reserved_usd)
+                VALUES ('k1', 'd', 'openai', 3, -600000.5, 0.25)
+                """).run()
+            try await db.raw("INSERT INTO trade_days (owner_id, day, mode, used_usd) VALUES (\(bind: owner), 'd', 'live', 42.5)").run()
+            try await db.raw("""
+                INSERT INTO trade_orders (id, owner_id, venue, client_order_id, mode, day, notional_usd, status, created_at)
+                VALUES ('o1', \(bind: owner), 'binance', 'c1', 'live', 'd', 10.25, 'reserved', 1)
+                """).run()
+        }
+        try await Migrator.migrate(store.database, logger: TestStore.logger)
+        let profile = try #require(try await ProfileRepository(store.database).find(userID: owner))
+        #expect(profile.maxLegUSD == USD(micros: 100_500_000) && profile.dailyCapUSD == USD(dollars: 500))
+        #expect(try await AgentKeyRepository(store.database).find(id: "k1")?.dailyBudgetUSD == USD(micros: 100_000))
+        // The negative spend the ceiling attack left behind counts as nothing; the reservation stays.
+        let spend = try await SpendRepository(store.database).usage(ownerID: owner, day: "d")
+        #expect(spend.map(\.spent) == [.zero] && spend.map(\.reserved) == [USD(micros: 250_000)] && spend.map(\.requests) == [3])
+        #expect(try await TradeRepository(store.database).used(ownerID: owner, day: "d") == ["live": USD(micros: 42_500_000)])
+        // The reservation moved over: releasing it gives its notional back.
+        try await TradeRepository(store.database).release(id: "o1")
+        #expect(try await TradeRepository(store.database).used(ownerID: owner, day: "d") == ["live": USD(micros: 32_250_000)])
+        // The remade revision triggers still see a change of limit.
+        let before = try await StoreRevision.read(store.database)
+        try await store.database.withConnection { db in
+            try await db.raw("UPDATE profiles SET max_leg_micros = 1 WHERE user_id = \(bind: owner)").run()
+        }
+        #expect(try await StoreRevision.read(store.database) > before)
+        try await store.database.close()
+    }
+}
