@@ -275,21 +275,22 @@ public final class Gateway: Sendable {
             }
             try await reserve(amount, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)
             return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: amount, price: nil, budgeted: true, perCall: true), body, request)
-        case .tokens(let ceilingField, let prompts):
+        case .tokens(let endpointCeiling, let prompts):
             guard price != nil else {
                 throw GatewayRefusal(.forbidden, .permission,
                                      "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
                                      key: key)
             }
-            var ceiling = request.maxOutputTokens ?? 0
-            if let ceilingField, request.maxOutputTokens == nil {
+            // Only the fields this endpoint reads bound it; with none of them given, Warden writes one.
+            var ceiling = endpointCeiling.flatMap { $0.read.compactMap { request.ceilings[$0] }.max() } ?? 0
+            if let endpointCeiling, ceiling == 0 {
                 ceiling = config.gateway.defaultMaxOutputTokens
-                guard let bounded = BudgetedCall.withCeiling(body, field: ceilingField, tokens: ceiling) else {
+                guard let bounded = BudgetedCall.withCeiling(body, field: endpointCeiling.field, tokens: ceiling) else {
                     throw GatewayRefusal(.badRequest, .invalidRequest, "the request body must be a JSON object", key: key)
                 }
                 body = bounded
             }
-            output = ceilingField == nil ? 0 : ceiling * request.generations * prompts
+            output = endpointCeiling == nil ? 0 : ceiling * request.generations * prompts
         }
         // Input tokens cannot exceed the request's bytes (plus framing); output cannot exceed the ceilings.
         guard let worst = price?.cost(input: body.count + Self.inputOverheadTokens, output: output) else {

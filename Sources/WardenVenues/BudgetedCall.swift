@@ -7,18 +7,27 @@ import Foundation
 public enum BudgetedCall: Equatable, Sendable {
     /// Billed nothing (reads, deletes, token counting, moderation).
     case free
-    /// Billed by tokens: `ceilingField` is where the venue reads this endpoint's output ceiling (nil: no
+    /// Billed by tokens: `ceiling` says where the venue reads this endpoint's output ceiling (nil: no
     /// output, as for embeddings); `prompts` multiplies the generations (a legacy prompt list).
-    case tokens(ceilingField: String?, prompts: Int)
+    case tokens(ceiling: Ceiling?, prompts: Int)
     case refused(String)
 
     static let freeEndpoints: [UsageDialect: Set<String>] = [
         .openAI: ["/v1/moderations"], .anthropic: ["/v1/messages/count_tokens"],
     ]
-    static let tokenEndpoints: [UsageDialect: [String: String?]] = [
-        .openAI: ["/v1/chat/completions": "max_completion_tokens", "/v1/completions": "max_tokens",
-                  "/v1/responses": "max_output_tokens", "/v1/embeddings": nil],
-        .anthropic: ["/v1/messages": "max_tokens"],
+    /// The fields an endpoint reads its output ceiling from; Warden writes `field` when none is given. A
+    /// ceiling given in a field the endpoint does not read bounds nothing.
+    public struct Ceiling: Equatable, Sendable {
+        public let field: String
+        public let read: [String]
+    }
+
+    static let tokenEndpoints: [UsageDialect: [String: Ceiling?]] = [
+        .openAI: ["/v1/chat/completions": Ceiling(field: "max_completion_tokens", read: ["max_completion_tokens", "max_tokens"]),
+                  "/v1/completions": Ceiling(field: "max_tokens", read: ["max_tokens"]),
+                  "/v1/responses": Ceiling(field: "max_output_tokens", read: ["max_output_tokens"]),
+                  "/v1/embeddings": nil],
+        .anthropic: ["/v1/messages": Ceiling(field: "max_tokens", read: ["max_tokens"])],
     ]
     /// Inputs priced per item or per second, not by their bytes.
     static let unboundedParts: Set<String> = [
@@ -31,7 +40,7 @@ public enum BudgetedCall: Equatable, Sendable {
         let path = path.lowercased()
         guard method == "POST" || method == "PUT" || method == "PATCH" else { return .free }
         if freeEndpoints[dialect]?.contains(path) == true { return .free }
-        guard let ceilingField = tokenEndpoints[dialect]?[path] else {
+        guard let ceiling = tokenEndpoints[dialect]?[path] else {
             return .refused("\(method) \(path) is not billed by tokens, so a key with a budget cannot call it")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
@@ -42,7 +51,7 @@ public enum BudgetedCall: Equatable, Sendable {
         if path == "/v1/completions", let list = object["prompt"] as? [Any], list.contains(where: { $0 is String || $0 is [Any] }) {
             prompts = max(1, list.count)
         }
-        return .tokens(ceilingField: ceilingField, prompts: prompts)
+        return .tokens(ceiling: ceiling, prompts: prompts)
     }
 
     static func unboundedFeature(_ object: [String: Any], path: String) -> String? {

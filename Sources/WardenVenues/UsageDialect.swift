@@ -7,8 +7,10 @@ public enum UsageDialect: Sendable {
     /// What a request asks for: the model, its output ceiling, how many generations, whether it streams.
     public struct RequestInfo: Sendable, Equatable {
         public var model: String?
-        /// The largest output ceiling the request gives, in any field the venue reads (nil: none given).
+        /// The largest output ceiling the request gives, in any ceiling field (nil: none given).
         public var maxOutputTokens: Int?
+        /// Each ceiling field given, with its value.
+        public var ceilings: [String: Int] = [:]
         /// Generations billed for one call (`n`, `best_of`, one per prompt of a legacy prompt list).
         public var generations: Int = 1
         public var stream: Bool
@@ -42,6 +44,7 @@ public enum UsageDialect: Sendable {
                 return info
             }
             info.maxOutputTokens = max(info.maxOutputTokens ?? 0, value)
+            info.ceilings[name] = value
         }
         for name in Self.generationFields {
             guard let member = fields[name], member != .null else { continue }

@@ -70,9 +70,9 @@ import Testing
 
     @Test func ceilingsAndGenerationsTheVenueReadsArePricedOrRefused() {
         let info = UsageDialect.openAI.inspect(Data(#"{"model":5,"max_completion_tokens":12.0,"stream":"true"}"#.utf8))
-        #expect(info == .init(model: nil, maxOutputTokens: 12, stream: false))
+        #expect(info.model == nil && info.maxOutputTokens == 12 && info.ceilings == ["max_completion_tokens": 12] && !info.stream)
         let last = UsageDialect.openAI.inspect(Data(#"{"model":"a","model":"b","max_output_tokens":3}"#.utf8))
-        #expect(last == .init(model: "b", maxOutputTokens: 3, stream: false))
+        #expect(last.model == "b" && last.maxOutputTokens == 3 && last.ceilings == ["max_output_tokens": 3] && !last.stream)
         // Every ceiling the venue may read counts; the largest wins; `n` and `best_of` multiply.
         let many = UsageDialect.openAI.inspect(Data(#"{"model":"m","max_tokens":10,"max_completion_tokens":300,"n":4,"best_of":6}"#.utf8))
         #expect(many.maxOutputTokens == 300 && many.generations == 6 && many.invalid == nil)
@@ -89,9 +89,11 @@ import Testing
         func classify(_ path: String, _ body: String, _ dialect: UsageDialect = .openAI, method: String = "POST") -> BudgetedCall {
             BudgetedCall.classify(dialect, method: method, path: path, body: Data(body.utf8))
         }
-        #expect(classify("/v1/chat/completions", #"{"model":"m","messages":[]}"#) == .tokens(ceilingField: "max_completion_tokens", prompts: 1))
-        #expect(classify("/v1/completions", #"{"model":"m","prompt":["a","b","c"]}"#) == .tokens(ceilingField: "max_tokens", prompts: 3))
-        #expect(classify("/v1/embeddings", #"{"model":"m","input":"x"}"#) == .tokens(ceilingField: nil, prompts: 1))
+        #expect(classify("/v1/chat/completions", #"{"model":"m","messages":[]}"#)
+                == .tokens(ceiling: .init(field: "max_completion_tokens", read: ["max_completion_tokens", "max_tokens"]), prompts: 1))
+        #expect(classify("/v1/completions", #"{"model":"m","prompt":["a","b","c"]}"#)
+                == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 3))
+        #expect(classify("/v1/embeddings", #"{"model":"m","input":"x"}"#) == .tokens(ceiling: nil, prompts: 1))
         #expect(classify("/v1/models", "", method: "GET") == .free)
         #expect(classify("/v1/messages/count_tokens", "{}", .anthropic) == .free)
         for (path, body) in [
@@ -114,7 +116,8 @@ import Testing
 
     @Test func requestsAreInspectedAndStreamsAskedForUsage() throws {
         let body = Data(#"{"model":"m","max_tokens":50,"stream":true,"messages":[]}"#.utf8)
-        #expect(UsageDialect.openAI.inspect(body) == .init(model: "m", maxOutputTokens: 50, stream: true))
+        let inspected = UsageDialect.openAI.inspect(body)
+        #expect(inspected.model == "m" && inspected.maxOutputTokens == 50 && inspected.stream)
         let prepared = UsageDialect.openAI.prepare(body, streaming: true)
         #expect(prepared.stripUsageChunk)
         let object = try JSONSerialization.jsonObject(with: prepared.body) as? [String: Any]
