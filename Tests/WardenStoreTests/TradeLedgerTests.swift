@@ -188,23 +188,30 @@ import WardenStore
                 VALUES ('o1', \(bind: owner), 'binance', 'c1', 'live', 'd', 10.25, 'reserved', 1)
                 """).run()
         }
-        try await Migrator.migrate(store.database, logger: TestStore.logger)
-        let profile = try #require(try await ProfileRepository(store.database).find(userID: owner))
+        // The upgrade, as a new binary starting on the old store.
+        try await store.database.close()
+        let upgraded = try Database.open(store.database.location, logger: TestStore.logger)
+        #expect(try await Migrator.migrate(upgraded, logger: TestStore.logger) == [7, 8])
+        do { try await check(upgraded, owner: owner) } catch { Issue.record(error) }
+        try await upgraded.close()
+    }
+
+    func check(_ database: Database, owner: String) async throws {
+        let profile = try #require(try await ProfileRepository(database).find(userID: owner))
         #expect(profile.maxLegUSD == USD(micros: 100_500_000) && profile.dailyCapUSD == USD(dollars: 500))
-        #expect(try await AgentKeyRepository(store.database).find(id: "k1")?.dailyBudgetUSD == USD(micros: 100_000))
+        #expect(try await AgentKeyRepository(database).find(id: "k1")?.dailyBudgetUSD == USD(micros: 100_000))
         // The negative spend the ceiling attack left behind counts as nothing; the reservation stays.
-        let spend = try await SpendRepository(store.database).usage(ownerID: owner, day: "d")
+        let spend = try await SpendRepository(database).usage(ownerID: owner, day: "d")
         #expect(spend.map(\.spent) == [.zero] && spend.map(\.reserved) == [USD(micros: 250_000)] && spend.map(\.requests) == [3])
-        #expect(try await TradeRepository(store.database).used(ownerID: owner, day: "d") == ["live": USD(micros: 42_500_000)])
+        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == ["live": USD(micros: 42_500_000)])
         // The reservation moved over: releasing it gives its notional back.
-        try await TradeRepository(store.database).release(id: "o1")
-        #expect(try await TradeRepository(store.database).used(ownerID: owner, day: "d") == ["live": USD(micros: 32_250_000)])
+        try await TradeRepository(database).release(id: "o1")
+        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == ["live": USD(micros: 32_250_000)])
         // The remade revision triggers still see a change of limit.
-        let before = try await StoreRevision.read(store.database)
-        try await store.database.withConnection { db in
+        let before = try await StoreRevision.read(database)
+        try await database.withConnection { db in
             try await db.raw("UPDATE profiles SET max_leg_micros = 1 WHERE user_id = \(bind: owner)").run()
         }
-        #expect(try await StoreRevision.read(store.database) > before)
-        try await store.database.close()
+        #expect(try await StoreRevision.read(database) > before)
     }
 }
