@@ -13,6 +13,8 @@ public struct GatewayRefusal: Error, Sendable {
     public let reason: String
     public var retryAfter: Int?
     public var key: AgentKeyRecord?
+    /// The owner of the shared credential the refused call was for, who sees the refusal too.
+    public var sharedBy: String?
 
     public init(_ status: HTTPResponse.Status, _ kind: RefusalKind, _ reason: String, retryAfter: Int? = nil, key: AgentKeyRecord? = nil) {
         self.status = status
@@ -136,7 +138,11 @@ public final class Gateway: Sendable {
         let (key, credential, secret) = try await resolve(venue: venue, presented: presented)
         let credentialID = credential.id
         if let service = config.services[venue.name] {
-            try await enforce(service: service, venue: venue.name, key: key, method: method, path: path)
+            do { try await enforce(service: service, venue: venue.name, key: key, method: method, path: path) } catch {
+                var refusal = error
+                if credential.ownerID != key.ownerID { refusal.sharedBy = credential.ownerID }
+                throw refusal
+            }
         }
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
@@ -268,6 +274,8 @@ public final class Gateway: Sendable {
         case .free:
             return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: .zero, price: nil, budgeted: false), body, request)
         case .refused(let reason):
+            throw GatewayRefusal(.forbidden, .permission, reason, key: key)
+        case .unpriced(let reason):
             // The operator may bound such a call with a price per call: reserved and charged whole.
             guard let perCall = config.callPrices[venue]?.first(where: { $0.pattern.matches(method: method, path: admission.path) }),
                   let amount = USD(roundingUp: perCall.price) else {
@@ -292,8 +300,9 @@ public final class Gateway: Sendable {
             }
             output = endpointCeiling == nil ? 0 : ceiling * request.generations * prompts
         }
-        // Input tokens cannot exceed the request's bytes (plus framing); output cannot exceed the ceilings.
-        guard let worst = price?.cost(input: body.count + Self.inputOverheadTokens, output: output) else {
+        // Input tokens cannot exceed the request's bytes (plus framing), each billed at most `inputWeight` times;
+        // output cannot exceed the ceilings.
+        guard let worst = price?.cost(input: (body.count + Self.inputOverheadTokens) * dialect.inputWeight, output: output) else {
             throw GatewayRefusal(.forbidden, .permission, "the call's worst-case cost cannot be priced", key: key)
         }
         try await reserve(worst, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)

@@ -57,7 +57,7 @@ struct GatewayController {
             return try await forward(request, admission, on: loop)
         } catch let refusal as GatewayRefusal {
             return await refuse(refusal, venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID,
-                                sharedBy: sharedBy)
+                                sharedBy: refusal.sharedBy ?? sharedBy)
         } catch {
             return await refuse(GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"),
                                 venue: venue, method: request.method.rawValue, path: rawPath, requestID: context.requestID, sharedBy: sharedBy)
@@ -174,11 +174,11 @@ struct GatewayController {
         if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
         return try await relay(outgoing, request, subject, detail: detail, durable: durable, meter: nil, on: loop) { [gateway] ending in
             guard !tickets.isEmpty else { return [:] }
-            // Never sent, or refused by the venue: the reservation goes back. No answer at all may still mean an
-            // order, so it is kept.
+            // Never sent, or refused by the venue (4xx): the reservation goes back. No answer at all, or a server
+            // error (the venue says the order may have executed), may still mean an order, so it is kept.
             switch ending {
             case .unanswered: return ["reservation": "kept"]
-            case .answered(let status, _, _) where (200..<300).contains(status.code): return ["reservation": "kept"]
+            case .answered(let status, _, _) where !(400..<500).contains(status.code): return ["reservation": "kept"]
             case .unsent, .answered: break
             }
             for ticket in tickets { try? await gateway.trading.release(ticket) }

@@ -245,6 +245,7 @@ enum Schema {
             day TEXT NOT NULL,
             notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
             status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
+            retries BIGINT NOT NULL DEFAULT 0,
             created_at BIGINT NOT NULL
         )
         """,

@@ -71,8 +71,12 @@ public struct TradeRepository: Sendable {
                 SELECT id FROM order_reservations
                 WHERE owner_id = \(bind: limits[0].ownerID) AND venue = \(bind: order.venue) AND fingerprint = \(bind: fingerprint)
                     AND mode = \(bind: order.mode) AND status = 'reserved' AND created_at > \(bind: now - Self.retryWindowMillis)
-                """).first()
-            if same != nil { return .sameOrder }
+                """).first(decodingColumn: "id", as: String.self)
+            if let same {
+                // The retry may be the copy the venue takes: from now on the reservation is never released.
+                try await db.raw("UPDATE order_reservations SET retries = retries + 1 WHERE id = \(bind: same)").run()
+                return .sameOrder
+            }
         }
         // Locks in a fixed order (by owner id), so two orders on each other's shared credentials cannot deadlock.
         for limit in limits.sorted(by: { $0.ownerID < $1.ownerID }) {
@@ -112,13 +116,14 @@ public struct TradeRepository: Sendable {
         return USD(micros: micros) ?? .limit
     }
 
-    /// The venue refused the order (or it was never sent): its notional goes back to every day it was counted on.
+    /// The venue refused the order (or it was never sent): its notional goes back to every day it was counted on,
+    /// unless a retry of the same order rode on it (that copy may be the one the venue took).
     public func release(id: String) async throws {
         try await database.transaction { db in
             let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
             guard let row = try await db.raw("""
                 SELECT owner_id, credential_owner_id, day, mode, notional_micros FROM order_reservations
-                WHERE id = \(bind: id) AND status = 'reserved'\(lock)
+                WHERE id = \(bind: id) AND status = 'reserved' AND retries = 0\(lock)
                 """).first() else { return }
             let owners = [try row.decode(column: "owner_id", as: String.self)]
                 + [try row.decode(column: "credential_owner_id", as: String?.self)].compactMap { $0 }

@@ -100,6 +100,10 @@ public struct BinanceVenue: ExchangeVenue {
         if numbers["price"] != nil, !Self.pricedTypes.contains(type) {
             return .invalid("price is only for limit orders")
         }
+        // A pegged order trades at the book's price, not at `price`: Warden does not value it.
+        if value("pegPriceType") != nil || value("pegOffsetValue") != nil || value("pegOffsetType") != nil {
+            return .invalid("pegged orders are not priced by Warden")
+        }
         let quote = Self.quoteAsset(of: symbol)
         let orderValue: OrderValue
         switch (type, quote) {

@@ -10,6 +10,8 @@ public enum BudgetedCall: Equatable, Sendable {
     /// Billed by tokens: `ceiling` says where the venue reads this endpoint's output ceiling (nil: no
     /// output, as for embeddings); `prompts` multiplies the generations (a legacy prompt list).
     case tokens(ceiling: Ceiling?, prompts: Int)
+    /// Billed otherwise than by tokens: only an operator's price per call (`[call_prices]`) can bound it.
+    case unpriced(String)
     case refused(String)
 
     static let freeEndpoints: [UsageDialect: Set<String>] = [
@@ -38,10 +40,13 @@ public enum BudgetedCall: Equatable, Sendable {
 
     public static func classify(_ dialect: UsageDialect, method: String, path: String, body: Data) -> BudgetedCall {
         let path = path.lowercased()
-        guard method == "POST" || method == "PUT" || method == "PATCH" else { return .free }
+        guard method == "POST" || method == "PUT" || method == "PATCH" else {
+            // A read is billed nothing, as long as it carries nothing a venue could act on.
+            return body.isEmpty ? .free : .refused("a \(method) with a body")
+        }
         if freeEndpoints[dialect]?.contains(path) == true { return .free }
         guard let ceiling = tokenEndpoints[dialect]?[path] else {
-            return .refused("\(method) \(path) is not billed by tokens, so a key with a budget cannot call it")
+            return .unpriced("\(method) \(path) is not billed by tokens, so a key with a budget cannot call it")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             return .refused("the request body must be a JSON object")

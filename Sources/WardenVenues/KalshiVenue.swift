@@ -106,9 +106,14 @@ public struct KalshiVenue: ExchangeVenue {
             }
             intent.value = .usd(worst)
         case .sell:
-            // A sell below the market fills at the market; a contract pays at most 1 USD.
-            guard cents != nil || intent.echo["type"] == "market" else { return .invalid("a limit order needs yes_price or no_price") }
-            intent.value = .atLeastMarket(amount: count * (cents ?? 0) / 100, quantity: count, asset: "USD", maxPayoff: 1)
+            // Selling a contract one does not hold buys the other side: a sell at p is worth its proceeds (at least p,
+            // up to the market) or the other side's cost (1 − p), whichever is more; a market sell up to 1 USD.
+            guard let cents, intent.echo["type"] != "market" else {
+                guard intent.echo["type"] == "market" else { return .invalid("a limit order needs yes_price or no_price") }
+                intent.value = .usd(count)
+                return .order(intent)
+            }
+            intent.value = .atLeastMarket(amount: count * max(cents, 100 - cents) / 100, quantity: count, asset: "USD", maxPayoff: 1)
         }
         return .order(intent)
     }

@@ -57,6 +57,12 @@ public enum UsageDialect: Sendable {
         return info
     }
 
+    /// Input tokens an Anthropic cache write is counted as: a one-hour write is billed at twice the input price.
+    public static let cacheWriteWeight = 2
+
+    /// How many input tokens a request's input may be billed as, per token it carries (Anthropic may write it all to the cache).
+    public var inputWeight: Int { self == .anthropic ? Self.cacheWriteWeight : 1 }
+
     static let ceilingFields = ["max_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens_to_sample"]
     static let generationFields = ["n", "best_of"]
     static let requestFields: Set<String> = Set(["model", "stream"] + ceilingFields + generationFields)
@@ -77,7 +83,9 @@ public enum UsageDialect: Sendable {
             return TokenUsage(input: input ?? 0, output: output ?? 0)
         case .anthropic:
             guard count("input_tokens") != nil || count("output_tokens") != nil else { return nil }
-            return TokenUsage(input: (count("input_tokens") ?? 0) + (count("cache_creation_input_tokens") ?? 0) + (count("cache_read_input_tokens") ?? 0),
+            // A cache write costs up to twice an input token (one-hour writes): it counts as two.
+            return TokenUsage(input: (count("input_tokens") ?? 0) + Self.cacheWriteWeight * (count("cache_creation_input_tokens") ?? 0)
+                                  + (count("cache_read_input_tokens") ?? 0),
                               output: count("output_tokens") ?? 0)
         }
     }
@@ -189,7 +197,7 @@ public struct UsageMeter: Sendable {
             guard let usage else { return nil }
             var result = previous ?? TokenUsage(input: 0, output: 0)
             if let input = usage["input_tokens"] as? NSNumber {
-                let cached = ((usage["cache_creation_input_tokens"] as? NSNumber)?.intValue ?? 0)
+                let cached = UsageDialect.cacheWriteWeight * ((usage["cache_creation_input_tokens"] as? NSNumber)?.intValue ?? 0)
                     + ((usage["cache_read_input_tokens"] as? NSNumber)?.intValue ?? 0)
                 result.input = input.intValue + cached
             }

@@ -77,9 +77,16 @@ import WardenStore
               case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: "paper", 30), limits: cap),
               case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", 30), limits: cap)
         else { Issue.record("a different order passed as a retry"); return }
-        // Once released (the venue refused it), the same content reserves again.
+        // A retry rode on it, so the venue refusing the first copy gives nothing back: the retry may be the
+        // copy it took (sent while the first was in flight).
         try await trades.release(id: id)
-        guard case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 10), limits: cap)
+        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 90))
+        // An order nothing rode on is given back once released, and its content then reserves again.
+        guard case .reserved(let lone) = try await trades.reserve(order("salt-9", venue: "polymarket", fingerprint: "f9", 10), limits: cap)
+        else { Issue.record("not reserved"); return }
+        try await trades.release(id: lone)
+        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 90))
+        guard case .reserved = try await trades.reserve(order("salt-9", venue: "polymarket", fingerprint: "f9", 10), limits: cap)
         else { Issue.record("a released order's retry was not reserved"); return }
         try await store.database.close()
     }

@@ -81,6 +81,7 @@ import Testing
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&price=1", ""),  // a price on a MARKET order
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0", ""),  // zero
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.000", ""),  // zero, written long
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=1&price=1&pegPriceType=MARKET_PEG", ""),  // pegged: trades at the book
     ])
     func ambiguousOrdersAreInvalid(query: String, body: String) {
         guard case .invalid = classify("POST", "/api/v3/order", query: query, body: body) else {
@@ -152,8 +153,9 @@ import Testing
         guard case .order(let sell) = order(#"{"ticker":"T","action":"sell","side":"yes","count":4,"yes_price_dollars":"0.2500"}"#),
               case .order(let marketSell) = order(#"{"ticker":"T","action":"sell","side":"no","count":3,"type":"market"}"#)
         else { Issue.record("sells were not orders"); return }
-        #expect(sell.value == .atLeastMarket(amount: 1, quantity: 4, asset: "USD", maxPayoff: 1))
-        #expect(marketSell.value == .atLeastMarket(amount: 0, quantity: 3, asset: "USD", maxPayoff: 1))
+        // Selling YES at 25c without the position buys NO at 75c: 4 × 0.75.
+        #expect(sell.value == .atLeastMarket(amount: 3, quantity: 4, asset: "USD", maxPayoff: 1))
+        #expect(marketSell.value == .usd(3))
         // Contradictions are refused, never resolved by picking one.
         for json in [#"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"no_price":60}"#,
                      #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price_dollars":"0.41"}"#,

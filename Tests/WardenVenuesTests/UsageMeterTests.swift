@@ -58,8 +58,9 @@ import Testing
         #expect(usage(.openAI, #"{"choices":[{"message":{"usage":{"prompt_tokens":99}}}],"usage":{"prompt_tokens":7,"completion_tokens":8}}"#)
             == TokenUsage(input: 7, output: 8))
         #expect(usage(.openAI, #"{"usage":{"input_tokens":3,"output_tokens":4}}"#) == TokenUsage(input: 3, output: 4))
+        // A cache write counts as two input tokens (a one-hour write costs twice the input price).
         #expect(usage(.anthropic, #"{"message":{"usage":{"input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":4}}}"#)
-            == TokenUsage(input: 4, output: 4))
+            == TokenUsage(input: 5, output: 4))
         // Only Anthropic nests it in `message`; a count of the wrong type counts as absent.
         #expect(usage(.openAI, #"{"message":{"usage":{"prompt_tokens":3}}}"#) == nil)
         #expect(usage(.openAI, #"{"usage":{"prompt_tokens":"3","completion_tokens":2}}"#) == TokenUsage(input: 0, output: 2))
@@ -95,6 +96,8 @@ import Testing
                 == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 3))
         #expect(classify("/v1/embeddings", #"{"model":"m","input":"x"}"#) == .tokens(ceiling: nil, prompts: 1))
         #expect(classify("/v1/models", "", method: "GET") == .free)
+        guard case .refused = classify("/v1/chat/completions", #"{"model":"m","n":10}"#, method: "GET")
+        else { Issue.record("a GET with a body passed as free"); return }
         #expect(classify("/v1/messages/count_tokens", "{}", .anthropic) == .free)
         for (path, body) in [
             ("/v1/batches", #"{"input_file_id":"f"}"#), ("/v1/fine_tuning/jobs", "{}"), ("/v1/images/generations", "{}"),
@@ -105,7 +108,10 @@ import Testing
             ("/v1/chat/completions", #"{"model":"m","service_tier":"priority"}"#),
             ("/v1/chat/completions", #"{"model":"m","modalities":["text","audio"]}"#),
         ] {
-            guard case .refused = classify(path, body) else { Issue.record("\(path) \(body) was let through"); continue }
+            switch classify(path, body) {
+            case .refused, .unpriced: break
+            default: Issue.record("\(path) \(body) was let through")
+            }
         }
         guard case .refused = classify("/v1/messages", #"{"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#, .anthropic)
         else { Issue.record("an Anthropic image was let through"); return }

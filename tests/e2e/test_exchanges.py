@@ -726,7 +726,8 @@ def test_orders_are_valued_at_what_they_can_trade_for(ex):
         lambda: binance.create_order(symbol="BTCUSDT", side="SELL", type="LIMIT_MAKER", quantity="0.01", price="1"))
     for extra in ({"quantity": "0.001", "quoteOrderQty": "10"},  # both sizes
                   {"quoteOrderQty": "10", "timeInForce": "GTC", "price": "50000", "type": "LIMIT"},  # quoteOrderQty on a LIMIT
-                  {"quantity": "0", "type": "MARKET"}, {"quantity": "-1", "type": "MARKET"}, {"quantity": "1e-3", "type": "MARKET"}):
+                  {"quantity": "0", "type": "MARKET"}, {"quantity": "-1", "type": "MARKET"}, {"quantity": "1e-3", "type": "MARKET"},
+                  {"quantity": "1", "price": "1", "type": "LIMIT", "timeInForce": "IOC", "pegPriceType": "MARKET_PEG"}):  # trades at the book
         args = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", **extra}
         binance_refusal(lambda: binance.create_order(**args), status=400)
     # Kalshi: a market sell is worth up to the market (or 1 USD a contract), never its buy_max_cost.
@@ -734,6 +735,9 @@ def test_orders_are_valued_at_what_they_can_trade_for(ex):
         ticker=fx.KALSHI_TICKER, side="yes", action="sell", count=300, type="market"))          # 300 × 0.44 bid = 132
     assert "max_leg_usd" in kalshi_refusal(lambda: kalshi.create_order(
         ticker=fx.KALSHI_TICKER, side="yes", action="sell", count=300, type="limit", yes_price=1))  # at 1c, still 132
+    # Selling YES one does not hold buys NO: 150 YES sold at 1c is 150 NO bought at 99c, 148.50 USD.
+    assert "max_leg_usd" in kalshi_refusal(lambda: kalshi.create_order(
+        ticker=fx.KALSHI_TICKER, side="yes", action="sell", count=150, type="limit", yes_price=1))
     for contradiction in ({"yes_price": 40, "no_price": 60}, {"yes_price": 40, "yes_price_dollars": "0.4100"}):
         kalshi_refusal(lambda: kalshi.create_order(ticker=fx.KALSHI_TICKER, side="yes", action="buy", count=1, type="limit",
                                                    **contradiction), status=400)

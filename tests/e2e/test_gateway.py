@@ -278,6 +278,9 @@ def test_an_llm_budget_cannot_be_credited_or_outrun(world):
                            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})]:
         r = post(path, body)
         assert r.status_code == 403, (path, r.text)
+    # A body on a read is something a venue could act on: not free for a budgeted key.
+    r = requests.get(url + "/chat/completions", headers=h, data=json.dumps({"model": MODEL, "messages": message, "n": 10}))
+    assert r.status_code == 403, r.text
     assert len(fake.requests) == before + 1  # only the n = 5 call reached the venue
     # Unless the operator prices such a call: [call_prices.openai] charges text-to-speech 0.03 a call, whole.
     assert post("/audio/speech", {"model": "tts-1", "input": "x", "voice": "alloy"}).status_code == 200

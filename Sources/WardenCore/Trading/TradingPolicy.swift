@@ -76,12 +76,15 @@ public struct TradingPolicy: Sendable {
             }
             if call.method != "GET" && call.method != "HEAD" {
                 try requireTrade(key)
-                try await requireLive(key, venue: venue.name, what: "\(call.method) \(call.path)")
+                guard try await limits(admission, venue: venue.name).live else {
+                    throw GatewayRefusal(.forbidden, .permission,
+                                         "live trading is off for \(venue.name): \(call.method) \(call.path) is only sent once go-live passes", key: key)
+                }
             }
             return try await forward("allowed_by_config", signed: true)
         case .cancel:
             try requireTrade(key)
-            guard try await profile(key).isLive(venue.name) else {
+            guard try await limits(admission, venue: venue.name).live else {
                 let answer = venue.simulatedCancel()
                 return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservations: [])
             }
@@ -223,8 +226,8 @@ public struct TradingPolicy: Sendable {
     /// Prices one order, holds it under every applicable `max_leg_usd`, and reserves it against every applicable
     /// `daily_cap_usd`. With `record`, the reservation is made in the audit's next group commit, with the row
     /// `record` makes from the order's details: both are on disk together, or neither is.
-    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, limits: Limits,
-              record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
+    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
+              limits: Limits, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
             throw GatewayRefusal(.badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
@@ -243,7 +246,9 @@ public struct TradingPolicy: Sendable {
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
             + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
-        let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: order.fingerprint, mode: mode,
+        // The same content on another credential is signed by another wallet: another order.
+        let fingerprint = order.fingerprint.map { credentialID + ":" + $0 }
+        let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: fingerprint, mode: mode,
                                                 day: SpendRepository.day(), notional: notional)
         let trades = TradeRepository(database)
         let reservation: TradeReservation
@@ -297,7 +302,7 @@ public struct TradingPolicy: Sendable {
                 return admission.auditEntry("gateway.forward", outcome: "allowed", method: method, detail: detail)
             }
         }
-        let held = try await hold(order, venue, base, key: admission.key, limits: limits, record: record)
+        let held = try await hold(order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
         let audit = held.audit.merging(["class": "order"]) { $1 }
         guard limits.live else {
             let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
@@ -326,7 +331,7 @@ public struct TradingPolicy: Sendable {
         let live = limits.live
         var held: [Held] = []
         for order in orders {
-            do { held.append(try await hold(order, venue, base, key: key, limits: limits)) } catch {
+            do { held.append(try await hold(order, venue, base, key: key, credentialID: admission.credentialID, limits: limits)) } catch {
                 await release(held)
                 throw error
             }
@@ -462,12 +467,6 @@ public struct TradingPolicy: Sendable {
     func requireTrade(_ key: AgentKeyRecord) throws(GatewayRefusal) {
         guard key.access == "trade" else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: it cannot place or cancel orders", key: key)
-        }
-    }
-
-    func requireLive(_ key: AgentKeyRecord, venue: String, what: String) async throws(GatewayRefusal) {
-        guard try await profile(key).isLive(venue) else {
-            throw GatewayRefusal(.forbidden, .permission, "live trading is off for \(venue): \(what) is only sent once go-live passes", key: key)
         }
     }
 
