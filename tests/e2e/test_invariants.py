@@ -405,7 +405,8 @@ def binance_value(p):
 
 
 def kalshi_value(req):
-    """USD an accepted Kalshi order can trade, at most 1 USD per contract: a sell at max(limit, bid); a limit buy
+    """USD an accepted Kalshi order can trade, at most 1 USD per contract: a sell at max(limit, 1 - limit, bid) (selling a
+    contract one does not hold buys the other side), a market sell at 1 USD a contract; a limit buy
     at its own-side price (the highest of every reading of the twins, a NO price also as 100 - YES), a market buy
     at max(price, ask) (a market order fills at what is there); a buy within its buy_max_cost."""
     contracts = finite(req.get("count"))
@@ -427,8 +428,10 @@ def kalshi_value(req):
 
     own = [abs(c) for c in readings(f"{side}_price")] + [100 - c for c in readings(f"{other}_price")]
     limit = min(100.0, max(own)) if own else 100.0
-    if req["action"] == "sell":
-        return contracts * min(100.0, max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_bid"])) / 100
+    if req["action"] == "sell":  # proceeds, or (with no position: selling YES buys NO) the other side's cost
+        if req.get("type") == "market" or not own:
+            return contracts
+        return contracts * min(100.0, max(limit, 100 - limit, fx.KALSHI_MARKET_PRICES[f"{side}_bid"])) / 100
     if req.get("type") == "market":  # fills at what is there: at least the ask, up to 1 USD a contract
         limit = max(limit, fx.KALSHI_MARKET_PRICES[f"{side}_ask"])
     value = contracts * limit / 100
