@@ -277,8 +277,9 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.forbidden, .permission, reason, key: key)
         case .unpriced(let reason):
             // The operator may bound such a call with a price per call: reserved and charged whole.
+            // `n` asks for that many (images, speeches): each is billed.
             guard let perCall = config.callPrices[venue]?.first(where: { $0.pattern.matches(method: method, path: admission.path) }),
-                  let amount = USD(roundingUp: perCall.price) else {
+                  let amount = USD(roundingUp: perCall.price * Decimal(request.generations)) else {
                 throw GatewayRefusal(.forbidden, .permission, reason + " (unless [call_prices.\(venue)] prices it)", key: key)
             }
             try await reserve(amount, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)

@@ -31,6 +31,25 @@ public enum BudgetedCall: Equatable, Sendable {
                   "/v1/embeddings": nil],
         .anthropic: ["/v1/messages": Ceiling(field: "max_tokens", read: ["max_tokens"])],
     ]
+    /// The request fields a budgeted call may carry, per endpoint: anything else (a faster or regional tier,
+    /// a new billing feature) could change what the venue bills, so it is refused rather than guessed at.
+    static let sampling: Set<String> = ["model", "stream", "stream_options", "temperature", "top_p", "stop", "user", "metadata", "seed",
+                                        "service_tier", "max_tokens", "n"]
+    static let allowedFields: [String: Set<String>] = [
+        "/v1/chat/completions": sampling.union([
+            "messages", "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+            "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "store", "functions",
+            "function_call", "verbosity", "safety_identifier", "prompt_cache_key", "modalities"]),
+        "/v1/completions": sampling.union(["prompt", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+                                           "echo", "suffix"]),
+        "/v1/responses": sampling.union(["input", "instructions", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
+                                         "text", "reasoning", "store", "truncation", "include", "safety_identifier",
+                                         "prompt_cache_key", "max_tool_calls", "top_logprobs"]).subtracting(["max_tokens", "n", "stop", "seed"]),
+        "/v1/embeddings": ["model", "input", "dimensions", "encoding_format", "user"],
+        "/v1/messages": ["model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_k",
+                         "top_p", "tools", "tool_choice", "thinking", "service_tier"],
+    ]
+
     /// Inputs priced per item or per second, not by their bytes.
     static let unboundedParts: Set<String> = [
         "image_url", "input_image", "image", "input_audio", "audio", "file", "input_file", "document", "container_upload",
@@ -60,6 +79,9 @@ public enum BudgetedCall: Equatable, Sendable {
     }
 
     static func unboundedFeature(_ object: [String: Any], path: String) -> String? {
+        if let allowed = allowedFields[path], let field = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            return "the field \(field) (not among those Warden prices for \(path))"
+        }
         if let background = object["background"] as? Bool, background { return "background responses" }
         for name in ["previous_response_id", "conversation", "audio", "web_search_options", "prediction", "mcp_servers", "container"]
             where object[name] != nil && !(object[name] is NSNull) {

@@ -107,6 +107,8 @@ import Testing
             ("/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}}]}]}"#),
             ("/v1/chat/completions", #"{"model":"m","service_tier":"priority"}"#),
             ("/v1/chat/completions", #"{"model":"m","modalities":["text","audio"]}"#),
+            ("/v1/chat/completions", #"{"model":"m","messages":[],"speed":"fast"}"#),
+            ("/v1/responses", #"{"model":"m","input":"x","n":2}"#),
         ] {
             switch classify(path, body) {
             case .refused, .unpriced: break
@@ -115,6 +117,13 @@ import Testing
         }
         guard case .refused = classify("/v1/messages", #"{"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#, .anthropic)
         else { Issue.record("an Anthropic image was let through"); return }
+        // Fast mode and regional inference are billed at other rates: not among the priced fields.
+        for extra in [#""speed":"fast""#, #""inference_geo":"us""#] {
+            guard case .refused = classify("/v1/messages", #"{"model":"c","max_tokens":1,"messages":[],"# + extra + "}", .anthropic)
+            else { Issue.record("\(extra) was let through"); continue }
+        }
+        #expect(classify("/v1/messages", #"{"model":"c","max_tokens":1,"messages":[],"system":"s","thinking":{"type":"enabled","budget_tokens":1}}"#,
+                         .anthropic) == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 1))
         let bounded = BudgetedCall.withCeiling(Data(#"{"model":"m"}"#.utf8), field: "max_completion_tokens", tokens: 77)
         let object = (try? JSONSerialization.jsonObject(with: bounded ?? Data())) as? [String: Any]
         #expect(object?["model"] as? String == "m" && (object?["max_completion_tokens"] as? NSNumber)?.intValue == 77)

@@ -502,14 +502,6 @@ public struct TradingPolicy: Sendable {
 
     /// Through the decimal's text, which converts exactly where `doubleValue` leaves float noise.
     static func double(_ value: Decimal) -> Double { Double("\(value)") ?? NSDecimalNumber(decimal: value).doubleValue }
-
-    static func money(_ value: Double) -> String {
-        let text = String(format: "%.6f", value)
-        var trimmed = text
-        while trimmed.hasSuffix("0") { trimmed.removeLast() }
-        if trimmed.hasSuffix(".") { trimmed.removeLast() }
-        return trimmed.isEmpty ? "0" : trimmed
-    }
 }
 
 extension Optional {
