@@ -122,9 +122,15 @@ private let heldReleased = Atomic<Bool>(false)
 
     @Test func aHalfSentRequestIsCutOff() async throws {
         try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
-            let body = try await RawConnection.open(port: port)
-            try await body.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-            let answered = try await body.read(timeout: .seconds(10)) { _ in body.closed }
+            var answered = ""
+            for _ in 0..<3 {
+                let body = try await RawConnection.open(port: port)
+                try await body.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+                answered = try await body.read(timeout: .seconds(10)) { _ in body.closed }
+                // Nothing at all: a loaded machine sent the bytes after the silence had already closed the
+                // connection as idle. Only then is it tried again.
+                if !answered.isEmpty { break }
+            }
             #expect(answered.hasPrefix("HTTP/1.1 408") && answered.lowercased().contains("connection: close"), "\(answered)")
             let head = try await RawConnection.open(port: port)
             try await head.send("GET /hello HTTP/1.1\r\nHost: x\r\n")
