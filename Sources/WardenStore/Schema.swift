@@ -219,20 +219,23 @@ enum Schema {
         ]),
     ]
 
-    static let exactMoney: [String] = [
-        "ALTER TABLE llm_spend ADD COLUMN spent_micros BIGINT NOT NULL DEFAULT 0 CHECK (spent_micros >= 0)",
-        "ALTER TABLE llm_spend ADD COLUMN reserved_micros BIGINT NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0)",
-        // A negative figure can only come from the ceiling attack this migration closes: it counts as nothing.
-        """
-        UPDATE llm_spend SET
-            spent_micros = CASE WHEN spent_usd > 0 THEN CAST(ROUND(spent_usd * 1000000) AS BIGINT) ELSE 0 END,
-            reserved_micros = CASE WHEN reserved_usd > 0 THEN CAST(ROUND(reserved_usd * 1000000) AS BIGINT) ELSE 0 END
-        """,
-        "ALTER TABLE llm_spend DROP COLUMN spent_usd",
-        "ALTER TABLE llm_spend DROP COLUMN reserved_usd",
-        "ALTER TABLE trade_days ADD COLUMN used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0)",
-        "UPDATE trade_days SET used_micros = CASE WHEN used_usd > 0 THEN CAST(ROUND(used_usd * 1000000) AS BIGINT) ELSE 0 END",
-        "ALTER TABLE trade_days DROP COLUMN used_usd",
+    /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative
+    /// figure can only come from the ceiling attack version 7 closes: it counts as nothing.
+    static func toMicros(_ table: String, _ column: String, nullable: Bool = false) -> [String] {
+        let micros = column.replacingOccurrences(of: "_usd", with: "_micros")
+        return [
+            "ALTER TABLE \(table) ADD COLUMN \(micros) BIGINT\(nullable ? "" : " NOT NULL DEFAULT 0") CHECK (\(micros) >= 0)",
+            """
+            UPDATE \(table) SET \(micros) = CASE WHEN \(column) IS NULL THEN NULL
+                WHEN \(column) > 0 THEN CAST(ROUND(\(column) * 1000000) AS BIGINT) ELSE 0 END
+            """,
+            "ALTER TABLE \(table) DROP COLUMN \(column)",
+        ]
+    }
+
+    static let exactMoney: [String] = toMicros("llm_spend", "spent_usd") + toMicros("llm_spend", "reserved_usd")
+        + toMicros("trade_days", "used_usd") + toMicros("profiles", "max_leg_usd") + toMicros("profiles", "daily_cap_usd")
+        + toMicros("agent_keys", "daily_budget_usd", nullable: true) + [
         """
         CREATE TABLE order_reservations (
             id TEXT PRIMARY KEY,
@@ -256,21 +259,6 @@ enum Schema {
         FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
         """,
         "DROP TABLE trade_orders",
-        "ALTER TABLE profiles ADD COLUMN max_leg_micros BIGINT NOT NULL DEFAULT 0 CHECK (max_leg_micros >= 0)",
-        "ALTER TABLE profiles ADD COLUMN daily_cap_micros BIGINT NOT NULL DEFAULT 0 CHECK (daily_cap_micros >= 0)",
-        """
-        UPDATE profiles SET
-            max_leg_micros = CASE WHEN max_leg_usd > 0 THEN CAST(ROUND(max_leg_usd * 1000000) AS BIGINT) ELSE 0 END,
-            daily_cap_micros = CASE WHEN daily_cap_usd > 0 THEN CAST(ROUND(daily_cap_usd * 1000000) AS BIGINT) ELSE 0 END
-        """,
-        "ALTER TABLE profiles DROP COLUMN max_leg_usd",
-        "ALTER TABLE profiles DROP COLUMN daily_cap_usd",
-        "ALTER TABLE agent_keys ADD COLUMN daily_budget_micros BIGINT CHECK (daily_budget_micros >= 0)",
-        """
-        UPDATE agent_keys SET daily_budget_micros = CASE WHEN daily_budget_usd IS NULL THEN NULL
-            WHEN daily_budget_usd > 0 THEN CAST(ROUND(daily_budget_usd * 1000000) AS BIGINT) ELSE 0 END
-        """,
-        "ALTER TABLE agent_keys DROP COLUMN daily_budget_usd",
     ]
 
     /// `statements` for both engines, with the revision triggers of `tables` dropped before and made again after.
