@@ -13,7 +13,13 @@ import WardenStore
 /// (a live order's reservation), so they and the row they make commit together, many to one sync.
 /// When a commit fails, waiting callers are told (their calls are not made), queued rows stay in order
 /// at the head of the queue and are retried, and `healthy` turns false until a commit succeeds again:
-/// the gateway makes no call it could not record meanwhile.
+/// the gateway makes no call it could not record meanwhile. A store that is merely slow counts as
+/// failing too: once the oldest row not yet committed is older than `maxLag`, or more than `admitDepth`
+/// rows wait, `healthy` is false until the store catches up.
+///
+/// Refusals made while the writer is unhealthy are counted rather than queued (a flood of them would
+/// fill memory), and the count goes into the chain as one `audit.gap` row with the first commit that
+/// succeeds, with any rows dropped because the queue reached its hard bound.
 public final class AuditWriter: Sendable {
     /// Writes made in a batch's transaction; the row they return (if any) joins the batch.
     public typealias Work = @Sendable (any SQLDatabase) async throws -> AuditEntry?
@@ -23,6 +29,8 @@ public final class AuditWriter: Sendable {
         var work: Work?
         var ticket: UInt64
         var waiter: CheckedContinuation<Void, any Error>?
+        /// When it was queued (monotonic nanoseconds).
+        var since: UInt64
     }
 
     fileprivate struct State: Sendable {
@@ -35,6 +43,11 @@ public final class AuditWriter: Sendable {
         var flushers: [(ticket: UInt64, waiter: CheckedContinuation<Void, Never>)] = []
         var lastAt: Int64 = 0
         var dropped = 0
+        /// Refusals not queued because the writer was unhealthy, since `gapSince` (wall milliseconds).
+        var unrecorded = 0
+        var gapSince: Int64?
+        /// When the oldest row of the batch being committed was queued, while one is.
+        var inFlightSince: UInt64?
         /// Queued rows whose caller waits for them.
         var waiting = 0
         /// The drain's wait for more rows; a caller who waits for its row cuts it short.
@@ -46,8 +59,14 @@ public final class AuditWriter: Sendable {
     private let database: Database
     private let logger: Logger
     static let maxBatch = 1024
-    /// Rows waiting past this (the store has been failing for a long while) are dropped and counted.
-    static let maxQueue = 200_000
+    /// The queue's hard bound: rows past it are dropped and counted (in the log and the next `audit.gap` row).
+    /// The gateway stops admitting calls long before (`admitDepth`, `maxLag`), so only calls already
+    /// under way when the store stalled can add rows; it takes tens of thousands of them to reach it.
+    static let maxQueue = 100_000
+    /// More rows waiting than this and the gateway admits no new call.
+    static let admitDepth = 10_000
+    /// How old the oldest uncommitted row may be before the gateway admits no new call.
+    public static let maxLag = Duration.seconds(1)
     static let retryDelay = Duration.milliseconds(250)
     /// How long rows nobody waits for gather before a commit, so light load does not cost a commit per
     /// few rows (each costs five store round trips and a sync to disk).
@@ -59,16 +78,55 @@ public final class AuditWriter: Sendable {
         self.logger = logger
     }
 
-    /// Whether the last commit succeeded.
-    public var healthy: Bool { state.withLock { $0.failure == nil } }
+    /// Whether the last commit succeeded and the store keeps up: no uncommitted row older than
+    /// `maxLag`, no more than `admitDepth` waiting.
+    public var healthy: Bool {
+        let now = Self.now()
+        return state.withLock { $0.failure == nil && $0.queue.count <= Self.admitDepth && $0.lag(now: now) <= Self.maxLagNanos }
+    }
+
+    /// The writer's state, for health checks.
+    public struct Status: Sendable {
+        public let healthy: Bool
+        public let queued: Int
+        /// How long the oldest uncommitted row has waited, in milliseconds.
+        public let lagMillis: Int
+        public let failure: String?
+    }
+
+    public var status: Status {
+        let now = Self.now()
+        return state.withLock { s in
+            let lag = s.lag(now: now)
+            return Status(healthy: s.failure == nil && s.queue.count <= Self.admitDepth && lag <= Self.maxLagNanos,
+                          queued: s.queue.count, lagMillis: Int(lag / 1_000_000), failure: s.failure)
+        }
+    }
 
     /// Rows queued and not yet committed.
     public var depth: Int { state.withLock { $0.queue.count } }
 
+    /// Counts a refusal made because the writer is unhealthy instead of queueing its row.
+    public func countUnrecorded() {
+        let now = Clock.nowMillis()
+        state.withLock { s in
+            if s.gapSince == nil { s.gapSince = now }
+            s.unrecorded += 1
+        }
+    }
+
+    static let maxLagNanos = UInt64(maxLag.components.seconds) * 1_000_000_000 + UInt64(maxLag.components.attoseconds / 1_000_000_000)
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
     /// Queues a row; it is committed with the next batch. Never waits.
     public func record(_ entry: AuditEntry) {
         let start = state.withLock { s -> Bool in
-            guard s.queue.count < Self.maxQueue else { s.dropped += 1; return false }
+            guard s.queue.count < Self.maxQueue else {
+                if s.gapSince == nil { s.gapSince = Clock.nowMillis() }
+                s.dropped += 1
+                return false
+            }
             s.push(entry, work: nil, waiter: nil)
             return s.claimDrain()
         }
@@ -140,26 +198,33 @@ public final class AuditWriter: Sendable {
                 for pending in batch {
                     if let error = refused[pending.ticket] { pending.waiter?.resume(throwing: error) } else { pending.waiter?.resume() }
                 }
-                let (flushers, dropped) = state.withLock { s in
-                    defer { s.dropped = 0 }
-                    return (s.settle(through: batch.last!.ticket, failure: nil), s.dropped)
+                let (flushers, gap) = state.withLock { s -> ([CheckedContinuation<Void, Never>], (Int, Int)?) in
+                    // The store keeps up again: what was not recorded meanwhile is said in the chain, in order.
+                    var gap: (Int, Int)?
+                    if let since = s.gapSince {
+                        gap = (s.unrecorded, s.dropped)
+                        s.push(.gap(since: since, until: Clock.nowMillis(), refused: s.unrecorded, dropped: s.dropped), work: nil, waiter: nil)
+                        (s.gapSince, s.unrecorded, s.dropped) = (nil, 0, 0)
+                    }
+                    return (s.settle(through: batch.last!.ticket, failure: nil), gap)
                 }
                 resumeFlushers(flushers)
-                if dropped > 0 { logger.error("audit rows were dropped: the queue was full", metadata: ["dropped": "\(dropped)"]) }
+                if let (refused, dropped) = gap {
+                    logger.error("the audit store kept up again; calls refused meanwhile were counted, not recorded one by one",
+                                 metadata: ["refused": "\(refused)", "dropped": "\(dropped)"])
+                }
             } catch {
                 // Waiting callers refuse their calls; rows of calls already made go back to the front.
                 let kept = batch.filter { $0.waiter == nil }
                 for pending in batch { pending.waiter?.resume(throwing: error) }
-                let (flushers, dropped) = state.withLock { s in
+                let (flushers, queued) = state.withLock { s in
                     s.queue.insert(contentsOf: kept, at: 0)
                     let through = kept.first.map { $0.ticket - 1 } ?? batch.last!.ticket
-                    let dropped = s.dropped
-                    s.dropped = 0
-                    return (s.settle(through: through, failure: String(describing: error)), dropped)
+                    return (s.settle(through: through, failure: String(describing: error)), s.queue.count)
                 }
                 resumeFlushers(flushers)
                 logger.error("audit rows could not be committed; the gateway refuses calls until they are",
-                             metadata: ["queued": "\(kept.count)", "dropped": "\(dropped)", "error": "\(error)"])
+                             metadata: ["queued": "\(queued)", "error": "\(error)"])
                 try? await Task.sleep(for: Self.retryDelay)
             }
         }
@@ -214,7 +279,7 @@ extension AuditWriter.State {
         // Stamped in queue order, so times never run backwards along the chain.
         lastAt = max(Clock.nowMillis(), lastAt)
         entry.at = lastAt
-        queue.append(.init(entry: entry, work: work, ticket: nextTicket, waiter: waiter))
+        queue.append(.init(entry: entry, work: work, ticket: nextTicket, waiter: waiter, since: AuditWriter.now()))
         nextTicket += 1
         if waiter != nil {
             waiting += 1
@@ -229,8 +294,14 @@ extension AuditWriter.State {
         return true
     }
 
+    /// How long the oldest uncommitted row (in the batch being committed or in the queue) has waited.
+    func lag(now: UInt64) -> UInt64 {
+        guard let oldest = inFlightSince ?? queue.first?.since else { return 0 }
+        return now > oldest ? now - oldest : 0
+    }
+
     mutating func takeBatch(_ limit: Int) -> [AuditWriter.Pending]? {
-        guard !queue.isEmpty else { draining = false; return nil }
+        guard !queue.isEmpty else { draining = false; inFlightSince = nil; return nil }
         // Handing the whole queue over moves it; trimming a shared copy would copy every row.
         var batch: [AuditWriter.Pending] = []
         if queue.count <= limit { swap(&batch, &queue) } else {
@@ -238,15 +309,27 @@ extension AuditWriter.State {
             queue.removeFirst(limit)
         }
         waiting -= batch.count(where: { $0.waiter != nil })
+        inFlightSince = batch.first?.since
         return batch
     }
 
     /// Records progress; returns the flushers it released (all of them while commits fail).
     mutating func settle(through ticket: UInt64, failure: String?) -> [CheckedContinuation<Void, Never>] {
+        inFlightSince = nil
         settledThrough = max(settledThrough, ticket)
         self.failure = failure
         let released = flushers.filter { failure != nil || $0.ticket <= settledThrough }
         flushers.removeAll { failure != nil || $0.ticket <= settledThrough }
         return released.map(\.waiter)
+    }
+}
+
+extension AuditEntry {
+    /// The row that says what the chain does not hold: refusals counted while the store could not keep
+    /// up, and rows dropped at the queue's hard bound, between two times (milliseconds).
+    static func gap(since: Int64, until: Int64, refused: Int, dropped: Int) -> AuditEntry {
+        AuditEntry(actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: "recorded",
+                   detail: ["from": String(since), "to": String(until), "refused_unrecorded": String(refused),
+                            "rows_dropped": String(dropped)])
     }
 }

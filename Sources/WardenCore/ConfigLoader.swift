@@ -79,6 +79,7 @@ public enum ConfigLoader {
             case "max_request_bytes": gateway.maxRequestBytes = try int(t, key, path: path, in: 1024...(1024 * 1024 * 1024))
             case "upstream_timeout_seconds": gateway.upstreamTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
             case "default_max_output_tokens": gateway.defaultMaxOutputTokens = try int(t, key, path: path, in: 1...10_000_000)
+            case "send_deadline_seconds": gateway.sendDeadlineSeconds = try int(t, key, path: path, in: 1...60)
             default: throw .unknownKey(path)
             }
         }

@@ -65,9 +65,18 @@ public struct ServeSettings: Sendable {
             guard isDirectory.boolValue else {
                 throw ConfigError.invalidValue(key: "data_dir", reason: "\(dataDir) exists and is not a directory")
             }
-            try manager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDir)
+            guard access(dataDir, R_OK | W_OK | X_OK) == 0 else {
+                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot read and write \(dataDir) (\(String(cString: strerror(errno))))")
+            }
+            do { try manager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDir) } catch {
+                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot make \(dataDir) private (mode 0700): it belongs to another user")
+            }
         } else {
-            try manager.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            do {
+                try manager.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot create \(dataDir): permission denied or a parent is not a directory")
+            }
         }
     }
 }

@@ -23,6 +23,10 @@ public final class Vault: Sendable {
         if let record = try await repository.load() {
             return try await open(record, source: source)
         }
+        // Accounts without a vault record: the store is damaged, and a new vault would orphan every secret.
+        if try await repository.holdsAccounts() {
+            throw StoreError.unusable("the store holds accounts but no vault record: it is damaged; restore it from a backup")
+        }
         let created = try await create(source: source, kdf: newVaultKDF)
         if try await repository.insertIfAbsent(created.record) {
             logger.info("vault created", metadata: ["kek_source": "\(source.storedName)"])

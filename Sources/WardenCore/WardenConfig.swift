@@ -63,6 +63,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var upstreamTimeoutSeconds = 300
         /// Output ceiling reserved against a budget when a request names no `max_tokens`.
         public var defaultMaxOutputTokens = 4096
+        /// No call leaves later than this after it arrived (it waited on a slow store): it is refused instead.
+        public var sendDeadlineSeconds = 5
         public init() {}
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Hummingbird
 import HTTPTypes
 import Logging
@@ -32,9 +33,13 @@ struct GatewayController {
             metrics.request(venue: "unknown", decision: "refused")
             let detail = "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))"
             // Recorded like any refusal, with no key (none is looked at); the name is the caller's, so bounded.
-            gateway.audit.record(.gateway("gateway.refuse", outcome: "refused", venue: String(name.prefix(64)), key: nil, credentialID: nil,
-                                          method: request.method.rawValue, path: request.uri.path, requestID: context.requestID,
-                                          detail: ["status": "404", "reason": "unknown venue"]))
+            if gateway.audit.healthy {
+                gateway.audit.record(.gateway("gateway.refuse", outcome: "refused", venue: String(name.prefix(64)), key: nil, credentialID: nil,
+                                              method: request.method.rawValue, path: request.uri.path, requestID: context.requestID,
+                                              detail: ["status": "404", "reason": "unknown venue"]))
+            } else {
+                gateway.audit.countUnrecorded()
+            }
             return plainProblem(.notFound, detail)
         }
         let rawPath = String(request.uri.path.dropFirst("/proxy/\(name)".count))
@@ -46,7 +51,7 @@ struct GatewayController {
             guard gateway.audit.healthy else {
                 throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made")
             }
-            let loop = context.eventLoop
+            let loop = Inbound(context, sendWithin: .seconds(gateway.config.gateway.sendDeadlineSeconds))
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: request.headers) == nil {
                 return try await publicRead(request, exchange, rawPath: rawPath, requestID: context.requestID, on: loop)
             }
@@ -82,7 +87,7 @@ struct GatewayController {
     // MARK: forwarding
 
     /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer is relayed.
-    func forward(_ request: Request, _ admission: Admission, on loop: any EventLoop) async throws -> Response {
+    func forward(_ request: Request, _ admission: Admission, on loop: Inbound) async throws -> Response {
         let venue = admission.venue
         var outgoing = outgoingRequest(url: admission.upstreamURL, method: request.method.rawValue)
         var headers = Self.forwardableHeaders(request.headers, venue: venue)
@@ -93,6 +98,7 @@ struct GatewayController {
         if let dialect = venue.usage {
             // LLM calls are read whole (they are small) to price them before they are sent.
             let original = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
+            loop.restart()
             let (held, bounded, info) = try await gateway.reserve(admission, method: request.method.rawValue, body: original, dialect: dialect)
             let prepared = dialect.prepare(bounded, streaming: info.stream)
             reservation = held
@@ -103,6 +109,7 @@ struct GatewayController {
             // Read whole before sending: an upstream that answers before it has read the body would
             // otherwise leave two readers on the request body (the upstream client and the server's drain).
             let body = try await collect(request, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
+            loop.restart()
             try gateway.checkBody(body, contentType: request.headers[.contentType], key: admission.key)
             outgoing.body = ByteBuffer(data: body)
         }
@@ -129,8 +136,9 @@ struct GatewayController {
 
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
-    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, on loop: any EventLoop) async throws -> Response {
+    func trade(_ request: Request, _ admission: Admission, _ venue: any ExchangeVenue, on loop: Inbound) async throws -> Response {
         let body = try await collect(request, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes), key: admission.key)
+        loop.restart()
         try gateway.checkBody(body, contentType: request.headers[.contentType], key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
@@ -155,9 +163,10 @@ struct GatewayController {
     /// Public market data from an SDK that sends no key for it (py-clob-client): forwarded with no
     /// credential at all, and only for calls the venue's adapter classifies as public.
     func publicRead(_ request: Request, _ venue: any ExchangeVenue, rawPath: String, requestID: String,
-                    on loop: any EventLoop) async throws -> Response {
+                    on loop: Inbound) async throws -> Response {
         let path = try gateway.canonical(method: request.method.rawValue, rawPath: rawPath, query: request.uri.query, headers: request.headers)
         let body = try await collect(request, limit: Self.maxExchangeBodyBytes, key: nil)
+        loop.restart()
         try gateway.checkBody(body, contentType: request.headers[.contentType], key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: request.method.rawValue, path: path,
                                                               query: request.uri.query ?? "", body: body,
@@ -168,7 +177,7 @@ struct GatewayController {
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ request: Request, _ subject: Subject, detail: [String: String],
-              durable: Bool, tickets: [String], on loop: any EventLoop) async throws -> Response {
+              durable: Bool, tickets: [String], on loop: Inbound) async throws -> Response {
         var outgoing = outgoingRequest(url: url, method: signed.method)
         outgoing.headers = HTTPHeaders(signed.headers.map { ($0.name.rawName, $0.value) })
         if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
@@ -213,7 +222,7 @@ struct GatewayController {
     /// when the upstream's client read it whole, else streamed), and settles and records the result before
     /// the client has the last byte. `settle` gets how the call ended and returns details for the result row.
     func relay(_ outgoing: UpstreamHTTPRequest, _ request: Request, _ subject: Subject, detail: [String: String], durable: Bool,
-               meter: UsageMeter?, on loop: any EventLoop, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
+               meter: UsageMeter?, on loop: Inbound, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> Response {
         let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: no call leaves while its record could not be written.
@@ -227,9 +236,13 @@ struct GatewayController {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
         }
 
+        if let late = loop.reasonNotToSend() {
+            _ = await settle(.unsent)
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, late, key: subject.key)
+        }
         let upstream: UpstreamResponse
         do {
-            upstream = try await clients.execute(outgoing, on: loop)
+            upstream = try await clients.execute(outgoing, on: loop.eventLoop)
         } catch {
             // No connection could be made: nothing left Warden. Otherwise the venue may have acted on the call.
             _ = await settle(error as? UpstreamError == .unreachable ? .unsent : .unanswered)
@@ -314,13 +327,50 @@ struct GatewayController {
         default: "refused"
         }
         metrics.request(venue: venue.name, decision: outcome)
-        gateway.audit.record(.gateway("gateway.refuse", outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
+        // While the audit store cannot keep up, refusals are counted (one `audit.gap` row when it can), not queued.
+        if refusal.kind == .unavailable, !gateway.audit.healthy {
+            gateway.audit.countUnrecorded()
+        } else {
+            gateway.audit.record(.gateway("gateway.refuse", outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
                                       credentialOwnerID: sharedBy, method: method, path: path, requestID: requestID,
                                       detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
+        }
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
         if let wait = refusal.retryAfter { headers[.retryAfter] = String(wait) }
         return Response(status: refusal.status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
+    }
+
+    /// Where a call came from: the event loop its upstream call goes out on, and what decides whether it
+    /// may still be sent (its client is there, its request was read in full less than `sendWithin` ago).
+    /// A class: the clock restarts once the body is read, for every holder.
+    final class Inbound: Sendable {
+        let eventLoop: any EventLoop
+        let channel: any Channel
+        let sendWithin: Duration
+        private let sendBy: Mutex<ContinuousClock.Instant>
+
+        init(_ context: WardenContext, sendWithin: Duration) {
+            eventLoop = context.eventLoop
+            channel = context.channel
+            sendBy = Mutex(context.arrived + sendWithin)
+            self.sendWithin = sendWithin
+        }
+
+        /// The request's body has been read: the deadline counts from now (a slow upload is not a slow store).
+        func restart() {
+            let now = ContinuousClock.now
+            sendBy.withLock { $0 = now + sendWithin }
+        }
+
+        /// Why the call must not be sent now, if it must not: its client has gone, or it waited too long.
+        func reasonNotToSend() -> String? {
+            if !channel.isActive { return "the client disconnected before the call was sent; it was not sent" }
+            if ContinuousClock.now > sendBy.withLock({ $0 }) {
+                return "the call waited more than \(sendWithin) for the store and was not sent"
+            }
+            return nil
+        }
     }
 
     func plainProblem(_ status: HTTPResponse.Status, _ detail: String) -> Response {

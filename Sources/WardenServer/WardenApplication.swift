@@ -69,7 +69,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     // A HEAD on a route that only answers GET is answered as the GET would be, without its body.
     let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: AccessLogMiddleware())
-    HealthController(database: env.database, vault: env.services.vault).addRoutes(to: router)
+    HealthController(probe: StoreProbe(database: env.database), audit: env.gateway.audit, vault: env.services.vault).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
     GatewayController(gateway: env.gateway, clients: env.upstreams, metrics: env.metrics, allowedHosts: env.allowedHosts)
         .addRoutes(to: router)

@@ -12,6 +12,10 @@ public struct WardenContext: RequestContext {
     let remoteAddress: SocketAddress?
     /// The event loop serving the connection (gateway calls go out on a client of the same loop).
     public let eventLoop: any EventLoop
+    /// The client's connection: a gateway call whose client has gone is not sent.
+    let channel: any Channel
+    /// When the request was handed to the router: a call is not sent past a deadline from it.
+    let arrived = ContinuousClock.now
     /// This request's name in the access log and in the answer's `X-Warden-Request-Id` header.
     public let requestID = RequestID.next()
 
@@ -19,6 +23,7 @@ public struct WardenContext: RequestContext {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
         eventLoop = source.channel.eventLoop
+        channel = source.channel
     }
 
     /// The authenticated caller; routes behind `AuthMiddleware` always have one.

@@ -18,16 +18,34 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     let logger: Logger
     let session: @Sendable (Source.Connection) -> any SQLDatabase
     var threadPool: NIOThreadPool? = nil
+    /// How long a body may use a connection before `close` ends what it is waiting for (PostgreSQL;
+    /// a SQLite connection cannot be closed under a running query, its busy timeout bounds it instead).
+    var interrupt: (after: Duration, close: @Sendable (Source.Connection) -> Void)? = nil
 
     func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let connection = try await pool.requestConnection(logger: logger).get()
-        do {
-            let result = try await body(session(connection))
-            pool.releaseConnection(connection, logger: logger)
-            return result
-        } catch {
-            pool.releaseConnection(connection, logger: logger)
-            throw error
+        let connection: Source.Connection
+        do { connection = try await pool.requestConnection(logger: logger).get() } catch {
+            throw StoreError.unavailable("no connection to the store: \(error)")
+        }
+        // A closed connection is dropped by the pool when released, and a new one made when next needed.
+        defer { pool.releaseConnection(connection, logger: logger) }
+        guard let interrupt else { return try await body(session(connection)) }
+        let session = session(connection)
+        // The group ends only once both children have, so `body` never outlives this call.
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { .some(try await body(session)) }
+                group.addTask {
+                    try? await Task.sleep(for: interrupt.after)
+                    return nil  // also when cancelled, which only happens once the body has finished
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                if let result = first { return result }
+                interrupt.close(connection)
+                _ = try? await group.next()  // the body, failing now that its connection is closed
+                throw StoreError.timedOut(interrupt.after)
+            }
         }
     }
 
@@ -48,9 +66,10 @@ struct SQLiteSource: ConnectionPoolSource {
         SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: eventLoop)
             .flatMap { connection in
                 // WAL lets readers run beside the writer; FULL makes every commit durable.
-                // busy_timeout replaces the driver's busy handler (which retries forever without sleeping).
+                // busy_timeout replaces the driver's busy handler (which retries forever without sleeping),
+                // and bounds a wait for another process's lock to `Database.deadline`.
                 let pragmas = [
-                    "PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL",
+                    "PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
                 ]
                 return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in

@@ -14,7 +14,15 @@ public enum SQLDialectKind: String, Sendable {
 
 /// A pooled connection to the store, with transactions that behave alike on SQLite and PostgreSQL.
 /// Queries never log their bound values (they may hold ciphertext or hashes).
+///
+/// Every operation ends within `deadline`, so a store that stalls (a SQLite file locked by another
+/// process, a frozen PostgreSQL) makes callers fail, never wait for ever: waiting for a connection and
+/// for SQLite's write lock are bounded by it; on PostgreSQL a query that outlives it has its connection
+/// closed (the pool replaces it); on SQLite the busy timeout bounds a query that waits for another
+/// process's lock.
 public final class Database: Sendable {
+    /// How long any store operation may take, waits included.
+    public static let deadline = Duration.seconds(5)
     public let dialect: SQLDialectKind
     public let location: DatabaseLocation
     private let lender: any ConnectionLender
@@ -33,24 +41,28 @@ public final class Database: Sendable {
         let perLoop = max(1, maxConnections / max(1, System.coreCount))
         switch location {
         case .sqlite(let path):
+            try StoreFile.check(path)
             try createPrivateFile(at: path)
             let threadPool = NIOThreadPool(numberOfThreads: perLoop * System.coreCount + 2)
             threadPool.start()
             let pool = EventLoopGroupConnectionPool(
                 source: SQLiteSource(path: path, threadPool: threadPool), maxConnectionsPerEventLoop: perLoop,
-                requestTimeout: .seconds(30), logger: logger, on: group)
+                requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(dialect: .sqlite, location: location,
                             lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }, threadPool: threadPool))
         case .postgres(let url):
-            let configuration: SQLPostgresConfiguration
+            var configuration: SQLPostgresConfiguration
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
                 throw .invalidDatabaseURL("cannot parse the postgres URL: \(error)")
             }
+            // Covers the TCP connect and the start-up exchange: a frozen server cannot hold a slot for ever.
+            configuration.coreConfiguration.options.connectTimeout = TimeAmount(deadline)
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: perLoop,
-                requestTimeout: .seconds(30), logger: logger, on: group)
+                requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(dialect: .postgres, location: location,
-                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }))
+                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() },
+                                                 interrupt: (deadline, { let closing: EventLoopFuture<Void> = $0.close(); _ = closing })))
         }
     }
 
@@ -63,7 +75,7 @@ public final class Database: Sendable {
     /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard dialect == .sqlite else { return try await run(begin: "BEGIN", body) }
-        return try await writerLock.withLock { try await self.run(begin: "BEGIN IMMEDIATE", body) }
+        return try await writerLock.withLock(waitingAtMost: Self.deadline) { try await self.run(begin: "BEGIN IMMEDIATE", body) }
     }
 
     private func run<T: Sendable>(begin: SQLQueryString, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -80,14 +92,11 @@ public final class Database: Sendable {
         }
     }
 
-    /// A cheap round trip, for health checks.
-    public func ping() async -> Bool {
-        do {
-            return try await withConnection { db in
-                try await db.raw("SELECT 1 AS one").first(decodingColumn: "one", as: Int.self) == 1
-            }
-        } catch {
-            return false
+    /// Whether the store answers and takes a write: one small committed write, the one a full disk, a
+    /// read-only file or a lock held elsewhere refuses.
+    public func probeWrite() async throws {
+        try await transaction { db in
+            try await db.raw("UPDATE store_probe SET checked_at = \(bind: Clock.nowMillis()) WHERE id = 1").run()
         }
     }
 

@@ -41,6 +41,7 @@ public enum Migrator {
             if dialect == .postgres {
                 try await db.raw("SELECT pg_advisory_xact_lock(727137)").run()
             }
+            try await refuseForeign(db, dialect: dialect)
             try await db.raw("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
@@ -71,5 +72,16 @@ public enum Migrator {
             logger.info("applied migration", metadata: ["version": "\(version)"])
         }
         return applied
+    }
+
+    /// A store with tables but no migration record is someone else's database: Warden does not move in.
+    static func refuseForeign(_ db: any SQLDatabase, dialect: SQLDialectKind) async throws {
+        let query: SQLQueryString = switch dialect {
+        case .sqlite: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        case .postgres: "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+        }
+        let tables = try await db.raw(query).all(decodingColumn: "name", as: String.self)
+        guard !tables.isEmpty, !tables.contains("schema_migrations") else { return }
+        throw StoreError.unusable("the database holds tables (\(tables.sorted().prefix(3).joined(separator: ", "))) but is not a Warden store")
     }
 }

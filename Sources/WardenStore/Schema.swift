@@ -217,6 +217,11 @@ enum Schema {
             "CREATE INDEX agent_keys_parent ON agent_keys (parent_id)",
             "CREATE INDEX agent_keys_root ON agent_keys (root_id, created_at)",
         ]),
+        // A row that boots and health checks rewrite: proof that the store takes writes, not only reads.
+        Migration(version: 9, name: "write probe", statements: [
+            "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at BIGINT NOT NULL)",
+            "INSERT INTO store_probe (id, checked_at) VALUES (1, 0)",
+        ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

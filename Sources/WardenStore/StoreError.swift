@@ -7,6 +7,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case conflict(String)
     /// An amount that must never enter a ledger (zero or negative where only a positive one means anything).
     case invalidAmount(String)
+    /// A store a boot must not use (an empty or foreign file, one that cannot be written), and why.
+    case unusable(String)
+    /// An operation that did not finish within its deadline.
+    case timedOut(Duration)
 
     public var description: String {
         switch self {
@@ -17,6 +21,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "the database has schema version \(found), newer than this warden knows (\(known)); upgrade warden"
         case .conflict(let reason): "conflict: \(reason)"
         case .invalidAmount(let reason): "invalid amount: \(reason)"
+        case .unusable(let reason): reason
+        case .timedOut(let limit): "the store did not answer within \(limit)"
         }
     }
 }

@@ -50,6 +50,13 @@ public struct VaultRepository: Sendable {
     }
 
     /// Stores the first boot's record. Returns false if another process initialised the vault first.
+    /// Whether any account exists (a store with accounts always has its vault record).
+    public func holdsAccounts() async throws -> Bool {
+        try await database.withConnection { db in
+            try await db.raw("SELECT id FROM users LIMIT 1").first() != nil
+        }
+    }
+
     public func insertIfAbsent(_ record: VaultRecord) async throws -> Bool {
         try await database.transaction { db in
             if try await db.raw("SELECT id FROM vault WHERE id = 1").first() != nil { return false }

@@ -35,12 +35,20 @@ struct OpenedStore {
         do {
             try await Migrator.migrate(db, logger: logger)
             let vault = try await Vault.unseal(database: db, source: source, newVaultKDF: kdf, logger: logger)
+            do { try await db.probeWrite() } catch {
+                throw StoreError.unusable("the store does not take writes (read-only, full, or locked by another process): \(Self.oneLine(error))")
+            }
             let services = try await WardenServices.make(database: db, vault: vault, config: settings.config, environment: environment)
             return OpenedStore(settings: settings, services: services)
         } catch {
             try? await db.close()
             throw error
         }
+    }
+
+    /// A driver's error on one line, for the boot's one-line refusal.
+    static func oneLine(_ error: any Error) -> String {
+        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ").prefix(300).description
     }
 
     func close() async {

@@ -65,7 +65,7 @@ import WardenStore
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 let health = try JSONDecoder().decode(Health.self, from: Data(buffer: response.body))
-                #expect(health.store == "unreachable")
+                #expect(health.store == "not_writable")
             }
         }
     }

@@ -345,8 +345,14 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The server is stopping: an idle connection closes now, a busy one after its answer.
+    /// The server is stopping: an idle connection closes now, a busy one after its answer. The client
+    /// closed its side: the connection closes now, also during an answer, so a gateway call whose client
+    /// has gone is not sent (its route sees the channel inactive), as a proxy treats a client's abort.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            closing = true
+            return context.close(promise: nil)
+        }
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         quiescing = true
         queued.removeAll()
