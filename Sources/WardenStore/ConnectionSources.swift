@@ -5,10 +5,11 @@ import NIOPosix
 import PostgresKit
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// A connection pool that lends connections as `SQLDatabase` sessions.
 protocol ConnectionLender: Sendable {
-    func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     func shutdown() async throws
 }
 
@@ -22,29 +23,37 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     /// a SQLite connection cannot be closed under a running query, its busy timeout bounds it instead).
     var interrupt: (after: Duration, close: @Sendable (Source.Connection) -> Void)? = nil
 
-    func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let connection: Source.Connection
         do { connection = try await pool.requestConnection(logger: logger).get() } catch {
             throw StoreError.unavailable("no connection to the store: \(error)")
         }
         // A closed connection is dropped by the pool when released, and a new one made when next needed.
         defer { pool.releaseConnection(connection, logger: logger) }
-        guard let interrupt else { return try await body(session(connection)) }
         let session = session(connection)
-        // The group ends only once both children have, so `body` never outlives this call.
-        return try await withoutActuallyEscaping(body) { body in
-            try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { .some(try await body(session)) }
-                group.addTask {
-                    try? await Task.sleep(for: interrupt.after)
-                    return nil  // also when cancelled, which only happens once the body has finished
+        guard let interrupt else { return try await body(session) }
+        // The caller does not wait for a body past the deadline: its connection is closed, which fails
+        // what it awaits, and the body ends on its own (the driver may never answer a query sent on a
+        // connection that has just closed, so waiting for it could be for ever).
+        let outcome = FirstOutcome<T>()
+        let held = PooledConnection(value: connection)  // the pool's connections are safe to close from any thread
+        return try await withCheckedThrowingContinuation { waiter in
+            outcome.set(waiter)
+            let work = Mutex<Task<Void, Never>?>(nil)
+            let timer = Task {
+                try? await Task.sleep(for: interrupt.after)
+                guard outcome.claim() else { return }
+                logger.warning("a store operation passed its deadline: its connection is closed")
+                // Closed before the caller goes on (and the pool takes it back), so nobody else gets it open.
+                interrupt.close(held.value)
+                work.withLock { $0?.cancel() }
+                outcome.deliver(.failure(StoreError.timedOut(interrupt.after)))
+            }
+            work.withLock {
+                $0 = Task {
+                    do { outcome.give(.success(try await body(session))) } catch { outcome.give(.failure(error)) }
+                    timer.cancel()
                 }
-                let first = try await group.next()!
-                group.cancelAll()
-                if let result = first { return result }
-                interrupt.close(connection)
-                _ = try? await group.next()  // the body, failing now that its connection is closed
-                throw StoreError.timedOut(interrupt.after)
             }
         }
     }
@@ -52,6 +61,44 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     func shutdown() async throws {
         try await pool.shutdownAsync()
         try await threadPool?.shutdownGracefully()
+    }
+}
+
+struct PooledConnection<Connection>: @unchecked Sendable {
+    let value: Connection
+}
+
+/// The first of a body's result and its deadline, handed to the one waiting for it.
+final class FirstOutcome<T: Sendable>: Sendable {
+    private let state = Mutex<(waiter: CheckedContinuation<T, any Error>?, given: Result<T, any Error>?, claimed: Bool)>((nil, nil, false))
+
+    func set(_ waiter: CheckedContinuation<T, any Error>) {
+        let ready = state.withLock { s -> Result<T, any Error>? in
+            guard let given = s.given else { s.waiter = waiter; return nil }
+            return given
+        }
+        if let ready { waiter.resume(with: ready) }
+    }
+
+    /// True for the first caller only, who must then `deliver`.
+    func claim() -> Bool {
+        state.withLock { s in
+            defer { s.claimed = true }
+            return !s.claimed
+        }
+    }
+
+    func deliver(_ result: Result<T, any Error>) {
+        let waiter = state.withLock { s -> CheckedContinuation<T, any Error>? in
+            guard let waiter = s.waiter else { s.given = result; return nil }
+            s.waiter = nil
+            return waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    func give(_ result: Result<T, any Error>) {
+        if claim() { deliver(result) }
     }
 }
 
@@ -115,5 +162,32 @@ struct SQLiteSession: SQLDatabase {
 }
 
 extension PostgresConnection {
-    func session() -> any SQLDatabase { sql(queryLogLevel: nil) }
+    func session() -> any SQLDatabase { PostgresSession(connection: self, base: sql(queryLogLevel: nil)) }
+}
+
+/// A pooled PostgreSQL connection that refuses queries once it is closed: the driver drops a query
+/// sent on a closed connection without ever answering it (a rollback after a deadline closed it).
+struct PostgresSession: SQLDatabase {
+    let connection: PostgresConnection
+    let base: any SQLDatabase
+
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var version: (any SQLDatabaseReportedVersion)? { base.version }
+    var dialect: any SQLDialect { base.dialect }
+    var queryLogLevel: Logger.Level? { base.queryLogLevel }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        guard !connection.isClosed else { return eventLoop.makeFailedFuture(StoreError.unavailable("the connection to the store is closed")) }
+        return base.execute(sql: query, onRow)
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        guard !connection.isClosed else { throw StoreError.unavailable("the connection to the store is closed") }
+        try await base.execute(sql: query, onRow)
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await closure(self)
+    }
 }

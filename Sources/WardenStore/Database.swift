@@ -67,18 +67,18 @@ public final class Database: Sendable {
     }
 
     /// Runs `body` on one connection (autocommit).
-    public func withConnection<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lender.withConnection(body)
     }
 
     /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
     /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
-    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard dialect == .sqlite else { return try await run(begin: "BEGIN", body) }
         return try await writerLock.withLock(waitingAtMost: Self.deadline) { try await self.run(begin: "BEGIN IMMEDIATE", body) }
     }
 
-    private func run<T: Sendable>(begin: SQLQueryString, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    private func run<T: Sendable>(begin: SQLQueryString, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await lender.withConnection { db in
             try await db.raw(begin).run()
             do {

@@ -120,4 +120,41 @@ import WardenStore
         #expect(targets == (0..<20).map(String.init))
         try await store.database.close()
     }
+
+    /// A store that is merely slow (another process holds the write lock) makes the writer unhealthy once
+    /// its oldest row waits past `maxLag`; refusals counted meanwhile land as one `audit.gap` row, after
+    /// the rows queued before it, once the store keeps up again.
+    @Test func aStalledStoreTurnsTheWriterUnhealthyAndTheGapIsRecorded() async throws {
+        let (store, log, writer) = try await writer(.sqlite)
+        let other = try Database.open(store.database.location, logger: logger)
+        let holding = Task {
+            try await other.transaction { db in
+                try await db.raw("UPDATE store_probe SET checked_at = 1").run()
+                try await Task.sleep(for: .milliseconds(2500))
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        for i in 0..<5 { writer.record(AuditEntry(actor: "k", owner: nil, action: "gateway.result", target: "\(i)")) }
+        #expect(writer.healthy)
+        try await Task.sleep(for: AuditWriter.maxLag + .milliseconds(300))
+        #expect(!writer.healthy, "a row waited past maxLag and the writer still admits calls")
+        #expect(writer.status.lagMillis >= 1000)
+        for _ in 0..<3 { writer.countUnrecorded() }
+        try await holding.value
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !writer.healthy || writer.depth > 0 {
+            #expect(ContinuousClock.now < deadline, "the writer did not recover")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await writer.flush()
+        #expect(try await log.verify() == .intact(rows: 6))
+        let rows = try await store.database.withConnection { db in
+            try await db.raw("SELECT action, detail FROM audit ORDER BY seq").all()
+        }
+        #expect(try rows.map { try $0.decode(column: "action", as: String.self) } == Array(repeating: "gateway.result", count: 5) + ["audit.gap"])
+        let gap = try rows.last!.decode(column: "detail", as: String.self)
+        #expect(gap.contains("\"refused_unrecorded\":\"3\""), "\(gap)")
+        try await other.close()
+        try await store.database.close()
+    }
 }

@@ -120,11 +120,35 @@ import WardenStore
     }
 
     @Test(arguments: Backend.enabled)
-    func pingReportsReachability(backend: Backend) async throws {
+    func writeProbeSucceedsOnlyOnAStoreThatTakesWrites(backend: Backend) async throws {
         let store = try await TestStore.make(backend)
-        #expect(await store.database.ping())
+        try await Migrator.migrate(store.database, logger: TestStore.logger)
+        try await store.database.probeWrite()
         try await store.database.close()
-        #expect(await !store.database.ping())
+        await #expect(throws: (any Error).self) { try await store.database.probeWrite() }
+    }
+
+    /// A SQLite write lock held by another process for longer than the deadline fails a transaction
+    /// within about the deadline, rather than making it wait for the lock.
+    @Test func aTransactionGivesUpWithinTheDeadlineWhenAnotherProcessHoldsTheLock() async throws {
+        let store = try await TestStore.make(.sqlite)
+        try await Migrator.migrate(store.database, logger: TestStore.logger)
+        let other = try Database.open(store.database.location, logger: TestStore.logger)
+        let holding = Task {
+            try await other.transaction { db in
+                try await db.raw("UPDATE store_probe SET checked_at = 1").run()
+                try await Task.sleep(for: .seconds(8))
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let began = ContinuousClock.now
+        await #expect(throws: (any Error).self) { try await store.database.probeWrite() }
+        let waited = ContinuousClock.now - began
+        #expect(waited < Database.deadline + .seconds(2), "waited \(waited)")
+        _ = try? await holding.value
+        try await store.database.probeWrite()
+        try await other.close()
+        try await store.database.close()
     }
 
     @Test func sqliteFileIsPrivate() async throws {

@@ -19,6 +19,7 @@ import requests
 
 import fakes
 from conftest import BINARY, clean_env, free_port, port_open, warden
+from pg_control import own_postgres  # noqa: F401 (a fixture)
 
 PASSWORD = "fault-owner-password-1"
 
@@ -282,3 +283,71 @@ def test_an_unreadable_data_directory_gets_one_clear_line(shared_dir, master_key
     (shared_dir / "file").write_text("x")
     proc, port = boot(shared_dir / "file", master_key, **run_as_other_user())
     assert_refused(proc, port, "not a directory")
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL faults
+
+def wait_until_answered(desk, within=25):
+    """Seconds until a gateway call is answered 200 again."""
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        if desk.call(timeout=10)[1] == 200:
+            return time.monotonic() - began
+        time.sleep(0.2)
+    health = requests.get(desk.server.url + "/healthz", timeout=10)
+    raise AssertionError(f"warden did not recover within {within} s: /healthz {health.status_code} {health.text}")
+
+
+def test_postgres_restarts_and_a_freeze_never_wedge_warden(start, tmp_path, master_key, own_postgres):
+    desk = Desk(start, tmp_path, master_key, database=own_postgres.url)
+    results = []
+    stop = threading.Event()
+
+    def traffic(method):
+        while not stop.is_set():
+            results.append((time.monotonic(), method, *desk.call(method, timeout=30)))
+
+    workers = [threading.Thread(target=traffic, args=(m,), daemon=True) for m in ("GET", "GET", "GET", "POST")]
+    for w in workers:
+        w.start()
+    recoveries = []
+    for _ in range(3):
+        time.sleep(1)
+        own_postgres.restart()
+        recoveries.append(wait_until_answered(desk))
+    time.sleep(1)
+    own_postgres.freeze()
+    try:
+        time.sleep(1.5)
+        began = time.monotonic()
+        health = requests.get(desk.server.url + "/healthz", timeout=10)
+        assert time.monotonic() - began < 3.5, "the health check did not answer within its deadline"
+        assert health.status_code == 503, health.text
+        time.sleep(5)
+    finally:
+        own_postgres.thaw()
+    recoveries.append(wait_until_answered(desk))
+    time.sleep(1)
+    stop.set()
+    for w in workers:
+        w.join(timeout=40)
+    assert not any(w.is_alive() for w in workers), "a call never completed"
+    print(f"\nrecoveries after 3 restarts and a freeze: {[round(r, 2) for r in recoveries]} s; "
+          f"{len(results)} calls, {sum(r[3] == 200 for r in results)} answered 200, "
+          f"slowest {max(r[4] for r in results):.2f} s")
+    # No call waited past its send deadline (5 s) plus the store's own deadline (5 s), with a margin.
+    assert max(r[4] for r in results) < 14, sorted(r[4] for r in results)[-5:]
+    assert all(r[3] in (200, 503) for r in results), sorted({r[3] for r in results}, key=str)
+    assert requests.get(desk.server.url + "/healthz", timeout=5).status_code == 200
+    # Every answered call has its row; every call the venue saw was recorded (writes before they were sent).
+    desk.login()
+    results_rows = desk.audited_paths("gateway.result")
+    forwarded = desk.audited_paths("gateway.forward")
+    answered = {r[2] for r in results if r[3] == 200}
+    assert answered <= results_rows, f"{len(answered - results_rows)} answered calls have no row"
+    posts_seen = {r["path"] for r in desk.fake.requests if r["method"] == "POST"}
+    assert posts_seen <= forwarded, "the venue saw writes that were not recorded before they were sent"
+    assert desk.seen() <= results_rows | forwarded
+    assert desk.server.stop(timeout=20) == 0
+    verified = warden("audit", "verify", "--data-dir", str(desk.data), "--config", str(desk.config), *desk.store, env=desk.env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

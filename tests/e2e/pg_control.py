@@ -1,0 +1,96 @@
+"""A PostgreSQL server of a test's own, which the test may stop, restart and freeze (SIGSTOP) at will."""
+import glob
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import free_port
+
+
+def bin_dir():
+    candidates = [os.environ.get("WARDEN_TEST_PG_BINDIR", "")] + sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    for directory in candidates:
+        if directory and os.path.exists(os.path.join(directory, "initdb")):
+            return directory
+    return None
+
+
+class OwnPostgres:
+    def __init__(self):
+        self.bin = bin_dir()
+        self.port = free_port()
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="warden-own-pg-"))
+        self.data = self.dir / "data"
+        self.as_pg = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "warden", "--auth=trust", "-E", "UTF8")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "warden", "warden")
+        self.url = f"postgres://warden@127.0.0.1:{self.port}/warden?sslmode=disable"
+
+    def _run(self, tool, *args):
+        subprocess.run([*self.as_pg, os.path.join(self.bin, tool), *args], check=True, capture_output=True, timeout=60)
+
+    def start(self):
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-o",
+                  f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off",
+                  "start")
+
+    def stop(self):
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def processes(self):
+        """The postmaster and every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for status in glob.glob("/proc/[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in pathlib.Path(status).read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(postmaster):
+                children.append(int(fields["Pid"].strip()))
+        return [postmaster, *children]
+
+    def freeze(self):
+        self.frozen = self.processes()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in getattr(self, "frozen", []):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen = []
+
+    def close(self):
+        self.thaw()
+        try:
+            self.stop()
+        except subprocess.SubprocessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres():
+    if bin_dir() is None:
+        if os.environ.get("WARDEN_REQUIRE_POSTGRES") == "1":
+            pytest.fail("WARDEN_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries were found")
+        pytest.skip("needs the PostgreSQL server binaries (scripts/bootstrap installs them)")
+    server = OwnPostgres()
+    yield server
+    server.close()
