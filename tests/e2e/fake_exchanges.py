@@ -547,10 +547,19 @@ def kalshi(balance_cents=100_000):
         if not path.startswith(KALSHI_PREFIX + "/"):
             return kalshi_error(h, 404, "not_found", "not found")
         rest = path[len(KALSHI_PREFIX):]
-        if method == "GET" and (rest == "/markets" or rest.startswith("/markets/") or rest == "/exchange/status"):
+        event = KALSHI_TICKER.rsplit("-", 1)[0]
+        if method == "GET" and ((rest == "/markets" or rest.startswith("/markets/")) and not rest.endswith("/orderbook")
+                                or rest in ("/exchange/status", "/exchange/user_data_timestamp", f"/events/{event}/metadata")):
             _mark(h, "public")
             if rest == "/exchange/status":
                 return send_json(h, 200, {"exchange_active": True, "trading_active": True})
+            if rest == "/exchange/user_data_timestamp":
+                return send_json(h, 200, {"as_of_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            if rest == f"/events/{event}/metadata":
+                return send_json(h, 200, {"image_url": "/images/fake.png", "competition": None,
+                                          "market_details": [{"market_ticker": KALSHI_TICKER, "image_url": "/images/fake-t50.png",
+                                                              "color_code": "#00AA55"}],
+                                          "settlement_sources": [{"name": "Fake Index", "url": "https://example.com/index"}]})
             if rest == "/markets":
                 return send_json(h, 200, {"markets": [kalshi_market()], "cursor": ""})
             parts = rest.split("/")
@@ -558,14 +567,22 @@ def kalshi(balance_cents=100_000):
                 return kalshi_error(h, 404, "not_found", "market not found")
             if len(parts) == 3:
                 return send_json(h, 200, {"market": kalshi_market()})
-            if parts[3:] == ["orderbook"]:
-                p = KALSHI_MARKET_PRICES
-                return send_json(h, 200, {"orderbook": {"yes": [[p["yes_bid"], 100]], "no": [[p["no_bid"], 100]],
-                                                        "yes_dollars": [[_dollars(p["yes_bid"]), 100]],
-                                                        "no_dollars": [[_dollars(p["no_bid"]), 100]]}})
             return kalshi_error(h, 404, "not_found", "not found")
         if not authenticate(h, path):
             return
+        if method == "GET" and rest == f"/markets/{KALSHI_TICKER}/orderbook":  # authenticated in Kalshi's OpenAPI
+            p = KALSHI_MARKET_PRICES
+            return send_json(h, 200, {"orderbook": {"yes": [[p["yes_bid"], 100]], "no": [[p["no_bid"], 100]],
+                                                    "yes_dollars": [[_dollars(p["yes_bid"]), "100"]],
+                                                    "no_dollars": [[_dollars(p["no_bid"]), "100"]]}})
+        if rest == "/portfolio/order_groups" and method == "GET":
+            return send_json(h, 200, {"order_groups": [{"id": "og-1", "is_auto_cancel_enabled": False}]})
+        if rest.startswith("/portfolio/orders/") and rest.endswith("/queue_position") and rest.count("/") == 4 and method == "GET":
+            with venue.lock:
+                known = rest.split("/")[3] in state["orders"]
+            if not known:
+                return kalshi_error(h, 404, "not_found", "order not found")
+            return send_json(h, 200, {"queue_position": 3})
         if rest == "/portfolio/balance" and method == "GET":
             return send_json(h, 200, {"balance": state["balance_cents"], "portfolio_value": 0, "updated_ts": int(time.time())})
         if rest == "/portfolio/positions" and method == "GET":
@@ -882,6 +899,9 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
                 return send_json(h, 200, {"mid": POLY_PRICES["mid"]})
             if path == "/last-trade-price":
                 return send_json(h, 200, {"price": POLY_PRICES["last"], "side": "BUY"})
+            if path == "/live-activity/events/" + POLY_CONDITION_ID:
+                return send_json(h, 200, [{"event_type": "trade", "market": POLY_CONDITION_ID, "asset_id": POLY_TOKEN_ID,
+                                           "side": "BUY", "price": POLY_PRICES["last"], "size": "10", "timestamp": str(now_ms())}])
             if path in ("/markets/" + POLY_CONDITION_ID, "/markets"):
                 market = {"condition_id": POLY_CONDITION_ID, "question": "Will the fake index close above 50?",
                           "active": True, "closed": False, "accepting_orders": True, "minimum_order_size": 5,
@@ -902,6 +922,17 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
             with venue.lock:
                 live = [dict(o) for o in state["orders"].values() if o["status"] == "LIVE"]
             return send_json(h, 200, {"data": live, "next_cursor": "LTE=", "limit": 100, "count": len(live)})
+        if path == "/auth/ban-status/closed-only" and method == "GET":
+            return send_json(h, 200, {"closed_only": False})
+        if path == "/orders-scoring" and method == "POST":
+            try:
+                ids = json.loads(body)
+            except ValueError:
+                return poly_error(h, 400, "Invalid payload")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                return poly_error(h, 400, "Invalid payload")
+            with venue.lock:
+                return send_json(h, 200, {i: False for i in ids if i in state["orders"]})
         if path.startswith("/data/order/") and method == "GET":
             with venue.lock:
                 order = state["orders"].get(path.rsplit("/", 1)[1])

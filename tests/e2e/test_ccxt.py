@@ -1,7 +1,8 @@
 """ccxt and python-binance, each with its default options, through Warden against the fake Binance
 (fake_exchanges.py, which verifies every signature). ccxt reads margin pairs and coin configuration from /sapi
 while it loads markets: those reads pass, each by method and exact path, while withdrawals, transfers and margin
-loans are refused before the venue, whatever the SDK calls them."""
+loans are refused before the venue, whatever the SDK calls them. Last, the reads kalshi-python and py-clob-client
+make that Warden had left unlisted."""
 import json
 from urllib.parse import parse_qsl, urlsplit
 
@@ -10,8 +11,11 @@ import pytest
 import requests
 
 import fake_exchanges as fx
+from py_clob_client.clob_types import OrdersScoringParams
+
 from test_exchanges import (THROWAWAY_BINANCE_SECRET, assert_only_real_credentials, binance_refusal, ex, fakes,  # noqa: F401
-                            orders_seen, raw, record_binance_signatures, throwaway_signed)
+                            kalshi_order, kalshi_refusal, orders_seen, poly_order, poly_refusal, raw, record_binance_signatures,
+                            record_kalshi_signatures, record_poly_signatures, throwaway_signed)
 
 
 def ccxt_binance(url, agent_key):
@@ -185,3 +189,50 @@ def test_a_listed_read_is_a_read_only_as_itself(ex):
     # The exact read itself passes, through the same raw client.
     status, answer = raw(ex.server, "GET", "/proxy/binance/sapi/v1/margin/allPairs?" + throwaway_signed("symbol=BTCUSDT"), headers)
     assert status == 200 and [p["symbol"] for p in json.loads(answer)] == ["BTCUSDT"]
+
+
+def test_kalshi_python_reads(ex):
+    ex.live("kalshi")
+    fake = ex.fakes["kalshi"]
+    agent = ex.key()
+    client = ex.kalshi(agent)
+    signatures = record_kalshi_signatures(client)
+    event = fx.KALSHI_TICKER.rsplit("-", 1)[0]
+    assert client.get_event_metadata(event).market_details[0].market_ticker == fx.KALSHI_TICKER
+    assert client.get_user_data_timestamp().as_of_time is not None
+    assert client.get_market_orderbook(fx.KALSHI_TICKER).orderbook.yes_dollars == [["0.4400", "100"]]
+    assert [g.id for g in client.get_order_groups().order_groups] == ["og-1"]
+    order = kalshi_order(client, 2).order
+    assert client.get_order_queue_position(order.order_id).queue_position == 3
+    by_path = {r["path"].split("?")[0]: r["auth"] for r in fake.requests}
+    # The order book and the account's own records went signed by Warden; the public reads unsigned.
+    assert by_path[f"/trade-api/v2/markets/{fx.KALSHI_TICKER}/orderbook"] == "ok"
+    assert by_path["/trade-api/v2/portfolio/order_groups"] == "ok"
+    assert by_path[f"/trade-api/v2/portfolio/orders/{order.order_id}/queue_position"] == "ok"
+    assert by_path[f"/trade-api/v2/events/{event}/metadata"] == "public"
+    assert_only_real_credentials(fake, [agent, *signatures])
+    # Their write twins are not on Warden's list.
+    before = len(fake.requests)
+    assert "not allowed" in kalshi_refusal(lambda: client.create_order_group(contracts_limit=10))
+    assert "not allowed" in kalshi_refusal(lambda: client.reset_order_group("og-1"))
+    assert len(fake.requests) == before
+
+
+def test_py_clob_client_reads(ex, monkeypatch):
+    ex.live("polymarket")
+    fake = ex.fakes["polymarket"]
+    agent = ex.key()
+    client = ex.polymarket(agent)
+    signatures = record_poly_signatures(monkeypatch)
+    assert client.get_closed_only_mode() == {"closed_only": False}
+    assert client.get_market_trades_events(fx.POLY_CONDITION_ID)[0]["market"] == fx.POLY_CONDITION_ID
+    placed = poly_order(client, 10)
+    assert client.are_orders_scoring(OrdersScoringParams(orderIds=[placed["orderID"]])) == {placed["orderID"]: False}
+    auth = {(r["method"], r["path"].split("?")[0]): r["auth"] for r in fake.requests}
+    assert auth[("GET", "/auth/ban-status/closed-only")] == "ok" and auth[("POST", "/orders-scoring")] == "ok"
+    assert auth[("GET", "/live-activity/events/" + fx.POLY_CONDITION_ID)] == "public"
+    assert_only_real_credentials(fake, [agent, *signatures])
+    before = len(fake.requests)
+    assert "not allowed" in poly_refusal(lambda: client.create_readonly_api_key())
+    assert "not allowed" in poly_refusal(lambda: client.post_heartbeat(None))
+    assert len(fake.requests) == before
