@@ -32,12 +32,80 @@ public struct BinanceVenue: ExchangeVenue {
         "/api/v3/rateLimit/order", "/api/v3/myPreventedMatches", "/api/v3/myAllocations", "/api/v3/account/commission",
         "/api/v3/orderList", "/api/v3/allOrderList", "/api/v3/openOrderList",
     ]
-    /// Wallet, sub-account, payment and lending families move money between accounts or people.
-    static let fundMovementPrefixes = [
-        "/sapi/v1/capital/", "/sapi/v1/asset/", "/sapi/v1/sub-account/", "/sapi/v2/sub-account/", "/sapi/v3/sub-account/",
-        "/sapi/v1/pay/", "/sapi/v1/giftcard/", "/sapi/v1/localentity/", "/sapi/v1/loan/", "/sapi/v1/margin/",
-        "/sapi/v1/futures/", "/sapi/v1/convert/", "/wapi/",
+    /// Binance's `/sapi` endpoints that Warden lets through, one by one: method and exact path, each with
+    /// the security type Binance's API reference gives it. Only GET is listed (HEAD is read as GET): a POST,
+    /// PUT or DELETE on the same path is never read. MARKET_DATA endpoints need the API key only, USER_DATA
+    /// ones a signature too; Warden signs both, which replaces the signature the agent's SDK made with its
+    /// own secret (Binance accepts a signature on a MARKET_DATA call). Whatever is not here stays refused:
+    /// fund movement inside the money families below, unknown elsewhere.
+    static let sapiReads: [SapiRead] = [
+        //   path                                        class          Binance's name (security type)
+        .init("/sapi/v1/system/status",                 .publicRead),  // System Status (NONE)
+        // Wallet: coins, deposits and withdrawals, read only
+        .init("/sapi/v1/capital/config/getall",         .privateRead), // All Coins' Information (USER_DATA)
+        .init("/sapi/v1/capital/deposit/hisrec",        .privateRead), // Deposit History (USER_DATA)
+        .init("/sapi/v1/capital/deposit/address",       .privateRead), // Deposit Address (USER_DATA)
+        .init("/sapi/v1/capital/withdraw/history",      .privateRead), // Withdraw History (USER_DATA)
+        .init("/sapi/v1/asset/assetDetail",             .privateRead), // Asset Detail (USER_DATA)
+        .init("/sapi/v1/asset/tradeFee",                .privateRead), // Trade Fee (USER_DATA)
+        .init("/sapi/v1/asset/assetDividend",           .privateRead), // Asset Dividend Record (USER_DATA)
+        .init("/sapi/v1/asset/dribblet",                .privateRead), // Dust Log (USER_DATA)
+        .init("/sapi/v1/accountSnapshot",               .privateRead), // Daily Account Snapshot (USER_DATA)
+        .init("/sapi/v1/account/status",                .privateRead), // Account Status (USER_DATA)
+        .init("/sapi/v1/account/apiTradingStatus",      .privateRead), // Account API Trading Status (USER_DATA)
+        .init("/sapi/v1/account/apiRestrictions",       .privateRead), // Get API Key Permission (USER_DATA)
+        // Margin: reference data and the account's own records, read only
+        .init("/sapi/v1/margin/allPairs",               .privateRead), // Get All Cross Margin Pairs (MARKET_DATA)
+        .init("/sapi/v1/margin/allAssets",              .privateRead), // Get All Margin Assets (MARKET_DATA)
+        .init("/sapi/v1/margin/pair",                   .privateRead), // Query Cross Margin Pair (MARKET_DATA)
+        .init("/sapi/v1/margin/asset",                  .privateRead), // Query Margin Asset (MARKET_DATA)
+        .init("/sapi/v1/margin/priceIndex",             .privateRead), // Query Margin PriceIndex (MARKET_DATA)
+        .init("/sapi/v1/margin/isolated/allPairs",      .privateRead), // Get All Isolated Margin Symbol (USER_DATA)
+        .init("/sapi/v1/margin/isolated/pair",          .privateRead), // Query Isolated Margin Symbol (USER_DATA)
+        .init("/sapi/v1/margin/account",                .privateRead), // Query Cross Margin Account Details (USER_DATA)
+        .init("/sapi/v1/margin/isolated/account",       .privateRead), // Query Isolated Margin Account Info (USER_DATA)
+        .init("/sapi/v1/margin/crossMarginData",        .privateRead), // Query Cross Margin Fee Data (USER_DATA)
+        .init("/sapi/v1/margin/interestHistory",        .privateRead), // Get Interest History (USER_DATA)
+        .init("/sapi/v1/margin/interestRateHistory",    .privateRead), // Query Margin Interest Rate History (USER_DATA)
+        .init("/sapi/v1/margin/openOrders",             .privateRead), // Query Margin Account's Open Orders (USER_DATA)
+        .init("/sapi/v1/margin/allOrders",              .privateRead), // Query Margin Account's All Orders (USER_DATA)
+        .init("/sapi/v1/margin/order",                  .privateRead), // Query Margin Account's Order (USER_DATA)
+        .init("/sapi/v1/margin/myTrades",               .privateRead), // Query Margin Account's Trade List (USER_DATA)
     ]
+
+    /// A `/sapi` read: GET (or HEAD) on exactly this path.
+    struct SapiRead {
+        let path: String
+        let access: Access
+        enum Access { case publicRead, privateRead }
+        init(_ path: String, _ access: Access) {
+            self.path = path
+            self.access = access
+        }
+    }
+
+    static let sapiReadClasses: [String: CallClass] = Dictionary(uniqueKeysWithValues: sapiReads.map {
+        ($0.path, $0.access == .publicRead ? CallClass.publicRead : .privateRead)
+    })
+
+    /// The `/sapi` families that hold money: wallet and withdrawals, universal transfers, sub-accounts, pay and
+    /// gift cards, loans and margin borrowing, futures transfers, convert, earn products, staking, fiat,
+    /// mining payouts, NFTs, brokers, account settings and snapshots (BNB burn included). Any call into one of them (the segment after
+    /// `/sapi/vN/`, compared lower-case) that is not a listed read is fund movement; so is anything on the
+    /// retired `/wapi`. A `/sapi` family not named here is unknown.
+    static let moneyFamilies: Set<String> = [
+        "capital", "asset", "sub-account", "managed-subaccount", "pay", "giftcard", "localentity", "loan", "vip-loan",
+        "margin", "futures", "convert", "simple-earn", "staking", "eth-staking", "sol-staking", "lending", "bswap", "dci",
+        "portfolio", "fiat", "mining", "blvt", "nft", "broker", "account", "accountsnapshot", "bnbburn",
+    ]
+
+    static func inMoneyFamily(_ call: ExchangeCall) -> Bool {
+        let segments = call.matchingPath.split(separator: "/", omittingEmptySubsequences: true)
+        guard let root = segments.first else { return false }
+        if root == "wapi" { return true }
+        return root == "sapi" && segments.count >= 3 && moneyFamilies.contains(String(segments[2]))
+    }
+
     static let orderParameters: Set<String> = [
         "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "newClientOrderId", "strategyId",
         "strategyType", "stopPrice", "trailingDelta", "icebergQty", "newOrderRespType", "selfTradePreventionMode",
@@ -50,8 +118,11 @@ public struct BinanceVenue: ExchangeVenue {
         .sorted { $0.count > $1.count }
 
     public func classify(_ call: ExchangeCall) -> CallClass {
-        let lower = call.matchingPath + "/"
-        if ExchangeRules.movesFunds(call) || Self.fundMovementPrefixes.contains(where: { lower.hasPrefix($0) }) {
+        let read = call.method == "GET" || call.method == "HEAD"
+        // A listed `/sapi` read, in its exact spelling, is a read even where its path names a withdrawal
+        // (withdraw history); any other spelling or method falls through to the fund-movement rules.
+        let listedRead = read ? Self.sapiReadClasses[call.path] : nil
+        if listedRead == nil, ExchangeRules.movesFunds(call) || Self.inMoneyFamily(call) {
             return .fundMovement
         }
         let query: FormParameters, body: FormParameters
@@ -60,7 +131,7 @@ public struct BinanceVenue: ExchangeVenue {
             body = try FormParameters(call.body.isEmpty ? "" : String(decoding: call.body, as: UTF8.self))
         } catch { return .invalid(error.description) }
         if let name = query.duplicate(with: body) { return .invalid("parameter \(name) appears more than once") }
-        let read = call.method == "GET" || call.method == "HEAD"
+        if let listedRead { return listedRead }
         switch (call.method, call.path) {
         case (_, let path) where read && Self.publicReads.contains(path): return .publicRead
         case (_, let path) where read && Self.privateReads.contains(path): return .privateRead

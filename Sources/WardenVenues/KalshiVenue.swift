@@ -26,13 +26,24 @@ public struct KalshiVenue: ExchangeVenue {
     // MARK: classification
 
     static let prefix = "/trade-api/v2"
+    /// Reads of Kalshi's Trade API v2, by method GET (or HEAD) and path after `/trade-api/v2`, where `*` is one
+    /// segment (an id or ticker). Public ones are sent unsigned; private ones are signed with the stored key.
+    /// The split follows Kalshi's OpenAPI description (the one its SDK is generated from): an endpoint it
+    /// marks as authenticated is a private read.
     static let publicReads = [
-        "/exchange/status", "/exchange/schedule", "/exchange/announcements", "/markets", "/markets/*", "/markets/*/orderbook",
-        "/markets/trades", "/events", "/events/*", "/series", "/series/*", "/series/*/markets/*/candlesticks",
+        "/exchange/status", "/exchange/schedule", "/exchange/announcements", "/exchange/user_data_timestamp",
+        "/markets", "/markets/*", "/markets/trades", "/markets/candlesticks",
+        "/events", "/events/*", "/events/multivariate", "/events/*/metadata",
+        "/series", "/series/*", "/series/fee_changes", "/series/*/markets/*/candlesticks", "/series/*/events/*/candlesticks",
+        "/milestones", "/milestones/*", "/live_data/batch", "/live_data/*/milestone/*",
+        "/structured_targets", "/structured_targets/*", "/multivariate_event_collections", "/multivariate_event_collections/*",
+        "/multivariate_event_collections/*/lookup", "/incentive_programs", "/search/tags_by_categories", "/search/filters_by_sport",
     ]
     static let privateReads = [
-        "/portfolio/balance", "/portfolio/positions", "/portfolio/orders", "/portfolio/orders/*", "/portfolio/fills",
-        "/portfolio/settlements", "/portfolio/summary/total_resting_order_value",
+        "/markets/*/orderbook", "/series/*/events/*/forecast_percentile_history",
+        "/portfolio/balance", "/portfolio/positions", "/portfolio/orders", "/portfolio/orders/*", "/portfolio/orders/*/queue_position",
+        "/portfolio/fills", "/portfolio/settlements", "/portfolio/summary/total_resting_order_value",
+        "/portfolio/order_groups", "/portfolio/order_groups/*",
     ]
 
     /// Words Kalshi routes on where an order id would stand (`/portfolio/orders/batched` is the batch

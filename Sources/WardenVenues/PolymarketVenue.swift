@@ -30,15 +30,21 @@ public struct PolymarketVenue: ExchangeVenue {
 
     // MARK: classification
 
+    /// Reads of the CLOB, by method and path (`*` is one segment: a market's condition id, an order id).
+    /// Public ones are sent unsigned; private ones carry the stored level-2 credentials.
     static let publicGets: Set<String> = [
         "/", "/ok", "/time", "/markets", "/markets/*", "/sampling-markets", "/simplified-markets", "/sampling-simplified-markets",
         "/book", "/price", "/midpoint", "/spread", "/last-trade-price", "/tick-size", "/neg-risk", "/fee-rate", "/prices-history",
+        "/live-activity/events/*",
     ]
+    /// Batch price reads: POST only because the token list travels in the body.
     static let publicPosts: Set<String> = ["/books", "/prices", "/midpoints", "/spreads", "/last-trades-prices"]
     static let privateGets: Set<String> = [
         "/data/orders", "/data/order/*", "/data/trades", "/balance-allowance", "/balance-allowance/update", "/notifications",
-        "/auth/api-keys", "/order-scoring",
+        "/auth/api-keys", "/auth/ban-status/closed-only", "/order-scoring",
     ]
+    /// Whether each of several orders is scoring: a read whose order ids travel in the body.
+    static let privatePosts: Set<String> = ["/orders-scoring"]
 
     public func classify(_ call: ExchangeCall) -> CallClass {
         if ExchangeRules.movesFunds(call) { return .fundMovement }
@@ -47,6 +53,7 @@ public struct PolymarketVenue: ExchangeVenue {
         if read, Self.publicGets.contains(where: { ExchangeRules.matches($0, path) }) { return .publicRead }
         if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }
         if read, Self.privateGets.contains(where: { ExchangeRules.matches($0, path) }) { return .privateRead }
+        if call.method == "POST", Self.privatePosts.contains(path) { return .privateRead }
         if call.method == "POST", path == "/order" { return order(call.body) }
         if call.method == "POST", path == "/orders" { return batch(call.body) }
         if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") { return .walletAuth }

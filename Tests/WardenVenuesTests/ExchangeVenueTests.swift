@@ -97,7 +97,82 @@ import Testing
         #expect(classify("DELETE", "/api/v3/openOrders", body: "symbol=BTCUSDT") == .unknown)
         #expect(classify("POST", "/api/v3/account") == .unknown)
         #expect(classify("GET", "/API/v3/account") == .unknown)
-        #expect(classify("GET", "/sapi/v1/system/status") == .unknown)
+        #expect(classify("GET", "/sapi/v1/rebate/taxQuery") == .unknown)
+        #expect(classify("POST", "/sapi/v1/userDataStream") == .unknown)
+    }
+
+    /// The `/sapi` reads ccxt and python-binance make, written out here rather than read from the venue's
+    /// table, so that an entry dropped or changed there fails.
+    static let sapiPrivateReads = [
+        "/sapi/v1/capital/config/getall", "/sapi/v1/capital/deposit/hisrec", "/sapi/v1/capital/deposit/address",
+        "/sapi/v1/capital/withdraw/history", "/sapi/v1/asset/assetDetail", "/sapi/v1/asset/tradeFee", "/sapi/v1/asset/assetDividend",
+        "/sapi/v1/asset/dribblet", "/sapi/v1/accountSnapshot", "/sapi/v1/account/status", "/sapi/v1/account/apiTradingStatus",
+        "/sapi/v1/account/apiRestrictions", "/sapi/v1/margin/allPairs", "/sapi/v1/margin/allAssets", "/sapi/v1/margin/pair",
+        "/sapi/v1/margin/asset", "/sapi/v1/margin/priceIndex", "/sapi/v1/margin/isolated/allPairs", "/sapi/v1/margin/isolated/pair",
+        "/sapi/v1/margin/account", "/sapi/v1/margin/isolated/account", "/sapi/v1/margin/crossMarginData",
+        "/sapi/v1/margin/interestHistory", "/sapi/v1/margin/interestRateHistory", "/sapi/v1/margin/openOrders",
+        "/sapi/v1/margin/allOrders", "/sapi/v1/margin/order", "/sapi/v1/margin/myTrades",
+    ]
+
+    @Test func listedSapiReadsAreReadsOnlyByGetOnTheirExactPath() {
+        #expect(classify("GET", "/sapi/v1/system/status") == .publicRead)
+        #expect(classify("HEAD", "/sapi/v1/system/status") == .publicRead)
+        #expect(BinanceVenue.sapiReads.count == Self.sapiPrivateReads.count + 1, "an endpoint was listed without a test")
+        for path in Self.sapiPrivateReads {
+            #expect(classify("GET", path, query: "recvWindow=5000&timestamp=1&signature=ab") == .privateRead, "GET \(path)")
+            #expect(classify("HEAD", path) == .privateRead, "HEAD \(path)")
+            // The same path written another way, or with a method that writes, is not the listed read: in a
+            // money family it is fund movement.
+            for method in ["POST", "PUT", "DELETE", "PATCH"] {
+                #expect(classify(method, path, body: "asset=USDT&amount=1&timestamp=1") == .fundMovement, "\(method) \(path)")
+            }
+            #expect(classify("GET", path.uppercased()) == .fundMovement, "GET \(path.uppercased())")
+            #expect(classify("GET", path + "/x") == .fundMovement, "GET \(path)/x")
+        }
+        // Ambiguous parameters are refused on a read as on an order.
+        guard case .invalid = classify("GET", "/sapi/v1/margin/allPairs", query: "symbol=BTCUSDT", body: "symbol=ETHUSDT") else {
+            Issue.record("a parameter named twice passed")
+            return
+        }
+    }
+
+    @Test(arguments: [
+        // Borrowing and repaying
+        ("POST", "/sapi/v1/margin/loan"), ("GET", "/sapi/v1/margin/loan"), ("POST", "/sapi/v1/margin/repay"),
+        ("GET", "/sapi/v1/margin/repay"), ("POST", "/sapi/v1/margin/borrow-repay"), ("GET", "/sapi/v1/margin/borrow-repay"),
+        ("POST", "/sapi/v1/margin/order"), ("DELETE", "/sapi/v1/margin/openOrders"), ("POST", "/sapi/v1/margin/isolated/account"),
+        ("DELETE", "/sapi/v1/margin/isolated/account"), ("POST", "/sapi/v1/margin/max-leverage"), ("POST", "/sapi/v1/margin/allPairs"),
+        ("GET", "/sapi/v1/margin/maxBorrowable"), ("POST", "/sapi/v1/loan/borrow"), ("POST", "/sapi/v2/loan/flexible/borrow"),
+        ("POST", "/sapi/v1/loan/vip/borrow"),
+        // Transfers and withdrawals
+        ("POST", "/sapi/v1/margin/transfer"), ("GET", "/sapi/v1/margin/transfer"), ("POST", "/sapi/v1/capital/withdraw/apply"),
+        ("GET", "/sapi/v1/capital/withdraw/apply"), ("POST", "/sapi/v1/capital/withdraw/history"),
+        ("DELETE", "/sapi/v1/capital/withdraw/history"), ("GET", "/sapi/v1/capital/withdraw/History"),
+        ("GET", "/sapi/v1/capital/WITHDRAW/history"), ("GET", "/sapi/v2/capital/withdraw/history"),
+        ("POST", "/sapi/v1/asset/transfer"), ("GET", "/sapi/v1/asset/transfer"), ("POST", "/sapi/v1/asset/dust"),
+        ("POST", "/sapi/v1/asset/dust-btc"), ("POST", "/sapi/v3/asset/getUserAsset"), ("POST", "/sapi/v1/asset/get-funding-asset"),
+        ("POST", "/sapi/v1/capital/deposit/credit-apply"), ("POST", "/sapi/v1/capital/newAddress"),
+        ("POST", "/sapi/v1/sub-account/virtualSubAccount"), ("POST", "/sapi/v1/managed-subaccount/deposit"),
+        ("POST", "/sapi/v1/futures/transfer"), ("POST", "/sapi/v1/fiat/withdraw"), ("POST", "/sapi/v1/pay/transfer"),
+        ("POST", "/sapi/v1/giftcard/createCode"), ("POST", "/sapi/v1/broker/subAccount"),
+        // Converting, subscribing, redeeming, staking
+        ("POST", "/sapi/v1/convert/getQuote"), ("POST", "/sapi/v1/convert/acceptQuote"), ("POST", "/sapi/v1/convert/limit/placeOrder"),
+        ("POST", "/sapi/v1/simple-earn/flexible/subscribe"), ("POST", "/sapi/v1/simple-earn/flexible/redeem"),
+        ("POST", "/sapi/v1/simple-earn/locked/subscribe"), ("POST", "/sapi/v1/simple-earn/locked/redeem"),
+        ("POST", "/sapi/v1/staking/purchase"), ("POST", "/sapi/v2/eth-staking/eth/stake"), ("POST", "/sapi/v1/sol-staking/sol/redeem"),
+        ("POST", "/sapi/v1/lending/daily/purchase"), ("POST", "/sapi/v1/bswap/liquidityAdd"), ("POST", "/sapi/v1/dci/product/subscribe"),
+        ("POST", "/sapi/v1/blvt/subscribe"), ("POST", "/sapi/v1/portfolio/repay"), ("POST", "/sapi/v1/mining/hash-transfer/config"),
+        ("POST", "/sapi/v1/nft/withdraw"),
+        // Account settings
+        ("POST", "/sapi/v1/account/enableFastWithdrawSwitch"), ("POST", "/sapi/v1/account/disableFastWithdrawSwitch"),
+        ("POST", "/sapi/v1/account/apiRestrictions/ipRestriction"), ("GET", "/sapi/v1/account/apiRestrictions/ipRestriction"),
+        ("POST", "/sapi/v1/account/status"), ("POST", "/sapi/v1/bnbBurn"), ("GET", "/sapi/v1/bnbBurn"),
+        // Unlisted reads in a money family stay fund movement until listed
+        ("GET", "/sapi/v1/capital/deposit/subAddress"), ("GET", "/sapi/v1/margin/newRead"), ("GET", "/sapi/v9/margin/allPairs"),
+        ("GET", "/SAPI/V1/MARGIN/ALLPAIRS"), ("GET", "/wapi/v3/depositHistory.html"),
+    ])
+    func sapiWritesAndUnlistedCallsInMoneyFamiliesAreFundMovement(method: String, path: String) {
+        #expect(classify(method, path, body: method == "GET" ? "" : "asset=USDT&amount=1&timestamp=1") == .fundMovement)
     }
 
     @Test func aClientOrderIdGoesWhereTheParametersAre() throws {
@@ -196,6 +271,47 @@ import Testing
         #expect(classify("GET", "/portfolio/orders/queue_positions") == .privateRead)
     }
 
+    /// What kalshi-python's read methods call, by the class Kalshi's OpenAPI description gives them.
+    @Test func theSDKsReadsAreReadsAndTheirWriteTwinsAreNot() {
+        func classify(_ method: String, _ path: String) -> CallClass {
+            venue.classify(ExchangeCall(method: method, path: "/trade-api/v2" + path, query: "", body: Data()))
+        }
+        let publicReads = [
+            "/exchange/status", "/exchange/schedule", "/exchange/announcements", "/exchange/user_data_timestamp", "/markets",
+            "/markets/KXFAKE-26DEC31-T50", "/markets/trades", "/markets/candlesticks", "/events", "/events/KXFAKE-26DEC31",
+            "/events/multivariate", "/events/KXFAKE-26DEC31/metadata", "/series", "/series/KXFAKE", "/series/fee_changes",
+            "/series/KXFAKE/markets/KXFAKE-26DEC31-T50/candlesticks", "/series/KXFAKE/events/KXFAKE-26DEC31/candlesticks",
+            "/milestones", "/milestones/m-1", "/live_data/batch", "/live_data/game/milestone/m-1", "/structured_targets",
+            "/structured_targets/t-1", "/multivariate_event_collections", "/multivariate_event_collections/KXMVE",
+            "/multivariate_event_collections/KXMVE/lookup", "/incentive_programs", "/search/tags_by_categories",
+            "/search/filters_by_sport",
+        ]
+        let privateReads = [
+            "/markets/KXFAKE-26DEC31-T50/orderbook", "/series/KXFAKE/events/KXFAKE-26DEC31/forecast_percentile_history",
+            "/portfolio/balance", "/portfolio/positions", "/portfolio/orders", "/portfolio/orders/ord-1",
+            "/portfolio/orders/ord-1/queue_position", "/portfolio/orders/queue_positions", "/portfolio/fills",
+            "/portfolio/settlements", "/portfolio/summary/total_resting_order_value", "/portfolio/order_groups",
+            "/portfolio/order_groups/g-1",
+        ]
+        for path in publicReads {
+            #expect(classify("GET", path) == .publicRead, "GET \(path)")
+            #expect(classify("POST", path) != .publicRead && classify("POST", path) != .privateRead, "POST \(path)")
+        }
+        for path in privateReads {
+            #expect(classify("GET", path) == .privateRead, "GET \(path)")
+            #expect(classify("PUT", path) == .unknown, "PUT \(path)")
+        }
+        // Writes the SDK can make that are not orders stay off Warden's list.
+        for (method, path) in [("POST", "/portfolio/order_groups/create"), ("DELETE", "/portfolio/order_groups/g-1"),
+                               ("PUT", "/portfolio/order_groups/g-1/reset"), ("PUT", "/multivariate_event_collections/KXMVE/lookup"),
+                               ("POST", "/multivariate_event_collections/KXMVE"), ("POST", "/communications/rfqs"),
+                               ("PUT", "/communications/quotes/q-1/accept"), ("GET", "/api_keys"), ("POST", "/api_keys/generate"),
+                               ("GET", "/portfolio/orders/batched/queue_position"), ("GET", "/markets/x/orderbook/y")] {
+            #expect(classify(method, path) == .unknown, "\(method) \(path)")
+        }
+        #expect(classify("GET", "/portfolio/withdrawals") == .fundMovement)
+    }
+
     @Test func theClientOrderIdIsWrittenIntoTheBody() throws {
         var r = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
                                 body: Data(#"{"ticker":"T","count":1}"#.utf8))
@@ -241,6 +357,34 @@ import Testing
         #expect(intent("BUY")?.fingerprint != intent("SELL")?.fingerprint)
         #expect(intent("BUY")?.clientOrderID == "salt-42")
         #expect(intent("buy") == nil)
+    }
+
+    /// What py-clob-client's read methods call.
+    @Test func theSDKsReadsAreReadsAndTheirWriteTwinsAreNot() {
+        func classify(_ method: String, _ path: String, _ body: String = "") -> CallClass {
+            venue.classify(ExchangeCall(method: method, path: path, query: "", body: Data(body.utf8)))
+        }
+        let condition = "0x" + String(repeating: "ab", count: 32)
+        for path in ["/", "/time", "/markets", "/markets/" + condition, "/sampling-markets", "/simplified-markets",
+                     "/sampling-simplified-markets", "/book", "/price", "/midpoint", "/spread", "/last-trade-price", "/tick-size",
+                     "/neg-risk", "/fee-rate", "/live-activity/events/" + condition] {
+            #expect(classify("GET", path) == .publicRead, "GET \(path)")
+        }
+        for path in ["/books", "/prices", "/midpoints", "/spreads", "/last-trades-prices"] {
+            #expect(classify("POST", path, #"[{"token_id":"1"}]"#) == .publicRead, "POST \(path)")
+        }
+        for path in ["/data/orders", "/data/order/0xabc", "/data/trades", "/balance-allowance", "/balance-allowance/update",
+                     "/notifications", "/auth/api-keys", "/auth/ban-status/closed-only", "/order-scoring"] {
+            #expect(classify("GET", path) == .privateRead, "GET \(path)")
+        }
+        #expect(classify("POST", "/orders-scoring", #"["0xabc"]"#) == .privateRead)
+        #expect(classify("GET", "/orders-scoring") == .unknown)
+        for (method, path) in [("POST", "/live-activity/events/" + condition), ("POST", "/auth/ban-status/closed-only"),
+                               ("POST", "/auth/readonly-api-key"), ("GET", "/auth/readonly-api-keys"), ("DELETE", "/auth/readonly-api-key"),
+                               ("DELETE", "/notifications"), ("POST", "/v1/heartbeats"), ("DELETE", "/cancel-all"),
+                               ("DELETE", "/cancel-market-orders"), ("POST", "/rfq/request"), ("POST", "/order-scoring")] {
+            #expect(classify(method, path) == .unknown, "\(method) \(path)")
+        }
     }
 
     @Test func aBatchIsEachOfItsOrders() {

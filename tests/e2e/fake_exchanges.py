@@ -105,7 +105,18 @@ def _b64url_decode(text):
 # ---------------------------------------------------------------------------------------------- Binance Spot
 
 BINANCE_PUBLIC = {"/api/v3/ping", "/api/v3/time", "/api/v3/exchangeInfo", "/api/v3/ticker/price", "/api/v3/depth",
-                  "/api/v3/klines", "/api/v3/ticker/24hr", "/api/v3/avgPrice", "/api/v3/trades"}
+                  "/api/v3/klines", "/api/v3/ticker/24hr", "/api/v3/avgPrice", "/api/v3/trades", "/sapi/v1/system/status",
+                  # Binance's futures hosts (fapi., dapi.): public market data only, answered here so that an SDK
+                  # loading futures markets too (ccxt's default) reaches nothing outside the machine.
+                  "/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"}
+# What the wallet knows of each coin: (name, networks as (network, withdraw fee, withdraw min)).
+BINANCE_COINS = {"USDT": ("TetherUS", [("ETH", "4", "10"), ("BSC", "0.8", "10")]), "BTC": ("Bitcoin", [("BTC", "0.0002", "0.001")]),
+                 "ETH": ("Ethereum", [("ETH", "0.0016", "0.01")]), "BNB": ("BNB", [("BSC", "0.0005", "0.01")])}
+BINANCE_WITHDRAWALS = [{"id": "b6ae22b3aa844210a7041aee7589627c", "amount": "8.91000000", "transactionFee": "0.004",
+                        "coin": "USDT", "status": 6, "address": "0x94df8b352de7f46f64b01d3666bf6e936e44ce60",
+                        "txId": "0xb5ef8c13b968a406cc62a93a8bd80f9e9a906ef1b3fcf20a2e48573c17659268",
+                        "applyTime": "2026-01-05 12:00:00", "network": "ETH", "transferType": 0, "info": "",
+                        "confirmNo": 12, "walletType": 0, "txKey": "", "completeTime": "2026-01-05 12:05:00"}]
 
 
 def binance_sign(query_and_body, secret=REAL_BINANCE_SECRET):
@@ -129,6 +140,76 @@ def binance_error(h, status, code, msg):
     if getattr(h, "record", {}).get("auth") is None:
         _mark(h, f"rejected: {msg}")
     send_json(h, status, {"code": code, "msg": msg})
+
+
+def binance_ticker(symbol):
+    last = BINANCE_PRICES[symbol]
+    return {"symbol": symbol, "priceChange": "0.00000000", "priceChangePercent": "0.000", "weightedAvgPrice": last,
+            "prevClosePrice": last, "lastPrice": last, "lastQty": "0.01000000", "bidPrice": last, "bidQty": "1.00000000",
+            "askPrice": last, "askQty": "1.00000000", "openPrice": last, "highPrice": last, "lowPrice": last,
+            "volume": "100.00000000", "quoteVolume": "1000.00000000", "openTime": now_ms() - 86_400_000, "closeTime": now_ms(),
+            "firstId": 1, "lastId": 100, "count": 100}
+
+
+def binance_trade(order, fill):
+    quote = f"{float(fill['price']) * float(fill['qty']):.8f}"
+    return {"symbol": order["symbol"], "id": fill["tradeId"], "orderId": order["orderId"], "orderListId": -1,
+            "price": fill["price"], "qty": fill["qty"], "quoteQty": quote, "commission": fill["commission"],
+            "commissionAsset": fill["commissionAsset"], "time": order["transactTime"], "isBuyer": order["side"] == "BUY",
+            "isMaker": False, "isBestMatch": True}
+
+
+def _binance_coin(coin):
+    name, networks = BINANCE_COINS[coin]
+    return {"coin": coin, "depositAllEnable": True, "withdrawAllEnable": True, "name": name, "free": "0", "locked": "0",
+            "freeze": "0", "withdrawing": "0", "ipoing": "0", "ipoable": "0", "storage": "0", "isLegalMoney": False,
+            "trading": True,
+            "networkList": [{"network": network, "coin": coin, "withdrawIntegerMultiple": "0.00000001",
+                             "isDefault": i == 0, "depositEnable": True, "withdrawEnable": True, "depositDesc": "",
+                             "withdrawDesc": "", "specialTips": "", "specialWithdrawTips": "", "name": network,
+                             "resetAddressStatus": False, "addressRegex": "^(0x)[0-9A-Fa-f]{40}$", "memoRegex": "",
+                             "withdrawFee": fee, "withdrawMin": minimum, "withdrawMax": "9999999999",
+                             "withdrawInternalMin": "0.00000001", "depositDust": "0.00000001", "minConfirm": 12,
+                             "unLockConfirm": 0, "sameAddress": False, "withdrawTag": False, "estimatedArrivalTime": 5,
+                             "busy": False, "contractAddressUrl": "", "contractAddress": ""}
+                            for i, (network, fee, minimum) in enumerate(networks)]}
+
+
+def _binance_margin_pairs(params):
+    pairs = [{"id": 351637150141315861 + i, "symbol": s, "base": s[:3], "quote": s[3:], "isMarginTrade": True,
+              "isBuyAllowed": True, "isSellAllowed": True} for i, s in enumerate(BINANCE_PRICES)]
+    return [p for p in pairs if params.get("symbol") in (None, p["symbol"])]
+
+
+def _binance_isolated_pairs(params):
+    return [{"symbol": s, "base": s[:3], "quote": s[3:], "isMarginTrade": True, "isBuyAllowed": True, "isSellAllowed": True}
+            for s in BINANCE_PRICES if params.get("symbol") in (None, s)]
+
+
+# The /sapi reads the fake answers (signed, GET), in the shapes of Binance's API reference.
+BINANCE_SAPI_READS = {
+    "/sapi/v1/capital/config/getall": lambda p: [_binance_coin(c) for c in BINANCE_COINS],
+    "/sapi/v1/capital/withdraw/history": lambda p: [w for w in BINANCE_WITHDRAWALS if p.get("coin") in (None, w["coin"])],
+    "/sapi/v1/capital/deposit/hisrec": lambda p: [],
+    "/sapi/v1/margin/allPairs": _binance_margin_pairs,
+    "/sapi/v1/margin/isolated/allPairs": _binance_isolated_pairs,
+    "/sapi/v1/margin/allAssets": lambda p: [{"assetFullName": BINANCE_COINS[c][0], "assetName": c, "isBorrowable": True,
+                                             "isMortgageable": True, "userMinBorrow": "0", "userMinRepay": "0"}
+                                            for c in BINANCE_COINS],
+    "/sapi/v1/asset/assetDetail": lambda p: {c: {"minWithdrawAmount": n[1][0][2], "depositStatus": True,
+                                                 "withdrawFee": float(n[1][0][1]), "withdrawStatus": True, "depositTip": ""}
+                                             for c, n in BINANCE_COINS.items() if p.get("asset") in (None, c)},
+    "/sapi/v1/asset/tradeFee": lambda p: [{"symbol": s, "makerCommission": "0.001", "takerCommission": "0.001"}
+                                          for s in BINANCE_PRICES if p.get("symbol") in (None, s)],
+    "/sapi/v1/account/status": lambda p: {"data": "Normal"},
+    "/sapi/v1/account/apiTradingStatus": lambda p: {"data": {"isLocked": False, "plannedRecoverTime": 0, "triggerCondition":
+                                                             {"GCR": 150, "IFER": 150, "UFR": 300}, "updateTime": now_ms()}},
+    "/sapi/v1/account/apiRestrictions": lambda p: {"ipRestrict": True, "createTime": 1_700_000_000_000, "enableReading": True,
+                                                   "enableSpotAndMarginTrading": True, "enableWithdrawals": False,
+                                                   "enableInternalTransfer": False, "enableMargin": False,
+                                                   "enableFutures": False, "permitsUniversalTransfer": False,
+                                                   "enableVanillaOptions": False, "enablePortfolioMarginTrading": False},
+}
 
 
 def binance(usdt="1000.00"):
@@ -274,6 +355,16 @@ def binance(usdt="1000.00"):
                         return binance_error(h, 400, -1121, "Invalid symbol.")
                     return send_json(h, 200, {"symbol": p["symbol"], "price": BINANCE_PRICES[p["symbol"]]})
                 return send_json(h, 200, [{"symbol": s, "price": v} for s, v in BINANCE_PRICES.items()])
+            if path == "/api/v3/ticker/24hr":
+                if "symbol" in p and p["symbol"] not in BINANCE_PRICES:
+                    return binance_error(h, 400, -1121, "Invalid symbol.")
+                tickers = [binance_ticker(s) for s in BINANCE_PRICES if p.get("symbol") in (None, s)]
+                return send_json(h, 200, tickers[0] if "symbol" in p else tickers)
+            if path == "/sapi/v1/system/status":
+                return send_json(h, 200, {"status": 0, "msg": "normal"})
+            if path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
+                return send_json(h, 200, {"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [], "exchangeFilters": [],
+                                          "assets": [], "symbols": []})
             if path == "/api/v3/depth":
                 return send_json(h, 200, {"lastUpdateId": 1027024, "bids": [["49999.00", "1.50000000"]],
                                           "asks": [["50001.00", "2.00000000"]]})
@@ -317,6 +408,13 @@ def binance(usdt="1000.00"):
                 for o in open_orders:
                     o["status"] = "CANCELED"
                 return send_json(h, 200, [dict(order_view(o), origClientOrderId=o["clientOrderId"]) for o in open_orders])
+        if path == "/api/v3/myTrades" and method == "GET":
+            with venue.lock:
+                trades = [binance_trade(o, f) for o in state["orders"].values() for f in o["fills"]
+                          if params.get("symbol") in (None, o["symbol"])]
+            return send_json(h, 200, trades)
+        if method == "GET" and path in BINANCE_SAPI_READS:
+            return send_json(h, 200, BINANCE_SAPI_READS[path](params))
         if path.startswith("/sapi/"):
             # Withdrawals, transfers and the rest of the wallet API: answered if they ever arrive. Tests assert
             # they never do.
@@ -449,10 +547,19 @@ def kalshi(balance_cents=100_000):
         if not path.startswith(KALSHI_PREFIX + "/"):
             return kalshi_error(h, 404, "not_found", "not found")
         rest = path[len(KALSHI_PREFIX):]
-        if method == "GET" and (rest == "/markets" or rest.startswith("/markets/") or rest == "/exchange/status"):
+        event = KALSHI_TICKER.rsplit("-", 1)[0]
+        if method == "GET" and ((rest == "/markets" or rest.startswith("/markets/")) and not rest.endswith("/orderbook")
+                                or rest in ("/exchange/status", "/exchange/user_data_timestamp", f"/events/{event}/metadata")):
             _mark(h, "public")
             if rest == "/exchange/status":
                 return send_json(h, 200, {"exchange_active": True, "trading_active": True})
+            if rest == "/exchange/user_data_timestamp":
+                return send_json(h, 200, {"as_of_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            if rest == f"/events/{event}/metadata":
+                return send_json(h, 200, {"image_url": "/images/fake.png", "competition": None,
+                                          "market_details": [{"market_ticker": KALSHI_TICKER, "image_url": "/images/fake-t50.png",
+                                                              "color_code": "#00AA55"}],
+                                          "settlement_sources": [{"name": "Fake Index", "url": "https://example.com/index"}]})
             if rest == "/markets":
                 return send_json(h, 200, {"markets": [kalshi_market()], "cursor": ""})
             parts = rest.split("/")
@@ -460,14 +567,22 @@ def kalshi(balance_cents=100_000):
                 return kalshi_error(h, 404, "not_found", "market not found")
             if len(parts) == 3:
                 return send_json(h, 200, {"market": kalshi_market()})
-            if parts[3:] == ["orderbook"]:
-                p = KALSHI_MARKET_PRICES
-                return send_json(h, 200, {"orderbook": {"yes": [[p["yes_bid"], 100]], "no": [[p["no_bid"], 100]],
-                                                        "yes_dollars": [[_dollars(p["yes_bid"]), 100]],
-                                                        "no_dollars": [[_dollars(p["no_bid"]), 100]]}})
             return kalshi_error(h, 404, "not_found", "not found")
         if not authenticate(h, path):
             return
+        if method == "GET" and rest == f"/markets/{KALSHI_TICKER}/orderbook":  # authenticated in Kalshi's OpenAPI
+            p = KALSHI_MARKET_PRICES
+            return send_json(h, 200, {"orderbook": {"yes": [[p["yes_bid"], 100]], "no": [[p["no_bid"], 100]],
+                                                    "yes_dollars": [[_dollars(p["yes_bid"]), "100"]],
+                                                    "no_dollars": [[_dollars(p["no_bid"]), "100"]]}})
+        if rest == "/portfolio/order_groups" and method == "GET":
+            return send_json(h, 200, {"order_groups": [{"id": "og-1", "is_auto_cancel_enabled": False}]})
+        if rest.startswith("/portfolio/orders/") and rest.endswith("/queue_position") and rest.count("/") == 4 and method == "GET":
+            with venue.lock:
+                known = rest.split("/")[3] in state["orders"]
+            if not known:
+                return kalshi_error(h, 404, "not_found", "order not found")
+            return send_json(h, 200, {"queue_position": 3})
         if rest == "/portfolio/balance" and method == "GET":
             return send_json(h, 200, {"balance": state["balance_cents"], "portfolio_value": 0, "updated_ts": int(time.time())})
         if rest == "/portfolio/positions" and method == "GET":
@@ -784,6 +899,9 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
                 return send_json(h, 200, {"mid": POLY_PRICES["mid"]})
             if path == "/last-trade-price":
                 return send_json(h, 200, {"price": POLY_PRICES["last"], "side": "BUY"})
+            if path == "/live-activity/events/" + POLY_CONDITION_ID:
+                return send_json(h, 200, [{"event_type": "trade", "market": POLY_CONDITION_ID, "asset_id": POLY_TOKEN_ID,
+                                           "side": "BUY", "price": POLY_PRICES["last"], "size": "10", "timestamp": str(now_ms())}])
             if path in ("/markets/" + POLY_CONDITION_ID, "/markets"):
                 market = {"condition_id": POLY_CONDITION_ID, "question": "Will the fake index close above 50?",
                           "active": True, "closed": False, "accepting_orders": True, "minimum_order_size": 5,
@@ -804,6 +922,17 @@ def polymarket(usdc_micro="1000000000", wallet_address=None):
             with venue.lock:
                 live = [dict(o) for o in state["orders"].values() if o["status"] == "LIVE"]
             return send_json(h, 200, {"data": live, "next_cursor": "LTE=", "limit": 100, "count": len(live)})
+        if path == "/auth/ban-status/closed-only" and method == "GET":
+            return send_json(h, 200, {"closed_only": False})
+        if path == "/orders-scoring" and method == "POST":
+            try:
+                ids = json.loads(body)
+            except ValueError:
+                return poly_error(h, 400, "Invalid payload")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                return poly_error(h, 400, "Invalid payload")
+            with venue.lock:
+                return send_json(h, 200, {i: False for i in ids if i in state["orders"]})
         if path.startswith("/data/order/") and method == "GET":
             with venue.lock:
                 order = state["orders"].get(path.rsplit("/", 1)[1])
