@@ -128,6 +128,7 @@ public enum ConfigLoader {
             case "database": server.database = try nonEmpty(try string(t, key, path: path), path: path)
             case "max_body_bytes": server.maxBodyBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
             case "client_timeout_seconds": server.clientTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
+            case "shutdown_grace_seconds": server.shutdownGraceSeconds = try int(t, key, path: path, in: 1...3600)
             default: throw .unknownKey(path)
             }
         }

@@ -32,6 +32,8 @@ public struct WardenConfig: Sendable, Equatable {
         /// How long a client connection may stay silent while the server waits on it (between requests,
         /// or part-way through sending one) before it is closed.
         public var clientTimeoutSeconds = 60
+        /// How long a stop waits for answers in progress (a stream that does not end) before it ends them.
+        public var shutdownGraceSeconds = 10
         public init() {}
     }
 

@@ -124,7 +124,8 @@ public func buildApplication(
     let bodyCap = max(env.settings.maxBodyBytes, env.settings.config.gateway.maxRequestBytes)
     return Application(
         responder: responder,
-        server: .front(front, bodyCap: bodyCap, clientTimeout: .seconds(Int64(env.settings.config.server.clientTimeoutSeconds))),
+        server: .front(front, bodyCap: bodyCap, clientTimeout: .seconds(Int64(env.settings.config.server.clientTimeoutSeconds)),
+                       shutdownGrace: .seconds(Int64(env.settings.config.server.shutdownGraceSeconds))),
         configuration: .init(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),

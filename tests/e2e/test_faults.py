@@ -351,3 +351,65 @@ def test_postgres_restarts_and_a_freeze_never_wedge_warden(start, tmp_path, mast
     assert desk.server.stop(timeout=20) == 0
     verified = warden("audit", "verify", "--data-dir", str(desk.data), "--config", str(desk.config), *desk.store, env=desk.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+# ------------------------------------------------------------------------------------------ stopping
+
+def endless_stream(h, body):
+    """An answer that never ends: a chunk every 0.3 s for as long as the connection lasts."""
+    fakes.start_sse(h)
+    try:
+        while True:
+            fakes.send_chunk(h, "data: tick\n\n")
+            time.sleep(0.3)
+    except OSError:
+        pass
+
+
+def quiet_stream(h, body):
+    """An answer that starts, then goes quiet for longer than any test."""
+    fakes.start_sse(h)
+    fakes.send_chunk(h, "data: first\n\n")
+    time.sleep(120)
+
+
+def test_a_stop_ends_streams_that_never_end_after_its_grace_and_records_them(start, tmp_path, master_key):
+    endless, quiet = fakes.Fake(endless_stream), fakes.Fake(quiet_stream)
+    extra = f"""
+[services.endless]
+base_url = "{endless.url}"
+auth_header = "X-Api-Token"
+
+[services.quiet]
+base_url = "{quiet.url}"
+auth_header = "X-Api-Token"
+
+[server]
+shutdown_grace_seconds = 2
+"""
+    desk = Desk(start, tmp_path, master_key, extra_config=extra)
+    creds = []
+    for venue in ("endless", "quiet"):
+        r = requests.post(desk.api + "/credentials", headers=desk.auth, json={"venue": venue, "label": venue, "secret": {"token": "t"}})
+        assert r.status_code == 201, r.text
+        creds.append(r.json()["id"])
+    r = requests.post(desk.api + "/agent-keys", headers=desk.auth, json={"name": "s", "credential_ids": creds, "access": "trade"})
+    key = r.json()["key"]
+    streams = []
+    for venue in ("endless", "quiet"):
+        response = requests.get(f"{desk.server.url}/proxy/{venue}/events", headers={"X-Warden-Key": key}, stream=True, timeout=30)
+        assert response.status_code == 200
+        chunks = response.iter_content(chunk_size=None)  # kept: a dropped iterator closes the connection
+        assert next(chunks)  # the stream is flowing
+        streams.append((response, chunks))
+    began = time.monotonic()
+    code = desk.server.stop(timeout=20)
+    took = time.monotonic() - began
+    assert code == 0, desk.server.output()[-2000:]
+    # The grace (2 s), then the streams are ended and the process exits, rows flushed.
+    db = sqlite3.connect(str(desk.sqlite_path))
+    rows = db.execute("SELECT target, outcome FROM audit WHERE action = 'gateway.result'").fetchall()
+    db.close()
+    assert sorted(rows) == [("endless", "interrupted"), ("quiet", "interrupted")], rows
+    assert 1.5 < took < 10, took
+    endless.stop()

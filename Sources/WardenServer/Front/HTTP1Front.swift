@@ -14,9 +14,10 @@ extension HTTPServerBuilder {
     /// reading and writing is Warden's.
     public static func front(
         _ responder: FrontResponder, bodyCap: Int,
-        clientTimeout: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().clientTimeoutSeconds))
+        clientTimeout: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().clientTimeoutSeconds)),
+        shutdownGrace: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().shutdownGraceSeconds))
     ) -> HTTPServerBuilder {
-        .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout) }
+        .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout, shutdownGrace: shutdownGrace) }
     }
 }
 
@@ -39,6 +40,8 @@ struct HTTP1Front: ServerChildChannel {
     let bodyCap: Int
     /// How long a client may stay silent while Warden waits on it (see `CallHandler`).
     let clientTimeout: TimeAmount
+    /// How long a stopping server lets an answer in progress go on before it closes the connection.
+    let shutdownGrace: TimeAmount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
@@ -46,7 +49,8 @@ struct HTTP1Front: ServerChildChannel {
             // No outbound header validation: every answer's fields are `HTTPTypes` fields, legal by construction.
             try pipeline.addHandler(HTTPResponseEncoder())
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout))
+            try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
+                                                    shutdownGrace: shutdownGrace))
             return Connection(channel: channel)
         }
     }
@@ -108,16 +112,20 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     /// The server is stopping: the connection closes after the answer in progress.
     private var quiescing = false
+    /// The task answering the current request.
+    private var answer: Task<Void, Never>?
     private var context: ChannelHandlerContext?
     let clientTimeout: TimeAmount
+    let shutdownGrace: TimeAmount
     /// When the client last sent something, or Warden last began waiting on it.
     private var lastHeard = NIODeadline.now()
     private var silenceCheck: RepeatedTask?
 
-    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount) {
+    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount, shutdownGrace: TimeAmount) {
         self.responder = responder
         self.bodyCap = bodyCap
         self.clientTimeout = clientTimeout
+        self.shutdownGrace = shutdownGrace
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -345,7 +353,8 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The server is stopping: an idle connection closes now, a busy one after its answer. The client
+    /// The server is stopping: an idle connection closes now, a busy one after its answer or after
+    /// `shutdownGrace`, whichever comes first. The client
     /// closed its side: the connection closes now, also during an answer, so a gateway call whose client
     /// has gone is not sent (its route sees the channel inactive), as a proxy treats a client's abort.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -356,10 +365,16 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         quiescing = true
         queued.removeAll()
-        if !answering, !receiving { context.close(promise: nil) }
+        if !answering, !receiving { return context.close(promise: nil) }
+        // An answer that does not end within the grace (a stream that never ends) is ended by the close:
+        // its route sees the write fail and records the call as interrupted.
+        context.eventLoop.scheduleTask(in: shutdownGrace) { [channel = context.channel] in channel.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // Whatever the answer waits for (an upstream stream that has gone quiet) is not waited for any more.
+        answer?.cancel()
+        answer = nil
         stream?.finish(ChannelError.eof)
         stream = nil
         queued.removeAll()
@@ -370,7 +385,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ request: Request, on channel: any Channel) {
         answering = true
         let responder = responder
-        Task { await responder.answer(request, on: channel) }
+        answer = Task { await responder.answer(request, on: channel) }
     }
 }
 
