@@ -243,6 +243,15 @@ struct GatewayController {
         let upstream: UpstreamResponse
         do {
             upstream = try await clients.execute(outgoing, on: loop.eventLoop)
+        } catch let cut as UpstreamCutShort {
+            // The venue answered, then its answer broke off before any of it reached the agent: settled as
+            // the cut-short answer it is (a 4xx still refused the call), answered like an unanswered call.
+            let status = HTTPResponse.Status(code: Int(cut.status.code))
+            _ = await settle(.answered(status, failed: true, usage: nil))
+            let what = "the upstream's answer (status \(status.code)) broke off before its end"
+            throw cut.cause == .timedOut
+                ? GatewayRefusal(.gatewayTimeout, .timeout, what + ": it fell silent", key: subject.key)
+                : GatewayRefusal(.badGateway, .upstream, what + ": the connection closed", key: subject.key)
         } catch {
             // No connection could be made: nothing left Warden. Otherwise the venue may have acted on the call.
             _ = await settle(error as? UpstreamError == .unreachable ? .unsent : .unanswered)

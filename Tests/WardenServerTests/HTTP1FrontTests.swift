@@ -20,6 +20,9 @@ private let inFlightCalls = Atomic<Int>(0)
 private let heldCalls = Atomic<Int>(0)
 /// `/held` answers once this is set (or after 10 s).
 private let heldReleased = Atomic<Bool>(false)
+/// Calls to `/big` that have started.
+private let bigCalls = Atomic<Int>(0)
+private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
 
 /// Warden's own HTTP/1.1 connection handling, driven over raw sockets so that what goes over the wire
 /// (order, framing, closing) is what is checked.
@@ -80,6 +83,10 @@ private let heldReleased = Atomic<Bool>(false)
             })
         }
         router.get("/fails") { _, _ -> String in throw Failure() }
+        router.get("/big") { _, _ -> Response in
+            bigCalls.add(1, ordering: .relaxed)
+            return Response(status: .ok, body: .init(byteBuffer: bigAnswer))
+        }
         router.get("/flood") { _, _ -> Response in
             Response(status: .ok, body: ResponseBody { writer in
                 let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
@@ -432,6 +439,23 @@ private let heldReleased = Atomic<Bool>(false)
             #expect(produced > 0, "the stream started")
             #expect(produced < 32 * 1024 * 1024, "\(produced) bytes produced for a reader that took none")
             try await connection.channel.close()
+        }
+    }
+
+    @Test func aClientThatPipelinesAndDoesNotReadHoldsBackItsRequests() async throws {
+        try await Self.withFront { port in
+            let connection = try await RawConnection.open(port: port, reads: false)
+            let count = 1000
+            try await connection.send(String(repeating: "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", count: count))
+            try await Task.sleep(for: .seconds(1))
+            // Answered: what the sockets' buffers hold (a few MiB of 16 KiB answers), not all of them.
+            let answered = bigCalls.load(ordering: .relaxed)
+            #expect(answered > 0 && answered < count * 2 / 3, "\(answered) answers written for a client that read none")
+            // Once it reads, every request is answered, in order.
+            connection.channel.setOption(.autoRead, value: true).whenSuccess { connection.channel.read() }
+            let text = try await connection.read(timeout: .seconds(20)) { $0.utf8.count >= count * bigAnswer.readableBytes }
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == count + 1)
+            #expect(bigCalls.load(ordering: .relaxed) == count)
         }
     }
 

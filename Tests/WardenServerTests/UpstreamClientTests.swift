@@ -194,6 +194,24 @@ import Testing
         try await upstream.channel.close()
     }
 
+    @Test func anAnswerCutBeforeItsBodyIsHandedOverFailsWithItsStatus() async throws {
+        let clients = UpstreamClients()
+        let upstream = try await CutUpstream.start()
+        for path in ["/length", "/chunked"] {
+            await #expect(throws: UpstreamCutShort(status: .ok, cause: .closed)) {
+                _ = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)\(path)", method: .GET, timeout: .seconds(5)))
+            }
+        }
+        // The upstream answered: even a GET is not sent again.
+        #expect(upstream.requests.count.load(ordering: .relaxed) == 2)
+        // A stream cut after its first bytes were handed over fails its reader instead.
+        let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/late", method: .GET, timeout: .seconds(5)))
+        guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
+        await #expect(throws: (any Error).self) { for try await _ in stream {} }
+        try await upstream.channel.close()
+        try await clients.shutdown()
+    }
+
     @Test func givesUpOnASilentUpstream() async throws {
         let clients = UpstreamClients()
         try await Self.upstream().test(.live) { client in
@@ -293,6 +311,35 @@ enum BurstUpstream {
             for _ in 0..<text.components(separatedBy: "\r\n\r\n").count - 1 {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: BurstUpstream.answer)), promise: nil)
             }
+        }
+    }
+}
+
+/// An upstream that answers with a head, part of a body (none of it for `/chunked`, one chunk for
+/// `/late`), then closes the connection.
+enum CutUpstream {
+    static func start() async throws -> (channel: any Channel, port: Int, requests: UpstreamClientTests.Counter) {
+        let requests = UpstreamClientTests.Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in child.pipeline.addHandler(Answerer(requests: requests)) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!, requests)
+    }
+
+    final class Answerer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let requests: UpstreamClientTests.Counter
+        init(requests: UpstreamClientTests.Counter) { self.requests = requests }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            guard text.contains("\r\n\r\n") else { return }
+            requests.count.add(1, ordering: .relaxed)
+            let answer = text.hasPrefix("GET /chunked ") ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                : text.hasPrefix("GET /late ") ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
+                : "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789"
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in context.close(promise: nil) }
         }
     }
 }

@@ -15,7 +15,7 @@ import WardenStore
         let database = store.database
         try await Migrator.migrate(database, logger: logger)
         var last = try await StoreRevision.read(database)
-        func expectMoved(_ what: String, _ change: @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        func expectMoved(_ what: String, _ change: @escaping @Sendable (any SQLDatabase) async throws -> Void) async throws {
             try await database.transaction { db in try await change(db) }
             let now = try await StoreRevision.read(database)
             #expect(now > last, "\(what) did not move the revision")

@@ -45,9 +45,11 @@ public struct FrontResponder: Sendable {
 }
 
 /// Writes a response to the channel. A body of known length goes out with its head and end in one
-/// flush; a streamed body is flushed part by part, and each write waits until the socket took the
-/// previous one, so a slow reader holds the stream back instead of filling memory. Whether the
-/// connection closes after the end is the connection handler's (`CallHandler`) to decide.
+/// flush, without waiting: it is one answer, and `CallHandler` starts no other on the connection until
+/// the socket has room again, so a client that does not read holds back the requests it pipelines. A
+/// streamed body is flushed part by part, and each write waits until the socket took the previous one,
+/// so a slow reader holds the stream back instead of filling memory. Whether the connection closes
+/// after the end is the connection handler's to decide.
 struct ChannelBodyWriter: ResponseBodyWriter {
     let channel: any Channel
     var head: HTTPResponse?

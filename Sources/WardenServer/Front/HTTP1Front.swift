@@ -67,9 +67,11 @@ struct HTTP1Front: ServerChildChannel {
 /// hold a large body before it has decided anything.
 ///
 /// A request pipelined behind one still being answered waits, with reading paused, until that answer
-/// has ended. Reading is not paused while an answer is only awaited: SwiftNIO's pipelining handler
-/// did that for every request, which cost two `epoll_ctl` calls per call (8–10 % of a gateway call's
-/// CPU in A/B runs).
+/// has ended and the socket has taken it (the channel is writable again): a client that pipelines and
+/// never reads holds at most one answer and one read's worth of requests, then costs nothing until it
+/// reads or its silence cuts it off. Reading is not paused while an answer is only awaited: SwiftNIO's
+/// pipelining handler did that for every request, which cost two `epoll_ctl` calls per call (8–10 % of
+/// a gateway call's CPU in A/B runs).
 ///
 /// A client that stays silent for `clientTimeout` while Warden waits on it is cut off, so idle or
 /// half-sent connections cannot pile up: an idle connection is closed, one part-way through sending a
@@ -110,6 +112,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var receiving = false
     /// Parts of requests pipelined behind the one being answered, in order.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// The socket has room (the channel's writability): no new request starts, and nothing is read,
+    /// while the answers already written wait for the client to take them.
+    private var writable = true
     /// The server is stopping: the connection closes after the answer in progress.
     private var quiescing = false
     /// The task answering the current request.
@@ -145,8 +150,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    /// Warden waits on the client: between requests, while one arrives, or while a body is read that
-    /// its route takes (or that is being dropped after the route answered).
+    /// Warden waits on the client: between requests, while one arrives, while a body is read that its
+    /// route takes (or that is being dropped after the route answered), or while the client has not
+    /// taken the answers written (a client that never reads is cut off like a silent one).
     private var waitsOnClient: Bool { !closing && !paused && (!answering || receiving) }
 
     private func checkSilence() {
@@ -163,9 +169,16 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         lastHeard = .now()
         guard !closing else { return }
         let part = unwrapInboundIn(data)
-        // A part of the next request (its head, or anything behind a waiting part) waits for the answer.
-        guard !(answering && !receiving), queued.isEmpty else { return queued.append(part) }
+        guard queued.isEmpty, !mustWait(part) else { return queued.append(part) }
         process(part, context: context)
+    }
+
+    /// A part of the next request waits while an answer is in progress, and its head also while the
+    /// socket is full; anything behind a waiting part waits too.
+    private func mustWait(_ part: HTTPServerRequestPart) -> Bool {
+        if answering { return !receiving }
+        if case .head = part { return !writable }
+        return false
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -230,6 +243,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             lastHeard = .now()
             if keepAlive, !quiescing {
                 context.write(end, promise: promise)
+                // A full socket holds the next request back until `channelWritabilityChanged`.
                 return answerQueued(context)
             }
             // Read nothing more: a request pipelined after this one is not answered.
@@ -261,14 +275,28 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if holdsReads { readPending = true } else { context.read() }
     }
 
-    /// Reading waits while the route wants no more of its body, or a pipelined request waits.
-    private var holdsReads: Bool { paused || !queued.isEmpty }
+    /// Reading waits while the route wants no more of its body, a pipelined request waits, or the
+    /// socket is full.
+    private var holdsReads: Bool { paused || !queued.isEmpty || !writable }
 
-    /// The answer ended: the requests that waited behind it go on, in order, until one is being answered
-    /// and all of its parts that came are with its route (a streamed body's route starts at its head).
+    /// The answer ended, or the socket took what was written: the requests that waited go on, in order,
+    /// until one is being answered and all of its parts that came are with its route (a streamed body's
+    /// route starts at its head), or the socket is full.
     private func answerQueued(_ context: ChannelHandlerContext) {
-        while !closing, !(answering && !receiving), let part = queued.popFirst() { process(part, context: context) }
+        while !closing, let part = queued.first, !mustWait(part) {
+            queued.removeFirst()
+            process(part, context: context)
+        }
         readIfHeld()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        if writable, context.channel.isActive {
+            lastHeard = .now()  // the client took some of its answers
+            answerQueued(context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     private func startStream(_ head: HTTPRequest, context: ChannelHandlerContext) {

@@ -43,7 +43,8 @@ public final class UpstreamClients: Sendable {
     }
 
     /// Sends `request` on a connection of `loop` (any loop when it is not one of the group's) and returns
-    /// the answer once its head is in: with its body whole or streaming (see `UpstreamResponse`).
+    /// the answer once its head is in: with its body whole, or streaming from its first bytes on (see
+    /// `UpstreamResponse`).
     public func execute(_ request: UpstreamHTTPRequest, on loop: (any EventLoop)? = nil) async throws -> UpstreamResponse {
         let target = try UpstreamTarget(url: request.url)
         var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: target.requestTarget, headers: request.headers)

@@ -6,7 +6,9 @@ public typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
     ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamDemand>
 
 /// An upstream's answer. A body of known, modest length comes whole with the head (handing it over
-/// chunk by chunk through an async sequence costs more than the call itself); any other body streams.
+/// chunk by chunk through an async sequence costs more than the call itself); any other body streams,
+/// handed over with its first bytes. An answer that breaks off before then fails with `UpstreamCutShort`,
+/// so the caller can still answer its own client with an error rather than a truncated body.
 public struct UpstreamResponse: Sendable {
     public enum Body: Sendable {
         case whole(ByteBuffer)
@@ -19,6 +21,13 @@ public struct UpstreamResponse: Sendable {
     public let status: HTTPResponseStatus
     public let headers: HTTPHeaders
     public let body: Body
+}
+
+/// The upstream sent an answer's head, then the connection closed (`cause` `.closed`) or fell silent
+/// (`.timedOut`) before any of its body was handed over. `status` is what the upstream had decided.
+public struct UpstreamCutShort: Error, Equatable {
+    public let status: HTTPResponseStatus
+    let cause: UpstreamError
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream, carrying one exchange at a time. Lives on its
@@ -35,8 +44,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         /// The head, while a whole body is being gathered.
         var head: HTTPResponseHead?
         var gathered = ByteBuffer()
-        /// The stream's source, once a streamed answer was handed over.
+        /// The stream's source, once a streamed answer's head came.
         var body: UpstreamBody.Source?
+        /// A streamed answer not handed over yet: its head came, none of its body.
+        var pending: UpstreamResponse?
         var reusable = true
         init(answer: EventLoopPromise<UpstreamResponse>, keepAlive: Bool) {
             self.answer = answer
@@ -107,7 +118,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 let stream = makeStream(context)
                 exchange.body = stream.source
-                exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .stream(stream.sequence)))
+                exchange.pending = UpstreamResponse(status: head.status, headers: head.headers, body: .stream(stream.sequence))
             }
         case .body(var chunk):
             if exchange.head != nil {
@@ -119,6 +130,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .dropped: exchange.reusable = false
             case .produceMore, nil: break
             }
+            if let pending = exchange.pending {
+                exchange.pending = nil
+                exchange.answer.succeed(pending)
+            }
         case .end:
             self.exchange = nil
             // The socket belongs to the next exchange now, even if this answer's reader is still behind.
@@ -126,6 +141,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             if let head = exchange.head {
                 exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .whole(exchange.gathered)))
             } else if let body = exchange.body {
+                if let pending = exchange.pending { exchange.answer.succeed(pending) }  // an empty body
                 body.finish()
             } else {
                 exchange.answer.fail(UpstreamError.closed)
@@ -156,17 +172,17 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    /// Ends the current exchange with `error`: before the head the caller gets it, after it the body's
-    /// reader (a body being gathered is handed over as a stream that fails, so the call reads as cut short).
+    /// Ends the current exchange with `error`: before the head the caller gets it, after the head but
+    /// before any body was handed over (a body being gathered, a stream's first bytes) the caller gets
+    /// `UpstreamCutShort`, after that the body's reader gets it.
     private func fail(_ error: any Error) {
         guard let exchange else { return }
         self.exchange = nil
-        if let body = exchange.body {
-            body.finish(error)
-        } else if let head = exchange.head, let context {
-            let stream = makeStream(context)
-            stream.source.finish(error)
-            exchange.answer.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: .stream(stream.sequence)))
+        let status = exchange.head?.status ?? exchange.pending?.status
+        exchange.body?.finish(error)
+        if exchange.body != nil, exchange.pending == nil { return }
+        if let status {
+            exchange.answer.fail(UpstreamCutShort(status: status, cause: error as? UpstreamError ?? .closed))
         } else {
             exchange.answer.fail(error)
         }
