@@ -65,6 +65,7 @@ KILL_SKEW = 0.25
 CRASH_REACH = LOSS_WINDOW + 1.0  # a read that reached a venue this long before a kill -9 may have lost its row
 CLIENT_TIMEOUT = 40        # well past HANG_BOUND, so a hung call shows how long it hung
 STOP_BOUND = 15
+RECOVERY_BOUND = 20        # after a fault ends, /healthz must say ok within this
 MAX_LEG_USD = 10
 DAILY_CAP_USD = max(60, int(6 * SECONDS))  # reached a few seconds into the run at the order threads' pace
 LLM_MODEL = "gpt-chaos"
@@ -255,6 +256,9 @@ upstream_timeout_seconds = 10
         self.calls = []
         self.faults = []
         self.kills = []  # monotonic times of each kill -9
+        self.crashes, self.crash_notes, self.died = [], [], {}  # exits nobody asked for
+        self.rescues = []  # kill -9s of a server that did not recover by itself (not excused like planned kills)
+        self.stop_watching = threading.Event()
         self.stop_traffic = threading.Event()
         self.t0 = time.monotonic()
         self.server = start_warden(start, self.env, self.config, self.data, self.store_args)
@@ -285,11 +289,44 @@ upstream_timeout_seconds = 10
         return self.server
 
     def kill9(self):
+        if self.ensure_alive():
+            return False  # it had died on its own: that was recorded, and it is up again
         server = self.server
         self.kills.append(time.monotonic())
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         server.log.close()
+        return True
+
+    def watch(self):
+        """Notes when the running server exits without being told to (a crash)."""
+        while not self.stop_watching.is_set():
+            server = self.server
+            if server.proc.poll() is not None and server not in self.died and not self.expected_exit(server):
+                self.died[server] = time.monotonic()
+            self.stop_watching.wait(0.05)
+
+    def expected_exit(self, server):
+        return server.proc.returncode == -signal.SIGKILL and server.log.closed
+
+    def ensure_alive(self):
+        """If the server died on its own, records the crash (exit code, when, the log's last words) and boots
+        another on the same store; returns whether it had."""
+        server = self.server
+        if server.proc.poll() is None or self.expected_exit(server):
+            return False
+        died = self.died.get(server, time.monotonic())
+        self.crashes.append(died)
+        text = server.output()
+        marks = [line[:300] for line in text.splitlines()
+                 if any(word in line for word in ("Assertion", "Fatal error", "crashed", "Program crashed", "panic"))]
+        self.crash_notes.append({"at_s": self.rel(died), "exit": server.proc.returncode, "log": str(server.log_path),
+                                 "last_words": marks[:6] or text.splitlines()[-5:]})
+        server.log.close()
+        began = time.monotonic()
+        self.boot()
+        self.crash_notes[-1]["restart_s"] = round(time.monotonic() - began, 3)
+        return True
 
     def health(self, timeout=10):
         """(status or exception name, body, seconds) of one GET /healthz."""
@@ -308,6 +345,8 @@ upstream_timeout_seconds = 10
         """Seconds until /healthz says ok (None if not within `limit`)."""
         began = time.monotonic()
         while time.monotonic() - began < limit:
+            if self.server.proc.poll() is not None:
+                return None
             outcome, body, _ = self.health()
             if outcome == 200:
                 return time.monotonic() - began
@@ -415,8 +454,19 @@ upstream_timeout_seconds = 10
         ended = time.monotonic()
         record.update(extra)
         record["held_s"] = round(ended - began, 3)
-        healthy = self.wait_healthy()
+        healthy = self.wait_healthy(RECOVERY_BOUND)
         record["healthy_after_s"] = None if healthy is None else round(healthy, 3)
+        if self.ensure_alive():
+            record["warden_crashed"] = self.crash_notes[-1]
+        elif healthy is None:
+            # Wedged: what an operator would do, so the run goes on (the rows this loses are not excused).
+            outcome, body, seconds = self.health()
+            record["wedged"] = {"healthz": outcome, "body": body, "seconds": round(seconds, 3), "log": str(self.server.log_path)}
+            self.rescues.append(time.monotonic())
+            self.server.proc.send_signal(signal.SIGKILL)
+            self.server.proc.wait()
+            self.server.log.close()
+            self.boot()
         record["_ended"] = ended
         self.faults.append(record)
         return record
@@ -495,6 +545,8 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
     workers += [threading.Thread(target=chaos.read_worker, args=(0,), daemon=True)]
     workers += [threading.Thread(target=chaos.service_worker, args=(n,), daemon=True) for n in range(2)]
     workers += [threading.Thread(target=chaos.llm_worker, daemon=True)]
+    watcher = threading.Thread(target=chaos.watch, daemon=True)
+    watcher.start()
     traffic_began = time.monotonic()
     for worker in workers:
         worker.start()
@@ -505,6 +557,7 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
         plan = list(base)
         while plan or time.monotonic() - traffic_began < SECONDS:
             step = plan.pop(0) if plan else more[rng.randrange(len(more))]
+            chaos.ensure_alive()
             if step[0] == "kill":
                 chaos.kill_and_restart()
             elif step[0] == "lock":
@@ -520,10 +573,14 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
             worker.join(CLIENT_TIMEOUT + 10)
         if store is not None:
             store.thaw()
+    chaos.ensure_alive()
+    chaos.stop_watching.set()
+    watcher.join()
     traffic_seconds = time.monotonic() - traffic_began
 
     # f. A clean stop, on SIGTERM, within STOP_BOUND; it flushes the queued rows.
-    problems = []
+    problems = [f"warden crashed (exited {note['exit']}) at {note['at_s']} s, log {note['log']}: {note['last_words']}"
+                for note in chaos.crash_notes]
     stopping = time.monotonic()
     try:
         code = chaos.server.stop(signal.SIGTERM, timeout=STOP_BOUND)
@@ -563,7 +620,7 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
         return next((k for k in chaos.kills if t - after <= k <= t + before), None)
 
     # a. Every acknowledged call has its row.
-    lost = []
+    lost, unexplained = [], []
     for c in calls:
         if not c.ok:
             continue
@@ -577,11 +634,17 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
         elif c.request_id not in result_requests:
             k = kill_within(c.ended, LOSS_WINDOW, after=KILL_SKEW)
             if k is None:
-                problems.append(f"a. an acknowledged {c.kind} ({c.ident}, request {c.request_id}, answered at "
-                                f"{chaos.rel(c.ended)} s) has no gateway.result row and no kill -9 came within "
-                                f"{LOSS_WINDOW} s after it (nor {KILL_SKEW} s before; kills at kills at {[chaos.rel(k) for k in chaos.kills]})")
+                unexplained.append(c)
             else:
                 lost.append(round(k - c.ended, 3))
+    if unexplained:
+        first, last = chaos.rel(unexplained[0].ended), chaos.rel(unexplained[-1].ended)
+        crashes = [chaos.rel(t) for t in chaos.crashes]
+        problems.append(
+            f"a. {len(unexplained)} acknowledged reads/LLM calls (answered between {first} s and {last} s) have no "
+            f"gateway.result row, and no kill -9 came within {LOSS_WINDOW} s after (or {KILL_SKEW} s before) their "
+            f"answer (kills at {[chaos.rel(k) for k in chaos.kills]} s; crashes at {crashes} s); e.g. " + "; ".join(
+                f"{c.kind} {c.ident} request {c.request_id} answered at {chaos.rel(c.ended)} s" for c in unexplained[:5]))
 
     # b. No venue saw an unaudited call.
     venue_orders = [r for r in chaos.binance.requests if r["method"] == "POST" and r["path"].split("?")[0] == "/api/v3/order"]
@@ -598,13 +661,16 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
             problems.append(f"b. the service received {r['method']} {r['path']} (at {chaos.rel(r['t'])} s) with no "
                             "gateway.forward row")
     result_paths = {row["detail"].get("path") for row in results if row["target"] == "desk"}
-    unaudited_reads = 0
+    unaudited_reads, unexcused = 0, []
     for r in chaos.service.requests:
         if r["method"] == "GET" and r["path"] not in result_paths:
             if kill_within(r["t"], CRASH_REACH) is None:
-                problems.append(f"b. the service received GET {r['path']} (at {chaos.rel(r['t'])} s) and it has no row, "
-                                "with no kill -9 while it was in flight")
+                unexcused.append(r)
             unaudited_reads += 1
+    if unexcused:
+        problems.append(f"b. the service received {len(unexcused)} GETs that have no row, none within {CRASH_REACH} s "
+                        f"before a kill -9 (received between {chaos.rel(unexcused[0]['t'])} s and "
+                        f"{chaos.rel(unexcused[-1]['t'])} s), e.g. " + ", ".join(r["path"] for r in unexcused[:3]))
     # Reads and LLM calls the venue saw but whose rows a kill lost: at most those that reached it just before a kill.
     for fake, target, match in ((chaos.binance, "binance", lambda r: r["method"] == "GET"),
                                 (chaos.openai, "openai", lambda r: True)):
@@ -643,7 +709,8 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
                         f"{chaos.rel(c.started)} s, ended {c.outcome})")
     for f in chaos.faults:
         if f["healthy_after_s"] is None:
-            problems.append(f"e. after the {f['fault']} at {f['at_s']} s Warden was not healthy again within 60 s")
+            problems.append(f"e. after the {f['fault']} at {f['at_s']} s Warden was not healthy again within "
+                            f"{RECOVERY_BOUND} s (then killed and restarted): {f.get('wedged')}")
         during = f.get("healthz_during")
         if during and not (isinstance(during["status"], int) and during["seconds"] < 5):
             problems.append(f"e. /healthz during the {f['fault']} at {f['at_s']} s: {during}")
@@ -671,7 +738,7 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
         "other": sum(1 for c in calls if not c.ok and c.outcome != 503),
         "by_kind": {kind: status_counts({kind}) for kind in sorted({c.kind for c in calls})},
         "faults": chaos.faults,
-        "kills": len(chaos.kills),
+        "kills": len(chaos.kills), "crashes": chaos.crash_notes, "rescue_kills": len(chaos.rescues),
         "rows_lost_to_kill9": len(lost), "lost_rows_answered_s_before_kill": sorted(lost),
         "venue_reads_without_row": unaudited_reads,
         "max_call_s": round(slowest.seconds, 3), "max_call": f"{slowest.kind} {slowest.ident} -> {slowest.outcome}",
@@ -688,9 +755,16 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / f"chaos-{store_kind}.json"
+    if problems:  # pytest's tmp directories rotate: keep the logs beside the figures
+        kept = RESULTS_DIR / f"chaos-{store_kind}-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir()
+        for log in chaos.logs:
+            shutil.copy(log, kept)
+        figures["warden_logs"] = [str(kept / pathlib.Path(log).name) for log in chaos.logs]
     out.write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nchaos {store_kind} {tag()}: {json.dumps({k: v for k, v in figures.items() if k not in ('faults', 'warden_logs')}, default=str)}")
     for f in chaos.faults:
         print("  fault", json.dumps(f, default=str))
     print(f"  figures written to {out}")
-    assert not problems, tag() + f" ({len(problems)} problems; figures in {out}; logs {chaos.logs}):\n  " + "\n  ".join(problems[:40])
+    assert not problems, tag() + f" ({len(problems)} problems; figures in {out}; logs {figures['warden_logs']}):\n  " + "\n  ".join(problems[:40])
