@@ -24,7 +24,7 @@ printed (`pytest -s`) and written to bench/results/chaos-<store>.json (bench/res
 
     WARDEN_CHAOS_SECONDS=120 WARDEN_CHAOS_SEED=7 pytest tests/e2e/test_chaos.py -s
 
-WARDEN_CHAOS_SECONDS is the traffic time per store (default 25; each store also has a minimum set of faults);
+WARDEN_CHAOS_SECONDS is the traffic time per store (default 20; each store also has a minimum set of faults);
 WARDEN_CHAOS_SEED changes the traffic mix, the order sizes and the fault schedule. PostgreSQL binaries are taken
 from WARDEN_TEST_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin; without them the PostgreSQL run is skipped,
 unless WARDEN_REQUIRE_POSTGRES=1.
@@ -54,7 +54,7 @@ from conftest import ROOT, free_port, warden
 from test_exchanges import OWNER, PASSWORD, THROWAWAY_BINANCE_SECRET, Exchanges, start_warden
 from test_faults import hold_sqlite_lock
 
-SECONDS = float(os.environ.get("WARDEN_CHAOS_SECONDS", "25"))
+SECONDS = float(os.environ.get("WARDEN_CHAOS_SECONDS", "20"))
 SEED = int(os.environ.get("WARDEN_CHAOS_SEED", "20261204"))
 SEND_DEADLINE = 5          # [gateway] send_deadline_seconds (the default, set explicitly below)
 STORE_DEADLINE = 5         # Database.deadline: every store operation ends within it
@@ -342,12 +342,17 @@ upstream_timeout_seconds = 10
         return outcome, body, ended - began
 
     def wait_healthy(self, limit=60):
-        """Seconds until /healthz says ok (None if not within `limit`)."""
+        """Seconds until /healthz says ok (None if not within `limit`); notes the slowest probe meanwhile."""
         began = time.monotonic()
+        self.probes = {"count": 0, "slowest_s": 0.0, "answers": {}}
         while time.monotonic() - began < limit:
             if self.server.proc.poll() is not None:
                 return None
-            outcome, body, _ = self.health()
+            outcome, body, seconds = self.health(timeout=min(10, max(1, limit - (time.monotonic() - began))))
+            self.probes["count"] += 1
+            self.probes["slowest_s"] = round(max(self.probes["slowest_s"], seconds), 3)
+            key = f"{outcome} {body.get('store')}" if isinstance(body, dict) else str(outcome)
+            self.probes["answers"][key] = self.probes["answers"].get(key, 0) + 1
             if outcome == 200:
                 return time.monotonic() - began
             time.sleep(0.05)
@@ -456,6 +461,8 @@ upstream_timeout_seconds = 10
         record["held_s"] = round(ended - began, 3)
         healthy = self.wait_healthy(RECOVERY_BOUND)
         record["healthy_after_s"] = None if healthy is None else round(healthy, 3)
+        if healthy is None or healthy > 2:
+            record["healthz_probes_after"] = self.probes
         if self.ensure_alive():
             record["warden_crashed"] = self.crash_notes[-1]
         elif healthy is None:
