@@ -586,7 +586,7 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
     traffic_seconds = time.monotonic() - traffic_began
 
     # f. A clean stop, on SIGTERM, within STOP_BOUND; it flushes the queued rows.
-    problems = [f"warden crashed (exited {note['exit']}) at {note['at_s']} s, log {note['log']}: {note['last_words']}"
+    problems = [f"warden crashed (exited {note['exit']}) at {note['at_s']} s, log {pathlib.Path(note['log']).name}: {note['last_words']}"
                 for note in chaos.crash_notes]
     stopping = time.monotonic()
     try:
