@@ -536,10 +536,10 @@ def schedule(store_kind, rng):
     """The faults, in order: a minimum set, then more of them (cycled) while the run lasts."""
     if store_kind == "sqlite":
         base = [("kill",), ("lock", rng.uniform(3, 7)), ("kill",), ("lock", rng.uniform(3, 7)), ("kill",)]
-        more = [("kill",), ("lock", rng.uniform(2, 7))]
+        more = [("kill",), ("lock", None)]
     else:
         base = [("kill",), ("restart",), ("freeze", rng.uniform(6, 8)), ("restart",), ("kill",), ("restart",)]
-        more = [("restart",), ("kill",), ("freeze", rng.uniform(6, 8))]
+        more = [("restart",), ("kill",), ("freeze", None)]
     return base, more
 
 
@@ -568,11 +568,11 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
             if step[0] == "kill":
                 chaos.kill_and_restart()
             elif step[0] == "lock":
-                chaos.sqlite_lock(step[1])
+                chaos.sqlite_lock(step[1] or rng.uniform(2, 7))
             elif step[0] == "restart":
                 chaos.pg_restart()
             elif step[0] == "freeze":
-                chaos.pg_freeze(step[1])
+                chaos.pg_freeze(step[1] or rng.uniform(6, 8))
             time.sleep(rng.uniform(1.5, 3))
     finally:
         chaos.stop_traffic.set()
@@ -593,8 +593,9 @@ def test_chaos_keeps_the_books_across_kills_and_store_faults(store, start, tmp_p
         code = chaos.server.stop(signal.SIGTERM, timeout=STOP_BOUND)
         if code != 0:
             problems.append(f"f. warden exited {code} on SIGTERM")
-    except AssertionError as error:
-        problems.append(f"f. {error} within {STOP_BOUND} s")
+    except AssertionError:
+        problems.append(f"f. warden did not stop within {STOP_BOUND} s of SIGTERM (it was killed; log "
+                        f"{chaos.server.log_path.name})")
     stop_seconds = time.monotonic() - stopping
 
     # d. The audit chain verifies.
