@@ -101,3 +101,7 @@ def start(tmp_path):
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long-running test (fault injection); still run by default, with short durations")
