@@ -46,8 +46,9 @@ public final class AuditWriter: Sendable {
         /// Refusals not queued because the writer was unhealthy, since `gapSince` (wall milliseconds).
         var unrecorded = 0
         var gapSince: Int64?
-        /// When the oldest row of the batch being committed was queued, while one is.
+        /// When the oldest row of the batch being committed was queued, and how many rows it holds.
         var inFlightSince: UInt64?
+        var inFlight = 0
         /// Queued rows whose caller waits for them.
         var waiting = 0
         /// The drain's wait for more rows; a caller who waits for its row cuts it short.
@@ -88,6 +89,7 @@ public final class AuditWriter: Sendable {
     /// The writer's state, for health checks.
     public struct Status: Sendable {
         public let healthy: Bool
+        /// Rows not yet committed: waiting, or in the commit under way.
         public let queued: Int
         /// How long the oldest uncommitted row has waited, in milliseconds.
         public let lagMillis: Int
@@ -99,7 +101,7 @@ public final class AuditWriter: Sendable {
         return state.withLock { s in
             let lag = s.lag(now: now)
             return Status(healthy: s.failure == nil && s.queue.count <= Self.admitDepth && lag <= Self.maxLagNanos,
-                          queued: s.queue.count, lagMillis: Int(lag / 1_000_000), failure: s.failure)
+                          queued: s.queue.count + s.inFlight, lagMillis: Int(lag / 1_000_000), failure: s.failure)
         }
     }
 
@@ -301,7 +303,7 @@ extension AuditWriter.State {
     }
 
     mutating func takeBatch(_ limit: Int) -> [AuditWriter.Pending]? {
-        guard !queue.isEmpty else { draining = false; inFlightSince = nil; return nil }
+        guard !queue.isEmpty else { draining = false; inFlightSince = nil; inFlight = 0; return nil }
         // Handing the whole queue over moves it; trimming a shared copy would copy every row.
         var batch: [AuditWriter.Pending] = []
         if queue.count <= limit { swap(&batch, &queue) } else {
@@ -310,12 +312,14 @@ extension AuditWriter.State {
         }
         waiting -= batch.count(where: { $0.waiter != nil })
         inFlightSince = batch.first?.since
+        inFlight = batch.count
         return batch
     }
 
     /// Records progress; returns the flushers it released (all of them while commits fail).
     mutating func settle(through ticket: UInt64, failure: String?) -> [CheckedContinuation<Void, Never>] {
         inFlightSince = nil
+        inFlight = 0
         settledThrough = max(settledThrough, ticket)
         self.failure = failure
         let released = flushers.filter { failure != nil || $0.ticket <= settledThrough }

@@ -13,11 +13,13 @@ from conftest import free_port
 
 
 def bin_dir():
-    candidates = [os.environ.get("WARDEN_TEST_PG_BINDIR", "")] + sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    for directory in candidates:
-        if directory and os.path.exists(os.path.join(directory, "initdb")):
-            return directory
-    return None
+    """WARDEN_TEST_PG_BINDIR (set by scripts/with-postgres), else the newest installed server's."""
+    given = os.environ.get("WARDEN_TEST_PG_BINDIR")
+    if given and os.path.exists(os.path.join(given, "initdb")):
+        return given
+    found = sorted((d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(os.path.join(d, "initdb"))),
+                   key=lambda d: [int(p) if p.isdigit() else p for p in d.split("/")[-2].split(".")])
+    return found[-1] if found else None
 
 
 class OwnPostgres:
@@ -40,7 +42,8 @@ class OwnPostgres:
 
     def start(self):
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-o",
-                  f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off",
+                  f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off "
+                  "-c max_connections=200",
                   "start")
 
     def stop(self):
@@ -64,12 +67,18 @@ class OwnPostgres:
         return [postmaster, *children]
 
     def freeze(self):
-        self.frozen = self.processes()
-        for pid in self.frozen:
-            os.kill(pid, signal.SIGSTOP)
+        """SIGSTOPs the postmaster first (so it starts no one new), then every process it started."""
+        self.frozen = []
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                self.frozen.append(pid)
+            except ProcessLookupError:
+                pass
+        return len(self.frozen)
 
     def thaw(self):
-        for pid in getattr(self, "frozen", []):
+        for pid in reversed(getattr(self, "frozen", [])):
             try:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
@@ -78,10 +87,8 @@ class OwnPostgres:
 
     def close(self):
         self.thaw()
-        try:
-            self.stop()
-        except subprocess.SubprocessError:
-            pass
+        subprocess.run([*self.as_pg, os.path.join(self.bin, "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

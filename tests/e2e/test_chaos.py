@@ -29,7 +29,6 @@ WARDEN_CHAOS_SEED changes the traffic mix, the order sizes and the fault schedul
 from WARDEN_TEST_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin; without them the PostgreSQL run is skipped,
 unless WARDEN_REQUIRE_POSTGRES=1.
 """
-import glob
 import hashlib
 import hmac
 import json
@@ -38,8 +37,6 @@ import pathlib
 import random
 import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -53,6 +50,7 @@ import fakes
 from conftest import ROOT, free_port, warden
 from test_exchanges import OWNER, PASSWORD, THROWAWAY_BINANCE_SECRET, Exchanges, start_warden
 from test_faults import hold_sqlite_lock
+import pg_control
 
 SECONDS = float(os.environ.get("WARDEN_CHAOS_SECONDS", "20"))
 SEED = int(os.environ.get("WARDEN_CHAOS_SEED", "20261204"))
@@ -78,99 +76,17 @@ def tag():
     return f"[WARDEN_CHAOS_SEED={SEED} WARDEN_CHAOS_SECONDS={SECONDS:g}]"
 
 
-# ------------------------------------------------------------------------------------------ a throwaway PostgreSQL
-
-def pg_bindir():
-    given = os.environ.get("WARDEN_TEST_PG_BINDIR")
-    if given and os.path.exists(os.path.join(given, "initdb")):
-        return given
-    found = sorted((d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(os.path.join(d, "initdb"))),
-                   key=lambda d: [int(p) if p.isdigit() else p for p in d.split("/")[-2].split(".")])
-    return found[-1] if found else None
-
-
-class PostgresCluster:
-    """A PostgreSQL server of this test's own on 127.0.0.1 (fsync off), which it may restart and freeze. As root,
-    its commands run as the `postgres` user, in a directory that user owns (like scripts/with-postgres)."""
-
-    def __init__(self, bindir):
-        self.bindir = bindir
-        self.port = free_port()
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="warden-chaos-pg-"))
-        self.as_pg = []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-            self.as_pg = ["runuser", "-u", "postgres", "--"]
-        self.data = self.dir / "data"
-        self.frozen = []
-        self.pg("initdb", "-D", str(self.data), "-U", "warden", "--auth=trust", "-E", "UTF8")
-        self.pg("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-o",
-                f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} "
-                "-c fsync=off -c max_connections=200", "start")
-        self.pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "warden", "warden")
-        self.url = f"postgres://warden@127.0.0.1:{self.port}/warden?sslmode=disable"
-
-    def pg(self, tool, *args, timeout=60):
-        done = subprocess.run([*self.as_pg, os.path.join(self.bindir, tool), *args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, f"{tool} {' '.join(args)}: {done.stdout}{done.stderr}"
-        return done
-
-    def restart(self):
-        self.pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart", "-l", str(self.dir / "log"))
-
-    def pids(self):
-        """The postmaster, then every process it started (read from /proc)."""
-        master = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = []
-        for stat in glob.glob("/proc/[0-9]*/stat"):
-            try:
-                fields = pathlib.Path(stat).read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                children.append(int(stat.split("/")[2]))
-        return [master, *children]
-
-    def freeze(self):
-        master = self.pids()[0]
-        os.kill(master, signal.SIGSTOP)  # first, so it starts no one new while its children are stopped
-        self.frozen = [master]
-        for pid in self.pids()[1:]:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-                self.frozen.append(pid)
-            except ProcessLookupError:
-                pass
-        return len(self.frozen)
-
-    def thaw(self):
-        for pid in reversed(self.frozen):
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        self.frozen = []
-
-    def close(self):
-        self.thaw()
-        subprocess.run([*self.as_pg, os.path.join(self.bindir, "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                        "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def store(request):
     if request.param == "sqlite":
         yield None
         return
-    bindir = pg_bindir()
-    if bindir is None:
+    if pg_control.bin_dir() is None:
         if os.environ.get("WARDEN_REQUIRE_POSTGRES") == "1":
             pytest.fail("WARDEN_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries (WARDEN_TEST_PG_BINDIR or "
                         "/usr/lib/postgresql/*/bin)")
         pytest.skip("needs PostgreSQL server binaries (initdb, pg_ctl): run scripts/bootstrap")
-    cluster = PostgresCluster(bindir)
+    cluster = pg_control.OwnPostgres()
     try:
         yield cluster
     finally:

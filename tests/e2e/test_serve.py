@@ -32,7 +32,7 @@ def test_keygen_prints_distinct_64_hex_keys():
 def test_first_boot_creates_a_private_store_and_a_later_boot_unseals(start, tmp_path, master_key):
     server = start({"WARDEN_MASTER_KEY": master_key})
     health = requests.get(server.url + "/healthz").json()
-    assert health == {"status": "ok", "vault": "unsealed", "store": "ok"}
+    assert health == {"status": "ok", "vault": "unsealed", "store": "ok", "audit": {"keeping_up": True, "queued": 0, "lag_ms": 0}}
     assert server.stop() == 0
     data = tmp_path / "data"
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
