@@ -190,6 +190,18 @@ public final class AuditWriter: Sendable {
         }
     }
 
+    /// For a stop: waits until every queued row is committed, or `limit` has passed (the store is failing);
+    /// returns how many rows were left unwritten.
+    public func flush(waitingAtMost limit: Duration) async -> Int {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            await flush()
+            let left = state.withLock { $0.queue.count + $0.inFlight }
+            if left == 0 || ContinuousClock.now >= deadline { return left }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     private func drain() async {
         while true {
             await gather()
@@ -208,7 +220,7 @@ public final class AuditWriter: Sendable {
                         s.push(.gap(since: since, until: Clock.nowMillis(), refused: s.unrecorded, dropped: s.dropped), work: nil, waiter: nil)
                         (s.gapSince, s.unrecorded, s.dropped) = (nil, 0, 0)
                     }
-                    return (s.settle(through: batch.last!.ticket, failure: nil), gap)
+                    return (s.settle(through: batch.last?.ticket ?? s.settledThrough, failure: nil), gap)
                 }
                 resumeFlushers(flushers)
                 if let (refused, dropped) = gap {
@@ -221,7 +233,7 @@ public final class AuditWriter: Sendable {
                 for pending in batch { pending.waiter?.resume(throwing: error) }
                 let (flushers, queued) = state.withLock { s in
                     s.queue.insert(contentsOf: kept, at: 0)
-                    let through = kept.first.map { $0.ticket - 1 } ?? batch.last!.ticket
+                    let through = kept.first.map { $0.ticket - 1 } ?? batch.last?.ticket ?? s.settledThrough
                     return (s.settle(through: through, failure: String(describing: error)), s.queue.count)
                 }
                 resumeFlushers(flushers)
@@ -303,6 +315,9 @@ extension AuditWriter.State {
     }
 
     mutating func takeBatch(_ limit: Int) -> [AuditWriter.Pending]? {
+        // After a failed commit with nothing left to write (its rows' callers were told), an empty commit
+        // probes the store: the gateway opens again only once one succeeds.
+        if queue.isEmpty, failure != nil { return [] }
         guard !queue.isEmpty else { draining = false; inFlightSince = nil; inFlight = 0; return nil }
         // Handing the whole queue over moves it; trimming a shared copy would copy every row.
         var batch: [AuditWriter.Pending] = []

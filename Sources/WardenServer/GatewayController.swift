@@ -142,7 +142,7 @@ struct GatewayController {
         try gateway.checkBody(body, contentType: request.headers[.contentType], key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: request.method.rawValue, query: request.uri.query ?? "", body: body,
-            headers: Self.forwardableHeaders(request.headers, venue: venue))
+            headers: Self.forwardableHeaders(request.headers, venue: venue), reasonNotToSend: { loop.reasonNotToSend() })
         switch plan.route {
         case .answer(let status, let answer):
             let walletAuth = plan.audit["class"] == "wallet_auth"

@@ -131,7 +131,8 @@ public func buildApplication(
             serverName: "warden"),
         services: [
             UpstreamClientService(clients: env.upstreams),
-            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit),
+            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit,
+                              finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
             KeyCacheSyncService(keys: env.gateway.keys),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
@@ -149,11 +150,18 @@ struct UpstreamClientService: Service {
 }
 
 /// Writes the gateway's `last_used_at` updates and unbudgeted LLM usage every second instead of per
-/// request; at shutdown, also the audit rows still queued.
+/// request; at shutdown, also the audit rows still queued, waiting up to `finalFlush` for a store that
+/// does not take them at once. Rows still unwritten then make the stop fail loudly (exit status 1).
 struct UsageFlushService: Service {
     let touches: UsageTouches
     let spend: SpendBatch
     let audit: AuditWriter
+    let finalFlush: Duration
+
+    struct RowsUnwritten: Error, CustomStringConvertible {
+        let count: Int
+        var description: String { "\(count) audit rows could not be written before the stop: the store did not take them" }
+    }
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -163,7 +171,8 @@ struct UsageFlushService: Service {
         }
         await touches.flush()
         await spend.flush()
-        await audit.flush()
+        let left = await audit.flush(waitingAtMost: finalFlush)
+        if left > 0 { throw RowsUnwritten(count: left) }
     }
 }
 

@@ -55,10 +55,11 @@ public final class Database: Sendable {
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
                 throw .invalidDatabaseURL("cannot parse the postgres URL: \(error)")
             }
-            // Covers the TCP connect and the start-up exchange: a frozen server cannot hold a slot for ever.
-            configuration.coreConfiguration.options.connectTimeout = TimeAmount(deadline)
+            // `PostgresSource` bounds the connect and start-up exchange; the driver's own bound stays far off.
+            configuration.coreConfiguration.options.connectTimeout = .minutes(10)
             let pool = EventLoopGroupConnectionPool(
-                source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: perLoop,
+                source: PostgresSource(base: PostgresConnectionSource(sqlConfiguration: configuration), timeout: TimeAmount(deadline)),
+                maxConnectionsPerEventLoop: perLoop,
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(dialect: .postgres, location: location,
                             lender: PooledLender(pool: pool, logger: logger, session: { $0.session() },

@@ -99,11 +99,15 @@ public struct BinanceVenue: ExchangeVenue {
         "portfolio", "fiat", "mining", "blvt", "nft", "broker", "account", "accountsnapshot", "bnbburn",
     ]
 
+    /// Whether a `/sapi` (or `/wapi`) path names a money family in any of its segments, compared lower-case
+    /// and without a format suffix (`margin.json`), so no spelling of a money call (versionless, doubled,
+    /// suffixed) falls out of its family into the unknown class an operator's rule may open.
     static func inMoneyFamily(_ call: ExchangeCall) -> Bool {
         let segments = call.matchingPath.split(separator: "/", omittingEmptySubsequences: true)
+            .map { String($0.split(separator: ".", maxSplits: 1).first ?? "").lowercased() }
         guard let root = segments.first else { return false }
         if root == "wapi" { return true }
-        return root == "sapi" && segments.count >= 3 && moneyFamilies.contains(String(segments[2]))
+        return root == "sapi" && segments.dropFirst().contains { moneyFamilies.contains($0) || $0 == "wapi" }
     }
 
     static let orderParameters: Set<String> = [

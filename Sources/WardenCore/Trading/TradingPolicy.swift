@@ -48,8 +48,10 @@ public struct TradingPolicy: Sendable {
         allowed = config.venues.mapValues { $0.allowEndpoints.map(EndpointPattern.init) }
     }
 
+    /// `reasonNotToSend` says, just before a call Warden sends itself (a wallet call) goes out, why it must
+    /// not any more (its client has gone, it waited past its deadline), as the gateway checks for the rest.
     public func plan(_ admission: Admission, venue: any ExchangeVenue, method: String, query: String, body: Data,
-                     headers: HTTPFields) async throws(GatewayRefusal) -> TradePlan {
+                     headers: HTTPFields, reasonNotToSend: @escaping @Sendable () -> String? = { nil }) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
@@ -97,14 +99,14 @@ public struct TradingPolicy: Sendable {
             return try await plan(batch: orders, outgoing, venue, admission, base)
         case .walletAuth:
             try requireTrade(key)
-            return try await walletAuth(outgoing, venue, admission, base)
+            return try await walletAuth(outgoing, venue, admission, base, reasonNotToSend: reasonNotToSend)
         }
     }
 
     /// Polymarket level 1: Warden signs with the stored wallet key, keeps the minted credentials in the
     /// vault, and tells the agent only that they are stored. Allowed in dry-run too: it trades nothing.
     func walletAuth(_ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-                    _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+                    _ base: UpstreamBase, reasonNotToSend: @Sendable () -> String?) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         guard admission.ownsCredential else {
             throw GatewayRefusal(.forbidden, .permission, "only keys of the credential's owner may mint its level-2 credentials", key: key)
@@ -119,6 +121,7 @@ public struct TradingPolicy: Sendable {
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
         }
+        if let late = reasonNotToSend() { throw GatewayRefusal(.serviceUnavailable, .unavailable, late, key: key) }
         let answer: (status: Int, body: Data)
         do { answer = try await prices.caller.send(request, origin: base.origin) } catch {
             throw GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: key)
