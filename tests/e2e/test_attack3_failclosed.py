@@ -62,3 +62,33 @@ def test_a_level_one_call_is_not_sent_past_the_send_deadline(start, tmp_path, ma
     seen = _l1_seen(fake)
     assert not seen, (f"the venue received POST /auth/api-key {elapsed:.1f} s after the request was read in full "
                       f"(send_deadline_seconds = 1); Warden answered {r.status_code}")
+
+
+def test_a_clean_stop_during_a_store_stall_keeps_the_rows_of_calls_the_venue_saw(start, tmp_path, master_key):
+    """README: 'A crash (not a clean stop, which flushes) can lose the rows of the last 10 ms or so.' A read is
+    forwarded (the venue sees it) while another process holds SQLite's write lock; its gateway.result row waits in
+    the queue. SIGTERM then stops Warden: AuditWriter.flush returns at once once a commit has failed (and releases
+    its waiters when the in-flight commit fails), so the process exits with the row never written."""
+    import json
+    import signal
+    import sqlite3
+    from test_faults import Desk
+    desk = Desk(start, tmp_path, master_key)
+    assert desk.call()[1] == 200
+    time.sleep(1.2)
+    holder = hold_sqlite_lock(desk.sqlite_path, 15)
+    locked_at = time.monotonic()
+    path, status, _ = desk.call()
+    assert status == 200  # forwarded: the venue saw it
+    assert path in desk.seen()
+    time.sleep(6)  # the writer's first commit attempt fails (busy timeout 5 s): failure is set
+    desk.server.proc.send_signal(signal.SIGTERM)
+    desk.server.proc.wait(timeout=30)
+    exited_after = time.monotonic() - locked_at
+    holder.join()
+    db = sqlite3.connect(str(desk.sqlite_path))
+    rows = [json.loads(d or "{}") for (d,) in db.execute("SELECT detail FROM audit WHERE action = 'gateway.result'")]
+    db.close()
+    paths = {r.get("path") for r in rows}
+    assert path in paths, (f"the venue saw GET /proxy/desk{path} (200), Warden stopped cleanly after {exited_after:.1f} s "
+                           f"(exit {desk.server.proc.returncode}) while the store was locked, and the call has no audit row")
