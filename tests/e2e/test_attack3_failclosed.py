@@ -92,3 +92,27 @@ def test_a_clean_stop_during_a_store_stall_keeps_the_rows_of_calls_the_venue_saw
     paths = {r.get("path") for r in rows}
     assert path in paths, (f"the venue saw GET /proxy/desk{path} (200), Warden stopped cleanly after {exited_after:.1f} s "
                            f"(exit {desk.server.proc.returncode}) while the store was locked, and the call has no audit row")
+
+
+def test_the_gateway_reopens_after_a_failed_commit_of_only_durable_rows(start, tmp_path, master_key):
+    """A write (durable gateway.forward row) is the only traffic while another process holds SQLite's write lock
+    for 7 s: its batch fails after the 5 s busy timeout, the caller gets 503 and its row is dropped (rightly: not
+    sent). The queue is then empty, AuditWriter.failure stays set, and nothing ever queues a row again (refusals
+    while unhealthy are only counted), so the drain never retries: the gateway answers 503 to every call, and
+    /healthz says 503, for ever after the store is fine again."""
+    from test_faults import Desk
+    desk = Desk(start, tmp_path, master_key)
+    assert desk.call()[1] == 200
+    time.sleep(1.2)
+    holder = hold_sqlite_lock(desk.sqlite_path, 7)
+    _, status, seconds = desk.call("POST", timeout=30)
+    assert status == 503, status
+    holder.join()
+    time.sleep(3)  # the store has been free for 3 s
+    statuses = []
+    for _ in range(10):
+        statuses.append(desk.call()[1])
+        time.sleep(1)
+    health = requests.get(desk.server.url + "/healthz", timeout=5)
+    assert 200 in statuses, (f"13 s after the lock was released every call is still refused: {statuses}; "
+                             f"/healthz {health.status_code} {health.text}")
