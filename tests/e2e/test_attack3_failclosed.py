@@ -76,14 +76,14 @@ def test_a_clean_stop_during_a_store_stall_keeps_the_rows_of_calls_the_venue_saw
     desk = Desk(start, tmp_path, master_key)
     assert desk.call()[1] == 200
     time.sleep(1.2)
-    holder = hold_sqlite_lock(desk.sqlite_path, 15)
+    holder = hold_sqlite_lock(desk.sqlite_path, 30)
     locked_at = time.monotonic()
     path, status, _ = desk.call()
     assert status == 200  # forwarded: the venue saw it
     assert path in desk.seen()
     time.sleep(6)  # the writer's first commit attempt fails (busy timeout 5 s): failure is set
     desk.server.proc.send_signal(signal.SIGTERM)
-    desk.server.proc.wait(timeout=30)
+    desk.server.proc.wait(timeout=60)
     exited_after = time.monotonic() - locked_at
     holder.join()
     db = sqlite3.connect(str(desk.sqlite_path))
