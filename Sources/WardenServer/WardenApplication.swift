@@ -152,18 +152,18 @@ struct UpstreamClientService: Service {
 /// Writes the gateway's `last_used_at` updates and unbudgeted LLM usage every second instead of per
 /// request; at shutdown, also the audit rows still queued, waiting up to `finalFlush` for a store that
 /// does not take them at once. Rows still unwritten then make the stop fail loudly (exit status 1).
-struct UsageFlushService: Service {
+public struct UsageFlushService: Service {
     let touches: UsageTouches
     let spend: SpendBatch
     let audit: AuditWriter
     let finalFlush: Duration
 
-    struct RowsUnwritten: Error, CustomStringConvertible {
-        let count: Int
-        var description: String { "\(count) audit rows could not be written before the stop: the store did not take them" }
+    public struct RowsUnwritten: Error, CustomStringConvertible {
+        public let count: Int
+        public var description: String { "\(count) audit rows could not be written before the stop: the store did not take them" }
     }
 
-    func run() async throws {
+    public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             await touches.flush()

@@ -31,7 +31,12 @@ struct Serve: AsyncParsableCommand {
                 onServerRunning: { port in logger.info("listening", metadata: ["address": "\(settings.listen.host):\(port)"]) })
             // The store closes only once every service has stopped (after a clean stop, and when one
             // failed, such as a port in use): none of them is still opening a connection to it then.
-            do { try await app.runService() } catch {
+            do { try await app.runService() } catch let unwritten as UsageFlushService.RowsUnwritten {
+                // The store is stuck with a write under way: closing it would wait on that write. SQLite and
+                // PostgreSQL both keep what was committed; the rows named here are the ones lost.
+                logger.critical("\(unwritten)")
+                CLIFailure.exit(unwritten)
+            } catch {
                 try? await database.close()
                 throw error
             }

@@ -1,4 +1,4 @@
-"""Red-team (helper-attack3): Binance /sapi classification, judged by what the fake Binance received.
+"""Binance /sapi classification, judged by what the fake Binance received.
 
 Hundreds of generated requests (method tricks, path spellings, versions, parameters) try to get a fund movement,
 borrow, repay, transfer, withdrawal, convert, earn subscription or account-setting change to the fake through

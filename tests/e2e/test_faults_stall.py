@@ -1,4 +1,4 @@
-"""Red-team (helper-attack3): fail-closed promises under a stalled SQLite store.
+"""Fail-closed promises under a stalled SQLite store, from the side of an agent that tries to get past them.
 
 README (Gateway, 6): a call that can change something at the venue (... a wallet call ...) gets a gateway.forward
 row committed durably before it is sent; no call is sent after its client disconnected or more than
@@ -64,34 +64,43 @@ def test_a_level_one_call_is_not_sent_past_the_send_deadline(start, tmp_path, ma
                       f"(send_deadline_seconds = 1); Warden answered {r.status_code}")
 
 
-def test_a_clean_stop_during_a_store_stall_keeps_the_rows_of_calls_the_venue_saw(start, tmp_path, master_key):
-    """README: 'A crash (not a clean stop, which flushes) can lose the rows of the last 10 ms or so.' A read is
-    forwarded (the venue sees it) while another process holds SQLite's write lock; its gateway.result row waits in
-    the queue. SIGTERM then stops Warden: AuditWriter.flush returns at once once a commit has failed (and releases
-    its waiters when the in-flight commit fails), so the process exits with the row never written."""
+def stop_during_a_stall(start, tmp_path, master_key, lock_seconds):
+    """A read is forwarded (the venue sees it) while another process holds SQLite's write lock, so its
+    gateway.result row waits in the queue; SIGTERM comes 6 s into the lock. Returns (path, exit code, log, rows)."""
     import json
     import signal
     import sqlite3
     from test_faults import Desk
-    desk = Desk(start, tmp_path, master_key)
+    desk = Desk(start, tmp_path, master_key, extra_config="[server]\nshutdown_grace_seconds = 10\n")
     assert desk.call()[1] == 200
     time.sleep(1.2)
-    holder = hold_sqlite_lock(desk.sqlite_path, 30)
-    locked_at = time.monotonic()
+    holder = hold_sqlite_lock(desk.sqlite_path, lock_seconds)
     path, status, _ = desk.call()
-    assert status == 200  # forwarded: the venue saw it
-    assert path in desk.seen()
-    time.sleep(6)  # the writer's first commit attempt fails (busy timeout 5 s): failure is set
+    assert status == 200 and path in desk.seen()  # forwarded: the venue saw it
+    time.sleep(6)  # the writer's first commit attempt has failed (busy timeout 5 s)
     desk.server.proc.send_signal(signal.SIGTERM)
     desk.server.proc.wait(timeout=60)
-    exited_after = time.monotonic() - locked_at
     holder.join()
     db = sqlite3.connect(str(desk.sqlite_path))
-    rows = [json.loads(d or "{}") for (d,) in db.execute("SELECT detail FROM audit WHERE action = 'gateway.result'")]
+    paths = {json.loads(d or "{}").get("path") for (d,) in db.execute("SELECT detail FROM audit WHERE action = 'gateway.result'")}
     db.close()
-    paths = {r.get("path") for r in rows}
-    assert path in paths, (f"the venue saw GET /proxy/desk{path} (200), Warden stopped cleanly after {exited_after:.1f} s "
-                           f"(exit {desk.server.proc.returncode}) while the store was locked, and the call has no audit row")
+    return path, desk.server.proc.returncode, desk.server.output(), paths
+
+
+def test_a_stop_during_a_stall_waits_for_the_store_and_keeps_the_rows_of_calls_the_venue_saw(start, tmp_path, master_key):
+    """The lock goes 3 s after SIGTERM, within the 10 s grace: the stop waits for it, writes the row, exits 0."""
+    path, code, log, paths = stop_during_a_stall(start, tmp_path, master_key, lock_seconds=9)
+    assert code == 0, log[-2000:]
+    assert path in paths, "the venue saw a call whose row a clean stop did not write"
+
+
+def test_a_stop_that_cannot_write_its_rows_fails_and_says_how_many(start, tmp_path, master_key):
+    """The lock outlasts the grace: the stop cannot write the row, and says so (exit 1, the count in one line)
+    rather than reporting a clean stop."""
+    path, code, log, paths = stop_during_a_stall(start, tmp_path, master_key, lock_seconds=25)
+    assert path not in paths
+    assert code == 1, log[-2000:]
+    assert "audit rows could not be written before the stop" in log, log[-2000:]
 
 
 def test_the_gateway_reopens_after_a_failed_commit_of_only_durable_rows(start, tmp_path, master_key):
