@@ -161,42 +161,6 @@ struct SQLiteSession: SQLDatabase {
     }
 }
 
-/// PostgreSQL connections made within `timeout`. The driver's own connect timeout is not relied on: when it
-/// fires during the start-up exchange with a frozen server, the driver gives the connection up without
-/// closing it, and it lingers open once the server wakes. Here an attempt past `timeout` fails for the
-/// pool, and the connection it makes after all is closed at once.
-struct PostgresSource: ConnectionPoolSource {
-    let base: PostgresConnectionSource
-    let timeout: TimeAmount
-
-    func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<PostgresConnection> {
-        let promise = eventLoop.makePromise(of: PostgresConnection.self)
-        let settled = NIOLoopBoundBox(false, eventLoop: eventLoop)
-        let timer = eventLoop.scheduleTask(in: timeout) {
-            guard !settled.value else { return }
-            settled.value = true
-            promise.fail(StoreError.timedOut(.nanoseconds(timeout.nanoseconds)))
-        }
-        base.makeConnection(logger: logger, on: eventLoop).hop(to: eventLoop).whenComplete { result in
-            timer.cancel()
-            guard !settled.value else {
-                // Closed on the next turn of the loop (not inside the driver's own callback) and kept alive
-                // until the close is done: the driver insists a connection is closed before it goes.
-                if case .success(let late) = result {
-                    eventLoop.execute {
-                        let closing: EventLoopFuture<Void> = late.close()
-                        closing.whenComplete { _ in withExtendedLifetime(late) {} }
-                    }
-                }
-                return
-            }
-            settled.value = true
-            promise.completeWith(result)
-        }
-        return promise.futureResult
-    }
-}
-
 extension PostgresConnection {
     func session() -> any SQLDatabase { PostgresSession(connection: self, base: sql(queryLogLevel: nil)) }
 }

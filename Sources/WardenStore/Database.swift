@@ -55,11 +55,13 @@ public final class Database: Sendable {
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
                 throw .invalidDatabaseURL("cannot parse the postgres URL: \(error)")
             }
-            // `PostgresSource` bounds the connect and start-up exchange; the driver's own bound stays far off.
+            // A caller waits at most `deadline` for a connection (`requestTimeout`), but an attempt to connect
+            // is not cut short: when the driver gives one up during the start-up exchange with a frozen
+            // server, it drops the connection unclosed, and it lingers once the server wakes. An attempt to
+            // a frozen server holds its pool slot until the server answers (or ten minutes pass).
             configuration.coreConfiguration.options.connectTimeout = .minutes(10)
             let pool = EventLoopGroupConnectionPool(
-                source: PostgresSource(base: PostgresConnectionSource(sqlConfiguration: configuration), timeout: TimeAmount(deadline)),
-                maxConnectionsPerEventLoop: perLoop,
+                source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: perLoop,
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(dialect: .postgres, location: location,
                             lender: PooledLender(pool: pool, logger: logger, session: { $0.session() },

@@ -170,6 +170,9 @@ import Testing
         // Unlisted reads in a money family stay fund movement until listed
         ("GET", "/sapi/v1/capital/deposit/subAddress"), ("GET", "/sapi/v1/margin/newRead"), ("GET", "/sapi/v9/margin/allPairs"),
         ("GET", "/SAPI/V1/MARGIN/ALLPAIRS"), ("GET", "/wapi/v3/depositHistory.html"),
+        // Other spellings of a money call: a format suffix, no version, a doubled prefix
+        ("POST", "/sapi/v1/bnbBurn.json"), ("POST", "/sapi/v1/margin.json/borrow-repay"), ("POST", "/sapi/margin/borrow-repay"),
+        ("POST", "/sapi/sapi/v1/margin/loan"), ("POST", "/sapi/v1/x/capital/withdraw.xml/apply"), ("POST", "/sapi/v1/wapi/any"),
     ])
     func sapiWritesAndUnlistedCallsInMoneyFamiliesAreFundMovement(method: String, path: String) {
         #expect(classify(method, path, body: method == "GET" ? "" : "asset=USDT&amount=1&timestamp=1") == .fundMovement)
