@@ -131,21 +131,33 @@ struct SQLiteSource: ConnectionPoolSource {
     }
 }
 
+/// One pooled connection lent as an `SQLDatabase`: everything but running a query is its driver's.
+protocol PooledSession: SQLDatabase {
+    var base: any SQLDatabase { get }
+}
+
+extension PooledSession {
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var version: (any SQLDatabaseReportedVersion)? { base.version }
+    var dialect: any SQLDialect { base.dialect }
+    var queryLogLevel: Logger.Level? { base.queryLogLevel }
+
+    /// Already one connection.
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await closure(self)
+    }
+}
+
 extension SQLiteConnection {
     func session() -> any SQLDatabase { SQLiteSession(connection: self, base: sql(queryLogLevel: nil)) }
 }
 
 /// A pooled SQLite connection lent as an `SQLDatabase` that keeps the connection at hand, so the hottest
 /// write (the audit's batches) can bind `SQLiteData` directly instead of building SQLKit expressions.
-struct SQLiteSession: SQLDatabase {
+struct SQLiteSession: PooledSession {
     let connection: SQLiteConnection
     let base: any SQLDatabase
-
-    var logger: Logger { base.logger }
-    var eventLoop: any EventLoop { base.eventLoop }
-    var version: (any SQLDatabaseReportedVersion)? { base.version }
-    var dialect: any SQLDialect { base.dialect }
-    var queryLogLevel: Logger.Level? { base.queryLogLevel }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
         base.execute(sql: query, onRow)
@@ -153,11 +165,6 @@ struct SQLiteSession: SQLDatabase {
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         try await base.execute(sql: query, onRow)
-    }
-
-    /// Already one connection.
-    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await closure(self)
     }
 }
 
@@ -167,15 +174,9 @@ extension PostgresConnection {
 
 /// A pooled PostgreSQL connection that refuses queries once it is closed: the driver drops a query
 /// sent on a closed connection without ever answering it (a rollback after a deadline closed it).
-struct PostgresSession: SQLDatabase {
+struct PostgresSession: PooledSession {
     let connection: PostgresConnection
     let base: any SQLDatabase
-
-    var logger: Logger { base.logger }
-    var eventLoop: any EventLoop { base.eventLoop }
-    var version: (any SQLDatabaseReportedVersion)? { base.version }
-    var dialect: any SQLDialect { base.dialect }
-    var queryLogLevel: Logger.Level? { base.queryLogLevel }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
         guard !connection.isClosed else { return eventLoop.makeFailedFuture(StoreError.unavailable("the connection to the store is closed")) }
@@ -185,9 +186,5 @@ struct PostgresSession: SQLDatabase {
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         guard !connection.isClosed else { throw StoreError.unavailable("the connection to the store is closed") }
         try await base.execute(sql: query, onRow)
-    }
-
-    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await closure(self)
     }
 }
