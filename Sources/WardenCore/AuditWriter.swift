@@ -239,6 +239,8 @@ public final class AuditWriter: Sendable {
                 resumeFlushers(flushers)
                 logger.error("audit rows could not be committed; the gateway refuses calls until they are",
                              metadata: ["queued": "\(queued)", "error": "\(error)"])
+                // A closed store takes nothing more: the probe stops (a stop has already flushed what it could).
+                if database.isClosed, queued == 0 { state.withLock { $0.draining = false }; return }
                 try? await Task.sleep(for: Self.retryDelay)
             }
         }

@@ -9,7 +9,7 @@ import Synchronization
 
 /// A connection pool that lends connections as `SQLDatabase` sessions.
 protocol ConnectionLender: Sendable {
-    func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    func withConnection<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     func shutdown() async throws
 }
 
@@ -19,11 +19,11 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     let logger: Logger
     let session: @Sendable (Source.Connection) -> any SQLDatabase
     var threadPool: NIOThreadPool? = nil
-    /// How long a body may use a connection before `close` ends what it is waiting for (PostgreSQL;
-    /// a SQLite connection cannot be closed under a running query, its busy timeout bounds it instead).
-    var interrupt: (after: Duration, close: @Sendable (Source.Connection) -> Void)? = nil
+    /// How a body that uses its connection past its deadline is stopped (PostgreSQL: the connection is
+    /// closed; a SQLite connection cannot be closed under a running query, its busy timeout bounds it).
+    var interrupt: (@Sendable (Source.Connection) -> Void)? = nil
 
-    func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withConnection<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let connection: Source.Connection
         do { connection = try await pool.requestConnection(logger: logger).get() } catch {
             throw StoreError.unavailable("no connection to the store: \(error)")
@@ -41,13 +41,13 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
             outcome.set(waiter)
             let work = Mutex<Task<Void, Never>?>(nil)
             let timer = Task {
-                try? await Task.sleep(for: interrupt.after)
+                try? await Task.sleep(for: deadline)
                 guard outcome.claim() else { return }
                 logger.warning("a store operation passed its deadline: its connection is closed")
                 // Closed before the caller goes on (and the pool takes it back), so nobody else gets it open.
-                interrupt.close(held.value)
+                interrupt(held.value)
                 work.withLock { $0?.cancel() }
-                outcome.deliver(.failure(StoreError.timedOut(interrupt.after)))
+                outcome.deliver(.failure(StoreError.timedOut(deadline)))
             }
             work.withLock {
                 $0 = Task {

@@ -6,6 +6,7 @@ import NIOPosix
 import PostgresKit
 import SQLKit
 import SQLiteKit
+import Synchronization
 
 /// The SQL engines Warden runs on.
 public enum SQLDialectKind: String, Sendable {
@@ -28,6 +29,11 @@ public final class Database: Sendable {
     private let lender: any ConnectionLender
     /// SQLite has one writer at a time: in-process writers queue here instead of sleeping in SQLite.
     private let writerLock = AsyncLock()
+    private let closed = Atomic<Bool>(false)
+    /// Operations under way: a close waits for them, so the pool is never shut down under one.
+    private let active = Atomic<Int>(0)
+    /// Whether `close` was called: nothing should wait on this store any more.
+    public var isClosed: Bool { closed.load(ordering: .relaxed) }
 
     private init(dialect: SQLDialectKind, location: DatabaseLocation, lender: any ConnectionLender) {
         self.dialect = dialect
@@ -65,24 +71,37 @@ public final class Database: Sendable {
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(dialect: .postgres, location: location,
                             lender: PooledLender(pool: pool, logger: logger, session: { $0.session() },
-                                                 interrupt: (deadline, { let closing: EventLoopFuture<Void> = $0.close(); _ = closing })))
+                                                 interrupt: { let closing: EventLoopFuture<Void> = $0.close(); _ = closing }))
         }
     }
 
     /// Runs `body` on one connection (autocommit).
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await lender.withConnection(body)
+        try await tracked { try await self.lender.withConnection(deadline: Self.deadline, body) }
+    }
+
+    /// Runs one operation unless the store is closed, counted so that `close` can wait for it.
+    private func tracked<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
+        active.add(1, ordering: .acquiringAndReleasing)
+        defer { active.subtract(1, ordering: .acquiringAndReleasing) }
+        guard !isClosed else { throw StoreError.unavailable("the store is closed") }
+        return try await operation()
     }
 
     /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
-    /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock.
-    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        guard dialect == .sqlite else { return try await run(begin: "BEGIN", body) }
-        return try await writerLock.withLock(waitingAtMost: Self.deadline) { try await self.run(begin: "BEGIN IMMEDIATE", body) }
+    /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock. `deadline`
+    /// is longer only for what may rightly take long (migrations of a large store).
+    public func transaction<T: Sendable>(deadline: Duration = Database.deadline,
+                                         _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await tracked {
+            guard dialect == .sqlite else { return try await run(begin: "BEGIN", deadline: deadline, body) }
+            return try await writerLock.withLock(waitingAtMost: deadline) { try await self.run(begin: "BEGIN IMMEDIATE", deadline: deadline, body) }
+        }
     }
 
-    private func run<T: Sendable>(begin: SQLQueryString, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await lender.withConnection { db in
+    private func run<T: Sendable>(begin: SQLQueryString, deadline: Duration,
+                                  _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await lender.withConnection(deadline: deadline) { db in
             try await db.raw(begin).run()
             do {
                 let result = try await body(db)
@@ -108,6 +127,10 @@ public final class Database: Sendable {
         if dialect == .sqlite {
             _ = try? await withConnection { db in try await db.raw("PRAGMA wal_checkpoint(TRUNCATE)").run() }
         }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Operations under way end within their deadline; none starts now.
+        let limit = ContinuousClock.now + Self.deadline + .seconds(1)
+        while active.load(ordering: .acquiring) > 0, ContinuousClock.now < limit { try? await Task.sleep(for: .milliseconds(10)) }
         try await lender.shutdown()
     }
 

@@ -37,7 +37,8 @@ public enum Migrator {
     /// `through` stops after that version (an upgrade test builds an older store with it).
     public static func migrate(_ database: Database, logger: Logger, through last: Int = .max) async throws -> [Int] {
         let dialect = database.dialect
-        let applied = try await database.transaction { db -> [Int] in
+        // A migration of a large store may rightly take long, and a second server waits for the first's.
+        let applied = try await database.transaction(deadline: .seconds(3600)) { db -> [Int] in
             if dialect == .postgres {
                 try await db.raw("SELECT pg_advisory_xact_lock(727137)").run()
             }
