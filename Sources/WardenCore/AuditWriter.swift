@@ -83,7 +83,7 @@ public final class AuditWriter: Sendable {
     /// `maxLag`, no more than `admitDepth` waiting.
     public var healthy: Bool {
         let now = Self.now()
-        return state.withLock { $0.failure == nil && $0.queue.count <= Self.admitDepth && $0.lag(now: now) <= Self.maxLagNanos }
+        return state.withLock { $0.admits(now: now) }
     }
 
     /// The writer's state, for health checks.
@@ -99,9 +99,8 @@ public final class AuditWriter: Sendable {
     public var status: Status {
         let now = Self.now()
         return state.withLock { s in
-            let lag = s.lag(now: now)
-            return Status(healthy: s.failure == nil && s.queue.count <= Self.admitDepth && lag <= Self.maxLagNanos,
-                          queued: s.queue.count + s.inFlight, lagMillis: Int(lag / 1_000_000), failure: s.failure)
+            Status(healthy: s.admits(now: now), queued: s.queue.count + s.inFlight, lagMillis: Int(s.lag(now: now) / 1_000_000),
+                   failure: s.failure)
         }
     }
 
@@ -308,6 +307,11 @@ extension AuditWriter.State {
         guard !draining else { return false }
         draining = true
         return true
+    }
+
+    /// Whether the gateway may admit a call: the last commit succeeded and the store keeps up.
+    func admits(now: UInt64) -> Bool {
+        failure == nil && queue.count <= AuditWriter.admitDepth && lag(now: now) <= AuditWriter.maxLagNanos
     }
 
     /// How long the oldest uncommitted row (in the batch being committed or in the queue) has waited.
