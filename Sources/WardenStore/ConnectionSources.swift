@@ -11,6 +11,8 @@ import Synchronization
 protocol ConnectionLender: Sendable {
     func withConnection<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     func shutdown() async throws
+    /// Lets the connections go without waiting: for a store dropped without `shutdown`.
+    func abandon()
 }
 
 // The pool guards its state with its own locks; AsyncKit predates Sendable annotations.
@@ -61,6 +63,12 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     func shutdown() async throws {
         try await pool.shutdownAsync()
         try await threadPool?.shutdownGracefully()
+    }
+
+    func abandon() {
+        logger.error("a store was dropped without being closed: its connections are closed now")
+        let threadPool = threadPool
+        pool.shutdownGracefully { _ in threadPool?.shutdownGracefully { _ in } }
     }
 }
 

@@ -134,6 +134,11 @@ public final class Database: Sendable {
         try await lender.shutdown()
     }
 
+    /// A store dropped without `close` (its owner failed on the way out) still lets its connections go.
+    deinit {
+        if !isClosed { lender.abandon() }
+    }
+
     private static func createPrivateFile(at path: String) throws(StoreError) {
         let manager = FileManager.default
         if manager.fileExists(atPath: path) { return }

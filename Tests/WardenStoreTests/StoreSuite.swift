@@ -158,4 +158,26 @@ import WardenStore
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         try await store.database.close()
     }
+
+    /// A store whose owner failed before closing it is dropped: the process goes on (a pool dropped
+    /// open stops a debug build), and its connections are let go.
+    @Test(arguments: Backend.enabled)
+    func aStoreDroppedWithoutClosingLetsItsConnectionsGo(backend: Backend) async throws {
+        var store: TestStore? = try await TestStore.make(backend)
+        try await Migrator.migrate(try #require(store).database, logger: logger)
+        let url = store?.postgresURL
+        store = nil
+        guard let url, let name = URLComponents(string: url)?.path.dropFirst() else { return }
+        let observer = try Database.open(.postgres(url: try #require(ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"])), logger: logger)
+        var open = -1
+        for _ in 0..<50 {
+            open = try await observer.withConnection { db in
+                try await db.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = \(bind: String(name))").first(decodingColumn: "n", as: Int.self) ?? -1
+            }
+            if open == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await observer.close()
+        #expect(open == 0, "connections left open by a dropped store: \(open)")
+    }
 }
