@@ -113,12 +113,19 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
 
     @Test func anIdleConnectionIsClosedOnceTheClientHasBeenSilentTooLong() async throws {
         try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
-            let connection = try await RawConnection.open(port: port)
             // The server counts silence from the request's last byte, which it reads after this instant; the
             // generous timeouts are for a machine loaded by the suites running beside this one.
-            let started = ContinuousClock.now
-            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            _ = try await connection.read(timeout: .seconds(10)) { $0.hasSuffix("hello") }
+            var connection = try await RawConnection.open(port: port)
+            var started = ContinuousClock.now
+            for _ in 0..<3 {
+                connection = try await RawConnection.open(port: port)
+                started = ContinuousClock.now
+                try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                let first = try await connection.read(timeout: .seconds(10)) { $0.hasSuffix("hello") || connection.closed }
+                // Nothing at all: a loaded machine sent the request after the silence had already closed the
+                // connection as idle. Only then is it tried again.
+                if !first.isEmpty { break }
+            }
             let text = try await connection.read(timeout: .seconds(10)) { _ in connection.closed }
             #expect(ContinuousClock.now - started >= .milliseconds(390), "not closed before its time")
             #expect(text.components(separatedBy: "HTTP/1.1").count == 2, "nothing more is sent: \(text)")

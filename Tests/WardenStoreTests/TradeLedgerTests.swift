@@ -33,15 +33,27 @@ import WardenStore
         let (store, owner) = try await storeWithUser(backend)
         let trades = TradeRepository(store.database)
         let cap = [TradeLimit(ownerID: owner, dailyCap: USD(dollars: 250))]
-        let outcomes = try await withThrowingTaskGroup(of: TradeReservation.self) { group in
+        // On a loaded machine some of the 100 may wait past the store's deadline: those are refused (the
+        // gateway would refuse the order) and tried again one by one once the burst is over.
+        let burst = try await withThrowingTaskGroup(of: (Int, TradeReservation?).self) { group in
             for i in 0..<100 {
-                group.addTask { try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap) }
+                group.addTask {
+                    do { return (i, try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap)) } catch StoreError.timedOut, StoreError.unavailable {
+                        return (i, nil)
+                    }
+                }
             }
-            return try await group.reduce(into: [TradeReservation]()) { $0.append($1) }
+            return try await group.reduce(into: [(Int, TradeReservation?)]()) { $0.append($1) }
         }
+        var outcomes = burst.compactMap(\.1)
+        let late = burst.filter { $0.1 == nil }.map(\.0)
+        for i in late { outcomes.append(try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap)) }
         let reserved = outcomes.filter { if case .reserved = $0 { true } else { false } }.count
-        #expect(reserved == 25)
-        #expect(outcomes.filter { if case .overCap = $0 { true } else { false } }.count == 75)
+        let overCap = outcomes.filter { if case .overCap = $0 { true } else { false } }.count
+        #expect(reserved + overCap == 100)
+        // A timed-out reservation that committed all the same (PostgreSQL, a commit whose answer was lost) makes
+        // its retry over the cap: then fewer than 25 are seen reserved, never more.
+        #expect(late.isEmpty ? reserved == 25 : reserved <= 25, "reserved \(reserved), timed out \(late.count)")
         #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == ["live": USD(dollars: 250)])
         try await store.database.close()
     }
