@@ -134,7 +134,7 @@ struct WardenBench {
 
 /// A row shaped like the gateway's result row for an LLM call (ids as long as real ones, every detail field).
 func gatewayResult(owner: String, n: Int) -> AuditEntry {
-    AuditEntry(actor: "key:2f6c1f0e-6a7b-4d1e-9d7a-3a1b2c3d4e5f", owner: owner, action: "gateway.result", target: "openai", outcome: "forwarded",
+    AuditEntry(actor: "key:2f6c1f0e-6a7b-4d1e-9d7a-3a1b2c3d4e5f", owner: owner, action: GatewayStep.result.rawValue, target: "openai", outcome: .forwarded,
                detail: ["method": "POST", "path": "/v1/chat/completions", "credential": "9a8b7c6d-6a7b-4d1e-9d7a-3a1b2c3d4e5f",
                         "status": "200", "ms": "0.4", "cost_usd": "0.000007", "input_tokens": "5", "output_tokens": String(n)])
 }

@@ -125,7 +125,7 @@ public struct Accounts: Sendable {
         let user = try await users.find(email: email)
         let ok = try await hasher.verify(password, hash: user?.passwordHash)
         guard ok, let user, !user.disabled else {
-            try await audit.append(AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: "failed",
+            try await audit.append(AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed,
                                               detail: ["address": clientAddress]))
             throw WardenError.badCredentials
         }
@@ -163,7 +163,7 @@ public struct Accounts: Sendable {
     public func changePassword(_ principal: Principal, current: String, new: String) async throws {
         guard try await hasher.verify(current, hash: principal.user.passwordHash) else {
             try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.password_change",
-                                              outcome: "failed"))
+                                              outcome: .failed))
             throw WardenError(.forbidden, code: "wrong_password", "current_password is not your current password", field: "current_password")
         }
         try PasswordPolicy.check(new, email: principal.user.email)

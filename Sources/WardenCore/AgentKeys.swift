@@ -33,7 +33,7 @@ public struct AgentKeys: Sendable {
         }
         guard (1...100).contains(name.count) else { throw WardenError.invalid("name", "must be 1 to 100 characters") }
         try Credentials.validate(label: name)
-        guard access == "read" || access == "trade" else { throw WardenError.invalid("access", "must be \"read\" or \"trade\"") }
+        let access = try Access.parse(access)
         guard !credentialIDs.isEmpty else { throw WardenError.invalid("credential_ids", "must name at least one credential") }
         if let days = expiresInDays, !(1...3650).contains(days) {
             throw WardenError.invalid("expires_in_days", "must be between 1 and 3650")
@@ -41,7 +41,7 @@ public struct AgentKeys: Sendable {
         var bindings: [String: String] = [:]
         for id in credentialIDs {
             let (record, level) = try await credentials.visible(p, id: id)
-            if access == "trade" && level == "read" {
+            if case .shared(let grant) = level, !access.fits(grant) {
                 throw WardenError(.forbidden, code: "grant_too_narrow",
                                   "credential \(id) is shared with you read-only; a trade key cannot use it", field: "access")
             }
@@ -59,7 +59,7 @@ public struct AgentKeys: Sendable {
         try await database.transaction { db in
             try await repository.insert(record, on: db)
             try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.create", target: record.id,
-                                              detail: ["access": access, "venues": record.credentials.keys.sorted().joined(separator: ",")]), on: db)
+                                              detail: ["access": access.rawValue, "venues": record.credentials.keys.sorted().joined(separator: ",")]), on: db)
         }
         return (record, key)
     }
@@ -159,12 +159,12 @@ extension AgentKeys {
         }
         let now = Clock.nowMillis()
         var expiresAt = now + Int64(ttlSeconds) * 1000
-        let ownerID: String, access: String, available: [String: String]
+        let ownerID: String, access: Access, available: [String: String]
         var parentID: String?, rootID: String?, budget: USD?
         switch minter {
         case .session(let principal):
             ownerID = principal.user.id
-            access = "trade"
+            access = .trade
             // The newest credential the user owns for each venue.
             var newest: [String: CredentialRecord] = [:]
             for credential in try await CredentialRepository(database).list(ownerID: ownerID)

@@ -10,12 +10,12 @@ public struct AuditEntry: Sendable {
     public var ownerID: String?
     public var action: String
     public var target: String?
-    public var outcome: String
+    public var outcome: Outcome
     public var detail: [String: String]
     /// When it happened (ms since the epoch); the time of the append when nil.
     public var at: Int64?
 
-    public init(actor: String?, owner: String?, action: String, target: String? = nil, outcome: String = "ok",
+    public init(actor: String?, owner: String?, action: String, target: String? = nil, outcome: Outcome = .ok,
                 detail: [String: String] = [:]) {
         self.actorID = actor
         self.ownerID = owner
@@ -60,7 +60,7 @@ public struct AuditLog: Sendable {
             seq += 1
             var record = AuditRecord(
                 seq: seq, at: entry.at ?? now, actorID: entry.actorID, ownerID: entry.ownerID, action: entry.action, target: entry.target,
-                outcome: entry.outcome, detail: entry.detail.isEmpty ? nil : Self.encode(entry.detail), mac: [])
+                outcome: entry.outcome.rawValue, detail: entry.detail.isEmpty ? nil : Self.encode(entry.detail), mac: [])
             record.mac = mac(record, previous: previous)
             previous = record.mac
             records.append(record)

@@ -353,7 +353,7 @@ extension AuditEntry {
     /// The row that says what the chain does not hold: refusals counted while the store could not keep
     /// up, and rows dropped at the queue's hard bound, between two times (milliseconds).
     static func gap(since: Int64, until: Int64, refused: Int, dropped: Int) -> AuditEntry {
-        AuditEntry(actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: "recorded",
+        AuditEntry(actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: .recorded,
                    detail: ["from": String(since), "to": String(until), "refused_unrecorded": String(refused),
                             "rows_dropped": String(dropped)])
     }

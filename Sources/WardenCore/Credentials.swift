@@ -13,8 +13,8 @@ public struct CredentialView: Sendable, Equatable {
     public var createdAt: Int64
     public var updatedAt: Int64
     public var lastUsedAt: Int64?
-    /// `owner`, or the caller's grant level (`read` / `trade`).
-    public var access: String
+    /// How the caller holds it: as its owner, or through a share at some access.
+    public var holding: Holding
 }
 
 /// Venue credentials: sealed on the way in, only metadata on the way out, shared through grants.
@@ -48,18 +48,18 @@ public struct Credentials: Sendable {
             try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "credential.create", target: record.id,
                                               detail: ["venue": venue]), on: db)
         }
-        return Self.view(record, access: "owner")
+        return Self.view(record, holding: .owner)
     }
 
     public func list(_ p: Principal) async throws -> [CredentialView] {
-        let own = try await repository.list(ownerID: p.user.id).map { Self.view($0, access: "owner") }
-        let shared = try await repository.listGranted(to: p.user.id).map { Self.view($0.0, access: $0.1) }
+        let own = try await repository.list(ownerID: p.user.id).map { Self.view($0, holding: .owner) }
+        let shared = try await repository.listGranted(to: p.user.id).map { Self.view($0.0, holding: .shared($0.1)) }
         return own + shared
     }
 
     public func get(_ p: Principal, id: String) async throws -> CredentialView {
-        let (record, access) = try await visible(p, id: id)
-        return Self.view(record, access: access)
+        let (record, holding) = try await visible(p, id: id)
+        return Self.view(record, holding: holding)
     }
 
     /// Renames and/or rotates (replaces the secret). Owner only.
@@ -77,7 +77,7 @@ public struct Credentials: Sendable {
                                               action: secret == nil ? "credential.rename" : "credential.rotate",
                                               target: record.id, detail: ["venue": record.venue]), on: db)
         }
-        return Self.view(record, access: "owner")
+        return Self.view(record, holding: .owner)
     }
 
     /// Merges new secret fields into a credential on behalf of one of its owner's agent keys (Polymarket
@@ -119,7 +119,7 @@ public struct Credentials: Sendable {
 
     public func grant(_ p: Principal, credentialID: String, email: String, access: String) async throws -> (GrantRecord, String) {
         let record = try await owned(p, id: credentialID, action: "share")
-        guard access == "read" || access == "trade" else { throw WardenError.invalid("access", "must be \"read\" or \"trade\"") }
+        let access = try Access.parse(access)
         let normalized = try Accounts.normalize(email: email)
         guard let grantee = try await UserRepository(database).find(email: normalized), !grantee.disabled else {
             throw WardenError.invalid("email", "no active user has this email")
@@ -134,7 +134,7 @@ public struct Credentials: Sendable {
         try await database.transaction { db in
             try await grants.insert(grant, on: db)
             try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "grant.create", target: grant.id,
-                                              detail: ["credential": record.id, "grantee": grantee.id, "access": access]), on: db)
+                                              detail: ["credential": record.id, "grantee": grantee.id, "access": access.rawValue]), on: db)
         }
         return (grant, normalized)
     }
@@ -151,16 +151,16 @@ public struct Credentials: Sendable {
     // MARK: access
 
     /// The credential and the caller's access to it; 404 when the caller may not see it, so ids cannot be probed.
-    func visible(_ p: Principal, id: String) async throws -> (CredentialRecord, String) {
+    func visible(_ p: Principal, id: String) async throws -> (CredentialRecord, Holding) {
         guard let record = try await repository.find(id: id) else { throw WardenError.notFound("credential") }
-        if record.ownerID == p.user.id { return (record, "owner") }
-        if let grant = try await grants.find(credentialID: id, granteeID: p.user.id) { return (record, grant.access) }
+        if record.ownerID == p.user.id { return (record, .owner) }
+        if let grant = try await grants.find(credentialID: id, granteeID: p.user.id) { return (record, .shared(grant.access)) }
         throw WardenError.notFound("credential")
     }
 
     func owned(_ p: Principal, id: String, action: String) async throws -> CredentialRecord {
-        let (record, access) = try await visible(p, id: id)
-        guard access == "owner" else {
+        let (record, holding) = try await visible(p, id: id)
+        guard holding == .owner else {
             throw WardenError(.forbidden, code: "not_owner", "only the credential's owner can \(action) it")
         }
         return record
@@ -214,8 +214,8 @@ public struct Credentials: Sendable {
         }
     }
 
-    static func view(_ r: CredentialRecord, access: String) -> CredentialView {
+    static func view(_ r: CredentialRecord, holding: Holding) -> CredentialView {
         CredentialView(id: r.id, venue: r.venue, label: r.label, fingerprint: r.fingerprint, createdAt: r.createdAt,
-                       updatedAt: r.updatedAt, lastUsedAt: r.lastUsedAt, access: access)
+                       updatedAt: r.updatedAt, lastUsedAt: r.lastUsedAt, holding: holding)
     }
 }

@@ -45,8 +45,8 @@ public struct Admission: Sendable {
 
 extension Admission {
     /// This call's audit row.
-    public func auditEntry(_ action: String, outcome: String, method: String, detail: [String: String]) -> AuditEntry {
-        .gateway(action, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
+    public func auditEntry(_ step: GatewayStep, outcome: Outcome, method: String, detail: [String: String]) -> AuditEntry {
+        .gateway(step, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
                  credentialOwnerID: ownsCredential ? nil : credentialOwnerID, method: method,
                  path: path.description, requestID: requestID, detail: detail)
     }
@@ -56,7 +56,7 @@ extension AuditEntry {
     /// A gateway call's row: the key that made it, the venue, the method and path (never the query, which
     /// may carry signatures), the credential and the call's request id, under `detail`'s own fields. A call on
     /// a shared credential names the credential's owner too (`credential_owner`), who sees it in their log.
-    public static func gateway(_ action: String, outcome: String, venue: String, key: AgentKeyRecord?, credentialID: String?,
+    public static func gateway(_ step: GatewayStep, outcome: Outcome, venue: String, key: AgentKeyRecord?, credentialID: String?,
                                credentialOwnerID: String? = nil, method: String, path: String, requestID: String,
                                detail: [String: String]) -> AuditEntry {
         var detail = detail
@@ -66,7 +66,7 @@ extension AuditEntry {
         if detail["method"] == nil { detail["method"] = method }
         if detail["path"] == nil { detail["path"] = String(path.prefix(256)) }
         if let credentialID, detail["credential"] == nil { detail["credential"] = credentialID }
-        return AuditEntry(actor: key.map { "key:\($0.id)" }, owner: key?.ownerID, action: action, target: venue, outcome: outcome,
+        return AuditEntry(actor: key.map { "key:\($0.id)" }, owner: key?.ownerID, action: step.rawValue, target: venue, outcome: outcome,
                           detail: detail)
     }
 }
@@ -218,7 +218,7 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.forbidden, .permission, "the credential bound to this key was deleted", key: key)
         }
         if credential.ownerID != key.ownerID {
-            guard let grant = resolved.grantAccess, key.access == "read" || grant == "trade" else {
+            guard let grant = resolved.grantAccess, key.access.fits(grant) else {
                 throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
             }
         }
@@ -234,7 +234,7 @@ public final class Gateway: Sendable {
     /// whole family at once (one bucket per family root), so minting keys never multiplies it.
     func enforce(service: WardenConfig.ServiceSection, venue: String, key: AgentKeyRecord, method: String, path: CanonicalPath)
         async throws(GatewayRefusal) {
-        if key.access == "read", !["GET", "HEAD", "OPTIONS"].contains(method.uppercased()) {
+        if key.access == .read, !HTTPRequest.Method.isSafe(method.uppercased()) {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
         }
         if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path, formatSuffixes: true) }) {

@@ -48,7 +48,7 @@ public struct Profiles: Sendable {
         try await database.transaction { [profile] db in
             try await ProfileRepository(database).upsert(userID: principal.user.id, profile, on: db)
             try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
-                                              target: venue, outcome: "allowed", detail: ["checks": checks]), on: db)
+                                              target: venue, outcome: .allowed, detail: ["checks": checks]), on: db)
         }
         return profile
     }

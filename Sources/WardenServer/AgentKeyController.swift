@@ -31,7 +31,7 @@ struct AgentKeyController {
             case dailyBudgetUSD = "daily_budget_usd"
         }
         init(_ r: AgentKeyRecord, key: String? = nil) {
-            id = r.id; name = r.name; prefix = r.keyPrefix; access = r.access
+            id = r.id; name = r.name; prefix = r.keyPrefix; access = r.access.rawValue
             venues = r.credentials.keys.sorted(); credentialIDs = venues.compactMap { r.credentials[$0] }
             createdAt = Timestamp.iso(r.createdAt); expiresAt = Timestamp.iso(r.expiresAt)
             revokedAt = Timestamp.iso(r.revokedAt); lastUsedAt = Timestamp.iso(r.lastUsedAt); self.key = key

@@ -20,7 +20,7 @@ struct CredentialController {
             case createdAt = "created_at", updatedAt = "updated_at", lastUsedAt = "last_used_at"
         }
         init(_ v: CredentialView) {
-            id = v.id; venue = v.venue; label = v.label; fingerprint = v.fingerprint; access = v.access
+            id = v.id; venue = v.venue; label = v.label; fingerprint = v.fingerprint; access = v.holding.name
             createdAt = Timestamp.iso(v.createdAt); updatedAt = Timestamp.iso(v.updatedAt); lastUsedAt = Timestamp.iso(v.lastUsedAt)
         }
         func encode(to encoder: any Encoder) throws {
@@ -38,7 +38,7 @@ struct CredentialController {
             case id, credentialID = "credential_id", email, access, createdAt = "created_at"
         }
         init(_ g: GrantRecord, email: String) {
-            id = g.id; credentialID = g.credentialID; self.email = email; access = g.access; createdAt = Timestamp.iso(g.createdAt)
+            id = g.id; credentialID = g.credentialID; self.email = email; access = g.access.rawValue; createdAt = Timestamp.iso(g.createdAt)
         }
     }
     struct List<T: Encodable>: Encodable { let items: [T] }

@@ -30,11 +30,11 @@ struct GatewayController {
     func handle(_ request: Request, _ context: WardenContext) async -> Response {
         let name = context.parameters.get("venue") ?? ""
         guard let venue = gateway.registry.venue(named: name) else {
-            metrics.request(venue: "unknown", decision: "refused")
+            metrics.request(venue: "unknown", outcome: .refused)
             let detail = "no venue called \(name); known: \(gateway.registry.names.joined(separator: ", "))"
             // Recorded like any refusal, with no key (none is looked at); the name is the caller's, so bounded.
             if gateway.audit.healthy {
-                gateway.audit.record(.gateway("gateway.refuse", outcome: "refused", venue: String(name.prefix(64)), key: nil, credentialID: nil,
+                gateway.audit.record(.gateway(.refuse, outcome: .refused, venue: String(name.prefix(64)), key: nil, credentialID: nil,
                                               method: request.method.rawValue, path: request.uri.path, requestID: context.requestID,
                                               detail: ["status": "404", "reason": "unknown venue"]))
             } else {
@@ -116,7 +116,7 @@ struct GatewayController {
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
         // A REST service call that is not a read may change something there: it is recorded before it is sent.
-        let acts = venue.usage == nil && !["GET", "HEAD", "OPTIONS"].contains(request.method.rawValue)
+        let acts = venue.usage == nil && !request.method.isSafe
         return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, on: loop) { [gateway] ending in
             guard let held else { return [:] }
             // Unsent: nothing was used. Unanswered or cut short: the venue may have run (and billed) it, so the
@@ -145,17 +145,16 @@ struct GatewayController {
             headers: Self.forwardableHeaders(request.headers, venue: venue), reasonNotToSend: { loop.reasonNotToSend() })
         switch plan.route {
         case .answer(let status, let answer):
-            let walletAuth = plan.audit["class"] == "wallet_auth"
-            gateway.audit.record(entry(Subject(admission), action: walletAuth ? "gateway.result" : "gateway.simulate",
-                                       outcome: walletAuth ? "forwarded" : "dry_run", request: request,
+            // Warden's own wallet call was sent and answered; anything else was answered by the simulator.
+            let walletAuth = plan.kind == .walletAuth
+            let outcome: Outcome = walletAuth ? .forwarded : .dryRun
+            gateway.audit.record(entry(Subject(admission), walletAuth ? .result : .simulate, outcome: outcome, request: request,
                                        extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
-            metrics.request(venue: venue.name, decision: walletAuth ? "forwarded" : "dry_run")
+            metrics.request(venue: venue.name, outcome: outcome)
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(data: answer)))
         case .forward(let signed, let url):
-            // Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
-            let reads = ["public_read", "private_read"].contains(plan.audit["class"] ?? "")
             // A live order's row is already on disk: it committed with the order's reservation.
-            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !reads && !plan.recorded,
+            return try await send(signed, url: url, request, Subject(admission), detail: plan.audit, durable: !plan.kind.isRead && !plan.recorded,
                                   tickets: plan.reservations, on: loop)
         }
     }
@@ -172,7 +171,7 @@ struct GatewayController {
                                                               query: request.uri.query ?? "", body: body,
                                                               headers: Self.forwardableHeaders(request.headers, venue: venue))
         return try await send(unsigned, url: url, request, Subject(venue: venue, key: nil, credentialID: nil, path: path, requestID: requestID),
-                              detail: ["class": "public_read", "keyless": "true"], durable: false, tickets: [], on: loop)
+                              detail: ["class": CallKind.publicRead.rawValue, "keyless": "true"], durable: false, tickets: [], on: loop)
     }
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
@@ -229,7 +228,7 @@ struct GatewayController {
         do {
             guard gateway.audit.healthy else { throw AuditUnavailable() }
             if durable {
-                try await gateway.audit.append(entry(subject, action: "gateway.forward", outcome: "allowed", request: request, extra: detail))
+                try await gateway.audit.append(entry(subject, .forward, outcome: .allowed, request: request, extra: detail))
             }
         } catch {
             _ = await settle(.unsent)
@@ -270,10 +269,10 @@ struct GatewayController {
             result["status"] = String(status.code)
             result["ms"] = Self.milliseconds(since: started)
             for (name, value) in await settle(.answered(status, failed: failed, usage: usage)) { result[name] = value }
-            let outcome = failed ? "interrupted" : "forwarded"
+            let outcome: Outcome = failed ? .interrupted : .forwarded
             metrics.upstream(venue: venue.name, seconds: ContinuousClock.now - started)
-            metrics.request(venue: venue.name, decision: outcome)
-            gateway.audit.record(entry(subject, action: "gateway.result", outcome: outcome, request: request, extra: result))
+            metrics.request(venue: venue.name, outcome: outcome)
+            gateway.audit.record(entry(subject, .result, outcome: outcome, request: request, extra: result))
         }
 
         let stream: UpstreamBody
@@ -329,18 +328,18 @@ struct GatewayController {
 
     func refuse(_ refusal: GatewayRefusal, venue: any VenueAdapter, method: String, path: String, requestID: String,
                 sharedBy: String? = nil) async -> Response {
-        let outcome: String = switch refusal.kind {
-        case .rateLimit: "rate_limited"
-        case .budget: "budget_exceeded"
-        case .upstream, .timeout: "upstream_error"
-        default: "refused"
+        let outcome: Outcome = switch refusal.kind {
+        case .rateLimit: .rateLimited
+        case .budget: .budgetExceeded
+        case .upstream, .timeout: .upstreamError
+        default: .refused
         }
-        metrics.request(venue: venue.name, decision: outcome)
+        metrics.request(venue: venue.name, outcome: outcome)
         // While the audit store cannot keep up, refusals are counted (one `audit.gap` row when it can), not queued.
         if refusal.kind == .unavailable, !gateway.audit.healthy {
             gateway.audit.countUnrecorded()
         } else {
-            gateway.audit.record(.gateway("gateway.refuse", outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
+            gateway.audit.record(.gateway(.refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
                                       credentialOwnerID: sharedBy, method: method, path: path, requestID: requestID,
                                       detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
         }
@@ -420,8 +419,8 @@ struct GatewayController {
         }
     }
 
-    func entry(_ s: Subject, action: String, outcome: String, request: Request, extra: [String: String] = [:]) -> AuditEntry {
-        .gateway(action, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
+    func entry(_ s: Subject, _ step: GatewayStep, outcome: Outcome, request: Request, extra: [String: String] = [:]) -> AuditEntry {
+        .gateway(step, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
                  credentialOwnerID: s.credentialOwnerID, method: request.method.rawValue,
                  path: s.path.description, requestID: s.requestID, detail: extra)
     }

@@ -1,4 +1,5 @@
 import Prometheus
+import WardenCore
 import Synchronization
 
 /// Prometheus metrics of the gateway, served at `GET /metrics`.
@@ -14,7 +15,8 @@ final class GatewayMetrics: Sendable {
     private let counters = Mutex<[String: Counter]>([:])
     private let histograms = Mutex<[String: DurationHistogram]>([:])
 
-    func request(venue: String, decision: String) {
+    func request(venue: String, outcome: Outcome) {
+        let decision = outcome.rawValue
         let counter = counters.withLock { known in
             if let counter = known[venue + "|" + decision] { return counter }
             let made = registry.makeCounter(name: "warden_gateway_requests_total", labels: [("venue", venue), ("decision", decision)],

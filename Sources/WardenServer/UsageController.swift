@@ -38,7 +38,7 @@ struct UsageController {
             return try Response.json(Body(day: day, llm: rows.map {
                 Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
                       outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)
-            }, trading: Trading(day: day, liveUSD: (volume["live"] ?? .zero).decimal, paperUSD: (volume["paper"] ?? .zero).decimal,
+            }, trading: Trading(day: day, liveUSD: (volume[.live] ?? .zero).decimal, paperUSD: (volume[.paper] ?? .zero).decimal,
                                 dailyCapUSD: cap)))
         }
     }

@@ -8,7 +8,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
     public var name: String
     public var keyHash: String
     public var keyPrefix: String
-    public var access: String
+    public var access: Access
     public var createdAt: Int64
     public var expiresAt: Int64?
     public var revokedAt: Int64?
@@ -23,7 +23,7 @@ public struct AgentKeyRecord: Sendable, Equatable {
     /// LLM budget and one rate-limit bucket per service, and its minting is limited as a whole.
     public var rootID: String
 
-    public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: String,
+    public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: Access,
                 createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
                 credentials: [String: String], dailyBudgetUSD: USD? = nil, parentID: String? = nil, rootID: String? = nil) {
         self.id = id
@@ -54,7 +54,7 @@ public struct AgentKeyRepository: Sendable {
             INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
                 last_used_at, daily_budget_micros, parent_id, root_id)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
-                \(bind: k.access), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
+                \(bind: k.access.rawValue), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
                 \(bind: k.dailyBudgetUSD?.micros), \(bind: k.parentID), \(bind: k.rootID))
             """).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
@@ -110,7 +110,7 @@ public struct AgentKeyRepository: Sendable {
             name: try row.decode(column: "name", as: String.self),
             keyHash: try row.decode(column: "key_hash", as: String.self),
             keyPrefix: try row.decode(column: "key_prefix", as: String.self),
-            access: try row.decode(column: "access", as: String.self),
+            access: Access(stored: try row.decode(column: "access", as: String.self)),
             createdAt: try row.decode(column: "created_at", as: Int64.self),
             expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
@@ -142,7 +142,7 @@ public struct ResolvedKey: Sendable {
     /// The credential the key is bound to for the venue, if any.
     public var credential: CredentialRecord?
     /// The owner's grant on that credential when someone else owns it.
-    public var grantAccess: String?
+    public var grantAccess: Access?
     /// The store revision this was read at (see `StoreRevision`).
     public var revision: Int64
 }
@@ -186,7 +186,7 @@ extension AgentKeyRepository {
             }
             let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
             let resolved = ResolvedKey(key: key, standing: try Self.decodeStanding(row),
-                                       credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self),
+                                       credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self).map(Access.init(stored:)),
                                        revision: revision)
             return (resolved, revision)
         }

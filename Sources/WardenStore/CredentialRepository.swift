@@ -109,12 +109,12 @@ extension CredentialRepository {
     }
 
     /// Credentials shared with `userID`, with the grant's access level.
-    public func listGranted(to userID: String) async throws -> [(CredentialRecord, String)] {
+    public func listGranted(to userID: String) async throws -> [(CredentialRecord, Access)] {
         try await database.withConnection { db in
             try await db.raw("""
                 SELECT c.*, g.access AS grant_access FROM credentials c JOIN grants g ON g.credential_id = c.id
                 WHERE g.grantee_id = \(bind: userID) ORDER BY c.created_at, c.id
-                """).all().map { (try Self.decode($0), try $0.decode(column: "grant_access", as: String.self)) }
+                """).all().map { (try Self.decode($0), Access(stored: try $0.decode(column: "grant_access", as: String.self))) }
         }
     }
 }

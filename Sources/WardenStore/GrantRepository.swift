@@ -5,10 +5,10 @@ public struct GrantRecord: Sendable, Equatable {
     public var id: String
     public var credentialID: String
     public var granteeID: String
-    public var access: String
+    public var access: Access
     public var createdAt: Int64
 
-    public init(id: String, credentialID: String, granteeID: String, access: String, createdAt: Int64) {
+    public init(id: String, credentialID: String, granteeID: String, access: Access, createdAt: Int64) {
         self.id = id
         self.credentialID = credentialID
         self.granteeID = granteeID
@@ -25,7 +25,7 @@ public struct GrantRepository: Sendable {
     public func insert(_ g: GrantRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO grants (id, credential_id, grantee_id, access, created_at)
-            VALUES (\(bind: g.id), \(bind: g.credentialID), \(bind: g.granteeID), \(bind: g.access), \(bind: g.createdAt))
+            VALUES (\(bind: g.id), \(bind: g.credentialID), \(bind: g.granteeID), \(bind: g.access.rawValue), \(bind: g.createdAt))
             """).run()
     }
 
@@ -55,7 +55,7 @@ public struct GrantRepository: Sendable {
             id: try row.decode(column: "id", as: String.self),
             credentialID: try row.decode(column: "credential_id", as: String.self),
             granteeID: try row.decode(column: "grantee_id", as: String.self),
-            access: try row.decode(column: "access", as: String.self),
+            access: Access(stored: try row.decode(column: "access", as: String.self)),
             createdAt: try row.decode(column: "created_at", as: Int64.self))
     }
 }

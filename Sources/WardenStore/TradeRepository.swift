@@ -24,6 +24,11 @@ public enum TradeReservation: Sendable, Equatable {
     case overCap(ownerID: String, used: USD)
 }
 
+/// Whether an order goes to the venue or to the simulator; each mode has its own daily volume.
+public enum TradeMode: String, Sendable {
+    case live, paper
+}
+
 /// Orders' notionals per owner, UTC day and mode (live or paper), in exact micro-dollars. A reservation and
 /// its check against the caps run in one transaction holding the owners' locks (row locks on PostgreSQL, the
 /// writer lock on SQLite), so concurrent orders, from one process or many, never take a day past its cap.
@@ -42,11 +47,11 @@ public struct TradeRepository: Sendable {
         public let clientOrderID: String
         /// What the venue executes, hashed, for venues that deduplicate orders by content; nil elsewhere.
         public let fingerprint: String?
-        public let mode: String
+        public let mode: TradeMode
         public let day: String
         public let notional: USD
 
-        public init(venue: String, clientOrderID: String, fingerprint: String?, mode: String, day: String, notional: USD) {
+        public init(venue: String, clientOrderID: String, fingerprint: String?, mode: TradeMode, day: String, notional: USD) {
             self.venue = venue
             self.clientOrderID = clientOrderID
             self.fingerprint = fingerprint
@@ -70,7 +75,7 @@ public struct TradeRepository: Sendable {
             let same = try await db.raw("""
                 SELECT id FROM order_reservations
                 WHERE owner_id = \(bind: limits[0].ownerID) AND venue = \(bind: order.venue) AND fingerprint = \(bind: fingerprint)
-                    AND mode = \(bind: order.mode) AND status = 'reserved' AND created_at > \(bind: now - Self.retryWindowMillis)
+                    AND mode = \(bind: order.mode.rawValue) AND status = 'reserved' AND created_at > \(bind: now - Self.retryWindowMillis)
                 """).first(decodingColumn: "id", as: String.self)
             if let same {
                 // The retry may be the copy the venue takes: from now on the reservation is never released.
@@ -80,7 +85,7 @@ public struct TradeRepository: Sendable {
         }
         // Locks in a fixed order (by owner id), so two orders on each other's shared credentials cannot deadlock.
         for limit in limits.sorted(by: { $0.ownerID < $1.ownerID }) {
-            let used = try await lockDay(ownerID: limit.ownerID, day: order.day, mode: order.mode, on: db)
+            let used = try await lockDay(ownerID: limit.ownerID, day: order.day, mode: order.mode.rawValue, on: db)
             guard used.micros + order.notional.micros <= limit.dailyCap.micros else {
                 return .overCap(ownerID: limit.ownerID, used: used)
             }
@@ -88,7 +93,7 @@ public struct TradeRepository: Sendable {
         for limit in limits {
             try await db.raw("""
                 UPDATE trade_days SET used_micros = used_micros + \(bind: order.notional.micros)
-                WHERE owner_id = \(bind: limit.ownerID) AND day = \(bind: order.day) AND mode = \(bind: order.mode)
+                WHERE owner_id = \(bind: limit.ownerID) AND day = \(bind: order.day) AND mode = \(bind: order.mode.rawValue)
                 """).run()
         }
         let id = UUID().uuidString.lowercased()
@@ -96,7 +101,7 @@ public struct TradeRepository: Sendable {
             INSERT INTO order_reservations (id, owner_id, credential_owner_id, venue, client_order_id, fingerprint, mode, day,
                 notional_micros, status, created_at)
             VALUES (\(bind: id), \(bind: limits[0].ownerID), \(bind: limits.count > 1 ? limits[1].ownerID : nil), \(bind: order.venue),
-                \(bind: order.clientOrderID), \(bind: order.fingerprint), \(bind: order.mode), \(bind: order.day),
+                \(bind: order.clientOrderID), \(bind: order.fingerprint), \(bind: order.mode.rawValue), \(bind: order.day),
                 \(bind: order.notional.micros), 'reserved', \(bind: now))
             """).run()
         return .reserved(id: id)
@@ -141,11 +146,12 @@ public struct TradeRepository: Sendable {
     }
 
     /// The day's reserved notional (orders not refused), by mode.
-    public func used(ownerID: String, day: String) async throws -> [String: USD] {
+    public func used(ownerID: String, day: String) async throws -> [TradeMode: USD] {
         try await database.withConnection { db in
-            var out: [String: USD] = [:]
+            var out: [TradeMode: USD] = [:]
             for row in try await db.raw("SELECT mode, used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)").all() {
-                out[try row.decode(column: "mode", as: String.self)] = USD(micros: try row.decode(column: "used_micros", as: Int64.self)) ?? .limit
+                guard let mode = TradeMode(rawValue: try row.decode(column: "mode", as: String.self)) else { continue }
+                out[mode] = USD(micros: try row.decode(column: "used_micros", as: Int64.self)) ?? .limit
             }
             return out
         }

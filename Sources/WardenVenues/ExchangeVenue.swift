@@ -78,6 +78,19 @@ public enum CallClass: Sendable, Equatable {
     case invalid(String)
 }
 
+/// What kind of exchange call Warden sends or answers, as its audit rows name it (refused classes
+/// never get this far).
+public enum CallKind: String, Sendable {
+    case publicRead = "public_read", privateRead = "private_read"
+    /// Not on Warden's list, opened by the operator's `allow_endpoints`.
+    case allowedByConfig = "allowed_by_config"
+    case cancel, order, orders
+    case walletAuth = "wallet_auth"
+
+    /// Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
+    public var isRead: Bool { self == .publicRead || self == .privateRead }
+}
+
 extension ExchangeVenue {
     public var signsSlowly: Bool { false }
 

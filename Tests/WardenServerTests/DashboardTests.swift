@@ -4,6 +4,7 @@ import HummingbirdTesting
 import HTTPTypes
 import Testing
 @testable import WardenServer
+import WardenCore
 import WardenStore
 
 /// The web dashboard in-process: cookie session, CSRF on every form, escaping, headers, write-only secrets.
@@ -44,6 +45,34 @@ import WardenStore
             try await go(.get, "/login")
             return try await go(.post, "/login", form: ["email": email, "password": password])
         }
+    }
+
+    /// Each filter of the activity page shows exactly the outcomes under its verdict: calls the venue failed
+    /// (an answer cut short, an upstream error) are found under their own filter and under no other.
+    @Test func everyOutcomeIsFoundUnderExactlyOneActivityFilter() async throws {
+        let h = try await APIHarness()
+        let user = try await h.createUser("filters@example.com")
+        for outcome in Outcome.allCases {
+            try await h.services.audit.append(AuditEntry(actor: "key:k", owner: user.id, action: GatewayStep.result.rawValue,
+                                                         target: "openai", outcome: outcome))
+        }
+        try await h.run { api in
+            let browser = Browser(api)
+            try await browser.logIn("filters@example.com")
+            let everything = try await browser.go(.get, "/activity").text
+            for outcome in Outcome.allCases { #expect(everything.contains("<tr class=\"\(outcome.rawValue)\">"), "\(outcome) missing from All") }
+            for verdict in Outcome.Verdict.allCases {
+                let page = try await browser.go(.get, "/activity?decision=\(verdict.rawValue)").text
+                #expect(page.contains("<option value=\"\(verdict.rawValue)\" selected>\(verdict.label)</option>"))
+                for outcome in Outcome.allCases {
+                    let shown = page.contains("<tr class=\"\(outcome.rawValue)\">")
+                    #expect(shown == (outcome.verdict == verdict), "\(outcome) under \(verdict): shown \(shown)")
+                }
+            }
+            let failed = try await browser.go(.get, "/activity?decision=venue_error").text
+            #expect(failed.contains("<tr class=\"upstream_error\">") && failed.contains("<tr class=\"interrupted\">"))
+        }
+        try await h.close()
     }
 
     @Test func pagesNeedALoginAndCarryStrictHeaders() async throws {

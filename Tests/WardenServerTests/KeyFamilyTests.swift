@@ -112,7 +112,7 @@ import WardenVenues
             let key = AgentKeys.generateKey()
             let late = AgentKeyRecord(id: UUID().uuidString.lowercased(), ownerID: try #require(try await h.services.agentKeys.lookup(f.rootKey)).ownerID,
                                       name: "late", keyHash: h.services.agentKeys.hash(key), keyPrefix: String(key.prefix(8)),
-                                      access: "trade", createdAt: Clock.nowMillis(), expiresAt: nil,
+                                      access: .trade, createdAt: Clock.nowMillis(), expiresAt: nil,
                                       credentials: ["github": f.credentialID], parentID: child.id, rootID: f.rootID)
             try await h.env.database.transaction { db in try await AgentKeyRepository(h.env.database).insert(late, on: db) }
             await h.env.gateway.keys.sync()
@@ -175,7 +175,7 @@ import WardenVenues
             for i in 0..<AgentKeys.maxLiveChildKeys {
                 let id = UUID().uuidString.lowercased()
                 let record = AgentKeyRecord(id: id, ownerID: root.ownerID, name: "c\(i)", keyHash: "hash-\(id)", keyPrefix: "wdn_xxxx",
-                                            access: "trade", createdAt: old, expiresAt: Clock.nowMillis() + 600_000,
+                                            access: .trade, createdAt: old, expiresAt: Clock.nowMillis() + 600_000,
                                             credentials: root.credentials, parentID: i % 2 == 0 ? root.id : parent, rootID: root.id)
                 try await h.env.database.transaction { db in try await AgentKeyRepository(h.env.database).insert(record, on: db) }
                 parent = id

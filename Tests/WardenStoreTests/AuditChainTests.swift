@@ -48,7 +48,7 @@ import WardenStore
         let (store, log) = try await chain(backend)
         let entries = (0..<600).map { i in
             AuditEntry(actor: i % 5 == 0 ? nil : "key:\(i)", owner: i % 7 == 0 ? nil : "owner-é-\(i % 3)", action: "gateway.result",
-                       target: i % 11 == 0 ? nil : "openai", outcome: i % 2 == 0 ? "forwarded" : "refused",
+                       target: i % 11 == 0 ? nil : "openai", outcome: i % 2 == 0 ? .forwarded : .refused,
                        detail: i % 13 == 0 ? [:] : ["n": String(i), "path": "/v1/\"q\"\n\u{1}🔑"])
         }
         try await store.database.transaction { db in try await log.append(entries, on: db) }
@@ -58,7 +58,7 @@ import WardenStore
         #expect(rows.map(\.seq) == Array(1...600))
         for (row, entry) in zip(rows, entries) {
             #expect(row.actorID == entry.actorID && row.ownerID == entry.ownerID && row.target == entry.target)
-            #expect(row.action == entry.action && row.outcome == entry.outcome && row.mac.count == 32)
+            #expect(row.action == entry.action && row.outcome == entry.outcome.rawValue && row.mac.count == 32)
             let detail = try row.detail.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
             #expect(detail == (entry.detail.isEmpty ? nil : entry.detail))
         }

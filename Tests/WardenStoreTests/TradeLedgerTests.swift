@@ -23,7 +23,7 @@ import WardenStore
         return id
     }
 
-    func order(_ id: String, venue: String = "binance", fingerprint: String? = nil, mode: String = "live", day: String = "d",
+    func order(_ id: String, venue: String = "binance", fingerprint: String? = nil, mode: TradeMode = .live, day: String = "d",
                _ dollars: Int) -> TradeRepository.Order {
         TradeRepository.Order(venue: venue, clientOrderID: id, fingerprint: fingerprint, mode: mode, day: day, notional: USD(dollars: dollars))
     }
@@ -54,7 +54,7 @@ import WardenStore
         // A timed-out reservation that committed all the same (PostgreSQL, a commit whose answer was lost) makes
         // its retry over the cap: then fewer than 25 are seen reserved, never more.
         #expect(late.isEmpty ? reserved == 25 : reserved <= 25, "reserved \(reserved), timed out \(late.count)")
-        #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == ["live": USD(dollars: 250)])
+        #expect(try await trades.used(ownerID: owner, day: "2026-11-23") == [.live: USD(dollars: 250)])
         try await store.database.close()
     }
 
@@ -69,9 +69,9 @@ import WardenStore
         #expect(try await trades.reserve(order("c-1", 40), limits: cap) == .overCap(ownerID: owner, used: USD(dollars: 80)))
         try await trades.release(id: first)
         try await trades.release(id: first)  // twice gives back once
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 40))
+        #expect(try await trades.used(ownerID: owner, day: "d")[.live] == USD(dollars: 40))
         // Paper volume is counted apart from live volume.
-        guard case .reserved = try await trades.reserve(order("c-3", mode: "paper", 100), limits: cap)
+        guard case .reserved = try await trades.reserve(order("c-3", mode: .paper, 100), limits: cap)
         else { Issue.record("paper volume was counted against live volume"); return }
         try await store.database.close()
     }
@@ -86,18 +86,18 @@ import WardenStore
         #expect(try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 30), limits: cap) == .sameOrder)
         // Other content under the same id, or the same content first seen on paper, is a new order.
         guard case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f2", 30), limits: cap),
-              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: "paper", 30), limits: cap),
+              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: .paper, 30), limits: cap),
               case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", 30), limits: cap)
         else { Issue.record("a different order passed as a retry"); return }
         // A retry rode on it, so the venue refusing the first copy gives nothing back: the retry may be the
         // copy it took (sent while the first was in flight).
         try await trades.release(id: id)
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 90))
+        #expect(try await trades.used(ownerID: owner, day: "d")[.live] == USD(dollars: 90))
         // An order nothing rode on is given back once released, and its content then reserves again.
         guard case .reserved(let lone) = try await trades.reserve(order("salt-9", venue: "polymarket", fingerprint: "f9", 10), limits: cap)
         else { Issue.record("not reserved"); return }
         try await trades.release(id: lone)
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 90))
+        #expect(try await trades.used(ownerID: owner, day: "d")[.live] == USD(dollars: 90))
         guard case .reserved = try await trades.reserve(order("salt-9", venue: "polymarket", fingerprint: "f9", 10), limits: cap)
         else { Issue.record("a released order's retry was not reserved"); return }
         try await store.database.close()
@@ -111,11 +111,11 @@ import WardenStore
         let both = [TradeLimit(ownerID: grantee, dailyCap: USD(dollars: 1000)), TradeLimit(ownerID: owner, dailyCap: USD(dollars: 50))]
         guard case .reserved(let id) = try await trades.reserve(order("s-1", 30), limits: both) else { Issue.record("not reserved"); return }
         #expect(try await trades.reserve(order("s-2", 30), limits: both) == .overCap(ownerID: owner, used: USD(dollars: 30)))
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == USD(dollars: 30))
-        #expect(try await trades.used(ownerID: grantee, day: "d")["live"] == USD(dollars: 30))
+        #expect(try await trades.used(ownerID: owner, day: "d")[.live] == USD(dollars: 30))
+        #expect(try await trades.used(ownerID: grantee, day: "d")[.live] == USD(dollars: 30))
         try await trades.release(id: id)
-        #expect(try await trades.used(ownerID: owner, day: "d")["live"] == .zero)
-        #expect(try await trades.used(ownerID: grantee, day: "d")["live"] == .zero)
+        #expect(try await trades.used(ownerID: owner, day: "d")[.live] == .zero)
+        #expect(try await trades.used(ownerID: grantee, day: "d")[.live] == .zero)
         try await store.database.close()
     }
 
@@ -222,10 +222,10 @@ import WardenStore
         // The negative spend the ceiling attack left behind counts as nothing; the reservation stays.
         let spend = try await SpendRepository(database).usage(ownerID: owner, day: "d")
         #expect(spend.map(\.spent) == [.zero] && spend.map(\.reserved) == [USD(micros: 250_000)] && spend.map(\.requests) == [3])
-        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == ["live": USD(micros: 42_500_000)])
+        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == [.live: USD(micros: 42_500_000)])
         // The reservation moved over: releasing it gives its notional back.
         try await TradeRepository(database).release(id: "o1")
-        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == ["live": USD(micros: 32_250_000)])
+        #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == [.live: USD(micros: 32_250_000)])
         // The remade revision triggers still see a change of limit.
         let before = try await StoreRevision.read(database)
         try await database.withConnection { db in

@@ -60,7 +60,7 @@ public struct GoLive: Sendable {
         let repository = CredentialRepository(database)
         let own = try await repository.list(ownerID: userID).filter { $0.venue == venue }
         if let newest = own.max(by: { $0.updatedAt < $1.updatedAt }) { return newest }
-        return try await repository.listGranted(to: userID).filter { $0.0.venue == venue && $0.1 == "trade" }
+        return try await repository.listGranted(to: userID).filter { $0.0.venue == venue && $0.1 == .trade }
             .map(\.0).max { $0.updatedAt < $1.updatedAt }
     }
 
@@ -68,7 +68,7 @@ public struct GoLive: Sendable {
         let summary = checks.map { "\($0.name)=\($0.passed ? "pass" : "fail")" }.joined(separator: ",")
         guard checks.allSatisfy(\.passed) else {
             try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
-                                              target: venue, outcome: "refused", detail: ["checks": summary]))
+                                              target: venue, outcome: .refused, detail: ["checks": summary]))
             return GoLiveResult(venue: venue, live: false, checks: checks)
         }
         _ = try await profiles.goLive(principal, venue: venue, checks: summary)

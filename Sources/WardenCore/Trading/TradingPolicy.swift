@@ -15,15 +15,25 @@ public struct TradePlan: Sendable {
     }
 
     public let route: Route
-    /// Recorded in the audit row: the class of call, and for orders instrument, side, notional, client order id, mode.
+    public let kind: CallKind
+    /// Recorded in the audit row: the kind of call (`class`), and for orders instrument, side, notional, client
+    /// order id, mode.
     public let audit: [String: String]
     /// The live orders' reservations, released when the venue refuses the call.
     public let reservations: [String]
     /// Whether the call's `gateway.forward` row is already durable (a live order's commits with its reservation).
-    public var recorded = false
+    public let recorded: Bool
+
+    init(route: Route, kind: CallKind, audit: [String: String] = [:], reservations: [String] = [], recorded: Bool = false) {
+        self.route = route
+        self.kind = kind
+        self.audit = audit.merging(["class": kind.rawValue]) { $1 }
+        self.reservations = reservations
+        self.recorded = recorded
+    }
 }
 
-/// Exchange calls through the owner's risk policy (DESIGN.md §4): fund movement never; unknown
+/// Exchange calls through the owner's risk policy: fund movement never; unknown
 /// endpoints only when the operator allows them; read keys never trade; each order priced in USD,
 /// held under `max_leg_usd`, reserved against `daily_cap_usd`, and simulated while the venue is not live.
 public struct TradingPolicy: Sendable {
@@ -57,8 +67,8 @@ public struct TradingPolicy: Sendable {
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
         let outgoing = UpstreamRequest(method: call.method, path: base.prefix + admission.path.encoded, query: query,
                                        headers: headers, body: body)
-        func forward(_ label: String, signed: Bool) async throws(GatewayRefusal) -> TradePlan {
-            TradePlan(route: try await sign(outgoing, venue, admission, base, signed: signed), audit: ["class": label], reservations: [])
+        func forward(_ kind: CallKind, signed: Bool) async throws(GatewayRefusal) -> TradePlan {
+            TradePlan(route: try await sign(outgoing, venue, admission, base, signed: signed), kind: kind)
         }
         switch venue.classify(call) {
         case .fundMovement:
@@ -67,30 +77,30 @@ public struct TradingPolicy: Sendable {
         case .invalid(let reason):
             throw GatewayRefusal(.badRequest, .invalidRequest, "refused: \(reason)", key: key)
         case .publicRead:
-            return try await forward("public_read", signed: false)
+            return try await forward(.publicRead, signed: false)
         case .privateRead:
-            return try await forward("private_read", signed: true)
+            return try await forward(.privateRead, signed: true)
         case .unknown:
             guard allowed[venue.name]?.contains(where: { $0.matches(method: call.method, path: admission.path) }) == true else {
                 throw GatewayRefusal(.forbidden, .permission,
                                      "\(call.method) \(call.path) is not allowed: it is not on Warden's list of \(venue.name) endpoints (an operator can open it with allow_endpoints in [venues.\(venue.name)])",
                                      key: key)
             }
-            if call.method != "GET" && call.method != "HEAD" {
+            if !call.isSafe {
                 try requireTrade(key)
                 guard try await limits(admission, venue: venue.name).live else {
                     throw GatewayRefusal(.forbidden, .permission,
                                          "live trading is off for \(venue.name): \(call.method) \(call.path) is only sent once go-live passes", key: key)
                 }
             }
-            return try await forward("allowed_by_config", signed: true)
+            return try await forward(.allowedByConfig, signed: true)
         case .cancel:
             try requireTrade(key)
             guard try await limits(admission, venue: venue.name).live else {
                 let answer = venue.simulatedCancel()
-                return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: ["class": "cancel", "mode": "paper"], reservations: [])
+                return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .cancel, audit: ["mode": TradeMode.paper.rawValue])
             }
-            return try await forward("cancel", signed: true)
+            return try await forward(.cancel, signed: true)
         case .order(let order):
             try requireTrade(key)
             return try await plan(order: order, outgoing, venue, admission, base)
@@ -116,8 +126,8 @@ public struct TradingPolicy: Sendable {
             throw GatewayRefusal(.forbidden, .permission, error.description, key: key)
         }
         do {
-            try await audit.append(admission.auditEntry("gateway.forward", outcome: "allowed", method: request.method,
-                                                        detail: ["class": "wallet_auth"]))
+            try await audit.append(admission.auditEntry(.forward, outcome: .allowed, method: request.method,
+                                                        detail: ["class": CallKind.walletAuth.rawValue]))
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
         }
@@ -134,7 +144,7 @@ public struct TradingPolicy: Sendable {
                                      "the venue refused the level-1 call (\(answer.status)) with an answer naming credentials; it is not passed on",
                                      key: key)
             }
-            return TradePlan(route: .answer(status: status, body: answer.body), audit: ["class": "wallet_auth"], reservations: [])
+            return TradePlan(route: .answer(status: status, body: answer.body), kind: .walletAuth)
         }
         guard let fields = venue.walletAuthFields(answer.body) else {
             throw GatewayRefusal(.badGateway, .upstream,
@@ -148,7 +158,7 @@ public struct TradingPolicy: Sendable {
         // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
         let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
         return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
-                         audit: ["class": "wallet_auth", "stored": "true"], reservations: [])
+                         kind: .walletAuth, audit: ["stored": "true"])
     }
 
     /// Whether a level-1 answer might carry a credential: a member name at any depth (escapes decoded) or
@@ -242,10 +252,10 @@ public struct TradingPolicy: Sendable {
                 throw GatewayRefusal(.forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
             }
         }
-        let mode = limits.live ? "live" : "paper"
+        let mode: TradeMode = limits.live ? .live : .paper
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
         var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
-                     "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode]
+                     "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode.rawValue]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
             + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
@@ -301,15 +311,14 @@ public struct TradingPolicy: Sendable {
             let method = outgoing.method
             record = { details in
                 var detail = details
-                detail["class"] = "order"
-                return admission.auditEntry("gateway.forward", outcome: "allowed", method: method, detail: detail)
+                detail["class"] = CallKind.order.rawValue
+                return admission.auditEntry(.forward, outcome: .allowed, method: method, detail: detail)
             }
         }
         let held = try await hold(order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
-        let audit = held.audit.merging(["class": "order"]) { $1 }
         guard limits.live else {
             let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
-            return TradePlan(route: .answer(status: answer.status, body: answer.body), audit: audit, reservations: [])
+            return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .order, audit: held.audit)
         }
         do {
             var request = outgoing
@@ -317,7 +326,7 @@ public struct TradingPolicy: Sendable {
                 try await prices.body(of: $0, venue: venue.name, base: base)
             }
             try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
-            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), audit: audit,
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .order, audit: held.audit,
                              reservations: held.reservation.map { [$0] } ?? [], recorded: true)
         } catch {
             await release([held])
@@ -340,8 +349,8 @@ public struct TradingPolicy: Sendable {
             }
         }
         let total = held.reduce(USD.zero) { $0 + $1.notional }
-        var audit = ["class": "orders", "count": String(held.count), "notional_usd": total.description,
-                     "mode": live ? "live" : "paper", "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
+        var audit = ["count": String(held.count), "notional_usd": total.description,
+                     "mode": (live ? TradeMode.live : .paper).rawValue, "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         guard live else {
             var answers: [Any] = []
@@ -355,7 +364,7 @@ public struct TradingPolicy: Sendable {
                 }
             }
             let body = (try? JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys])) ?? Data("[]".utf8)
-            return TradePlan(route: .answer(status: .ok, body: body), audit: audit, reservations: [])
+            return TradePlan(route: .answer(status: .ok, body: body), kind: .orders, audit: audit)
         }
         do {
             var markets: [String: Data] = [:]
@@ -366,7 +375,7 @@ public struct TradingPolicy: Sendable {
             }
             var request = outgoing
             try venue.prepareBatch(orders, in: &request, secret: admission.secret, markets: markets)
-            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), audit: audit,
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .orders, audit: audit,
                              reservations: held.compactMap(\.reservation))
         } catch {
             await release(held)
@@ -468,7 +477,7 @@ public struct TradingPolicy: Sendable {
     // MARK: checks and signing
 
     func requireTrade(_ key: AgentKeyRecord) throws(GatewayRefusal) {
-        guard key.access == "trade" else {
+        guard key.access == .trade else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: it cannot place or cancel orders", key: key)
         }
     }

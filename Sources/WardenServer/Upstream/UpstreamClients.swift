@@ -3,6 +3,8 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
+import HTTPTypes
+import WardenVenues
 
 /// A request as Warden sends it upstream. The body is whole: the client sets its framing.
 public struct UpstreamHTTPRequest: Sendable {
@@ -135,7 +137,7 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// Methods that change nothing upstream (RFC 9110 §9.2.1), so sending one twice is harmless.
-    static func isSafe(_ method: HTTPMethod) -> Bool { method == .GET || method == .HEAD || method == .OPTIONS }
+    static func isSafe(_ method: HTTPMethod) -> Bool { HTTPRequest.Method.isSafe(method.rawValue) }
 
     private func sendNew(_ head: HTTPRequestHead, body: ByteBuffer?, to origin: UpstreamTarget.Origin, timeout: TimeAmount,
                          answer: EventLoopPromise<UpstreamResponse>) {

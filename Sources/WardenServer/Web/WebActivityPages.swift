@@ -9,7 +9,6 @@ import WardenStore
 struct WebActivityPages {
     let app: WebApp
 
-    static let decisions = [("", "All"), ("allowed", "Allowed"), ("refused", "Refused"), ("dry_run", "Dry run")]
 
     func addRoutes(to web: RouterGroup<WardenContext>) {
         app.get(web, "/activity") { request, principal, _ in
@@ -26,21 +25,18 @@ struct WebActivityPages {
             var data = try await bars(principal)
             let venues = [""] + app.gateway.registry.names
             data["venue_options"] = venues.map { ["value": $0, "label": $0.isEmpty ? "All" : $0, "selected": $0 == venue] }
-            data["decision_options"] = Self.decisions.map { ["value": $0.0, "label": $0.1, "selected": $0.0 == decision] }
+            data["decision_options"] = [["value": "", "label": "All", "selected": decision.isEmpty]]
+                + Outcome.Verdict.allCases.map { ["value": $0.rawValue, "label": $0.label, "selected": $0.rawValue == decision] }
             data["day"] = day ?? ""
             data["rows"] = Array(shown)
             return app.page("activity", title: "Activity", nav: "activity", principal, data)
         }
     }
 
-    /// "Allowed" covers every call that went out (forwarded or not yet answered); "refused" every refusal.
+    /// Every outcome is under exactly one verdict (see `Outcome.verdict`); no verdict asked shows them all.
     static func matches(_ decision: String, _ outcome: String) -> Bool {
-        switch decision {
-        case "": true
-        case "allowed": ["allowed", "forwarded", "ok"].contains(outcome)
-        case "refused": ["refused", "rate_limited", "budget_exceeded", "failed"].contains(outcome)
-        default: outcome == decision
-        }
+        guard let verdict = Outcome.Verdict(rawValue: decision) else { return true }
+        return Outcome(rawValue: outcome)?.verdict == verdict
     }
 
     static func row(_ record: AuditRecord) -> [String: Any] {
@@ -51,7 +47,7 @@ struct WebActivityPages {
     }
 
     static func describe(_ action: String, outcome: String) -> String {
-        if outcome == "failed" { return (failures[action] ?? action + " failed") }
+        if outcome == Outcome.failed.rawValue { return (failures[action] ?? action + " failed") }
         return [
             "gateway.forward": "call sent", "gateway.result": "venue answered", "gateway.refuse": "call refused",
             "gateway.simulate": "order simulated", "credential.create": "credential added", "credential.update": "credential changed",
@@ -85,7 +81,7 @@ struct WebActivityPages {
         let day = SpendRepository.day()
         let profile = try await app.services.profiles.get(userID: principal.user.id)
         let volume = try await TradeRepository(app.services.database).used(ownerID: principal.user.id, day: day)
-        let traded = ((volume["live"] ?? .zero) + (volume["paper"] ?? .zero)).double
+        let traded = ((volume[.live] ?? .zero) + (volume[.paper] ?? .zero)).double
         await app.gateway.spendBatch.flush()
         let spend = try await SpendRepository(app.services.database).usage(ownerID: principal.user.id, day: day)
         let spent = spend.reduce(USD.zero) { $0 + $1.spent }.double

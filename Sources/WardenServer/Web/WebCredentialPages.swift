@@ -89,14 +89,14 @@ struct WebCredentialPages {
         var rows: [[String: Any]] = []
         for credential in try await app.services.credentials.list(principal) {
             var row: [String: Any] = ["id": credential.id, "venue": credential.venue, "label": credential.label,
-                                      "fingerprint": credential.fingerprint, "access": credential.access,
+                                      "fingerprint": credential.fingerprint, "access": credential.holding.name,
                                       "created": WebApp.time(credential.createdAt), "last_used": WebApp.time(credential.lastUsedAt)]
-            if credential.access == "owner" {
+            if credential.holding == .owner {
                 let grants = try await app.services.credentials.listGrants(principal, credentialID: credential.id)
                 row["owned"] = [[
                     "id": credential.id, "label": credential.label,
                     "fields": fields(credential.venue).map { ["name": $0, "id": credential.id] },
-                    "grants": grants.map { ["id": $0.0.id, "credential_id": credential.id, "email": $0.1, "access": $0.0.access] },
+                    "grants": grants.map { ["id": $0.0.id, "credential_id": credential.id, "email": $0.1, "access": $0.0.access.rawValue] },
                 ] as [String: Any]]
             }
             rows.append(row)

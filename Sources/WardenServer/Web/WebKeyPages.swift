@@ -39,7 +39,7 @@ struct WebKeyPages {
         let now = Clock.nowMillis()
         let keys = try await app.services.agentKeys.list(principal).map { key -> [String: Any] in
             let state = key.revokedAt != nil ? "revoked" : (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : "live"
-            return ["id": key.id, "name": key.name, "prefix": key.keyPrefix, "access": key.access,
+            return ["id": key.id, "name": key.name, "prefix": key.keyPrefix, "access": key.access.rawValue,
                     "venues": key.credentials.keys.sorted().joined(separator: ", "), "expires": WebApp.time(key.expiresAt),
                     "last_used": WebApp.time(key.lastUsedAt), "state": state, "live": state == "live"]
         }
