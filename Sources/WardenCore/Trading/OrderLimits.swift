@@ -1,0 +1,204 @@
+import Foundation
+import WardenCrypto
+import WardenStore
+import WardenVenues
+
+/// Orders and their limits: whose limits hold an order, `max_leg_usd` per order, `daily_cap_usd` per UTC day
+/// (reserved in the store before the order is sent), single orders and batches.
+extension TradingPolicy {
+    /// Makes an order's audit row from its details.
+    typealias RowMaker = @Sendable ([String: String]) -> AuditEntry
+
+    /// An order that passed its checks: its price, id, and what it holds against the caps.
+    struct Held: Sendable {
+        enum Hold: Sendable {
+            /// Its own reservation, released if the venue refuses the order.
+            case reserved(id: String)
+            /// None: it is the very same order as one that still holds a reservation (a venue that never
+            /// executes the same content twice).
+            case retryOfReserved
+        }
+        let order: OrderIntent
+        let priced: Priced
+        let notional: USD
+        let clientOrderID: String
+        let hold: Hold
+        let audit: [String: String]
+
+        var reservation: String? { if case .reserved(let id) = hold { id } else { nil } }
+    }
+
+    /// Whose limits an order is held under: the key owner's, and for a shared credential its owner's too.
+    struct Limits: Sendable {
+        let owner: ProfileRecord
+        /// The credential owner's id and settings, when the credential is shared with the key's owner.
+        let sharer: (id: String, profile: ProfileRecord)?
+        /// Live only when every owner whose limits apply has passed go-live for the venue.
+        let live: Bool
+    }
+
+    func limits(_ admission: Admission, venue: String) async throws(GatewayRefusal) -> Limits {
+        let owner = try await profile(admission.key)
+        guard !admission.ownsCredential else { return Limits(owner: owner, sharer: nil, live: owner.isLive(venue)) }
+        let sharer: ProfileRecord
+        do { sharer = try await profiles.get(userID: admission.credentialOwnerID) } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read", key: admission.key)
+        }
+        return Limits(owner: owner, sharer: (admission.credentialOwnerID, sharer), live: owner.isLive(venue) && sharer.isLive(venue))
+    }
+
+    /// Prices one order, holds it under every applicable `max_leg_usd`, and reserves it against every applicable
+    /// `daily_cap_usd`. With `record`, the reservation is made in the audit's next group commit, with the row
+    /// `record` makes from the order's details: both are on disk together, or neither is.
+    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
+              limits: Limits, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
+        let priced = try await price(order, venue, base, key: key)
+        guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
+        }
+        let profiles = [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
+        for (whose, profile) in profiles {
+            let leg = profile.maxLegUSD
+            guard notional <= leg else {
+                throw GatewayRefusal(.forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
+            }
+        }
+        let mode: TradeMode = limits.live ? .live : .paper
+        let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
+        var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
+                     "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode.rawValue]
+        if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
+        let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
+            + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
+        // The same content on another credential is signed by another wallet: another order.
+        let fingerprint = order.fingerprint.map { credentialID + ":" + $0 }
+        let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: fingerprint, mode: mode,
+                                                day: SpendRepository.day(), notional: notional)
+        let trades = TradeRepository(database)
+        let reservation: TradeReservation
+        do {
+            if let record {
+                let details = audit
+                reservation = try await self.audit.commit { db in
+                    let reservation = try await trades.reserve(ledgerOrder, limits: caps, on: db)
+                    if case .overCap = reservation { return (reservation, nil) }
+                    return (reservation, record(reservation == .sameOrder ? details.merging(["retry": "true"]) { $1 } : details))
+                }
+            } else {
+                reservation = try await trades.reserve(ledgerOrder, limits: caps)
+            }
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
+                                 key: key)
+        }
+        switch reservation {
+        case .overCap(let ownerID, let used):
+            let whose = ownerID == key.ownerID ? "" : "the credential owner's "
+            let cap = (ownerID == key.ownerID ? caps[0] : caps[caps.count - 1]).dailyCap
+            throw GatewayRefusal(.forbidden, .permission,
+                                 "the order's \(notional) USD would take \(whose)\(mode) volume today to \(used + notional) USD, past \(whose)daily_cap_usd (\(cap) USD); it resets at 00:00 UTC",
+                                 key: key)
+        case .sameOrder:
+            guard limits.live else {
+                throw GatewayRefusal(.badRequest, .invalidRequest, "the simulator already filled this very order", key: key)
+            }
+            audit["retry"] = "true"
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .retryOfReserved, audit: audit)
+        case .reserved(let id):
+            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
+        }
+    }
+
+    func release(_ held: [Held]) async {
+        for id in held.compactMap(\.reservation) { try? await TradeRepository(database).release(id: id) }
+    }
+
+    func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let limits = try await limits(admission, venue: venue.name)
+        // A live order is recorded as it is reserved, in one commit: the row is on disk before it is sent.
+        var record: RowMaker?
+        if limits.live {
+            let method = outgoing.method
+            record = { details in
+                var detail = details
+                detail["class"] = CallKind.order.rawValue
+                return admission.auditEntry(.forward, outcome: .allowed, method: method, detail: detail)
+            }
+        }
+        let held = try await hold(order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
+        guard limits.live else {
+            let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
+            return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .order, audit: held.audit)
+        }
+        do {
+            var request = outgoing
+            let market = try await venue.marketQuery(for: order, secret: admission.secret).asyncMap {
+                try await prices.body(of: $0, venue: venue.name, base: base)
+            }
+            try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .order, audit: held.audit,
+                             reservations: held.reservation.map { [$0] } ?? [], recorded: true)
+        } catch {
+            await release([held])
+            throw readied(error, venue, key: admission.key)
+        }
+    }
+
+    /// A batch: every order passes alone (a refusal of one releases the others and refuses the batch),
+    /// then all are simulated, or all are readied and sent together.
+    func plan(batch orders: [OrderIntent], _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+        let key = admission.key
+        let limits = try await limits(admission, venue: venue.name)
+        let live = limits.live
+        var held: [Held] = []
+        for order in orders {
+            do { held.append(try await hold(order, venue, base, key: key, credentialID: admission.credentialID, limits: limits)) } catch {
+                await release(held)
+                throw error
+            }
+        }
+        let total = held.reduce(USD.zero) { $0 + $1.notional }
+        var audit = ["count": String(held.count), "notional_usd": total.description,
+                     "mode": (live ? TradeMode.live : .paper).rawValue, "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
+        if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
+        guard live else {
+            var answers: [Any] = []
+            for (index, one) in held.enumerated() {
+                do {
+                    let answer = try await simulate(one, profile: limits.owner, venue, base, key: key)
+                    answers.append(try JSONSerialization.jsonObject(with: answer.body))
+                } catch {
+                    await release(Array(held[(index + 1)...]))
+                    throw readied(error, venue, key: key)
+                }
+            }
+            let body = (try? JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys])) ?? Data("[]".utf8)
+            return TradePlan(route: .answer(status: .ok, body: body), kind: .orders, audit: audit)
+        }
+        do {
+            var markets: [String: Data] = [:]
+            for order in orders where markets[order.instrument] == nil {
+                if let query = venue.marketQuery(for: order, secret: admission.secret) {
+                    markets[order.instrument] = try await prices.body(of: query, venue: venue.name, base: base)
+                }
+            }
+            var request = outgoing
+            try venue.prepareBatch(orders, in: &request, secret: admission.secret, markets: markets)
+            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .orders, audit: audit,
+                             reservations: held.compactMap(\.reservation))
+        } catch {
+            await release(held)
+            throw readied(error, venue, key: key)
+        }
+    }
+
+    func readied(_ error: any Error, _ venue: any ExchangeVenue, key: AgentKeyRecord) -> GatewayRefusal {
+        (error as? GatewayRefusal) ?? GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
+    }
+
+    static func newClientOrderID() -> String {
+        "wdn-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
+    }
+}
