@@ -26,6 +26,11 @@ struct Run: AsyncParsableCommand {
         "POLY_API_KEY", "POLY_API_SECRET", "POLY_PASSPHRASE", "POLY_PRIVATE_KEY",
     ]
 
+    func validate() throws {
+        // Everything after the options is the command's, so `--help` arrives here; before any `--`, it is ours.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+    }
+
     func run() async throws {
         let words = command.first == "--" ? Array(command.dropFirst()) : command
         guard printEnv || !words.isEmpty else {
