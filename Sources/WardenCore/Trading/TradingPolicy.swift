@@ -23,7 +23,7 @@ public struct TradePlan: Sendable {
     public var recorded = false
 }
 
-/// Exchange calls through the owner's risk policy (DESIGN.md §4): fund movement never; unknown
+/// Exchange calls through the owner's risk policy (docs/exchanges.md): fund movement never; unknown
 /// endpoints only when the operator allows them; read keys never trade; each order priced in USD,
 /// held under `max_leg_usd`, reserved against `daily_cap_usd`, and simulated while the venue is not live.
 public struct TradingPolicy: Sendable {
