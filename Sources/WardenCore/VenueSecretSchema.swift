@@ -2,7 +2,7 @@ import CryptoExtras
 import Foundation
 import WardenCrypto
 
-/// The secret fields each venue's credential must carry (DESIGN.md §2), and their checks.
+/// The secret fields each venue's credential must carry (docs/operations.md, Management API), and their checks.
 public enum VenueSecretSchema {
     public static func requiredFields(venue: String, services: Set<String>) -> [String]? {
         switch venue {

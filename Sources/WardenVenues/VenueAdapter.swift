@@ -53,8 +53,8 @@ enum VenueJSON {
     }
 
     /// A typed body, keys sorted as `encode(_:)` does. Refusals take this path: building them
-    /// through `JSONSerialization` bridged every value to Foundation's objects and cost about a third of
-    /// a refused call's CPU in a profile.
+    /// through `JSONSerialization` bridged every value to Foundation's objects, a large share of a
+    /// refused call's CPU (docs/benchmarks.md).
     static func encoded(_ value: some Encodable) -> Data {
         (try? encoder.encode(value)) ?? Data("{}".utf8)
     }

@@ -1,6 +1,6 @@
 """Fail-closed promises under a stalled SQLite store, from the side of an agent that tries to get past them.
 
-README (Gateway, 6): a call that can change something at the venue (... a wallet call ...) gets a gateway.forward
+docs/gateway.md (What happens to each call, step 6): a call that can change something at the venue (... a wallet call ...) gets a gateway.forward
 row committed durably before it is sent; no call is sent after its client disconnected or more than
 [gateway] send_deadline_seconds after its request was read in full."""
 import time

@@ -647,7 +647,7 @@ def gen_llm_request(rng, key, tag):
 
 
 def stated_ceiling(body):
-    """For the failure message only: the output ceiling the README says is reserved (`max_tokens`, its twins, or
+    """For the failure message only: the output ceiling docs/gateway.md says is reserved (`max_tokens`, its twins, or
     default_max_output_tokens), read with Python's json."""
     try:
         req = json.loads(body)

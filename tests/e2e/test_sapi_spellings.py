@@ -147,7 +147,7 @@ def test_no_sapi_write_reaches_binance(binance_world, seed):
 
 
 def test_a_format_suffix_does_not_take_a_money_call_out_of_its_family(start, tmp_path, master_key):
-    """Fund movement is 'refused always; no setting opens it' (README, docs/exchanges.md). The money-family rule
+    """Fund movement is 'refused always; no setting opens it' (docs/exchanges.md). The money-family rule
     compares the segment after /sapi/vN/ exactly, so `bnbBurn.json`, `margin.json` or `dust.json` are not in a
     family: the call is merely unknown, and an operator's allow_endpoints rule that covers it (here "POST /sapi/**",
     meant for e.g. userDataStream) sends it, signed with the real credential. Frameworks that route a format suffix

@@ -15,7 +15,7 @@ public struct GoLiveResult: Sendable {
     public let checks: [GoLiveCheck]
 }
 
-/// Turns live trading on for one venue only when its checks pass (DESIGN.md §4): a credential on file,
+/// Turns live trading on for one venue only when its checks pass (docs/exchanges.md, Go-live checks): a credential on file,
 /// an authenticated balance call that succeeds, and a balance that covers `max_leg_usd`.
 public struct GoLive: Sendable {
     let registry: VenueRegistry

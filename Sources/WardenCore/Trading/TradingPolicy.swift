@@ -4,7 +4,7 @@ import HTTPTypes
 import WardenStore
 import WardenVenues
 
-/// Exchange calls through the owner's risk policy: fund movement never; unknown
+/// Exchange calls through the owner's risk policy (docs/exchanges.md): fund movement never; unknown
 /// endpoints only when the operator allows them; read keys never trade; each order priced in USD,
 /// held under `max_leg_usd`, reserved against `daily_cap_usd`, and simulated while the venue is not live.
 public struct TradingPolicy: Sendable {

@@ -27,8 +27,8 @@ extension HTTPServerBuilder {
 /// with 400 and closes idle connections when the server stops.
 ///
 /// Why: Hummingbird's own connection handler bridges every request part and every response write
-/// through async sequences, and runs the connection's task on whichever loop accepted it. Answering
-/// a canned body alone, it did 22–31k req/s where this pattern did 33–44k.
+/// through async sequences, and runs the connection's task on whichever loop accepted it; the
+/// measurements are in docs/benchmarks.md.
 struct HTTP1Front: ServerChildChannel {
     struct Connection: ServerChildChannelValue {
         let channel: any Channel
@@ -70,8 +70,8 @@ struct HTTP1Front: ServerChildChannel {
 /// has ended and the socket has taken it (the channel is writable again): a client that pipelines and
 /// never reads holds at most one answer and one read's worth of requests, then costs nothing until it
 /// reads or its silence cuts it off. Reading is not paused while an answer is only awaited: SwiftNIO's
-/// pipelining handler did that for every request, which cost two `epoll_ctl` calls per call (8–10 % of
-/// a gateway call's CPU in A/B runs).
+/// pipelining handler did that for every request, which cost two `epoll_ctl` calls per call (see
+/// docs/benchmarks.md).
 ///
 /// A client that stays silent for `clientTimeout` while Warden waits on it is cut off, so idle or
 /// half-sent connections cannot pile up: an idle connection is closed, one part-way through sending a
@@ -221,7 +221,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The routes' view of a request head, or nil when it has no `HTTPTypes` form. The path of the
     /// usual origin-form target is taken as it is; any other form goes through the library's conversion,
-    /// which parses every target as a URL (about 1 % of a bare forward's CPU in a profile).
+    /// which parses every target as a URL (its cost: docs/benchmarks.md).
     static func request(_ message: HTTPRequestHead) -> HTTPRequest? {
         guard message.uri.utf8.first == UInt8(ascii: "/") else {
             return try? HTTPRequest(message, secure: false, splitCookie: false)
