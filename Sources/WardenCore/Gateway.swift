@@ -234,7 +234,7 @@ public final class Gateway: Sendable {
     /// whole family at once (one bucket per family root), so minting keys never multiplies it.
     func enforce(service: WardenConfig.ServiceSection, venue: String, key: AgentKeyRecord, method: String, path: CanonicalPath)
         async throws(GatewayRefusal) {
-        if key.access == .read, !HTTPRequest.Method.isSafe(method.uppercased()) {
+        if key.access == .read, !HTTPRequest.Method.isRead(method.uppercased()) {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
         }
         if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path, formatSuffixes: true) }) {

@@ -116,7 +116,7 @@ struct GatewayController {
         outgoing.headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
         let held = reservation
         // A REST service call that is not a read may change something there: it is recorded before it is sent.
-        let acts = venue.usage == nil && !request.method.isSafe
+        let acts = venue.usage == nil && !request.method.isRead
         return try await relay(outgoing, request, Subject(admission), detail: [:], durable: acts, meter: meter, on: loop) { [gateway] ending in
             guard let held else { return [:] }
             // Unsent: nothing was used. Unanswered or cut short: the venue may have run (and billed) it, so the

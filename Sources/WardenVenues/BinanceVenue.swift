@@ -122,7 +122,7 @@ public struct BinanceVenue: ExchangeVenue {
         .sorted { $0.count > $1.count }
 
     public func classify(_ call: ExchangeCall) -> CallClass {
-        let read = call.isSafe
+        let read = call.isRead
         // A listed `/sapi` read, in its exact spelling, is a read even where its path names a withdrawal
         // (withdraw history); any other spelling or method falls through to the fund-movement rules.
         let listedRead = read ? Self.sapiReadClasses[call.path] : nil

@@ -54,7 +54,7 @@ public struct KalshiVenue: ExchangeVenue {
         if ExchangeRules.movesFunds(call) { return .fundMovement }
         guard call.path.hasPrefix(Self.prefix + "/") else { return .unknown }
         let path = String(call.path.dropFirst(Self.prefix.count))
-        let read = call.isSafe
+        let read = call.isRead
         func matches(_ pattern: String) -> Bool { ExchangeRules.matches(pattern, path, reserved: Self.reservedWords) }
         if read, Self.publicReads.contains(where: matches) { return .publicRead }
         if read, Self.privateReads.contains(where: matches) { return .privateRead }

@@ -48,7 +48,7 @@ public struct PolymarketVenue: ExchangeVenue {
 
     public func classify(_ call: ExchangeCall) -> CallClass {
         if ExchangeRules.movesFunds(call) { return .fundMovement }
-        let read = call.isSafe
+        let read = call.isRead
         let path = call.path
         if read, Self.publicGets.contains(where: { ExchangeRules.matches($0, path) }) { return .publicRead }
         if call.method == "POST", Self.publicPosts.contains(path) { return .publicRead }

@@ -351,6 +351,20 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
     assert len(fake.requests) == before, "a blocked call reached the upstream"
 
 
+def test_a_read_key_reads_with_get_and_head_only(world):
+    """A read is GET or HEAD (Warden's one definition): a read key's other methods, OPTIONS and any spelling of
+    them included, never reach the service."""
+    reader = world["key"](venues=("fake",), access="read")["key"]
+    fake = world["upstreams"]["service"]
+    assert raw(world, "GET", "/proxy/fake/repos/acme/widget", reader)[0] == 200
+    assert raw(world, "HEAD", "/proxy/fake/repos/acme/widget", reader)[0] == 200
+    before = len(fake.requests)
+    for method in ["OPTIONS", "POST", "PUT", "PATCH", "DELETE", "options", "get", "Get", "TRACE", "PROPFIND"]:
+        status, body = raw(world, method, "/proxy/fake/repos/acme/widget", reader)
+        assert status in (400, 403, 404, 405), f"{method} -> {status} {body[:200]}"
+    assert len(fake.requests) == before, [(r["method"], r["path"]) for r in fake.requests[before:]]
+
+
 def test_path_parameters_and_method_overrides_never_reach_the_upstream(world):
     """Upstreams that cut `;params` or blanks off a segment, or honour a method override, would act on a
     call the policy never saw: each is refused with 400, even on paths the policy allows."""

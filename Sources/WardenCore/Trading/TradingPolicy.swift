@@ -57,7 +57,7 @@ public struct TradingPolicy: Sendable {
                                      "\(call.method) \(call.path) is not allowed: it is not on Warden's list of \(venue.name) endpoints (an operator can open it with allow_endpoints in [venues.\(venue.name)])",
                                      key: key)
             }
-            if !call.isSafe {
+            if !call.isRead {
                 try requireTrade(key)
                 guard try await limits(admission, venue: venue.name).live else {
                     throw GatewayRefusal(.forbidden, .permission,

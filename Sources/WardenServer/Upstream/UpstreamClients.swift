@@ -121,7 +121,7 @@ final class UpstreamPool: @unchecked Sendable {
         // The most recently used connection first: the least likely to have been closed by the upstream.
         while let connection = idle[origin]?.popLast() {
             guard connection.isOpen else { continue }
-            guard Self.isSafe(head.method) else { return connection.send(head, body: body, timeout: timeout, answer: answer) }
+            guard HTTPRequest.Method.isRead(head.method.rawValue) else { return connection.send(head, body: body, timeout: timeout, answer: answer) }
             // A kept connection can be closed by the upstream (as idle) just as a call goes out on it. A
             // call that changes nothing goes again on a new connection when that happens before any answer;
             // any other call is never sent twice: the upstream may have acted on it.
@@ -136,8 +136,6 @@ final class UpstreamPool: @unchecked Sendable {
         sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
     }
 
-    /// Methods that change nothing upstream (RFC 9110 §9.2.1), so sending one twice is harmless.
-    static func isSafe(_ method: HTTPMethod) -> Bool { HTTPRequest.Method.isSafe(method.rawValue) }
 
     private func sendNew(_ head: HTTPRequestHead, body: ByteBuffer?, to origin: UpstreamTarget.Origin, timeout: TimeAmount,
                          answer: EventLoopPromise<UpstreamResponse>) {
