@@ -3,6 +3,7 @@ import Foundation
 import SQLKit
 import WardenCrypto
 import WardenStore
+import WardenVenues
 
 /// What the API shows of a credential: metadata only, never the secret.
 public struct CredentialView: Sendable, Equatable {
@@ -22,21 +23,21 @@ public struct Credentials: Sendable {
     let database: Database
     let vault: Vault
     let audit: AuditLog
-    let services: Set<String>
+    let venues: VenueRegistry
     let repository: CredentialRepository
     let grants: GrantRepository
 
-    public init(database: Database, vault: Vault, audit: AuditLog, services: Set<String>) {
+    public init(database: Database, vault: Vault, audit: AuditLog, venues: VenueRegistry) {
         self.database = database
         self.vault = vault
         self.audit = audit
-        self.services = services
+        self.venues = venues
         self.repository = CredentialRepository(database)
         self.grants = GrantRepository(database)
     }
 
     public func create(_ p: Principal, venue: String, label: String, secret: [String: String]) async throws -> CredentialView {
-        try VenueSecretSchema.validate(venue: venue, secret: secret, services: services)
+        try VenueSecretSchema.validate(venue: venue, secret: secret, venues: venues)
         try Self.validate(label: label)
         let now = Clock.nowMillis()
         var record = CredentialRecord(id: UUID().uuidString.lowercased(), ownerID: p.user.id, venue: venue, label: label,
@@ -67,7 +68,7 @@ public struct Credentials: Sendable {
         var record = try await owned(p, id: id, action: "change")
         if let label { try Self.validate(label: label); record.label = label }
         if let secret {
-            try VenueSecretSchema.validate(venue: record.venue, secret: secret, services: services)
+            try VenueSecretSchema.validate(venue: record.venue, secret: secret, venues: venues)
             try seal(secret, into: &record)
         }
         record.updatedAt = Clock.nowMillis()
@@ -86,7 +87,7 @@ public struct Credentials: Sendable {
         guard var record = try await repository.find(id: id), record.ownerID == key.ownerID,
               var secret = Self.open(record, vault: vault) else { throw WardenError.notFound("credential") }
         secret.merge(fields) { $1 }
-        try VenueSecretSchema.validate(venue: record.venue, secret: secret, services: services)
+        try VenueSecretSchema.validate(venue: record.venue, secret: secret, venues: venues)
         try seal(secret, into: &record)
         record.updatedAt = Clock.nowMillis()
         try await database.transaction { [record] db in

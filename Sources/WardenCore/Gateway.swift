@@ -105,14 +105,7 @@ public final class Gateway: Sendable {
 
     /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
     public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {
-        let polymarket = config.venues["polymarket"]
-        registry = VenueRegistry(
-            services: config.services.sorted { $0.key < $1.key }.map { name, s in
-                RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
-            },
-            polymarket: PolymarketSigning(chainID: polymarket?.chainID ?? 137,
-                                          exchange: polymarket?.exchangeAddress ?? PolymarketSigning.defaultExchange,
-                                          negRiskExchange: polymarket?.negRiskExchangeAddress ?? PolymarketSigning.defaultNegRiskExchange))
+        registry = services.venues
         self.config = config
         database = services.database
         vault = services.vault

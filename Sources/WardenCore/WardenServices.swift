@@ -1,5 +1,6 @@
 import WardenCrypto
 import WardenStore
+import WardenVenues
 
 /// Everything the management side does, built once the vault is unsealed.
 public struct WardenServices: Sendable {
@@ -10,6 +11,8 @@ public struct WardenServices: Sendable {
     public let profiles: Profiles
     public let credentials: Credentials
     public let agentKeys: AgentKeys
+    /// The venues the gateway serves: the built-in ones and the config's REST services.
+    public let venues: VenueRegistry
 
     public static func make(
         database: Database, vault: Vault, config: WardenConfig, environment: [String: String],
@@ -19,10 +22,11 @@ public struct WardenServices: Sendable {
         let tokens = try await TokenService.make(environment: environment, vault: vault, database: database)
         let accounts = Accounts(database: database, hasher: try PasswordHasher(parameters: passwordParameters),
                                 tokens: tokens, audit: audit, throttle: LoginThrottle())
-        let credentials = Credentials(database: database, vault: vault, audit: audit, services: Set(config.services.keys))
+        let venues = VenueRegistry.make(config: config)
+        let credentials = Credentials(database: database, vault: vault, audit: audit, venues: venues)
         return WardenServices(
             database: database, vault: vault, audit: audit, accounts: accounts,
             profiles: Profiles(database: database, audit: audit), credentials: credentials,
-            agentKeys: AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials))
+            agentKeys: AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials), venues: venues)
     }
 }

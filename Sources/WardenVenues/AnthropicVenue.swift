@@ -7,7 +7,17 @@ public struct AnthropicVenue: VenueAdapter {
     public init() {}
     public let name = "anthropic"
     public let defaultBaseURL = "https://api.anthropic.com"
+    public let title = "Anthropic"
     public let secretFields = ["api_key"]
+
+    /// The official SDKs read these.
+    public func runEnvironment(gatewayURL: String, key: String) -> [String: String] {
+        ["ANTHROPIC_BASE_URL": "\(gatewayURL)/proxy/anthropic", "ANTHROPIC_API_KEY": key]
+    }
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# Anthropic", "Anthropic(base_url=\"\(proxyURL)/anthropic\", api_key=\"\(key)\")"]
+    }
     public let inboundAuthHeaders: [HTTPField.Name] = [.authorization, .init("x-api-key")!]
     public var usage: UsageDialect? { .anthropic }
 

@@ -10,7 +10,13 @@ public struct BinanceVenue: ExchangeVenue {
     public init() {}
     public let name = "binance"
     public let defaultBaseURL = "https://api.binance.com"
+    public let title = "Binance"
     public let secretFields = ["api_key", "api_secret"]
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# Binance (python-binance)", "client = Client(\"\(key)\", \"any-secret\", ping=False)",
+         "client.API_URL = \"\(proxyURL)/binance/api\""]
+    }
     static let apiKeyHeader = HTTPField.Name("X-MBX-APIKEY")!
     public var inboundAuthHeaders: [HTTPField.Name] { [Self.apiKeyHeader] }
 

@@ -9,7 +9,19 @@ public struct KalshiVenue: ExchangeVenue {
     public init() {}
     public let name = "kalshi"
     public let defaultBaseURL = "https://api.elections.kalshi.com"
+    public let title = "Kalshi"
     public let secretFields = ["key_id", "private_key_pem"]
+
+    public func checkSecret(_ secret: [String: String]) throws(SecretFieldError) {
+        if let pem = secret["private_key_pem"], (try? _RSA.Signing.PrivateKey(pemRepresentation: pem)) == nil {
+            throw SecretFieldError("private_key_pem", "is not a PEM-encoded RSA private key")
+        }
+    }
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# Kalshi", "config = Configuration(host=\"\(proxyURL)/kalshi/trade-api/v2\")",
+         "config.api_key_id = \"\(key)\"  # and any RSA key as private_key_pem"]
+    }
     /// RSA-PSS with a 2048-bit key: about 1 ms per call.
     public var signsSlowly: Bool { true }
     static let keyHeader = HTTPField.Name("KALSHI-ACCESS-KEY")!

@@ -6,7 +6,17 @@ public struct OpenAIVenue: VenueAdapter {
     public init() {}
     public let name = "openai"
     public let defaultBaseURL = "https://api.openai.com"
+    public let title = "OpenAI"
     public let secretFields = ["api_key"]
+
+    /// The official SDKs read these.
+    public func runEnvironment(gatewayURL: String, key: String) -> [String: String] {
+        ["OPENAI_BASE_URL": "\(gatewayURL)/proxy/openai/v1", "OPENAI_API_KEY": key]
+    }
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# OpenAI", "OpenAI(base_url=\"\(proxyURL)/openai/v1\", api_key=\"\(key)\")"]
+    }
     public let inboundAuthHeaders: [HTTPField.Name] = [.authorization]
     public var usage: UsageDialect? { .openAI }
 

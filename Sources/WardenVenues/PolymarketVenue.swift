@@ -13,7 +13,29 @@ public struct PolymarketVenue: ExchangeVenue {
     public init(signing: PolymarketSigning = PolymarketSigning()) { self.signing = signing }
     public let name = "polymarket"
     public let defaultBaseURL = "https://clob.polymarket.com"
+    public let title = "Polymarket"
     public let secretFields = ["api_key", "api_secret", "passphrase", "address"]
+    /// The wallet key: with it Warden signs orders and mints the level-2 credentials itself.
+    public let optionalSecretFields = ["private_key"]
+
+    public func checkSecret(_ secret: [String: String]) throws(SecretFieldError) {
+        guard let address = secret["address"] else { return }
+        guard address.range(of: "^0x[0-9a-fA-F]{40}$", options: .regularExpression) != nil else {
+            throw SecretFieldError("address", "must be a 0x-prefixed 20-byte hex address")
+        }
+        guard let key = secret["private_key"] else { return }
+        guard let wallet = try? WalletKey(hex: key) else {
+            throw SecretFieldError("private_key", "must be a secp256k1 private key: 64 hex digits, with or without 0x")
+        }
+        guard wallet.addressHex == address.lowercased() else {
+            throw SecretFieldError("address", "is not the address of secret.private_key")
+        }
+    }
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# Polymarket (py-clob-client)",
+         "ClobClient(\"\(proxyURL)/polymarket\", chain_id=137, key=wallet_key, creds=ApiCreds(\"\(key)\", any_secret, any_passphrase))"]
+    }
     static let address = HTTPField.Name("POLY_ADDRESS")!
     static let apiKey = HTTPField.Name("POLY_API_KEY")!
     static let passphrase = HTTPField.Name("POLY_PASSPHRASE")!

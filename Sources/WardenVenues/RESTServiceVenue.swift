@@ -7,6 +7,10 @@ public struct RESTServiceVenue: VenueAdapter {
     public let name: String
     public let defaultBaseURL: String
     public let secretFields = ["token"]
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# \(name)", "base URL \(proxyURL)/\(name), header \(authHeader) carries the key"]
+    }
     public let authHeader: HTTPField.Name
     public let authValuePrefix: String
 

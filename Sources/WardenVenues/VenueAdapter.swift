@@ -1,15 +1,26 @@
 import Foundation
 import HTTPTypes
 
-/// What Warden must know about a venue to stand between an agent and it. Adding a venue means adding
-/// one type that conforms to this, and registering it in `VenueRegistry`.
+/// What Warden must know about a venue to stand between an agent and it: everything about one venue
+/// is in its own file. Adding a venue means adding one type that conforms to this, and registering it
+/// in `VenueRegistry`.
 public protocol VenueAdapter: Sendable {
     /// The name in `/proxy/{name}/…` and in credentials.
     var name: String { get }
+    /// The name as people write it ("OpenAI"), for the dashboard.
+    var title: String { get }
     /// Upstream used unless the config overrides it.
     var defaultBaseURL: String { get }
-    /// Fields of this venue's credential secret.
+    /// Fields every credential of this venue carries.
     var secretFields: [String] { get }
+    /// Fields a credential may carry besides those.
+    var optionalSecretFields: [String] { get }
+    /// Checks of a credential's fields beyond their presence (a key that parses, an address that matches it).
+    func checkSecret(_ secret: [String: String]) throws(SecretFieldError)
+    /// The variables `warden run` gives a program for this venue: where its SDK finds the base URL and key.
+    func runEnvironment(gatewayURL: String, key: String) -> [String: String]
+    /// How to point the venue's SDK at the gateway, as the dashboard shows it with a new key.
+    func sdkSnippet(proxyURL: String, key: String) -> [String]
     /// The agent key as the venue's SDK sends it (besides `X-Warden-Key`, which works everywhere).
     func agentKey(in headers: HTTPFields) -> String?
     /// Request headers that carry the SDK's own authentication; they never go upstream.
@@ -29,6 +40,30 @@ public enum RefusalKind: String, Sendable {
 
 extension VenueAdapter {
     public var usage: UsageDialect? { nil }
+    public var title: String { name }
+    public var optionalSecretFields: [String] { [] }
+    public func checkSecret(_ secret: [String: String]) throws(SecretFieldError) {}
+
+    /// `WARDEN_<NAME>_BASE_URL` and `WARDEN_<NAME>_API_KEY`, for venues whose SDK reads no variable of its own.
+    public func runEnvironment(gatewayURL: String, key: String) -> [String: String] {
+        let variable = name.uppercased().replacingOccurrences(of: "-", with: "_")
+        return ["WARDEN_\(variable)_BASE_URL": "\(gatewayURL)/proxy/\(name)", "WARDEN_\(variable)_API_KEY": key]
+    }
+
+    public func sdkSnippet(proxyURL: String, key: String) -> [String] {
+        ["# \(title)", "base URL \(proxyURL)/\(name), header X-Warden-Key carries the key"]
+    }
+}
+
+/// A credential field that is present but not what the venue needs.
+public struct SecretFieldError: Error, Sendable {
+    public let field: String
+    public let reason: String
+
+    public init(_ field: String, _ reason: String) {
+        self.field = field
+        self.reason = reason
+    }
 }
 
 /// Bearer-token extraction shared by several venues.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WardenVenues
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,18 +96,7 @@ struct Run: AsyncParsableCommand {
         var out = base.filter { !scrubbed.contains($0.key) && !($0.key.hasPrefix("WARDEN_") && $0.key.hasSuffix("_API_KEY")) }
         out["WARDEN_URL"] = url
         for venue in venues {
-            switch venue {
-            case "openai":
-                out["OPENAI_BASE_URL"] = "\(url)/proxy/openai/v1"
-                out["OPENAI_API_KEY"] = key
-            case "anthropic":
-                out["ANTHROPIC_BASE_URL"] = "\(url)/proxy/anthropic"
-                out["ANTHROPIC_API_KEY"] = key
-            default:
-                let name = venue.uppercased().replacingOccurrences(of: "-", with: "_")
-                out["WARDEN_\(name)_BASE_URL"] = "\(url)/proxy/\(venue)"
-                out["WARDEN_\(name)_API_KEY"] = key
-            }
+            out.merge(VenueRegistry.runEnvironment(venue: venue, gatewayURL: url, key: key)) { $1 }
         }
         return out
     }

@@ -2,23 +2,26 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import WardenCore
+import WardenVenues
 
 /// Credentials: list (metadata only), add with the venue's fields, rotate, delete after confirmation,
 /// share and revoke shares. Secret fields are write-only: no page ever renders a stored value.
 struct WebCredentialPages {
     let app: WebApp
 
-    static let titles = ["openai": "OpenAI", "anthropic": "Anthropic", "binance": "Binance", "kalshi": "Kalshi", "polymarket": "Polymarket"]
+    var venues: VenueRegistry { app.gateway.registry }
 
-    var services: Set<String> { Set(app.gateway.config.services.keys) }
+    func fields(_ venue: String) -> [String] { venues.venue(named: venue)?.secretFields ?? [] }
 
-    func fields(_ venue: String) -> [String] { VenueSecretSchema.requiredFields(venue: venue, services: services) ?? [] }
+    func optionalFields(_ venue: String) -> [String] { venues.venue(named: venue)?.optionalSecretFields ?? [] }
+
+    func title(_ venue: String) -> String { venues.venue(named: venue)?.title ?? venue }
 
     /// The secret typed into a form: every required field, and the optional ones that were filled in.
     func secret(_ form: WebForm, venue: String) -> [String: String] {
         var secret: [String: String] = [:]
         for field in fields(venue) { secret[field] = form[field] ?? "" }
-        for field in VenueSecretSchema.optionalFields(venue: venue) { if let value = form.text(field) { secret[field] = value } }
+        for field in optionalFields(venue) { if let value = form.text(field) { secret[field] = value } }
         return secret
     }
 
@@ -101,8 +104,8 @@ struct WebCredentialPages {
             }
             rows.append(row)
         }
-        let venues = (["openai", "anthropic", "binance", "kalshi", "polymarket"] + services.sorted()).map {
-            let title = Self.titles[$0] ?? $0
+        let venues = venues.names.map {
+            let title = title($0)
             return ["name": $0, "title": ("AEIOU".contains(title.prefix(1)) ? "an " : "a ") + title]
         }
         var data: [String: Any] = ["credentials": rows, "venues": venues]
@@ -114,9 +117,9 @@ struct WebCredentialPages {
     func newForm(_ principal: Principal, venue: String, label: String, error: String?, status: HTTPResponse.Status = .ok) -> Response {
         var data: [String: Any] = ["venue": venue, "label_value": label,
                                    "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem"), "required": true] }
-                                       + VenueSecretSchema.optionalFields(venue: venue).map { ["name": $0, "multiline": false, "required": false] }]
+                                       + optionalFields(venue).map { ["name": $0, "multiline": false, "required": false] }]
         if let error { data["error"] = error }
-        return app.page("credential_new", title: "Add a \(Self.titles[venue] ?? venue) credential", nav: "credentials", principal,
+        return app.page("credential_new", title: "Add a \(title(venue)) credential", nav: "credentials", principal,
                         status: status, data)
     }
 }

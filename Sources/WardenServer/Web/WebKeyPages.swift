@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import WardenCore
+import WardenVenues
 import WardenStore
 
 /// Agent keys: create (the key is shown once, with how to use it), list, revoke.
@@ -57,24 +58,8 @@ struct WebKeyPages {
         let proxy = gatewayURL + "/proxy"
         var lines = ["# Run a bot with the key (the venues' SDK variables are set for it):",
                      "WARDEN_URL=\(gatewayURL) WARDEN_TOKEN=\(key) warden run -- python bot.py", ""]
-        for venue in venues {
-            switch venue {
-            case "openai": lines += ["# OpenAI", "OpenAI(base_url=\"\(proxy)/openai/v1\", api_key=\"\(key)\")"]
-            case "anthropic": lines += ["# Anthropic", "Anthropic(base_url=\"\(proxy)/anthropic\", api_key=\"\(key)\")"]
-            case "binance":
-                lines += ["# Binance (python-binance)", "client = Client(\"\(key)\", \"any-secret\", ping=False)",
-                          "client.API_URL = \"\(proxy)/binance/api\""]
-            case "kalshi":
-                lines += ["# Kalshi", "config = Configuration(host=\"\(proxy)/kalshi/trade-api/v2\")",
-                          "config.api_key_id = \"\(key)\"  # and any RSA key as private_key_pem"]
-            case "polymarket":
-                lines += ["# Polymarket (py-clob-client)",
-                          "ClobClient(\"\(proxy)/polymarket\", chain_id=137, key=wallet_key, creds=ApiCreds(\"\(key)\", any_secret, any_passphrase))"]
-            default:
-                let header = app.gateway.config.services[venue]?.authHeader ?? "Authorization"
-                lines += ["# \(venue)", "base URL \(proxy)/\(venue), header \(header) carries the key"]
-            }
-            lines.append("")
+        for venue in venues.compactMap(app.gateway.registry.venue(named:)) {
+            lines += venue.sdkSnippet(proxyURL: proxy, key: key) + [""]
         }
         return lines.joined(separator: "\n")
     }
