@@ -6,9 +6,7 @@ import WardenStore
 /// `GET /audit?limit=&before=&action=&request=`: the caller's rows, newest first (admins see every row);
 /// `request` keeps the rows of the gateway call whose answer carried that `X-Warden-Request-Id`.
 struct AuditController {
-    let database: Database
-    /// Flushed first, so the caller sees the gateway calls made before its request.
-    let writer: AuditWriter
+    let activity: Activity
 
     struct Entry: Encodable {
         let seq: Int64
@@ -47,9 +45,7 @@ struct AuditController {
             if let requestID, !AuditRepository.isRequestID(requestID) {
                 throw WardenError.invalid("request", "must be a request id as sent in X-Warden-Request-Id (hex digits and dashes)")
             }
-            await writer.flush()
-            let rows = try await AuditRepository(database).page(
-                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: before, action: action, request: requestID, limit: limit)
+            let rows = try await activity.auditPage(principal, before: before, action: action, request: requestID, limit: limit)
             let entries = rows.map {
                 Entry(seq: $0.seq, at: Timestamp.iso($0.at), actorID: $0.actorID, ownerID: $0.ownerID, target: $0.target,
                       detail: $0.detail, action: $0.action, outcome: $0.outcome)

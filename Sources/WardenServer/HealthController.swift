@@ -47,7 +47,8 @@ struct HealthController {
 }
 
 /// One write probe of the store at a time, shared by every health check that comes while it runs, so a
-/// flood of checks during a stall costs one waiting probe, not one each.
+/// flood of checks during a stall costs one waiting probe, not one each. It holds the store itself, on
+/// purpose: a health check asks the store directly, not through anything that could hide its state.
 final class StoreProbe: Sendable {
     enum Result: String, Sendable {
         case ok

@@ -6,9 +6,7 @@ import WardenStore
 /// `GET /usage`: today's (UTC) LLM calls, tokens and spend per agent key and venue, and the day's
 /// order volume (live and paper) against `daily_cap_usd`.
 struct UsageController {
-    let database: Database
-    let spend: SpendBatch
-    let profiles: Profiles
+    let activity: Activity
 
     struct Entry: Encodable {
         let agentKeyID, venue: String
@@ -29,17 +27,13 @@ struct UsageController {
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
         api.get("usage") { _, context in
-            await spend.flush()  // this process's batched usage first
-            let day = SpendRepository.day()
-            let userID = try context.requirePrincipal().user.id
-            let rows = try await SpendRepository(database).usage(ownerID: userID, day: day)
-            let volume = try await TradeRepository(database).used(ownerID: userID, day: day)
-            let cap = try await profiles.get(userID: userID).dailyCapUSD.decimal
-            return try Response.json(Body(day: day, llm: rows.map {
+            let today = try await activity.today(try context.requirePrincipal())
+            let volume = today.volume
+            return try Response.json(Body(day: today.day, llm: today.llm.map {
                 Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
                       outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)
-            }, trading: Trading(day: day, liveUSD: (volume[.live] ?? .zero).decimal, paperUSD: (volume[.paper] ?? .zero).decimal,
-                                dailyCapUSD: cap)))
+            }, trading: Trading(day: today.day, liveUSD: (volume[.live] ?? .zero).decimal, paperUSD: (volume[.paper] ?? .zero).decimal,
+                                dailyCapUSD: today.dailyCap.decimal)))
         }
     }
 }

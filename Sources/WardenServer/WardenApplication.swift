@@ -13,6 +13,8 @@ public struct ServerEnvironment: Sendable {
     public var settings: ServeSettings
     public var services: WardenServices
     public var gateway: Gateway
+    /// What users read of what was done (audit rows, usage, paper trading).
+    public let activity: Activity
     /// Upstream clients, one per event loop (see `UpstreamClients`); shut them down after use.
     public let upstreams: UpstreamClients
     let metrics = GatewayMetrics()
@@ -30,6 +32,7 @@ public struct ServerEnvironment: Sendable {
         self.logger = logger
         upstreams = UpstreamClients()
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
+        activity = Activity(gateway: gateway, profiles: services.profiles)
     }
 
     /// The templates and static files bundled with the server, read once at startup.
@@ -85,11 +88,11 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
     auth.addRoutes(to: authenticated)
     ProfileController(profiles: env.services.profiles, goLive: env.gateway.goLive, bodyLimit: limit).addRoutes(to: authenticated)
-    PaperController(database: env.database, profiles: env.services.profiles).addRoutes(to: authenticated)
+    PaperController(activity: env.activity).addRoutes(to: authenticated)
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
-    AuditController(database: env.database, writer: env.gateway.audit).addRoutes(to: authenticated)
-    UsageController(database: env.database, spend: env.gateway.spendBatch, profiles: env.services.profiles).addRoutes(to: authenticated)
+    AuditController(activity: env.activity).addRoutes(to: authenticated)
+    UsageController(activity: env.activity).addRoutes(to: authenticated)
     addDashboard(to: router, env)
     return router
 }
@@ -99,7 +102,7 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
     let web = router.group().add(middleware: WebHeadersMiddleware()).add(middleware: KeyCacheSyncMiddleware(keys: env.gateway.keys))
     let session = WebSession(accounts: env.services.accounts, vault: env.services.vault,
                              secureCookies: ProcessInfo.processInfo.environment["WARDEN_SECURE_COOKIES"] == "1")
-    let app = WebApp(templates: env.templates, session: session, services: env.services, gateway: env.gateway)
+    let app = WebApp(templates: env.templates, session: session, services: env.services, gateway: env.gateway, activity: env.activity)
     for (name, file) in env.staticFiles {
         web.get(RouterPath("/static/\(name)")) { _, _ in
             Response(status: .ok, headers: [.contentType: file.contentType, .cacheControl: "max-age=3600"],

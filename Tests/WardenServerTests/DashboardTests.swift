@@ -41,6 +41,7 @@ import WardenStore
             return reply
         }
 
+        @discardableResult
         func logIn(_ email: String, _ password: String = "initial-password-1") async throws -> Reply {
             try await go(.get, "/login")
             return try await go(.post, "/login", form: ["email": email, "password": password])

@@ -16,9 +16,7 @@ struct WebActivityPages {
             let venue = query["venue"].map(String.init) ?? ""
             let decision = query["decision"].map(String.init) ?? ""
             let day = query["day"].map(String.init).flatMap { $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil }
-            await app.gateway.audit.flush()
-            let rows = try await AuditRepository(app.services.database).page(
-                visibleTo: principal.user.isAdmin ? nil : principal.user.id, before: nil, action: nil, request: nil, limit: 500)
+            let rows = try await app.activity.auditPage(principal, limit: 500)
             let shown = rows.filter { row in
                 (venue.isEmpty || row.target == venue) && Self.matches(decision, row.outcome) && (day.map { SpendRepository.day(of: Date(timeIntervalSince1970: Double(row.at) / 1000)) == $0 } ?? true)
             }.prefix(200).map(Self.row)
@@ -78,18 +76,15 @@ struct WebActivityPages {
     }
 
     func bars(_ principal: Principal) async throws -> [String: Any] {
-        let day = SpendRepository.day()
-        let profile = try await app.services.profiles.get(userID: principal.user.id)
-        let volume = try await TradeRepository(app.services.database).used(ownerID: principal.user.id, day: day)
-        let traded = ((volume[.live] ?? .zero) + (volume[.paper] ?? .zero)).double
-        await app.gateway.spendBatch.flush()
-        let spend = try await SpendRepository(app.services.database).usage(ownerID: principal.user.id, day: day)
-        let spent = spend.reduce(USD.zero) { $0 + $1.spent }.double
+        let today = try await app.activity.today(principal)
+        let traded = ((today.volume[.live] ?? .zero) + (today.volume[.paper] ?? .zero)).double
+        let spent = today.llm.reduce(USD.zero) { $0 + $1.spent }.double
+        let cap = today.dailyCap.double
         let keys = try await app.services.agentKeys.list(principal)
         let budget = keys.filter { $0.revokedAt == nil && $0.parentID == nil }.compactMap(\.dailyBudgetUSD).reduce(USD.zero, +).double
         var data: [String: Any] = [
-            "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", profile.dailyCapUSD.double),
-            "volume_value": min(traded, profile.dailyCapUSD.double), "cap_max": max(profile.dailyCapUSD.double, 0.01),
+            "volume": String(format: "%.2f", traded), "cap": String(format: "%.2f", cap),
+            "volume_value": min(traded, cap), "cap_max": max(cap, 0.01),
             "spend": String(format: "%.4f", spent), "spend_value": budget > 0 ? min(spent, budget) : 0, "spend_max": max(budget, 0.01),
         ]
         if budget > 0 { data["budget"] = String(format: "%.2f", budget) }

@@ -11,6 +11,7 @@ struct WebApp: Sendable {
     let session: WebSession
     let services: WardenServices
     let gateway: Gateway
+    let activity: Activity
 
     /// A page for a logged-in user.
     func get(_ group: RouterGroup<WardenContext>, _ path: RouterPath,
