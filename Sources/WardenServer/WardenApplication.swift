@@ -74,7 +74,8 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     router.add(middleware: AccessLogMiddleware())
     HealthController(probe: StoreProbe(database: env.database), audit: env.gateway.audit, vault: env.services.vault).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
-    GatewayController(gateway: env.gateway, clients: env.upstreams, metrics: env.metrics, allowedHosts: env.allowedHosts)
+    GatewayController(calls: GatewayCalls(gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts),
+                      clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds))
         .addRoutes(to: router)
 
     let api = router.group("api/v1").add(middleware: ProblemMiddleware()).add(middleware: BodyLimitMiddleware(limit: limit))
