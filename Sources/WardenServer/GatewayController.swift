@@ -290,7 +290,7 @@ struct GatewayController {
                 }
             }
             await conclude(false, usage)
-            if responseHeaders[.contentLength] != nil { responseHeaders[.contentLength] = String(answer.readableBytes) }
+            if responseHeaders[.contentLength] != nil, request.method != .head { responseHeaders[.contentLength] = String(answer.readableBytes) }
             return Response(status: status, headers: responseHeaders, body: .init(byteBuffer: answer))
         case .stream(let body):
             stream = body
@@ -439,7 +439,7 @@ struct GatewayController {
         var out = HTTPFields()
         for field in incoming where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) { out.append(field) }
         if let content = incoming[.contentLength] { out[.contentLength] = content }
-        return out
+        return HopByHop.removingConnectionOptions(from: out, namedIn: incoming)
     }
 
     static func returnableHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
