@@ -80,6 +80,9 @@ public enum ConfigLoader {
             case "upstream_timeout_seconds": gateway.upstreamTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
             case "default_max_output_tokens": gateway.defaultMaxOutputTokens = try int(t, key, path: path, in: 1...10_000_000)
             case "send_deadline_seconds": gateway.sendDeadlineSeconds = try int(t, key, path: path, in: 1...60)
+            case "upstream_idle_seconds": gateway.upstreamIdleSeconds = try int(t, key, path: path, in: 1...3600)
+            case "upstream_max_connections_per_origin":
+                gateway.upstreamMaxConnectionsPerOrigin = try int(t, key, path: path, in: 1...100_000)
             default: throw .unknownKey(path)
             }
         }

@@ -67,6 +67,11 @@ public struct WardenConfig: Sendable, Equatable {
         public var defaultMaxOutputTokens = 4096
         /// No call leaves later than this after it arrived (it waited on a slow store): it is refused instead.
         public var sendDeadlineSeconds = 5
+        /// A pooled upstream connection idle longer than this is closed rather than reused (below common
+        /// upstreams' keep-alive, so a call does not race the upstream's own idle close).
+        public var upstreamIdleSeconds = 4
+        /// Connections to one upstream origin at most; calls beyond wait for one to be free.
+        public var upstreamMaxConnectionsPerOrigin = 64
         public init() {}
     }
 

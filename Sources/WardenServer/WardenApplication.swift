@@ -30,7 +30,9 @@ public struct ServerEnvironment: Sendable {
         self.settings = settings
         self.services = services
         self.logger = logger
-        upstreams = UpstreamClients()
+        let pooling = settings.config.gateway
+        upstreams = UpstreamClients(settings: .init(idleTimeout: .seconds(Int64(pooling.upstreamIdleSeconds)),
+                                                    maxConnectionsPerOrigin: pooling.upstreamMaxConnectionsPerOrigin))
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
         activity = Activity(gateway: gateway, profiles: services.profiles)
     }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
@@ -359,7 +360,8 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
         var headers = HTTPHeaders([("Host", "127.0.0.1:8472"), ("X-Custom", "1"), ("Host", "second")])
         let origin = try #require(CallHandler.request(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/a/b?c=d", headers: headers)))
         #expect(origin.method == .post && origin.path == "/a/b?c=d" && origin.authority == "127.0.0.1:8472")
-        #expect(origin.headerFields[HTTPField.Name("x-custom")!] == "1" && origin.headerFields[values: HTTPField.Name("host")!] == ["second"])
+        // A second Host stays in the fields, which is how the front tells it (and refuses the request).
+        #expect(origin.headerFields[HTTPField.Name("x-custom")!] == "1" && origin.headerFields[values: CallHandler.hostField] == ["second"])
         headers = ["Host": "x"]
         let absolute = try #require(CallHandler.request(HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://x/p?q=1", headers: headers)))
         #expect(absolute.path == "/p?q=1")
@@ -589,6 +591,256 @@ final class RawConnection: Sendable {
 
         func channelInactive(context: ChannelHandlerContext) {
             received.withLockedValue { $0.closed = true }
+        }
+    }
+}
+
+// MARK: - the wire, byte for byte
+
+/// The front's handlers (`HTTP1Front.addHandlers`, as a live connection has them) on NIOEmbedded's
+/// testing channel: raw request bytes in, raw answer bytes out, compared exactly. `Date` values and
+/// request ids, which change with every answer, are replaced by `*` first. The thread-safe
+/// `NIOAsyncTestingChannel` rather than `EmbeddedChannel`: routes answer from a task, off the loop.
+final class FrontWire: Sendable {
+    let channel: NIOAsyncTestingChannel
+
+    private init(channel: NIOAsyncTestingChannel) { self.channel = channel }
+
+    static let bodyCap = 64 * 1024
+
+    static func open() async throws -> FrontWire {
+        let router = Router(context: WardenContext.self)
+        router.get("/hello") { _, _ -> String in "hello" }
+        router.get("/slow") { _, _ -> String in
+            try await Task.sleep(for: .milliseconds(100))
+            return "slow"
+        }
+        router.post("/echo") { request, _ -> Response in
+            Response(status: .ok, body: .init(byteBuffer: try await request.body.collect(upTo: 4096)))
+        }
+        router.post("/sink") { request, _ -> Response in
+            do {
+                return Response(status: .ok, body: .init(byteBuffer: try await request.body.collect(upTo: 1 << 20)))
+            } catch {
+                return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "cut")))
+            }
+        }
+        // As the gateway answers a HEAD whose upstream answered chunked: a streamed body, no length.
+        router.head("/chunked") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "abc"))
+                try await writer.write(ByteBuffer(string: "def"))
+                try await writer.finish(nil)
+            })
+        }
+        // As the gateway answers a HEAD whose upstream gave a length: kept, and a body written anyway.
+        router.head("/sized") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentLength: "1234"], body: .init(byteBuffer: ByteBuffer(string: "hello")))
+        }
+        router.on("/tunnel", method: .connect) { _, _ -> String in "no tunnel" }
+        let responder = FrontResponder(router.buildResponder(), serverName: "warden", logger: Logger(label: "test"))
+        let channel = NIOAsyncTestingChannel()
+        try await channel.eventLoop.submit {
+            try HTTP1Front.addHandlers(to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
+                                       clientTimeout: .seconds(60), shutdownGrace: .seconds(1))
+        }.get()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8472)).get()
+        return FrontWire(channel: channel)
+    }
+
+    /// Sends `text` and returns what the front wrote once `done` holds for it (normalized) or the
+    /// connection has closed and nothing more comes.
+    func exchange(_ text: String, until done: @escaping (String) -> Bool = { _ in false }) async throws -> (text: String, closed: Bool) {
+        if channel.isActive { try await channel.writeInbound(ByteBuffer(string: text)) }
+        var out = ""
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            while let data = try await channel.readOutbound(as: IOData.self) {
+                if case .byteBuffer(let buffer) = data { out += String(buffer: buffer) }
+            }
+            let text = Self.normalized(out)
+            if done(text) { return (text, !channel.isActive) }
+            if !channel.isActive {
+                // Anything written before the close is in already: one more look, then done.
+                while let data = try await channel.readOutbound(as: IOData.self) {
+                    if case .byteBuffer(let buffer) = data { out += String(buffer: buffer) }
+                }
+                return (Self.normalized(out), true)
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        Issue.record("timed out; written: \(out)")
+        return (Self.normalized(out), !channel.isActive)
+    }
+
+    func close() async { try? await channel.close() }
+
+    static func normalized(_ text: String) -> String {
+        text.replacing(/(?i)(date|x-warden-request-id): [^\r]*\r\n/) { "\($0.1): *\r\n" }
+    }
+
+    /// An answer of the test routes, as it goes over the wire.
+    static func ok(_ body: String, extra: String = "") -> String {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(extra)"
+            + "Date: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n\r\n\(body)"
+    }
+
+    static func refusal(_ status: String) -> String {
+        "HTTP/1.1 \(status)\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    }
+}
+
+extension HTTP1FrontTests {
+    /// Byte-exact checks of the front's HTTP/1.1 rules on an embedded channel (see docs/http.md).
+    @Suite struct Wire {
+        static let smuggled = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+        /// Each is a way to make two parsers disagree on where a request ends. SwiftNIO's parser
+        /// (llhttp, strict) refuses them: the front answers 400, closes, and the request behind is never
+        /// answered.
+        @Test(arguments: [
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n\tb\r\n\r\n",
+            "GET /hello HTTP/1.1\nHost: x\n\n",
+            "GET /hello HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nHost: x\r\n Leading: space\r\n\r\n",
+        ])
+        func aSmugglingVectorIsRefusedWith400AndTheConnectionCloses(_ request: String) async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(request + Self.smuggled)
+            #expect(text == FrontWire.refusal("400 Bad Request"), "\(request.debugDescription)")
+            #expect(closed)
+            await wire.close()
+        }
+
+        /// A bad chunk size behind a body already streaming to its route: the route sees its body fail,
+        /// its answer goes out saying the connection closes, and the request behind is never answered.
+        @Test func anInvalidChunkSizeEndsTheConnectionAfterTheAnswer() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(
+                "POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nxyz\r\n0\r\n\r\n" + Self.smuggled)
+            #expect(text == "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
+                + "connection: close\r\n\r\ncut")
+            #expect(closed)
+            await wire.close()
+        }
+
+        @Test func aHeadOverTheFieldLimitIsRefusedWith431() async throws {
+            // Host and 99 more: exactly the limit, answered.
+            let fields = (1..<HTTP1Front.maxHeaderFields).map { "X-F\($0): v\r\n" }.joined()
+            let fits = try await FrontWire.open()
+            let answered = try await fits.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\(fields)\r\n") { $0.hasSuffix("hello") }
+            #expect(answered.text == FrontWire.ok("hello") && !answered.closed)
+            await fits.close()
+            // One more: refused before the head is whole.
+            let over = try await FrontWire.open()
+            let refused = try await over.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\(fields)X-One-More: v\r\n\r\n" + Self.smuggled)
+            #expect(refused.text == FrontWire.refusal("431 Request Header Fields Too Large") && refused.closed)
+            await over.close()
+            // A head of few fields but over 80 KiB.
+            let long = try await FrontWire.open()
+            let tooLong = try await long.exchange("GET /hello HTTP/1.1\r\nHost: x\r\nX-Long: \(String(repeating: "a", count: 90_000))\r\n\r\n")
+            #expect(tooLong.text == FrontWire.refusal("431 Request Header Fields Too Large") && tooLong.closed)
+            await long.close()
+        }
+
+        @Test(arguments: ["Host: a\r\nHost: b\r\n", "Host: a\r\nhost: a\r\n", "HOST: a\r\nX: 1\r\nHost: a\r\n"])
+        func aSecondHostIsRefusedWith400(_ hosts: String) async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange("GET /hello HTTP/1.1\r\n\(hosts)\r\n" + Self.smuggled)
+            #expect(text == FrontWire.refusal("400 Bad Request") && closed)
+            await wire.close()
+        }
+
+        @Test func anOversizedBodyIsRefusedWith413BeforeItIsRead() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(FrontWire.bodyCap + 1)\r\n\r\nabc" + Self.smuggled)
+            #expect(text == FrontWire.refusal("413 Payload Too Large") && closed)
+            await wire.close()
+        }
+
+        @Test func continueGoesOnlyToAnHTTP11ClientThatAsks() async throws {
+            let eleven = try await FrontWire.open()
+            let interim = try await eleven.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n\r\n") {
+                $0.hasSuffix("\r\n\r\n")
+            }
+            #expect(interim.text == "HTTP/1.1 100 Continue\r\n\r\n")
+            let answer = try await eleven.exchange("body") { $0.hasSuffix("body") }
+            #expect(answer.text == FrontWire.ok("body").replacing("Content-Type: text/plain; charset=utf-8\r\n", with: ""))
+            await eleven.close()
+
+            let ten = try await FrontWire.open()
+            let plain = try await ten.exchange("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody")
+            #expect(plain.text == "HTTP/1.0 200 OK\r\nContent-Length: 4\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
+                + "connection: close\r\n\r\nbody")
+            #expect(plain.closed)
+            await ten.close()
+
+            let unknown = try await FrontWire.open()
+            let refused = try await unknown.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 4\r\n\r\nbody")
+            #expect(refused.text == FrontWire.refusal("417 Expectation Failed") && refused.closed)
+            await unknown.close()
+        }
+
+        @Test func pipelinedRequestsAreAnsweredInTheirOrder() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(
+                "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+            ) { $0.hasSuffix("hello") }
+            #expect(text == FrontWire.ok("slow")
+                + FrontWire.ok("abc").replacing("Content-Type: text/plain; charset=utf-8\r\n", with: "") + FrontWire.ok("hello"))
+            #expect(!closed)
+            await wire.close()
+        }
+
+        /// A HEAD answer ends at its head, whatever its route wrote after it: no chunk, no chunked
+        /// terminator, no bytes of a sized body. Pipelined: any of them would be read as the next answer.
+        @Test func aHeadAnswerCarriesNoBodyAlsoOverAChunkedUpstream() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(
+                "HEAD /chunked HTTP/1.1\r\nHost: x\r\n\r\nHEAD /sized HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+            ) { $0.hasSuffix("hello") }
+            #expect(text == "HTTP/1.1 200 OK\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\ntransfer-encoding: chunked\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n\r\n"
+                + FrontWire.ok("hello"))
+            #expect(!closed)
+            await wire.close()
+        }
+
+        /// A CONNECT answer has no body nor framing (SwiftNIO's encoder), and SwiftNIO's parser reads
+        /// nothing after a CONNECT: the answer says the connection closes, and it does.
+        @Test func aConnectAnswerCarriesNoBodyAndTheConnectionCloses() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange("CONNECT /tunnel HTTP/1.1\r\nHost: x\r\n\r\n" + Self.smuggled)
+            #expect(text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: *\r\nServer: warden\r\n"
+                + "X-Warden-Request-Id: *\r\nconnection: close\r\n\r\n")
+            #expect(closed)
+            await wire.close()
+        }
+
+        /// An upgrade (curl's `--http2` over plain HTTP asks for h2c) is ignored: the request is answered
+        /// over HTTP/1.1, and since SwiftNIO's parser reads nothing after it, the connection closes.
+        @Test func anUpgradeIsIgnoredAndTheConnectionClosesAfterTheAnswer() async throws {
+            let wire = try await FrontWire.open()
+            let (text, closed) = try await wire.exchange(
+                "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+                    + Self.smuggled)
+            #expect(text == FrontWire.ok("hello", extra: "").replacing("\r\n\r\nhello", with: "\r\nconnection: close\r\n\r\nhello"))
+            #expect(closed)
+            await wire.close()
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTLS
 import HummingbirdTesting
@@ -8,6 +9,8 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 import Testing
+import WardenCore
+import WardenVenues
 @testable import WardenServer
 
 @Suite struct UpstreamTargetTests {
@@ -275,12 +278,210 @@ import Testing
         }
     }
 
+    @Test func aConnectionIdleLongerThanTheSettingIsClosedInsteadOfReused() async throws {
+        // The upstream closes, without an answer, a connection that was idle 1 s or more when a request
+        // comes on it: as a keep-alive timeout that crosses the request on the wire. (Generous times: the
+        // suites beside this one load the machine.)
+        let upstream = try await ScriptedUpstream.start { connection, _, idle, _ in
+            idle >= .seconds(1) ? nil : .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)")
+        }
+        let careful = UpstreamClients(settings: .init(idleTimeout: .milliseconds(700)))
+        let first = try await Self.call(careful, upstream.port, "/a").2
+        #expect(try await Self.call(careful, upstream.port, "/b").2 == first, "a connection idle a moment is reused")
+        try await Task.sleep(for: .milliseconds(1200))
+        // Idle past the setting: closed by the client, the POST goes on a new connection and is answered.
+        let posted = try await Self.call(careful, upstream.port, "/order", method: .POST, body: "x")
+        #expect(posted.0 == .ok && posted.2 != first)
+        try await careful.shutdown()
+
+        // A client that keeps connections longer than the upstream does sends the POST into the close.
+        let trusting = UpstreamClients(settings: .init(idleTimeout: .seconds(60)))
+        _ = try await Self.call(trusting, upstream.port, "/a")
+        try await Task.sleep(for: .milliseconds(1200))
+        await #expect(throws: UpstreamError.closed) { try await Self.call(trusting, upstream.port, "/order", method: .POST, body: "x") }
+        try await trusting.shutdown()
+        try await upstream.channel.close()
+    }
+
+    @Test func anIdleConnectionIsClosedAfterTheSettingEvenIfNoCallComes() async throws {
+        let upstream = try await ScriptedUpstream.start { connection, _, _, _ in .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)") }
+        let clients = UpstreamClients(settings: .init(idleTimeout: .milliseconds(200)))
+        #expect(try await Self.call(clients, upstream.port, "/a").2 == "1")
+        for _ in 0..<200 where upstream.closed.count.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(upstream.closed.count.load(ordering: .relaxed) == 1, "the idle connection was closed by the client")
+        try await clients.shutdown()
+        try await upstream.channel.close()
+    }
+
+    @Test func callsBeyondTheOriginsConnectionsWaitForOneToBeFree() async throws {
+        // Answers each request 100 ms after it came.
+        let upstream = try await ScriptedUpstream.start(delay: .milliseconds(100)) { connection, request, _, _ in
+            .init("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n\(connection)-\(request)")
+        }
+        // One per origin in all: each loop's share is one.
+        let clients = UpstreamClients(settings: .init(maxConnectionsPerOrigin: 1))
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { try await Self.call(clients, upstream.port, "/q").2 } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.sorted() == ["1-1", "1-2", "1-3", "1-4"], "one connection carried the four calls in turn: \(answers)")
+        #expect(upstream.connections.count.load(ordering: .relaxed) == 1)
+        // A call that cannot get a connection within its timeout fails as not sent.
+        let silent = try await ScriptedUpstream.start { _, _, _, _ in .init("", close: false) }
+        let held = Task { try await Self.call(clients, silent.port, "/held", timeout: .seconds(2)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        await #expect(throws: UpstreamError.unreachable) { try await Self.call(clients, silent.port, "/next", timeout: .milliseconds(300)) }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        await #expect(throws: UpstreamError.timedOut) { try await held.value }
+        #expect(silent.requests.count.load(ordering: .relaxed) == 1, "the call that waited was never sent")
+        try await clients.shutdown()
+        try await upstream.channel.close()
+        try await silent.channel.close()
+    }
+
+    @Test func aMalformedAnswerIsNeverSentAgainAndAConnectionClosedBeforeAnyByteOnlyWhenKept() async throws {
+        let upstream = try await ScriptedUpstream.start { connection, request, _, head in
+            if head.hasPrefix("GET /garbage") { return .init("NOT HTTP AT ALL\r\n\r\n", close: true) }
+            if head.hasPrefix("GET /half") { return .init("HTTP/1.1 200 OK\r\ncontent-le", close: true) }
+            if head.hasPrefix("GET /mute ") || (head.hasPrefix("GET /mute-then-ok ") && request > 1) { return nil }
+            return .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)")
+        }
+        let clients = UpstreamClients()
+        // On kept connections (each call is the second on its connection): garbage and a head cut short
+        // are the upstream's answer, and a GET is not sent again.
+        for path in ["/garbage", "/half"] {
+            _ = try await Self.call(clients, upstream.port, "/warm")
+            let before = upstream.requests.count.load(ordering: .relaxed)
+            await #expect(throws: UpstreamError.malformed) { try await Self.call(clients, upstream.port, path) }
+            #expect(upstream.requests.count.load(ordering: .relaxed) == before + 1, "\(path) was sent once")
+        }
+        // On a new connection, closed before any byte: not sent again either (only a kept one may have
+        // been closed as idle before it saw the request).
+        try await clients.shutdown()
+        let before = upstream.requests.count.load(ordering: .relaxed)
+        await #expect(throws: UpstreamError.closed) { try await Self.call(clients, upstream.port, "/mute") }
+        #expect(upstream.requests.count.load(ordering: .relaxed) == before + 1)
+        // On a kept one: a GET goes again, on a new connection, and is answered there.
+        _ = try await Self.call(clients, upstream.port, "/warm")
+        let connections = upstream.connections.count.load(ordering: .relaxed)
+        let retried = try await Self.call(clients, upstream.port, "/mute-then-ok")
+        #expect(retried.0 == .ok && upstream.connections.count.load(ordering: .relaxed) == connections + 1)
+        try await clients.shutdown()
+        try await upstream.channel.close()
+    }
+
+    @Test func theSettingsParseAndAreBounded() throws {
+        let config = try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 2\nupstream_max_connections_per_origin = 8")
+        #expect(config.gateway.upstreamIdleSeconds == 2 && config.gateway.upstreamMaxConnectionsPerOrigin == 8)
+        #expect(WardenConfig.GatewaySection().upstreamIdleSeconds == 4 && WardenConfig.GatewaySection().upstreamMaxConnectionsPerOrigin == 64)
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 0") }
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_max_connections_per_origin = 0") }
+    }
+
+    @Test func fieldsNamedInConnectionAreNotForwarded() {
+        let incoming: HTTPFields = [
+            .connection: "close, X-Secret-Hop", HTTPField.Name("X-Secret-Hop")!: "1", HTTPField.Name("X-Keep")!: "2",
+            .contentLength: "3", .connection: "Keep-Alive ,\tcontent-length,x-other-hop", HTTPField.Name("X-Other-Hop")!: "4",
+            .accept: "*/*",
+        ]
+        let forwarded = ForwardedHeaders.forwardable(incoming, venue: OpenAIVenue())
+        #expect(forwarded.map(\.name.canonicalName) == ["x-keep", "accept", "content-length"], "\(forwarded)")
+        // Nothing named: the very fields come back.
+        let plain: HTTPFields = [.connection: "keep-alive", .accept: "*/*"]
+        #expect(HopByHop.removingConnectionOptions(from: plain, namedIn: plain) == plain)
+    }
+
     /// A port that was just free: bound, then released.
     static func closedPort() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
         let port = channel.localAddress!.port!
         try await channel.close()
         return port
+    }
+}
+
+/// A raw upstream that answers each request as `script` says, given the connection's number (from
+/// 1), the request's number on it (from 1), how long the connection had been idle and the request's
+/// head. An answer of nil closes the connection without a byte; `close` closes it after the answer.
+enum ScriptedUpstream {
+    struct Reply: Sendable {
+        let bytes: String
+        let close: Bool
+        init(_ bytes: String, close: Bool = false) {
+            self.bytes = bytes
+            self.close = close
+        }
+    }
+    typealias Script = @Sendable (_ connection: Int, _ request: Int, _ idle: Duration, _ head: String) -> Reply?
+
+    static func start(delay: Duration = .zero, _ script: @escaping Script) async throws
+        -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter, requests: UpstreamClientTests.Counter,
+            closed: UpstreamClientTests.Counter) {
+        let connections = UpstreamClientTests.Counter(), requests = UpstreamClientTests.Counter(), closed = UpstreamClientTests.Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                let number = connections.count.add(1, ordering: .relaxed).newValue
+                return child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(
+                        Answerer(number: number, delay: delay, script: script, requests: requests, closed: closed))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!, connections, requests, closed)
+    }
+
+    final class Answerer: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let number: Int
+        let delay: Duration
+        let script: Script
+        let requests: UpstreamClientTests.Counter
+        let closed: UpstreamClientTests.Counter
+        var received = ""
+        var answered = 0
+        var lastActive = ContinuousClock.now
+
+        init(number: Int, delay: Duration, script: @escaping Script, requests: UpstreamClientTests.Counter, closed: UpstreamClientTests.Counter) {
+            self.number = number
+            self.delay = delay
+            self.script = script
+            self.requests = requests
+            self.closed = closed
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received += String(buffer: unwrapInboundIn(data))
+            // Requests here have at most a one-byte body ("x"), sent with their head.
+            while let end = received.range(of: "\r\n\r\n") {
+                var head = String(received[..<end.upperBound])
+                received = String(received[end.upperBound...])
+                if head.lowercased().contains("content-length: 1\r\n"), received.hasPrefix("x") { received.removeFirst(); head += "x" }
+                requests.count.add(1, ordering: .relaxed)
+                answered += 1
+                let idle = ContinuousClock.now - lastActive
+                let reply = script(number, answered, idle, head)
+                let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let send = {
+                    let (handler, context) = loop.value
+                    handler.lastActive = .now
+                    guard let reply else { return context.close(promise: nil) }
+                    if reply.bytes.isEmpty && !reply.close { return }  // silent
+                    context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(string: reply.bytes))).whenComplete { _ in
+                        if reply.close { context.close(promise: nil) }
+                    }
+                }
+                if delay == .zero { send() } else {
+                    context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.components.attoseconds / 1_000_000_000))) { send() }
+                }
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            closed.count.add(1, ordering: .relaxed)
+            context.fireChannelInactive()
+        }
     }
 }
 

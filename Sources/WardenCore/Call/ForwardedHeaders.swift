@@ -2,7 +2,8 @@ import HTTPTypes
 import WardenVenues
 
 /// Which headers cross the gateway: hop-by-hop ones never, nor Warden's own key, cookies, a browser's
-/// origin or any method override; the SDK's own authentication is replaced by the venue's real one.
+/// origin or any method override, nor any field the request's `Connection` names; the SDK's own
+/// authentication is replaced by the venue's real one.
 public enum ForwardedHeaders {
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
@@ -18,7 +19,7 @@ public enum ForwardedHeaders {
         var out = HTTPFields()
         for field in incoming where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) { out.append(field) }
         if let content = incoming[.contentLength] { out[.contentLength] = content }
-        return out
+        return HopByHop.removingConnectionOptions(from: out, namedIn: incoming)
     }
 
     /// An upstream answer's headers as the agent may see them: no hop-by-hop header but the length, no

@@ -260,7 +260,8 @@ public struct GatewayCalls: Sendable {
                 }
             }
             await conclude(false, usage)
-            if headers[.contentLength] != nil { headers[.contentLength] = String(answer.readableBytes) }
+            // A HEAD answer has no body: its Content-Length is the upstream's, for the GET it stands for.
+            if headers[.contentLength] != nil, call.method != .head { headers[.contentLength] = String(answer.readableBytes) }
             return GatewayAnswer(status: status, headers: headers, body: .whole(answer))
         case .stream(let body):
             let stream = AnswerStream(upstream: body, meter: meter, holdLast: headers[.contentLength] != nil, conclude: conclude)

@@ -43,16 +43,33 @@ struct HTTP1Front: ServerChildChannel {
     /// How long a stopping server lets an answer in progress go on before it closes the connection.
     let shutdownGrace: TimeAmount
 
+    /// Most header fields (trailers included) a request may have; one with more is refused with 431 before
+    /// its head is whole. Agents' SDKs send 10–20; 100 leaves room for proxies and tracing headers in
+    /// between while keeping the work a request can cause before any route runs small.
+    static let maxHeaderFields = 100
+
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
-            let pipeline = channel.pipeline.syncOperations
-            // No outbound header validation: every answer's fields are `HTTPTypes` fields, legal by construction.
-            try pipeline.addHandler(HTTPResponseEncoder())
-            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
-                                                    shutdownGrace: shutdownGrace))
+            try Self.addHandlers(to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
+                                 clientTimeout: clientTimeout, shutdownGrace: shutdownGrace)
             return Connection(channel: channel)
         }
+    }
+
+    /// The connection's handlers: SwiftNIO's server pipeline (its request decoder tells its response
+    /// encoder each request's method, so an answer to HEAD or CONNECT never carries a body, whatever
+    /// the route wrote), then `CallHandler`. No pipelining assistance, error handler or outbound header
+    /// validation: `CallHandler` does the first two, and every answer's fields are `HTTPTypes` fields,
+    /// legal by construction. The decoder refuses a head over `maxHeaderFields` fields or 80 KiB.
+    static func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations, responder: FrontResponder, bodyCap: Int,
+                            clientTimeout: TimeAmount, shutdownGrace: TimeAmount) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldCount = maxHeaderFields
+        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
+                                                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
+                                                 withDecoderLimitConfiguration: limits)
+        try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
+                                            shutdownGrace: shutdownGrace))
     }
 
     func handle(value: Connection, logger: Logger) async {
@@ -78,6 +95,13 @@ struct HTTP1Front: ServerChildChannel {
 /// request is answered 408 and closed. Nothing counts while an answer is awaited or written, or while
 /// a route is not taking its streamed body: then it is Warden, not the client, that is silent.
 ///
+/// Before a route sees a request, its head is checked (each refusal closes the connection, see
+/// docs/http.md): bytes SwiftNIO's parser refuses (a request smuggling vector: Content-Length with
+/// Transfer-Encoding, two Content-Lengths, obs-fold, a bare LF, a bad chunk size) get 400, a head over
+/// `HTTP1Front.maxHeaderFields` fields or 80 KiB 431, two Host fields 400, an expectation other than
+/// `100-continue` 417, a declared body over `bodyCap` 413. `100 Continue` goes only to an HTTP/1.1
+/// client that asked for it.
+///
 /// It also translates between SwiftNIO's HTTP/1 messages and the routes' `HTTPTypes`, which keeps
 /// what `HTTPTypes` has no place for: the request's version and whether its connection is kept alive
 /// (an HTTP/1.0 request without `Connection: keep-alive`, or any with `Connection: close`, has its
@@ -88,28 +112,50 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
     typealias BodyProducer = NIOThrowingAsyncSequenceProducer<ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDemand>
 
+    /// Where the connection is between a request's head and the end of its answer.
+    enum State: Equatable {
+        /// Between requests: the next head is awaited.
+        case idle
+        /// A request's head came and its end has not, and no route runs: its body is gathered whole
+        /// for its route, or (its route answered before reading it) read and dropped.
+        case receiving
+        /// A route answers while its request's body still arrives: the body streams to it.
+        case streaming
+        /// The request is whole and handed to its route; its answer has not ended.
+        case answering
+        /// The connection is ending: nothing more is read from it.
+        case closing
+
+        /// A route runs: its answer has not ended.
+        var answering: Bool { self == .streaming || self == .answering }
+    }
+
     static let eagerLimit = 256 * 1024
+    static let hostField = HTTPField.Name("host")!
     let responder: FrontResponder
     let bodyCap: Int
+    private var state = State.idle
     private var head: HTTPRequest?
     private var body = ByteBuffer()
     /// The current request's version and whether the connection outlives its answer.
     private var version = HTTPVersion.http1_1
     private var keepAlive = true
-    /// The connection is ending: nothing more is read from it.
-    private var closing = false
-    /// A streamed body: where its parts go, how many came, and whether the route wants no more now.
+    /// The answer in progress is to HEAD or CONNECT: its body is dropped here (SwiftNIO's encoder
+    /// frames it as bodiless and would fail the write).
+    private var bodiless = false
+    /// The current request switches protocols for SwiftNIO's parser (CONNECT, or an Upgrade named in
+    /// Connection), which parses nothing after it: nothing more is read, the connection closes after
+    /// the answer.
+    private var lastParsed = false
+    /// A streamed body: where its parts go and how many bytes came.
     private var stream: BodyProducer.Source?
     private var streamed = 0
     /// Which request's stream is current: a stream's late signals (its route let go of it after a
     /// pipelined request began) must not touch the next one.
     private var streamNumber = 0
+    /// The route wants no more of its streamed body now.
     private var paused = false
     private var readPending = false
-    /// A request was handed to its route and its answer has not ended.
-    private var answering = false
-    /// The current request's parts are still arriving: its head came, its end has not.
-    private var receiving = false
     /// Parts of requests pipelined behind the one being answered, in order.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     /// The socket has room (the channel's writability): no new request starts, and nothing is read,
@@ -153,21 +199,21 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Warden waits on the client: between requests, while one arrives, while a body is read that its
     /// route takes (or that is being dropped after the route answered), or while the client has not
     /// taken the answers written (a client that never reads is cut off like a silent one).
-    private var waitsOnClient: Bool { !closing && !paused && (!answering || receiving) }
+    private var waitsOnClient: Bool { !paused && state != .answering && state != .closing }
 
     private func checkSilence() {
         guard let context, waitsOnClient, NIODeadline.now() - lastHeard >= clientTimeout else { return }
-        if receiving, !answering {
+        if state == .receiving {
             refuse(.requestTimeout, context)
         } else {
-            closing = true
+            state = .closing
             context.close(promise: nil)
         }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastHeard = .now()
-        guard !closing else { return }
+        guard state != .closing else { return }
         let part = unwrapInboundIn(data)
         guard queued.isEmpty, !mustWait(part) else { return queued.append(part) }
         process(part, context: context)
@@ -176,21 +222,35 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A part of the next request waits while an answer is in progress, and its head also while the
     /// socket is full; anything behind a waiting part waits too.
     private func mustWait(_ part: HTTPServerRequestPart) -> Bool {
-        if answering { return !receiving }
-        if case .head = part { return !writable }
-        return false
+        switch state {
+        case .answering: return true
+        case .streaming: return false
+        default:
+            if case .head = part { return !writable }
+            return false
+        }
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let message):
-            receiving = true
+            state = .receiving
             version = message.version
             keepAlive = message.isKeepAlive
-            guard let head = Self.request(message) else { return refuse(.badRequest, context) }
+            bodiless = message.method == .HEAD || message.method == .CONNECT
+            lastParsed = Self.switchesProtocols(message)
+            if lastParsed { keepAlive = false }
+            // A second Host is the only one left in the fields: the first became the authority.
+            guard let head = Self.request(message), !head.headerFields.contains(Self.hostField) else { return refuse(.badRequest, context) }
+            if let expectation = head.headerFields[.expect] {
+                guard Self.isContinue(expectation) else { return refuse(.expectationFailed, context) }
+            }
+            // The parser refuses such a head only after handing it over (the route would start): refused here.
+            if let codings = head.headerFields[.transferEncoding], !Self.endsInChunked(codings) { return refuse(.badRequest, context) }
             let declared = head.headerFields[.contentLength].flatMap(Int.init) ?? 0
             if declared > bodyCap { return refuse(.payloadTooLarge, context) }
-            if head.headerFields[.expect]?.lowercased() == "100-continue" {
+            // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1): it may not understand a 1xx.
+            if version.major == 1, version.minor >= 1, head.headerFields[.expect] != nil {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
             }
             if declared > Self.eagerLimit || head.headerFields[.transferEncoding] != nil {
@@ -204,19 +264,55 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard head != nil else { return }
             if body.readableBytes == 0 { body = part } else { body.writeBuffer(&part) }
         case .end:
-            receiving = false
             if let stream {
                 stream.finish()
                 self.stream = nil
                 resumeReading()
-                return
             }
-            guard let head else { return }
-            self.head = nil
-            let whole = body
-            body = ByteBuffer()
-            start(Request(head: head, body: .init(buffer: whole)), on: context.channel)
+            switch state {
+            case .streaming:
+                state = .answering
+            case .receiving:
+                guard let head else {
+                    state = .idle  // the rest of a body its route did not read: dropped
+                    return
+                }
+                self.head = nil
+                let whole = body
+                body = ByteBuffer()
+                start(Request(head: head, body: .init(buffer: whole)), on: context.channel)
+            case .idle, .answering, .closing:
+                break
+            }
         }
+    }
+
+    /// Whether SwiftNIO's parser takes `message` as the last HTTP/1 message on the connection, as
+    /// llhttp does: a CONNECT, or an `Upgrade` field with `upgrade` among the Connection options.
+    static func switchesProtocols(_ message: HTTPRequestHead) -> Bool {
+        if message.method == .CONNECT { return true }
+        guard message.headers.contains(name: "upgrade") else { return false }
+        return message.headers[canonicalForm: "connection"].contains { $0.utf8.elementsEqual("upgrade".utf8, by: Self.sameLetter) }
+    }
+
+    /// The last transfer coding of `codings` (the Transfer-Encoding fields, joined) is `chunked`: a
+    /// request body whose length is otherwise unknown (RFC 9112 §6.3) is refused.
+    static func endsInChunked(_ codings: String) -> Bool {
+        let last = codings.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).last ?? codings.utf8[...]
+        let trimmed = last.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        var token = Substring(trimmed).utf8[...]
+        while let end = token.last, end == UInt8(ascii: " ") || end == UInt8(ascii: "\t") { token = token.dropLast() }
+        return token.elementsEqual("chunked".utf8, by: sameLetter)
+    }
+
+    /// `value` is `100-continue`, in any case.
+    static func isContinue(_ value: String) -> Bool {
+        value.utf8.elementsEqual("100-continue".utf8, by: sameLetter)
+    }
+
+    /// ASCII bytes equal but for case; `lower` is lowercase.
+    @inline(__always) static func sameLetter(_ byte: UInt8, _ lower: UInt8) -> Bool {
+        byte == lower || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == lower)
     }
 
     /// The routes' view of a request head, or nil when it has no `HTTPTypes` form. The path of the
@@ -236,18 +332,25 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let response):
             context.write(wrapOutboundOut(.head(responseHead(response))), promise: promise)
         case .body(let part):
+            // An answer to HEAD or CONNECT has no body (RFC 9110 §9.3.2, §9.3.6): what a route writes
+            // for one (a gateway call's upstream body) goes nowhere, and the route goes on.
+            if bodiless { promise?.succeed(); return }
             context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: promise)
         case .end(let trailers):
             let end = wrapOutboundOut(.end(trailers.map(HTTPHeaders.init)))
-            answering = false
+            switch state {
+            case .streaming: state = .receiving  // the route answered before its body ended: the rest is dropped
+            case .answering: state = .idle
+            case .idle, .receiving, .closing: break
+            }
             lastHeard = .now()
-            if keepAlive, !quiescing {
+            if keepAlive, !quiescing, state != .closing {
                 context.write(end, promise: promise)
                 // A full socket holds the next request back until `channelWritabilityChanged`.
                 return answerQueued(context)
             }
             // Read nothing more: a request pipelined after this one is not answered.
-            closing = true
+            state = .closing
             queued.removeAll()
             let ended = context.eventLoop.makePromise(of: Void.self)
             ended.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
@@ -262,7 +365,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var head = HTTPResponseHead(response)
         guard response.status.code >= 200 else { return head }
         if version == .http1_0 { head.version = .http1_0 }
-        if !keepAlive || quiescing {
+        if !keepAlive || quiescing || state == .closing {
             head.headers.replaceOrAdd(name: "connection", value: "close")
         } else if version == .http1_0 {
             head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
@@ -271,19 +374,19 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        guard !closing else { return }
+        guard state != .closing else { return }
         if holdsReads { readPending = true } else { context.read() }
     }
 
-    /// Reading waits while the route wants no more of its body, a pipelined request waits, or the
-    /// socket is full.
-    private var holdsReads: Bool { paused || !queued.isEmpty || !writable }
+    /// Reading waits while the route wants no more of its body, a pipelined request waits, the socket
+    /// is full, or the request being answered is the last the parser reads.
+    private var holdsReads: Bool { paused || !queued.isEmpty || !writable || (lastParsed && state == .answering) }
 
     /// The answer ended, or the socket took what was written: the requests that waited go on, in order,
     /// until one is being answered and all of its parts that came are with its route (a streamed body's
     /// route starts at its head), or the socket is full.
     private func answerQueued(_ context: ChannelHandlerContext) {
-        while !closing, let part = queued.first, !mustWait(part) {
+        while state != .closing, let part = queued.first, !mustWait(part) {
             queued.removeFirst()
             process(part, context: context)
         }
@@ -307,6 +410,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         stream = producer.source
         streamed = 0
         start(Request(head: head, body: .init(asyncSequence: producer.sequence)), on: context.channel)
+        state = .streaming
     }
 
     private func feed(_ part: ByteBuffer) {
@@ -355,29 +459,33 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         resumeReading()
     }
 
-    /// A request refused before any route sees it (a body declared longer than any route takes, or a
-    /// head with no `HTTPTypes` form) is answered with `status` and its connection closes, its body
-    /// unread. A client that sent `Expect: 100-continue` is told to go on only for other bodies.
+    /// A request refused before any route sees it is answered with `status` and its connection closes,
+    /// its body unread. A client that sent `Expect: 100-continue` is told to go on only for other bodies.
     private func refuse(_ status: HTTPResponseStatus, _ context: ChannelHandlerContext) {
         head = nil
-        closing = true
+        state = .closing
+        bodiless = false
         let refusal = HTTPResponseHead(version: version, status: status, headers: ["connection": "close", "content-length": "0"])
         context.write(wrapOutboundOut(.head(refusal)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
     }
 
-    /// Bytes that cannot be parsed end the connection: with a 400 when no answer is in progress,
-    /// otherwise once the answer in progress has ended. Any other error closes it at once.
+    /// Bytes that cannot be parsed end the connection: with a 400 (431 for a head over the limits) when
+    /// no answer is in progress, otherwise once the answer in progress has ended. Any other error
+    /// closes it at once.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         stream?.finish(error)
         stream = nil
         queued.removeAll()
         guard error is HTTPParserError || error is ByteToMessageDecoderError else { return context.close(promise: nil) }
-        if answering {
-            closing = true
+        switch state {
+        case .streaming, .answering:
+            state = .closing
             keepAlive = false
-        } else if !closing {
-            refuse(.badRequest, context)
+        case .closing:
+            break
+        case .idle, .receiving:
+            refuse(error as? HTTPParserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest, context)
         }
     }
 
@@ -387,19 +495,20 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// has gone is not sent (its route sees the channel inactive), as a proxy treats a client's abort.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            closing = true
+            state = .closing
             return context.close(promise: nil)
         }
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         quiescing = true
         queued.removeAll()
-        if !answering, !receiving { return context.close(promise: nil) }
+        if state == .idle { return context.close(promise: nil) }
         // An answer that does not end within the grace (a stream that never ends) is ended by the close:
         // its route sees the write fail and records the call as interrupted.
         context.eventLoop.scheduleTask(in: shutdownGrace) { [channel = context.channel] in channel.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        state = .closing
         // Whatever the answer waits for (an upstream stream that has gone quiet) is not waited for any more.
         answer?.cancel()
         answer = nil
@@ -411,7 +520,7 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// With tasks on the event loops (`runTasksOnEventLoops`), the task starts on this loop and stays.
     private func start(_ request: Request, on channel: any Channel) {
-        answering = true
+        state = .answering
         let responder = responder
         answer = Task { await responder.answer(request, on: channel) }
     }

@@ -24,6 +24,25 @@ public struct UpstreamHTTPRequest: Sendable {
     }
 }
 
+/// How the gateway's client keeps its connections.
+public struct UpstreamClientSettings: Sendable, Equatable {
+    /// A pooled connection idle longer than this is closed rather than reused. Below the keep-alive of
+    /// common upstreams (Node's 5 s, many load balancers' 60 s), so Warden, not the upstream, ends an
+    /// idle connection: a call sent on one the upstream is closing could fail without an answer, and
+    /// only a call that changes nothing can be sent again.
+    public var idleTimeout: TimeAmount
+    /// Connections, in use or idle, to one origin (scheme, host, port) at most. Shared out between the
+    /// event loops, each pooling its own: each may open `ceil(max / loops)`. A call that finds its
+    /// loop's share in use waits, first come first served, for one to be free, for as long as it may
+    /// wait to connect (its timeout, at most 10 s); then it fails as `unreachable`, not sent.
+    public var maxConnectionsPerOrigin: Int
+
+    public init(idleTimeout: TimeAmount = .seconds(4), maxConnectionsPerOrigin: Int = 64) {
+        self.idleTimeout = idleTimeout
+        self.maxConnectionsPerOrigin = maxConnectionsPerOrigin
+    }
+}
+
 /// The gateway's HTTP/1.1 client: keep-alive connections pooled per event loop and origin, so a call
 /// goes out on the loop that serves the agent and comes back without waiting for another thread.
 /// It never follows redirects (they could carry credentials elsewhere), never decompresses, verifies
@@ -32,14 +51,16 @@ public final class UpstreamClients: Sendable {
     private let pools: [ObjectIdentifier: UpstreamPool]
     private let group: MultiThreadedEventLoopGroup
 
-    public convenience init() { self.init(tls: TLSContextSource()) }
+    public convenience init(settings: UpstreamClientSettings = .init()) { self.init(tls: TLSContextSource(), settings: settings) }
 
     /// `tls` supplies the TLS context; tests give one that trusts their own upstream's certificate.
-    init(tls: TLSContextSource) {
+    init(tls: TLSContextSource, settings: UpstreamClientSettings = .init()) {
         group = .singleton
+        let loops = Array(group.makeIterator())
+        let share = max(1, (settings.maxConnectionsPerOrigin + loops.count - 1) / loops.count)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
-        for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, tls: tls)
+        for loop in loops {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, tls: tls, idleTimeout: settings.idleTimeout, maxPerOrigin: share)
         }
         self.pools = pools
     }
@@ -61,8 +82,9 @@ public final class UpstreamClients: Sendable {
         }
         let pool = pool(for: loop)
         let answer = pool.loop.makePromise(of: UpstreamResponse.self)
-        let (sent, body) = (head, request.body)
-        let send = { @Sendable in pool.send(sent, body: body, to: target.origin, timeout: request.timeout, answer: answer) }
+        let call = UpstreamPool.Call(head: head, body: request.body, origin: target.origin, timeout: request.timeout, answer: answer,
+                                     mayRetry: UpstreamPool.isSafe(request.method))
+        let send = { @Sendable in pool.send(call) }
         // A task already on the pool's loop (tasks run on the event loops) sends at once rather than a loop turn later.
         if pool.loop.inEventLoop { send() } else { pool.loop.execute(send) }
         return try await answer.futureResult.get()
@@ -102,59 +124,138 @@ final class TLSContextSource: Sendable {
 /// The connections of one event loop, by origin. Confined to its loop: every method runs there, which
 /// is what makes it safe to share.
 final class UpstreamPool: @unchecked Sendable {
-    /// Idle connections kept per origin; more are closed.
-    static let maxIdlePerOrigin = 128
     static let maxConnectTimeout = TimeAmount.seconds(10)
+
+    /// A request on its way: sent once a connection is free.
+    struct Call: Sendable {
+        let head: HTTPRequestHead
+        let body: ByteBuffer?
+        let origin: UpstreamTarget.Origin
+        let timeout: TimeAmount
+        let answer: EventLoopPromise<UpstreamResponse>
+        /// It may go again on a new connection if a kept one closes before any byte of its answer: it
+        /// changes nothing upstream, and it has not gone again yet.
+        var mayRetry: Bool
+    }
+
+    /// A call waiting for a connection of its origin.
+    final class Waiter {
+        let call: Call
+        var expiry: Scheduled<Void>?
+        init(call: Call) { self.call = call }
+    }
+
+    /// One origin's connections on this loop.
+    final class Origin {
+        /// Connections open or being opened, idle or not.
+        var open = 0
+        /// Idle connections, the most recently used last.
+        var idle: [UpstreamConnection] = []
+        var waiting = CircularBuffer<Waiter>()
+    }
 
     let loop: any EventLoop
     let tls: TLSContextSource
-    private var idle: [UpstreamTarget.Origin: [UpstreamConnection]] = [:]
+    let idleTimeout: TimeAmount
+    let maxPerOrigin: Int
+    private var origins: [UpstreamTarget.Origin: Origin] = [:]
+    /// Closes connections idle past `idleTimeout`; scheduled while any is idle.
+    private var sweep: Scheduled<Void>?
 
-    init(loop: any EventLoop, tls: TLSContextSource) {
+    init(loop: any EventLoop, tls: TLSContextSource, idleTimeout: TimeAmount, maxPerOrigin: Int) {
         self.loop = loop
         self.tls = tls
+        self.idleTimeout = idleTimeout
+        self.maxPerOrigin = maxPerOrigin
     }
 
-    func send(_ head: HTTPRequestHead, body: ByteBuffer?, to origin: UpstreamTarget.Origin, timeout: TimeAmount,
-              answer: EventLoopPromise<UpstreamResponse>) {
+    private func origin(_ key: UpstreamTarget.Origin) -> Origin {
+        if let origin = origins[key] { return origin }
+        let origin = Origin()
+        origins[key] = origin
+        return origin
+    }
+
+    /// Sends `call` on an idle connection of its origin, else on a new one, else once one is free.
+    func send(_ call: Call) {
         loop.assertInEventLoop()
+        let origin = origin(call.origin)
         // The most recently used connection first: the least likely to have been closed by the upstream.
-        while let connection = idle[origin]?.popLast() {
+        let now = NIODeadline.now()
+        while let connection = origin.idle.popLast() {
             guard connection.isOpen else { continue }
-            guard HTTPRequest.Method.isRead(head.method.rawValue) else { return connection.send(head, body: body, timeout: timeout, answer: answer) }
-            // A kept connection can be closed by the upstream (as idle) just as a call goes out on it. A
-            // call that changes nothing goes again on a new connection when that happens before any answer;
-            // any other call is never sent twice: the upstream may have acted on it.
-            let first = loop.makePromise(of: UpstreamResponse.self)
-            connection.send(head, body: body, timeout: timeout, answer: first)
-            first.futureResult.whenComplete { [self] result in
-                guard case .failure(UpstreamError.closed) = result else { return answer.completeWith(result) }
-                sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
+            // Idle too long: the upstream may be closing it this very moment.
+            guard now - connection.idleSince <= idleTimeout else {
+                connection.close()
+                continue
             }
-            return
+            return send(call, onKept: connection)
         }
-        sendNew(head, body: body, to: origin, timeout: timeout, answer: answer)
+        sendNew(call)
     }
 
+    /// Sends `call` on a connection that carried calls before. A kept connection can be closed by the
+    /// upstream (as idle) just as a call goes out on it. A call that changes nothing goes again on a new
+    /// connection when that happens before any byte of an answer came; any other call is never sent
+    /// twice (the upstream may have acted on it), nor is one whose answer was malformed or cut short.
+    private func send(_ call: Call, onKept connection: UpstreamConnection) {
+        guard call.mayRetry else { return connection.send(call.head, body: call.body, timeout: call.timeout, answer: call.answer) }
+        let first = loop.makePromise(of: UpstreamResponse.self)
+        connection.send(call.head, body: call.body, timeout: call.timeout, answer: first)
+        first.futureResult.whenComplete { [self] result in
+            guard case .failure(UpstreamError.closed) = result else { return call.answer.completeWith(result) }
+            var again = call
+            again.mayRetry = false
+            sendNew(again)
+        }
+    }
 
-    private func sendNew(_ head: HTTPRequestHead, body: ByteBuffer?, to origin: UpstreamTarget.Origin, timeout: TimeAmount,
-                         answer: EventLoopPromise<UpstreamResponse>) {
-        connect(origin, timeout: min(timeout, Self.maxConnectTimeout)).whenComplete { result in
+    /// Sends `call` on a new connection, or queues it while its origin has all the connections it may.
+    private func sendNew(_ call: Call) {
+        let origin = origin(call.origin)
+        guard origin.open < maxPerOrigin else { return wait(call, in: origin) }
+        origin.open += 1
+        connect(call.origin, timeout: min(call.timeout, Self.maxConnectTimeout)).whenComplete { result in
             switch result {
-            case .success(let connection): connection.send(head, body: body, timeout: timeout, answer: answer)
-            case .failure: answer.fail(UpstreamError.unreachable)
+            case .success(let connection): connection.send(call.head, body: call.body, timeout: call.timeout, answer: call.answer)
+            case .failure: call.answer.fail(UpstreamError.unreachable)
             }
         }
+    }
+
+    private func wait(_ call: Call, in origin: Origin) {
+        let waiter = Waiter(call: call)
+        origin.waiting.append(waiter)
+        let bound = NIOLoopBound((pool: self, waiter: waiter), eventLoop: loop)
+        waiter.expiry = loop.scheduleTask(in: min(call.timeout, Self.maxConnectTimeout)) {
+            bound.value.pool.expire(bound.value.waiter, of: call.origin)
+        }
+    }
+
+    /// `waiter` waited as long as it may: it fails, not sent.
+    private func expire(_ waiter: Waiter, of key: UpstreamTarget.Origin) {
+        guard let origin = origins[key], let index = origin.waiting.firstIndex(where: { $0 === waiter }) else { return }
+        origin.waiting.remove(at: index)
+        waiter.call.answer.fail(UpstreamError.unreachable)
+    }
+
+    private func nextWaiter(_ origin: Origin) -> Call? {
+        guard let waiter = origin.waiting.popFirst() else { return nil }
+        waiter.expiry?.cancel()
+        return waiter.call
     }
 
     private func connect(_ origin: UpstreamTarget.Origin, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let connection = UpstreamConnection(origin: origin)
         let bound = NIOLoopBound(self, eventLoop: loop)
-        connection.onReusable = { bound.value.park($0) }
+        connection.onReusable = { bound.value.reuse($0) }
         connection.onClose = { bound.value.forget($0) }
         let handler = NIOLoopBound(connection, eventLoop: loop)
         let tlsContext: NIOSSLContext?
-        do { tlsContext = origin.tls ? try tls.get() : nil } catch { return loop.makeFailedFuture(error) }
+        do { tlsContext = origin.tls ? try tls.get() : nil } catch {
+            connection.closed()
+            return loop.makeFailedFuture(error)
+        }
         let serverName = Self.isIPAddress(origin.host) ? nil : origin.host
         return ClientBootstrap(group: loop)
             .connectTimeout(timeout)
@@ -164,27 +265,68 @@ final class UpstreamPool: @unchecked Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                     }
+                    try channel.pipeline.syncOperations.addHandler(handler.value.answerBytes)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }
             }
             .connect(host: origin.host, port: origin.port)
             .map { _ in handler.value }
+            .always { result in
+                // A connection that never opened is forgotten here; one that opened, when it closes.
+                if case .failure = result { handler.value.closed() }
+            }
     }
 
-    private func park(_ connection: UpstreamConnection) {
-        guard idle[connection.origin, default: []].count < Self.maxIdlePerOrigin else { return connection.close() }
-        idle[connection.origin, default: []].append(connection)
+    /// An exchange ended with `connection` fit for another: the first waiting call takes it, else it idles.
+    private func reuse(_ connection: UpstreamConnection) {
+        let origin = origin(connection.origin)
+        if let call = nextWaiter(origin) { return send(call, onKept: connection) }
+        connection.idleSince = .now()
+        origin.idle.append(connection)
+        if sweep == nil { scheduleSweep(at: connection.idleSince + idleTimeout) }
     }
 
+    /// `connection` closed (or never opened): its place goes to the first waiting call.
     private func forget(_ connection: UpstreamConnection) {
-        idle[connection.origin]?.removeAll { $0 === connection }
+        guard let origin = origins[connection.origin] else { return }
+        origin.open -= 1
+        origin.idle.removeAll { $0 === connection }
+        if let call = nextWaiter(origin) { sendNew(call) }
+    }
+
+    private func scheduleSweep(at deadline: NIODeadline) {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        sweep = loop.scheduleTask(deadline: deadline) { bound.value.closeExpired() }
+    }
+
+    /// Closes the connections idle past `idleTimeout` (the oldest are first in each list), and comes
+    /// back when the next one will be.
+    private func closeExpired() {
+        sweep = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for origin in origins.values {
+            while let oldest = origin.idle.first, now - oldest.idleSince > idleTimeout {
+                origin.idle.removeFirst()
+                oldest.close()
+            }
+            if let oldest = origin.idle.first { next = min(next ?? oldest.idleSince, oldest.idleSince) }
+        }
+        if let next { scheduleSweep(at: next + idleTimeout + .milliseconds(1)) }
     }
 
     func closeIdle() {
-        for connection in idle.values.joined() { connection.close() }
-        idle.removeAll()
+        for origin in origins.values {
+            for connection in origin.idle { connection.close() }
+            origin.idle.removeAll()
+        }
+        sweep?.cancel()
+        sweep = nil
     }
+
+    /// Reads (WardenVenues/ReadMethods.swift) change nothing upstream, so sending one twice is harmless.
+    static func isSafe(_ method: HTTPMethod) -> Bool { HTTPRequest.Method.isRead(method.rawValue) }
 
     static func isIPAddress(_ host: String) -> Bool {
         host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }

@@ -23,8 +23,9 @@ public struct UpstreamResponse: Sendable {
     public let body: Body
 }
 
-/// The upstream sent an answer's head, then the connection closed (`cause` `.closed`) or fell silent
-/// (`.timedOut`) before any of its body was handed over. `status` is what the upstream had decided.
+/// The upstream sent an answer's head, then the connection closed (`cause` `.closed`), fell silent
+/// (`.timedOut`) or sent bytes that are not HTTP (`.malformed`) before any of its body was handed over.
+/// `status` is what the upstream had decided.
 public struct UpstreamCutShort: Error, Equatable {
     public let status: HTTPResponseStatus
     let cause: UpstreamError
@@ -56,6 +57,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let origin: UpstreamTarget.Origin
+    /// Notes whether any byte of the current exchange's answer came.
+    let answerBytes = AnswerBytes()
+    /// When the connection last went back to its pool.
+    var idleSince = NIODeadline.uptimeNanoseconds(0)
     private var silenceLimit = TimeAmount.seconds(300)
     /// Called when an exchange ended with the connection fit for another one.
     var onReusable: ((UpstreamConnection) -> Void)?
@@ -88,6 +93,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         generation += 1
+        answerBytes.came = false
         exchange = Exchange(answer: answer, keepAlive: head.isKeepAlive)
         silenceLimit = timeout
         heard()
@@ -144,7 +150,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
                 if let pending = exchange.pending { exchange.answer.succeed(pending) }  // an empty body
                 body.finish()
             } else {
-                exchange.answer.fail(UpstreamError.closed)
+                exchange.answer.fail(UpstreamError.malformed)  // an end with no final head
             }
             if exchange.keepAlive && exchange.reusable && context.channel.isActive {
                 onReusable?(self)
@@ -161,30 +167,44 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         silenceCheck?.cancel()
         silenceCheck = nil
-        fail(UpstreamError.closed)
-        onClose?(self)
-        onClose = nil
+        fail(.closed)
+        closed()
         context.fireChannelInactive()
     }
 
+    /// Tells the pool, once, that the connection has closed (or never opened).
+    func closed() {
+        let onClose = onClose
+        self.onClose = nil
+        onClose?(self)
+    }
+
+    /// Bytes the HTTP/1 parser refuses make the answer malformed; the connection's end within an
+    /// answer (the parser's `invalidEOFState`) or any other error (a reset, TLS) closes it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(exchange?.body == nil && !(error is UpstreamError) ? UpstreamError.closed : error)
+        switch error {
+        case let error as UpstreamError: fail(error)
+        case HTTPParserError.invalidEOFState: fail(.closed)
+        case is HTTPParserError, is ByteToMessageDecoderError: fail(.malformed)
+        default: fail(.closed)
+        }
         context.close(promise: nil)
     }
 
-    /// Ends the current exchange with `error`: before the head the caller gets it, after the head but
+    /// Ends the current exchange with `error`: before the head the caller gets it (`closed` only if no
+    /// byte of the answer came, else `malformed`: an answer cut off within its head), after the head but
     /// before any body was handed over (a body being gathered, a stream's first bytes) the caller gets
     /// `UpstreamCutShort`, after that the body's reader gets it.
-    private func fail(_ error: any Error) {
+    private func fail(_ error: UpstreamError) {
         guard let exchange else { return }
         self.exchange = nil
         let status = exchange.head?.status ?? exchange.pending?.status
         exchange.body?.finish(error)
         if exchange.body != nil, exchange.pending == nil { return }
         if let status {
-            exchange.answer.fail(UpstreamCutShort(status: status, cause: error as? UpstreamError ?? .closed))
+            exchange.answer.fail(UpstreamCutShort(status: status, cause: error))
         } else {
-            exchange.answer.fail(error)
+            exchange.answer.fail(error == .closed && answerBytes.came ? UpstreamError.malformed : error)
         }
     }
 
@@ -213,7 +233,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// The reader stopped before the end (the agent went away): the rest of the answer is not wanted.
     func abandon(_ generation: Int) {
         guard generation == self.generation, exchange != nil else { return }
-        fail(UpstreamError.closed)
+        fail(.closed)
         context?.close(promise: nil)
     }
 
@@ -244,7 +264,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         if paused {
             heard()  // the reader is behind, not the upstream
         } else if NIODeadline.now() - lastHeard >= silenceLimit {
-            fail(UpstreamError.timedOut)
+            fail(.timedOut)
             context?.close(promise: nil)
         } else {
             scheduleSilenceCheck(at: lastHeard + silenceLimit)
@@ -263,5 +283,18 @@ public struct UpstreamDemand: NIOAsyncSequenceProducerDelegate {
 
     public func didTerminate() {
         connection.eventLoop.execute { connection.value.abandon(generation) }
+    }
+}
+
+/// Notes that bytes of an answer came, before the HTTP/1 parser makes anything of them: an upstream
+/// that closes a connection without a byte may not have seen the request; one that sent something did.
+final class AnswerBytes: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    var came = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        came = true
+        context.fireChannelRead(data)
     }
 }

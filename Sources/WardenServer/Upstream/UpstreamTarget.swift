@@ -60,12 +60,18 @@ struct UpstreamTarget: Sendable, Equatable {
 enum UpstreamError: Error, Equatable {
     /// The URL is not an absolute http(s) URL that can be written on a request line.
     case invalidURL
-    /// No connection could be made (refused, unreachable, TLS handshake failed, connect timeout).
+    /// No connection could be made (refused, unreachable, TLS handshake failed, connect timeout), or
+    /// none was free: the origin had all the connections it may for as long as the call could wait.
+    /// Nothing was sent.
     case unreachable
     /// The upstream stayed silent past the timeout.
     case timedOut
-    /// The connection closed before the answer was complete.
+    /// The connection closed before any byte of the answer came (only this may be retried, by a call
+    /// that changes nothing), or, in `UpstreamCutShort` and a body's stream, before the answer was complete.
     case closed
+    /// The answer is not HTTP/1 the parser accepts, or broke off within its head: the upstream did
+    /// answer, so the call is never sent again.
+    case malformed
     /// The answer is larger than the caller accepts.
     case tooLarge
 }
