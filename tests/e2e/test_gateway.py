@@ -351,6 +351,24 @@ def test_rest_service_forwarding_and_blocked_endpoint_encodings(world):
     assert len(fake.requests) == before, "a blocked call reached the upstream"
 
 
+def test_a_head_answer_keeps_the_upstreams_length_and_has_no_body(world):
+    """A HEAD stands for the GET: its Content-Length is the upstream's, and no body follows it."""
+    agent = world["key"]()["key"]
+    conn = http.client.HTTPConnection("127.0.0.1", world["server"].port, timeout=10)
+    conn.request("HEAD", "/proxy/fake/repos/acme/widget", headers={"Host": f"127.0.0.1:{world['server'].port}",
+                                                                    "X-Api-Token": f"token {agent}"})
+    response = conn.getresponse()
+    expected = len(json.dumps({"method": "HEAD", "path": "/repos/acme/widget"}).encode())
+    assert response.status == 200 and response.getheader("content-length") == str(expected), response.getheaders()
+    assert response.read() == b""
+    # The connection is still in step: the next answer is the GET's own.
+    conn.request("GET", "/proxy/fake/repos/acme/widget", headers={"Host": f"127.0.0.1:{world['server'].port}",
+                                                                   "X-Api-Token": f"token {agent}"})
+    following = conn.getresponse()
+    assert following.status == 200 and json.loads(following.read())["method"] == "GET"
+    conn.close()
+
+
 def test_a_read_key_reads_with_get_and_head_only(world):
     """A read is GET or HEAD (Warden's one definition): a read key's other methods, OPTIONS and any spelling of
     them included, never reach the service."""

@@ -195,15 +195,19 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// Sends `call` on a connection that carried calls before. A kept connection can be closed by the
-    /// upstream (as idle) just as a call goes out on it. A call that changes nothing goes again on a new
-    /// connection when that happens before any byte of an answer came; any other call is never sent
-    /// twice (the upstream may have acted on it), nor is one whose answer was malformed or cut short.
+    /// upstream (as idle) just as a call goes out on it, or still hold bytes the last answer should not
+    /// have had (a body after a HEAD answer), which read as a malformed answer. A read goes again on a new
+    /// connection when either happens before any answer came through; any other call is never sent twice
+    /// (the upstream may have acted on it), nor is an answer cut short after its head.
     private func send(_ call: Call, onKept connection: UpstreamConnection) {
         guard call.mayRetry else { return connection.send(call.head, body: call.body, timeout: call.timeout, answer: call.answer) }
         let first = loop.makePromise(of: UpstreamResponse.self)
         connection.send(call.head, body: call.body, timeout: call.timeout, answer: first)
         first.futureResult.whenComplete { [self] result in
-            guard case .failure(UpstreamError.closed) = result else { return call.answer.completeWith(result) }
+            switch result {
+            case .failure(UpstreamError.closed), .failure(UpstreamError.malformed): break
+            default: return call.answer.completeWith(result)
+            }
             var again = call
             again.mayRetry = false
             sendNew(again)
