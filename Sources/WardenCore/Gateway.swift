@@ -150,6 +150,9 @@ public final class Gateway: Sendable {
         for name in Self.methodOverrideFields where headers[name] != nil {
             throw GatewayRefusal(.badRequest, .invalidRequest, "the \(name.canonicalName) header (a method or URL override) is not accepted")
         }
+        if let named = HopByHop.namedContentField(in: headers) {
+            throw GatewayRefusal(.badRequest, .invalidRequest, "the Connection header names \(named), which describes the body and must reach the upstream")
+        }
         if let query, MethodOverride.inPairs(query[...]) {
             throw GatewayRefusal(.badRequest, .invalidRequest, "a _method query parameter (a method override) is not accepted")
         }

@@ -87,16 +87,18 @@ struct GatewayController {
         let eventLoop: any EventLoop
 
         func send(_ request: CallRequest) async throws(TransportFailure) -> TransportAnswer {
+            let origin = request.origin
             let outgoing = UpstreamHTTPRequest(
                 url: request.url, method: HTTPMethod(rawValue: request.method),
                 headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) }), body: request.body,
-                timeout: TimeAmount(request.timeout))
+                timeout: TimeAmount(request.timeout), stillWanted: { origin.reasonNotToSend() == nil })
             let response: UpstreamResponse
             do { response = try await clients.execute(outgoing, on: eventLoop) } catch let cut as UpstreamCutShort {
                 throw .cutShort(status: HTTPResponse.Status(code: Int(cut.status.code)), silent: cut.cause == .timedOut)
             } catch let error as UpstreamError {
                 switch error {
                 case .unreachable, .invalidURL: throw .unreachable
+                case .withdrawn: throw .withdrawn
                 case .timedOut: throw .timedOut
                 default: throw .failed
                 }

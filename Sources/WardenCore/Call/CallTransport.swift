@@ -14,6 +14,9 @@ public struct CallRequest: Sendable {
     public var body: ByteBuffer?
     /// How long connecting, and every silence of the upstream after it, may last.
     public var timeout: Duration
+    /// Where the call came from: a call that has to wait for a connection is sent only if its origin
+    /// still has no reason not to (its client is there, its deadline has not passed).
+    public let origin: any CallOrigin
 }
 
 /// An upstream's answer. Its headers are already those an agent may see (`ForwardedHeaders.returnable`).
@@ -39,6 +42,9 @@ public struct TransportAnswer: Sendable {
 public enum TransportFailure: Error, Sendable {
     /// No connection could be made: nothing left Warden.
     case unreachable
+    /// The call waited for a connection until its client had gone or its deadline had passed: nothing
+    /// left Warden.
+    case withdrawn
     /// Sent, and the upstream stayed silent past the timeout: it may have acted on the call.
     case timedOut
     /// Sent, and the connection failed before a whole answer head came back: it may have acted on the call.

@@ -73,7 +73,7 @@ public struct GatewayCalls: Sendable {
     /// LLM and REST-service calls: the request is read whole (LLM bodies also to price them), the answer is relayed.
     func forward(_ call: InboundCall, _ admission: Admission) async throws -> GatewayAnswer {
         let venue = admission.venue
-        var outgoing = request(url: admission.upstreamURL, method: call.method.rawValue)
+        var outgoing = request(url: admission.upstreamURL, method: call.method.rawValue, call)
         var headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
         venue.authorize(&headers, secret: admission.secret)
 
@@ -95,7 +95,8 @@ public struct GatewayCalls: Sendable {
             // otherwise leave two readers on the request body (the upstream client and the server's drain).
             let body = try await collect(call, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
             call.origin.bodyRead()
-            try gateway.checkBody(Data(buffer: body), contentType: call.headers[.contentType], key: admission.key)
+            // Checked as the upstream will read it: with the headers that are forwarded.
+            try gateway.checkBody(Data(buffer: body), contentType: headers[.contentType], key: admission.key)
             outgoing.body = body
         }
         outgoing.headers = headers
@@ -125,11 +126,12 @@ public struct GatewayCalls: Sendable {
         let body = Data(buffer: try await collect(call, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes),
                                                    key: admission.key))
         call.origin.bodyRead()
-        try gateway.checkBody(body, contentType: call.headers[.contentType], key: admission.key)
+        let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
+        try gateway.checkBody(body, contentType: headers[.contentType], key: admission.key)
         let origin = call.origin
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: call.method.rawValue, query: call.query ?? "", body: body,
-            headers: ForwardedHeaders.forwardable(call.headers, venue: venue), reasonNotToSend: { origin.reasonNotToSend() })
+            headers: headers, reasonNotToSend: { origin.reasonNotToSend() })
         switch plan.route {
         case .answer(let status, let answer):
             // Warden's own wallet call was sent and answered; anything else was answered by the simulator.
@@ -152,10 +154,10 @@ public struct GatewayCalls: Sendable {
         let path = try gateway.canonical(method: call.method.rawValue, rawPath: call.rawPath, query: call.query, headers: call.headers)
         let body = Data(buffer: try await collect(call, limit: Self.maxExchangeBodyBytes, key: nil))
         call.origin.bodyRead()
-        try gateway.checkBody(body, contentType: call.headers[.contentType], key: nil)
+        let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
+        try gateway.checkBody(body, contentType: headers[.contentType], key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: call.method.rawValue, path: path,
-                                                              query: call.query ?? "", body: body,
-                                                              headers: ForwardedHeaders.forwardable(call.headers, venue: venue))
+                                                              query: call.query ?? "", body: body, headers: headers)
         return try await send(unsigned, url: url, call, CallSubject(venue: venue, key: nil, credentialID: nil, path: path, requestID: call.requestID),
                               detail: ["class": CallKind.publicRead.rawValue, "keyless": "true"], durable: false, tickets: [])
     }
@@ -163,7 +165,7 @@ public struct GatewayCalls: Sendable {
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
     func send(_ signed: UpstreamRequest, url: String, _ call: InboundCall, _ subject: CallSubject, detail: [String: String],
               durable: Bool, tickets: [String]) async throws -> GatewayAnswer {
-        var outgoing = request(url: url, method: signed.method)
+        var outgoing = request(url: url, method: signed.method, call)
         outgoing.headers = signed.headers
         if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
         return try await relay(outgoing, call, subject, detail: detail, durable: durable, meter: nil) { [gateway] ending in
@@ -284,6 +286,11 @@ public struct GatewayCalls: Sendable {
             // No connection could be made: nothing left Warden.
             _ = await settle(.unsent)
             return GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: subject.key)
+        case .withdrawn:
+            _ = await settle(.unsent)
+            return GatewayRefusal(.serviceUnavailable, .unavailable,
+                                  "the call waited for a connection to the upstream until its client left or its deadline passed; it was not sent",
+                                  key: subject.key)
         case .timedOut:
             _ = await settle(.unanswered)
             return GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
@@ -338,8 +345,9 @@ public struct GatewayCalls: Sendable {
     // MARK: helpers
 
     /// A request to the upstream with the gateway's timeout; the caller adds headers and body.
-    func request(url: String, method: String) -> CallRequest {
-        CallRequest(url: url, method: method, headers: [:], body: nil, timeout: .seconds(gateway.config.gateway.upstreamTimeoutSeconds))
+    func request(url: String, method: String, _ call: InboundCall) -> CallRequest {
+        CallRequest(url: url, method: method, headers: [:], body: nil, timeout: .seconds(gateway.config.gateway.upstreamTimeoutSeconds),
+                    origin: call.origin)
     }
 
     func entry(_ s: CallSubject, _ step: GatewayStep, outcome: Outcome, _ call: InboundCall, extra: [String: String] = [:]) -> AuditEntry {

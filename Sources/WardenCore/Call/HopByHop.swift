@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 
 /// Fields that concern one connection rather than the message (RFC 9110 §7.6.1).
@@ -25,6 +26,19 @@ public enum HopByHop {
             }
         }
         return out
+    }
+
+    /// The first field `incoming`'s Connection fields name that describes the content (`Content-Type`,
+    /// `Content-Encoding`, … but `Content-Length`, which is kept): RFC 9110 forbids naming such a field, and
+    /// removing it would make the upstream read the body otherwise than Warden checked it.
+    public static func namedContentField(in incoming: HTTPFields) -> String? {
+        for field in incoming where field.name == .connection {
+            for option in field.value.split(separator: ",") {
+                let name = option.trimmingCharacters(in: .whitespaces).lowercased()
+                if name.hasPrefix("content-") && name != "content-length" { return name }
+            }
+        }
+        return nil
     }
 
     /// Options that name no field to remove: `close`, `keep-alive`, and `content-length`.

@@ -14,13 +14,18 @@ public struct UpstreamHTTPRequest: Sendable {
     public var body: ByteBuffer?
     /// How long connecting, and every silence of the upstream after it, may last.
     public var timeout: TimeAmount
+    /// Asked again when the call had to wait for a connection, just before it goes out: whether it may
+    /// still be sent (its client is there, it is not past its deadline). When not, it fails `withdrawn`.
+    public var stillWanted: (@Sendable () -> Bool)?
 
-    public init(url: String, method: HTTPMethod, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, timeout: TimeAmount) {
+    public init(url: String, method: HTTPMethod, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, timeout: TimeAmount,
+                stillWanted: (@Sendable () -> Bool)? = nil) {
         self.url = url
         self.method = method
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.stillWanted = stillWanted
     }
 }
 
@@ -83,7 +88,7 @@ public final class UpstreamClients: Sendable {
         let pool = pool(for: loop)
         let answer = pool.loop.makePromise(of: UpstreamResponse.self)
         let call = UpstreamPool.Call(head: head, body: request.body, origin: target.origin, timeout: request.timeout, answer: answer,
-                                     mayRetry: UpstreamPool.isSafe(request.method))
+                                     mayRetry: UpstreamPool.isSafe(request.method), stillWanted: request.stillWanted)
         let send = { @Sendable in pool.send(call) }
         // A task already on the pool's loop (tasks run on the event loops) sends at once rather than a loop turn later.
         if pool.loop.inEventLoop { send() } else { pool.loop.execute(send) }
@@ -136,6 +141,14 @@ final class UpstreamPool: @unchecked Sendable {
         /// It may go again on a new connection if a kept one closes before any byte of its answer: it
         /// changes nothing upstream, and it has not gone again yet.
         var mayRetry: Bool
+        let stillWanted: (@Sendable () -> Bool)?
+
+        /// After a wait for a connection: whether the caller still wants it sent; if not, it fails, unsent.
+        func mayGoAfterWaiting() -> Bool {
+            guard let stillWanted, !stillWanted() else { return true }
+            answer.fail(UpstreamError.withdrawn)
+            return false
+        }
     }
 
     /// A call waiting for a connection of its origin.
@@ -219,9 +232,12 @@ final class UpstreamPool: @unchecked Sendable {
         let origin = origin(call.origin)
         guard origin.open < maxPerOrigin else { return wait(call, in: origin) }
         origin.open += 1
-        connect(call.origin, timeout: min(call.timeout, Self.maxConnectTimeout)).whenComplete { result in
+        connect(call.origin, timeout: min(call.timeout, Self.maxConnectTimeout)).whenComplete { [self] result in
             switch result {
-            case .success(let connection): connection.send(call.head, body: call.body, timeout: call.timeout, answer: call.answer)
+            case .success(let connection):
+                // Connecting took a while: a call no longer wanted leaves the new connection to the next one.
+                guard call.mayGoAfterWaiting() else { return reuse(connection) }
+                connection.send(call.head, body: call.body, timeout: call.timeout, answer: call.answer)
             case .failure: call.answer.fail(UpstreamError.unreachable)
             }
         }
@@ -243,10 +259,13 @@ final class UpstreamPool: @unchecked Sendable {
         waiter.call.answer.fail(UpstreamError.unreachable)
     }
 
+    /// The first waiting call its caller still wants sent; the others fail, unsent.
     private func nextWaiter(_ origin: Origin) -> Call? {
-        guard let waiter = origin.waiting.popFirst() else { return nil }
-        waiter.expiry?.cancel()
-        return waiter.call
+        while let waiter = origin.waiting.popFirst() {
+            waiter.expiry?.cancel()
+            if waiter.call.mayGoAfterWaiting() { return waiter.call }
+        }
+        return nil
     }
 
     private func connect(_ origin: UpstreamTarget.Origin, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {

@@ -74,4 +74,7 @@ enum UpstreamError: Error, Equatable {
     case malformed
     /// The answer is larger than the caller accepts.
     case tooLarge
+    /// The call waited for a connection (the origin's were busy, or one was being made) until its caller
+    /// no longer wanted it sent (`UpstreamHTTPRequest.stillWanted`). Nothing was sent.
+    case withdrawn
 }
