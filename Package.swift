@@ -129,7 +129,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),
-        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenVenuesTests",

@@ -22,8 +22,10 @@ struct WardenBench {
 
     static func report(_ name: String, iterations: Int, elapsed: Duration) {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let line: [String: Any] = ["name": name, "iterations": iterations, "ops_per_second": Double(iterations) / seconds,
-                                   "seconds_per_op": seconds / Double(iterations)]
+        let line: [String: Any] = [
+            "name": name, "iterations": iterations, "ops_per_second": Double(iterations) / seconds,
+            "seconds_per_op": seconds / Double(iterations),
+        ]
         print(String(decoding: try! JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 
@@ -42,7 +44,9 @@ struct WardenBench {
 
         // Binance order signing as the gateway does it: parse the form body, drop the agent's signature, HMAC-SHA256.
         let binance = BinanceVenue()
-        let orderBody = Data("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000&recvWindow=5000&timestamp=1700000000000&signature=00".utf8)
+        let orderBody = Data(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000&recvWindow=5000&timestamp=1700000000000&signature=00"
+                .utf8)
         let binanceSecret = ["api_key": "bench-key", "api_secret": "bench-secret-0123456789abcdef0123456789abcdef"]
         try measure("binance_order_hmac_signing", iterations: 200_000) {
             var request = UpstreamRequest(method: "POST", path: "/api/v3/order", query: "", headers: [:], body: orderBody)
@@ -68,12 +72,15 @@ struct WardenBench {
         let database = try Database.open(.sqlite(path: path), logger: logger)
         try await Migrator.migrate(database, logger: logger)
         let vault = try await Vault.unseal(database: database, source: .masterKey(kek), logger: logger)
-        let services = try await WardenServices.make(database: database, vault: vault, config: WardenConfig(), environment: [:],
-                                                     passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
-        let (user, _) = try await services.accounts.createUser(email: "bench@example.com", password: "bench-password-1", mustReset: false, admin: false)
+        let services = try await WardenServices.make(
+            database: database, vault: vault, config: WardenConfig(), environment: [:],
+            passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
+        let (user, _) = try await services.accounts.createUser(
+            email: "bench@example.com", password: "bench-password-1", mustReset: false, admin: false)
         let principal = Principal(user: user, sessionID: "bench")
         let credential = try await services.credentials.create(principal, venue: "openai", label: "b", secret: ["api_key": "sk-bench"])
-        let (_, key) = try await services.agentKeys.create(principal, name: "b", credentialIDs: [credential.id], access: "trade", expiresInDays: nil)
+        let (_, key) = try await services.agentKeys.create(
+            principal, name: "b", credentialIDs: [credential.id], access: "trade", expiresInDays: nil)
 
         let lookups = 20_000
         let looked = try await Task.detached {
@@ -93,7 +100,8 @@ struct WardenBench {
         let admitted = try await Task.detached {
             let start = ContinuousClock.now
             for _ in 0..<admissions {
-                _ = try await gateway.admit(venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers, requestID: "bench")
+                _ = try await gateway.admit(
+                    venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers, requestID: "bench")
             }
             return ContinuousClock.now - start
         }.value
@@ -134,9 +142,13 @@ struct WardenBench {
 
 /// A row shaped like the gateway's result row for an LLM call (ids as long as real ones, every detail field).
 func gatewayResult(owner: String, n: Int) -> AuditEntry {
-    AuditEntry(actor: "key:2f6c1f0e-6a7b-4d1e-9d7a-3a1b2c3d4e5f", owner: owner, action: GatewayStep.result.rawValue, target: "openai", outcome: .forwarded,
-               detail: ["method": "POST", "path": "/v1/chat/completions", "credential": "9a8b7c6d-6a7b-4d1e-9d7a-3a1b2c3d4e5f",
-                        "status": "200", "ms": "0.4", "cost_usd": "0.000007", "input_tokens": "5", "output_tokens": String(n)])
+    AuditEntry(
+        actor: "key:2f6c1f0e-6a7b-4d1e-9d7a-3a1b2c3d4e5f", owner: owner, action: GatewayStep.result.rawValue, target: "openai",
+        outcome: .forwarded,
+        detail: [
+            "method": "POST", "path": "/v1/chat/completions", "credential": "9a8b7c6d-6a7b-4d1e-9d7a-3a1b2c3d4e5f",
+            "status": "200", "ms": "0.4", "cost_usd": "0.000007", "input_tokens": "5", "output_tokens": String(n),
+        ])
 }
 
 /// Warden's own venue calls are not part of these benchmarks.

@@ -47,7 +47,8 @@ public struct Accounts: Sendable {
     /// Creates a user. Without a password, a strong one is generated and returned (to be shown once).
     /// `by` is the administrator acting through the dashboard (nil for the CLI, run by whoever holds the vault).
     public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool, by actor: Principal? = nil)
-        async throws -> (user: UserRecord, generatedPassword: String?) {
+        async throws -> (user: UserRecord, generatedPassword: String?)
+    {
         let via = try Self.via(actor)
         let email = try Self.normalize(email: rawEmail)
         let generated = password == nil ? Self.generatePassword() : nil
@@ -57,13 +58,16 @@ public struct Accounts: Sendable {
             throw WardenError(.conflict, code: "user_exists", "a user with email \(email) already exists")
         }
         let now = Clock.nowMillis()
-        let user = UserRecord(id: UUID().uuidString.lowercased(), email: email, passwordHash: try await hasher.hash(chosen),
-                              isAdmin: admin, disabled: false, mustChangePassword: mustReset, createdAt: now, updatedAt: now)
+        let user = UserRecord(
+            id: UUID().uuidString.lowercased(), email: email, passwordHash: try await hasher.hash(chosen),
+            isAdmin: admin, disabled: false, mustChangePassword: mustReset, createdAt: now, updatedAt: now)
         try await database.transaction { db in
             try await users.insert(user, on: db)
             try await ProfileRepository(database).upsert(userID: user.id, Profiles.defaults, on: db)
-            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.create", target: user.id,
-                                              detail: ["admin": String(admin), "via": via]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: actor?.user.id, owner: user.id, action: "user.create", target: user.id,
+                    detail: ["admin": String(admin), "via": via]), on: db)
         }
         return (user, generated)
     }
@@ -77,8 +81,10 @@ public struct Accounts: Sendable {
         try await database.transaction { db in
             try await users.setDisabled(userID: user.id, disabled, on: db)
             if disabled { try await sessions.revokeAll(userID: user.id, on: db) }
-            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: disabled ? "user.disable" : "user.enable",
-                                              target: user.id, detail: ["via": via]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: actor?.user.id, owner: user.id, action: disabled ? "user.disable" : "user.enable",
+                    target: user.id, detail: ["via": via]), on: db)
         }
         return user
     }
@@ -92,8 +98,10 @@ public struct Accounts: Sendable {
         try await database.transaction { db in
             try await users.setPassword(userID: user.id, hash: hash, mustChange: true, on: db)
             try await sessions.revokeAll(userID: user.id, on: db)
-            try await audit.append(AuditEntry(actor: actor?.user.id, owner: user.id, action: "user.reset_password", target: user.id,
-                                              detail: ["via": via]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: actor?.user.id, owner: user.id, action: "user.reset_password", target: user.id,
+                    detail: ["via": via]), on: db)
         }
         return password
     }
@@ -111,22 +119,27 @@ public struct Accounts: Sendable {
     /// Checks the password (same answer and cost for an unknown email and a wrong password) and opens a session.
     /// `device` is the device token the client kept from an earlier login; `rememberDevice` asks for one
     /// (the dashboard keeps it in a cookie).
-    public func login(email rawEmail: String, password: String, clientAddress: String, device: String? = nil,
-                      rememberDevice: Bool = false) async throws -> LoginResult {
+    public func login(
+        email rawEmail: String, password: String, clientAddress: String, device: String? = nil,
+        rememberDevice: Bool = false
+    ) async throws -> LoginResult {
         let email = (try? Self.normalize(email: rawEmail)) ?? rawEmail.lowercased()
         let attempt: LoginThrottle.Attempt
         switch await throttle.admit(account: email, address: clientAddress, device: device) {
         case .success(let admitted): attempt = admitted
         case .failure(let wait):
-            throw WardenError(.tooManyRequests, code: "too_many_attempts",
-                              "too many failed logins; try again in \(wait.seconds) seconds", retryAfterSeconds: wait.seconds)
+            throw WardenError(
+                .tooManyRequests, code: "too_many_attempts",
+                "too many failed logins; try again in \(wait.seconds) seconds", retryAfterSeconds: wait.seconds)
         }
         // The attempt already counts as a failure; only a right password takes it back.
         let user = try await users.find(email: email)
         let ok = try await hasher.verify(password, hash: user?.passwordHash)
         guard ok, let user, !user.disabled else {
-            try await audit.append(AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed,
-                                              detail: ["address": clientAddress]))
+            try await audit.append(
+                AuditEntry(
+                    actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed,
+                    detail: ["address": clientAddress]))
             throw WardenError.badCredentials
         }
         let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)
@@ -138,16 +151,17 @@ public struct Accounts: Sendable {
         try await sessions.insert(session)
         try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
         let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
-        return LoginResult(accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword,
-                           deviceToken: deviceToken)
+        return LoginResult(
+            accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword,
+            deviceToken: deviceToken)
     }
 
     /// The principal behind a bearer token, if the token is valid and its session and user are live.
     public func authenticate(token: String) async throws -> Principal {
         guard let claims = await tokens.verify(token),
-              let session = try await sessions.find(id: claims.sessionID),
-              session.userID == claims.userID, session.revokedAt == nil, session.expiresAt > Clock.nowMillis(),
-              let user = try await users.find(id: claims.userID), !user.disabled
+            let session = try await sessions.find(id: claims.sessionID),
+            session.userID == claims.userID, session.revokedAt == nil, session.expiresAt > Clock.nowMillis(),
+            let user = try await users.find(id: claims.userID), !user.disabled
         else { throw WardenError.unauthenticated }
         return Principal(user: user, sessionID: session.id)
     }
@@ -162,9 +176,12 @@ public struct Accounts: Sendable {
     /// Changes the password; every other session of the user ends.
     public func changePassword(_ principal: Principal, current: String, new: String) async throws {
         guard try await hasher.verify(current, hash: principal.user.passwordHash) else {
-            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.password_change",
-                                              outcome: .failed))
-            throw WardenError(.forbidden, code: "wrong_password", "current_password is not your current password", field: "current_password")
+            try await audit.append(
+                AuditEntry(
+                    actor: principal.user.id, owner: principal.user.id, action: "auth.password_change",
+                    outcome: .failed))
+            throw WardenError(
+                .forbidden, code: "wrong_password", "current_password is not your current password", field: "current_password")
         }
         try PasswordPolicy.check(new, email: principal.user.email)
         guard new != current else { throw WardenError.invalid("new_password", "must differ from the current password") }
@@ -192,7 +209,8 @@ public struct Accounts: Sendable {
         for scalar in email.unicodeScalars {
             switch scalar.properties.generalCategory {
             case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator:
-                throw .invalid("email", "contains an invisible, control or space character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
+                throw .invalid(
+                    "email", "contains an invisible, control or space character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
             default: continue
             }
         }

@@ -18,11 +18,14 @@ public struct Activity: Sendable {
 
     /// Audit rows newest first: the caller's own (an administrator sees everyone's), those before `before`,
     /// of one action or one request when asked.
-    public func auditPage(_ p: Principal, before: Int64? = nil, action: String? = nil, request: String? = nil,
-                          limit: Int) async throws -> [AuditRecord] {
+    public func auditPage(
+        _ p: Principal, before: Int64? = nil, action: String? = nil, request: String? = nil,
+        limit: Int
+    ) async throws -> [AuditRecord] {
         await audit.flush()
-        return try await AuditRepository(database).page(visibleTo: p.user.isAdmin ? nil : p.user.id, before: before, action: action,
-                                                        request: request, limit: limit)
+        return try await AuditRepository(database).page(
+            visibleTo: p.user.isAdmin ? nil : p.user.id, before: before, action: action,
+            request: request, limit: limit)
     }
 
     /// Today (UTC) for the caller: LLM usage per key and venue, order volume per mode, and their daily cap.
@@ -36,9 +39,10 @@ public struct Activity: Sendable {
     public func today(_ p: Principal) async throws -> Today {
         await spend.flush()
         let day = SpendRepository.day()
-        return Today(day: day, llm: try await SpendRepository(database).usage(ownerID: p.user.id, day: day),
-                     volume: try await TradeRepository(database).used(ownerID: p.user.id, day: day),
-                     dailyCap: try await profiles.get(userID: p.user.id).dailyCapUSD)
+        return Today(
+            day: day, llm: try await SpendRepository(database).usage(ownerID: p.user.id, day: day),
+            volume: try await TradeRepository(database).used(ownerID: p.user.id, day: day),
+            dailyCap: try await profiles.get(userID: p.user.id).dailyCapUSD)
     }
 
     public func paperOrders(_ p: Principal) async throws -> [PaperOrder] {

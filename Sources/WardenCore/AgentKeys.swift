@@ -23,8 +23,10 @@ public struct AgentKeys: Sendable {
 
     /// Creates a key bound to credentials the caller owns or holds a grant for; a trade key needs
     /// ownership or a trade grant on each. Returns the record and the key itself (to show once).
-    public func create(_ p: Principal, name: String, credentialIDs: [String], access: String, expiresInDays: Int?,
-                       dailyBudgetUSD: Decimal? = nil) async throws -> (AgentKeyRecord, String) {
+    public func create(
+        _ p: Principal, name: String, credentialIDs: [String], access: String, expiresInDays: Int?,
+        dailyBudgetUSD: Decimal? = nil
+    ) async throws -> (AgentKeyRecord, String) {
         let budget = try dailyBudgetUSD.map { value throws(WardenError) -> USD in
             guard let usd = USD(limit: value), usd <= USD(dollars: 1_000_000) else {
                 throw WardenError.invalid("daily_budget_usd", "must be between 0 and 1000000")
@@ -42,8 +44,9 @@ public struct AgentKeys: Sendable {
         for id in credentialIDs {
             let (record, level) = try await credentials.visible(p, id: id)
             if case .shared(let grant) = level, !access.fits(grant) {
-                throw WardenError(.forbidden, code: "grant_too_narrow",
-                                  "credential \(id) is shared with you read-only; a trade key cannot use it", field: "access")
+                throw WardenError(
+                    .forbidden, code: "grant_too_narrow",
+                    "credential \(id) is shared with you read-only; a trade key cannot use it", field: "access")
             }
             if let other = bindings[record.venue], other != id {
                 throw WardenError.invalid("credential_ids", "at most one credential per venue (two for \(record.venue))")
@@ -58,8 +61,10 @@ public struct AgentKeys: Sendable {
             expiresAt: expiresInDays.map { now + Int64($0) * 86_400_000 }, credentials: bindings, dailyBudgetUSD: budget)
         try await database.transaction { db in
             try await repository.insert(record, on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "agent_key.create", target: record.id,
-                                              detail: ["access": access.rawValue, "venues": record.credentials.keys.sorted().joined(separator: ",")]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id, action: "agent_key.create", target: record.id,
+                    detail: ["access": access.rawValue, "venues": record.credentials.keys.sorted().joined(separator: ",")]), on: db)
         }
         return (record, key)
     }
@@ -85,8 +90,10 @@ public struct AgentKeys: Sendable {
             let descendants = try await repository.revokeWithDescendants(id: record.id, at: Clock.nowMillis(), on: db)
             var detail = detail
             if !descendants.isEmpty { detail["descendants_revoked"] = String(descendants.count) }
-            try await audit.append(AuditEntry(actor: actor, owner: record.ownerID, action: "agent_key.revoke", target: record.id,
-                                              detail: detail), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: actor, owner: record.ownerID, action: "agent_key.revoke", target: record.id,
+                    detail: detail), on: db)
         }
     }
 
@@ -94,7 +101,8 @@ public struct AgentKeys: Sendable {
     /// it; or its owner disabled).
     public func lookup(_ key: String) async throws -> AgentKeyRecord? {
         guard key.hasPrefix("wdn_"), key.utf8.count < 200, let found = try await repository.findWithStanding(hash: hash(key)),
-              found.standing.isLive(at: Clock.nowMillis()) else { return nil }
+            found.standing.isLive(at: Clock.nowMillis())
+        else { return nil }
         return found.key
     }
 
@@ -107,8 +115,9 @@ public struct AgentKeys: Sendable {
         return found.key
     }
 
-    static let notLive = WardenError(.unauthorized, code: "unauthenticated",
-                                     "unknown, revoked or expired agent key (or a key it was minted from is revoked or expired)")
+    static let notLive = WardenError(
+        .unauthorized, code: "unauthenticated",
+        "unknown, revoked or expired agent key (or a key it was minted from is revoked or expired)")
 
     static func requireLive(_ standing: KeyStanding, at now: Int64) throws {
         guard standing.isCurrent(at: now) else { throw notLive }
@@ -196,9 +205,13 @@ extension AgentKeys {
             id: UUID().uuidString.lowercased(), ownerID: ownerID, name: String(name.prefix(100)), keyHash: hash(key),
             keyPrefix: String(key.prefix(8)), access: access, createdAt: now, expiresAt: expiresAt,
             credentials: bindings, dailyBudgetUSD: budget, parentID: parentID, rootID: rootID)
-        let entry = AuditEntry(actor: parentID.map { "key:\($0)" } ?? ownerID, owner: ownerID, action: "agent_key.mint_child",
-                               target: record.id, detail: ["venues": bindings.keys.sorted().joined(separator: ","),
-                                                           "ttl_seconds": String(ttlSeconds)])
+        let entry = AuditEntry(
+            actor: parentID.map { "key:\($0)" } ?? ownerID, owner: ownerID, action: "agent_key.mint_child",
+            target: record.id,
+            detail: [
+                "venues": bindings.keys.sorted().joined(separator: ","),
+                "ttl_seconds": String(ttlSeconds),
+            ])
         try await database.transaction { db in
             if let parentID = record.parentID {
                 try await checkFamily(parentID: parentID, rootID: record.rootID, now: now, on: db)
@@ -218,16 +231,18 @@ extension AgentKeys {
         let window = Int64(Self.mintWindowSeconds) * 1000
         let activity = try await repository.familyActivity(rootID: rootID, now: now, since: now - window, on: db)
         if activity.liveChildren >= Self.maxLiveChildKeys {
-            throw WardenError(.tooManyRequests, code: "too_many_child_keys",
-                              "this key's family already has \(Self.maxLiveChildKeys) live keys minted from it; revoke some "
-                                  + "(DELETE /api/v1/agent-keys/self with each) or wait for them to expire")
+            throw WardenError(
+                .tooManyRequests, code: "too_many_child_keys",
+                "this key's family already has \(Self.maxLiveChildKeys) live keys minted from it; revoke some "
+                    + "(DELETE /api/v1/agent-keys/self with each) or wait for them to expire")
         }
         if activity.recentMints >= Self.maxMintsPerWindow {
             // Until the oldest mint in the window leaves it, in whole seconds.
             let wait = Int(max(1, ((activity.oldestRecentMint ?? now) + window - now + 999) / 1000))
-            throw WardenError(.tooManyRequests, code: "mint_rate_limited",
-                              "this key's family minted \(Self.maxMintsPerWindow) keys in the last \(Self.mintWindowSeconds) s; "
-                                  + "try again in \(wait) s", retryAfterSeconds: wait)
+            throw WardenError(
+                .tooManyRequests, code: "mint_rate_limited",
+                "this key's family minted \(Self.maxMintsPerWindow) keys in the last \(Self.mintWindowSeconds) s; "
+                    + "try again in \(wait) s", retryAfterSeconds: wait)
         }
     }
 

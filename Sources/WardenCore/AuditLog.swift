@@ -15,8 +15,10 @@ public struct AuditEntry: Sendable {
     /// When it happened (ms since the epoch); the time of the append when nil.
     public var at: Int64?
 
-    public init(actor: String?, owner: String?, action: String, target: String? = nil, outcome: Outcome = .ok,
-                detail: [String: String] = [:]) {
+    public init(
+        actor: String?, owner: String?, action: String, target: String? = nil, outcome: Outcome = .ok,
+        detail: [String: String] = [:]
+    ) {
         self.actorID = actor
         self.ownerID = owner
         self.action = action

@@ -99,8 +99,9 @@ public final class AuditWriter: Sendable {
     public var status: Status {
         let now = Self.now()
         return state.withLock { s in
-            Status(healthy: s.admits(now: now), queued: s.queue.count + s.inFlight, lagMillis: Int(s.lag(now: now) / 1_000_000),
-                   failure: s.failure)
+            Status(
+                healthy: s.admits(now: now), queued: s.queue.count + s.inFlight, lagMillis: Int(s.lag(now: now) / 1_000_000),
+                failure: s.failure)
         }
     }
 
@@ -156,11 +157,13 @@ public final class AuditWriter: Sendable {
         }
         let outcome = Mutex<T?>(nil)
         // The queued entry only holds the row's place and time; the work makes the row itself.
-        try await enqueue(AuditEntry(actor: nil, owner: nil, action: ""), work: { db in
-            let (value, entry) = try await work(db)
-            outcome.withLock { $0 = value }
-            return entry
-        })
+        try await enqueue(
+            AuditEntry(actor: nil, owner: nil, action: ""),
+            work: { db in
+                let (value, entry) = try await work(db)
+                outcome.withLock { $0 = value }
+                return entry
+            })
         return outcome.withLock { $0! }
     }
 
@@ -216,15 +219,17 @@ public final class AuditWriter: Sendable {
                     var gap: (Int, Int)?
                     if let since = s.gapSince {
                         gap = (s.unrecorded, s.dropped)
-                        s.push(.gap(since: since, until: Clock.nowMillis(), refused: s.unrecorded, dropped: s.dropped), work: nil, waiter: nil)
+                        s.push(
+                            .gap(since: since, until: Clock.nowMillis(), refused: s.unrecorded, dropped: s.dropped), work: nil, waiter: nil)
                         (s.gapSince, s.unrecorded, s.dropped) = (nil, 0, 0)
                     }
                     return (s.settle(through: batch.last?.ticket ?? s.settledThrough, failure: nil), gap)
                 }
                 resumeFlushers(flushers)
                 if let (refused, dropped) = gap {
-                    logger.error("the audit store kept up again; calls refused meanwhile were counted, not recorded one by one",
-                                 metadata: ["refused": "\(refused)", "dropped": "\(dropped)"])
+                    logger.error(
+                        "the audit store kept up again; calls refused meanwhile were counted, not recorded one by one",
+                        metadata: ["refused": "\(refused)", "dropped": "\(dropped)"])
                 }
             } catch {
                 // Waiting callers refuse their calls; rows of calls already made go back to the front.
@@ -236,8 +241,9 @@ public final class AuditWriter: Sendable {
                     return (s.settle(through: through, failure: String(describing: error)), s.queue.count)
                 }
                 resumeFlushers(flushers)
-                logger.error("audit rows could not be committed; the gateway refuses calls until they are",
-                             metadata: ["queued": "\(queued)", "error": "\(error)"])
+                logger.error(
+                    "audit rows could not be committed; the gateway refuses calls until they are",
+                    metadata: ["queued": "\(queued)", "error": "\(error)"])
                 // A closed store takes nothing more: the probe stops (a stop has already flushed what it could).
                 if database.isClosed, queued == 0 { state.withLock { $0.draining = false }; return }
                 try? await Task.sleep(for: Self.retryDelay)
@@ -327,7 +333,9 @@ extension AuditWriter.State {
         guard !queue.isEmpty else { draining = false; inFlightSince = nil; inFlight = 0; return nil }
         // Handing the whole queue over moves it; trimming a shared copy would copy every row.
         var batch: [AuditWriter.Pending] = []
-        if queue.count <= limit { swap(&batch, &queue) } else {
+        if queue.count <= limit {
+            swap(&batch, &queue)
+        } else {
             batch = Array(queue.prefix(limit))
             queue.removeFirst(limit)
         }
@@ -353,8 +361,11 @@ extension AuditEntry {
     /// The row that says what the chain does not hold: refusals counted while the store could not keep
     /// up, and rows dropped at the queue's hard bound, between two times (milliseconds).
     static func gap(since: Int64, until: Int64, refused: Int, dropped: Int) -> AuditEntry {
-        AuditEntry(actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: .recorded,
-                   detail: ["from": String(since), "to": String(until), "refused_unrecorded": String(refused),
-                            "rows_dropped": String(dropped)])
+        AuditEntry(
+            actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: .recorded,
+            detail: [
+                "from": String(since), "to": String(until), "refused_unrecorded": String(refused),
+                "rows_dropped": String(dropped),
+            ])
     }
 }

@@ -16,7 +16,9 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         case malformed(String)
         public var description: String {
-            switch self { case .malformed(let reason): "malformed path: \(reason)" }
+            switch self {
+            case .malformed(let reason): "malformed path: \(reason)"
+            }
         }
     }
 
@@ -70,7 +72,7 @@ public struct CanonicalPath: Sendable, Equatable, CustomStringConvertible {
                 }
                 iterator = iterator.dropFirst(2)
                 guard value >= 0x20, value != 0x7f, value != UInt8(ascii: "/"), value != UInt8(ascii: "\\"),
-                      value != UInt8(ascii: "."), value != UInt8(ascii: "%")
+                    value != UInt8(ascii: "."), value != UInt8(ascii: "%")
                 else { throw .malformed("encoded '/', '\\\\', '.', '%' or control characters are not allowed") }
                 bytes.append(value)
             } else {
@@ -122,7 +124,7 @@ public struct EndpointPattern: Sendable, Equatable, CustomStringConvertible {
             return false
         }
         guard let segment = path.first,
-              head == "*" || head == segment || (formatSuffixes && segment.hasPrefix(head + "."))
+            head == "*" || head == segment || (formatSuffixes && segment.hasPrefix(head + "."))
         else { return false }
         return match(pattern.dropFirst(), path.dropFirst(), formatSuffixes: formatSuffixes)
     }

@@ -51,7 +51,8 @@ public enum ConfigLoader {
     }
 
     /// `[call_prices.openai]` then `"POST /v1/images/generations" = 0.25` (USD per call).
-    private static func parseCallPrices(_ venue: String, _ t: TOMLTable) throws(ConfigError) -> [(pattern: EndpointPattern, price: Decimal)] {
+    private static func parseCallPrices(_ venue: String, _ t: TOMLTable) throws(ConfigError) -> [(pattern: EndpointPattern, price: Decimal)]
+    {
         guard venue == "openai" || venue == "anthropic" else {
             throw .invalidValue(key: "call_prices.\(venue)", reason: "call prices apply to the LLM venues openai and anthropic")
         }
@@ -106,7 +107,9 @@ public enum ConfigLoader {
                 default: throw .unknownKey("\(path).\(key)")
                 }
             }
-            guard let input, let output else { throw .invalidValue(key: path, reason: "needs both input and output (USD per million tokens)") }
+            guard let input, let output else {
+                throw .invalidValue(key: path, reason: "needs both input and output (USD per million tokens)")
+            }
             prices[model] = .init(inputPerMillion: input, outputPerMillion: output)
         }
         return prices
@@ -140,7 +143,11 @@ public enum ConfigLoader {
 
     private static func parseVenue(_ name: String, _ t: TOMLTable) throws(ConfigError) -> WardenConfig.VenueSection {
         guard WardenConfig.builtInVenues.contains(name) else {
-            throw .invalidValue(key: "venues.\(name)", reason: "no built-in venue is called \"\(name)\" (known: \(WardenConfig.builtInVenues.sorted().joined(separator: ", "))); use [services.\(name)] for a generic REST service")
+            throw .invalidValue(
+                key: "venues.\(name)",
+                reason:
+                    "no built-in venue is called \"\(name)\" (known: \(WardenConfig.builtInVenues.sorted().joined(separator: ", "))); use [services.\(name)] for a generic REST service"
+            )
         }
         var venue = WardenConfig.VenueSection()
         for key in t.keys {
@@ -229,8 +236,8 @@ public enum ConfigLoader {
     private static func url(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> String {
         let text = try string(t, key, path: path)
         guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = parts.host, !host.isEmpty,
-              parts.query == nil, parts.fragment == nil, parts.user == nil
+            scheme == "http" || scheme == "https", let host = parts.host, !host.isEmpty,
+            parts.query == nil, parts.fragment == nil, parts.user == nil
         else {
             throw .invalidValue(key: path, reason: "must be an http(s) URL with a host and no query, such as https://api.example.com")
         }

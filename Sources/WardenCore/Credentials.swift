@@ -40,14 +40,17 @@ public struct Credentials: Sendable {
         try VenueSecretSchema.validate(venue: venue, secret: secret, venues: venues)
         try Self.validate(label: label)
         let now = Clock.nowMillis()
-        var record = CredentialRecord(id: UUID().uuidString.lowercased(), ownerID: p.user.id, venue: venue, label: label,
-                                      fingerprint: "", nonce: [], ciphertext: [], wrappedDEK: [], kekVersion: 0,
-                                      createdAt: now, updatedAt: now)
+        var record = CredentialRecord(
+            id: UUID().uuidString.lowercased(), ownerID: p.user.id, venue: venue, label: label,
+            fingerprint: "", nonce: [], ciphertext: [], wrappedDEK: [], kekVersion: 0,
+            createdAt: now, updatedAt: now)
         try seal(secret, into: &record)
         try await database.transaction { [record] db in
             try await repository.insert(record, on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "credential.create", target: record.id,
-                                              detail: ["venue": venue]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id, action: "credential.create", target: record.id,
+                    detail: ["venue": venue]), on: db)
         }
         return Self.view(record, holding: .owner)
     }
@@ -74,9 +77,11 @@ public struct Credentials: Sendable {
         record.updatedAt = Clock.nowMillis()
         try await database.transaction { [record] db in
             try await repository.update(record, on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id,
-                                              action: secret == nil ? "credential.rename" : "credential.rotate",
-                                              target: record.id, detail: ["venue": record.venue]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id,
+                    action: secret == nil ? "credential.rename" : "credential.rotate",
+                    target: record.id, detail: ["venue": record.venue]), on: db)
         }
         return Self.view(record, holding: .owner)
     }
@@ -85,16 +90,19 @@ public struct Credentials: Sendable {
     /// level-2 credentials minted through the gateway), so the values never pass through the agent.
     func merge(_ fields: [String: String], intoCredential id: String, byKey key: AgentKeyRecord) async throws {
         guard var record = try await repository.find(id: id), record.ownerID == key.ownerID,
-              var secret = Self.open(record, vault: vault) else { throw WardenError.notFound("credential") }
+            var secret = Self.open(record, vault: vault)
+        else { throw WardenError.notFound("credential") }
         secret.merge(fields) { $1 }
         try VenueSecretSchema.validate(venue: record.venue, secret: secret, venues: venues)
         try seal(secret, into: &record)
         record.updatedAt = Clock.nowMillis()
         try await database.transaction { [record] db in
             try await repository.update(record, on: db)
-            try await audit.append(AuditEntry(actor: "key:\(key.id)", owner: key.ownerID, action: "credential.rotate", target: record.id,
-                                              detail: ["venue": record.venue, "via": "gateway", "fields": fields.keys.sorted().joined(separator: ",")]),
-                                   on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: "key:\(key.id)", owner: key.ownerID, action: "credential.rotate", target: record.id,
+                    detail: ["venue": record.venue, "via": "gateway", "fields": fields.keys.sorted().joined(separator: ",")]),
+                on: db)
         }
     }
 
@@ -102,8 +110,10 @@ public struct Credentials: Sendable {
         let record = try await owned(p, id: id, action: "delete")
         try await database.transaction { db in
             try await repository.delete(id: record.id, on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "credential.delete", target: record.id,
-                                              detail: ["venue": record.venue]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id, action: "credential.delete", target: record.id,
+                    detail: ["venue": record.venue]), on: db)
         }
     }
 
@@ -127,15 +137,19 @@ public struct Credentials: Sendable {
         }
         guard grantee.id != p.user.id else { throw WardenError.invalid("email", "you already own this credential") }
         if try await grants.find(credentialID: record.id, granteeID: grantee.id) != nil {
-            throw WardenError(.conflict, code: "grant_exists",
-                              "this credential is already shared with \(normalized); revoke that share to change its level")
+            throw WardenError(
+                .conflict, code: "grant_exists",
+                "this credential is already shared with \(normalized); revoke that share to change its level")
         }
-        let grant = GrantRecord(id: UUID().uuidString.lowercased(), credentialID: record.id, granteeID: grantee.id,
-                                access: access, createdAt: Clock.nowMillis())
+        let grant = GrantRecord(
+            id: UUID().uuidString.lowercased(), credentialID: record.id, granteeID: grantee.id,
+            access: access, createdAt: Clock.nowMillis())
         try await database.transaction { db in
             try await grants.insert(grant, on: db)
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "grant.create", target: grant.id,
-                                              detail: ["credential": record.id, "grantee": grantee.id, "access": access.rawValue]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id, action: "grant.create", target: grant.id,
+                    detail: ["credential": record.id, "grantee": grantee.id, "access": access.rawValue]), on: db)
         }
         return (grant, normalized)
     }
@@ -144,8 +158,10 @@ public struct Credentials: Sendable {
         let record = try await owned(p, id: credentialID, action: "change the shares of")
         try await database.transaction { db in
             guard try await grants.delete(id: grantID, credentialID: record.id, on: db) else { throw WardenError.notFound("share") }
-            try await audit.append(AuditEntry(actor: p.user.id, owner: p.user.id, action: "grant.revoke", target: grantID,
-                                              detail: ["credential": record.id]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: p.user.id, owner: p.user.id, action: "grant.revoke", target: grantID,
+                    detail: ["credential": record.id]), on: db)
         }
     }
 
@@ -188,8 +204,9 @@ public struct Credentials: Sendable {
 
     /// The secret fields of a stored credential, or nil when it does not open (wrong row, tampered blob).
     static func open(_ record: CredentialRecord, vault: Vault) -> [String: String]? {
-        let sealed = SealedSecret(nonce: record.nonce, ciphertext: record.ciphertext,
-                                  wrappedKey: record.wrappedDEK, kekVersion: record.kekVersion)
+        let sealed = SealedSecret(
+            nonce: record.nonce, ciphertext: record.ciphertext,
+            wrappedKey: record.wrappedDEK, kekVersion: record.kekVersion)
         guard let opened = try? vault.open(sealed, identity: identity(record)) else { return nil }
         return opened.withUnsafeBytes { try? JSONDecoder().decode([String: String].self, from: Data($0)) }
     }
@@ -209,14 +226,16 @@ public struct Credentials: Sendable {
         for scalar in label.unicodeScalars {
             switch scalar.properties.generalCategory {
             case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator:
-                throw .invalid("label", "contains an invisible or control character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
+                throw .invalid(
+                    "label", "contains an invisible or control character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
             default: continue
             }
         }
     }
 
     static func view(_ r: CredentialRecord, holding: Holding) -> CredentialView {
-        CredentialView(id: r.id, venue: r.venue, label: r.label, fingerprint: r.fingerprint, createdAt: r.createdAt,
-                       updatedAt: r.updatedAt, lastUsedAt: r.lastUsedAt, holding: holding)
+        CredentialView(
+            id: r.id, venue: r.venue, label: r.label, fingerprint: r.fingerprint, createdAt: r.createdAt,
+            updatedAt: r.updatedAt, lastUsedAt: r.lastUsedAt, holding: holding)
     }
 }

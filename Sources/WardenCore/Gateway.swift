@@ -46,9 +46,10 @@ public struct Admission: Sendable {
 extension Admission {
     /// This call's audit row.
     public func auditEntry(_ step: GatewayStep, outcome: Outcome, method: String, detail: [String: String]) -> AuditEntry {
-        .gateway(step, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
-                 credentialOwnerID: ownsCredential ? nil : credentialOwnerID, method: method,
-                 path: path.description, requestID: requestID, detail: detail)
+        .gateway(
+            step, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
+            credentialOwnerID: ownsCredential ? nil : credentialOwnerID, method: method,
+            path: path.description, requestID: requestID, detail: detail)
     }
 }
 
@@ -56,9 +57,11 @@ extension AuditEntry {
     /// A gateway call's row: the key that made it, the venue, the method and path (never the query, which
     /// may carry signatures), the credential and the call's request id, under `detail`'s own fields. A call on
     /// a shared credential names the credential's owner too (`credential_owner`), who sees it in their log.
-    public static func gateway(_ step: GatewayStep, outcome: Outcome, venue: String, key: AgentKeyRecord?, credentialID: String?,
-                               credentialOwnerID: String? = nil, method: String, path: String, requestID: String,
-                               detail: [String: String]) -> AuditEntry {
+    public static func gateway(
+        _ step: GatewayStep, outcome: Outcome, venue: String, key: AgentKeyRecord?, credentialID: String?,
+        credentialOwnerID: String? = nil, method: String, path: String, requestID: String,
+        detail: [String: String]
+    ) -> AuditEntry {
         var detail = detail
         detail.reserveCapacity(detail.count + 5)
         if let credentialOwnerID { detail["credential_owner"] = credentialOwnerID }
@@ -66,8 +69,9 @@ extension AuditEntry {
         if detail["method"] == nil { detail["method"] = method }
         if detail["path"] == nil { detail["path"] = String(path.prefix(256)) }
         if let credentialID, detail["credential"] == nil { detail["credential"] = credentialID }
-        return AuditEntry(actor: key.map { "key:\($0.id)" }, owner: key?.ownerID, action: step.rawValue, target: venue, outcome: outcome,
-                          detail: detail)
+        return AuditEntry(
+            actor: key.map { "key:\($0.id)" }, owner: key?.ownerID, action: step.rawValue, target: venue, outcome: outcome,
+            detail: detail)
     }
 }
 
@@ -115,10 +119,12 @@ public final class Gateway: Sendable {
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
-        trading = TradingPolicy(config: config, database: services.database, profiles: services.profiles, keys: keys,
-                                prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit)
-        goLive = GoLive(registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
-                        profiles: services.profiles, audit: services.audit)
+        trading = TradingPolicy(
+            config: config, database: services.database, profiles: services.profiles, keys: keys,
+            prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit)
+        goLive = GoLive(
+            registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
+            profiles: services.profiles, audit: services.audit)
     }
 
     static let methodOverrideFields = MethodOverride.headers.sorted().map { HTTPField.Name($0)! }
@@ -140,18 +146,21 @@ public final class Gateway: Sendable {
         let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         touches.record(keyID: key.id, credentialID: credentialID)
-        return Admission(venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
-                         credentialOwnerID: credential.ownerID,
-                         secret: secret, path: path, upstreamURL: url, requestID: requestID)
+        return Admission(
+            venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
+            credentialOwnerID: credential.ownerID,
+            secret: secret, path: path, upstreamURL: url, requestID: requestID)
     }
 
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.
     public func canonical(method: String, rawPath: String, query: String?, headers: HTTPFields) throws(GatewayRefusal) -> CanonicalPath {
         for name in Self.methodOverrideFields where headers[name] != nil {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "the \(name.canonicalName) header (a method or URL override) is not accepted")
+            throw GatewayRefusal(
+                .badRequest, .invalidRequest, "the \(name.canonicalName) header (a method or URL override) is not accepted")
         }
         if let named = HopByHop.namedContentField(in: headers) {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "the Connection header names \(named), which describes the body and must reach the upstream")
+            throw GatewayRefusal(
+                .badRequest, .invalidRequest, "the Connection header names \(named), which describes the body and must reach the upstream")
         }
         if let query, MethodOverride.inPairs(query[...]) {
             throw GatewayRefusal(.badRequest, .invalidRequest, "a _method query parameter (a method override) is not accepted")
@@ -180,9 +189,12 @@ public final class Gateway: Sendable {
     /// The live key in the request (it and the keys above it unrevoked and unexpired, owner enabled) and the credential it may use at this venue: the owner's
     /// own, or one shared with the owner at a level that covers the key's access. One store query, none
     /// when the key is cached (the checks below run on every call either way).
-    func resolve(venue: any VenueAdapter, presented: String?) async throws(GatewayRefusal) -> (AgentKeyRecord, CredentialRecord, [String: String]) {
+    func resolve(venue: any VenueAdapter, presented: String?) async throws(GatewayRefusal) -> (
+        AgentKeyRecord, CredentialRecord, [String: String]
+    ) {
         guard let presented else {
-            throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
+            throw GatewayRefusal(
+                .unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
         guard presented.hasPrefix("wdn_"), presented.utf8.count < 200 else {
             throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
@@ -191,7 +203,11 @@ public final class Gateway: Sendable {
         let cached = keys.entry(hash: hash, venue: venue.name)
         let resolved: ResolvedKey?
         do {
-            if let cached { resolved = cached.resolved } else if keys.isUnknown(hash: hash) { resolved = nil } else {
+            if let cached {
+                resolved = cached.resolved
+            } else if keys.isUnknown(hash: hash) {
+                resolved = nil
+            } else {
                 let lookup = try await AgentKeyRepository(database).resolve(hash: hash, venue: venue.name)
                 resolved = lookup.key
                 if resolved == nil { keys.storeUnknown(hash: hash, revision: lookup.revision) }
@@ -229,7 +245,8 @@ public final class Gateway: Sendable {
     /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds, for the key's
     /// whole family at once (one bucket per family root), so minting keys never multiplies it.
     func enforce(service: WardenConfig.ServiceSection, venue: String, key: AgentKeyRecord, method: String, path: CanonicalPath)
-        async throws(GatewayRefusal) {
+        async throws(GatewayRefusal)
+    {
         if key.access == .read, !HTTPRequest.Method.isRead(method.uppercased()) {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is read-only: \(method) is not allowed", key: key)
         }
@@ -237,10 +254,13 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
         }
         if let limit = service.rateLimit,
-           let wait = await rateLimiter.take(key: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds)) {
-            throw GatewayRefusal(.tooManyRequests, .rateLimit,
-                                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached "
-                                     + "(one limit for a key and every key minted from it)", retryAfter: wait, key: key)
+            let wait = await rateLimiter.take(
+                key: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds))
+        {
+            throw GatewayRefusal(
+                .tooManyRequests, .rateLimit,
+                "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached "
+                    + "(one limit for a key and every key minted from it)", retryAfter: wait, key: key)
         }
     }
 
@@ -253,7 +273,8 @@ public final class Gateway: Sendable {
     /// returns the body to send: for a key with a budget, a call that gives no output ceiling gets one put
     /// in (`default_max_output_tokens`), so the venue cannot generate past what was reserved.
     public func reserve(_ admission: Admission, method: String, body: Data, dialect: UsageDialect)
-        async throws(GatewayRefusal) -> (Reservation, body: Data, request: UsageDialect.RequestInfo) {
+        async throws(GatewayRefusal) -> (Reservation, body: Data, request: UsageDialect.RequestInfo)
+    {
         let key = admission.key, venue = admission.venue.name
         let request = dialect.inspect(body)
         if let invalid = request.invalid { throw GatewayRefusal(.badRequest, .invalidRequest, invalid, key: key) }
@@ -275,16 +296,21 @@ public final class Gateway: Sendable {
             // The operator may bound such a call with a price per call: reserved and charged whole.
             // `n` asks for that many (images, speeches): each is billed.
             guard let perCall = config.callPrices[venue]?.first(where: { $0.pattern.matches(method: method, path: admission.path) }),
-                  let amount = USD(roundingUp: perCall.price * Decimal(request.generations)) else {
+                let amount = USD(roundingUp: perCall.price * Decimal(request.generations))
+            else {
                 throw GatewayRefusal(.forbidden, .permission, reason + " (unless [call_prices.\(venue)] prices it)", key: key)
             }
             try await reserve(amount, budget: budget, keyID: budgetKey, venue: venue, day: day, key: key)
-            return (Reservation(keyID: budgetKey, venue: venue, day: day, amount: amount, price: nil, budgeted: true, perCall: true), body, request)
+            return (
+                Reservation(keyID: budgetKey, venue: venue, day: day, amount: amount, price: nil, budgeted: true, perCall: true), body,
+                request
+            )
         case .tokens(let endpointCeiling, let prompts):
             guard price != nil else {
-                throw GatewayRefusal(.forbidden, .permission,
-                                     "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
-                                     key: key)
+                throw GatewayRefusal(
+                    .forbidden, .permission,
+                    "model \(request.model ?? "(none)") has no price in [prices.\(venue)]; a key with a budget may only call priced models",
+                    key: key)
             }
             // Only the fields this endpoint reads bound it; with none of them given, Warden writes one.
             var ceiling = endpointCeiling.flatMap { $0.read.compactMap { request.ceilings[$0] }.max() } ?? 0
@@ -314,9 +340,10 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: key)
         }
         guard granted else {
-            throw GatewayRefusal(.tooManyRequests, .budget,
-                                 "the call's worst case of \(amount) USD does not fit in what is left of this key's daily budget of \(budget) USD; it resets at 00:00 UTC",
-                                 retryAfter: Self.secondsToMidnightUTC(), key: key)
+            throw GatewayRefusal(
+                .tooManyRequests, .budget,
+                "the call's worst case of \(amount) USD does not fit in what is left of this key's daily budget of \(budget) USD; it resets at 00:00 UTC",
+                retryAfter: Self.secondsToMidnightUTC(), key: key)
         }
     }
 
@@ -325,10 +352,17 @@ public final class Gateway: Sendable {
     /// A call that was never `sent` costs nothing; one priced per call costs its price whatever it reports.
     public func settle(_ reservation: Reservation, usage: TokenUsage?, sent: Bool = true) async -> USD {
         let trusted = sent ? usage.flatMap { $0.input >= 0 && $0.output >= 0 ? $0 : nil } : TokenUsage(input: 0, output: 0)
-        let cost: USD = !sent ? .zero : reservation.perCall ? reservation.amount : trusted.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? reservation.amount } ?? reservation.amount
+        let cost: USD =
+            !sent
+            ? .zero
+            : reservation.perCall
+                ? reservation.amount
+                : trusted.map { reservation.price?.cost(input: $0.input, output: $0.output) ?? reservation.amount } ?? reservation.amount
         guard reservation.budgeted else {
-            spendBatch.add(SpendDelta(keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
-                                      inputTokens: Int64(trusted?.input ?? 0), outputTokens: Int64(trusted?.output ?? 0), spent: cost))
+            spendBatch.add(
+                SpendDelta(
+                    keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, requests: 1,
+                    inputTokens: Int64(trusted?.input ?? 0), outputTokens: Int64(trusted?.output ?? 0), spent: cost))
             return cost
         }
         try? await SpendRepository(database).settle(

@@ -45,8 +45,10 @@ public actor LoginThrottle {
     /// Failures a device token may have in a window before it is forgotten.
     public static let deviceFailureLimit = 5
 
-    public init(addressLimit: Int = 10, accountFreeFailures: Int = 5, accountSpacing: TimeInterval = 30,
-                window: TimeInterval = 900, trustLifetime: TimeInterval = 30 * 86_400) {
+    public init(
+        addressLimit: Int = 10, accountFreeFailures: Int = 5, accountSpacing: TimeInterval = 30,
+        window: TimeInterval = 900, trustLifetime: TimeInterval = 30 * 86_400
+    ) {
         self.addressLimit = addressLimit
         self.accountFreeFailures = accountFreeFailures
         self.accountSpacing = accountSpacing

@@ -63,7 +63,9 @@ public enum MethodOverride {
         var rest = text[...]
         while let found = rest.range(of: "name=", options: .caseInsensitive) {
             rest = rest[found.upperBound...]
-            let name = rest.first == "\"" ? rest.dropFirst().prefix(while: { $0 != "\"" })
+            let name =
+                rest.first == "\""
+                ? rest.dropFirst().prefix(while: { $0 != "\"" })
                 : rest.prefix(while: { $0 != ";" && !$0.isNewline })
             if isOverride(name: name) { return true }
         }

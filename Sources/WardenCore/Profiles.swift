@@ -24,9 +24,10 @@ public struct Profiles: Sendable {
         try Self.validate(new)
         let current = try await get(userID: principal.user.id)
         if new.allowLiveTrading && !current.allowLiveTrading {
-            throw WardenError(.forbidden, code: "go_live_required",
-                              "allow_live_trading is turned on only by POST /api/v1/profile/go-live, after its checks pass",
-                              field: "risk.allow_live_trading")
+            throw WardenError(
+                .forbidden, code: "go_live_required",
+                "allow_live_trading is turned on only by POST /api/v1/profile/go-live, after its checks pass",
+                field: "risk.allow_live_trading")
         }
         var adjusted = new
         adjusted.liveVenues = new.allowLiveTrading ? current.liveVenues : []  // only go-live adds venues
@@ -34,8 +35,10 @@ public struct Profiles: Sendable {
         let changed = Self.changedFields(current, new)
         try await database.transaction { db in
             try await ProfileRepository(database).upsert(userID: principal.user.id, new, on: db)
-            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.update",
-                                              detail: ["changed": changed.joined(separator: ",")]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: principal.user.id, owner: principal.user.id, action: "profile.update",
+                    detail: ["changed": changed.joined(separator: ",")]), on: db)
         }
         return new
     }
@@ -47,8 +50,10 @@ public struct Profiles: Sendable {
         profile.allowLiveTrading = true
         try await database.transaction { [profile] db in
             try await ProfileRepository(database).upsert(userID: principal.user.id, profile, on: db)
-            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
-                                              target: venue, outcome: .allowed, detail: ["checks": checks]), on: db)
+            try await audit.append(
+                AuditEntry(
+                    actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
+                    target: venue, outcome: .allowed, detail: ["checks": checks]), on: db)
         }
         return profile
     }
@@ -67,7 +72,7 @@ public struct Profiles: Sendable {
             }
         }
         for (field, value, most) in [("risk.max_leg_usd", p.maxLegUSD, 10_000_000), ("risk.daily_cap_usd", p.dailyCapUSD, 100_000_000)]
-            where value > USD(dollars: most) {
+        where value > USD(dollars: most) {
             throw .invalid(field, "must be between 0 and \(most)")
         }
         guard p.maxLegUSD <= p.dailyCapUSD else {

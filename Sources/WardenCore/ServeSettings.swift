@@ -39,9 +39,11 @@ public struct ServeSettings: Sendable {
         func pick(_ flag: String?, _ variable: String) -> String? {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         }
-        let config = try pick(flags.config, "WARDEN_CONFIG").map { path throws(ConfigError) in try ConfigLoader.load(path: path) }
+        let config =
+            try pick(flags.config, "WARDEN_CONFIG").map { path throws(ConfigError) in try ConfigLoader.load(path: path) }
             ?? WardenConfig()
-        let listen = try pick(flags.listen, "WARDEN_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) }
+        let listen =
+            try pick(flags.listen, "WARDEN_LISTEN").map { text throws(ConfigError) in try ListenAddress(parsing: text) }
             ?? config.server.listen ?? .default
         let dataDir = pick(flags.dataDir, "WARDEN_DATA_DIR") ?? config.server.dataDir ?? defaultDataDir
         let database: DatabaseLocation
@@ -66,16 +68,19 @@ public struct ServeSettings: Sendable {
                 throw ConfigError.invalidValue(key: "data_dir", reason: "\(dataDir) exists and is not a directory")
             }
             guard access(dataDir, R_OK | W_OK | X_OK) == 0 else {
-                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot read and write \(dataDir) (\(String(cString: strerror(errno))))")
+                throw ConfigError.invalidValue(
+                    key: "data_dir", reason: "cannot read and write \(dataDir) (\(String(cString: strerror(errno))))")
             }
             do { try manager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dataDir) } catch {
-                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot make \(dataDir) private (mode 0700): it belongs to another user")
+                throw ConfigError.invalidValue(
+                    key: "data_dir", reason: "cannot make \(dataDir) private (mode 0700): it belongs to another user")
             }
         } else {
             do {
                 try manager.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                throw ConfigError.invalidValue(key: "data_dir", reason: "cannot create \(dataDir): permission denied or a parent is not a directory")
+                throw ConfigError.invalidValue(
+                    key: "data_dir", reason: "cannot create \(dataDir): permission denied or a parent is not a directory")
             }
         }
     }

@@ -44,9 +44,11 @@ public struct TokenService: Sendable {
             let fresh = try vault.seal(SecretBytes(copying: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }), identity: identity)
             let stored = try await ServerSecretRepository(database).findOrInsert(
                 name: "jwt-signing-key",
-                sealed: SealedColumns(nonce: fresh.nonce, ciphertext: fresh.ciphertext, wrappedDEK: fresh.wrappedKey, kekVersion: fresh.kekVersion))
+                sealed: SealedColumns(
+                    nonce: fresh.nonce, ciphertext: fresh.ciphertext, wrappedDEK: fresh.wrappedKey, kekVersion: fresh.kekVersion))
             let opened = try vault.open(
-                SealedSecret(nonce: stored.nonce, ciphertext: stored.ciphertext, wrappedKey: stored.wrappedDEK, kekVersion: stored.kekVersion),
+                SealedSecret(
+                    nonce: stored.nonce, ciphertext: stored.ciphertext, wrappedKey: stored.wrappedDEK, kekVersion: stored.kekVersion),
                 identity: identity)
             secret = opened.withUnsafeBytes { Array($0) }
         }
@@ -66,15 +68,15 @@ public struct TokenService: Sendable {
     /// Returns (user id, session id) of a valid token, or nil.
     func verify(_ token: String) async -> (userID: String, sessionID: String)? {
         guard Self.headerAlgorithm(of: token) == Self.algorithm,
-              let claims = try? await keys.verify(token, as: AccessClaims.self)
+            let claims = try? await keys.verify(token, as: AccessClaims.self)
         else { return nil }
         return (claims.sub.value, claims.jti.value)
     }
 
     private static func headerAlgorithm(of token: String) -> String? {
         guard let header = token.split(separator: ".", omittingEmptySubsequences: false).first,
-              let data = Data(base64URL: String(header)),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let data = Data(base64URL: String(header)),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return nil }
         return object["alg"] as? String
     }

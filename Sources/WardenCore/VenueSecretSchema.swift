@@ -17,7 +17,8 @@ public enum VenueSecretSchema {
             guard value.utf8.count <= 16 * 1024 else { throw .invalid("secret.\(field)", "must be at most 16 KiB") }
         }
         if let extra = secret.keys.sorted().first(where: { !fields.contains($0) && !optional.contains($0) }) {
-            throw .invalid("secret.\(extra)", "is not a field of a \(name) credential (expected: \((fields + optional).joined(separator: ", ")))")
+            throw .invalid(
+                "secret.\(extra)", "is not a field of a \(name) credential (expected: \((fields + optional).joined(separator: ", ")))")
         }
         do { try venue.checkSecret(secret) } catch { throw .invalid("secret.\(error.field)", error.reason) }
     }
@@ -31,8 +32,9 @@ extension VenueRegistry {
             services: config.services.sorted { $0.key < $1.key }.map { name, s in
                 RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
             },
-            polymarket: PolymarketSigning(chainID: polymarket?.chainID ?? 137,
-                                          exchange: polymarket?.exchangeAddress ?? PolymarketSigning.defaultExchange,
-                                          negRiskExchange: polymarket?.negRiskExchangeAddress ?? PolymarketSigning.defaultNegRiskExchange))
+            polymarket: PolymarketSigning(
+                chainID: polymarket?.chainID ?? 137,
+                exchange: polymarket?.exchangeAddress ?? PolymarketSigning.defaultExchange,
+                negRiskExchange: polymarket?.negRiskExchangeAddress ?? PolymarketSigning.defaultNegRiskExchange))
     }
 }

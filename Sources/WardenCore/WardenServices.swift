@@ -20,8 +20,9 @@ public struct WardenServices: Sendable {
     ) async throws -> WardenServices {
         let audit = AuditLog(database: database, vault: vault)
         let tokens = try await TokenService.make(environment: environment, vault: vault, database: database)
-        let accounts = Accounts(database: database, hasher: try PasswordHasher(parameters: passwordParameters),
-                                tokens: tokens, audit: audit, throttle: LoginThrottle())
+        let accounts = Accounts(
+            database: database, hasher: try PasswordHasher(parameters: passwordParameters),
+            tokens: tokens, audit: audit, throttle: LoginThrottle())
         let venues = VenueRegistry.make(config: config)
         let credentials = Credentials(database: database, vault: vault, audit: audit, venues: venues)
         return WardenServices(

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A heap buffer for key material: locked in memory where the OS permits (so it is not swapped out)
@@ -66,9 +66,9 @@ public final class SecretBytes: @unchecked Sendable {
     fileprivate static func wipe(_ buffer: UnsafeMutableRawBufferPointer) {
         guard let base = buffer.baseAddress else { return }
         #if canImport(Glibc)
-        explicit_bzero(base, buffer.count)
+            explicit_bzero(base, buffer.count)
         #else
-        memset_s(base, buffer.count, 0, buffer.count)
+            memset_s(base, buffer.count, 0, buffer.count)
         #endif
     }
 }

@@ -34,7 +34,7 @@ public struct WalletKey: Sendable {
             secp256k1_ec_pubkey_create(Self.context, &publicKey, raw.bindMemory(to: UInt8.self).baseAddress!) == 1
         }
         guard derived,
-              secp256k1_ec_pubkey_serialize(Self.context, &serialized, &length, &publicKey, UInt32(SECP256K1_EC_UNCOMPRESSED)) == 1
+            secp256k1_ec_pubkey_serialize(Self.context, &serialized, &length, &publicKey, UInt32(SECP256K1_EC_UNCOMPRESSED)) == 1
         else { throw .invalidKey }
         secret = bytes
         address = Array(Keccak256.hash(serialized[1...]).suffix(20))

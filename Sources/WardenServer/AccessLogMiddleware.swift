@@ -14,13 +14,15 @@ struct AccessLogMiddleware: RouterMiddleware {
         defer {
             let elapsed = ContinuousClock.now - start
             let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            context.logger.info("request", metadata: [
-                "request": "\(context.requestID)",
-                "method": "\(request.method.rawValue)",
-                "path": "\(request.uri.path)",
-                "status": "\(status)",
-                "ms": "\(Decimals.fixed(ms, places: 2))",
-            ])
+            context.logger.info(
+                "request",
+                metadata: [
+                    "request": "\(context.requestID)",
+                    "method": "\(request.method.rawValue)",
+                    "path": "\(request.uri.path)",
+                    "status": "\(status)",
+                    "ms": "\(Decimals.fixed(ms, places: 2))",
+                ])
         }
         do {
             let response = try await next(request, context)

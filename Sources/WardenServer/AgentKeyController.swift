@@ -59,8 +59,9 @@ struct AgentKeyController {
         api.post("agent-keys/child") { request, context in
             let minter = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys)
             let body = try await JSONBody.decode(ChildRequest.self, from: request, limit: bodyLimit)
-            let (record, key) = try await agentKeys.mintChild(minter, venues: body.venues, ttlSeconds: body.ttlSeconds ?? 12 * 3600,
-                                                              name: body.name ?? "warden run")
+            let (record, key) = try await agentKeys.mintChild(
+                minter, venues: body.venues, ttlSeconds: body.ttlSeconds ?? 12 * 3600,
+                name: body.name ?? "warden run")
             var response = try Response.json(View(record, key: key), status: .created)
             response.headers[.cacheControl] = "no-store"
             return response
@@ -97,9 +98,10 @@ struct AgentKeyController {
         }
         api.post("agent-keys") { request, context in
             let body = try await JSONBody.decode(CreateRequest.self, from: request, limit: bodyLimit)
-            let (record, key) = try await agentKeys.create(try context.requirePrincipal(), name: body.name, credentialIDs: body.credentialIDs,
-                                                           access: body.access, expiresInDays: body.expiresInDays,
-                                                           dailyBudgetUSD: body.dailyBudgetUSD)
+            let (record, key) = try await agentKeys.create(
+                try context.requirePrincipal(), name: body.name, credentialIDs: body.credentialIDs,
+                access: body.access, expiresInDays: body.expiresInDays,
+                dailyBudgetUSD: body.dailyBudgetUSD)
             var response = try Response.json(View(record, key: key), status: .created)
             response.headers[.cacheControl] = "no-store"
             return response

@@ -47,8 +47,9 @@ struct AuditController {
             }
             let rows = try await activity.auditPage(principal, before: before, action: action, request: requestID, limit: limit)
             let entries = rows.map {
-                Entry(seq: $0.seq, at: Timestamp.iso($0.at), actorID: $0.actorID, ownerID: $0.ownerID, target: $0.target,
-                      detail: $0.detail, action: $0.action, outcome: $0.outcome)
+                Entry(
+                    seq: $0.seq, at: Timestamp.iso($0.at), actorID: $0.actorID, ownerID: $0.ownerID, target: $0.target,
+                    detail: $0.detail, action: $0.action, outcome: $0.outcome)
             }
             return try Response.json(Page(entries: entries, nextBefore: rows.count == limit ? rows.last?.seq : nil))
         }

@@ -29,8 +29,10 @@ struct AuthController {
         api.post("auth/login") { request, context in
             let body = try await JSONBody.decode(LoginRequest.self, from: request, limit: bodyLimit)
             let result = try await accounts.login(email: body.email, password: body.password, clientAddress: context.clientAddress)
-            return try Response.json(LoginResponse(accessToken: result.accessToken, tokenType: "Bearer",
-                                                   expiresIn: result.expiresIn, mustChangePassword: result.mustChangePassword))
+            return try Response.json(
+                LoginResponse(
+                    accessToken: result.accessToken, tokenType: "Bearer",
+                    expiresIn: result.expiresIn, mustChangePassword: result.mustChangePassword))
         }
     }
 
@@ -46,8 +48,10 @@ struct AuthController {
         }
         api.get("me") { _, context in
             let user = try context.requirePrincipal().user
-            return try Response.json(MeResponse(id: user.id, email: user.email, isAdmin: user.isAdmin,
-                                                mustChangePassword: user.mustChangePassword, createdAt: Timestamp.iso(user.createdAt)))
+            return try Response.json(
+                MeResponse(
+                    id: user.id, email: user.email, isAdmin: user.isAdmin,
+                    mustChangePassword: user.mustChangePassword, createdAt: Timestamp.iso(user.createdAt)))
         }
     }
 }

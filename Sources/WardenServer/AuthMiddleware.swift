@@ -13,7 +13,7 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.count > 7,
-              header.prefix(7).lowercased() == "bearer "
+            header.prefix(7).lowercased() == "bearer "
         else { throw WardenError.unauthenticated }
         var context = context
         let principal = try await accounts.authenticate(token: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))

@@ -49,7 +49,8 @@ struct CredentialController {
         }
         api.post("credentials") { request, context in
             let body = try await JSONBody.decode(CreateRequest.self, from: request, limit: bodyLimit)
-            let view = try await credentials.create(try context.requirePrincipal(), venue: body.venue, label: body.label, secret: body.secret)
+            let view = try await credentials.create(
+                try context.requirePrincipal(), venue: body.venue, label: body.label, secret: body.secret)
             return try Response.json(View(view), status: .created)
         }
         api.get("credentials/{id}") { _, context in
@@ -60,8 +61,9 @@ struct CredentialController {
             guard body.label != nil || body.secret != nil else {
                 throw WardenError(.badRequest, code: "empty_update", "send a new label, a new secret, or both")
             }
-            let view = try await credentials.update(try context.requirePrincipal(), id: try context.parameters.require("id"),
-                                                    label: body.label, secret: body.secret)
+            let view = try await credentials.update(
+                try context.requirePrincipal(), id: try context.parameters.require("id"),
+                label: body.label, secret: body.secret)
             return try Response.json(View(view))
         }
         api.delete("credentials/{id}") { _, context in
@@ -69,18 +71,21 @@ struct CredentialController {
             return Response.noContent
         }
         api.get("credentials/{id}/grants") { _, context in
-            let grants = try await credentials.listGrants(try context.requirePrincipal(), credentialID: try context.parameters.require("id"))
+            let grants = try await credentials.listGrants(
+                try context.requirePrincipal(), credentialID: try context.parameters.require("id"))
             return try Response.json(["grants": grants.map { GrantView($0.0, email: $0.1) }])
         }
         api.post("credentials/{id}/grants") { request, context in
             let body = try await JSONBody.decode(GrantRequest.self, from: request, limit: bodyLimit)
-            let (grant, email) = try await credentials.grant(try context.requirePrincipal(), credentialID: try context.parameters.require("id"),
-                                                             email: body.email, access: body.access)
+            let (grant, email) = try await credentials.grant(
+                try context.requirePrincipal(), credentialID: try context.parameters.require("id"),
+                email: body.email, access: body.access)
             return try Response.json(GrantView(grant, email: email), status: .created)
         }
         api.delete("credentials/{id}/grants/{grant_id}") { _, context in
-            try await credentials.revokeGrant(try context.requirePrincipal(), credentialID: try context.parameters.require("id"),
-                                              grantID: try context.parameters.require("grant_id"))
+            try await credentials.revokeGrant(
+                try context.requirePrincipal(), credentialID: try context.parameters.require("id"),
+                grantID: try context.parameters.require("grant_id"))
             return Response.noContent
         }
     }

@@ -38,10 +38,12 @@ struct GatewayController {
         case .whole(let buffer):
             return Response(status: answer.status, headers: answer.headers, body: .init(byteBuffer: buffer))
         case .stream(let stream):
-            return Response(status: answer.status, headers: answer.headers, body: ResponseBody { writer in
-                try await stream.write { try await writer.write($0) }
-                try await writer.finish(nil)
-            })
+            return Response(
+                status: answer.status, headers: answer.headers,
+                body: ResponseBody { writer in
+                    try await stream.write { try await writer.write($0) }
+                    try await writer.finish(nil)
+                })
         }
     }
 

@@ -19,8 +19,9 @@ final class GatewayMetrics: Sendable {
         let decision = outcome.rawValue
         let counter = counters.withLock { known in
             if let counter = known[venue + "|" + decision] { return counter }
-            let made = registry.makeCounter(name: "warden_gateway_requests_total", labels: [("venue", venue), ("decision", decision)],
-                                            help: "Gateway requests by venue and decision")
+            let made = registry.makeCounter(
+                name: "warden_gateway_requests_total", labels: [("venue", venue), ("decision", decision)],
+                help: "Gateway requests by venue and decision")
             known[venue + "|" + decision] = made
             return made
         }
@@ -32,8 +33,10 @@ final class GatewayMetrics: Sendable {
             if let histogram = known[venue] { return histogram }
             let made = registry.makeDurationHistogram(
                 name: "warden_gateway_upstream_duration_seconds", labels: [("venue", venue)],
-                buckets: [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-                          .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)],
+                buckets: [
+                    .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                    .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+                ],
                 help: "Time from forwarding a request to the end of the upstream response")
             known[venue] = made
             return made

@@ -5,7 +5,7 @@ import Hummingbird
 struct OpenAPIController {
     static let document: ByteBuffer = {
         guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
-              let data = try? Data(contentsOf: url)
+            let data = try? Data(contentsOf: url)
         else { return ByteBuffer(string: "{}") }
         return ByteBuffer(bytes: data)
     }()

@@ -28,16 +28,21 @@ struct PaperController {
     func addRoutes(to api: RouterGroup<WardenContext>) {
         api.get("paper/orders") { _, context in
             let orders = try await activity.paperOrders(try context.requirePrincipal())
-            return try Response.json(["orders": orders.map {
-                Order(id: $0.id, venue: $0.venue, clientOrderID: $0.clientOrderID, instrument: $0.instrument, side: $0.side,
-                      quantity: $0.quantity, price: $0.price, notionalUSD: $0.notionalUSD, feeUSD: $0.feeUSD, createdAt: Timestamp.iso($0.createdAt))
-            }])
+            return try Response.json([
+                "orders": orders.map {
+                    Order(
+                        id: $0.id, venue: $0.venue, clientOrderID: $0.clientOrderID, instrument: $0.instrument, side: $0.side,
+                        quantity: $0.quantity, price: $0.price, notionalUSD: $0.notionalUSD, feeUSD: $0.feeUSD,
+                        createdAt: Timestamp.iso($0.createdAt))
+                }
+            ])
         }
         api.get("paper/balances") { _, context in
             let (start, balances) = try await activity.paperBalances(try context.requirePrincipal())
-            return try Response.json(Balances(
-                startingBalanceUSD: start, cashUSD: balances.cashUSD, feesUSD: balances.feesUSD,
-                positions: balances.positions.map { Position(venue: $0.venue, instrument: $0.instrument, quantity: "\($0.quantity)") }))
+            return try Response.json(
+                Balances(
+                    startingBalanceUSD: start, cashUSD: balances.cashUSD, feesUSD: balances.feesUSD,
+                    positions: balances.positions.map { Position(venue: $0.venue, instrument: $0.instrument, quantity: "\($0.quantity)") }))
         }
     }
 }

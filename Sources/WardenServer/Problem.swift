@@ -49,15 +49,16 @@ public struct Problem: HTTPResponseError, Sendable {
 extension Problem {
     /// The HTTP form of a core refusal.
     static func from(_ error: WardenError) -> Problem {
-        let status: HTTPResponse.Status = switch error.kind {
-        case .badRequest: .badRequest
-        case .unauthorized: .unauthorized
-        case .forbidden: .forbidden
-        case .notFound: .notFound
-        case .conflict: .conflict
-        case .tooManyRequests: .tooManyRequests
-        case .unavailable: .serviceUnavailable
-        }
+        let status: HTTPResponse.Status =
+            switch error.kind {
+            case .badRequest: .badRequest
+            case .unauthorized: .unauthorized
+            case .forbidden: .forbidden
+            case .notFound: .notFound
+            case .conflict: .conflict
+            case .tooManyRequests: .tooManyRequests
+            case .unavailable: .serviceUnavailable
+            }
         var problem = Problem(status, code: error.code, detail: error.message, field: error.field)
         if let wait = error.retryAfterSeconds { problem.headers[.retryAfter] = String(wait) }
         if error.kind == .unauthorized { problem.headers[.wwwAuthenticate] = "Bearer" }

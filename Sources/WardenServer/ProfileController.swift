@@ -28,9 +28,11 @@ struct ProfileController {
     struct Body: Codable { var risk: Risk?; var simulator: Simulator? }
 
     static func body(_ p: ProfileRecord) -> Body {
-        Body(risk: Risk(minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
-                        maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal),
-             simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
+        Body(
+            risk: Risk(
+                minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
+                maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal),
+            simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
     }
 
     static func limit(_ value: Decimal, _ field: String) throws -> USD {
@@ -63,8 +65,9 @@ struct ProfileController {
             let principal = try context.requirePrincipal()
             let venue = try await JSONBody.decode(GoLiveRequest.self, from: request, limit: bodyLimit).venue
             let result = try await goLive.run(principal, venue: venue)
-            return try Response.json(GoLiveAnswer(venue: result.venue, live: result.live, checks: result.checks),
-                                     status: result.live ? .ok : .unprocessableContent)
+            return try Response.json(
+                GoLiveAnswer(venue: result.venue, live: result.live, checks: result.checks),
+                status: result.live ? .ok : .unprocessableContent)
         }
     }
 

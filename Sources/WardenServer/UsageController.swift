@@ -29,11 +29,17 @@ struct UsageController {
         api.get("usage") { _, context in
             let today = try await activity.today(try context.requirePrincipal())
             let volume = today.volume
-            return try Response.json(Body(day: today.day, llm: today.llm.map {
-                Entry(agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
-                      outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)
-            }, trading: Trading(day: today.day, liveUSD: (volume[.live] ?? .zero).decimal, paperUSD: (volume[.paper] ?? .zero).decimal,
-                                dailyCapUSD: today.dailyCap.decimal)))
+            return try Response.json(
+                Body(
+                    day: today.day,
+                    llm: today.llm.map {
+                        Entry(
+                            agentKeyID: $0.agentKeyID, venue: $0.venue, requests: $0.requests, inputTokens: $0.inputTokens,
+                            outputTokens: $0.outputTokens, spentUSD: $0.spent.decimal, reservedUSD: $0.reserved.decimal)
+                    },
+                    trading: Trading(
+                        day: today.day, liveUSD: (volume[.live] ?? .zero).decimal, paperUSD: (volume[.paper] ?? .zero).decimal,
+                        dailyCapUSD: today.dailyCap.decimal)))
         }
     }
 }

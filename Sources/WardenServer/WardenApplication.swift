@@ -31,15 +31,19 @@ public struct ServerEnvironment: Sendable {
         self.services = services
         self.logger = logger
         let pooling = settings.config.gateway
-        upstreams = UpstreamClients(settings: .init(idleTimeout: .seconds(Int64(pooling.upstreamIdleSeconds)),
-                                                    maxConnectionsPerOrigin: pooling.upstreamMaxConnectionsPerOrigin))
+        upstreams = UpstreamClients(
+            settings: .init(
+                idleTimeout: .seconds(Int64(pooling.upstreamIdleSeconds)),
+                maxConnectionsPerOrigin: pooling.upstreamMaxConnectionsPerOrigin))
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
         activity = Activity(gateway: gateway, profiles: services.profiles)
     }
 
     /// The templates and static files bundled with the server, read once at startup.
     static func loadWebResources() throws -> (MustacheLibrary, [String: (contentType: String, body: String)]) {
-        guard let resources = Bundle.module.resourceURL else { throw WardenError(.unavailable, code: "resources_missing", "the server's resources are missing") }
+        guard let resources = Bundle.module.resourceURL else {
+            throw WardenError(.unavailable, code: "resources_missing", "the server's resources are missing")
+        }
         let read = { (folder: String) throws -> [(String, String)] in
             let directory = resources.appendingPathComponent(folder)
             return try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map {
@@ -76,9 +80,11 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     router.add(middleware: AccessLogMiddleware())
     HealthController(probe: StoreProbe(database: env.database), audit: env.gateway.audit, vault: env.services.vault).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
-    GatewayController(calls: GatewayCalls(gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts),
-                      clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds))
-        .addRoutes(to: router)
+    GatewayController(
+        calls: GatewayCalls(gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts),
+        clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds)
+    )
+    .addRoutes(to: router)
 
     let api = router.group("api/v1").add(middleware: ProblemMiddleware()).add(middleware: BodyLimitMiddleware(limit: limit))
         .add(middleware: KeyCacheSyncMiddleware(keys: env.gateway.keys))
@@ -103,13 +109,15 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
 /// The web dashboard at `/`: server-rendered pages behind a cookie session.
 func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
     let web = router.group().add(middleware: WebHeadersMiddleware()).add(middleware: KeyCacheSyncMiddleware(keys: env.gateway.keys))
-    let session = WebSession(accounts: env.services.accounts, vault: env.services.vault,
-                             secureCookies: ProcessInfo.processInfo.environment["WARDEN_SECURE_COOKIES"] == "1")
+    let session = WebSession(
+        accounts: env.services.accounts, vault: env.services.vault,
+        secureCookies: ProcessInfo.processInfo.environment["WARDEN_SECURE_COOKIES"] == "1")
     let app = WebApp(templates: env.templates, session: session, services: env.services, gateway: env.gateway, activity: env.activity)
     for (name, file) in env.staticFiles {
         web.get(RouterPath("/static/\(name)")) { _, _ in
-            Response(status: .ok, headers: [.contentType: file.contentType, .cacheControl: "max-age=3600"],
-                     body: .init(byteBuffer: ByteBuffer(string: file.body)))
+            Response(
+                status: .ok, headers: [.contentType: file.contentType, .cacheControl: "max-age=3600"],
+                body: .init(byteBuffer: ByteBuffer(string: file.body)))
         }
     }
     WebAuthPages(app: app).addRoutes(to: web)
@@ -130,15 +138,17 @@ public func buildApplication(
     let bodyCap = max(env.settings.maxBodyBytes, env.settings.config.gateway.maxRequestBytes)
     return Application(
         responder: responder,
-        server: .front(front, bodyCap: bodyCap, clientTimeout: .seconds(Int64(env.settings.config.server.clientTimeoutSeconds)),
-                       shutdownGrace: .seconds(Int64(env.settings.config.server.shutdownGraceSeconds))),
+        server: .front(
+            front, bodyCap: bodyCap, clientTimeout: .seconds(Int64(env.settings.config.server.clientTimeoutSeconds)),
+            shutdownGrace: .seconds(Int64(env.settings.config.server.shutdownGraceSeconds))),
         configuration: .init(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),
         services: [
             UpstreamClientService(clients: env.upstreams),
-            UsageFlushService(touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit,
-                              finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
+            UsageFlushService(
+                touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit,
+                finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
             KeyCacheSyncService(keys: env.gateway.keys),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

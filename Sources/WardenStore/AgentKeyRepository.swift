@@ -23,9 +23,11 @@ public struct AgentKeyRecord: Sendable, Equatable {
     /// LLM budget and one rate-limit bucket per service, and its minting is limited as a whole.
     public var rootID: String
 
-    public init(id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: Access,
-                createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
-                credentials: [String: String], dailyBudgetUSD: USD? = nil, parentID: String? = nil, rootID: String? = nil) {
+    public init(
+        id: String, ownerID: String, name: String, keyHash: String, keyPrefix: String, access: Access,
+        createdAt: Int64, expiresAt: Int64?, revokedAt: Int64? = nil, lastUsedAt: Int64? = nil,
+        credentials: [String: String], dailyBudgetUSD: USD? = nil, parentID: String? = nil, rootID: String? = nil
+    ) {
         self.id = id
         self.ownerID = ownerID
         self.name = name
@@ -50,18 +52,22 @@ public struct AgentKeyRepository: Sendable {
     public init(_ database: Database) { self.database = database }
 
     public func insert(_ k: AgentKeyRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, expires_at, revoked_at,
                 last_used_at, daily_budget_micros, parent_id, root_id)
             VALUES (\(bind: k.id), \(bind: k.ownerID), \(bind: k.name), \(bind: k.keyHash), \(bind: k.keyPrefix),
                 \(bind: k.access.rawValue), \(bind: k.createdAt), \(bind: k.expiresAt), \(bind: k.revokedAt), \(bind: k.lastUsedAt),
                 \(bind: k.dailyBudgetUSD?.micros), \(bind: k.parentID), \(bind: k.rootID))
-            """).run()
+            """
+        ).run()
         for (venue, credentialID) in k.credentials.sorted(by: { $0.key < $1.key }) {
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO agent_key_credentials (agent_key_id, credential_id, venue)
                 VALUES (\(bind: k.id), \(bind: credentialID), \(bind: venue))
-                """).run()
+                """
+            ).run()
         }
     }
 
@@ -152,20 +158,23 @@ extension AgentKeyRepository {
     /// credential for `venue` and any grant behind it, with the store revision it was read at either way.
     public func resolve(hash: String, venue: String) async throws -> (key: ResolvedKey?, revision: Int64) {
         try await database.withConnection { db in
-            guard let row = try await db.raw(Self.lineage(from: "key_hash = \(bind: hash)") + " " + """
-                SELECT r.value AS store_revision, k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
-                    c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
-                    c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
-                    c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-                    g.access AS grant_access, \(Self.lineageColumns)
-                FROM store_revision r
-                LEFT JOIN agent_keys k ON k.key_hash = \(bind: hash)
-                LEFT JOIN users u ON u.id = k.owner_id
-                LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
-                LEFT JOIN credentials c ON c.id = b.credential_id
-                LEFT JOIN grants g ON g.credential_id = c.id AND g.grantee_id = k.owner_id
-                WHERE r.id = 1
-                """).first()
+            guard
+                let row = try await db.raw(
+                    Self.lineage(from: "key_hash = \(bind: hash)") + " " + """
+                        SELECT r.value AS store_revision, k.*, u.disabled AS owner_disabled, b.credential_id AS bound_credential,
+                            c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
+                            c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
+                            c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
+                            g.access AS grant_access, \(Self.lineageColumns)
+                        FROM store_revision r
+                        LEFT JOIN agent_keys k ON k.key_hash = \(bind: hash)
+                        LEFT JOIN users u ON u.id = k.owner_id
+                        LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
+                        LEFT JOIN credentials c ON c.id = b.credential_id
+                        LEFT JOIN grants g ON g.credential_id = c.id AND g.grantee_id = k.owner_id
+                        WHERE r.id = 1
+                        """
+                ).first()
             else { throw StoreError.unavailable("the store revision row is missing") }
             let revision = try row.decode(column: "store_revision", as: Int64.self)
             guard try row.decode(column: "id", as: String?.self) != nil else { return (nil, revision) }
@@ -185,9 +194,10 @@ extension AgentKeyRepository {
                     updatedAt: try row.decode(column: "c_updated_at", as: Int64.self))
             }
             let key = try Self.decodeKey(row, credentials: bound.map { [venue: $0] } ?? [:])
-            let resolved = ResolvedKey(key: key, standing: try Self.decodeStanding(row),
-                                       credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self).map(Access.init(stored:)),
-                                       revision: revision)
+            let resolved = ResolvedKey(
+                key: key, standing: try Self.decodeStanding(row),
+                credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self).map(Access.init(stored:)),
+                revision: revision)
             return (resolved, revision)
         }
     }
@@ -259,8 +269,9 @@ extension AgentKeyRepository {
     static func decodeStanding(_ row: any SQLRow) throws -> KeyStanding {
         let revoked = try row.decode(column: "lineage_revoked", as: Int64.self) > 0
         let rooted = try row.decode(column: "lineage_rooted", as: Int64.self) > 0
-        return KeyStanding(revoked: revoked || !rooted, expiresAt: try row.decode(column: "lineage_expires_at", as: Int64?.self),
-                           ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self))
+        return KeyStanding(
+            revoked: revoked || !rooted, expiresAt: try row.decode(column: "lineage_expires_at", as: Int64?.self),
+            ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self))
     }
 
     /// The key with the given hash and its standing (nil when there is none).
@@ -273,12 +284,17 @@ extension AgentKeyRepository {
         try await Self.findWithStanding("id = \(bind: id)", on: db)
     }
 
-    static func findWithStanding(_ start: SQLQueryString, on db: any SQLDatabase) async throws -> (key: AgentKeyRecord, standing: KeyStanding)? {
-        guard let row = try await db.raw(lineage(from: start) + " " + """
-            SELECT k.*, u.disabled AS owner_disabled, \(lineageColumns)
-            FROM lineage l JOIN agent_keys k ON k.id = l.id JOIN users u ON u.id = k.owner_id
-            WHERE l.depth = 0
-            """).first()
+    static func findWithStanding(_ start: SQLQueryString, on db: any SQLDatabase) async throws -> (
+        key: AgentKeyRecord, standing: KeyStanding
+    )? {
+        guard
+            let row = try await db.raw(
+                lineage(from: start) + " " + """
+                    SELECT k.*, u.disabled AS owner_disabled, \(lineageColumns)
+                    FROM lineage l JOIN agent_keys k ON k.id = l.id JOIN users u ON u.id = k.owner_id
+                    WHERE l.depth = 0
+                    """
+            ).first()
         else { return nil }
         return (try await decode(row, db: db), try decodeStanding(row))
     }
@@ -297,7 +313,8 @@ extension AgentKeyRepository {
     /// so no key can be minted below it unseen.
     public func revokeWithDescendants(id: String, at time: Int64, on db: any SQLDatabase) async throws -> [String] {
         try await revoke(id: id, at: time, on: db)
-        let rows = try await db.raw("""
+        let rows = try await db.raw(
+            """
             WITH RECURSIVE descendants (id) AS (
                 SELECT id FROM agent_keys WHERE parent_id = \(bind: id)
                 UNION
@@ -306,22 +323,27 @@ extension AgentKeyRepository {
             UPDATE agent_keys SET revoked_at = \(bind: time)
             WHERE revoked_at IS NULL AND id IN (SELECT id FROM descendants)
             RETURNING id
-            """).all()
+            """
+        ).all()
         return try rows.map { try $0.decode(column: "id", as: String.self) }.sorted()
     }
 
     /// The family's live children at `now`, and its mints after `since`.
     public func familyActivity(rootID: String, now: Int64, since: Int64, on db: any SQLDatabase) async throws -> FamilyActivity {
-        guard let row = try await db.raw("""
-            SELECT
-                COUNT(CASE WHEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(bind: now)) THEN 1 END) AS live,
-                COUNT(CASE WHEN created_at > \(bind: since) THEN 1 END) AS recent,
-                MIN(CASE WHEN created_at > \(bind: since) THEN created_at END) AS oldest_recent
-            FROM agent_keys WHERE root_id = \(bind: rootID) AND id <> \(bind: rootID)
-            """).first()
+        guard
+            let row = try await db.raw(
+                """
+                SELECT
+                    COUNT(CASE WHEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > \(bind: now)) THEN 1 END) AS live,
+                    COUNT(CASE WHEN created_at > \(bind: since) THEN 1 END) AS recent,
+                    MIN(CASE WHEN created_at > \(bind: since) THEN created_at END) AS oldest_recent
+                FROM agent_keys WHERE root_id = \(bind: rootID) AND id <> \(bind: rootID)
+                """
+            ).first()
         else { return FamilyActivity(liveChildren: 0, recentMints: 0, oldestRecentMint: nil) }  // aggregates always give a row
-        return FamilyActivity(liveChildren: Int(try row.decode(column: "live", as: Int64.self)),
-                              recentMints: Int(try row.decode(column: "recent", as: Int64.self)),
-                              oldestRecentMint: try row.decode(column: "oldest_recent", as: Int64?.self))
+        return FamilyActivity(
+            liveChildren: Int(try row.decode(column: "live", as: Int64.self)),
+            recentMints: Int(try row.decode(column: "recent", as: Int64.self)),
+            oldestRecentMint: try row.decode(column: "oldest_recent", as: Int64?.self))
     }
 }

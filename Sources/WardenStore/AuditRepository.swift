@@ -15,8 +15,10 @@ public struct AuditRecord: Sendable, Equatable, Codable {
     public var detail: String?
     public var mac: [UInt8]
 
-    public init(seq: Int64, at: Int64, actorID: String?, ownerID: String?, action: String, target: String?,
-                outcome: String, detail: String?, mac: [UInt8]) {
+    public init(
+        seq: Int64, at: Int64, actorID: String?, ownerID: String?, action: String, target: String?,
+        outcome: String, detail: String?, mac: [UInt8]
+    ) {
         self.seq = seq
         self.at = at
         self.actorID = actorID
@@ -71,16 +73,19 @@ public struct AuditRepository: Sendable {
             }
             var insert = db.insert(into: "audit").columns(Self.columns)
             for r in chunk {
-                insert = insert.values(SQLBind(r.seq), SQLBind(r.at), SQLBind(r.actorID), SQLBind(r.ownerID), SQLBind(r.action),
-                                       SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)))
+                insert = insert.values(
+                    SQLBind(r.seq), SQLBind(r.at), SQLBind(r.actorID), SQLBind(r.ownerID), SQLBind(r.action),
+                    SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)))
             }
             try await insert.run()
         }
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO audit_head (id, seq, mac, head_mac)
             VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)))
             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, head_mac = excluded.head_mac
-            """).run()
+            """
+        ).run()
     }
 
     static let rowsPerInsert = 256
@@ -100,8 +105,10 @@ public struct AuditRepository: Sendable {
     /// One row's values, in `columns` order.
     static func sqliteValues(_ r: AuditRecord) -> [SQLiteData] {
         let text = { (value: String?) in value.map(SQLiteData.text) ?? .null }
-        return [.integer(Int(r.seq)), .integer(Int(r.at)), text(r.actorID), text(r.ownerID), .text(r.action), text(r.target),
-                .text(r.outcome), text(r.detail), .blob(ByteBuffer(bytes: r.mac))]
+        return [
+            .integer(Int(r.seq)), .integer(Int(r.at)), text(r.actorID), text(r.ownerID), .text(r.action), text(r.target),
+            .text(r.outcome), text(r.detail), .blob(ByteBuffer(bytes: r.mac)),
+        ]
     }
 
     /// Rows in chain order, `limit` at a time after `afterSeq` (for verification).
@@ -115,14 +122,16 @@ public struct AuditRepository: Sendable {
     /// Newest first. `visibleTo` nil means every row (admins). `request` keeps the rows of one gateway
     /// call, by the id in its detail. Request ids are hex digits and `-`, neither LIKE wildcards nor JSON
     /// escapes, so the pattern matches that detail field alone; any other text matches no row.
-    public func page(visibleTo userID: String?, before: Int64?, action: String?, request: String?, limit: Int) async throws -> [AuditRecord] {
+    public func page(visibleTo userID: String?, before: Int64?, action: String?, request: String?, limit: Int) async throws -> [AuditRecord]
+    {
         if let request, !Self.isRequestID(request) { return [] }
         return try await database.withConnection { db in
             var query: SQLQueryString = "SELECT * FROM audit WHERE 1 = 1"
             // A user also sees calls others made on credentials they shared. Ids and the detail's JSON escaping
             // keep the pattern to that field: a `"` inside any value is written `\"`.
             if let userID {
-                let shared: SQLQueryString = Self.isRequestID(userID)
+                let shared: SQLQueryString =
+                    Self.isRequestID(userID)
                     ? " OR (action LIKE 'gateway.%' AND detail LIKE \(bind: "%\"credential_owner\":\"\(userID)\"%"))" : ""
                 query = query + " AND (owner_id = \(bind: userID) OR actor_id = \(bind: userID)\(shared))"
             }

@@ -25,7 +25,8 @@ struct PooledLender<Source: ConnectionPoolSource>: ConnectionLender, @unchecked 
     /// closed; a SQLite connection cannot be closed under a running query, its busy timeout bounds it).
     var interrupt: (@Sendable (Source.Connection) -> Void)? = nil
 
-    func withConnection<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withConnection<T: Sendable>(deadline: Duration, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    {
         let connection: Source.Connection
         do { connection = try await pool.requestConnection(logger: logger).get() } catch {
             throw StoreError.unavailable("no connection to the store: \(error)")
@@ -187,7 +188,9 @@ struct PostgresSession: PooledSession {
     let base: any SQLDatabase
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
-        guard !connection.isClosed else { return eventLoop.makeFailedFuture(StoreError.unavailable("the connection to the store is closed")) }
+        guard !connection.isClosed else {
+            return eventLoop.makeFailedFuture(StoreError.unavailable("the connection to the store is closed"))
+        }
         return base.execute(sql: query, onRow)
     }
 

@@ -16,9 +16,11 @@ public struct CredentialRecord: Sendable, Equatable {
     public var updatedAt: Int64
     public var lastUsedAt: Int64?
 
-    public init(id: String, ownerID: String, venue: String, label: String, fingerprint: String,
-                nonce: [UInt8], ciphertext: [UInt8], wrappedDEK: [UInt8], kekVersion: Int,
-                createdAt: Int64, updatedAt: Int64, lastUsedAt: Int64? = nil) {
+    public init(
+        id: String, ownerID: String, venue: String, label: String, fingerprint: String,
+        nonce: [UInt8], ciphertext: [UInt8], wrappedDEK: [UInt8], kekVersion: Int,
+        createdAt: Int64, updatedAt: Int64, lastUsedAt: Int64? = nil
+    ) {
         self.id = id
         self.ownerID = ownerID
         self.venue = venue
@@ -84,24 +86,28 @@ public struct CredentialRepository: Sendable {
 
 extension CredentialRepository {
     public func insert(_ c: CredentialRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO credentials (id, owner_id, venue, label, fingerprint, nonce, ciphertext, wrapped_dek,
                 kek_version, created_at, updated_at, last_used_at)
             VALUES (\(bind: c.id), \(bind: c.ownerID), \(bind: c.venue), \(bind: c.label), \(bind: c.fingerprint),
                 \(bind: Data(c.nonce)), \(bind: Data(c.ciphertext)), \(bind: Data(c.wrappedDEK)), \(bind: c.kekVersion),
                 \(bind: c.createdAt), \(bind: c.updatedAt), \(bind: c.lastUsedAt))
-            """).run()
+            """
+        ).run()
     }
 
     /// Replaces the label and/or the sealed secret (rotation).
     public func update(_ c: CredentialRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             UPDATE credentials SET label = \(bind: c.label), fingerprint = \(bind: c.fingerprint),
                 nonce = \(bind: Data(c.nonce)), ciphertext = \(bind: Data(c.ciphertext)),
                 wrapped_dek = \(bind: Data(c.wrappedDEK)), kek_version = \(bind: c.kekVersion),
                 updated_at = \(bind: c.updatedAt)
             WHERE id = \(bind: c.id)
-            """).run()
+            """
+        ).run()
     }
 
     public func delete(id: String, on db: any SQLDatabase) async throws {
@@ -111,10 +117,12 @@ extension CredentialRepository {
     /// Credentials shared with `userID`, with the grant's access level.
     public func listGranted(to userID: String) async throws -> [(CredentialRecord, Access)] {
         try await database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 SELECT c.*, g.access AS grant_access FROM credentials c JOIN grants g ON g.credential_id = c.id
                 WHERE g.grantee_id = \(bind: userID) ORDER BY c.created_at, c.id
-                """).all().map { (try Self.decode($0), Access(stored: try $0.decode(column: "grant_access", as: String.self))) }
+                """
+            ).all().map { (try Self.decode($0), Access(stored: try $0.decode(column: "grant_access", as: String.self))) }
         }
     }
 }

@@ -54,8 +54,9 @@ public final class Database: Sendable {
             let pool = EventLoopGroupConnectionPool(
                 source: SQLiteSource(path: path, threadPool: threadPool), maxConnectionsPerEventLoop: perLoop,
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
-            return Database(dialect: .sqlite, location: location,
-                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }, threadPool: threadPool))
+            return Database(
+                dialect: .sqlite, location: location,
+                lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }, threadPool: threadPool))
         case .postgres(let url):
             var configuration: SQLPostgresConfiguration
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
@@ -69,9 +70,13 @@ public final class Database: Sendable {
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: perLoop,
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
-            return Database(dialect: .postgres, location: location,
-                            lender: PooledLender(pool: pool, logger: logger, session: { $0.session() },
-                                                 interrupt: { let closing: EventLoopFuture<Void> = $0.close(); _ = closing }))
+            return Database(
+                dialect: .postgres, location: location,
+                lender: PooledLender(
+                    pool: pool, logger: logger, session: { $0.session() },
+                    interrupt: {
+                        let closing: EventLoopFuture<Void> = $0.close(); _ = closing
+                    }))
         }
     }
 
@@ -91,16 +96,22 @@ public final class Database: Sendable {
     /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
     /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock. `deadline`
     /// is longer only for what may rightly take long (migrations of a large store).
-    public func transaction<T: Sendable>(deadline: Duration = Database.deadline,
-                                         _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(
+        deadline: Duration = Database.deadline,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
         try await tracked {
             guard dialect == .sqlite else { return try await run(begin: "BEGIN", deadline: deadline, body) }
-            return try await writerLock.withLock(waitingAtMost: deadline) { try await self.run(begin: "BEGIN IMMEDIATE", deadline: deadline, body) }
+            return try await writerLock.withLock(waitingAtMost: deadline) {
+                try await self.run(begin: "BEGIN IMMEDIATE", deadline: deadline, body)
+            }
         }
     }
 
-    private func run<T: Sendable>(begin: SQLQueryString, deadline: Duration,
-                                  _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    private func run<T: Sendable>(
+        begin: SQLQueryString, deadline: Duration,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
         try await lender.withConnection(deadline: deadline) { db in
             try await db.raw(begin).run()
             do {

@@ -12,7 +12,9 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
             guard !path.isEmpty else { throw .invalidDatabaseURL("sqlite URL has no path (use sqlite:///absolute/path/warden.db)") }
             self = .sqlite(path: path)
         } else if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            guard URL(string: url)?.host != nil else { throw .invalidDatabaseURL("postgres URL has no host (use postgres://user:password@host:5432/database)") }
+            guard URL(string: url)?.host != nil else {
+                throw .invalidDatabaseURL("postgres URL has no host (use postgres://user:password@host:5432/database)")
+            }
             self = .postgres(url: url)
         } else {
             throw .invalidDatabaseURL("unsupported scheme: use sqlite:///path/warden.db or postgres://user:password@host:5432/database")

@@ -23,10 +23,12 @@ public struct GrantRepository: Sendable {
     public init(_ database: Database) { self.database = database }
 
     public func insert(_ g: GrantRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO grants (id, credential_id, grantee_id, access, created_at)
             VALUES (\(bind: g.id), \(bind: g.credentialID), \(bind: g.granteeID), \(bind: g.access.rawValue), \(bind: g.createdAt))
-            """).run()
+            """
+        ).run()
     }
 
     public func list(credentialID: String) async throws -> [GrantRecord] {

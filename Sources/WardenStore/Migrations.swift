@@ -43,12 +43,15 @@ public enum Migrator {
                 try await db.raw("SELECT pg_advisory_xact_lock(727137)").run()
             }
             try await refuseForeign(db, dialect: dialect)
-            try await db.raw("""
+            try await db.raw(
+                """
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
-                """).run()
-            let done = Set(try await db.raw("SELECT version FROM schema_migrations")
-                .all(decodingColumn: "version", as: Int.self))
+                """
+            ).run()
+            let done = Set(
+                try await db.raw("SELECT version FROM schema_migrations")
+                    .all(decodingColumn: "version", as: Int.self))
             if let newest = done.max(), newest > latestVersion {
                 throw StoreError.newerSchema(found: newest, known: latestVersion)
             }
@@ -61,10 +64,12 @@ public enum Migrator {
                 } catch {
                     throw StoreError.migrationFailed(version: migration.version, reason: String(describing: error))
                 }
-                try await db.raw("""
+                try await db.raw(
+                    """
                     INSERT INTO schema_migrations (version, name, applied_at)
                     VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Clock.nowMillis()))
-                    """).run()
+                    """
+                ).run()
                 appliedNow.append(migration.version)
             }
             return appliedNow
@@ -77,12 +82,14 @@ public enum Migrator {
 
     /// A store with tables but no migration record is someone else's database: Warden does not move in.
     static func refuseForeign(_ db: any SQLDatabase, dialect: SQLDialectKind) async throws {
-        let query: SQLQueryString = switch dialect {
-        case .sqlite: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        case .postgres: "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
-        }
+        let query: SQLQueryString =
+            switch dialect {
+            case .sqlite: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            case .postgres: "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+            }
         let tables = try await db.raw(query).all(decodingColumn: "name", as: String.self)
         guard !tables.isEmpty, !tables.contains("schema_migrations") else { return }
-        throw StoreError.unusable("the database holds tables (\(tables.sorted().prefix(3).joined(separator: ", "))) but is not a Warden store")
+        throw StoreError.unusable(
+            "the database holds tables (\(tables.sorted().prefix(3).joined(separator: ", "))) but is not a Warden store")
     }
 }

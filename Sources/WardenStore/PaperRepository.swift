@@ -15,8 +15,10 @@ public struct PaperOrder: Sendable, Equatable {
     public var feeUSD: Double
     public var createdAt: Int64
 
-    public init(id: String, ownerID: String, venue: String, clientOrderID: String, instrument: String, side: String,
-                quantity: String, price: String, notionalUSD: Double, feeUSD: Double, createdAt: Int64) {
+    public init(
+        id: String, ownerID: String, venue: String, clientOrderID: String, instrument: String, side: String,
+        quantity: String, price: String, notionalUSD: Double, feeUSD: Double, createdAt: Int64
+    ) {
         self.id = id
         self.ownerID = ownerID
         self.venue = venue
@@ -61,12 +63,14 @@ public struct PaperRepository: Sendable {
                 let balances = try await Self.balances(ownerID: order.ownerID, startingBalanceUSD: startingBalanceUSD, on: db)
                 guard balances.cashUSD - order.notionalUSD - order.feeUSD >= -1e-9 else { return false }
             }
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO paper_orders (id, owner_id, venue, client_order_id, instrument, side, quantity, price, notional_usd, fee_usd, created_at)
                 VALUES (\(bind: order.id), \(bind: order.ownerID), \(bind: order.venue), \(bind: order.clientOrderID),
                     \(bind: order.instrument), \(bind: order.side), \(bind: order.quantity), \(bind: order.price),
                     \(bind: order.notionalUSD), \(bind: order.feeUSD), \(bind: order.createdAt))
-                """).run()
+                """
+            ).run()
             return true
         }
     }
@@ -74,9 +78,11 @@ public struct PaperRepository: Sendable {
     /// Newest first.
     public func orders(ownerID: String, limit: Int = 200) async throws -> [PaperOrder] {
         try await database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 SELECT * FROM paper_orders WHERE owner_id = \(bind: ownerID) ORDER BY created_at DESC, id LIMIT \(bind: limit)
-                """).all().map(Self.decode)
+                """
+            ).all().map(Self.decode)
         }
     }
 
@@ -100,8 +106,9 @@ public struct PaperRepository: Sendable {
             let held = positions[key]?.2 ?? 0
             positions[key] = (order.venue, order.instrument, held + (buy ? quantity : -quantity))
         }
-        return PaperBalances(cashUSD: cash, feesUSD: fees,
-                             positions: positions.keys.sorted().compactMap { positions[$0] }.map { ($0.0, $0.1, $0.2) })
+        return PaperBalances(
+            cashUSD: cash, feesUSD: fees,
+            positions: positions.keys.sorted().compactMap { positions[$0] }.map { ($0.0, $0.1, $0.2) })
     }
 
     static func decode(_ row: any SQLRow) throws -> PaperOrder {
@@ -111,7 +118,8 @@ public struct PaperRepository: Sendable {
             clientOrderID: try row.decode(column: "client_order_id", as: String.self),
             instrument: try row.decode(column: "instrument", as: String.self), side: try row.decode(column: "side", as: String.self),
             quantity: try row.decode(column: "quantity", as: String.self), price: try row.decode(column: "price", as: String.self),
-            notionalUSD: try row.decode(column: "notional_usd", as: Double.self), feeUSD: try row.decode(column: "fee_usd", as: Double.self),
+            notionalUSD: try row.decode(column: "notional_usd", as: Double.self),
+            feeUSD: try row.decode(column: "fee_usd", as: Double.self),
             createdAt: try row.decode(column: "created_at", as: Int64.self))
     }
 }

@@ -12,8 +12,10 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     /// Venues whose go-live checks passed; orders elsewhere stay in the simulator.
     public var liveVenues: [String]
 
-    public init(minNetEdgeCents: Double, maxLegUSD: USD, dailyCapUSD: USD, allowLiveTrading: Bool,
-                startingBalanceUSD: Double, feeBps: Double, slippageBps: Double, liveVenues: [String] = []) {
+    public init(
+        minNetEdgeCents: Double, maxLegUSD: USD, dailyCapUSD: USD, allowLiveTrading: Bool,
+        startingBalanceUSD: Double, feeBps: Double, slippageBps: Double, liveVenues: [String] = []
+    ) {
         self.minNetEdgeCents = minNetEdgeCents
         self.maxLegUSD = maxLegUSD
         self.dailyCapUSD = dailyCapUSD
@@ -51,12 +53,14 @@ public struct ProfileRepository: Sendable {
 
     public func upsert(userID: String, _ p: ProfileRecord, on db: any SQLDatabase) async throws {
         try await db.raw("DELETE FROM profiles WHERE user_id = \(bind: userID)").run()
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_micros, daily_cap_micros, allow_live_trading,
                 starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at)
             VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD.micros), \(bind: p.dailyCapUSD.micros),
                 \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
                 \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()))
-            """).run()
+            """
+        ).run()
     }
 }

@@ -2,226 +2,243 @@
 /// Times are Unix milliseconds (BIGINT) so both engines store and compare them alike.
 enum Schema {
     static let migrations: [Migration] = [
-        Migration(version: 1, name: "vault, users and credentials", statements: [
-            """
-            CREATE TABLE vault (
-                id INTEGER PRIMARY KEY CHECK (id = 1),
-                vault_id TEXT NOT NULL,
-                kek_source TEXT NOT NULL,
-                kek_version INTEGER NOT NULL,
-                kdf_salt {blob} NOT NULL,
-                kdf_memory_kib BIGINT NOT NULL,
-                kdf_iterations BIGINT NOT NULL,
-                kdf_parallelism BIGINT NOT NULL,
-                verifier {blob} NOT NULL,
-                created_at BIGINT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE users (
-                id TEXT PRIMARY KEY,
-                email TEXT NOT NULL UNIQUE,
-                password_hash TEXT NOT NULL,
-                is_admin BOOLEAN NOT NULL DEFAULT FALSE,
-                disabled BOOLEAN NOT NULL DEFAULT FALSE,
-                must_change_password BOOLEAN NOT NULL DEFAULT TRUE,
-                created_at BIGINT NOT NULL,
-                updated_at BIGINT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE credentials (
-                id TEXT PRIMARY KEY,
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                venue TEXT NOT NULL,
-                label TEXT NOT NULL,
-                fingerprint TEXT NOT NULL,
-                nonce {blob} NOT NULL,
-                ciphertext {blob} NOT NULL,
-                wrapped_dek {blob} NOT NULL,
-                kek_version INTEGER NOT NULL,
-                created_at BIGINT NOT NULL,
-                updated_at BIGINT NOT NULL,
-                last_used_at BIGINT
-            )
-            """,
-            "CREATE INDEX credentials_owner ON credentials (owner_id)",
-        ]),
-        Migration(version: 2, name: "sessions, profiles, grants, agent keys, audit chain", statements: [
-            """
-            CREATE TABLE server_secrets (
-                name TEXT PRIMARY KEY,
-                nonce {blob} NOT NULL,
-                ciphertext {blob} NOT NULL,
-                wrapped_dek {blob} NOT NULL,
-                kek_version INTEGER NOT NULL,
-                created_at BIGINT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE sessions (
-                id TEXT PRIMARY KEY,
-                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                created_at BIGINT NOT NULL,
-                expires_at BIGINT NOT NULL,
-                revoked_at BIGINT
-            )
-            """,
-            "CREATE INDEX sessions_user ON sessions (user_id)",
-            """
-            CREATE TABLE profiles (
-                user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
-                min_net_edge_cents {double} NOT NULL,
-                max_leg_usd {double} NOT NULL,
-                daily_cap_usd {double} NOT NULL,
-                allow_live_trading BOOLEAN NOT NULL,
-                starting_balance_usd {double} NOT NULL,
-                fee_bps {double} NOT NULL,
-                slippage_bps {double} NOT NULL,
-                updated_at BIGINT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE grants (
-                id TEXT PRIMARY KEY,
-                credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
-                grantee_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
-                created_at BIGINT NOT NULL,
-                UNIQUE (credential_id, grantee_id)
-            )
-            """,
-            "CREATE INDEX grants_grantee ON grants (grantee_id)",
-            """
-            CREATE TABLE agent_keys (
-                id TEXT PRIMARY KEY,
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                name TEXT NOT NULL,
-                key_hash TEXT NOT NULL UNIQUE,
-                key_prefix TEXT NOT NULL,
-                access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
-                created_at BIGINT NOT NULL,
-                expires_at BIGINT,
-                revoked_at BIGINT,
-                last_used_at BIGINT
-            )
-            """,
-            "CREATE INDEX agent_keys_owner ON agent_keys (owner_id)",
-            """
-            CREATE TABLE agent_key_credentials (
-                agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
-                credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
-                venue TEXT NOT NULL,
-                PRIMARY KEY (agent_key_id, venue)
-            )
-            """,
-            """
-            CREATE TABLE audit (
-                seq BIGINT PRIMARY KEY,
-                at BIGINT NOT NULL,
-                actor_id TEXT,
-                owner_id TEXT,
-                action TEXT NOT NULL,
-                target TEXT,
-                outcome TEXT NOT NULL,
-                detail TEXT,
-                mac {blob} NOT NULL
-            )
-            """,
-            "CREATE INDEX audit_owner ON audit (owner_id, seq)",
-            "CREATE INDEX audit_actor ON audit (actor_id, seq)",
-            """
-            CREATE TABLE audit_head (
-                id INTEGER PRIMARY KEY CHECK (id = 1),
-                seq BIGINT NOT NULL,
-                mac {blob} NOT NULL,
-                head_mac {blob} NOT NULL
-            )
-            """,
-        ]),
-        Migration(version: 3, name: "LLM budgets and spend", statements: [
-            "ALTER TABLE agent_keys ADD COLUMN daily_budget_usd {double}",
-            """
-            CREATE TABLE llm_spend (
-                agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
-                day TEXT NOT NULL,
-                venue TEXT NOT NULL,
-                requests BIGINT NOT NULL DEFAULT 0,
-                input_tokens BIGINT NOT NULL DEFAULT 0,
-                output_tokens BIGINT NOT NULL DEFAULT 0,
-                spent_usd {double} NOT NULL DEFAULT 0,
-                reserved_usd {double} NOT NULL DEFAULT 0,
-                PRIMARY KEY (agent_key_id, day, venue)
-            )
-            """,
-        ]),
-        Migration(version: 4, name: "child agent keys", statements: [
-            "ALTER TABLE agent_keys ADD COLUMN parent_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
-        ]),
-        Migration(version: 5, name: "trading: daily volume, orders, paper ledger, live venues", statements: [
-            "ALTER TABLE profiles ADD COLUMN live_venues TEXT NOT NULL DEFAULT ''",
-            """
-            CREATE TABLE trade_days (
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                day TEXT NOT NULL,
-                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
-                used_usd {double} NOT NULL DEFAULT 0,
-                PRIMARY KEY (owner_id, day, mode)
-            )
-            """,
-            """
-            CREATE TABLE trade_orders (
-                id TEXT PRIMARY KEY,
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                venue TEXT NOT NULL,
-                client_order_id TEXT NOT NULL,
-                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
-                day TEXT NOT NULL,
-                notional_usd {double} NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('reserved', 'rejected')),
-                created_at BIGINT NOT NULL,
-                UNIQUE (owner_id, venue, client_order_id)
-            )
-            """,
-            """
-            CREATE TABLE paper_orders (
-                id TEXT PRIMARY KEY,
-                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                venue TEXT NOT NULL,
-                client_order_id TEXT NOT NULL,
-                instrument TEXT NOT NULL,
-                side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-                quantity TEXT NOT NULL,
-                price TEXT NOT NULL,
-                notional_usd {double} NOT NULL,
-                fee_usd {double} NOT NULL,
-                created_at BIGINT NOT NULL
-            )
-            """,
-            "CREATE INDEX paper_orders_owner ON paper_orders (owner_id, created_at)",
-        ]),
-        Migration(version: 6, name: "store revision for the gateway's caches", statements: [
-            "CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL)",
-            "INSERT INTO store_revision (id, value) VALUES (1, 0)",
-        ], dialectStatements: StoreRevision.triggers),
+        Migration(
+            version: 1, name: "vault, users and credentials",
+            statements: [
+                """
+                CREATE TABLE vault (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    vault_id TEXT NOT NULL,
+                    kek_source TEXT NOT NULL,
+                    kek_version INTEGER NOT NULL,
+                    kdf_salt {blob} NOT NULL,
+                    kdf_memory_kib BIGINT NOT NULL,
+                    kdf_iterations BIGINT NOT NULL,
+                    kdf_parallelism BIGINT NOT NULL,
+                    verifier {blob} NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+                    disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                    must_change_password BOOLEAN NOT NULL DEFAULT TRUE,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE credentials (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    venue TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    nonce {blob} NOT NULL,
+                    ciphertext {blob} NOT NULL,
+                    wrapped_dek {blob} NOT NULL,
+                    kek_version INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX credentials_owner ON credentials (owner_id)",
+            ]),
+        Migration(
+            version: 2, name: "sessions, profiles, grants, agent keys, audit chain",
+            statements: [
+                """
+                CREATE TABLE server_secrets (
+                    name TEXT PRIMARY KEY,
+                    nonce {blob} NOT NULL,
+                    ciphertext {blob} NOT NULL,
+                    wrapped_dek {blob} NOT NULL,
+                    kek_version INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )
+                """,
+                "CREATE INDEX sessions_user ON sessions (user_id)",
+                """
+                CREATE TABLE profiles (
+                    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                    min_net_edge_cents {double} NOT NULL,
+                    max_leg_usd {double} NOT NULL,
+                    daily_cap_usd {double} NOT NULL,
+                    allow_live_trading BOOLEAN NOT NULL,
+                    starting_balance_usd {double} NOT NULL,
+                    fee_bps {double} NOT NULL,
+                    slippage_bps {double} NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE grants (
+                    id TEXT PRIMARY KEY,
+                    credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
+                    grantee_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (credential_id, grantee_id)
+                )
+                """,
+                "CREATE INDEX grants_grantee ON grants (grantee_id)",
+                """
+                CREATE TABLE agent_keys (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    key_hash TEXT NOT NULL UNIQUE,
+                    key_prefix TEXT NOT NULL,
+                    access TEXT NOT NULL CHECK (access IN ('read', 'trade')),
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT,
+                    revoked_at BIGINT,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX agent_keys_owner ON agent_keys (owner_id)",
+                """
+                CREATE TABLE agent_key_credentials (
+                    agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
+                    credential_id TEXT NOT NULL REFERENCES credentials(id) ON DELETE CASCADE,
+                    venue TEXT NOT NULL,
+                    PRIMARY KEY (agent_key_id, venue)
+                )
+                """,
+                """
+                CREATE TABLE audit (
+                    seq BIGINT PRIMARY KEY,
+                    at BIGINT NOT NULL,
+                    actor_id TEXT,
+                    owner_id TEXT,
+                    action TEXT NOT NULL,
+                    target TEXT,
+                    outcome TEXT NOT NULL,
+                    detail TEXT,
+                    mac {blob} NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_owner ON audit (owner_id, seq)",
+                "CREATE INDEX audit_actor ON audit (actor_id, seq)",
+                """
+                CREATE TABLE audit_head (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    seq BIGINT NOT NULL,
+                    mac {blob} NOT NULL,
+                    head_mac {blob} NOT NULL
+                )
+                """,
+            ]),
+        Migration(
+            version: 3, name: "LLM budgets and spend",
+            statements: [
+                "ALTER TABLE agent_keys ADD COLUMN daily_budget_usd {double}",
+                """
+                CREATE TABLE llm_spend (
+                    agent_key_id TEXT NOT NULL REFERENCES agent_keys(id) ON DELETE CASCADE,
+                    day TEXT NOT NULL,
+                    venue TEXT NOT NULL,
+                    requests BIGINT NOT NULL DEFAULT 0,
+                    input_tokens BIGINT NOT NULL DEFAULT 0,
+                    output_tokens BIGINT NOT NULL DEFAULT 0,
+                    spent_usd {double} NOT NULL DEFAULT 0,
+                    reserved_usd {double} NOT NULL DEFAULT 0,
+                    PRIMARY KEY (agent_key_id, day, venue)
+                )
+                """,
+            ]),
+        Migration(
+            version: 4, name: "child agent keys",
+            statements: [
+                "ALTER TABLE agent_keys ADD COLUMN parent_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE"
+            ]),
+        Migration(
+            version: 5, name: "trading: daily volume, orders, paper ledger, live venues",
+            statements: [
+                "ALTER TABLE profiles ADD COLUMN live_venues TEXT NOT NULL DEFAULT ''",
+                """
+                CREATE TABLE trade_days (
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    day TEXT NOT NULL,
+                    mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                    used_usd {double} NOT NULL DEFAULT 0,
+                    PRIMARY KEY (owner_id, day, mode)
+                )
+                """,
+                """
+                CREATE TABLE trade_orders (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    venue TEXT NOT NULL,
+                    client_order_id TEXT NOT NULL,
+                    mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                    day TEXT NOT NULL,
+                    notional_usd {double} NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('reserved', 'rejected')),
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (owner_id, venue, client_order_id)
+                )
+                """,
+                """
+                CREATE TABLE paper_orders (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    venue TEXT NOT NULL,
+                    client_order_id TEXT NOT NULL,
+                    instrument TEXT NOT NULL,
+                    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+                    quantity TEXT NOT NULL,
+                    price TEXT NOT NULL,
+                    notional_usd {double} NOT NULL,
+                    fee_usd {double} NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX paper_orders_owner ON paper_orders (owner_id, created_at)",
+            ]),
+        Migration(
+            version: 6, name: "store revision for the gateway's caches",
+            statements: [
+                "CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL)",
+                "INSERT INTO store_revision (id, value) VALUES (1, 0)",
+            ], dialectStatements: StoreRevision.triggers),
         // Money becomes exact (integer micro-dollars that the columns refuse to hold negative), and an
         // order's reservation is no longer keyed by its client order id, which venues do not keep unique.
         // The revision triggers name the columns replaced, so they are dropped first and made again after.
-        Migration(version: 7, name: "exact money: micro-dollar limits, spend and volume; one reservation per order", statements: [],
-                  dialectStatements: Schema.aroundRevisionTriggers(StoreRevision.exactMoneyTables, exactMoney)),
-        Migration(version: 8, name: "key families: each agent key's root", statements: [
-            "ALTER TABLE agent_keys ADD COLUMN root_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
-            // Until this version a child was always minted with parent_id = its family's top key, so
-            // parent_id (or the key itself, for a top key) is every existing row's root.
-            "UPDATE agent_keys SET root_id = COALESCE(parent_id, id)",
-            "CREATE INDEX agent_keys_parent ON agent_keys (parent_id)",
-            "CREATE INDEX agent_keys_root ON agent_keys (root_id, created_at)",
-        ]),
+        Migration(
+            version: 7, name: "exact money: micro-dollar limits, spend and volume; one reservation per order", statements: [],
+            dialectStatements: Schema.aroundRevisionTriggers(StoreRevision.exactMoneyTables, exactMoney)),
+        Migration(
+            version: 8, name: "key families: each agent key's root",
+            statements: [
+                "ALTER TABLE agent_keys ADD COLUMN root_id TEXT REFERENCES agent_keys(id) ON DELETE CASCADE",
+                // Until this version a child was always minted with parent_id = its family's top key, so
+                // parent_id (or the key itself, for a top key) is every existing row's root.
+                "UPDATE agent_keys SET root_id = COALESCE(parent_id, id)",
+                "CREATE INDEX agent_keys_parent ON agent_keys (parent_id)",
+                "CREATE INDEX agent_keys_root ON agent_keys (root_id, created_at)",
+            ]),
         // A row that boots and health checks rewrite: proof that the store takes writes, not only reads.
-        Migration(version: 9, name: "write probe", statements: [
-            "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at BIGINT NOT NULL)",
-            "INSERT INTO store_probe (id, checked_at) VALUES (1, 0)",
-        ]),
+        Migration(
+            version: 9, name: "write probe",
+            statements: [
+                "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at BIGINT NOT NULL)",
+                "INSERT INTO store_probe (id, checked_at) VALUES (1, 0)",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative
@@ -238,38 +255,41 @@ enum Schema {
         ]
     }
 
-    static let exactMoney: [String] = toMicros("llm_spend", "spent_usd") + toMicros("llm_spend", "reserved_usd")
+    static let exactMoney: [String] =
+        toMicros("llm_spend", "spent_usd") + toMicros("llm_spend", "reserved_usd")
         + toMicros("trade_days", "used_usd") + toMicros("profiles", "max_leg_usd") + toMicros("profiles", "daily_cap_usd")
         + toMicros("agent_keys", "daily_budget_usd", nullable: true) + [
-        """
-        CREATE TABLE order_reservations (
-            id TEXT PRIMARY KEY,
-            owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            credential_owner_id TEXT REFERENCES users(id) ON DELETE CASCADE,
-            venue TEXT NOT NULL,
-            client_order_id TEXT NOT NULL,
-            fingerprint TEXT,
-            mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
-            day TEXT NOT NULL,
-            notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
-            status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
-            retries BIGINT NOT NULL DEFAULT 0,
-            created_at BIGINT NOT NULL
-        )
-        """,
-        "CREATE INDEX order_reservations_fingerprint ON order_reservations (owner_id, venue, fingerprint)",
-        """
-        INSERT INTO order_reservations (id, owner_id, venue, client_order_id, mode, day, notional_micros, status, created_at)
-        SELECT id, owner_id, venue, client_order_id, mode, day, CAST(ROUND(notional_usd * 1000000) AS BIGINT), 'reserved', created_at
-        FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
-        """,
-        "DROP TABLE trade_orders",
-    ]
+            """
+            CREATE TABLE order_reservations (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                credential_owner_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+                venue TEXT NOT NULL,
+                client_order_id TEXT NOT NULL,
+                fingerprint TEXT,
+                mode TEXT NOT NULL CHECK (mode IN ('live', 'paper')),
+                day TEXT NOT NULL,
+                notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
+                status TEXT NOT NULL CHECK (status IN ('reserved', 'released')),
+                retries BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX order_reservations_fingerprint ON order_reservations (owner_id, venue, fingerprint)",
+            """
+            INSERT INTO order_reservations (id, owner_id, venue, client_order_id, mode, day, notional_micros, status, created_at)
+            SELECT id, owner_id, venue, client_order_id, mode, day, CAST(ROUND(notional_usd * 1000000) AS BIGINT), 'reserved', created_at
+            FROM trade_orders WHERE status = 'reserved' AND notional_usd > 0
+            """,
+            "DROP TABLE trade_orders",
+        ]
 
     /// `statements` for both engines, with the revision triggers of `tables` dropped before and made again after.
     static func aroundRevisionTriggers(_ tables: StoreRevision.Watched, _ statements: [String]) -> [SQLDialectKind: [String]] {
         let drop = StoreRevision.drop(tables.map(\.table)), create = StoreRevision.create(tables)
-        return [.sqlite: (drop[.sqlite] ?? []) + statements + (create[.sqlite] ?? []),
-                .postgres: (drop[.postgres] ?? []) + statements + (create[.postgres] ?? [])]
+        return [
+            .sqlite: (drop[.sqlite] ?? []) + statements + (create[.sqlite] ?? []),
+            .postgres: (drop[.postgres] ?? []) + statements + (create[.postgres] ?? []),
+        ]
     }
 }

@@ -36,11 +36,13 @@ public struct ServerSecretRepository: Sendable {
             if let existing = try await db.raw("SELECT * FROM server_secrets WHERE name = \(bind: name)").first() {
                 return try SealedColumns.decode(existing)
             }
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO server_secrets (name, nonce, ciphertext, wrapped_dek, kek_version, created_at)
                 VALUES (\(bind: name), \(bind: Data(sealed.nonce)), \(bind: Data(sealed.ciphertext)),
                     \(bind: Data(sealed.wrappedDEK)), \(bind: sealed.kekVersion), \(bind: Clock.nowMillis()))
-                """).run()
+                """
+            ).run()
             return sealed
         }
     }

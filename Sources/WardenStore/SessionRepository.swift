@@ -24,10 +24,12 @@ public struct SessionRepository: Sendable {
 
     public func insert(_ s: SessionRecord) async throws {
         try await database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at)
                 VALUES (\(bind: s.id), \(bind: s.userID), \(bind: s.createdAt), \(bind: s.expiresAt), \(bind: s.revokedAt))
-                """).run()
+                """
+            ).run()
         }
     }
 
@@ -50,10 +52,12 @@ public struct SessionRepository: Sendable {
 
     /// Revokes every live session of a user, optionally keeping one (the caller's own).
     public func revokeAll(userID: String, except keep: String? = nil, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             UPDATE sessions SET revoked_at = \(bind: Clock.nowMillis())
             WHERE user_id = \(bind: userID) AND revoked_at IS NULL AND id <> \(bind: keep ?? "")
-            """).run()
+            """
+        ).run()
     }
 
     /// Deletes sessions that expired or were revoked more than a day ago.

@@ -30,46 +30,58 @@ public struct SpendRepository: Sendable {
                 try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: keyID)))").run()
             }
             if let budget {
-                let row = try await db.raw("""
+                let row = try await db.raw(
+                    """
                     SELECT COALESCE(SUM(spent_micros + reserved_micros), 0) AS used FROM llm_spend
                     WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day)
-                    """).first()
+                    """
+                ).first()
                 let used = try row?.decode(column: "used", as: Int64.self) ?? 0
                 guard used + amount.micros <= budget.micros else { return false }
             }
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO llm_spend (agent_key_id, day, venue) VALUES (\(bind: keyID), \(bind: day), \(bind: venue))
                 ON CONFLICT (agent_key_id, day, venue) DO NOTHING
-                """).run()
-            try await db.raw("""
+                """
+            ).run()
+            try await db.raw(
+                """
                 UPDATE llm_spend SET reserved_micros = reserved_micros + \(bind: amount.micros)
                 WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
-                """).run()
+                """
+            ).run()
             return true
         }
     }
 
     /// Replaces a reservation by what the call really cost.
-    public func settle(keyID: String, venue: String, day: String, reserved: USD, spent: USD,
-                       inputTokens: Int, outputTokens: Int) async throws {
+    public func settle(
+        keyID: String, venue: String, day: String, reserved: USD, spent: USD,
+        inputTokens: Int, outputTokens: Int
+    ) async throws {
         try await database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 UPDATE llm_spend SET reserved_micros = CASE WHEN reserved_micros > \(bind: reserved.micros)
                         THEN reserved_micros - \(bind: reserved.micros) ELSE 0 END,
                     spent_micros = spent_micros + \(bind: spent.micros), requests = requests + 1,
                     input_tokens = input_tokens + \(bind: Int64(inputTokens)), output_tokens = output_tokens + \(bind: Int64(outputTokens))
                 WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
-                """).run()
+                """
+            ).run()
         }
     }
 
     /// Usage of every key `ownerID` holds, for one day.
     public func usage(ownerID: String, day: String) async throws -> [SpendRecord] {
         try await database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 SELECT s.* FROM llm_spend s JOIN agent_keys k ON k.id = s.agent_key_id
                 WHERE k.owner_id = \(bind: ownerID) AND s.day = \(bind: day) ORDER BY s.agent_key_id, s.venue
-                """).all().map { row in
+                """
+            ).all().map { row in
                 SpendRecord(
                     agentKeyID: try row.decode(column: "agent_key_id", as: String.self),
                     day: try row.decode(column: "day", as: String.self),
@@ -99,7 +111,6 @@ public struct SpendRepository: Sendable {
     private static let lastDay = Mutex<(number: Int, text: String)?>(nil)
 }
 
-
 /// Usage to add to a key's day at a venue (unbudgeted calls are recorded in batches).
 public struct SpendDelta: Sendable {
     public var keyID: String
@@ -127,7 +138,8 @@ extension SpendRepository {
         guard !deltas.isEmpty else { return }
         try await database.transaction { db in
             for d in deltas {
-                try await db.raw("""
+                try await db.raw(
+                    """
                     INSERT INTO llm_spend (agent_key_id, day, venue, requests, input_tokens, output_tokens, spent_micros)
                     VALUES (\(bind: d.keyID), \(bind: d.day), \(bind: d.venue), \(bind: d.requests), \(bind: d.inputTokens),
                         \(bind: d.outputTokens), \(bind: d.spent.micros))
@@ -136,7 +148,8 @@ extension SpendRepository {
                         input_tokens = llm_spend.input_tokens + excluded.input_tokens,
                         output_tokens = llm_spend.output_tokens + excluded.output_tokens,
                         spent_micros = llm_spend.spent_micros + excluded.spent_micros
-                    """).run()
+                    """
+                ).run()
             }
         }
     }

@@ -28,7 +28,8 @@ enum StoreFile {
         defer { try? handle.close() }
         let start = (try? handle.read(upToCount: header.count)).map { Array($0) } ?? []
         if start.isEmpty {
-            throw .unusable("\(path) is empty (0 bytes), not a Warden store: restore it from a backup, or move it away to create a new vault")
+            throw .unusable(
+                "\(path) is empty (0 bytes), not a Warden store: restore it from a backup, or move it away to create a new vault")
         }
         guard start == header else { throw .unusable("\(path) is not a SQLite database") }
     }

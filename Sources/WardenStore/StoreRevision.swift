@@ -14,19 +14,30 @@ public enum StoreRevision {
         ("users", ["disabled"]),
         ("credentials", ["owner_id", "venue", "nonce", "ciphertext", "wrapped_dek", "kek_version"]),
         ("grants", ["credential_id", "grantee_id", "access"]),
-        ("profiles", ["min_net_edge_cents", "max_leg_usd", "daily_cap_usd", "allow_live_trading", "starting_balance_usd",
-                      "fee_bps", "slippage_bps", "live_venues"]),
+        (
+            "profiles",
+            [
+                "min_net_edge_cents", "max_leg_usd", "daily_cap_usd", "allow_live_trading", "starting_balance_usd",
+                "fee_bps", "slippage_bps", "live_venues",
+            ]
+        ),
     ]
 
     /// The tables whose money columns version 7 makes exact, with their watched columns from then on.
     static let exactMoneyTables: Watched = [
         ("agent_keys", ["owner_id", "key_hash", "access", "expires_at", "revoked_at", "daily_budget_micros", "parent_id"]),
-        ("profiles", ["min_net_edge_cents", "max_leg_micros", "daily_cap_micros", "allow_live_trading", "starting_balance_usd",
-                      "fee_bps", "slippage_bps", "live_venues"]),
+        (
+            "profiles",
+            [
+                "min_net_edge_cents", "max_leg_micros", "daily_cap_micros", "allow_live_trading", "starting_balance_usd",
+                "fee_bps", "slippage_bps", "live_venues",
+            ]
+        ),
     ]
 
     static let bump = "UPDATE store_revision SET value = value + 1 WHERE id = 1"
-    static let bumpFunction = "CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"
+    static let bumpFunction =
+        "CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"
 
     static var triggers: [SQLDialectKind: [String]] {
         let made = create(watchedAtVersion6)
@@ -40,7 +51,8 @@ public enum StoreRevision {
             for (event, name) in [("INSERT", "insert"), ("DELETE", "delete"), ("UPDATE OF \(columns.joined(separator: ", "))", "update")] {
                 sqlite.append("CREATE TRIGGER revision_\(table)_\(name) AFTER \(event) ON \(table) BEGIN \(bump); END")
             }
-            postgres.append("""
+            postgres.append(
+                """
                 CREATE TRIGGER revision_\(table) AFTER INSERT OR DELETE OR UPDATE OF \(columns.joined(separator: ", ")) ON \(table)
                 FOR EACH STATEMENT EXECUTE FUNCTION warden_bump_revision()
                 """)
@@ -50,8 +62,10 @@ public enum StoreRevision {
 
     /// A trigger that names a column keeps it from being dropped (PostgreSQL) or stops firing on it (SQLite).
     static func drop(_ tables: [String]) -> [SQLDialectKind: [String]] {
-        [.sqlite: tables.flatMap { table in ["insert", "delete", "update"].map { "DROP TRIGGER IF EXISTS revision_\(table)_\($0)" } },
-         .postgres: tables.map { "DROP TRIGGER IF EXISTS revision_\($0) ON \($0)" }]
+        [
+            .sqlite: tables.flatMap { table in ["insert", "delete", "update"].map { "DROP TRIGGER IF EXISTS revision_\(table)_\($0)" } },
+            .postgres: tables.map { "DROP TRIGGER IF EXISTS revision_\($0) ON \($0)" },
+        ]
     }
 
     /// The current revision.

@@ -67,16 +67,20 @@ public struct TradeRepository: Sendable {
 
     /// The same inside the caller's transaction (a live order's, which also holds its audit row).
     /// `limits` holds the order's owner first; a second entry is the shared credential's owner.
-    public func reserve(_ order: Order, limits: [TradeLimit], now: Int64 = Clock.nowMillis(),
-                        on db: any SQLDatabase) async throws -> TradeReservation {
+    public func reserve(
+        _ order: Order, limits: [TradeLimit], now: Int64 = Clock.nowMillis(),
+        on db: any SQLDatabase
+    ) async throws -> TradeReservation {
         guard !limits.isEmpty, limits.count <= 2 else { throw StoreError.invalidAmount("an order counts against one or two owners' days") }
         guard order.notional > .zero else { throw StoreError.invalidAmount("an order's reservation is never zero") }
         if let fingerprint = order.fingerprint {
-            let same = try await db.raw("""
+            let same = try await db.raw(
+                """
                 SELECT id FROM order_reservations
                 WHERE owner_id = \(bind: limits[0].ownerID) AND venue = \(bind: order.venue) AND fingerprint = \(bind: fingerprint)
                     AND mode = \(bind: order.mode.rawValue) AND status = 'reserved' AND created_at > \(bind: now - Self.retryWindowMillis)
-                """).first(decodingColumn: "id", as: String.self)
+                """
+            ).first(decodingColumn: "id", as: String.self)
             if let same {
                 // The retry may be the copy the venue takes: from now on the reservation is never released.
                 try await db.raw("UPDATE order_reservations SET retries = retries + 1 WHERE id = \(bind: same)").run()
@@ -91,33 +95,42 @@ public struct TradeRepository: Sendable {
             }
         }
         for limit in limits {
-            try await db.raw("""
+            try await db.raw(
+                """
                 UPDATE trade_days SET used_micros = used_micros + \(bind: order.notional.micros)
                 WHERE owner_id = \(bind: limit.ownerID) AND day = \(bind: order.day) AND mode = \(bind: order.mode.rawValue)
-                """).run()
+                """
+            ).run()
         }
         let id = UUID().uuidString.lowercased()
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO order_reservations (id, owner_id, credential_owner_id, venue, client_order_id, fingerprint, mode, day,
                 notional_micros, status, created_at)
             VALUES (\(bind: id), \(bind: limits[0].ownerID), \(bind: limits.count > 1 ? limits[1].ownerID : nil), \(bind: order.venue),
                 \(bind: order.clientOrderID), \(bind: order.fingerprint), \(bind: order.mode.rawValue), \(bind: order.day),
                 \(bind: order.notional.micros), 'reserved', \(bind: now))
-            """).run()
+            """
+        ).run()
         return .reserved(id: id)
     }
 
     /// The day's volume, its row created and locked until the transaction ends.
     func lockDay(ownerID: String, day: String, mode: String, on db: any SQLDatabase) async throws -> USD {
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
             ON CONFLICT (owner_id, day, mode) DO NOTHING
-            """).run()
+            """
+        ).run()
         // Locks the owner's day row until commit on PostgreSQL; SQLite already holds the writer lock.
         let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-        let micros = try await db.raw("""
-            SELECT used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
-            """).first(decodingColumn: "used_micros", as: Int64.self) ?? 0
+        let micros =
+            try await db.raw(
+                """
+                SELECT used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
+                """
+            ).first(decodingColumn: "used_micros", as: Int64.self) ?? 0
         return USD(micros: micros) ?? .limit
     }
 
@@ -126,21 +139,28 @@ public struct TradeRepository: Sendable {
     public func release(id: String) async throws {
         try await database.transaction { db in
             let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-            guard let row = try await db.raw("""
-                SELECT owner_id, credential_owner_id, day, mode, notional_micros FROM order_reservations
-                WHERE id = \(bind: id) AND status = 'reserved' AND retries = 0\(lock)
-                """).first() else { return }
-            let owners = [try row.decode(column: "owner_id", as: String.self)]
+            guard
+                let row = try await db.raw(
+                    """
+                    SELECT owner_id, credential_owner_id, day, mode, notional_micros FROM order_reservations
+                    WHERE id = \(bind: id) AND status = 'reserved' AND retries = 0\(lock)
+                    """
+                ).first()
+            else { return }
+            let owners =
+                [try row.decode(column: "owner_id", as: String.self)]
                 + [try row.decode(column: "credential_owner_id", as: String?.self)].compactMap { $0 }
             let day = try row.decode(column: "day", as: String.self)
             let mode = try row.decode(column: "mode", as: String.self)
             let amount = try row.decode(column: "notional_micros", as: Int64.self)
             try await db.raw("UPDATE order_reservations SET status = 'released' WHERE id = \(bind: id)").run()
             for owner in owners {
-                try await db.raw("""
+                try await db.raw(
+                    """
                     UPDATE trade_days SET used_micros = CASE WHEN used_micros > \(bind: amount) THEN used_micros - \(bind: amount) ELSE 0 END
                     WHERE owner_id = \(bind: owner) AND day = \(bind: day) AND mode = \(bind: mode)
-                    """).run()
+                    """
+                ).run()
             }
         }
     }
@@ -149,7 +169,9 @@ public struct TradeRepository: Sendable {
     public func used(ownerID: String, day: String) async throws -> [TradeMode: USD] {
         try await database.withConnection { db in
             var out: [TradeMode: USD] = [:]
-            for row in try await db.raw("SELECT mode, used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)").all() {
+            for row in try await db.raw("SELECT mode, used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)")
+                .all()
+            {
                 guard let mode = TradeMode(rawValue: try row.decode(column: "mode", as: String.self)) else { continue }
                 out[mode] = USD(micros: try row.decode(column: "used_micros", as: Int64.self)) ?? .limit
             }

@@ -12,8 +12,10 @@ public struct UserRecord: Sendable, Equatable {
     public var createdAt: Int64
     public var updatedAt: Int64
 
-    public init(id: String, email: String, passwordHash: String, isAdmin: Bool, disabled: Bool,
-                mustChangePassword: Bool, createdAt: Int64, updatedAt: Int64) {
+    public init(
+        id: String, email: String, passwordHash: String, isAdmin: Bool, disabled: Bool,
+        mustChangePassword: Bool, createdAt: Int64, updatedAt: Int64
+    ) {
         self.id = id
         self.email = email
         self.passwordHash = passwordHash
@@ -72,21 +74,27 @@ public struct UserRepository: Sendable {
 
 extension UserRepository {
     public func setPassword(userID: String, hash: String, mustChange: Bool, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             UPDATE users SET password_hash = \(bind: hash), must_change_password = \(bind: mustChange),
                 updated_at = \(bind: Clock.nowMillis()) WHERE id = \(bind: userID)
-            """).run()
+            """
+        ).run()
     }
 
     public func setDisabled(userID: String, _ disabled: Bool, on db: any SQLDatabase) async throws {
-        try await db.raw("UPDATE users SET disabled = \(bind: disabled), updated_at = \(bind: Clock.nowMillis()) WHERE id = \(bind: userID)").run()
+        try await db.raw(
+            "UPDATE users SET disabled = \(bind: disabled), updated_at = \(bind: Clock.nowMillis()) WHERE id = \(bind: userID)"
+        ).run()
     }
 
     public func insert(_ user: UserRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
+        try await db.raw(
+            """
             INSERT INTO users (id, email, password_hash, is_admin, disabled, must_change_password, created_at, updated_at)
             VALUES (\(bind: user.id), \(bind: user.email), \(bind: user.passwordHash), \(bind: user.isAdmin),
                 \(bind: user.disabled), \(bind: user.mustChangePassword), \(bind: user.createdAt), \(bind: user.updatedAt))
-            """).run()
+            """
+        ).run()
     }
 }

@@ -14,8 +14,10 @@ public struct VaultRecord: Sendable, Equatable {
     public var verifier: [UInt8]
     public var createdAt: Int64
 
-    public init(vaultID: String, kekSource: String, kekVersion: Int, kdfSalt: [UInt8], kdfMemoryKiB: Int64,
-                kdfIterations: Int64, kdfParallelism: Int64, verifier: [UInt8], createdAt: Int64) {
+    public init(
+        vaultID: String, kekSource: String, kekVersion: Int, kdfSalt: [UInt8], kdfMemoryKiB: Int64,
+        kdfIterations: Int64, kdfParallelism: Int64, verifier: [UInt8], createdAt: Int64
+    ) {
         self.vaultID = vaultID
         self.kekSource = kekSource
         self.kekVersion = kekVersion
@@ -60,13 +62,15 @@ public struct VaultRepository: Sendable {
     public func insertIfAbsent(_ record: VaultRecord) async throws -> Bool {
         try await database.transaction { db in
             if try await db.raw("SELECT id FROM vault WHERE id = 1").first() != nil { return false }
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO vault (id, vault_id, kek_source, kek_version, kdf_salt, kdf_memory_kib,
                     kdf_iterations, kdf_parallelism, verifier, created_at)
                 VALUES (1, \(bind: record.vaultID), \(bind: record.kekSource), \(bind: record.kekVersion),
                     \(bind: Data(record.kdfSalt)), \(bind: record.kdfMemoryKiB), \(bind: record.kdfIterations),
                     \(bind: record.kdfParallelism), \(bind: Data(record.verifier)), \(bind: record.createdAt))
-                """).run()
+                """
+            ).run()
             return true
         }
     }

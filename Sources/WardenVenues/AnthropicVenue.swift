@@ -30,14 +30,15 @@ public struct AnthropicVenue: VenueAdapter {
     }
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        let type: String = switch kind {
-        case .authentication: "authentication_error"
-        case .permission: "permission_error"
-        case .invalidRequest: "invalid_request_error"
-        case .rateLimit, .budget: "rate_limit_error"
-        case .upstream, .unavailable: "api_error"
-        case .timeout: "timeout_error"
-        }
+        let type: String =
+            switch kind {
+            case .authentication: "authentication_error"
+            case .permission: "permission_error"
+            case .invalidRequest: "invalid_request_error"
+            case .rateLimit, .budget: "rate_limit_error"
+            case .upstream, .unavailable: "api_error"
+            case .timeout: "timeout_error"
+            }
         return ("application/json", VenueJSON.encoded(ErrorEnvelope(type: "error", error: ["type": type, "message": message])))
     }
 }

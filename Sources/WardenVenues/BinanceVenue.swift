@@ -14,8 +14,10 @@ public struct BinanceVenue: ExchangeVenue {
     public let secretFields = ["api_key", "api_secret"]
 
     public func sdkSnippet(proxyURL: String, key: String) -> [String] {
-        ["# Binance (python-binance)", "client = Client(\"\(key)\", \"any-secret\", ping=False)",
-         "client.API_URL = \"\(proxyURL)/binance/api\""]
+        [
+            "# Binance (python-binance)", "client = Client(\"\(key)\", \"any-secret\", ping=False)",
+            "client.API_URL = \"\(proxyURL)/binance/api\"",
+        ]
     }
     static let apiKeyHeader = HTTPField.Name("X-MBX-APIKEY")!
     public var inboundAuthHeaders: [HTTPField.Name] { [Self.apiKeyHeader] }
@@ -46,37 +48,37 @@ public struct BinanceVenue: ExchangeVenue {
     /// fund movement inside the money families below, unknown elsewhere.
     static let sapiReads: [SapiRead] = [
         //   path                                        class          Binance's name (security type)
-        .init("/sapi/v1/system/status",                 .publicRead),  // System Status (NONE)
+        .init("/sapi/v1/system/status", .publicRead),  // System Status (NONE)
         // Wallet: coins, deposits and withdrawals, read only
-        .init("/sapi/v1/capital/config/getall",         .privateRead), // All Coins' Information (USER_DATA)
-        .init("/sapi/v1/capital/deposit/hisrec",        .privateRead), // Deposit History (USER_DATA)
-        .init("/sapi/v1/capital/deposit/address",       .privateRead), // Deposit Address (USER_DATA)
-        .init("/sapi/v1/capital/withdraw/history",      .privateRead), // Withdraw History (USER_DATA)
-        .init("/sapi/v1/asset/assetDetail",             .privateRead), // Asset Detail (USER_DATA)
-        .init("/sapi/v1/asset/tradeFee",                .privateRead), // Trade Fee (USER_DATA)
-        .init("/sapi/v1/asset/assetDividend",           .privateRead), // Asset Dividend Record (USER_DATA)
-        .init("/sapi/v1/asset/dribblet",                .privateRead), // Dust Log (USER_DATA)
-        .init("/sapi/v1/accountSnapshot",               .privateRead), // Daily Account Snapshot (USER_DATA)
-        .init("/sapi/v1/account/status",                .privateRead), // Account Status (USER_DATA)
-        .init("/sapi/v1/account/apiTradingStatus",      .privateRead), // Account API Trading Status (USER_DATA)
-        .init("/sapi/v1/account/apiRestrictions",       .privateRead), // Get API Key Permission (USER_DATA)
+        .init("/sapi/v1/capital/config/getall", .privateRead),  // All Coins' Information (USER_DATA)
+        .init("/sapi/v1/capital/deposit/hisrec", .privateRead),  // Deposit History (USER_DATA)
+        .init("/sapi/v1/capital/deposit/address", .privateRead),  // Deposit Address (USER_DATA)
+        .init("/sapi/v1/capital/withdraw/history", .privateRead),  // Withdraw History (USER_DATA)
+        .init("/sapi/v1/asset/assetDetail", .privateRead),  // Asset Detail (USER_DATA)
+        .init("/sapi/v1/asset/tradeFee", .privateRead),  // Trade Fee (USER_DATA)
+        .init("/sapi/v1/asset/assetDividend", .privateRead),  // Asset Dividend Record (USER_DATA)
+        .init("/sapi/v1/asset/dribblet", .privateRead),  // Dust Log (USER_DATA)
+        .init("/sapi/v1/accountSnapshot", .privateRead),  // Daily Account Snapshot (USER_DATA)
+        .init("/sapi/v1/account/status", .privateRead),  // Account Status (USER_DATA)
+        .init("/sapi/v1/account/apiTradingStatus", .privateRead),  // Account API Trading Status (USER_DATA)
+        .init("/sapi/v1/account/apiRestrictions", .privateRead),  // Get API Key Permission (USER_DATA)
         // Margin: reference data and the account's own records, read only
-        .init("/sapi/v1/margin/allPairs",               .privateRead), // Get All Cross Margin Pairs (MARKET_DATA)
-        .init("/sapi/v1/margin/allAssets",              .privateRead), // Get All Margin Assets (MARKET_DATA)
-        .init("/sapi/v1/margin/pair",                   .privateRead), // Query Cross Margin Pair (MARKET_DATA)
-        .init("/sapi/v1/margin/asset",                  .privateRead), // Query Margin Asset (MARKET_DATA)
-        .init("/sapi/v1/margin/priceIndex",             .privateRead), // Query Margin PriceIndex (MARKET_DATA)
-        .init("/sapi/v1/margin/isolated/allPairs",      .privateRead), // Get All Isolated Margin Symbol (USER_DATA)
-        .init("/sapi/v1/margin/isolated/pair",          .privateRead), // Query Isolated Margin Symbol (USER_DATA)
-        .init("/sapi/v1/margin/account",                .privateRead), // Query Cross Margin Account Details (USER_DATA)
-        .init("/sapi/v1/margin/isolated/account",       .privateRead), // Query Isolated Margin Account Info (USER_DATA)
-        .init("/sapi/v1/margin/crossMarginData",        .privateRead), // Query Cross Margin Fee Data (USER_DATA)
-        .init("/sapi/v1/margin/interestHistory",        .privateRead), // Get Interest History (USER_DATA)
-        .init("/sapi/v1/margin/interestRateHistory",    .privateRead), // Query Margin Interest Rate History (USER_DATA)
-        .init("/sapi/v1/margin/openOrders",             .privateRead), // Query Margin Account's Open Orders (USER_DATA)
-        .init("/sapi/v1/margin/allOrders",              .privateRead), // Query Margin Account's All Orders (USER_DATA)
-        .init("/sapi/v1/margin/order",                  .privateRead), // Query Margin Account's Order (USER_DATA)
-        .init("/sapi/v1/margin/myTrades",               .privateRead), // Query Margin Account's Trade List (USER_DATA)
+        .init("/sapi/v1/margin/allPairs", .privateRead),  // Get All Cross Margin Pairs (MARKET_DATA)
+        .init("/sapi/v1/margin/allAssets", .privateRead),  // Get All Margin Assets (MARKET_DATA)
+        .init("/sapi/v1/margin/pair", .privateRead),  // Query Cross Margin Pair (MARKET_DATA)
+        .init("/sapi/v1/margin/asset", .privateRead),  // Query Margin Asset (MARKET_DATA)
+        .init("/sapi/v1/margin/priceIndex", .privateRead),  // Query Margin PriceIndex (MARKET_DATA)
+        .init("/sapi/v1/margin/isolated/allPairs", .privateRead),  // Get All Isolated Margin Symbol (USER_DATA)
+        .init("/sapi/v1/margin/isolated/pair", .privateRead),  // Query Isolated Margin Symbol (USER_DATA)
+        .init("/sapi/v1/margin/account", .privateRead),  // Query Cross Margin Account Details (USER_DATA)
+        .init("/sapi/v1/margin/isolated/account", .privateRead),  // Query Isolated Margin Account Info (USER_DATA)
+        .init("/sapi/v1/margin/crossMarginData", .privateRead),  // Query Cross Margin Fee Data (USER_DATA)
+        .init("/sapi/v1/margin/interestHistory", .privateRead),  // Get Interest History (USER_DATA)
+        .init("/sapi/v1/margin/interestRateHistory", .privateRead),  // Query Margin Interest Rate History (USER_DATA)
+        .init("/sapi/v1/margin/openOrders", .privateRead),  // Query Margin Account's Open Orders (USER_DATA)
+        .init("/sapi/v1/margin/allOrders", .privateRead),  // Query Margin Account's All Orders (USER_DATA)
+        .init("/sapi/v1/margin/order", .privateRead),  // Query Margin Account's Order (USER_DATA)
+        .init("/sapi/v1/margin/myTrades", .privateRead),  // Query Margin Account's Trade List (USER_DATA)
     ]
 
     /// A `/sapi` read: GET (or HEAD) on exactly this path.
@@ -90,9 +92,10 @@ public struct BinanceVenue: ExchangeVenue {
         }
     }
 
-    static let sapiReadClasses: [String: CallClass] = Dictionary(uniqueKeysWithValues: sapiReads.map {
-        ($0.path, $0.access == .publicRead ? CallClass.publicRead : .privateRead)
-    })
+    static let sapiReadClasses: [String: CallClass] = Dictionary(
+        uniqueKeysWithValues: sapiReads.map {
+            ($0.path, $0.access == .publicRead ? CallClass.publicRead : .privateRead)
+        })
 
     /// The `/sapi` families that hold money: wallet and withdrawals, universal transfers, sub-accounts, pay and
     /// gift cards, loans and margin borrowing, futures transfers, convert, earn products, staking, fiat,
@@ -123,9 +126,11 @@ public struct BinanceVenue: ExchangeVenue {
     ]
     static let pricedTypes: Set<String> = ["LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
     /// Quote assets by suffix, longest first so `FDUSD` wins over `USD`.
-    static let quoteAssets = ["FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
-                              "BRL", "JPY", "GBP", "AUD", "XRP", "TRX", "DOGE", "SOL", "USD"]
-        .sorted { $0.count > $1.count }
+    static let quoteAssets = [
+        "FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
+        "BRL", "JPY", "GBP", "AUD", "XRP", "TRX", "DOGE", "SOL", "USD",
+    ]
+    .sorted { $0.count > $1.count }
 
     public func classify(_ call: ExchangeCall) -> CallClass {
         let read = call.isRead
@@ -167,7 +172,9 @@ public struct BinanceVenue: ExchangeVenue {
         var numbers: [String: Decimal] = [:]
         for name in ["quantity", "quoteOrderQty", "price", "stopPrice", "icebergQty"] {
             guard let text = value(name) else { continue }
-            guard let number = ExchangeRules.decimal(text), number > 0 else { return .invalid("\(name) must be a plain decimal number above zero") }
+            guard let number = ExchangeRules.decimal(text), number > 0 else {
+                return .invalid("\(name) must be a plain decimal number above zero")
+            }
             numbers[name] = number
         }
         let type = value("type") ?? ""
@@ -192,7 +199,9 @@ public struct BinanceVenue: ExchangeVenue {
         case (let t, let asset?) where Self.pricedTypes.contains(t):
             if let price = numbers["price"], let quantity = numbers["quantity"] {
                 // A buy never pays more than its limit; a sell below the market fills at the market.
-                orderValue = side == .buy ? .quote(price * quantity, asset: asset)
+                orderValue =
+                    side == .buy
+                    ? .quote(price * quantity, asset: asset)
                     : .atLeastMarket(amount: price * quantity, quantity: quantity, asset: asset, maxPayoff: nil)
             } else {
                 orderValue = .undetermined("a \(t) order needs price and quantity")
@@ -207,8 +216,9 @@ public struct BinanceVenue: ExchangeVenue {
             }
         default: orderValue = .undetermined("orders of type \(type.isEmpty ? "(none)" : type) are not priced by Warden")
         }
-        var intent = OrderIntent(instrument: symbol, side: side, quantity: numbers["quantity"], value: orderValue,
-                                 clientOrderID: value("newClientOrderId"))
+        var intent = OrderIntent(
+            instrument: symbol, side: side, quantity: numbers["quantity"], value: orderValue,
+            clientOrderID: value("newClientOrderId"))
         intent.echo = ["type": type, "timeInForce": value("timeInForce") ?? "GTC", "quote": quote ?? ""]
         return .order(intent)
     }
@@ -239,8 +249,10 @@ public struct BinanceVenue: ExchangeVenue {
         request.body = Data(body.utf8)
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
-                             market: Data?) throws(VenueError) {
+    public func prepareOrder(
+        _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+        market: Data?
+    ) throws(VenueError) {
         guard order.clientOrderID == nil else { return }
         let parameter = "newClientOrderId=\(clientOrderID)"
         if request.body.isEmpty {
@@ -276,18 +288,23 @@ public struct BinanceVenue: ExchangeVenue {
         let quantity = ExchangeRules.format(fill.quantity, places: 8)
         let price = ExchangeRules.format(fill.price, places: 8)
         let type = order.echo["type"] ?? "MARKET"
-        return (.ok, VenueJSON.encode([
-            "symbol": order.instrument, "orderId": fill.number, "orderListId": -1, "clientOrderId": fill.clientOrderID,
-            "transactTime": ExchangeRules.millis(fill.time), "price": type == "MARKET" ? "0.00000000" : price,
-            "origQty": quantity, "executedQty": quantity,
-            "cummulativeQuoteQty": ExchangeRules.format(fill.quoteNotional, places: 8), "status": "FILLED",
-            "timeInForce": order.echo["timeInForce"] ?? "GTC", "type": type, "side": order.side.rawValue.uppercased(),
-            "workingTime": ExchangeRules.millis(fill.time), "selfTradePreventionMode": "NONE",
-            "fills": [[
-                "price": price, "qty": quantity, "commission": ExchangeRules.format(fill.feeQuote, places: 8),
-                "commissionAsset": quote, "tradeId": fill.number,
-            ]],
-        ]))
+        return (
+            .ok,
+            VenueJSON.encode([
+                "symbol": order.instrument, "orderId": fill.number, "orderListId": -1, "clientOrderId": fill.clientOrderID,
+                "transactTime": ExchangeRules.millis(fill.time), "price": type == "MARKET" ? "0.00000000" : price,
+                "origQty": quantity, "executedQty": quantity,
+                "cummulativeQuoteQty": ExchangeRules.format(fill.quoteNotional, places: 8), "status": "FILLED",
+                "timeInForce": order.echo["timeInForce"] ?? "GTC", "type": type, "side": order.side.rawValue.uppercased(),
+                "workingTime": ExchangeRules.millis(fill.time), "selfTradePreventionMode": "NONE",
+                "fills": [
+                    [
+                        "price": price, "qty": quantity, "commission": ExchangeRules.format(fill.feeQuote, places: 8),
+                        "commissionAsset": quote, "tradeId": fill.number,
+                    ]
+                ],
+            ])
+        )
     }
 
     public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
@@ -297,14 +314,15 @@ public struct BinanceVenue: ExchangeVenue {
     // MARK: errors
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        let code: Int = switch kind {
-        case .authentication: -2015
-        case .permission: -2010
-        case .invalidRequest: -1102
-        case .rateLimit, .budget: -1003
-        case .upstream, .unavailable: -1001
-        case .timeout: -1007
-        }
+        let code: Int =
+            switch kind {
+            case .authentication: -2015
+            case .permission: -2010
+            case .invalidRequest: -1102
+            case .rateLimit, .budget: -1003
+            case .upstream, .unavailable: -1001
+            case .timeout: -1007
+            }
         return ("application/json", VenueJSON.encoded(Failure(code: code, msg: message)))
     }
 

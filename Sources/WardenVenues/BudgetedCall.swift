@@ -25,29 +25,40 @@ public enum BudgetedCall: Equatable, Sendable {
     }
 
     static let tokenEndpoints: [UsageDialect: [String: Ceiling?]] = [
-        .openAI: ["/v1/chat/completions": Ceiling(field: "max_completion_tokens", read: ["max_completion_tokens", "max_tokens"]),
-                  "/v1/completions": Ceiling(field: "max_tokens", read: ["max_tokens"]),
-                  "/v1/responses": Ceiling(field: "max_output_tokens", read: ["max_output_tokens"]),
-                  "/v1/embeddings": nil],
+        .openAI: [
+            "/v1/chat/completions": Ceiling(field: "max_completion_tokens", read: ["max_completion_tokens", "max_tokens"]),
+            "/v1/completions": Ceiling(field: "max_tokens", read: ["max_tokens"]),
+            "/v1/responses": Ceiling(field: "max_output_tokens", read: ["max_output_tokens"]),
+            "/v1/embeddings": nil,
+        ],
         .anthropic: ["/v1/messages": Ceiling(field: "max_tokens", read: ["max_tokens"])],
     ]
     /// The request fields a budgeted call may carry, per endpoint: anything else (a faster or regional tier,
     /// a new billing feature) could change what the venue bills, so it is refused rather than guessed at.
-    static let sampling: Set<String> = ["model", "stream", "stream_options", "temperature", "top_p", "stop", "user", "metadata", "seed",
-                                        "service_tier", "max_tokens", "n"]
+    static let sampling: Set<String> = [
+        "model", "stream", "stream_options", "temperature", "top_p", "stop", "user", "metadata", "seed",
+        "service_tier", "max_tokens", "n",
+    ]
     static let allowedFields: [String: Set<String>] = [
         "/v1/chat/completions": sampling.union([
             "messages", "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
             "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "store", "functions",
-            "function_call", "verbosity", "safety_identifier", "prompt_cache_key", "modalities"]),
-        "/v1/completions": sampling.union(["prompt", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-                                           "echo", "suffix"]),
-        "/v1/responses": sampling.union(["input", "instructions", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
-                                         "text", "reasoning", "store", "truncation", "include", "safety_identifier",
-                                         "prompt_cache_key", "max_tool_calls", "top_logprobs"]).subtracting(["max_tokens", "n", "stop", "seed"]),
+            "function_call", "verbosity", "safety_identifier", "prompt_cache_key", "modalities",
+        ]),
+        "/v1/completions": sampling.union([
+            "prompt", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+            "echo", "suffix",
+        ]),
+        "/v1/responses": sampling.union([
+            "input", "instructions", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
+            "text", "reasoning", "store", "truncation", "include", "safety_identifier",
+            "prompt_cache_key", "max_tool_calls", "top_logprobs",
+        ]).subtracting(["max_tokens", "n", "stop", "seed"]),
         "/v1/embeddings": ["model", "input", "dimensions", "encoding_format", "user"],
-        "/v1/messages": ["model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_k",
-                         "top_p", "tools", "tool_choice", "thinking", "service_tier"],
+        "/v1/messages": [
+            "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_k",
+            "top_p", "tools", "tool_choice", "thinking", "service_tier",
+        ],
     ]
 
     /// Inputs priced per item or per second, not by their bytes.
@@ -84,7 +95,7 @@ public enum BudgetedCall: Equatable, Sendable {
         }
         if let background = object["background"] as? Bool, background { return "background responses" }
         for name in ["previous_response_id", "conversation", "audio", "web_search_options", "prediction", "mcp_servers", "container"]
-            where object[name] != nil && !(object[name] is NSNull) {
+        where object[name] != nil && !(object[name] is NSNull) {
             return "\(name)"
         }
         if path == "/v1/responses", object["prompt"] != nil, !(object["prompt"] is NSNull) { return "stored prompts" }

@@ -42,17 +42,21 @@ enum EIP712 {
     static func checksummed(_ bytes: [UInt8]) -> String {
         let lower = Hex.encode(bytes)
         let hash = Hex.encode(keccak(Array(lower.utf8)))
-        return "0x" + String(zip(lower, hash).map { char, nibble in
-            char.isLetter && (nibble.hexDigitValue ?? 0) >= 8 ? Character(char.uppercased()) : char
-        })
+        return "0x"
+            + String(
+                zip(lower, hash).map { char, nibble in
+                    char.isLetter && (nibble.hexDigitValue ?? 0) >= 8 ? Character(char.uppercased()) : char
+                })
     }
 
     static func domainSeparator(name: String, version: String, chainID: UInt64, verifyingContract: [UInt8]?) -> [UInt8] {
         guard let contract = verifyingContract else {
-            return keccak(typeHash("EIP712Domain(string name,string version,uint256 chainId)") + string(name) + string(version) + uint(chainID))
+            return keccak(
+                typeHash("EIP712Domain(string name,string version,uint256 chainId)") + string(name) + string(version) + uint(chainID))
         }
-        return keccak(typeHash("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-                      + string(name) + string(version) + uint(chainID) + address(contract))
+        return keccak(
+            typeHash("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+                + string(name) + string(version) + uint(chainID) + address(contract))
     }
 
     static func digest(domain: [UInt8], structHash: [UInt8]) -> [UInt8] {

@@ -16,8 +16,9 @@ public protocol ExchangeVenue: VenueAdapter {
     /// Readies a live order for the venue: puts in the client order id Warden generated when the agent sent
     /// none, writes JSON bodies back out exactly as they were read (so what was checked is what is sent),
     /// and signs the order itself where the venue wants a wallet signature on it.
-    func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
-                      market: Data?) throws(VenueError)
+    func prepareOrder(
+        _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+        market: Data?) throws(VenueError)
     /// The public call that prices `order`'s instrument now (`instrument` overrides it, for conversions).
     func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery
     /// The price in the answer to `priceQuery`, per unit of quantity, in the order's quote currency.
@@ -29,8 +30,9 @@ public protocol ExchangeVenue: VenueAdapter {
     /// The venue's order response for a simulated fill, with the status its SDK expects for success.
     func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data)
     /// Readies a live batch of orders, as `prepareOrder` does one; `markets` holds `marketQuery`'s answers by instrument.
-    func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
-                      markets: [String: Data]) throws(VenueError)
+    func prepareBatch(
+        _ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+        markets: [String: Data]) throws(VenueError)
     /// Signs a `walletAuth` call with the wallet key of the credential.
     func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError)
     /// The credential fields in the venue's answer to a `walletAuth` call.
@@ -100,8 +102,10 @@ extension ExchangeVenue {
         throw VenueError("\(name) has no wallet authentication")
     }
 
-    public func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
-                             markets: [String: Data]) throws(VenueError) {
+    public func prepareBatch(
+        _ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+        markets: [String: Data]
+    ) throws(VenueError) {
         throw VenueError("\(name) has no batch orders")
     }
 
@@ -192,8 +196,10 @@ public struct SimulatedFill: Sendable {
     public let feeUSD: Decimal
     public let time: Date
 
-    public init(orderID: String, number: Int64, clientOrderID: String, price: Decimal, quantity: Decimal, usdPerQuote: Decimal,
-                feeBps: Decimal, time: Date) {
+    public init(
+        orderID: String, number: Int64, clientOrderID: String, price: Decimal, quantity: Decimal, usdPerQuote: Decimal,
+        feeBps: Decimal, time: Date
+    ) {
         self.orderID = orderID
         self.number = number
         self.clientOrderID = clientOrderID
@@ -234,7 +240,7 @@ public enum ExchangeRules {
     /// A plain non-negative decimal (`12`, `0.5`): no sign, exponent, spaces or hex that a venue might read otherwise.
     public static func decimal(_ text: String) -> Decimal? {
         guard !text.isEmpty, text.count <= 40,
-              text.range(of: "^[0-9]+(\\.[0-9]+)?$", options: .regularExpression) != nil
+            text.range(of: "^[0-9]+(\\.[0-9]+)?$", options: .regularExpression) != nil
         else { return nil }
         return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
     }

@@ -31,7 +31,9 @@ public enum JSONMembers {
     static let maxDepth = 512
 
     /// The members of the object spanning `range` of `bytes` (the whole text when nil) whose names are in `names`.
-    public static func read(_ bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil, names: Set<String>) throws(Malformed) -> [String: JSONMember] {
+    public static func read(_ bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil, names: Set<String>) throws(Malformed) -> [String:
+        JSONMember]
+    {
         var scanner = Scanner(bytes: bytes, position: range?.lowerBound ?? 0, end: range?.upperBound ?? bytes.count)
         let found = try scanner.topObject(names: names)
         scanner.skipBlanks()
@@ -158,7 +160,8 @@ public enum JSONMembers {
         mutating func literal(_ word: StaticString) throws(Malformed) {
             let count = word.utf8CodeUnitCount
             guard end - position >= count,
-                  memcmp(bytes.baseAddress! + position, word.utf8Start, count) == 0 else { throw fail() }
+                memcmp(bytes.baseAddress! + position, word.utf8Start, count) == 0
+            else { throw fail() }
             position += count
         }
 
@@ -178,7 +181,7 @@ public enum JSONMembers {
                     guard let kind = current else { throw fail() }
                     switch kind {
                     case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         position += 1
                     case UInt8(ascii: "u"):
                         position += 1
@@ -202,12 +205,13 @@ public enum JSONMembers {
         /// One multi-byte UTF-8 sequence, well formed: no overlong forms, no surrogates, nothing past U+10FFFF.
         mutating func utf8Sequence() throws(Malformed) {
             let lead = bytes[position]
-            let (more, lowest): (Int, UInt32) = switch lead {
-            case 0xC2...0xDF: (1, 0x80)
-            case 0xE0...0xEF: (2, 0x800)
-            case 0xF0...0xF4: (3, 0x10000)
-            default: throw fail()
-            }
+            let (more, lowest): (Int, UInt32) =
+                switch lead {
+                case 0xC2...0xDF: (1, 0x80)
+                case 0xE0...0xEF: (2, 0x800)
+                case 0xF0...0xF4: (3, 0x10000)
+                default: throw fail()
+                }
             guard end - position > more else { throw fail() }
             var scalar = UInt32(lead & (0x7F >> (more + 1)))
             for offset in 1...more {
@@ -234,12 +238,13 @@ public enum JSONMembers {
             var value: UInt16 = 0
             for _ in 0..<4 {
                 let byte = bytes[position]
-                let digit: UInt8 = switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-                default: throw fail()
-                }
+                let digit: UInt8 =
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+                    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+                    default: throw fail()
+                    }
                 value = value << 4 | UInt16(digit)
                 position += 1
             }

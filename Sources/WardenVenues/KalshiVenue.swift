@@ -19,8 +19,10 @@ public struct KalshiVenue: ExchangeVenue {
     }
 
     public func sdkSnippet(proxyURL: String, key: String) -> [String] {
-        ["# Kalshi", "config = Configuration(host=\"\(proxyURL)/kalshi/trade-api/v2\")",
-         "config.api_key_id = \"\(key)\"  # and any RSA key as private_key_pem"]
+        [
+            "# Kalshi", "config = Configuration(host=\"\(proxyURL)/kalshi/trade-api/v2\")",
+            "config.api_key_id = \"\(key)\"  # and any RSA key as private_key_pem",
+        ]
     }
     /// RSA-PSS with a 2048-bit key: about 1 ms per call.
     public var signsSlowly: Bool { true }
@@ -95,7 +97,9 @@ public struct KalshiVenue: ExchangeVenue {
             return .invalid("unknown order field \(unknown)")
         }
         guard let ticker = json["ticker"] as? String, !ticker.isEmpty, ticker.count <= 100 else { return .invalid("ticker is required") }
-        guard let action = (json["action"] as? String).flatMap(OrderSide.init(rawValue:)) else { return .invalid("action must be buy or sell") }
+        guard let action = (json["action"] as? String).flatMap(OrderSide.init(rawValue:)) else {
+            return .invalid("action must be buy or sell")
+        }
         guard let side = json["side"] as? String, side == "yes" || side == "no" else { return .invalid("side must be yes or no") }
         guard let count = VenueJSON.decimal(json["count"]), count > 0, count == count.rounded(), count <= 1_000_000 else {
             return .invalid("count must be a whole number of contracts from 1 to 1000000")
@@ -105,8 +109,9 @@ public struct KalshiVenue: ExchangeVenue {
         case .failure(let error): return .invalid(error.description)
         case .success(let value): cents = value
         }
-        var intent = OrderIntent(instrument: ticker, side: action, quantity: count, value: .undetermined(""),
-                                 clientOrderID: json["client_order_id"] as? String)
+        var intent = OrderIntent(
+            instrument: ticker, side: action, quantity: count, value: .undetermined(""),
+            clientOrderID: json["client_order_id"] as? String)
         intent.echo = ["side": side, "type": (json["type"] as? String) ?? "limit"]
         if let cents {
             guard cents >= 1, cents <= 99, cents == cents.rounded() else { return .invalid("prices are whole cents between 1 and 99") }
@@ -121,7 +126,9 @@ public struct KalshiVenue: ExchangeVenue {
             var worst = count
             if let cents, intent.echo["type"] != "market" { worst = min(worst, count * cents / 100) }
             if let maxCost {
-                guard let limit = VenueJSON.decimal(maxCost), limit > 0 else { return .invalid("buy_max_cost must be a whole number of cents") }
+                guard let limit = VenueJSON.decimal(maxCost), limit > 0 else {
+                    return .invalid("buy_max_cost must be a whole number of cents")
+                }
                 worst = min(worst, limit / 100)
             }
             guard cents != nil || maxCost != nil || intent.echo["type"] == "market" else {
@@ -178,8 +185,10 @@ public struct KalshiVenue: ExchangeVenue {
         request.headers[Self.signatureHeader] = signature.rawRepresentation.base64EncodedString()
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
-                             market: Data?) throws(VenueError) {
+    public func prepareOrder(
+        _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+        market: Data?
+    ) throws(VenueError) {
         guard var json = VenueJSON.object(request.body) else { return }
         json["client_order_id"] = clientOrderID
         request.body = VenueJSON.encode(json)
@@ -218,35 +227,44 @@ public struct KalshiVenue: ExchangeVenue {
         let time = ISO8601DateFormatter().string(from: fill.time)
         let cost = NSDecimalNumber(decimal: (fill.quoteNotional * 100).rounded()).intValue
         let fees = NSDecimalNumber(decimal: (fill.feeQuote * 100).rounded(.up)).intValue
-        return (.created, VenueJSON.encode(["order": [
-            "order_id": fill.orderID, "user_id": "warden-paper", "client_order_id": fill.clientOrderID,
-            "ticker": order.instrument, "side": side, "action": order.side.rawValue, "type": order.echo["type"] ?? "limit",
-            "status": "executed", "yes_price": yes, "no_price": 100 - yes,
-            "yes_price_dollars": ExchangeRules.format(Decimal(yes) / 100, places: 4),
-            "no_price_dollars": ExchangeRules.format(Decimal(100 - yes) / 100, places: 4),
-            "fill_count": count, "remaining_count": 0, "initial_count": count, "queue_position": 0,
-            "taker_fill_count": count, "maker_fill_count": 0, "taker_fees": fees, "maker_fees": 0,
-            "taker_fill_cost": cost, "maker_fill_cost": 0,
-            "taker_fill_cost_dollars": ExchangeRules.format(fill.quoteNotional, places: 4), "maker_fill_cost_dollars": "0.0000",
-            "taker_fees_dollars": ExchangeRules.format(fill.feeQuote, places: 4), "maker_fees_dollars": "0.0000",
-            "created_time": time, "last_update_time": time, "expiration_time": NSNull(),
-        ] as [String: Any]]))
+        return (
+            .created,
+            VenueJSON.encode([
+                "order": [
+                    "order_id": fill.orderID, "user_id": "warden-paper", "client_order_id": fill.clientOrderID,
+                    "ticker": order.instrument, "side": side, "action": order.side.rawValue, "type": order.echo["type"] ?? "limit",
+                    "status": "executed", "yes_price": yes, "no_price": 100 - yes,
+                    "yes_price_dollars": ExchangeRules.format(Decimal(yes) / 100, places: 4),
+                    "no_price_dollars": ExchangeRules.format(Decimal(100 - yes) / 100, places: 4),
+                    "fill_count": count, "remaining_count": 0, "initial_count": count, "queue_position": 0,
+                    "taker_fill_count": count, "maker_fill_count": 0, "taker_fees": fees, "maker_fees": 0,
+                    "taker_fill_cost": cost, "maker_fill_cost": 0,
+                    "taker_fill_cost_dollars": ExchangeRules.format(fill.quoteNotional, places: 4), "maker_fill_cost_dollars": "0.0000",
+                    "taker_fees_dollars": ExchangeRules.format(fill.feeQuote, places: 4), "maker_fees_dollars": "0.0000",
+                    "created_time": time, "last_update_time": time, "expiration_time": NSNull(),
+                ] as [String: Any]
+            ])
+        )
     }
 
     public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
-        (.notFound, VenueJSON.encode(["error": ["code": "not_found", "message": "order not found (Warden dry-run: paper orders fill at once)"]]))
+        (
+            .notFound,
+            VenueJSON.encode(["error": ["code": "not_found", "message": "order not found (Warden dry-run: paper orders fill at once)"]])
+        )
     }
 
     // MARK: errors
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        let code: String = switch kind {
-        case .authentication: "authentication_error"
-        case .permission: "forbidden"
-        case .invalidRequest: "invalid_parameters"
-        case .rateLimit, .budget: "too_many_requests"
-        case .upstream, .timeout, .unavailable: "service_unavailable"
-        }
+        let code: String =
+            switch kind {
+            case .authentication: "authentication_error"
+            case .permission: "forbidden"
+            case .invalidRequest: "invalid_parameters"
+            case .rateLimit, .budget: "too_many_requests"
+            case .upstream, .timeout, .unavailable: "service_unavailable"
+            }
         return ("application/json", VenueJSON.encoded(ErrorEnvelope(error: ["code": code, "message": message, "service": "warden"])))
     }
 }

@@ -27,18 +27,20 @@ public struct OpenAIVenue: VenueAdapter {
     }
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        let type: String = switch kind {
-        case .authentication: "invalid_request_error"
-        case .permission: "permission_error"
-        case .invalidRequest: "invalid_request_error"
-        case .rateLimit, .budget: "rate_limit_exceeded"
-        case .upstream, .timeout, .unavailable: "server_error"
-        }
-        let code: String = switch kind {
-        case .authentication: "invalid_api_key"
-        case .budget: "insufficient_quota"
-        default: "warden_\(kind.rawValue)"
-        }
+        let type: String =
+            switch kind {
+            case .authentication: "invalid_request_error"
+            case .permission: "permission_error"
+            case .invalidRequest: "invalid_request_error"
+            case .rateLimit, .budget: "rate_limit_exceeded"
+            case .upstream, .timeout, .unavailable: "server_error"
+            }
+        let code: String =
+            switch kind {
+            case .authentication: "invalid_api_key"
+            case .budget: "insufficient_quota"
+            default: "warden_\(kind.rawValue)"
+            }
         return ("application/json", VenueJSON.encoded(ErrorEnvelope(error: Failure(message: message, type: type, code: code))))
     }
 

@@ -17,7 +17,8 @@ public struct PolymarketSigning: Sendable {
         self.negRiskExchange = negRiskExchange
     }
 
-    static let orderType = "Order(uint256 salt,address maker,address signer,address taker,uint256 tokenId,uint256 makerAmount,"
+    static let orderType =
+        "Order(uint256 salt,address maker,address signer,address taker,uint256 tokenId,uint256 makerAmount,"
         + "uint256 takerAmount,uint256 expiration,uint256 nonce,uint256 feeRateBps,uint8 side,uint8 signatureType)"
     static let clobAuthType = "ClobAuth(address address,string timestamp,uint256 nonce,string message)"
     static let clobAuthMessage = "This message attests that I control the given wallet"
@@ -44,11 +45,12 @@ public struct PolymarketSigning: Sendable {
 
     static func structHash(_ order: [String: Any]) throws(VenueError) -> [UInt8] {
         func word(_ name: String) throws(VenueError) -> [UInt8] {
-            let text: String? = switch order[name] {
-            case let s as String: s
-            case let n as NSNumber: n.stringValue
-            default: nil
-            }
+            let text: String? =
+                switch order[name] {
+                case let s as String: s
+                case let n as NSNumber: n.stringValue
+                default: nil
+                }
             guard let text, let value = EIP712.uint256(decimal: text) else { throw VenueError("order.\(name) must be a whole number") }
             return value
         }
@@ -58,7 +60,12 @@ public struct PolymarketSigning: Sendable {
             }
             return EIP712.address(bytes)
         }
-        let side: UInt64 = switch order["side"] as? String { case "BUY": 0; case "SELL": 1; default: 2 }
+        let side: UInt64 =
+            switch order["side"] as? String {
+            case "BUY": 0;
+            case "SELL": 1;
+            default: 2
+            }
         guard side < 2 else { throw VenueError("order.side must be BUY or SELL") }
         var encoded = EIP712.typeHash(orderType)
         encoded += try word("salt") + address("maker") + address("signer") + address("taker") + word("tokenId")
@@ -70,8 +77,9 @@ public struct PolymarketSigning: Sendable {
     /// The level-1 signature over `ClobAuth` for the wallet's address, a timestamp and a nonce.
     func clobAuth(wallet: WalletKey, timestamp: String, nonce: UInt64) throws(VenueError) -> String {
         let domain = EIP712.domainSeparator(name: "ClobAuthDomain", version: "1", chainID: chainID, verifyingContract: nil)
-        let structHash = EIP712.keccak(EIP712.typeHash(Self.clobAuthType) + EIP712.address(wallet.address)
-                                       + EIP712.string(timestamp) + EIP712.uint(nonce) + EIP712.string(Self.clobAuthMessage))
+        let structHash = EIP712.keccak(
+            EIP712.typeHash(Self.clobAuthType) + EIP712.address(wallet.address)
+                + EIP712.string(timestamp) + EIP712.uint(nonce) + EIP712.string(Self.clobAuthMessage))
         do { return "0x" + Hex.encode(try wallet.sign(digest: EIP712.digest(domain: domain, structHash: structHash))) } catch {
             throw VenueError("the level-1 message could not be signed with the stored wallet key")
         }

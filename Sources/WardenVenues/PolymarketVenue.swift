@@ -33,8 +33,10 @@ public struct PolymarketVenue: ExchangeVenue {
     }
 
     public func sdkSnippet(proxyURL: String, key: String) -> [String] {
-        ["# Polymarket (py-clob-client)",
-         "ClobClient(\"\(proxyURL)/polymarket\", chain_id=137, key=wallet_key, creds=ApiCreds(\"\(key)\", any_secret, any_passphrase))"]
+        [
+            "# Polymarket (py-clob-client)",
+            "ClobClient(\"\(proxyURL)/polymarket\", chain_id=137, key=wallet_key, creds=ApiCreds(\"\(key)\", any_secret, any_passphrase))",
+        ]
     }
     static let address = HTTPField.Name("POLY_ADDRESS")!
     static let apiKey = HTTPField.Name("POLY_API_KEY")!
@@ -78,7 +80,9 @@ public struct PolymarketVenue: ExchangeVenue {
         if call.method == "POST", Self.privatePosts.contains(path) { return .privateRead }
         if call.method == "POST", path == "/order" { return order(call.body) }
         if call.method == "POST", path == "/orders" { return batch(call.body) }
-        if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") { return .walletAuth }
+        if (call.method == "POST" && path == "/auth/api-key") || (call.method == "GET" && path == "/auth/derive-api-key") {
+            return .walletAuth
+        }
         if call.method == "DELETE", path == "/order" || path == "/orders" { return .cancel }
         return .unknown
     }
@@ -87,7 +91,8 @@ public struct PolymarketVenue: ExchangeVenue {
 
     func batch(_ body: Data) -> CallClass {
         guard JSONMembers.isStrict(body) else { return .invalid("the body must be JSON that names each field once") }
-        guard let items = (try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]], (1...Self.maxBatch).contains(items.count) else {
+        guard let items = (try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]], (1...Self.maxBatch).contains(items.count)
+        else {
             return .invalid("the body must be a JSON array of 1 to \(Self.maxBatch) orders")
         }
         var intents: [OrderIntent] = []
@@ -114,17 +119,21 @@ public struct PolymarketVenue: ExchangeVenue {
         guard let token = order["tokenId"] as? String, token.range(of: "^[0-9]{1,80}$", options: .regularExpression) != nil else {
             return .invalid("order.tokenId must be a decimal token id")
         }
-        guard let sideText = order["side"] as? String, let side = OrderSide(rawValue: sideText.lowercased()), sideText == sideText.uppercased() else {
+        guard let sideText = order["side"] as? String, let side = OrderSide(rawValue: sideText.lowercased()),
+            sideText == sideText.uppercased()
+        else {
             return .invalid("order.side must be BUY or SELL")
         }
         guard let maker = VenueJSON.decimal(order["makerAmount"]), let taker = VenueJSON.decimal(order["takerAmount"]),
-              maker == maker.rounded(), taker == taker.rounded(), maker > 0, taker > 0
+            maker == maker.rounded(), taker == taker.rounded(), maker > 0, taker > 0
         else { return .invalid("order.makerAmount and order.takerAmount must be positive whole numbers (6 decimals)") }
         let scale = Decimal(1_000_000)
         // A BUY pays at most makerAmount USDC for takerAmount shares. A SELL gives makerAmount shares for at
         // least takerAmount USDC: it fills at the market when that is better, and a share pays at most 1 USDC.
         let shares = side == .buy ? taker / scale : maker / scale
-        let value: OrderValue = side == .buy ? .usd(maker / scale)
+        let value: OrderValue =
+            side == .buy
+            ? .usd(maker / scale)
             : .atLeastMarket(amount: taker / scale, quantity: shares, asset: "USDC", maxPayoff: 1)
         let salt = VenueJSON.decimal(order["salt"]).map { "\($0)" }
         var intent = OrderIntent(instrument: token, side: side, quantity: shares, value: value, clientOrderID: salt.map { "salt-\($0)" })
@@ -149,7 +158,9 @@ public struct PolymarketVenue: ExchangeVenue {
         if var json = VenueJSON.object(request.body), json["owner"] != nil {
             json["owner"] = secret["api_key"] ?? ""
             request.body = VenueJSON.encode(json)
-        } else if let items = (try? JSONSerialization.jsonObject(with: request.body)) as? [[String: Any]], items.contains(where: { $0["owner"] != nil }) {
+        } else if let items = (try? JSONSerialization.jsonObject(with: request.body)) as? [[String: Any]],
+            items.contains(where: { $0["owner"] != nil })
+        {
             let owned = items.map { item in item["owner"] == nil ? item : item.merging(["owner": secret["api_key"] ?? ""]) { $1 } }
             request.body = (try? JSONSerialization.data(withJSONObject: owned, options: [.sortedKeys])) ?? request.body
         }
@@ -175,14 +186,18 @@ public struct PolymarketVenue: ExchangeVenue {
         secret["private_key"] == nil ? nil : PublicQuery(path: "/neg-risk", query: "token_id=\(order.instrument)")
     }
 
-    public func prepareOrder(_ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
-                             market: Data?) throws(VenueError) {
+    public func prepareOrder(
+        _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
+        market: Data?
+    ) throws(VenueError) {
         guard let json = VenueJSON.object(request.body) else { return }
         request.body = VenueJSON.encode(try signed(json, order, secret: secret, market: market))
     }
 
-    public func prepareBatch(_ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
-                             markets: [String: Data]) throws(VenueError) {
+    public func prepareBatch(
+        _ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
+        markets: [String: Data]
+    ) throws(VenueError) {
         guard let items = (try? JSONSerialization.jsonObject(with: request.body)) as? [[String: Any]], items.count == orders.count else {
             throw VenueError("the batch changed between its check and its signing")
         }
@@ -224,7 +239,7 @@ public struct PolymarketVenue: ExchangeVenue {
 
     public func walletAuthFields(_ body: Data) -> [String: String]? {
         guard let json = VenueJSON.object(body), let key = json["apiKey"] as? String, let secret = json["secret"] as? String,
-              let passphrase = json["passphrase"] as? String, !key.isEmpty, !secret.isEmpty, !passphrase.isEmpty
+            let passphrase = json["passphrase"] as? String, !key.isEmpty, !secret.isEmpty, !passphrase.isEmpty
         else { return nil }
         return ["api_key": key, "api_secret": secret, "passphrase": passphrase]
     }
@@ -251,10 +266,13 @@ public struct PolymarketVenue: ExchangeVenue {
         let id = "0x" + Hex.encode(SHA256.hash(data: Data(fill.orderID.utf8)))
         let shares = ExchangeRules.format(fill.quantity, places: 6)
         let usdc = ExchangeRules.format(fill.quoteNotional, places: 6)
-        return (.ok, VenueJSON.encode([
-            "success": true, "errorMsg": "", "orderID": id, "transactionsHashes": [String](), "status": "matched",
-            "makingAmount": order.side == .buy ? usdc : shares, "takingAmount": order.side == .buy ? shares : usdc,
-        ]))
+        return (
+            .ok,
+            VenueJSON.encode([
+                "success": true, "errorMsg": "", "orderID": id, "transactionsHashes": [String](), "status": "matched",
+                "makingAmount": order.side == .buy ? usdc : shares, "takingAmount": order.side == .buy ? shares : usdc,
+            ])
+        )
     }
 
     public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {

@@ -36,9 +36,13 @@ public struct RESTServiceVenue: VenueAdapter {
     }
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
-        ("application/problem+json", VenueJSON.encoded(Problem(
-            type: "https://warden.local/problems/gateway_\(kind.rawValue)", title: status.reasonPhrase,
-            status: status.code, code: "gateway_\(kind.rawValue)", detail: message)))
+        (
+            "application/problem+json",
+            VenueJSON.encoded(
+                Problem(
+                    type: "https://warden.local/problems/gateway_\(kind.rawValue)", title: status.reasonPhrase,
+                    status: status.code, code: "gateway_\(kind.rawValue)", detail: message))
+        )
     }
 
     /// An RFC 9457 problem, as the management API answers.

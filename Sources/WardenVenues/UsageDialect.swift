@@ -84,9 +84,10 @@ public enum UsageDialect: Sendable {
         case .anthropic:
             guard count("input_tokens") != nil || count("output_tokens") != nil else { return nil }
             // A cache write costs up to twice an input token (one-hour writes): it counts as two.
-            return TokenUsage(input: (count("input_tokens") ?? 0) + Self.cacheWriteWeight * (count("cache_creation_input_tokens") ?? 0)
-                                  + (count("cache_read_input_tokens") ?? 0),
-                              output: count("output_tokens") ?? 0)
+            return TokenUsage(
+                input: (count("input_tokens") ?? 0) + Self.cacheWriteWeight * (count("cache_creation_input_tokens") ?? 0)
+                    + (count("cache_read_input_tokens") ?? 0),
+                output: count("output_tokens") ?? 0)
         }
     }
 
@@ -99,7 +100,7 @@ public enum UsageDialect: Sendable {
     /// Returns the body to send and whether the usage chunk must be stripped.
     public func prepare(_ body: Data, streaming: Bool) -> (body: Data, stripUsageChunk: Bool) {
         guard self == .openAI, streaming, var object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-              (object["stream"] as? Bool) == true
+            (object["stream"] as? Bool) == true
         else { return (body, false) }
         var options = object["stream_options"] as? [String: Any] ?? [:]
         if (options["include_usage"] as? Bool) == true { return (body, false) }
@@ -197,7 +198,8 @@ public struct UsageMeter: Sendable {
             guard let usage else { return nil }
             var result = previous ?? TokenUsage(input: 0, output: 0)
             if let input = usage["input_tokens"] as? NSNumber {
-                let cached = UsageDialect.cacheWriteWeight * ((usage["cache_creation_input_tokens"] as? NSNumber)?.intValue ?? 0)
+                let cached =
+                    UsageDialect.cacheWriteWeight * ((usage["cache_creation_input_tokens"] as? NSNumber)?.intValue ?? 0)
                     + ((usage["cache_read_input_tokens"] as? NSNumber)?.intValue ?? 0)
                 result.input = input.intValue + cached
             }

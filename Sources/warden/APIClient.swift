@@ -12,8 +12,10 @@ struct APIClient {
     }
 
     /// Sends a JSON request; returns the decoded JSON object (empty for 204) or throws the server's problem detail.
-    func call(_ method: HTTPMethod, _ path: String, bearer: String? = nil, agentKey: String? = nil,
-              json: [String: Any]? = nil) async throws -> [String: Any] {
+    func call(
+        _ method: HTTPMethod, _ path: String, bearer: String? = nil, agentKey: String? = nil,
+        json: [String: Any]? = nil
+    ) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }

@@ -45,7 +45,8 @@ struct Logout: AsyncParsableCommand {
         do {
             _ = try await APIClient(baseURL: session.url).call(.POST, "/api/v1/auth/logout", bearer: session.token)
         } catch {
-            FileHandle.standardError.write(Data("warden: the server did not confirm the logout (\(error)); the local session is removed\n".utf8))
+            FileHandle.standardError.write(
+                Data("warden: the server did not confirm the logout (\(error)); the local session is removed\n".utf8))
         }
         SessionFile.remove()
         print("logged out")

@@ -104,7 +104,8 @@ struct Run: AsyncParsableCommand {
     static func parseDuration(_ text: String) throws -> Int {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let (number, unit): (Substring, Int) = trimmed.last.flatMap { units[$0] }.map { (trimmed.dropLast(), $0) } ?? (Substring(trimmed), 1)
+        let (number, unit): (Substring, Int) =
+            trimmed.last.flatMap { units[$0] }.map { (trimmed.dropLast(), $0) } ?? (Substring(trimmed), 1)
         guard let value = Int(number), value > 0 else {
             throw CLIFailure(message: "--ttl must look like 90s, 30m, 12h or 7d, got \"\(text)\"")
         }

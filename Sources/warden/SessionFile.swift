@@ -8,7 +8,8 @@ struct SessionFile: Codable {
 
     static var path: String {
         let environment = ProcessInfo.processInfo.environment
-        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config")
         return (base as NSString).appendingPathComponent("warden/session.json")
     }
@@ -20,7 +21,8 @@ struct SessionFile: Codable {
 
     func save() throws {
         let directory = (Self.path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let data = try JSONEncoder().encode(self)
         let previous = umask(0o077)
         defer { umask(previous) }
@@ -36,7 +38,8 @@ struct SessionFile: Codable {
 
     /// Where the server is: the flag, then WARDEN_URL, then the saved session's, then the default.
     static func url(flag: String?) -> String {
-        let chosen = flag ?? ProcessInfo.processInfo.environment["WARDEN_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let chosen =
+            flag ?? ProcessInfo.processInfo.environment["WARDEN_URL"].flatMap { $0.isEmpty ? nil : $0 }
             ?? load()?.url ?? "http://127.0.0.1:8472"
         return chosen.hasSuffix("/") ? String(chosen.dropLast()) : chosen
     }

@@ -10,7 +10,10 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Data directory (created 0700). Env: WARDEN_DATA_DIR. Default: ./warden-data")
     var dataDir: String?
 
-    @Option(help: "sqlite:///path/warden.db or postgres://user:pass@host:5432/db. Env: WARDEN_DATABASE_URL. Default: SQLite in the data directory")
+    @Option(
+        help:
+            "sqlite:///path/warden.db or postgres://user:pass@host:5432/db. Env: WARDEN_DATABASE_URL. Default: SQLite in the data directory"
+    )
     var database: String?
 
     @Option(help: "TOML configuration file. Env: WARDEN_CONFIG")
@@ -36,7 +39,8 @@ struct OpenedStore {
             try await Migrator.migrate(db, logger: logger)
             let vault = try await Vault.unseal(database: db, source: source, newVaultKDF: kdf, logger: logger)
             do { try await db.probeWrite() } catch {
-                throw StoreError.unusable("the store does not take writes (read-only, full, or locked by another process): \(Self.oneLine(error))")
+                throw StoreError.unusable(
+                    "the store does not take writes (read-only, full, or locked by another process): \(Self.oneLine(error))")
             }
             let services = try await WardenServices.make(database: db, vault: vault, config: settings.config, environment: environment)
             return OpenedStore(settings: settings, services: services)

@@ -24,7 +24,8 @@ import WardenVenues
     }
 
     static func stream(_ upstream: AsyncThrowingStream<ByteBuffer, any Error>, holdLast: Bool, log: Log) -> AnswerStream {
-        AnswerStream(upstream: upstream, meter: nil, holdLast: holdLast) { failed, _ in log.add(failed ? "concluded: failed" : "concluded") }
+        AnswerStream(upstream: upstream, meter: nil, holdLast: holdLast) { failed, _ in log.add(failed ? "concluded: failed" : "concluded")
+        }
     }
 
     @Test func withALengthTheLastByteWaitsForTheConclusion() async throws {
@@ -42,7 +43,9 @@ import WardenVenues
     @Test func aBrokenUpstreamConcludesAsFailedAndNeverHandsOverTheHeldByte() async throws {
         let log = Log()
         await #expect(throws: Broke.self) {
-            try await Self.stream(Self.upstream(["a", "b"], failingAfter: true), holdLast: true, log: log).write { log.add(String(buffer: $0)) }
+            try await Self.stream(Self.upstream(["a", "b"], failingAfter: true), holdLast: true, log: log).write {
+                log.add(String(buffer: $0))
+            }
         }
         #expect(log.all == ["a", "concluded: failed"])
     }

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct ConfigLoaderTests {
     @Test func readsTheDocumentedFile() throws {
-        let config = try ConfigLoader.parse("""
+        let config = try ConfigLoader.parse(
+            """
             [server]
             listen = "127.0.0.1:9000"
             max_body_bytes = 65536
@@ -64,7 +65,10 @@ import Testing
         ("[services.gh]\nbase_url = \"https://x.test\"\nrate_limit = 0", "services.gh.rate_limit"),
         ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = \"DELETE /x\"", "services.gh.blocked_endpoints"),
         ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"/repos\"]", "services.gh.blocked_endpoints[0]"),
-        ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /x\", \"FETCH /y\"]", "services.gh.blocked_endpoints[1]"),
+        (
+            "[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /x\", \"FETCH /y\"]",
+            "services.gh.blocked_endpoints[1]"
+        ),
         ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /re*\"]", "services.gh.blocked_endpoints[0]"),
         ("server = 3", "server"),
     ])

@@ -19,16 +19,20 @@ import WardenStore
         }
         // Path parameters, and blanks that servers trim off a segment, would let `/admin;x` or `/admin%20`
         // reach a server that reads `/admin`.
-        for bad in ["/admin;x/delete", "/admin%3Bx", "/admin%3b", "/a/b;", "/;", "/admin%20", "/%20admin", "/admin%20/x",
-                    "/admin%C2%A0", "/admin%E3%80%80", "/admin%09"] {
+        for bad in [
+            "/admin;x/delete", "/admin%3Bx", "/admin%3b", "/a/b;", "/;", "/admin%20", "/%20admin", "/admin%20/x",
+            "/admin%C2%A0", "/admin%E3%80%80", "/admin%09",
+        ] {
             #expect(throws: CanonicalPath.Refusal.self, "\(bad) accepted") { try CanonicalPath(raw: bad) }
         }
     }
 
     @Test func methodOverridesAreFoundInEverySpelling() {
-        for query in ["_method=DELETE", "%5Fmethod=DELETE", "%5fMETHOD=DELETE", "a=1&_Method=PUT", "_method[x]=DELETE",
-                      "%5Fmethod%5B%5D=DELETE", "a=1;_method=DELETE", "_method", "+_method=DELETE", ".method=DELETE",
-                      "%20_method=DELETE", "_method%00x=DELETE"] {
+        for query in [
+            "_method=DELETE", "%5Fmethod=DELETE", "%5fMETHOD=DELETE", "a=1&_Method=PUT", "_method[x]=DELETE",
+            "%5Fmethod%5B%5D=DELETE", "a=1;_method=DELETE", "_method", "+_method=DELETE", ".method=DELETE",
+            "%20_method=DELETE", "_method%00x=DELETE",
+        ] {
             #expect(MethodOverride.inPairs(query[...]), "\(query) not seen")
         }
         for query in ["method=DELETE", "x_method=DELETE", "_methods=DELETE", "_method_=1", "a=_method", ""] {
@@ -48,11 +52,16 @@ import WardenStore
         #expect(MethodOverride.inBody(Data(#"{"_method":"DELETE",}"#.utf8), contentType: "application/json"))
         #expect(MethodOverride.inBody(Data(#"{"_m\u0065thod":"DELETE""#.utf8), contentType: "application/json"))
         #expect(!MethodOverride.inBody(Data(#"{"title":"t""#.utf8), contentType: "application/json"))
-        #expect(MethodOverride.mentionsMethodOrEscape(Data("xMMETHOD".utf8)) && !MethodOverride.mentionsMethodOrEscape(Data("metho d".utf8)))
+        #expect(
+            MethodOverride.mentionsMethodOrEscape(Data("xMMETHOD".utf8)) && !MethodOverride.mentionsMethodOrEscape(Data("metho d".utf8)))
         let part = "--b\r\nContent-Disposition: form-data; name=\"_METHOD\"\r\n\r\nDELETE\r\n--b--\r\n"
         #expect(MethodOverride.inBody(Data(part.utf8), contentType: "multipart/form-data; boundary=b"))
-        #expect(MethodOverride.inBody(Data(part.replacingOccurrences(of: "_METHOD", with: ".method").utf8), contentType: "multipart/form-data; boundary=b"))
-        #expect(!MethodOverride.inBody(Data(part.replacingOccurrences(of: "_METHOD", with: "title").utf8), contentType: "multipart/form-data; boundary=b"))
+        #expect(
+            MethodOverride.inBody(
+                Data(part.replacingOccurrences(of: "_METHOD", with: ".method").utf8), contentType: "multipart/form-data; boundary=b"))
+        #expect(
+            !MethodOverride.inBody(
+                Data(part.replacingOccurrences(of: "_METHOD", with: "title").utf8), contentType: "multipart/form-data; boundary=b"))
     }
 
     @Test func patternsMatchSegments() throws {
@@ -90,7 +99,8 @@ import WardenStore
     }
 
     @Test func pricesAndGatewaySettingsParse() throws {
-        let config = try ConfigLoader.parse("""
+        let config = try ConfigLoader.parse(
+            """
             [gateway]
             upstream_timeout_seconds = 30
             [prices.openai]

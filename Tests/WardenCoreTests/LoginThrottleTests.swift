@@ -7,7 +7,8 @@ import Testing
 @Suite struct LoginThrottleTests {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func admitted(_ throttle: LoginThrottle, _ account: String, _ address: String, at offset: TimeInterval) async -> LoginThrottle.Attempt? {
+    func admitted(_ throttle: LoginThrottle, _ account: String, _ address: String, at offset: TimeInterval) async -> LoginThrottle.Attempt?
+    {
         if case .success(let attempt) = await throttle.admit(account: account, address: address, now: start.addingTimeInterval(offset)) {
             return attempt
         }
@@ -25,8 +26,11 @@ import Testing
             #expect(await admitted(throttle, account, "203.0.113.9", at: 60 + Double(i) * 31) != nil, "failure \(i) refused")
         }
         // ...and that address is refused for every account until its oldest failure is 15 minutes old.
-        guard case .failure(let wait) = await throttle.admit(account: "new@example.com", address: "203.0.113.9",
-                                                             now: start.addingTimeInterval(400)) else {
+        guard
+            case .failure(let wait) = await throttle.admit(
+                account: "new@example.com", address: "203.0.113.9",
+                now: start.addingTimeInterval(400))
+        else {
             Issue.record("the 11th failure from one address was admitted"); return
         }
         #expect(wait.seconds == 60 + 900 - 400)
@@ -60,25 +64,37 @@ import Testing
         let token = try #require(await throttle.succeeded(attempt, issueDevice: true))
         for i in 0..<10 { _ = await admitted(throttle, "owner@example.com", "127.0.0.1", at: 10 + Double(i) * 31) }
         #expect(await admitted(throttle, "owner@example.com", "127.0.0.1", at: 400) == nil, "the shared address is not held")
-        guard case .success(let owner) = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
-                                                              now: start.addingTimeInterval(400)) else {
+        guard
+            case .success(let owner) = await throttle.admit(
+                account: "owner@example.com", address: "127.0.0.1", device: token,
+                now: start.addingTimeInterval(400))
+        else {
             Issue.record("the owner's device token was refused"); return
         }
         #expect(await throttle.succeeded(owner, issueDevice: true) == token)
         // The token is the account's only: another account's logins get nothing from it.
-        guard case .failure = await throttle.admit(account: "other@example.com", address: "127.0.0.1", device: token,
-                                                   now: start.addingTimeInterval(400)) else {
+        guard
+            case .failure = await throttle.admit(
+                account: "other@example.com", address: "127.0.0.1", device: token,
+                now: start.addingTimeInterval(400))
+        else {
             Issue.record("a device token opened another account"); return
         }
         // A token guessed with 5 times is forgotten.
         for i in 0..<5 {
-            guard case .success = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
-                                                       now: start.addingTimeInterval(401 + Double(i))) else {
+            guard
+                case .success = await throttle.admit(
+                    account: "owner@example.com", address: "127.0.0.1", device: token,
+                    now: start.addingTimeInterval(401 + Double(i)))
+            else {
                 Issue.record("failure \(i) with the device token was refused"); return
             }
         }
-        guard case .failure = await throttle.admit(account: "owner@example.com", address: "127.0.0.1", device: token,
-                                                   now: start.addingTimeInterval(410)) else {
+        guard
+            case .failure = await throttle.admit(
+                account: "owner@example.com", address: "127.0.0.1", device: token,
+                now: start.addingTimeInterval(410))
+        else {
             Issue.record("a device token allowed a 6th failure"); return
         }
         let plain = await admitted(throttle, "third@example.com", "192.0.2.9", at: 420)

@@ -13,8 +13,9 @@ import Testing
     /// The reference implementation's Argon2id vector (version 0x13, t=2, m=64 MiB, p=1).
     @Test func matchesTheReferenceVector() throws {
         let parameters = Argon2Parameters(memoryKiB: 1 << 16, iterations: 2, parallelism: 1)
-        #expect(try derive("password", salt: "somesalt", parameters)
-            == "09316115d5cf24ed5a15a31a3ba326e5cf32edc24702987c02b6566f61913cf7")
+        #expect(
+            try derive("password", salt: "somesalt", parameters)
+                == "09316115d5cf24ed5a15a31a3ba326e5cf32edc24702987c02b6566f61913cf7")
     }
 
     @Test func dependsOnPassphraseSaltAndCost() throws {
@@ -22,8 +23,10 @@ import Testing
         #expect(base == "feeaf97cb10b51bd5e5e44fda0a1eaaba807199f4f87081b8f8ab221c08d6987")
         #expect(try derive("correct horse battery!", salt: "0123456789abcdef", small) != base)
         #expect(try derive("correct horse battery", salt: "0123456789abcdeF", small) != base)
-        #expect(try derive("correct horse battery", salt: "0123456789abcdef",
-                           Argon2Parameters(memoryKiB: 64, iterations: 2, parallelism: 1)) != base)
+        #expect(
+            try derive(
+                "correct horse battery", salt: "0123456789abcdef",
+                Argon2Parameters(memoryKiB: 64, iterations: 2, parallelism: 1)) != base)
     }
 
     @Test func refusesParametersOutOfRange() {

@@ -14,7 +14,8 @@ import WardenCrypto
 
     @Test func keccakCrossesTheRateBoundary() {
         // 200 bytes: more than one 136-byte block (value from eth-hash).
-        #expect(Hex.encode(Keccak256.hash((0..<200).map { UInt8($0) }))
+        #expect(
+            Hex.encode(Keccak256.hash((0..<200).map { UInt8($0) }))
                 == "bfb0aa97863e797943cf7c33bb7e880bb4543f3d2703c0923c6901c2af57b890")
         // SHA3-256("") differs: the padding is Keccak's, not SHA-3's.
         #expect(Hex.encode(Keccak256.hash([UInt8]())) != "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a")

@@ -28,7 +28,9 @@ final class APIHarness: @unchecked Sendable {
     var services: WardenServices { env.services }
 
     @discardableResult
-    func createUser(_ email: String, password: String = "initial-password-1", mustReset: Bool = false, admin: Bool = false) async throws -> UserRecord {
+    func createUser(_ email: String, password: String = "initial-password-1", mustReset: Bool = false, admin: Bool = false) async throws
+        -> UserRecord
+    {
         try await services.accounts.createUser(email: email, password: password, mustReset: mustReset, admin: admin).user
     }
 
@@ -57,8 +59,10 @@ struct APIClient: @unchecked Sendable {
     let harness: APIHarness
 
     @discardableResult
-    func call(_ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil,
-              headers extra: HTTPFields = [:]) async throws -> Reply {
+    func call(
+        _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: Any? = nil, raw: String? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> Reply {
         var headers = extra
         if let token { headers[.authorization] = "Bearer \(token)" }
         var body: ByteBuffer?

@@ -14,12 +14,15 @@ import WardenCore
             let a = try await api.login("a@example.com")
             let b = try await api.login("b@example.com")
             let c = try await api.login("c@example.com")
-            let cred = try await api.call(.post, "/api/v1/credentials", token: b,
-                                          json: ["venue": "openai", "label": "b-key", "secret": ["api_key": "sk-b"]])
+            let cred = try await api.call(
+                .post, "/api/v1/credentials", token: b,
+                json: ["venue": "openai", "label": "b-key", "secret": ["api_key": "sk-b"]])
             let id = try #require(cred.json["id"] as? String)
-            let key = try await api.call(.post, "/api/v1/agent-keys", token: b, json: ["name": "k", "credential_ids": [id], "access": "read"])
+            let key = try await api.call(
+                .post, "/api/v1/agent-keys", token: b, json: ["name": "k", "credential_ids": [id], "access": "read"])
             let keyID = try #require(key.json["id"] as? String)
-            let grant = try await api.call(.post, "/api/v1/credentials/\(id)/grants", token: b, json: ["email": "c@example.com", "access": "read"])
+            let grant = try await api.call(
+                .post, "/api/v1/credentials/\(id)/grants", token: b, json: ["email": "c@example.com", "access": "read"])
             let grantID = try #require(grant.json["id"] as? String)
 
             // A: 404 everywhere, so ids cannot be probed; nothing changes.
@@ -27,10 +30,15 @@ import WardenCore
             #expect(try await api.call(.patch, "/api/v1/credentials/\(id)", token: a, json: ["label": "mine"]).status == .notFound)
             #expect(try await api.call(.delete, "/api/v1/credentials/\(id)", token: a).status == .notFound)
             #expect(try await api.call(.get, "/api/v1/credentials/\(id)/grants", token: a).status == .notFound)
-            #expect(try await api.call(.post, "/api/v1/credentials/\(id)/grants", token: a, json: ["email": "a@example.com", "access": "trade"]).status == .notFound)
+            #expect(
+                try await api.call(
+                    .post, "/api/v1/credentials/\(id)/grants", token: a, json: ["email": "a@example.com", "access": "trade"]
+                ).status == .notFound)
             #expect(try await api.call(.delete, "/api/v1/credentials/\(id)/grants/\(grantID)", token: a).status == .notFound)
             #expect(try await api.call(.delete, "/api/v1/agent-keys/\(keyID)", token: a).status == .notFound)
-            #expect(try await api.call(.post, "/api/v1/agent-keys", token: a, json: ["name": "x", "credential_ids": [id], "access": "read"]).status == .notFound)
+            #expect(
+                try await api.call(.post, "/api/v1/agent-keys", token: a, json: ["name": "x", "credential_ids": [id], "access": "read"])
+                    .status == .notFound)
             let aList = try await api.call(.get, "/api/v1/credentials", token: a)
             #expect(!aList.text.contains(id))
             #expect(!(try await api.call(.get, "/api/v1/agent-keys", token: a)).text.contains(keyID))
@@ -43,11 +51,19 @@ import WardenCore
             #expect(seen.status == .ok && seen.json["access"] as? String == "read" && !seen.text.contains("sk-b"))
             #expect(try await api.call(.patch, "/api/v1/credentials/\(id)", token: c, json: ["label": "x"]).status == .forbidden)
             #expect(try await api.call(.delete, "/api/v1/credentials/\(id)", token: c).status == .forbidden)
-            #expect(try await api.call(.post, "/api/v1/credentials/\(id)/grants", token: c, json: ["email": "a@example.com", "access": "read"]).status == .forbidden)
-            #expect(try await api.call(.post, "/api/v1/credentials/\(id)/grants", token: c, json: ["email": "c@example.com", "access": "trade"]).status == .forbidden)
-            let tradeKey = try await api.call(.post, "/api/v1/agent-keys", token: c, json: ["name": "t", "credential_ids": [id], "access": "trade"])
+            #expect(
+                try await api.call(.post, "/api/v1/credentials/\(id)/grants", token: c, json: ["email": "a@example.com", "access": "read"])
+                    .status == .forbidden)
+            #expect(
+                try await api.call(
+                    .post, "/api/v1/credentials/\(id)/grants", token: c, json: ["email": "c@example.com", "access": "trade"]
+                ).status == .forbidden)
+            let tradeKey = try await api.call(
+                .post, "/api/v1/agent-keys", token: c, json: ["name": "t", "credential_ids": [id], "access": "trade"])
             #expect(tradeKey.status == .forbidden && tradeKey.code == "grant_too_narrow")
-            #expect(try await api.call(.post, "/api/v1/agent-keys", token: c, json: ["name": "r", "credential_ids": [id], "access": "read"]).status == .created)
+            #expect(
+                try await api.call(.post, "/api/v1/agent-keys", token: c, json: ["name": "r", "credential_ids": [id], "access": "read"])
+                    .status == .created)
 
             // B revokes the share: C no longer sees it.
             #expect(try await api.call(.delete, "/api/v1/credentials/\(id)/grants/\(grantID)", token: b).status == .noContent)

@@ -26,8 +26,17 @@ import WardenCore
                 ("missing field", ["venue": "binance", "label": "x", "secret": ["api_key": "k"]], nil, "secret.api_secret"),
                 ("extra field", ["venue": "openai", "label": "x", "secret": ["api_key": "k", "password": "p"]], nil, "secret.password"),
                 ("empty field", ["venue": "openai", "label": "x", "secret": ["api_key": "  "]], nil, "secret.api_key"),
-                ("bad PEM", ["venue": "kalshi", "label": "x", "secret": ["key_id": "k", "private_key_pem": pem]], nil, "secret.private_key_pem"),
-                ("bad address", ["venue": "polymarket", "label": "x", "secret": ["api_key": "a", "api_secret": "b", "passphrase": "c", "address": "0x12"]], nil, "secret.address"),
+                (
+                    "bad PEM", ["venue": "kalshi", "label": "x", "secret": ["key_id": "k", "private_key_pem": pem]], nil,
+                    "secret.private_key_pem"
+                ),
+                (
+                    "bad address",
+                    [
+                        "venue": "polymarket", "label": "x",
+                        "secret": ["api_key": "a", "api_secret": "b", "passphrase": "c", "address": "0x12"],
+                    ], nil, "secret.address"
+                ),
                 ("empty label", ["venue": "openai", "label": "", "secret": ["api_key": "k"]], nil, "label"),
                 ("long label", ["venue": "openai", "label": String(repeating: "x", count: 101), "secret": ["api_key": "k"]], nil, "label"),
                 ("control char in label", ["venue": "openai", "label": "a\u{0007}b", "secret": ["api_key": "k"]], nil, "label"),
@@ -40,14 +49,16 @@ import WardenCore
                 #expect(reply.headers[.contentType] == "application/problem+json", "\(name)")
                 #expect(reply.field == expected || reply.code == expected, "\(name): \(reply.text)")
             }
-            let big = try await api.call(.post, "/api/v1/credentials", token: token,
-                                         raw: "{\"venue\":\"openai\",\"label\":\"" + String(repeating: "x", count: 1_000_000) + "\"}")
+            let big = try await api.call(
+                .post, "/api/v1/credentials", token: token,
+                raw: "{\"venue\":\"openai\",\"label\":\"" + String(repeating: "x", count: 1_000_000) + "\"}")
             #expect(big.status == .contentTooLarge && big.code == "payload_too_large")
             let list = try await api.call(.get, "/api/v1/credentials", token: token)
             #expect((list.json["credentials"] as? [Any])?.isEmpty == true, "a refused request stored something")
             // Unicode that is fine is kept as sent.
-            let ok = try await api.call(.post, "/api/v1/credentials", token: token,
-                                        json: ["venue": "github", "label": "Zürich 東京 🚀", "secret": ["token": "ghp_x"]])
+            let ok = try await api.call(
+                .post, "/api/v1/credentials", token: token,
+                json: ["venue": "github", "label": "Zürich 東京 🚀", "secret": ["token": "ghp_x"]])
             #expect(ok.status == .created && ok.json["label"] as? String == "Zürich 東京 🚀")
         }
         try await h.close()
@@ -55,7 +66,9 @@ import WardenCore
 
     @Test func badEmailsAndProfilesAreRefused() async throws {
         let h = try await APIHarness()
-        for email in ["no-at-sign", "a@b", "zero\u{200B}width@example.com", "ctl\u{0001}@example.com", "two@@example.com", "sp ace@example.com", ""] {
+        for email in [
+            "no-at-sign", "a@b", "zero\u{200B}width@example.com", "ctl\u{0001}@example.com", "two@@example.com", "sp ace@example.com", "",
+        ] {
             await #expect(throws: WardenError.self, "\(email) accepted") {
                 try await h.services.accounts.createUser(email: email, password: "long-enough-pass", mustReset: false, admin: false)
             }
@@ -63,7 +76,8 @@ import WardenCore
         // Case and composition variants are the same account.
         try await h.createUser("Ünïcode@Example.com")
         await #expect(throws: WardenError.self) {
-            try await h.services.accounts.createUser(email: "u\u{0308}nïcode@example.com".uppercased(), password: "long-enough-pass", mustReset: false, admin: false)
+            try await h.services.accounts.createUser(
+                email: "u\u{0308}nïcode@example.com".uppercased(), password: "long-enough-pass", mustReset: false, admin: false)
         }
         try await h.createUser("p@example.com")
         try await h.run { api in
@@ -108,7 +122,8 @@ import WardenCore
         var answers: [String] = []
         for _ in 0..<12 { answers.append(await status("wrong-password-123", from: "203.0.113.9")) }
         // 5 free failures, then the account's 30 s spacing; the address never got near its own limit of 10.
-        #expect(answers == Array(repeating: "invalid_credentials", count: 5) + Array(repeating: "too_many_attempts", count: 7), "\(answers)")
+        #expect(
+            answers == Array(repeating: "invalid_credentials", count: 5) + Array(repeating: "too_many_attempts", count: 7), "\(answers)")
         #expect(await status("initial-password-1", from: "203.0.113.9") == "too_many_attempts")
         #expect(await status("initial-password-1", from: "198.51.100.7") == "too_many_attempts")  // a new address waits its turn
         #expect(await status("initial-password-1", from: "10.0.0.1") == "ok")  // the owner's known address does not
@@ -119,14 +134,16 @@ import WardenCore
         let h = try await APIHarness()
         try await h.createUser("l@example.com")
         try await h.run { api in
-            let unknown = try await api.call(.post, "/api/v1/auth/login", json: ["email": "nobody@example.com", "password": "whatever-whatever"])
+            let unknown = try await api.call(
+                .post, "/api/v1/auth/login", json: ["email": "nobody@example.com", "password": "whatever-whatever"])
             let wrong = try await api.call(.post, "/api/v1/auth/login", json: ["email": "l@example.com", "password": "whatever-whatever"])
             #expect(unknown.status == .unauthorized && wrong.status == .unauthorized)
             #expect(unknown.text == wrong.text, "unknown email and wrong password must look the same")
             for _ in 0..<4 {
                 _ = try await api.call(.post, "/api/v1/auth/login", json: ["email": "l@example.com", "password": "whatever-whatever"])
             }
-            let throttled = try await api.call(.post, "/api/v1/auth/login", json: ["email": "l@example.com", "password": "initial-password-1"])
+            let throttled = try await api.call(
+                .post, "/api/v1/auth/login", json: ["email": "l@example.com", "password": "initial-password-1"])
             #expect(throttled.status == .tooManyRequests && throttled.code == "too_many_attempts")
             #expect(Int(throttled.headers[.retryAfter] ?? "") ?? 0 > 0)
         }

@@ -10,8 +10,10 @@ import WardenCore
         try await h.createUser("run@example.com")
         try await h.run { api in
             let token = try await api.login("run@example.com")
-            let openai = try await api.call(.post, "/api/v1/credentials", token: token, json: ["venue": "openai", "label": "o", "secret": ["api_key": "sk"]])
-            let github = try await api.call(.post, "/api/v1/credentials", token: token, json: ["venue": "github", "label": "g", "secret": ["token": "t"]])
+            let openai = try await api.call(
+                .post, "/api/v1/credentials", token: token, json: ["venue": "openai", "label": "o", "secret": ["api_key": "sk"]])
+            let github = try await api.call(
+                .post, "/api/v1/credentials", token: token, json: ["venue": "github", "label": "g", "secret": ["token": "t"]])
             let openaiID = try #require(openai.json["id"] as? String), githubID = try #require(github.json["id"] as? String)
 
             // From a session: all own venues by default.
@@ -20,11 +22,13 @@ import WardenCore
             #expect(Set(all.json["venues"] as? [String] ?? []) == ["openai", "github"])
 
             // A read key with an expiry, bound to OpenAI only...
-            let parent = try await api.call(.post, "/api/v1/agent-keys", token: token,
-                                            json: ["name": "p", "credential_ids": [openaiID], "access": "read", "expires_in_days": 1, "daily_budget_usd": 2])
+            let parent = try await api.call(
+                .post, "/api/v1/agent-keys", token: token,
+                json: ["name": "p", "credential_ids": [openaiID], "access": "read", "expires_in_days": 1, "daily_budget_usd": 2])
             let parentKey = try #require(parent.json["key"] as? String)
             // ...mints a narrower child: same access, no later expiry, same budget, a parent link.
-            let child = try await api.call(.post, "/api/v1/agent-keys/child", json: ["ttl_seconds": 30 * 86_400], headers: [.init("X-Warden-Key")!: parentKey])
+            let child = try await api.call(
+                .post, "/api/v1/agent-keys/child", json: ["ttl_seconds": 30 * 86_400], headers: [.init("X-Warden-Key")!: parentKey])
             #expect(child.status == .created, "\(child.text)")
             #expect(child.json["access"] as? String == "read")
             #expect(child.json["venues"] as? [String] == ["openai"])
@@ -36,10 +40,14 @@ import WardenCore
             #expect(childRecord.parentID == parentRecord.id)
 
             // It cannot reach beyond its parent, nor reach the management API.
-            let wider = try await api.call(.post, "/api/v1/agent-keys/child", json: ["venues": ["github"]], headers: [.init("X-Warden-Key")!: childKey])
+            let wider = try await api.call(
+                .post, "/api/v1/agent-keys/child", json: ["venues": ["github"]], headers: [.init("X-Warden-Key")!: childKey])
             #expect(wider.status == .forbidden && wider.code == "outside_scope")
-            #expect(try await api.call(.post, "/api/v1/agent-keys", token: childKey,
-                                       json: ["name": "x", "credential_ids": [githubID], "access": "trade"]).status == .unauthorized)
+            #expect(
+                try await api.call(
+                    .post, "/api/v1/agent-keys", token: childKey,
+                    json: ["name": "x", "credential_ids": [githubID], "access": "trade"]
+                ).status == .unauthorized)
             #expect(try await api.call(.get, "/api/v1/credentials", token: childKey).status == .unauthorized)
             let grandchild = try await api.call(.post, "/api/v1/agent-keys/child", token: childKey, json: ["ttl_seconds": 600])
             #expect(grandchild.status == .created && grandchild.json["access"] as? String == "read")
@@ -47,9 +55,11 @@ import WardenCore
             // Bad TTLs are named; revoking itself works once.
             let badTTL = try await api.call(.post, "/api/v1/agent-keys/child", token: token, json: ["ttl_seconds": 4])
             #expect(badTTL.status == .badRequest && badTTL.field == "ttl_seconds")
-            #expect(try await api.call(.delete, "/api/v1/agent-keys/self", headers: [.init("X-Warden-Key")!: childKey]).status == .noContent)
+            #expect(
+                try await api.call(.delete, "/api/v1/agent-keys/self", headers: [.init("X-Warden-Key")!: childKey]).status == .noContent)
             #expect(try await h.services.agentKeys.lookup(childKey) == nil)
-            #expect(try await api.call(.delete, "/api/v1/agent-keys/self", headers: [.init("X-Warden-Key")!: childKey]).status == .unauthorized)
+            #expect(
+                try await api.call(.delete, "/api/v1/agent-keys/self", headers: [.init("X-Warden-Key")!: childKey]).status == .unauthorized)
         }
         try await h.close()
     }

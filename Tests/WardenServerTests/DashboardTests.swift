@@ -24,11 +24,14 @@ import WardenStore
             var raw: String?
             if var form {
                 if withCSRF { form["csrf"] = csrf }
-                raw = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+                raw = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(
+                    separator: "&")
                 headers[.contentType] = "application/x-www-form-urlencoded"
             }
-            let reply = try await api.client.execute(uri: path, method: method, headers: headers,
-                                                     body: raw.map { ByteBuffer(string: $0) }) { response in
+            let reply = try await api.client.execute(
+                uri: path, method: method, headers: headers,
+                body: raw.map { ByteBuffer(string: $0) }
+            ) { response in
                 Reply(status: response.status, headers: response.headers, text: String(buffer: response.body))
             }
             for value in reply.headers[values: .setCookie] {
@@ -54,14 +57,18 @@ import WardenStore
         let h = try await APIHarness()
         let user = try await h.createUser("filters@example.com")
         for outcome in Outcome.allCases {
-            try await h.services.audit.append(AuditEntry(actor: "key:k", owner: user.id, action: GatewayStep.result.rawValue,
-                                                         target: "openai", outcome: outcome))
+            try await h.services.audit.append(
+                AuditEntry(
+                    actor: "key:k", owner: user.id, action: GatewayStep.result.rawValue,
+                    target: "openai", outcome: outcome))
         }
         try await h.run { api in
             let browser = Browser(api)
             try await browser.logIn("filters@example.com")
             let everything = try await browser.go(.get, "/activity").text
-            for outcome in Outcome.allCases { #expect(everything.contains("<tr class=\"\(outcome.rawValue)\">"), "\(outcome) missing from All") }
+            for outcome in Outcome.allCases {
+                #expect(everything.contains("<tr class=\"\(outcome.rawValue)\">"), "\(outcome) missing from All")
+            }
             for verdict in Outcome.Verdict.allCases {
                 let page = try await browser.go(.get, "/activity?decision=\(verdict.rawValue)").text
                 #expect(page.contains("<option value=\"\(verdict.rawValue)\" selected>\(verdict.label)</option>"))
@@ -101,13 +108,19 @@ import WardenStore
             let browser = Browser(api)
             try await browser.logIn("csrf@example.com")
             try await browser.go(.get, "/settings")
-            let forged = try await browser.go(.post, "/settings", form: ["max_leg_usd": "1", "daily_cap_usd": "2", "min_net_edge_cents": "1",
-                                                                        "starting_balance_usd": "1", "fee_bps": "1", "slippage_bps": "1"], withCSRF: false)
+            let forged = try await browser.go(
+                .post, "/settings",
+                form: [
+                    "max_leg_usd": "1", "daily_cap_usd": "2", "min_net_edge_cents": "1",
+                    "starting_balance_usd": "1", "fee_bps": "1", "slippage_bps": "1",
+                ], withCSRF: false)
             #expect(forged.status == .forbidden)
             browser.csrf = String(repeating: "0", count: 64)
             let wrong = try await browser.go(.post, "/credentials", form: ["venue": "openai", "label": "x", "api_key": "sk-x"])
             #expect(wrong.status == .forbidden)
-            #expect(try await h.services.profiles.get(userID: try #require(try await h.services.accounts.listUsers().first).id).maxLegUSD == USD(dollars: 100))
+            #expect(
+                try await h.services.profiles.get(userID: try #require(try await h.services.accounts.listUsers().first).id).maxLegUSD
+                    == USD(dollars: 100))
             #expect(try await browser.go(.get, "/credentials").text.contains("No credentials yet."))
         }
         try await h.close()
@@ -120,8 +133,11 @@ import WardenStore
             let browser = Browser(api)
             try await browser.logIn("xss@example.com")
             try await browser.go(.get, "/credentials/new?venue=binance")
-            let saved = try await browser.go(.post, "/credentials", form: [
-                "venue": "binance", "label": "<script>alert(1)</script>", "api_key": "AK-PLANTED-0001", "api_secret": "SK-PLANTED-0002"])
+            let saved = try await browser.go(
+                .post, "/credentials",
+                form: [
+                    "venue": "binance", "label": "<script>alert(1)</script>", "api_key": "AK-PLANTED-0001", "api_secret": "SK-PLANTED-0002",
+                ])
             #expect(saved.status == .seeOther)
             var pages = ""
             for path in ["/credentials", "/keys", "/activity", "/settings"] { pages += try await browser.go(.get, path).text }
@@ -171,7 +187,8 @@ import WardenStore
             }
             let token = try await api.login("boss@example.com")
             for action in ["user.create", "user.disable", "user.enable", "user.reset_password"] {
-                let rows = try #require(try await api.call(.get, "/api/v1/audit?action=\(action)", token: token).json["entries"] as? [[String: Any]])
+                let rows = try #require(
+                    try await api.call(.get, "/api/v1/audit?action=\(action)", token: token).json["entries"] as? [[String: Any]])
                 // Newest first: the dashboard's row (the harness made the first two users as the CLI does).
                 #expect(rows.first?["actor_id"] as? String == admin.id, "\(action) does not name the administrator: \(rows)")
                 #expect((rows.first?["detail"] as? String)?.contains("dashboard") == true, "\(action): \(rows)")
@@ -190,8 +207,12 @@ import WardenStore
             try await browser.go(.get, "/password")
             let short = try await browser.go(.post, "/password", form: ["current_password": "initial-password-1", "new_password": "short"])
             #expect(short.status == .badRequest && short.text.contains("new_password"))
-            let changed = try await browser.go(.post, "/password", form: ["current_password": "initial-password-1",
-                                                                          "new_password": "a-brand-new-password"])
+            let changed = try await browser.go(
+                .post, "/password",
+                form: [
+                    "current_password": "initial-password-1",
+                    "new_password": "a-brand-new-password",
+                ])
             #expect(changed.headers[.location] == "/activity")
             #expect(try await browser.go(.get, "/keys").status == .ok)
         }

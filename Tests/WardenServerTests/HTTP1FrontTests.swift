@@ -33,8 +33,10 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
     /// The front's cap on a streamed body; `/echo` itself takes at most 4096 bytes.
     static let cap = 16 * 1024 * 1024
 
-    static func app(clientTimeout: TimeAmount = .seconds(60),
-                    onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+    static func app(
+        clientTimeout: TimeAmount = .seconds(60),
+        onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
         router.get("/hello") { _, _ -> String in "hello" }
         router.post("/echo") { request, _ -> Response in
@@ -70,18 +72,22 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             return "slow"
         }
         router.get("/stream") { _, _ -> Response in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "first-part"))
-                try await Task.sleep(for: .milliseconds(300))
-                try await writer.write(ByteBuffer(string: "second-part"))
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "first-part"))
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await writer.write(ByteBuffer(string: "second-part"))
+                    try await writer.finish(nil)
+                })
         }
         router.get("/broken-stream") { _, _ -> Response in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "first-part"))
-                throw Failure()
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "first-part"))
+                    throw Failure()
+                })
         }
         router.get("/fails") { _, _ -> String in throw Failure() }
         router.get("/big") { _, _ -> Response in
@@ -89,20 +95,23 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             return Response(status: .ok, body: .init(byteBuffer: bigAnswer))
         }
         router.get("/flood") { _, _ -> Response in
-            Response(status: .ok, body: ResponseBody { writer in
-                let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
-                for _ in 0..<(256 * 16) {  // 256 MiB
-                    try await writer.write(chunk)
-                    _ = flooded.add(chunk.readableBytes, ordering: .relaxed)
-                }
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    let chunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
+                    for _ in 0..<(256 * 16) {  // 256 MiB
+                        try await writer.write(chunk)
+                        _ = flooded.add(chunk.readableBytes, ordering: .relaxed)
+                    }
+                    try await writer.finish(nil)
+                })
         }
         let responder = router.buildResponder()
         let front = FrontResponder(responder, serverName: "warden", logger: Logger(label: "test"))
-        return Application(responder: responder, server: .front(front, bodyCap: cap, clientTimeout: clientTimeout),
-                           configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                           onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) })
+        return Application(
+            responder: responder, server: .front(front, bodyCap: cap, clientTimeout: clientTimeout),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) })
     }
 
     static func withFront(clientTimeout: TimeAmount = .seconds(60), _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
@@ -197,8 +206,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             _ = try await connection.read { $0.contains("too large") }
             // Chunked (streamed to the route), over the limit across two chunks: the rest is dropped.
             let chunk = String(repeating: "y", count: 3000)
-            try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + "bb8\r\n\(chunk)\r\nbb8\r\n\(chunk)\r\n0\r\n\r\n")
+            try await connection.send(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "bb8\r\n\(chunk)\r\nbb8\r\n\(chunk)\r\n0\r\n\r\n")
             _ = try await connection.read { $0.components(separatedBy: "too large").count == 3 }
             // Exactly the limit is read whole, on the same connection.
             let fits = String(repeating: "w", count: 4096)
@@ -217,8 +227,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             for _ in 0..<(length / 65536) { try await connection.send(String(repeating: "z", count: 65536)) }
             _ = try await connection.read { $0.hasSuffix("\r\n\r\n\(length)") }
             let part = String(repeating: "q", count: 200_000)
-            try await connection.send("POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + "30d40\r\n\(part)\r\n30d40\r\n\(part)\r\n0\r\n\r\n")
+            try await connection.send(
+                "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "30d40\r\n\(part)\r\n30d40\r\n\(part)\r\n0\r\n\r\n")
             _ = try await connection.read { $0.hasSuffix("\r\n\r\n400000") }
         }
     }
@@ -266,8 +277,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
     @Test func aChunkedBodyPipelinedBehindASlowCallReachesItsRouteWhole() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
-            try await connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-                + "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            try await connection.send(
+                "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
             let text = try await connection.read { $0.components(separatedBy: "HTTP/1.1 200").count == 3 && $0.hasSuffix("\r\n\r\n11") }
             #expect(text.contains("slow") && !connection.closed, "\(text)")
         }
@@ -331,8 +343,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
     @Test func aRequestPipelinedAfterAClosingOneIsNotAnswered() async throws {
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
-            try await connection.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nlater")
+            try await connection.send(
+                "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nlater")
             let text = try await connection.read { _ in connection.closed }
             // SwiftNIO's parser calls bytes after a closing request an error (a 400 may follow); the
             // route never runs.
@@ -345,8 +358,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
         try await Self.withFront { port in
             let connection = try await RawConnection.open(port: port)
             // Pipelined: a body sent after the HEAD answer would be read as the start of the next one.
-            try await connection.send("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nHEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n"
-                + "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await connection.send(
+                "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nHEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             let text = try await connection.read { $0.hasSuffix("hello") }
             let answers = text.components(separatedBy: "HTTP/1.1 200 OK\r\n")
             #expect(answers.count == 4, "three answers: \(text)")
@@ -363,9 +377,11 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
         // A second Host stays in the fields, which is how the front tells it (and refuses the request).
         #expect(origin.headerFields[HTTPField.Name("x-custom")!] == "1" && origin.headerFields[values: CallHandler.hostField] == ["second"])
         headers = ["Host": "x"]
-        let absolute = try #require(CallHandler.request(HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://x/p?q=1", headers: headers)))
+        let absolute = try #require(
+            CallHandler.request(HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://x/p?q=1", headers: headers)))
         #expect(absolute.path == "/p?q=1")
-        #expect(CallHandler.request(HTTPRequestHead(version: .http1_1, method: .RAW(value: "NOT A TOKEN"), uri: "/", headers: headers)) == nil)
+        #expect(
+            CallHandler.request(HTTPRequestHead(version: .http1_1, method: .RAW(value: "NOT A TOKEN"), uri: "/", headers: headers)) == nil)
     }
 
     @Test func answersAMalformedRequestWith400AndCloses() async throws {
@@ -392,8 +408,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             let connection = try await RawConnection.open(port: port)
             // Slow calls between quick ones, sent in three writes: later heads arrive while answers are awaited.
             for round in 0..<3 {
-                try await connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\(round)a"
-                    + "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nb\(round)b")
+                try await connection.send(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\(round)a"
+                        + "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nb\(round)b")
             }
             let text = try await connection.read { $0.components(separatedBy: "HTTP/1.1 200").count == 10 && $0.hasSuffix("b2b") }
             let bodies = text.components(separatedBy: "HTTP/1.1 200").dropFirst().map { $0.components(separatedBy: "\r\n\r\n").last ?? "" }
@@ -483,8 +500,10 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
 
     @Test func aGracefulStopFinishesTheCallInFlightAndClosesIdleConnections() async throws {
         let port = NIOLockedValueBox(0)
-        let group = ServiceGroup(configuration: .init(services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
-                                                      logger: Logger(label: "test")))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
+                logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var bound = 0
@@ -501,7 +520,9 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
             // The call is now in flight for 150 ms.
             await group.triggerGracefulShutdown()
             let answered = try await busy.read { _ in busy.closed }
-            #expect(answered.hasPrefix("HTTP/1.1 200") && answered.hasSuffix("slow"), "the call in flight is answered, then the connection closes")
+            #expect(
+                answered.hasPrefix("HTTP/1.1 200") && answered.hasSuffix("slow"),
+                "the call in flight is answered, then the connection closes")
             let nothing = try await idle.read { _ in idle.closed }
             #expect(nothing.isEmpty)
             try await tasks.next()
@@ -510,8 +531,10 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
 
     @Test func aGracefulStopAnswersTheCallInFlightButNotOnePipelinedBehindIt() async throws {
         let port = NIOLockedValueBox(0)
-        let group = ServiceGroup(configuration: .init(services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
-                                                      logger: Logger(label: "test")))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [Self.app { bound in port.withLockedValue { $0 = bound } }],
+                logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var bound = 0
@@ -627,11 +650,13 @@ final class FrontWire: Sendable {
         }
         // As the gateway answers a HEAD whose upstream answered chunked: a streamed body, no length.
         router.head("/chunked") { _, _ -> Response in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "abc"))
-                try await writer.write(ByteBuffer(string: "def"))
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "abc"))
+                    try await writer.write(ByteBuffer(string: "def"))
+                    try await writer.finish(nil)
+                })
         }
         // As the gateway answers a HEAD whose upstream gave a length: kept, and a body written anyway.
         router.head("/sized") { _, _ -> Response in
@@ -641,8 +666,9 @@ final class FrontWire: Sendable {
         let responder = FrontResponder(router.buildResponder(), serverName: "warden", logger: Logger(label: "test"))
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
-            try HTTP1Front.addHandlers(to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
-                                       clientTimeout: .seconds(60), shutdownGrace: .seconds(1))
+            try HTTP1Front.addHandlers(
+                to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
+                clientTimeout: .seconds(60), shutdownGrace: .seconds(1))
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8472)).get()
         return FrontWire(channel: channel)
@@ -731,8 +757,9 @@ extension HTTP1FrontTests {
             let wire = try await FrontWire.open()
             let (text, closed) = try await wire.exchange(
                 "POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nxyz\r\n0\r\n\r\n" + Self.smuggled)
-            #expect(text == "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
-                + "connection: close\r\n\r\ncut")
+            #expect(
+                text == "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
+                    + "connection: close\r\n\r\ncut")
             #expect(closed)
             await wire.close()
         }
@@ -751,7 +778,8 @@ extension HTTP1FrontTests {
             await over.close()
             // A head of few fields but over 80 KiB.
             let long = try await FrontWire.open()
-            let tooLong = try await long.exchange("GET /hello HTTP/1.1\r\nHost: x\r\nX-Long: \(String(repeating: "a", count: 90_000))\r\n\r\n")
+            let tooLong = try await long.exchange(
+                "GET /hello HTTP/1.1\r\nHost: x\r\nX-Long: \(String(repeating: "a", count: 90_000))\r\n\r\n")
             #expect(tooLong.text == FrontWire.refusal("431 Request Header Fields Too Large") && tooLong.closed)
             await long.close()
         }
@@ -784,13 +812,15 @@ extension HTTP1FrontTests {
 
             let ten = try await FrontWire.open()
             let plain = try await ten.exchange("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody")
-            #expect(plain.text == "HTTP/1.0 200 OK\r\nContent-Length: 4\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
-                + "connection: close\r\n\r\nbody")
+            #expect(
+                plain.text == "HTTP/1.0 200 OK\r\nContent-Length: 4\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n"
+                    + "connection: close\r\n\r\nbody")
             #expect(plain.closed)
             await ten.close()
 
             let unknown = try await FrontWire.open()
-            let refused = try await unknown.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 4\r\n\r\nbody")
+            let refused = try await unknown.exchange(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 4\r\n\r\nbody")
             #expect(refused.text == FrontWire.refusal("417 Expectation Failed") && refused.closed)
             await unknown.close()
         }
@@ -800,8 +830,9 @@ extension HTTP1FrontTests {
             let (text, closed) = try await wire.exchange(
                 "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
             ) { $0.hasSuffix("hello") }
-            #expect(text == FrontWire.ok("slow")
-                + FrontWire.ok("abc").replacing("Content-Type: text/plain; charset=utf-8\r\n", with: "") + FrontWire.ok("hello"))
+            #expect(
+                text == FrontWire.ok("slow")
+                    + FrontWire.ok("abc").replacing("Content-Type: text/plain; charset=utf-8\r\n", with: "") + FrontWire.ok("hello"))
             #expect(!closed)
             await wire.close()
         }
@@ -813,9 +844,10 @@ extension HTTP1FrontTests {
             let (text, closed) = try await wire.exchange(
                 "HEAD /chunked HTTP/1.1\r\nHost: x\r\n\r\nHEAD /sized HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
             ) { $0.hasSuffix("hello") }
-            #expect(text == "HTTP/1.1 200 OK\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\ntransfer-encoding: chunked\r\n\r\n"
-                + "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n\r\n"
-                + FrontWire.ok("hello"))
+            #expect(
+                text == "HTTP/1.1 200 OK\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\ntransfer-encoding: chunked\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDate: *\r\nServer: warden\r\nX-Warden-Request-Id: *\r\n\r\n"
+                    + FrontWire.ok("hello"))
             #expect(!closed)
             await wire.close()
         }
@@ -825,8 +857,9 @@ extension HTTP1FrontTests {
         @Test func aConnectAnswerCarriesNoBodyAndTheConnectionCloses() async throws {
             let wire = try await FrontWire.open()
             let (text, closed) = try await wire.exchange("CONNECT /tunnel HTTP/1.1\r\nHost: x\r\n\r\n" + Self.smuggled)
-            #expect(text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: *\r\nServer: warden\r\n"
-                + "X-Warden-Request-Id: *\r\nconnection: close\r\n\r\n")
+            #expect(
+                text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: *\r\nServer: warden\r\n"
+                    + "X-Warden-Request-Id: *\r\nconnection: close\r\n\r\n")
             #expect(closed)
             await wire.close()
         }

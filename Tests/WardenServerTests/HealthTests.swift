@@ -17,8 +17,9 @@ import WardenStore
         let db = try Database.open(.sqlite(path: path), logger: logger)
         try await Migrator.migrate(db, logger: logger)
         let vault = try await Vault.unseal(database: db, source: .masterKey(.generate()), logger: logger)
-        let settings = ServeSettings(listen: .default, dataDir: "/tmp", database: db.location,
-                                     maxBodyBytes: maxBodyBytes, config: config)
+        let settings = ServeSettings(
+            listen: .default, dataDir: "/tmp", database: db.location,
+            maxBodyBytes: maxBodyBytes, config: config)
         let services = try await WardenServices.make(
             database: db, vault: vault, config: config, environment: environment,
             passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))

@@ -20,17 +20,21 @@ import WardenVenues
         let rootID: String
     }
 
-    static func family(_ api: APIClient, _ email: String, credential: (venue: String, secret: [String: String]) = ("github", ["token": "t"]),
-                       budget: Double? = nil) async throws -> Family {
+    static func family(
+        _ api: APIClient, _ email: String, credential: (venue: String, secret: [String: String]) = ("github", ["token": "t"]),
+        budget: Double? = nil
+    ) async throws -> Family {
         let token = try await api.login(email)
-        let made = try await api.call(.post, "/api/v1/credentials", token: token,
-                                      json: ["venue": credential.venue, "label": "c", "secret": credential.secret])
+        let made = try await api.call(
+            .post, "/api/v1/credentials", token: token,
+            json: ["venue": credential.venue, "label": "c", "secret": credential.secret])
         let credentialID = try #require(made.json["id"] as? String)
         var body: [String: Any] = ["name": "root", "credential_ids": [credentialID], "access": "trade"]
         if let budget { body["daily_budget_usd"] = budget }
         let root = try await api.call(.post, "/api/v1/agent-keys", token: token, json: body)
-        return Family(token: token, credentialID: credentialID, rootKey: try #require(root.json["key"] as? String),
-                      rootID: try #require(root.json["id"] as? String))
+        return Family(
+            token: token, credentialID: credentialID, rootKey: try #require(root.json["key"] as? String),
+            rootID: try #require(root.json["id"] as? String))
     }
 
     static func mint(_ api: APIClient, from key: String) async throws -> Reply {
@@ -54,11 +58,14 @@ import WardenVenues
         }
     }
 
-    static func admission(_ h: APIHarness, _ key: String, venue: String = "github", method: String = "GET",
-                          path: String = "/user") async throws -> Admission {
+    static func admission(
+        _ h: APIHarness, _ key: String, venue: String = "github", method: String = "GET",
+        path: String = "/user"
+    ) async throws -> Admission {
         let adapter = try #require(h.env.gateway.registry.venue(named: venue))
-        return try await h.env.gateway.admit(venue: adapter, method: method, rawPath: path, query: nil,
-                                             headers: [xKey: key], requestID: "test")
+        return try await h.env.gateway.admit(
+            venue: adapter, method: method, rawPath: path, query: nil,
+            headers: [xKey: key], requestID: "test")
     }
 
     @Test func revokingAKeyRevokesEveryKeyMintedFromIt() async throws {
@@ -110,10 +117,11 @@ import WardenVenues
             #expect(try await api.call(.delete, "/api/v1/agent-keys/\(child.id)", token: f.token).status == .noContent)
             // A key whose mint committed just after the revocation wrote its descendants: its row is unrevoked.
             let key = AgentKeys.generateKey()
-            let late = AgentKeyRecord(id: UUID().uuidString.lowercased(), ownerID: try #require(try await h.services.agentKeys.lookup(f.rootKey)).ownerID,
-                                      name: "late", keyHash: h.services.agentKeys.hash(key), keyPrefix: String(key.prefix(8)),
-                                      access: .trade, createdAt: Clock.nowMillis(), expiresAt: nil,
-                                      credentials: ["github": f.credentialID], parentID: child.id, rootID: f.rootID)
+            let late = AgentKeyRecord(
+                id: UUID().uuidString.lowercased(), ownerID: try #require(try await h.services.agentKeys.lookup(f.rootKey)).ownerID,
+                name: "late", keyHash: h.services.agentKeys.hash(key), keyPrefix: String(key.prefix(8)),
+                access: .trade, createdAt: Clock.nowMillis(), expiresAt: nil,
+                credentials: ["github": f.credentialID], parentID: child.id, rootID: f.rootID)
             try await h.env.database.transaction { db in try await AgentKeyRepository(h.env.database).insert(late, on: db) }
             await h.env.gateway.keys.sync()
             #expect(await Self.admit(h, key) == .unauthorized)
@@ -155,8 +163,9 @@ import WardenVenues
             #expect((1...AgentKeys.mintWindowSeconds).contains(wait))
             #expect(try await Self.mint(api, from: f.rootKey).status == .tooManyRequests)
             // Another key of the same owner is another family.
-            let other = try await api.call(.post, "/api/v1/agent-keys", token: f.token,
-                                           json: ["name": "other", "credential_ids": [f.credentialID], "access": "read"])
+            let other = try await api.call(
+                .post, "/api/v1/agent-keys", token: f.token,
+                json: ["name": "other", "credential_ids": [f.credentialID], "access": "read"])
             #expect(try await Self.mint(api, from: try #require(other.json["key"] as? String)).status == .created)
         }
         try await h.close()
@@ -174,9 +183,10 @@ import WardenVenues
             var ids: [String] = []
             for i in 0..<AgentKeys.maxLiveChildKeys {
                 let id = UUID().uuidString.lowercased()
-                let record = AgentKeyRecord(id: id, ownerID: root.ownerID, name: "c\(i)", keyHash: "hash-\(id)", keyPrefix: "wdn_xxxx",
-                                            access: .trade, createdAt: old, expiresAt: Clock.nowMillis() + 600_000,
-                                            credentials: root.credentials, parentID: i % 2 == 0 ? root.id : parent, rootID: root.id)
+                let record = AgentKeyRecord(
+                    id: id, ownerID: root.ownerID, name: "c\(i)", keyHash: "hash-\(id)", keyPrefix: "wdn_xxxx",
+                    access: .trade, createdAt: old, expiresAt: Clock.nowMillis() + 600_000,
+                    credentials: root.credentials, parentID: i % 2 == 0 ? root.id : parent, rootID: root.id)
                 try await h.env.database.transaction { db in try await AgentKeyRepository(h.env.database).insert(record, on: db) }
                 parent = id
                 ids.append(id)
@@ -195,12 +205,13 @@ import WardenVenues
     }
 
     @Test func aFamilySharesOneRateLimitBucketPerService() async throws {
-        let h = try await APIHarness(config: """
-            [services.github]
-            base_url = "https://api.github.com"
-            rate_limit = 4
-            rate_limit_window_seconds = 3600
-            """)
+        let h = try await APIHarness(
+            config: """
+                [services.github]
+                base_url = "https://api.github.com"
+                rate_limit = 4
+                rate_limit_window_seconds = 3600
+                """)
         try await h.createUser("bucket@example.com")
         try await h.run { api in
             let f = try await Self.family(api, "bucket@example.com")
@@ -213,18 +224,20 @@ import WardenVenues
             }
             #expect(passed == 4, "a family of 4 keys passed \(passed) calls with a rate limit of 4")
             // Another family keeps its own bucket.
-            let other = try await api.call(.post, "/api/v1/agent-keys", token: f.token,
-                                           json: ["name": "other", "credential_ids": [f.credentialID], "access": "read"])
+            let other = try await api.call(
+                .post, "/api/v1/agent-keys", token: f.token,
+                json: ["name": "other", "credential_ids": [f.credentialID], "access": "read"])
             #expect(await Self.admit(h, try #require(other.json["key"] as? String)) == .ok)
         }
         try await h.close()
     }
 
     @Test func aFamilySpendsFromOneBudgetAtAnyDepth() async throws {
-        let h = try await APIHarness(config: """
-            [prices.openai]
-            "m" = { input = 0, output = 1000 }
-            """)
+        let h = try await APIHarness(
+            config: """
+                [prices.openai]
+                "m" = { input = 0, output = 1000 }
+                """)
         try await h.createUser("budget@example.com")
         try await h.run { api in
             // 1,000 output tokens cost 1 USD: a budget of 2 USD holds two such calls for the whole family.

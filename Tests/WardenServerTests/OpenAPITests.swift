@@ -22,8 +22,9 @@ import WardenCore
             item.compactMap { method, spec -> Operation? in
                 guard let spec = spec as? [String: Any], method != "parameters" else { return nil }
                 let responses = Set(((spec["responses"] as? [String: Any]) ?? [:]).keys.compactMap(Int.init))
-                return Operation(method: method.uppercased(), path: path, documented: responses,
-                                 secured: (spec["security"] as? [Any])?.isEmpty != true)
+                return Operation(
+                    method: method.uppercased(), path: path, documented: responses,
+                    secured: (spec["security"] as? [Any])?.isEmpty != true)
             }
         }
     }
@@ -35,10 +36,13 @@ import WardenCore
         let router = buildRouter(h.env)
         // The gateway (`/proxy/…`) forwards venues' own APIs, and the dashboard's pages are HTML: neither is in this document.
         let machine = ["/api/", "/healthz", "/metrics"]
-        let served = Set(router.routes.map { "\($0.method.rawValue) \(String(describing: $0.path))" }
-            .filter { route in machine.contains { route.contains(" \($0)") } })
+        let served = Set(
+            router.routes.map { "\($0.method.rawValue) \(String(describing: $0.path))" }
+                .filter { route in machine.contains { route.contains(" \($0)") } })
         let specified = Set(try Self.operations().map { "\($0.method) \($0.path)" })
-        #expect(served == specified, "served but undocumented: \(served.subtracting(specified)); documented but missing: \(specified.subtracting(served))")
+        #expect(
+            served == specified,
+            "served but undocumented: \(served.subtracting(specified)); documented but missing: \(specified.subtracting(served))")
         try await h.close()
     }
 
@@ -85,7 +89,8 @@ import WardenCore
                 var path = template
                 for (name, value) in ids { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
                 var json = body
-                if let text = body.flatMap({ try? JSONSerialization.data(withJSONObject: $0) }).map({ String(decoding: $0, as: UTF8.self) }) {
+                if let text = body.flatMap({ try? JSONSerialization.data(withJSONObject: $0) }).map({ String(decoding: $0, as: UTF8.self) })
+                {
                     var filled = text
                     for (name, value) in ids { filled = filled.replacingOccurrences(of: "{\(name)}", with: value) }
                     json = try JSONSerialization.jsonObject(with: Data(filled.utf8))
@@ -93,8 +98,10 @@ import WardenCore
                 let caller = template.hasSuffix("/self") ? ids["child_key"] : token
                 let reply = try await api.call(HTTPRequest.Method(method)!, path, token: caller, json: json)
                 let specPath = template == "/api/v1/agent-keys/{key_id}" ? "/api/v1/agent-keys/{id}" : template
-                let op = try #require(operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
-                #expect(Self.documented(op).contains(reply.status.code), "\(method) \(template) answered \(reply.status.code): \(reply.text)")
+                let op = try #require(
+                    operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
+                #expect(
+                    Self.documented(op).contains(reply.status.code), "\(method) \(template) answered \(reply.status.code): \(reply.text)")
                 if template.hasSuffix("/go-live") {
                     // No Binance credential is on file: the checks fail, and say which.
                     #expect(reply.status.code == 422 && reply.text.contains(#""name":"credential","passed":false"#), "\(reply.text)")

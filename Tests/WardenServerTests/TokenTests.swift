@@ -12,9 +12,12 @@ import WardenCore
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func forge(header: [String: Any], claims: [String: Any], key: String = APIHarness.jwtSecret, sha512: Bool = false) throws -> String {
+    static func forge(header: [String: Any], claims: [String: Any], key: String = APIHarness.jwtSecret, sha512: Bool = false) throws
+        -> String
+    {
         let input = b64(try JSONSerialization.data(withJSONObject: header)) + "." + b64(try JSONSerialization.data(withJSONObject: claims))
-        let signature: Data = sha512
+        let signature: Data =
+            sha512
             ? Data(HMAC<SHA512>.authenticationCode(for: Data(input.utf8), using: SymmetricKey(data: Data(key.utf8))))
             : Data(HMAC<SHA256>.authenticationCode(for: Data(input.utf8), using: SymmetricKey(data: Data(key.utf8))))
         return input + "." + b64(signature)
@@ -44,7 +47,8 @@ import WardenCore
             var expired = real; expired["exp"] = Date().timeIntervalSince1970 - 10
             var otherSession = real; otherSession["jti"] = UUID().uuidString.lowercased()
             var otherUser = real; otherUser["sub"] = UUID().uuidString.lowercased()
-            let unsigned = Self.b64(try JSONSerialization.data(withJSONObject: ["alg": "none", "typ": "JWT"])) + "."
+            let unsigned =
+                Self.b64(try JSONSerialization.data(withJSONObject: ["alg": "none", "typ": "JWT"])) + "."
                 + Self.b64(try JSONSerialization.data(withJSONObject: real)) + "."
             let refused: [(String, String)] = [
                 ("alg none", unsigned),

@@ -16,8 +16,9 @@ import WardenStore
         let openai = try #require(gateway.registry.venue(named: "openai"))
         func refusal(_ key: String) async -> GatewayRefusal? {
             do {
-                _ = try await gateway.admit(venue: openai, method: "POST", rawPath: "/v1/chat/completions", query: nil,
-                                            headers: [.authorization: "Bearer \(key)"], requestID: "test")
+                _ = try await gateway.admit(
+                    venue: openai, method: "POST", rawPath: "/v1/chat/completions", query: nil,
+                    headers: [.authorization: "Bearer \(key)"], requestID: "test")
                 return nil
             } catch {
                 return error

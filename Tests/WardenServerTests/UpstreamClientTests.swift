@@ -24,8 +24,10 @@ import WardenVenues
         #expect(v6.origin == .init(tls: false, host: "::1", port: 9000) && v6.hostHeader == "[::1]:9000" && v6.requestTarget == "/?q")
     }
 
-    @Test(arguments: ["ftp://host/x", "http://", "http://user@host/x", "http://host/a b", "http://host/a\r\nX: y", "http://host/#frag",
-                      "http://host:0/", "http://host:70000/", "http://host:x/", "http://[::1/", "http://:80/", "http://hést/"])
+    @Test(arguments: [
+        "ftp://host/x", "http://", "http://user@host/x", "http://host/a b", "http://host/a\r\nX: y", "http://host/#frag",
+        "http://host:0/", "http://host:70000/", "http://host:x/", "http://[::1/", "http://:80/", "http://hést/",
+    ])
     func refusesWhatCannotBeWrittenOnARequestLine(_ url: String) {
         #expect(throws: UpstreamError.invalidURL) { try UpstreamTarget(url: url) }
     }
@@ -58,24 +60,31 @@ import WardenVenues
         let router = Router(context: PeerContext.self)
         router.get("/peer") { _, context in "\(context.peerPort)" }
         router.post("/echo") { request, _ in
-            Response(status: .created, headers: [.contentType: "text/plain"],
-                     body: .init(byteBuffer: try await request.body.collect(upTo: 1 << 20)))
+            Response(
+                status: .created, headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: try await request.body.collect(upTo: 1 << 20)))
         }
-        router.get("/close") { _, _ in Response(status: .ok, headers: [.connection: "close"], body: .init(byteBuffer: ByteBuffer(string: "bye"))) }
+        router.get("/close") { _, _ in
+            Response(status: .ok, headers: [.connection: "close"], body: .init(byteBuffer: ByteBuffer(string: "bye")))
+        }
         router.get("/slow") { _, _ in
             try await Task.sleep(for: .seconds(3))
             return "late"
         }
         router.get("/stream") { _, _ in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "first"))
-                // A client that waits for the whole answer never opens the gate: it is shut after 5 s.
-                Task { try? await Task.sleep(for: .seconds(5)); gate.continuation.finish() }
-                var gateOpened = false
-                for await _ in gate.stream { gateOpened = true; break }
-                try await writer.write(ByteBuffer(string: gateOpened ? "second" : "never"))
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "first"))
+                    // A client that waits for the whole answer never opens the gate: it is shut after 5 s.
+                    Task {
+                        try? await Task.sleep(for: .seconds(5)); gate.continuation.finish()
+                    }
+                    var gateOpened = false
+                    for await _ in gate.stream { gateOpened = true; break }
+                    try await writer.write(ByteBuffer(string: gateOpened ? "second" : "never"))
+                    try await writer.finish(nil)
+                })
         }
         router.head("/peer") { _, _ in Response(status: .ok, headers: [.contentLength: "12"]) }
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -84,11 +93,14 @@ import WardenVenues
     /// Connections are pooled per event loop: the calls of a test share one.
     static let loop = MultiThreadedEventLoopGroup.singleton.next()
 
-    static func call(_ clients: UpstreamClients, _ port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil,
-                     timeout: TimeAmount = .seconds(5), scheme: String = "http", host: String = "127.0.0.1"
+    static func call(
+        _ clients: UpstreamClients, _ port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil,
+        timeout: TimeAmount = .seconds(5), scheme: String = "http", host: String = "127.0.0.1"
     ) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
-        let response = try await clients.execute(UpstreamHTTPRequest(
-            url: "\(scheme)://\(host):\(port)\(path)", method: method, body: body.map { ByteBuffer(string: $0) }, timeout: timeout), on: loop)
+        let response = try await clients.execute(
+            UpstreamHTTPRequest(
+                url: "\(scheme)://\(host):\(port)\(path)", method: method, body: body.map { ByteBuffer(string: $0) }, timeout: timeout),
+            on: loop)
         return (response.status, response.headers, try await text(response.body))
     }
 
@@ -152,7 +164,8 @@ import WardenVenues
         let gate = Gate()
         try await Self.upstream(gate: gate).test(.live) { client in
             let port = try #require(client.port)
-            let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(port)/stream", method: .GET, timeout: .seconds(5)))
+            let response = try await clients.execute(
+                UpstreamHTTPRequest(url: "http://127.0.0.1:\(port)/stream", method: .GET, timeout: .seconds(5)))
             guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
             var chunks: [String] = []
             for try await chunk in stream {
@@ -167,7 +180,8 @@ import WardenVenues
     @Test func aSlowReaderSlowsTheUpstreamInsteadOfFillingMemory() async throws {
         let clients = UpstreamClients()
         let upstream = try await FloodUpstream.start()
-        let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/flood", method: .GET, timeout: .seconds(5)))
+        let response = try await clients.execute(
+            UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/flood", method: .GET, timeout: .seconds(5)))
         guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
         var iterator = stream.makeAsyncIterator()
         _ = try await iterator.next()
@@ -202,13 +216,15 @@ import WardenVenues
         let upstream = try await CutUpstream.start()
         for path in ["/length", "/chunked"] {
             await #expect(throws: UpstreamCutShort(status: .ok, cause: .closed)) {
-                _ = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)\(path)", method: .GET, timeout: .seconds(5)))
+                _ = try await clients.execute(
+                    UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)\(path)", method: .GET, timeout: .seconds(5)))
             }
         }
         // The upstream answered: even a GET is not sent again.
         #expect(upstream.requests.count.load(ordering: .relaxed) == 2)
         // A stream cut after its first bytes were handed over fails its reader instead.
-        let response = try await clients.execute(UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/late", method: .GET, timeout: .seconds(5)))
+        let response = try await clients.execute(
+            UpstreamHTTPRequest(url: "http://127.0.0.1:\(upstream.port)/late", method: .GET, timeout: .seconds(5)))
         guard case .stream(let stream) = response.body else { Issue.record("a chunked answer must stream"); return }
         await #expect(throws: (any Error).self) { for try await _ in stream {} }
         try await upstream.channel.close()
@@ -245,7 +261,8 @@ import WardenVenues
             let port = try #require(client.port)
             // A plain HTTP server is no TLS server: the handshake fails, no call is made and nothing hangs.
             await #expect(throws: (any Error).self) {
-                _ = try await clients.execute(UpstreamHTTPRequest(url: "https://127.0.0.1:\(port)/peer", method: .GET, timeout: .seconds(2)))
+                _ = try await clients.execute(
+                    UpstreamHTTPRequest(url: "https://127.0.0.1:\(port)/peer", method: .GET, timeout: .seconds(2)))
             }
         }
         try await clients.shutdown()
@@ -258,7 +275,9 @@ import WardenVenues
         router.get("/peer") { _, context in "\(context.peerPort)" }
         let app = Application(
             router: router,
-            server: try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))),
+            server: try .tls(
+                .http1(),
+                tlsConfiguration: .makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         var trusting = TLSConfiguration.makeClientConfiguration()
         trusting.trustRoots = .certificates([certificate])
@@ -304,7 +323,9 @@ import WardenVenues
     }
 
     @Test func anIdleConnectionIsClosedAfterTheSettingEvenIfNoCallComes() async throws {
-        let upstream = try await ScriptedUpstream.start { connection, _, _, _ in .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)") }
+        let upstream = try await ScriptedUpstream.start { connection, _, _, _ in
+            .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)")
+        }
         let clients = UpstreamClients(settings: .init(idleTimeout: .milliseconds(200)))
         #expect(try await Self.call(clients, upstream.port, "/a").2 == "1")
         for _ in 0..<200 where upstream.closed.count.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -380,7 +401,8 @@ import WardenVenues
     @Test func theSettingsParseAndAreBounded() throws {
         let config = try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 2\nupstream_max_connections_per_origin = 8")
         #expect(config.gateway.upstreamIdleSeconds == 2 && config.gateway.upstreamMaxConnectionsPerOrigin == 8)
-        #expect(WardenConfig.GatewaySection().upstreamIdleSeconds == 4 && WardenConfig.GatewaySection().upstreamMaxConnectionsPerOrigin == 64)
+        #expect(
+            WardenConfig.GatewaySection().upstreamIdleSeconds == 4 && WardenConfig.GatewaySection().upstreamMaxConnectionsPerOrigin == 64)
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 0") }
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_max_connections_per_origin = 0") }
     }
@@ -422,8 +444,11 @@ enum ScriptedUpstream {
     typealias Script = @Sendable (_ connection: Int, _ request: Int, _ idle: Duration, _ head: String) -> Reply?
 
     static func start(delay: Duration = .zero, _ script: @escaping Script) async throws
-        -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter, requests: UpstreamClientTests.Counter,
-            closed: UpstreamClientTests.Counter) {
+        -> (
+            channel: any Channel, port: Int, connections: UpstreamClientTests.Counter, requests: UpstreamClientTests.Counter,
+            closed: UpstreamClientTests.Counter
+        )
+    {
         let connections = UpstreamClientTests.Counter(), requests = UpstreamClientTests.Counter(), closed = UpstreamClientTests.Counter()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { child in
@@ -449,7 +474,10 @@ enum ScriptedUpstream {
         var answered = 0
         var lastActive = ContinuousClock.now
 
-        init(number: Int, delay: Duration, script: @escaping Script, requests: UpstreamClientTests.Counter, closed: UpstreamClientTests.Counter) {
+        init(
+            number: Int, delay: Duration, script: @escaping Script, requests: UpstreamClientTests.Counter,
+            closed: UpstreamClientTests.Counter
+        ) {
             self.number = number
             self.delay = delay
             self.script = script
@@ -478,7 +506,9 @@ enum ScriptedUpstream {
                         if reply.close { context.close(promise: nil) }
                     }
                 }
-                if delay == .zero { send() } else {
+                if delay == .zero {
+                    send()
+                } else {
                     context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.components.attoseconds / 1_000_000_000))) { send() }
                 }
             }
@@ -495,7 +525,8 @@ enum ScriptedUpstream {
 /// whole chunked answer arrives in a single socket read.
 enum BurstUpstream {
     static let text = String(repeating: "x", count: 40)
-    static let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    static let answer =
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
         + String(repeating: "1\r\nx\r\n", count: 40) + "0\r\n\r\n"
 
     static func start() async throws -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter) {
@@ -543,9 +574,12 @@ enum CutUpstream {
             let text = String(buffer: unwrapInboundIn(data))
             guard text.contains("\r\n\r\n") else { return }
             requests.count.add(1, ordering: .relaxed)
-            let answer = text.hasPrefix("GET /chunked ") ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                : text.hasPrefix("GET /late ") ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
-                : "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789"
+            let answer =
+                text.hasPrefix("GET /chunked ")
+                ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                : text.hasPrefix("GET /late ")
+                    ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
+                    : "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789"
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in context.close(promise: nil) }
         }
     }
@@ -555,8 +589,10 @@ enum CutUpstream {
 /// connection without an answer when a second request comes on it, as an upstream closing an idle
 /// connection just as a call arrives.
 enum IdleCloserUpstream {
-    static func start() async throws -> (channel: any Channel, port: Int, connections: UpstreamClientTests.Counter,
-                                         requests: UpstreamClientTests.Counter) {
+    static func start() async throws -> (
+        channel: any Channel, port: Int, connections: UpstreamClientTests.Counter,
+        requests: UpstreamClientTests.Counter
+    ) {
         let connections = UpstreamClientTests.Counter(), requests = UpstreamClientTests.Counter()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { child in
@@ -585,8 +621,9 @@ enum IdleCloserUpstream {
             guard !answered else { return context.close(promise: nil) }
             answered = true
             let body = "connection \(number)"
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)")),
-                                  promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)")),
+                promise: nil)
         }
     }
 }
@@ -637,23 +674,23 @@ enum FloodUpstream {
 /// A throwaway self-signed certificate for `localhost` and its key, made for these tests only.
 enum TestTLS {
     static let certificate = """
------BEGIN CERTIFICATE-----
-MIIBlTCCATugAwIBAgIUASnppe3gSEFWPGQYJ3Fjq/dtO7swCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMzE3MTEwMVoYDzIxMjYxMDMw
-MTcxMTAxWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAS9E0zUaifmebkw2FVoMpSoqrwn8XYFkQzWr4MVkNeLoluqan+mjX0L
-ym/qU0rnc4blKWGKVAbv4B/onJ+CC8U7o2kwZzAdBgNVHQ4EFgQU2Vp2Xed+4umS
-V7tsMn4IKKrETDEwHwYDVR0jBBgwFoAU2Vp2Xed+4umSV7tsMn4IKKrETDEwDwYD
-VR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID
-SAAwRQIhAJHNA4erXOt5BY2g/8wzKT7hYHaw0rWQigYm1QcpUWPmAiBTBjZjlTcT
-w0FH/LdDkAoJXxRbd+K5t4fVlTu6e1Wd4A==
------END CERTIFICATE-----
-"""
+        -----BEGIN CERTIFICATE-----
+        MIIBlTCCATugAwIBAgIUASnppe3gSEFWPGQYJ3Fjq/dtO7swCgYIKoZIzj0EAwIw
+        FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMzE3MTEwMVoYDzIxMjYxMDMw
+        MTcxMTAxWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+        PQMBBwNCAAS9E0zUaifmebkw2FVoMpSoqrwn8XYFkQzWr4MVkNeLoluqan+mjX0L
+        ym/qU0rnc4blKWGKVAbv4B/onJ+CC8U7o2kwZzAdBgNVHQ4EFgQU2Vp2Xed+4umS
+        V7tsMn4IKKrETDEwHwYDVR0jBBgwFoAU2Vp2Xed+4umSV7tsMn4IKKrETDEwDwYD
+        VR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID
+        SAAwRQIhAJHNA4erXOt5BY2g/8wzKT7hYHaw0rWQigYm1QcpUWPmAiBTBjZjlTcT
+        w0FH/LdDkAoJXxRbd+K5t4fVlTu6e1Wd4A==
+        -----END CERTIFICATE-----
+        """
     static let key = """
------BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRWzcuCVQm7SM/U1K
-J1yyFw59NhY0DC04xqiICwo9xsOhRANCAAS9E0zUaifmebkw2FVoMpSoqrwn8XYF
-kQzWr4MVkNeLoluqan+mjX0Lym/qU0rnc4blKWGKVAbv4B/onJ+CC8U7
------END PRIVATE KEY-----
-"""
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRWzcuCVQm7SM/U1K
+        J1yyFw59NhY0DC04xqiICwo9xsOhRANCAAS9E0zUaifmebkw2FVoMpSoqrwn8XYF
+        kQzWr4MVkNeLoluqan+mjX0Lym/qU0rnc4blKWGKVAbv4B/onJ+CC8U7
+        -----END PRIVATE KEY-----
+        """
 }

@@ -21,8 +21,10 @@ import WardenStore
 
     private func fill(_ log: AuditLog, _ count: Int) async throws {
         for i in 0..<count {
-            try await log.append(AuditEntry(actor: "u\(i % 3)", owner: "u\(i % 3)", action: "test.event", target: "t\(i)",
-                                            detail: ["n": String(i)]))
+            try await log.append(
+                AuditEntry(
+                    actor: "u\(i % 3)", owner: "u\(i % 3)", action: "test.event", target: "t\(i)",
+                    detail: ["n": String(i)]))
         }
     }
 
@@ -47,9 +49,10 @@ import WardenStore
     func aLargeBatchIsStoredFieldForField(backend: Backend) async throws {
         let (store, log) = try await chain(backend)
         let entries = (0..<600).map { i in
-            AuditEntry(actor: i % 5 == 0 ? nil : "key:\(i)", owner: i % 7 == 0 ? nil : "owner-é-\(i % 3)", action: "gateway.result",
-                       target: i % 11 == 0 ? nil : "openai", outcome: i % 2 == 0 ? .forwarded : .refused,
-                       detail: i % 13 == 0 ? [:] : ["n": String(i), "path": "/v1/\"q\"\n\u{1}🔑"])
+            AuditEntry(
+                actor: i % 5 == 0 ? nil : "key:\(i)", owner: i % 7 == 0 ? nil : "owner-é-\(i % 3)", action: "gateway.result",
+                target: i % 11 == 0 ? nil : "openai", outcome: i % 2 == 0 ? .forwarded : .refused,
+                detail: i % 13 == 0 ? [:] : ["n": String(i), "path": "/v1/\"q\"\n\u{1}🔑"])
         }
         try await store.database.transaction { db in try await log.append(entries, on: db) }
         let rows = try await AuditRepository(store.database).rows(after: 0, limit: 1000)
@@ -71,8 +74,13 @@ import WardenStore
             ("edit a detail", ["UPDATE audit SET detail = '{}' WHERE seq = 2"], 2),
             ("delete a middle row", ["DELETE FROM audit WHERE seq = 5"], 5),
             ("delete the first row", ["DELETE FROM audit WHERE seq = 1"], 1),
-            ("reorder two rows", ["UPDATE audit SET seq = -3 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 6",
-                                  "UPDATE audit SET seq = 6 WHERE seq = -3"], 3),
+            (
+                "reorder two rows",
+                [
+                    "UPDATE audit SET seq = -3 WHERE seq = 3", "UPDATE audit SET seq = 3 WHERE seq = 6",
+                    "UPDATE audit SET seq = 6 WHERE seq = -3",
+                ], 3
+            ),
             ("delete the last row", ["DELETE FROM audit WHERE seq = 8"], 8),
         ]
         for (name, statement, firstBad) in tampers {
@@ -130,7 +138,9 @@ import WardenStore
         func expected(_ row: AuditRecord, previous: [UInt8]) -> [UInt8] {
             var hmac = HMAC<SHA256>(key: vault.kek.derivedKey(label: "audit-chain"))
             hmac.update(data: Array("warden.audit.v1".utf8))
-            let fields: [String?] = [String(row.seq), String(row.at), row.actorID, row.ownerID, row.action, row.target, row.outcome, row.detail]
+            let fields: [String?] = [
+                String(row.seq), String(row.at), row.actorID, row.ownerID, row.action, row.target, row.outcome, row.detail,
+            ]
             for field in fields {
                 guard let field else { hmac.update(data: [0xff, 0xff, 0xff, 0xff]); continue }
                 withUnsafeBytes(of: UInt32(field.utf8.count).bigEndian) { hmac.update(data: Array($0)) }

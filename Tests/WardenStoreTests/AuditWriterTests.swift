@@ -54,7 +54,8 @@ import WardenStore
         }
         func targets() async throws -> [String] {
             try await store.database.withConnection {
-                try await $0.raw("SELECT target FROM audit WHERE action = 'gateway.forward' ORDER BY target").all(decodingColumn: "target", as: String.self)
+                try await $0.raw("SELECT target FROM audit WHERE action = 'gateway.forward' ORDER BY target").all(
+                    decodingColumn: "target", as: String.self)
             }
         }
         let mark = { @Sendable (what: String, fails: Bool) -> @Sendable (any SQLDatabase) async throws -> (String, AuditEntry?) in
@@ -151,7 +152,10 @@ import WardenStore
         let rows = try await store.database.withConnection { db in
             try await db.raw("SELECT action, detail FROM audit ORDER BY seq").all()
         }
-        #expect(try rows.map { try $0.decode(column: "action", as: String.self) } == Array(repeating: "gateway.result", count: 5) + ["audit.gap"])
+        #expect(
+            try rows.map { try $0.decode(column: "action", as: String.self) } == Array(repeating: "gateway.result", count: 5) + [
+                "audit.gap"
+            ])
         let gap = try rows.last!.decode(column: "detail", as: String.self)
         #expect(gap.contains("\"refused_unrecorded\":\"3\""), "\(gap)")
         try await other.close()

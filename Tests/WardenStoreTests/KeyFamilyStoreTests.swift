@@ -12,12 +12,17 @@ import WardenStore
     /// owner u1: root → child → grandchild, and root → sibling.
     func family(_ database: Database, expiries: [String: Int64] = [:]) async throws -> AgentKeyRepository {
         let repository = AgentKeyRepository(database)
-        try await UserRepository(database).insert(UserRecord(id: "u1", email: "f@example.com", passwordHash: "$argon2id$fake", isAdmin: false,
-                                                             disabled: false, mustChangePassword: false, createdAt: 1, updatedAt: 1))
-        for (id, parent, created) in [("root", nil, 1), ("child", "root", 2), ("grandchild", "child", 3), ("sibling", "root", 4)] as [(String, String?, Int64)] {
-            let key = AgentKeyRecord(id: id, ownerID: "u1", name: id, keyHash: "h-\(id)", keyPrefix: "wdn_abcd", access: .trade,
-                                     createdAt: created, expiresAt: expiries[id], credentials: [:], parentID: parent,
-                                     rootID: parent == nil ? nil : "root")
+        try await UserRepository(database).insert(
+            UserRecord(
+                id: "u1", email: "f@example.com", passwordHash: "$argon2id$fake", isAdmin: false,
+                disabled: false, mustChangePassword: false, createdAt: 1, updatedAt: 1))
+        for (id, parent, created) in [("root", nil, 1), ("child", "root", 2), ("grandchild", "child", 3), ("sibling", "root", 4)]
+            as [(String, String?, Int64)]
+        {
+            let key = AgentKeyRecord(
+                id: id, ownerID: "u1", name: id, keyHash: "h-\(id)", keyPrefix: "wdn_abcd", access: .trade,
+                createdAt: created, expiresAt: expiries[id], credentials: [:], parentID: parent,
+                rootID: parent == nil ? nil : "root")
             try await database.transaction { db in try await repository.insert(key, on: db) }
         }
         return repository
@@ -51,8 +56,9 @@ import WardenStore
 
         // A key that joined below the revoked one after the revocation (its row unrevoked) is still not live,
         // read by id or by hash, as the gateway reads it.
-        let late = AgentKeyRecord(id: "late", ownerID: "u1", name: "late", keyHash: "h-late", keyPrefix: "wdn_abcd", access: .trade,
-                                  createdAt: 60, expiresAt: nil, credentials: [:], parentID: "grandchild", rootID: "root")
+        let late = AgentKeyRecord(
+            id: "late", ownerID: "u1", name: "late", keyHash: "h-late", keyPrefix: "wdn_abcd", access: .trade,
+            createdAt: 60, expiresAt: nil, credentials: [:], parentID: "grandchild", rootID: "root")
         try await database.transaction { db in try await repository.insert(late, on: db) }
         #expect(try await standing(repository, database, "late").revoked)
         #expect(try await repository.findWithStanding(hash: "h-late")?.standing.isLive(at: 100) == false)

@@ -16,15 +16,17 @@ import WardenStore
         let vault = try await Vault.unseal(database: store.database, source: .masterKey(kek), logger: logger)
 
         let planted = "PLANTED-binance-secret-\(UUID().uuidString)"
-        let owner = UserRecord(id: "u1", email: "owner@example.com", passwordHash: "$argon2id$x", isAdmin: false,
-                               disabled: false, mustChangePassword: false, createdAt: 1, updatedAt: 1)
+        let owner = UserRecord(
+            id: "u1", email: "owner@example.com", passwordHash: "$argon2id$x", isAdmin: false,
+            disabled: false, mustChangePassword: false, createdAt: 1, updatedAt: 1)
         try await UserRepository(store.database).insert(owner)
         let identity = SecretIdentity(kind: "credential", id: "c1", owner: "u1", venue: "binance")
         let sealed = try vault.seal(SecretBytes(copying: Array(planted.utf8)), identity: identity)
-        try await CredentialRepository(store.database).insert(CredentialRecord(
-            id: "c1", ownerID: "u1", venue: "binance", label: "main", fingerprint: "00000000",
-            nonce: sealed.nonce, ciphertext: sealed.ciphertext, wrappedDEK: sealed.wrappedKey,
-            kekVersion: sealed.kekVersion, createdAt: 1, updatedAt: 1))
+        try await CredentialRepository(store.database).insert(
+            CredentialRecord(
+                id: "c1", ownerID: "u1", venue: "binance", label: "main", fingerprint: "00000000",
+                nonce: sealed.nonce, ciphertext: sealed.ciphertext, wrappedDEK: sealed.wrappedKey,
+                kekVersion: sealed.kekVersion, createdAt: 1, updatedAt: 1))
 
         // It opens again from what was stored...
         let row = try #require(try await CredentialRepository(store.database).find(id: "c1"))

@@ -22,22 +22,27 @@ import WardenStore
             last = now
         }
 
-        let owner = UserRecord(id: "u1", email: "a@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
-                               mustChangePassword: false, createdAt: 1, updatedAt: 1)
-        let grantee = UserRecord(id: "u2", email: "b@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
-                                 mustChangePassword: false, createdAt: 1, updatedAt: 1)
-        var credential = CredentialRecord(id: "c1", ownerID: "u1", venue: "openai", label: "main", fingerprint: "ab",
-                                          nonce: Array(repeating: 1, count: 12), ciphertext: [1, 2, 3], wrappedDEK: [4, 5, 6],
-                                          kekVersion: 1, createdAt: 1, updatedAt: 1)
-        let key = AgentKeyRecord(id: "k1", ownerID: "u1", name: "k", keyHash: "h1", keyPrefix: "wdn_abcd", access: .trade,
-                                 createdAt: 1, expiresAt: nil, credentials: ["openai": "c1"])
+        let owner = UserRecord(
+            id: "u1", email: "a@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
+            mustChangePassword: false, createdAt: 1, updatedAt: 1)
+        let grantee = UserRecord(
+            id: "u2", email: "b@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
+            mustChangePassword: false, createdAt: 1, updatedAt: 1)
+        var credential = CredentialRecord(
+            id: "c1", ownerID: "u1", venue: "openai", label: "main", fingerprint: "ab",
+            nonce: Array(repeating: 1, count: 12), ciphertext: [1, 2, 3], wrappedDEK: [4, 5, 6],
+            kekVersion: 1, createdAt: 1, updatedAt: 1)
+        let key = AgentKeyRecord(
+            id: "k1", ownerID: "u1", name: "k", keyHash: "h1", keyPrefix: "wdn_abcd", access: .trade,
+            createdAt: 1, expiresAt: nil, credentials: ["openai": "c1"])
         try await expectMoved("a new user") { try await UserRepository(database).insert(owner, on: $0) }
         try await UserRepository(database).insert(grantee)
         last = try await StoreRevision.read(database)
         try await expectMoved("a new credential") { [credential] db in try await CredentialRepository(database).insert(credential, on: db) }
         try await expectMoved("a new key and its binding") { try await AgentKeyRepository(database).insert(key, on: $0) }
         try await expectMoved("a grant") {
-            try await GrantRepository(database).insert(GrantRecord(id: "g1", credentialID: "c1", granteeID: "u2", access: .read, createdAt: 1), on: $0)
+            try await GrantRepository(database).insert(
+                GrantRecord(id: "g1", credentialID: "c1", granteeID: "u2", access: .read, createdAt: 1), on: $0)
         }
         credential.ciphertext = [7, 8, 9]
         try await expectMoved("a rotated secret") { [credential] db in try await CredentialRepository(database).update(credential, on: db) }

@@ -9,14 +9,16 @@ import WardenStore
     let logger = Logger(label: "test")
 
     private func user(_ email: String) -> UserRecord {
-        UserRecord(id: UUID().uuidString.lowercased(), email: email, passwordHash: "$argon2id$fake", isAdmin: false,
-                   disabled: false, mustChangePassword: true, createdAt: 1, updatedAt: 1)
+        UserRecord(
+            id: UUID().uuidString.lowercased(), email: email, passwordHash: "$argon2id$fake", isAdmin: false,
+            disabled: false, mustChangePassword: true, createdAt: 1, updatedAt: 1)
     }
 
     private func credential(owner: String, label: String = "main") -> CredentialRecord {
-        CredentialRecord(id: UUID().uuidString.lowercased(), ownerID: owner, venue: "binance", label: label,
-                         fingerprint: "ab12cd34", nonce: Array(repeating: 1, count: 12), ciphertext: [9, 8, 7],
-                         wrappedDEK: [1, 2, 3], kekVersion: 1, createdAt: 5, updatedAt: 5)
+        CredentialRecord(
+            id: UUID().uuidString.lowercased(), ownerID: owner, venue: "binance", label: label,
+            fingerprint: "ab12cd34", nonce: Array(repeating: 1, count: 12), ciphertext: [9, 8, 7],
+            wrappedDEK: [1, 2, 3], kekVersion: 1, createdAt: 5, updatedAt: 5)
     }
 
     @Test(arguments: Backend.enabled)
@@ -61,8 +63,9 @@ import WardenStore
         try await Migrator.migrate(store.database, logger: logger)
         let repo = VaultRepository(store.database)
         #expect(try await repo.load() == nil)
-        let record = VaultRecord(vaultID: "v1", kekSource: "master_key", kekVersion: 1, kdfSalt: [1, 2, 3],
-                                 kdfMemoryKiB: 64, kdfIterations: 1, kdfParallelism: 1, verifier: [7, 7], createdAt: 9)
+        let record = VaultRecord(
+            vaultID: "v1", kekSource: "master_key", kekVersion: 1, kdfSalt: [1, 2, 3],
+            kdfMemoryKiB: 64, kdfIterations: 1, kdfParallelism: 1, verifier: [7, 7], createdAt: 9)
         #expect(try await repo.insertIfAbsent(record))
         var other = record
         other.vaultID = "v2"
@@ -108,10 +111,12 @@ import WardenStore
         let alice = user("rollback@example.com")
         await #expect(throws: Boom.self) {
             try await store.database.transaction { db in
-                try await db.raw("""
+                try await db.raw(
+                    """
                     INSERT INTO users (id, email, password_hash, is_admin, disabled, must_change_password, created_at, updated_at)
                     VALUES (\(bind: alice.id), \(bind: alice.email), 'x', FALSE, FALSE, TRUE, 1, 1)
-                    """).run()
+                    """
+                ).run()
                 throw Boom()
             }
         }
@@ -168,11 +173,13 @@ import WardenStore
         let url = store?.postgresURL
         store = nil
         guard let url, let name = URLComponents(string: url)?.path.dropFirst() else { return }
-        let observer = try Database.open(.postgres(url: try #require(ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"])), logger: logger)
+        let observer = try Database.open(
+            .postgres(url: try #require(ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"])), logger: logger)
         var open = -1
         for _ in 0..<50 {
             open = try await observer.withConnection { db in
-                try await db.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = \(bind: String(name))").first(decodingColumn: "n", as: Int.self) ?? -1
+                try await db.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = \(bind: String(name))").first(
+                    decodingColumn: "n", as: Int.self) ?? -1
             }
             if open == 0 { break }
             try await Task.sleep(for: .milliseconds(100))

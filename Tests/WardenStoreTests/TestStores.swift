@@ -40,7 +40,7 @@ struct TestStore {
                 do {
                     try await admin.withConnection { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
                     break
-                } catch where attempt < 50 {
+                } catch  where attempt < 50 {
                     try await Task.sleep(for: .milliseconds(20 * attempt))
                 } catch {
                     try await admin.close()

@@ -9,23 +9,28 @@ import WardenStore
         let store = try await TestStore.make(backend)
         try await Migrator.migrate(store.database, logger: TestStore.logger)
         let id = UUID().uuidString.lowercased()
-        try await UserRepository(store.database).insert(UserRecord(
-            id: id, email: "\(id)@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
-            mustChangePassword: false, createdAt: 1, updatedAt: 1))
+        try await UserRepository(store.database).insert(
+            UserRecord(
+                id: id, email: "\(id)@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
+                mustChangePassword: false, createdAt: 1, updatedAt: 1))
         return (store, id)
     }
 
     func user(_ store: TestStore) async throws -> String {
         let id = UUID().uuidString.lowercased()
-        try await UserRepository(store.database).insert(UserRecord(
-            id: id, email: "\(id)@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
-            mustChangePassword: false, createdAt: 1, updatedAt: 1))
+        try await UserRepository(store.database).insert(
+            UserRecord(
+                id: id, email: "\(id)@example.com", passwordHash: "$argon2id$fake", isAdmin: false, disabled: false,
+                mustChangePassword: false, createdAt: 1, updatedAt: 1))
         return id
     }
 
-    func order(_ id: String, venue: String = "binance", fingerprint: String? = nil, mode: TradeMode = .live, day: String = "d",
-               _ dollars: Int) -> TradeRepository.Order {
-        TradeRepository.Order(venue: venue, clientOrderID: id, fingerprint: fingerprint, mode: mode, day: day, notional: USD(dollars: dollars))
+    func order(
+        _ id: String, venue: String = "binance", fingerprint: String? = nil, mode: TradeMode = .live, day: String = "d",
+        _ dollars: Int
+    ) -> TradeRepository.Order {
+        TradeRepository.Order(
+            venue: venue, clientOrderID: id, fingerprint: fingerprint, mode: mode, day: day, notional: USD(dollars: dollars))
     }
 
     @Test(arguments: Backend.enabled)
@@ -38,7 +43,9 @@ import WardenStore
         let burst = try await withThrowingTaskGroup(of: (Int, TradeReservation?).self) { group in
             for i in 0..<100 {
                 group.addTask {
-                    do { return (i, try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap)) } catch StoreError.timedOut, StoreError.unavailable {
+                    do { return (i, try await trades.reserve(order("o-\(i)", day: "2026-11-23", 10), limits: cap)) } catch StoreError
+                        .timedOut, StoreError.unavailable
+                    {
                         return (i, nil)
                     }
                 }
@@ -64,8 +71,12 @@ import WardenStore
         let trades = TradeRepository(store.database)
         let cap = [TradeLimit(ownerID: owner, dailyCap: USD(dollars: 100))]
         // Venues that keep ids unique only among open orders may execute the same id again: each one reserves.
-        guard case .reserved(let first) = try await trades.reserve(order("c-1", 40), limits: cap) else { Issue.record("not reserved"); return }
-        guard case .reserved = try await trades.reserve(order("c-1", 40), limits: cap) else { Issue.record("a reused id was not reserved"); return }
+        guard case .reserved(let first) = try await trades.reserve(order("c-1", 40), limits: cap) else {
+            Issue.record("not reserved"); return
+        }
+        guard case .reserved = try await trades.reserve(order("c-1", 40), limits: cap) else {
+            Issue.record("a reused id was not reserved"); return
+        }
         #expect(try await trades.reserve(order("c-1", 40), limits: cap) == .overCap(ownerID: owner, used: USD(dollars: 80)))
         try await trades.release(id: first)
         try await trades.release(id: first)  // twice gives back once
@@ -86,8 +97,8 @@ import WardenStore
         #expect(try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f1", 30), limits: cap) == .sameOrder)
         // Other content under the same id, or the same content first seen on paper, is a new order.
         guard case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "f2", 30), limits: cap),
-              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: .paper, 30), limits: cap),
-              case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", 30), limits: cap)
+            case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", mode: .paper, 30), limits: cap),
+            case .reserved = try await trades.reserve(order("salt-1", venue: "polymarket", fingerprint: "p", 30), limits: cap)
         else { Issue.record("a different order passed as a retry"); return }
         // A retry rode on it, so the venue refusing the first copy gives nothing back: the retry may be the
         // copy it took (sent while the first was in flight).
@@ -109,7 +120,9 @@ import WardenStore
         let owner = try await user(store)
         let trades = TradeRepository(store.database)
         let both = [TradeLimit(ownerID: grantee, dailyCap: USD(dollars: 1000)), TradeLimit(ownerID: owner, dailyCap: USD(dollars: 50))]
-        guard case .reserved(let id) = try await trades.reserve(order("s-1", 30), limits: both) else { Issue.record("not reserved"); return }
+        guard case .reserved(let id) = try await trades.reserve(order("s-1", 30), limits: both) else {
+            Issue.record("not reserved"); return
+        }
         #expect(try await trades.reserve(order("s-2", 30), limits: both) == .overCap(ownerID: owner, used: USD(dollars: 30)))
         #expect(try await trades.used(ownerID: owner, day: "d")[.live] == USD(dollars: 30))
         #expect(try await trades.used(ownerID: grantee, day: "d")[.live] == USD(dollars: 30))
@@ -132,7 +145,8 @@ import WardenStore
                 try await db.raw("INSERT INTO llm_spend (agent_key_id, day, venue, reserved_micros) VALUES ('k', 'd', 'openai', -5)").run()
             }
         }
-        #expect(USD(micros: -1) == nil && USD(roundingUp: Decimal(-0.5)) == nil && USD(limit: -1.0) == nil && USD(limit: Decimal(-1)) == nil)
+        #expect(
+            USD(micros: -1) == nil && USD(roundingUp: Decimal(-0.5)) == nil && USD(limit: -1.0) == nil && USD(limit: Decimal(-1)) == nil)
         #expect(USD(roundingUp: Decimal(string: "0.0000001")!) == USD(micros: 1))
         try await store.database.close()
     }
@@ -142,8 +156,9 @@ import WardenStore
         let (store, owner) = try await storeWithUser(backend)
         let paper = PaperRepository(store.database)
         func order(_ side: String, _ quantity: String, _ notional: Double, _ fee: Double) -> PaperOrder {
-            PaperOrder(id: UUID().uuidString, ownerID: owner, venue: "binance", clientOrderID: UUID().uuidString, instrument: "BTCUSDT",
-                       side: side, quantity: quantity, price: "50000", notionalUSD: notional, feeUSD: fee, createdAt: Clock.nowMillis())
+            PaperOrder(
+                id: UUID().uuidString, ownerID: owner, venue: "binance", clientOrderID: UUID().uuidString, instrument: "BTCUSDT",
+                side: side, quantity: quantity, price: "50000", notionalUSD: notional, feeUSD: fee, createdAt: Clock.nowMillis())
         }
         #expect(try await paper.book(order("buy", "0.01", 500, 0.5), startingBalanceUSD: 1000))
         #expect(try await paper.book(order("sell", "0.004", 200, 0.2), startingBalanceUSD: 1000))
@@ -163,9 +178,10 @@ import WardenStore
         let booked = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 {
                 group.addTask {
-                    try await paper.book(PaperOrder(
-                        id: UUID().uuidString, ownerID: owner, venue: "kalshi", clientOrderID: UUID().uuidString, instrument: "T",
-                        side: "buy", quantity: "100", price: "1", notionalUSD: 100, feeUSD: 0, createdAt: Clock.nowMillis()),
+                    try await paper.book(
+                        PaperOrder(
+                            id: UUID().uuidString, ownerID: owner, venue: "kalshi", clientOrderID: UUID().uuidString, instrument: "T",
+                            side: "buy", quantity: "100", price: "1", notionalUSD: 100, feeUSD: 0, createdAt: Clock.nowMillis()),
                         startingBalanceUSD: 1000)
                 }
             }
@@ -185,27 +201,37 @@ import WardenStore
         try await Migrator.migrate(store.database, logger: TestStore.logger, through: 6)
         let owner = UUID().uuidString.lowercased()
         try await store.database.withConnection { db in
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO users (id, email, password_hash, is_admin, disabled, must_change_password, created_at, updated_at)
                 VALUES (\(bind: owner), 'm@example.com', 'x', FALSE, FALSE, FALSE, 1, 1)
-                """).run()
-            try await db.raw("""
+                """
+            ).run()
+            try await db.raw(
+                """
                 INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_usd, daily_cap_usd, allow_live_trading, starting_balance_usd,
                     fee_bps, slippage_bps, updated_at) VALUES (\(bind: owner), 1, 100.5, 500, FALSE, 10000, 10, 5, 1)
-                """).run()
-            try await db.raw("""
+                """
+            ).run()
+            try await db.raw(
+                """
                 INSERT INTO agent_keys (id, owner_id, name, key_hash, key_prefix, access, created_at, daily_budget_usd)
                 VALUES ('k1', \(bind: owner), 'bot', 'h1', 'wdn_x', 'trade', 1, 0.1)
-                """).run()
-            try await db.raw("""
+                """
+            ).run()
+            try await db.raw(
+                """
                 INSERT INTO llm_spend (agent_key_id, day, venue, requests, spent_usd, reserved_usd)
                 VALUES ('k1', 'd', 'openai', 3, -600000.5, 0.25)
-                """).run()
+                """
+            ).run()
             try await db.raw("INSERT INTO trade_days (owner_id, day, mode, used_usd) VALUES (\(bind: owner), 'd', 'live', 42.5)").run()
-            try await db.raw("""
+            try await db.raw(
+                """
                 INSERT INTO trade_orders (id, owner_id, venue, client_order_id, mode, day, notional_usd, status, created_at)
                 VALUES ('o1', \(bind: owner), 'binance', 'c1', 'live', 'd', 10.25, 'reserved', 1)
-                """).run()
+                """
+            ).run()
         }
         // The upgrade, as a new binary starting on the old store.
         try await store.database.close()

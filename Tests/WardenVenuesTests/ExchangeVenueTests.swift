@@ -9,27 +9,34 @@ import Testing
 @Suite struct BinanceVenueTests {
     let venue = BinanceVenue()
     /// The example key of Binance's API documentation ("SIGNED endpoint examples").
-    let secret = ["api_key": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
-                  "api_secret": "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"]
+    let secret = [
+        "api_key": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        "api_secret": "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
+    ]
 
     func request(query: String, body: String) -> UpstreamRequest {
         UpstreamRequest(method: "POST", path: "/api/v3/order", query: query, headers: [:], body: Data(body.utf8))
     }
 
     @Test func signsTheQueryStringAsTheDocumentationShows() throws {
-        var r = request(query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559", body: "")
+        var r = request(
+            query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559",
+            body: "")
         try venue.sign(&r, secret: secret, signed: true, now: Date())
         #expect(r.query.hasSuffix("&signature=c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"))
         #expect(r.headers[HTTPField.Name("X-MBX-APIKEY")!] == secret["api_key"])
     }
 
     @Test func signsQueryAndBodyTogetherAndReplacesTheAgentsSignature() throws {
-        var r = request(query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC",
-                        body: "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=deadbeef")
+        var r = request(
+            query: "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC",
+            body: "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=deadbeef")
         try venue.sign(&r, secret: secret, signed: true, now: Date())
         #expect(r.query == "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC")
-        #expect(String(decoding: r.body, as: UTF8.self)
-                == "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77")
+        #expect(
+            String(decoding: r.body, as: UTF8.self)
+                == "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77"
+        )
     }
 
     func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
@@ -48,17 +55,22 @@ import Testing
     }
 
     @Test func ordersArePricedFromTheirOwnFields() {
-        guard case .order(let limit) = classify("POST", "/api/v3/order", body: "symbol=ETHBTC&side=BUY&type=LIMIT&quantity=2&price=0.05&timestamp=1")
+        guard
+            case .order(let limit) = classify(
+                "POST", "/api/v3/order", body: "symbol=ETHBTC&side=BUY&type=LIMIT&quantity=2&price=0.05&timestamp=1")
         else { Issue.record("not an order"); return }
         #expect(limit.value == .quote(Decimal(string: "0.1")!, asset: "BTC"))
         guard case .order(let market) = classify("POST", "/api/v3/order", query: "symbol=BTCFDUSD&side=SELL&type=MARKET&quantity=0.5")
         else { Issue.record("not an order"); return }
         #expect(market.value == .atMarket(quantity: Decimal(string: "0.5")!, asset: "FDUSD"))
-        guard case .order(let quote) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=25&newClientOrderId=a1")
+        guard
+            case .order(let quote) = classify(
+                "POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=25&newClientOrderId=a1")
         else { Issue.record("not an order"); return }
         #expect(quote.value == .quote(25, asset: "USDT"))
         #expect(quote.clientOrderID == "a1")
-        guard case .order(let stop) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&stopPrice=1")
+        guard
+            case .order(let stop) = classify("POST", "/api/v3/order", body: "symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=1&stopPrice=1")
         else { Issue.record("not an order"); return }
         guard case .undetermined = stop.value else { Issue.record("a STOP_LOSS order was priced: \(stop.value)"); return }
         // A limit sell below the market fills at the market: it is worth at least the market's value.
@@ -81,7 +93,8 @@ import Testing
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&price=1", ""),  // a price on a MARKET order
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0", ""),  // zero
         ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.000", ""),  // zero, written long
-        ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=1&price=1&pegPriceType=MARKET_PEG", ""),  // pegged: trades at the book
+        // pegged: trades at the book
+        ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=1&price=1&pegPriceType=MARKET_PEG", ""),
     ])
     func ambiguousOrdersAreInvalid(query: String, body: String) {
         guard case .invalid = classify("POST", "/api/v3/order", query: query, body: body) else {
@@ -198,8 +211,9 @@ import Testing
 
     @Test func signsTimestampMethodAndPathWithRSAPSS() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        var r = UpstreamRequest(method: "GET", path: "/trade-api/v2/portfolio/balance", query: "limit=5",
-                                headers: [HTTPField.Name("KALSHI-ACCESS-KEY")!: "wdn_agent"], body: Data())
+        var r = UpstreamRequest(
+            method: "GET", path: "/trade-api/v2/portfolio/balance", query: "limit=5",
+            headers: [HTTPField.Name("KALSHI-ACCESS-KEY")!: "wdn_agent"], body: Data())
         let now = Date(timeIntervalSince1970: 1_700_000_000.123)
         try venue.sign(&r, secret: ["key_id": "real-key-id", "private_key_pem": key.pemRepresentation], signed: true, now: now)
         #expect(r.headers[HTTPField.Name("KALSHI-ACCESS-KEY")!] == "real-key-id")
@@ -207,7 +221,8 @@ import Testing
         let signature = try #require(r.headers[HTTPField.Name("KALSHI-ACCESS-SIGNATURE")!].flatMap { Data(base64Encoded: $0) })
         let message = Data("1700000000123GET/trade-api/v2/portfolio/balance".utf8)
         #expect(key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: message, padding: .PSS))
-        #expect(!key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("x".utf8), padding: .PSS))
+        #expect(
+            !key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Data("x".utf8), padding: .PSS))
     }
 
     @Test func pricesContractsOnTheirOwnSide() {
@@ -229,30 +244,38 @@ import Testing
         else { Issue.record("a limit order without a price was priced"); return }
         // A sell is worth at least its limit and up to the market, at most 1 USD a contract; never its buy_max_cost.
         guard case .order(let sell) = order(#"{"ticker":"T","action":"sell","side":"yes","count":4,"yes_price_dollars":"0.2500"}"#),
-              case .order(let marketSell) = order(#"{"ticker":"T","action":"sell","side":"no","count":3,"type":"market"}"#)
+            case .order(let marketSell) = order(#"{"ticker":"T","action":"sell","side":"no","count":3,"type":"market"}"#)
         else { Issue.record("sells were not orders"); return }
         // Selling YES at 25c without the position buys NO at 75c: 4 × 0.75.
         #expect(sell.value == .atLeastMarket(amount: 3, quantity: 4, asset: "USD", maxPayoff: 1))
         #expect(marketSell.value == .usd(3))
         // Contradictions are refused, never resolved by picking one.
-        for json in [#"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"no_price":60}"#,
-                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price_dollars":"0.41"}"#,
-                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price":90}"#,
-                     #"{"ticker":"T","action":"sell","side":"yes","count":1,"type":"market","buy_max_cost":100}"#,
-                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"subaccount":2}"#] {
+        for json in [
+            #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"no_price":60}"#,
+            #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price_dollars":"0.41"}"#,
+            #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"yes_price":90}"#,
+            #"{"ticker":"T","action":"sell","side":"yes","count":1,"type":"market","buy_max_cost":100}"#,
+            #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":40,"subaccount":2}"#,
+        ] {
             guard case .invalid = order(json) else { Issue.record("passed: \(json)"); continue }
         }
     }
 
     @Test func refusesWhatKalshiWouldReadOtherwise() {
-        for json in [#"{"ticker":"T","action":"buy","side":"yes","count":1.5,"yes_price":46}"#,
-                     #"{"ticker":"T","action":"buy","side":"maybe","count":1,"yes_price":46}"#,
-                     #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":146}"#,
-                     #"{"ticker":"T","action":"buy","side":"yes","count":-1,"yes_price":46}"#, "count=1"] {
+        for json in [
+            #"{"ticker":"T","action":"buy","side":"yes","count":1.5,"yes_price":46}"#,
+            #"{"ticker":"T","action":"buy","side":"maybe","count":1,"yes_price":46}"#,
+            #"{"ticker":"T","action":"buy","side":"yes","count":1,"yes_price":146}"#,
+            #"{"ticker":"T","action":"buy","side":"yes","count":-1,"yes_price":46}"#, "count=1",
+        ] {
             guard case .invalid = order(json) else { Issue.record("accepted \(json)"); continue }
         }
-        #expect(venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/transfer", query: "", body: Data())) == .fundMovement)
-        #expect(venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/orders/batched", query: "", body: Data())) == .unknown)
+        #expect(
+            venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/transfer", query: "", body: Data())) == .fundMovement
+        )
+        #expect(
+            venue.classify(ExchangeCall(method: "POST", path: "/trade-api/v2/portfolio/orders/batched", query: "", body: Data()))
+                == .unknown)
     }
 
     /// `/portfolio/orders/batched` is Kalshi's batch endpoint, not an order called "batched": an order-id
@@ -265,9 +288,11 @@ import Testing
         #expect(classify("DELETE", "/portfolio/orders/BATCHED") == .cancel)
         #expect(classify("DELETE", "/portfolio/orders/ord-1") == .cancel)
         #expect(classify("POST", "/portfolio/orders/ord-1/decrease") == .cancel)
-        for (method, path) in [("POST", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/Batched"),
-                               ("POST", "/portfolio/orders/batched/decrease"), ("POST", "/portfolio/orders/amend/decrease"),
-                               ("GET", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/ord-1/amend")] {
+        for (method, path) in [
+            ("POST", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/Batched"),
+            ("POST", "/portfolio/orders/batched/decrease"), ("POST", "/portfolio/orders/amend/decrease"),
+            ("GET", "/portfolio/orders/batched"), ("POST", "/portfolio/orders/ord-1/amend"),
+        ] {
             #expect(classify(method, path) == .unknown, "\(method) \(path)")
         }
         #expect(classify("GET", "/portfolio/orders/ord-1") == .privateRead)
@@ -305,21 +330,25 @@ import Testing
             #expect(classify("PUT", path) == .unknown, "PUT \(path)")
         }
         // Writes the SDK can make that are not orders stay off Warden's list.
-        for (method, path) in [("POST", "/portfolio/order_groups/create"), ("DELETE", "/portfolio/order_groups/g-1"),
-                               ("PUT", "/portfolio/order_groups/g-1/reset"), ("PUT", "/multivariate_event_collections/KXMVE/lookup"),
-                               ("POST", "/multivariate_event_collections/KXMVE"), ("POST", "/communications/rfqs"),
-                               ("PUT", "/communications/quotes/q-1/accept"), ("GET", "/api_keys"), ("POST", "/api_keys/generate"),
-                               ("GET", "/portfolio/orders/batched/queue_position"), ("GET", "/markets/x/orderbook/y")] {
+        for (method, path) in [
+            ("POST", "/portfolio/order_groups/create"), ("DELETE", "/portfolio/order_groups/g-1"),
+            ("PUT", "/portfolio/order_groups/g-1/reset"), ("PUT", "/multivariate_event_collections/KXMVE/lookup"),
+            ("POST", "/multivariate_event_collections/KXMVE"), ("POST", "/communications/rfqs"),
+            ("PUT", "/communications/quotes/q-1/accept"), ("GET", "/api_keys"), ("POST", "/api_keys/generate"),
+            ("GET", "/portfolio/orders/batched/queue_position"), ("GET", "/markets/x/orderbook/y"),
+        ] {
             #expect(classify(method, path) == .unknown, "\(method) \(path)")
         }
         #expect(classify("GET", "/portfolio/withdrawals") == .fundMovement)
     }
 
     @Test func theClientOrderIdIsWrittenIntoTheBody() throws {
-        var r = UpstreamRequest(method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
-                                body: Data(#"{"ticker":"T","count":1}"#.utf8))
-        try venue.prepareOrder(OrderIntent(instrument: "T", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), clientOrderID: "wdn-9", in: &r,
-                              secret: [:], market: nil)
+        var r = UpstreamRequest(
+            method: "POST", path: "/trade-api/v2/portfolio/orders", query: "", headers: [:],
+            body: Data(#"{"ticker":"T","count":1}"#.utf8))
+        try venue.prepareOrder(
+            OrderIntent(instrument: "T", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), clientOrderID: "wdn-9", in: &r,
+            secret: [:], market: nil)
         let json = try #require(try JSONSerialization.jsonObject(with: r.body) as? [String: Any])
         #expect(json["client_order_id"] as? String == "wdn-9")
     }
@@ -327,8 +356,10 @@ import Testing
 
 @Suite struct PolymarketVenueTests {
     let venue = PolymarketVenue()
-    let secret = ["api_key": "real-api-key", "api_secret": "c2VjcmV0LWJ5dGVzLWZvci10aGUtdGVzdC1vbmx5IQ==",
-                  "passphrase": "real-pass", "address": "0x1111111111111111111111111111111111111111"]
+    let secret = [
+        "api_key": "real-api-key", "api_secret": "c2VjcmV0LWJ5dGVzLWZvci10aGUtdGVzdC1vbmx5IQ==",
+        "passphrase": "real-pass", "address": "0x1111111111111111111111111111111111111111",
+    ]
 
     @Test func signsLevelTwoHeadersAndRewritesTheOrderOwner() throws {
         let body = #"{"order":{"side":"BUY"},"owner":"wdn_agent_key","orderType":"GTC"}"#
@@ -348,8 +379,10 @@ import Testing
 
     @Test func aBuyIsWorthItsMakerAmountAndASellItsTakerAmount() {
         func intent(_ side: String) -> OrderIntent? {
-            let body = #"{"order":{"salt":42,"tokenId":"123","makerAmount":"5000000","takerAmount":"10000000","side":"\#(side)"},"owner":"k"}"#
-            guard case .order(let intent) = venue.classify(ExchangeCall(method: "POST", path: "/order", query: "", body: Data(body.utf8))) else { return nil }
+            let body =
+                #"{"order":{"salt":42,"tokenId":"123","makerAmount":"5000000","takerAmount":"10000000","side":"\#(side)"},"owner":"k"}"#
+            guard case .order(let intent) = venue.classify(ExchangeCall(method: "POST", path: "/order", query: "", body: Data(body.utf8)))
+            else { return nil }
             return intent
         }
         #expect(intent("BUY")?.value == .usd(5))
@@ -368,24 +401,30 @@ import Testing
             venue.classify(ExchangeCall(method: method, path: path, query: "", body: Data(body.utf8)))
         }
         let condition = "0x" + String(repeating: "ab", count: 32)
-        for path in ["/", "/time", "/markets", "/markets/" + condition, "/sampling-markets", "/simplified-markets",
-                     "/sampling-simplified-markets", "/book", "/price", "/midpoint", "/spread", "/last-trade-price", "/tick-size",
-                     "/neg-risk", "/fee-rate", "/live-activity/events/" + condition] {
+        for path in [
+            "/", "/time", "/markets", "/markets/" + condition, "/sampling-markets", "/simplified-markets",
+            "/sampling-simplified-markets", "/book", "/price", "/midpoint", "/spread", "/last-trade-price", "/tick-size",
+            "/neg-risk", "/fee-rate", "/live-activity/events/" + condition,
+        ] {
             #expect(classify("GET", path) == .publicRead, "GET \(path)")
         }
         for path in ["/books", "/prices", "/midpoints", "/spreads", "/last-trades-prices"] {
             #expect(classify("POST", path, #"[{"token_id":"1"}]"#) == .publicRead, "POST \(path)")
         }
-        for path in ["/data/orders", "/data/order/0xabc", "/data/trades", "/balance-allowance", "/balance-allowance/update",
-                     "/notifications", "/auth/api-keys", "/auth/ban-status/closed-only", "/order-scoring"] {
+        for path in [
+            "/data/orders", "/data/order/0xabc", "/data/trades", "/balance-allowance", "/balance-allowance/update",
+            "/notifications", "/auth/api-keys", "/auth/ban-status/closed-only", "/order-scoring",
+        ] {
             #expect(classify("GET", path) == .privateRead, "GET \(path)")
         }
         #expect(classify("POST", "/orders-scoring", #"["0xabc"]"#) == .privateRead)
         #expect(classify("GET", "/orders-scoring") == .unknown)
-        for (method, path) in [("POST", "/live-activity/events/" + condition), ("POST", "/auth/ban-status/closed-only"),
-                               ("POST", "/auth/readonly-api-key"), ("GET", "/auth/readonly-api-keys"), ("DELETE", "/auth/readonly-api-key"),
-                               ("DELETE", "/notifications"), ("POST", "/v1/heartbeats"), ("DELETE", "/cancel-all"),
-                               ("DELETE", "/cancel-market-orders"), ("POST", "/rfq/request"), ("POST", "/order-scoring")] {
+        for (method, path) in [
+            ("POST", "/live-activity/events/" + condition), ("POST", "/auth/ban-status/closed-only"),
+            ("POST", "/auth/readonly-api-key"), ("GET", "/auth/readonly-api-keys"), ("DELETE", "/auth/readonly-api-key"),
+            ("DELETE", "/notifications"), ("POST", "/v1/heartbeats"), ("DELETE", "/cancel-all"),
+            ("DELETE", "/cancel-market-orders"), ("POST", "/rfq/request"), ("POST", "/order-scoring"),
+        ] {
             #expect(classify(method, path) == .unknown, "\(method) \(path)")
         }
     }
@@ -400,9 +439,13 @@ import Testing
             return
         }
         #expect(orders.map(\.value) == [.usd(5), .atLeastMarket(amount: 10, quantity: 5, asset: "USDC", maxPayoff: 1)])
-        guard case .invalid = classify(#"[{"order":{"salt":1,"salt":2,"tokenId":"123","makerAmount":"5000000","takerAmount":"1","side":"BUY"}}]"#)
+        guard
+            case .invalid = classify(
+                #"[{"order":{"salt":1,"salt":2,"tokenId":"123","makerAmount":"5000000","takerAmount":"1","side":"BUY"}}]"#)
         else { Issue.record("a field named twice passed"); return }
-        guard case .invalid = classify("[\(item),{\"order\":{\"side\":\"BUY\"}}]") else { Issue.record("a bad order passed in a batch"); return }
+        guard case .invalid = classify("[\(item),{\"order\":{\"side\":\"BUY\"}}]") else {
+            Issue.record("a bad order passed in a batch"); return
+        }
         guard case .invalid = classify("[]") else { Issue.record("an empty batch passed"); return }
         guard case .invalid = classify("[" + Array(repeating: item, count: 16).joined(separator: ",") + "]") else {
             Issue.record("a batch of 16 passed")

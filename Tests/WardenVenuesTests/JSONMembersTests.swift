@@ -41,14 +41,17 @@ import Testing
         "{\"a\":0x10}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":falsey}", "{\"a\":\"x}",
         "{\"a\":\"\u{01}\"}", "{\"a\":\"tab\there\"}", "{\"a\":\"\\q\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12G4\"}", "{\"a\":[1,]}",
         "{\"a\":[1 2]}", "{\"a\":{\"b\"}}", "{\"a\":{\"b\":1,}}", "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":1}}", "{\"a\":[}", "{\"a\":]}",
-        "{\"a\":1e400}", "{\"a\":-1e400}", "{\"z\":\"\\ud800\"}", "{\"z\":\"\\udc00\\ud800\"}", "{\"model\":\"\\ud800\"}", "{\"model\":\"\\ud800\\u0041\"}", "{\"model\":\"\\udc00\"}",
+        "{\"a\":1e400}", "{\"a\":-1e400}", "{\"z\":\"\\ud800\"}", "{\"z\":\"\\udc00\\ud800\"}", "{\"model\":\"\\ud800\"}",
+        "{\"model\":\"\\ud800\\u0041\"}", "{\"model\":\"\\udc00\"}",
     ])
     func malformedDocumentsAreRefused(text: String) {
         #expect(throws: JSONMembers.Malformed.self) { try read(text, ["a", "model"]) }
     }
 
     /// A lone continuation byte, overlong forms, an encoded surrogate, past U+10FFFF, a cut sequence, a byte outside a string.
-    @Test(arguments: [[0x80], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFF]] as [[UInt8]])
+    @Test(
+        arguments: [[0x80], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFF]]
+            as [[UInt8]])
     func malformedUTF8IsRefused(sequence: [UInt8]) throws {
         let wrap = { (inner: [UInt8]) in Array(#"{"a":""#.utf8) + inner + Array(#""}"#.utf8) }
         #expect(try read(String(decoding: wrap(Array("€😀".utf8)), as: UTF8.self), ["a"])["a"]?.string == "€😀")
@@ -125,7 +128,8 @@ import Testing
             case .null: return "null"
             case .array(let items): return "[" + blank(&r) + items.map { $0.json(&r) + blank(&r) }.joined(separator: "," + blank(&r)) + "]"
             case .object(let members):
-                return "{" + blank(&r) + members.map { Self.quoted($0.0, &r) + blank(&r) + ":" + blank(&r) + $0.1.json(&r) + blank(&r) }
+                return "{" + blank(&r)
+                    + members.map { Self.quoted($0.0, &r) + blank(&r) + ":" + blank(&r) + $0.1.json(&r) + blank(&r) }
                     .joined(separator: "," + blank(&r)) + "}"
             }
         }

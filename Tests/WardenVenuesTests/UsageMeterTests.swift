@@ -55,12 +55,14 @@ import Testing
 
     @Test func wholeAnswersReportTheirUsageWhereEachVenuePutsIt() {
         let usage = { (dialect: UsageDialect, body: String) in Array(body.utf8).withUnsafeBytes { dialect.reportedUsage(in: $0) } }
-        #expect(usage(.openAI, #"{"choices":[{"message":{"usage":{"prompt_tokens":99}}}],"usage":{"prompt_tokens":7,"completion_tokens":8}}"#)
-            == TokenUsage(input: 7, output: 8))
+        #expect(
+            usage(.openAI, #"{"choices":[{"message":{"usage":{"prompt_tokens":99}}}],"usage":{"prompt_tokens":7,"completion_tokens":8}}"#)
+                == TokenUsage(input: 7, output: 8))
         #expect(usage(.openAI, #"{"usage":{"input_tokens":3,"output_tokens":4}}"#) == TokenUsage(input: 3, output: 4))
         // A cache write counts as two input tokens (a one-hour write costs twice the input price).
-        #expect(usage(.anthropic, #"{"message":{"usage":{"input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":4}}}"#)
-            == TokenUsage(input: 5, output: 4))
+        #expect(
+            usage(.anthropic, #"{"message":{"usage":{"input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":4}}}"#)
+                == TokenUsage(input: 5, output: 4))
         // Only Anthropic nests it in `message`; a count of the wrong type counts as absent.
         #expect(usage(.openAI, #"{"message":{"usage":{"prompt_tokens":3}}}"#) == nil)
         #expect(usage(.openAI, #"{"usage":{"prompt_tokens":"3","completion_tokens":2}}"#) == TokenUsage(input: 0, output: 2))
@@ -78,8 +80,10 @@ import Testing
         let many = UsageDialect.openAI.inspect(Data(#"{"model":"m","max_tokens":10,"max_completion_tokens":300,"n":4,"best_of":6}"#.utf8))
         #expect(many.maxOutputTokens == 300 && many.generations == 6 && many.invalid == nil)
         // A ceiling or a count Warden cannot price refuses the call instead of counting as absent.
-        for bad in [#""max_tokens":-1e12"#, #""max_tokens":0"#, #""max_tokens":1.5"#, #""max_completion_tokens":"9""#,
-                    #""max_output_tokens":1e300"#, #""max_tokens":100000000"#, #""n":0"#, #""n":-3"#, #""best_of":1000"#, #""n":"2""#] {
+        for bad in [
+            #""max_tokens":-1e12"#, #""max_tokens":0"#, #""max_tokens":1.5"#, #""max_completion_tokens":"9""#,
+            #""max_output_tokens":1e300"#, #""max_tokens":100000000"#, #""n":0"#, #""n":-3"#, #""best_of":1000"#, #""n":"2""#,
+        ] {
             let inspected = UsageDialect.openAI.inspect(Data(("{\"model\":\"m\"," + bad + "}").utf8))
             #expect(inspected.invalid != nil, "\(bad) was priced")
         }
@@ -90,9 +94,11 @@ import Testing
         func classify(_ path: String, _ body: String, _ dialect: UsageDialect = .openAI, method: String = "POST") -> BudgetedCall {
             BudgetedCall.classify(dialect, method: method, path: path, body: Data(body.utf8))
         }
-        #expect(classify("/v1/chat/completions", #"{"model":"m","messages":[]}"#)
+        #expect(
+            classify("/v1/chat/completions", #"{"model":"m","messages":[]}"#)
                 == .tokens(ceiling: .init(field: "max_completion_tokens", read: ["max_completion_tokens", "max_tokens"]), prompts: 1))
-        #expect(classify("/v1/completions", #"{"model":"m","prompt":["a","b","c"]}"#)
+        #expect(
+            classify("/v1/completions", #"{"model":"m","prompt":["a","b","c"]}"#)
                 == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 3))
         #expect(classify("/v1/embeddings", #"{"model":"m","input":"x"}"#) == .tokens(ceiling: nil, prompts: 1))
         #expect(classify("/v1/models", "", method: "GET") == .free)
@@ -104,7 +110,10 @@ import Testing
             ("/v1/audio/speech", "{}"), ("/v1/threads/t/runs", "{}"),
             ("/v1/responses", #"{"model":"m","background":true}"#), ("/v1/responses", #"{"model":"m","previous_response_id":"r"}"#),
             ("/v1/responses", #"{"model":"m","tools":[{"type":"web_search"}]}"#),
-            ("/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}}]}]}"#),
+            (
+                "/v1/chat/completions",
+                #"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}}]}]}"#
+            ),
             ("/v1/chat/completions", #"{"model":"m","service_tier":"priority"}"#),
             ("/v1/chat/completions", #"{"model":"m","modalities":["text","audio"]}"#),
             ("/v1/chat/completions", #"{"model":"m","messages":[],"speed":"fast"}"#),
@@ -115,15 +124,19 @@ import Testing
             default: Issue.record("\(path) \(body) was let through")
             }
         }
-        guard case .refused = classify("/v1/messages", #"{"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#, .anthropic)
+        guard
+            case .refused = classify(
+                "/v1/messages", #"{"model":"c","messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#, .anthropic)
         else { Issue.record("an Anthropic image was let through"); return }
         // Fast mode and regional inference are billed at other rates: not among the priced fields.
         for extra in [#""speed":"fast""#, #""inference_geo":"us""#] {
             guard case .refused = classify("/v1/messages", #"{"model":"c","max_tokens":1,"messages":[],"# + extra + "}", .anthropic)
             else { Issue.record("\(extra) was let through"); continue }
         }
-        #expect(classify("/v1/messages", #"{"model":"c","max_tokens":1,"messages":[],"system":"s","thinking":{"type":"enabled","budget_tokens":1}}"#,
-                         .anthropic) == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 1))
+        #expect(
+            classify(
+                "/v1/messages", #"{"model":"c","max_tokens":1,"messages":[],"system":"s","thinking":{"type":"enabled","budget_tokens":1}}"#,
+                .anthropic) == .tokens(ceiling: .init(field: "max_tokens", read: ["max_tokens"]), prompts: 1))
         let bounded = BudgetedCall.withCeiling(Data(#"{"model":"m"}"#.utf8), field: "max_completion_tokens", tokens: 77)
         let object = (try? JSONSerialization.jsonObject(with: bounded ?? Data())) as? [String: Any]
         #expect(object?["model"] as? String == "m" && (object?["max_completion_tokens"] as? NSNumber)?.intValue == 77)
@@ -157,9 +170,13 @@ import Testing
     }
 
     @Test func refusalsAreShapedLikeTheVenue() throws {
-        let openAI = try JSONSerialization.jsonObject(with: OpenAIVenue().errorBody(status: .tooManyRequests, kind: .budget, message: "m").body) as? [String: Any]
+        let openAI =
+            try JSONSerialization.jsonObject(with: OpenAIVenue().errorBody(status: .tooManyRequests, kind: .budget, message: "m").body)
+            as? [String: Any]
         #expect((openAI?["error"] as? [String: Any])?["type"] as? String == "rate_limit_exceeded")
-        let claude = try JSONSerialization.jsonObject(with: AnthropicVenue().errorBody(status: .forbidden, kind: .permission, message: "m").body) as? [String: Any]
+        let claude =
+            try JSONSerialization.jsonObject(with: AnthropicVenue().errorBody(status: .forbidden, kind: .permission, message: "m").body)
+            as? [String: Any]
         #expect(claude?["type"] as? String == "error" && (claude?["error"] as? [String: Any])?["type"] as? String == "permission_error")
     }
 
@@ -168,14 +185,21 @@ import Testing
     @Test func everyVenueRefusalIsExactJSONWithTheMessageIntact() throws {
         let message = "quote \" backslash \\ slash / newline \n tab \t nul \u{0} é ✓ 🚀"
         let venues: [(any VenueAdapter, [String: Any])] = [
-            (OpenAIVenue(), ["error": ["message": message, "type": "invalid_request_error", "param": NSNull(), "code": "invalid_api_key"]]),
+            (
+                OpenAIVenue(),
+                ["error": ["message": message, "type": "invalid_request_error", "param": NSNull(), "code": "invalid_api_key"]]
+            ),
             (AnthropicVenue(), ["type": "error", "error": ["type": "authentication_error", "message": message]]),
             (BinanceVenue(), ["code": -2015, "msg": message]),
             (KalshiVenue(), ["error": ["code": "authentication_error", "message": message, "service": "warden"]]),
             (PolymarketVenue(), ["error": message]),
-            (RESTServiceVenue(name: "gh", baseURL: "https://x", authHeader: "X-Token", authValuePrefix: ""),
-             ["type": "https://warden.local/problems/gateway_authentication", "title": "Unauthorized", "status": 401,
-              "code": "gateway_authentication", "detail": message]),
+            (
+                RESTServiceVenue(name: "gh", baseURL: "https://x", authHeader: "X-Token", authValuePrefix: ""),
+                [
+                    "type": "https://warden.local/problems/gateway_authentication", "title": "Unauthorized", "status": 401,
+                    "code": "gateway_authentication", "detail": message,
+                ]
+            ),
         ]
         for (venue, expected) in venues {
             let (_, body) = venue.errorBody(status: .unauthorized, kind: .authentication, message: message)

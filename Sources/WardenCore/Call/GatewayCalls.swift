@@ -42,16 +42,18 @@ public struct GatewayCalls: Sendable {
             if let exchange = venue as? any ExchangeVenue, gateway.presentedKey(venue: venue, headers: call.headers) == nil {
                 return try await publicRead(call, exchange)
             }
-            let admission = try await gateway.admit(venue: venue, method: call.method.rawValue, rawPath: call.rawPath,
-                                                    query: call.query, headers: call.headers, requestID: call.requestID)
+            let admission = try await gateway.admit(
+                venue: venue, method: call.method.rawValue, rawPath: call.rawPath,
+                query: call.query, headers: call.headers, requestID: call.requestID)
             if !admission.ownsCredential { sharedBy = admission.credentialOwnerID }
             if let exchange = venue as? any ExchangeVenue { return try await trade(call, admission, exchange) }
             return try await forward(call, admission)
         } catch let refusal as GatewayRefusal {
             return refuse(refusal, call, venue: venue, sharedBy: refusal.sharedBy ?? sharedBy)
         } catch {
-            return refuse(GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"), call, venue: venue,
-                          sharedBy: sharedBy)
+            return refuse(
+                GatewayRefusal(.badGateway, .upstream, "the gateway could not complete the call"), call, venue: venue,
+                sharedBy: sharedBy)
         }
     }
 
@@ -83,8 +85,9 @@ public struct GatewayCalls: Sendable {
             // LLM calls are read whole (they are small) to price them before they are sent.
             let original = try await collect(call, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
             call.origin.bodyRead()
-            let (held, bounded, info) = try await gateway.reserve(admission, method: call.method.rawValue, body: Data(buffer: original),
-                                                                  dialect: dialect)
+            let (held, bounded, info) = try await gateway.reserve(
+                admission, method: call.method.rawValue, body: Data(buffer: original),
+                dialect: dialect)
             let prepared = dialect.prepare(bounded, streaming: info.stream)
             reservation = held
             meter = UsageMeter(dialect: dialect, streaming: info.stream, stripUsageChunk: prepared.stripUsageChunk)
@@ -107,15 +110,18 @@ public struct GatewayCalls: Sendable {
             guard let held else { return [:] }
             // Unsent: nothing was used. Unanswered or cut short: the venue may have run (and billed) it, so the
             // reservation stays spent. Complete: the metered cost.
-            let used: TokenUsage? = switch ending {
-            case .unsent: TokenUsage(input: 0, output: 0)
-            case .unanswered: nil
-            case .answered(_, let failed, let usage): failed ? nil : usage
-            }
+            let used: TokenUsage? =
+                switch ending {
+                case .unsent: TokenUsage(input: 0, output: 0)
+                case .unanswered: nil
+                case .answered(_, let failed, let usage): failed ? nil : usage
+                }
             let sent: Bool = if case .unsent = ending { false } else { true }
             let cost = await gateway.settle(held, usage: used, sent: sent)
             var detail = ["cost_usd": cost.description]
-            if case .answered = ending, let usage = used { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
+            if case .answered = ending, let usage = used {
+                detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output)
+            }
             return detail
         }
     }
@@ -123,8 +129,10 @@ public struct GatewayCalls: Sendable {
     /// Exchange calls: read whole (they are small), classified and priced by the trading policy, then
     /// signed and sent, or answered by the simulator.
     func trade(_ call: InboundCall, _ admission: Admission, _ venue: any ExchangeVenue) async throws -> GatewayAnswer {
-        let body = Data(buffer: try await collect(call, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes),
-                                                   key: admission.key))
+        let body = Data(
+            buffer: try await collect(
+                call, limit: min(gateway.config.gateway.maxRequestBytes, Self.maxExchangeBodyBytes),
+                key: admission.key))
         call.origin.bodyRead()
         let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
         try gateway.checkBody(body, contentType: headers[.contentType], key: admission.key)
@@ -137,14 +145,17 @@ public struct GatewayCalls: Sendable {
             // Warden's own wallet call was sent and answered; anything else was answered by the simulator.
             let walletAuth = plan.kind == .walletAuth
             let outcome: Outcome = walletAuth ? .forwarded : .dryRun
-            gateway.audit.record(entry(CallSubject(admission), walletAuth ? .result : .simulate, outcome: outcome, call,
-                                       extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
+            gateway.audit.record(
+                entry(
+                    CallSubject(admission), walletAuth ? .result : .simulate, outcome: outcome, call,
+                    extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
             observer.ended(venue: venue.name, outcome: outcome)
             return GatewayAnswer(status: status, contentType: "application/json", body: answer)
         case .forward(let signed, let url):
             // A live order's row is already on disk: it committed with the order's reservation.
-            return try await send(signed, url: url, call, CallSubject(admission), detail: plan.audit,
-                                  durable: !plan.kind.isRead && !plan.recorded, tickets: plan.reservations)
+            return try await send(
+                signed, url: url, call, CallSubject(admission), detail: plan.audit,
+                durable: !plan.kind.isRead && !plan.recorded, tickets: plan.reservations)
         }
     }
 
@@ -156,15 +167,19 @@ public struct GatewayCalls: Sendable {
         call.origin.bodyRead()
         let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
         try gateway.checkBody(body, contentType: headers[.contentType], key: nil)
-        let (unsigned, url) = try gateway.trading.publicCall(venue: venue, method: call.method.rawValue, path: path,
-                                                              query: call.query ?? "", body: body, headers: headers)
-        return try await send(unsigned, url: url, call, CallSubject(venue: venue, key: nil, credentialID: nil, path: path, requestID: call.requestID),
-                              detail: ["class": CallKind.publicRead.rawValue, "keyless": "true"], durable: false, tickets: [])
+        let (unsigned, url) = try gateway.trading.publicCall(
+            venue: venue, method: call.method.rawValue, path: path,
+            query: call.query ?? "", body: body, headers: headers)
+        return try await send(
+            unsigned, url: url, call, CallSubject(venue: venue, key: nil, credentialID: nil, path: path, requestID: call.requestID),
+            detail: ["class": CallKind.publicRead.rawValue, "keyless": "true"], durable: false, tickets: [])
     }
 
     /// Sends a prepared exchange call; live orders' reservations are kept, or released when the venue refuses the call.
-    func send(_ signed: UpstreamRequest, url: String, _ call: InboundCall, _ subject: CallSubject, detail: [String: String],
-              durable: Bool, tickets: [String]) async throws -> GatewayAnswer {
+    func send(
+        _ signed: UpstreamRequest, url: String, _ call: InboundCall, _ subject: CallSubject, detail: [String: String],
+        durable: Bool, tickets: [String]
+    ) async throws -> GatewayAnswer {
         var outgoing = request(url: url, method: signed.method, call)
         outgoing.headers = signed.headers
         if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
@@ -186,7 +201,8 @@ public struct GatewayCalls: Sendable {
     func collect(_ call: InboundCall, limit: Int, key: AgentKeyRecord?) async throws(GatewayRefusal) -> ByteBuffer {
         do { return try await call.body.collect(upTo: limit) } catch {
             switch error {
-            case .tooLarge: throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: key)
+            case .tooLarge:
+                throw GatewayRefusal(.contentTooLarge, .invalidRequest, "the request body is larger than \(limit) bytes", key: key)
             case .malformed: throw GatewayRefusal(.badRequest, .invalidRequest, "the request body is malformed or incomplete", key: key)
             }
         }
@@ -209,8 +225,10 @@ public struct GatewayCalls: Sendable {
     /// Records the call (`durable`: waits until the record is on disk), sends it, returns the answer (whole
     /// when the transport read it whole, else streamed), and settles and records the result before the
     /// agent has the last byte. `settle` gets how the call ended and returns details for the result row.
-    func relay(_ outgoing: CallRequest, _ call: InboundCall, _ subject: CallSubject, detail: [String: String], durable: Bool,
-               meter: UsageMeter?, settle: @escaping @Sendable (Ending) async -> [String: String]) async throws -> GatewayAnswer {
+    func relay(
+        _ outgoing: CallRequest, _ call: InboundCall, _ subject: CallSubject, detail: [String: String], durable: Bool,
+        meter: UsageMeter?, settle: @escaping @Sendable (Ending) async -> [String: String]
+    ) async throws -> GatewayAnswer {
         let venue = subject.venue
         let started = ContinuousClock.now
         // Fail closed: no call leaves while its record could not be written.
@@ -219,7 +237,8 @@ public struct GatewayCalls: Sendable {
             if durable { try await gateway.audit.append(entry(subject, .forward, outcome: .allowed, call, extra: detail)) }
         } catch {
             _ = await settle(.unsent)
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
+            throw GatewayRefusal(
+                .serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
         }
 
         if let late = call.origin.reasonNotToSend() {
@@ -272,7 +291,9 @@ public struct GatewayCalls: Sendable {
     }
 
     /// A call the transport could not complete, settled by what the venue may have done with it.
-    func failed(_ failure: TransportFailure, _ subject: CallSubject, settle: @Sendable (Ending) async -> [String: String]) async -> GatewayRefusal {
+    func failed(_ failure: TransportFailure, _ subject: CallSubject, settle: @Sendable (Ending) async -> [String: String]) async
+        -> GatewayRefusal
+    {
         switch failure {
         case .cutShort(let status, let silent):
             // The venue answered, then its answer broke off before any of it reached the agent: settled as
@@ -288,9 +309,10 @@ public struct GatewayCalls: Sendable {
             return GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: subject.key)
         case .withdrawn:
             _ = await settle(.unsent)
-            return GatewayRefusal(.serviceUnavailable, .unavailable,
-                                  "the call waited for a connection to the upstream until its client left or its deadline passed; it was not sent",
-                                  key: subject.key)
+            return GatewayRefusal(
+                .serviceUnavailable, .unavailable,
+                "the call waited for a connection to the upstream until its client left or its deadline passed; it was not sent",
+                key: subject.key)
         case .timedOut:
             _ = await settle(.unanswered)
             return GatewayRefusal(.gatewayTimeout, .timeout, "the upstream did not answer in time", key: subject.key)
@@ -303,20 +325,23 @@ public struct GatewayCalls: Sendable {
     // MARK: refusals
 
     func refuse(_ refusal: GatewayRefusal, _ call: InboundCall, venue: any VenueAdapter, sharedBy: String? = nil) -> GatewayAnswer {
-        let outcome: Outcome = switch refusal.kind {
-        case .rateLimit: .rateLimited
-        case .budget: .budgetExceeded
-        case .upstream, .timeout: .upstreamError
-        default: .refused
-        }
+        let outcome: Outcome =
+            switch refusal.kind {
+            case .rateLimit: .rateLimited
+            case .budget: .budgetExceeded
+            case .upstream, .timeout: .upstreamError
+            default: .refused
+            }
         observer.ended(venue: venue.name, outcome: outcome)
         // While the audit store cannot keep up, refusals are counted (one `audit.gap` row when it can), not queued.
         if refusal.kind == .unavailable, !gateway.audit.healthy {
             gateway.audit.countUnrecorded()
         } else {
-            gateway.audit.record(.gateway(.refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
-                                          credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath,
-                                          requestID: call.requestID, detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
+            gateway.audit.record(
+                .gateway(
+                    .refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
+                    credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath,
+                    requestID: call.requestID, detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
         }
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
@@ -330,15 +355,20 @@ public struct GatewayCalls: Sendable {
         observer.ended(venue: "unknown", outcome: .refused)
         let detail = "no venue called \(call.venueName); known: \(gateway.registry.names.joined(separator: ", "))"
         if gateway.audit.healthy {
-            gateway.audit.record(.gateway(.refuse, outcome: .refused, venue: String(call.venueName.prefix(64)), key: nil, credentialID: nil,
-                                          method: call.method.rawValue, path: "/proxy/\(call.venueName)" + call.rawPath,
-                                          requestID: call.requestID, detail: ["status": "404", "reason": "unknown venue"]))
+            gateway.audit.record(
+                .gateway(
+                    .refuse, outcome: .refused, venue: String(call.venueName.prefix(64)), key: nil, credentialID: nil,
+                    method: call.method.rawValue, path: "/proxy/\(call.venueName)" + call.rawPath,
+                    requestID: call.requestID, detail: ["status": "404", "reason": "unknown venue"]))
         } else {
             gateway.audit.countUnrecorded()
         }
         let status = HTTPResponse.Status.notFound
-        let body = try? JSONSerialization.data(withJSONObject: ["type": "https://warden.local/problems/unknown_venue", "title": status.reasonPhrase,
-                                                               "status": status.code, "code": "unknown_venue", "detail": detail], options: [.sortedKeys])
+        let body = try? JSONSerialization.data(
+            withJSONObject: [
+                "type": "https://warden.local/problems/unknown_venue", "title": status.reasonPhrase,
+                "status": status.code, "code": "unknown_venue", "detail": detail,
+            ], options: [.sortedKeys])
         return GatewayAnswer(status: status, contentType: "application/problem+json", body: body ?? Data())
     }
 
@@ -346,14 +376,16 @@ public struct GatewayCalls: Sendable {
 
     /// A request to the upstream with the gateway's timeout; the caller adds headers and body.
     func request(url: String, method: String, _ call: InboundCall) -> CallRequest {
-        CallRequest(url: url, method: method, headers: [:], body: nil, timeout: .seconds(gateway.config.gateway.upstreamTimeoutSeconds),
-                    origin: call.origin)
+        CallRequest(
+            url: url, method: method, headers: [:], body: nil, timeout: .seconds(gateway.config.gateway.upstreamTimeoutSeconds),
+            origin: call.origin)
     }
 
     func entry(_ s: CallSubject, _ step: GatewayStep, outcome: Outcome, _ call: InboundCall, extra: [String: String] = [:]) -> AuditEntry {
-        .gateway(step, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
-                 credentialOwnerID: s.credentialOwnerID, method: call.method.rawValue,
-                 path: s.path.description, requestID: s.requestID, detail: extra)
+        .gateway(
+            step, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
+            credentialOwnerID: s.credentialOwnerID, method: call.method.rawValue,
+            path: s.path.description, requestID: s.requestID, detail: extra)
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> String {

@@ -19,8 +19,10 @@ public struct InboundCall: Sendable {
     public let body: any CallBody
     public let transport: any CallTransport
 
-    public init(venueName: String, method: HTTPRequest.Method, rawPath: String, query: String?, authority: String?,
-                headers: HTTPFields, requestID: String, origin: any CallOrigin, body: any CallBody, transport: any CallTransport) {
+    public init(
+        venueName: String, method: HTTPRequest.Method, rawPath: String, query: String?, authority: String?,
+        headers: HTTPFields, requestID: String, origin: any CallOrigin, body: any CallBody, transport: any CallTransport
+    ) {
         self.venueName = venueName
         self.method = method
         self.rawPath = rawPath

@@ -28,26 +28,32 @@ public struct GoLive: Sendable {
 
     public func run(_ principal: Principal, venue name: String) async throws -> GoLiveResult {
         guard let venue = registry.venue(named: name) as? any ExchangeVenue else {
-            throw WardenError.invalid("venue", "go-live applies to the exchanges: \(WardenConfig.exchanges.sorted().joined(separator: ", "))")
+            throw WardenError.invalid(
+                "venue", "go-live applies to the exchanges: \(WardenConfig.exchanges.sorted().joined(separator: ", "))")
         }
         let profile = try await profiles.get(userID: principal.user.id)
         var checks: [GoLiveCheck] = []
         guard let credential = try await credential(for: principal.user.id, venue: name) else {
-            checks.append(GoLiveCheck(name: "credential", passed: false,
-                                      detail: "no \(name) credential of yours, or shared with you at trade level, is on file"))
+            checks.append(
+                GoLiveCheck(
+                    name: "credential", passed: false,
+                    detail: "no \(name) credential of yours, or shared with you at trade level, is on file"))
             checks.append(GoLiveCheck(name: "balance_call", passed: false, detail: "not run: there is no credential to call with"))
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: false, detail: "not run: the balance is unknown"))
             return try await finish(principal, venue: name, checks: checks)
         }
-        checks.append(GoLiveCheck(name: "credential", passed: true, detail: "\(name) credential \"\(credential.label)\" (\(credential.fingerprint))"))
+        checks.append(
+            GoLiveCheck(name: "credential", passed: true, detail: "\(name) credential \"\(credential.label)\" (\(credential.fingerprint))"))
         let balance = await balance(venue, credential: credential)
         switch balance {
         case .success(let usd):
             checks.append(GoLiveCheck(name: "balance_call", passed: true, detail: "\(name) answered the authenticated balance call"))
             let balance = USD(limit: usd) ?? .zero
             let enough = balance >= profile.maxLegUSD
-            checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: enough,
-                                      detail: "balance \(balance) USD \(enough ? "covers" : "is below") max_leg_usd \(profile.maxLegUSD) USD"))
+            checks.append(
+                GoLiveCheck(
+                    name: "balance_covers_max_leg", passed: enough,
+                    detail: "balance \(balance) USD \(enough ? "covers" : "is below") max_leg_usd \(profile.maxLegUSD) USD"))
         case .failure(let error):
             checks.append(GoLiveCheck(name: "balance_call", passed: false, detail: error.description))
             checks.append(GoLiveCheck(name: "balance_covers_max_leg", passed: false, detail: "not run: the balance is unknown"))
@@ -67,8 +73,10 @@ public struct GoLive: Sendable {
     func finish(_ principal: Principal, venue: String, checks: [GoLiveCheck]) async throws -> GoLiveResult {
         let summary = checks.map { "\($0.name)=\($0.passed ? "pass" : "fail")" }.joined(separator: ",")
         guard checks.allSatisfy(\.passed) else {
-            try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
-                                              target: venue, outcome: .refused, detail: ["checks": summary]))
+            try await audit.append(
+                AuditEntry(
+                    actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
+                    target: venue, outcome: .refused, detail: ["checks": summary]))
             return GoLiveResult(venue: venue, live: false, checks: checks)
         }
         _ = try await profiles.goLive(principal, venue: venue, checks: summary)

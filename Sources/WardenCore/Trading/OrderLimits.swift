@@ -50,30 +50,39 @@ extension TradingPolicy {
     /// Prices one order, holds it under every applicable `max_leg_usd`, and reserves it against every applicable
     /// `daily_cap_usd`. With `record`, the reservation is made in the audit's next group commit, with the row
     /// `record` makes from the order's details: both are on disk together, or neither is.
-    func hold(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
-              limits: Limits, record: RowMaker? = nil) async throws(GatewayRefusal) -> Held {
+    func hold(
+        _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
+        limits: Limits, record: RowMaker? = nil
+    ) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
+            throw GatewayRefusal(
+                .badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
         }
-        let profiles = [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
+        let profiles =
+            [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
         for (whose, profile) in profiles {
             let leg = profile.maxLegUSD
             guard notional <= leg else {
-                throw GatewayRefusal(.forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
+                throw GatewayRefusal(
+                    .forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
             }
         }
         let mode: TradeMode = limits.live ? .live : .paper
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
-        var audit = ["instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
-                     "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode.rawValue]
+        var audit = [
+            "instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
+            "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode.rawValue,
+        ]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
-        let caps = [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
+        let caps =
+            [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
             + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
         // The same content on another credential is signed by another wallet: another order.
         let fingerprint = order.fingerprint.map { credentialID + ":" + $0 }
-        let ledgerOrder = TradeRepository.Order(venue: venue.name, clientOrderID: clientOrderID, fingerprint: fingerprint, mode: mode,
-                                                day: SpendRepository.day(), notional: notional)
+        let ledgerOrder = TradeRepository.Order(
+            venue: venue.name, clientOrderID: clientOrderID, fingerprint: fingerprint, mode: mode,
+            day: SpendRepository.day(), notional: notional)
         let trades = TradeRepository(database)
         let reservation: TradeReservation
         do {
@@ -88,24 +97,28 @@ extension TradingPolicy {
                 reservation = try await trades.reserve(ledgerOrder, limits: caps)
             }
         } catch {
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
-                                 key: key)
+            throw GatewayRefusal(
+                .serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
+                key: key)
         }
         switch reservation {
         case .overCap(let ownerID, let used):
             let whose = ownerID == key.ownerID ? "" : "the credential owner's "
             let cap = (ownerID == key.ownerID ? caps[0] : caps[caps.count - 1]).dailyCap
-            throw GatewayRefusal(.forbidden, .permission,
-                                 "the order's \(notional) USD would take \(whose)\(mode) volume today to \(used + notional) USD, past \(whose)daily_cap_usd (\(cap) USD); it resets at 00:00 UTC",
-                                 key: key)
+            throw GatewayRefusal(
+                .forbidden, .permission,
+                "the order's \(notional) USD would take \(whose)\(mode) volume today to \(used + notional) USD, past \(whose)daily_cap_usd (\(cap) USD); it resets at 00:00 UTC",
+                key: key)
         case .sameOrder:
             guard limits.live else {
                 throw GatewayRefusal(.badRequest, .invalidRequest, "the simulator already filled this very order", key: key)
             }
             audit["retry"] = "true"
-            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .retryOfReserved, audit: audit)
+            return Held(
+                order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .retryOfReserved, audit: audit)
         case .reserved(let id):
-            return Held(order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
+            return Held(
+                order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
         }
     }
 
@@ -113,8 +126,10 @@ extension TradingPolicy {
         for id in held.compactMap(\.reservation) { try? await TradeRepository(database).release(id: id) }
     }
 
-    func plan(order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+    func plan(
+        order: OrderIntent, _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+        _ base: UpstreamBase
+    ) async throws(GatewayRefusal) -> TradePlan {
         let limits = try await limits(admission, venue: venue.name)
         // A live order is recorded as it is reserved, in one commit: the row is on disk before it is sent.
         var record: RowMaker?
@@ -126,7 +141,8 @@ extension TradingPolicy {
                 return admission.auditEntry(.forward, outcome: .allowed, method: method, detail: detail)
             }
         }
-        let held = try await hold(order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
+        let held = try await hold(
+            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
         guard limits.live else {
             let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
             return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .order, audit: held.audit)
@@ -137,8 +153,9 @@ extension TradingPolicy {
                 try await prices.body(of: $0, venue: venue.name, base: base)
             }
             try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
-            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .order, audit: held.audit,
-                             reservations: held.reservation.map { [$0] } ?? [], recorded: true)
+            return TradePlan(
+                route: try await sign(request, venue, admission, base, signed: true), kind: .order, audit: held.audit,
+                reservations: held.reservation.map { [$0] } ?? [], recorded: true)
         } catch {
             await release([held])
             throw readied(error, venue, key: admission.key)
@@ -147,8 +164,10 @@ extension TradingPolicy {
 
     /// A batch: every order passes alone (a refusal of one releases the others and refuses the batch),
     /// then all are simulated, or all are readied and sent together.
-    func plan(batch orders: [OrderIntent], _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-              _ base: UpstreamBase) async throws(GatewayRefusal) -> TradePlan {
+    func plan(
+        batch orders: [OrderIntent], _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+        _ base: UpstreamBase
+    ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let limits = try await limits(admission, venue: venue.name)
         let live = limits.live
@@ -160,8 +179,11 @@ extension TradingPolicy {
             }
         }
         let total = held.reduce(USD.zero) { $0 + $1.notional }
-        var audit = ["count": String(held.count), "notional_usd": total.description,
-                     "mode": (live ? TradeMode.live : .paper).rawValue, "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400))]
+        var audit = [
+            "count": String(held.count), "notional_usd": total.description,
+            "mode": (live ? TradeMode.live : .paper).rawValue,
+            "client_order_ids": String(held.map(\.clientOrderID).joined(separator: ",").prefix(400)),
+        ]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         guard live else {
             var answers: [Any] = []
@@ -186,8 +208,9 @@ extension TradingPolicy {
             }
             var request = outgoing
             try venue.prepareBatch(orders, in: &request, secret: admission.secret, markets: markets)
-            return TradePlan(route: try await sign(request, venue, admission, base, signed: true), kind: .orders, audit: audit,
-                             reservations: held.compactMap(\.reservation))
+            return TradePlan(
+                route: try await sign(request, venue, admission, base, signed: true), kind: .orders, audit: audit,
+                reservations: held.compactMap(\.reservation))
         } catch {
             await release(held)
             throw readied(error, venue, key: key)
@@ -195,7 +218,8 @@ extension TradingPolicy {
     }
 
     func readied(_ error: any Error, _ venue: any ExchangeVenue, key: AgentKeyRecord) -> GatewayRefusal {
-        (error as? GatewayRefusal) ?? GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
+        (error as? GatewayRefusal)
+            ?? GatewayRefusal(.badGateway, .upstream, "the order could not be readied for \(venue.name): \(error)", key: key)
     }
 
     static func newClientOrderID() -> String {

@@ -11,7 +11,9 @@ extension TradingPolicy {
         let market: Decimal?
     }
 
-    func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws(GatewayRefusal) -> Priced {
+    func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws(GatewayRefusal)
+        -> Priced
+    {
         do {
             switch order.value {
             case .usd(let usd):
@@ -38,7 +40,8 @@ extension TradingPolicy {
         } catch let refusal as GatewayRefusal {
             throw refusal
         } catch {
-            throw GatewayRefusal(.badGateway, .upstream, "the order could not be priced from \(venue.name)'s market data: \(error)", key: key)
+            throw GatewayRefusal(
+                .badGateway, .upstream, "the order could not be priced from \(venue.name)'s market data: \(error)", key: key)
         }
     }
 

@@ -17,8 +17,10 @@ public struct TradingPolicy: Sendable {
     let keys: KeyCache
     let allowed: [String: [EndpointPattern]]
 
-    init(config: WardenConfig, database: Database, profiles: Profiles, keys: KeyCache, prices: PriceFeed, credentials: Credentials,
-         audit: AuditWriter) {
+    init(
+        config: WardenConfig, database: Database, profiles: Profiles, keys: KeyCache, prices: PriceFeed, credentials: Credentials,
+        audit: AuditWriter
+    ) {
         self.audit = audit
         self.keys = keys
         self.config = config
@@ -31,20 +33,24 @@ public struct TradingPolicy: Sendable {
 
     /// `reasonNotToSend` says, just before a call Warden sends itself (a wallet call) goes out, why it must
     /// not any more (its client has gone, it waited past its deadline), as the gateway checks for the rest.
-    public func plan(_ admission: Admission, venue: any ExchangeVenue, method: String, query: String, body: Data,
-                     headers: HTTPFields, reasonNotToSend: @escaping @Sendable () -> String? = { nil }) async throws(GatewayRefusal) -> TradePlan {
+    public func plan(
+        _ admission: Admission, venue: any ExchangeVenue, method: String, query: String, body: Data,
+        headers: HTTPFields, reasonNotToSend: @escaping @Sendable () -> String? = { nil }
+    ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
-        let outgoing = UpstreamRequest(method: call.method, path: base.prefix + admission.path.encoded, query: query,
-                                       headers: headers, body: body)
+        let outgoing = UpstreamRequest(
+            method: call.method, path: base.prefix + admission.path.encoded, query: query,
+            headers: headers, body: body)
         func forward(_ kind: CallKind, signed: Bool) async throws(GatewayRefusal) -> TradePlan {
             TradePlan(route: try await sign(outgoing, venue, admission, base, signed: signed), kind: kind)
         }
         switch venue.classify(call) {
         case .fundMovement:
-            throw GatewayRefusal(.forbidden, .permission,
-                                 "fund movement (withdrawals and transfers) is never allowed through Warden: \(call.method) \(call.path)", key: key)
+            throw GatewayRefusal(
+                .forbidden, .permission,
+                "fund movement (withdrawals and transfers) is never allowed through Warden: \(call.method) \(call.path)", key: key)
         case .invalid(let reason):
             throw GatewayRefusal(.badRequest, .invalidRequest, "refused: \(reason)", key: key)
         case .publicRead:
@@ -53,15 +59,17 @@ public struct TradingPolicy: Sendable {
             return try await forward(.privateRead, signed: true)
         case .unknown:
             guard allowed[venue.name]?.contains(where: { $0.matches(method: call.method, path: admission.path) }) == true else {
-                throw GatewayRefusal(.forbidden, .permission,
-                                     "\(call.method) \(call.path) is not allowed: it is not on Warden's list of \(venue.name) endpoints (an operator can open it with allow_endpoints in [venues.\(venue.name)])",
-                                     key: key)
+                throw GatewayRefusal(
+                    .forbidden, .permission,
+                    "\(call.method) \(call.path) is not allowed: it is not on Warden's list of \(venue.name) endpoints (an operator can open it with allow_endpoints in [venues.\(venue.name)])",
+                    key: key)
             }
             if !call.isRead {
                 try requireTrade(key)
                 guard try await limits(admission, venue: venue.name).live else {
-                    throw GatewayRefusal(.forbidden, .permission,
-                                         "live trading is off for \(venue.name): \(call.method) \(call.path) is only sent once go-live passes", key: key)
+                    throw GatewayRefusal(
+                        .forbidden, .permission,
+                        "live trading is off for \(venue.name): \(call.method) \(call.path) is only sent once go-live passes", key: key)
                 }
             }
             return try await forward(.allowedByConfig, signed: true)
@@ -69,7 +77,8 @@ public struct TradingPolicy: Sendable {
             try requireTrade(key)
             guard try await limits(admission, venue: venue.name).live else {
                 let answer = venue.simulatedCancel()
-                return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .cancel, audit: ["mode": TradeMode.paper.rawValue])
+                return TradePlan(
+                    route: .answer(status: answer.status, body: answer.body), kind: .cancel, audit: ["mode": TradeMode.paper.rawValue])
             }
             return try await forward(.cancel, signed: true)
         case .order(let order):
@@ -85,13 +94,17 @@ public struct TradingPolicy: Sendable {
     }
 
     /// A call made without an agent key: only public market data passes, with no credential attached.
-    public func publicCall(venue: any ExchangeVenue, method: String, path: CanonicalPath, query: String, body: Data,
-                           headers: HTTPFields) throws(GatewayRefusal) -> (UpstreamRequest, url: String) {
+    public func publicCall(
+        venue: any ExchangeVenue, method: String, path: CanonicalPath, query: String, body: Data,
+        headers: HTTPFields
+    ) throws(GatewayRefusal) -> (UpstreamRequest, url: String) {
         guard venue.classify(ExchangeCall(method: method, path: path.description, query: query, body: body)) == .publicRead else {
-            throw GatewayRefusal(.unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
+            throw GatewayRefusal(
+                .unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
-        let request = UpstreamRequest(method: method.uppercased(), path: base.prefix + path.encoded, query: query, headers: headers, body: body)
+        let request = UpstreamRequest(
+            method: method.uppercased(), path: base.prefix + path.encoded, query: query, headers: headers, body: body)
         return (request, base.url(request))
     }
 
@@ -112,8 +125,10 @@ public struct TradingPolicy: Sendable {
         }
     }
 
-    func sign(_ request: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission, _ base: UpstreamBase,
-              signed: Bool) async throws(GatewayRefusal) -> TradePlan.Route {
+    func sign(
+        _ request: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission, _ base: UpstreamBase,
+        signed: Bool
+    ) async throws(GatewayRefusal) -> TradePlan.Route {
         let secret = admission.secret
         let signing = { @Sendable () throws(VenueError) -> UpstreamRequest in
             var request = request

@@ -7,8 +7,10 @@ import WardenVenues
 extension TradingPolicy {
     /// Polymarket level 1: Warden signs with the stored wallet key, keeps the minted credentials in the
     /// vault, and tells the agent only that they are stored. Allowed in dry-run too: it trades nothing.
-    func walletAuth(_ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-                    _ base: UpstreamBase, reasonNotToSend: @Sendable () -> String?) async throws(GatewayRefusal) -> TradePlan {
+    func walletAuth(
+        _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
+        _ base: UpstreamBase, reasonNotToSend: @Sendable () -> String?
+    ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         guard admission.ownsCredential else {
             throw GatewayRefusal(.forbidden, .permission, "only keys of the credential's owner may mint its level-2 credentials", key: key)
@@ -18,8 +20,10 @@ extension TradingPolicy {
             throw GatewayRefusal(.forbidden, .permission, error.description, key: key)
         }
         do {
-            try await audit.append(admission.auditEntry(.forward, outcome: .allowed, method: request.method,
-                                                        detail: ["class": CallKind.walletAuth.rawValue]))
+            try await audit.append(
+                admission.auditEntry(
+                    .forward, outcome: .allowed, method: request.method,
+                    detail: ["class": CallKind.walletAuth.rawValue]))
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
         }
@@ -32,25 +36,29 @@ extension TradingPolicy {
         // The answer may hold freshly minted level-2 secrets: it reaches the agent only when it cannot.
         guard (200..<300).contains(answer.status) else {
             guard !Self.mayHoldCredentials(answer.body) else {
-                throw GatewayRefusal(.badGateway, .upstream,
-                                     "the venue refused the level-1 call (\(answer.status)) with an answer naming credentials; it is not passed on",
-                                     key: key)
+                throw GatewayRefusal(
+                    .badGateway, .upstream,
+                    "the venue refused the level-1 call (\(answer.status)) with an answer naming credentials; it is not passed on",
+                    key: key)
             }
             return TradePlan(route: .answer(status: status, body: answer.body), kind: .walletAuth)
         }
         guard let fields = venue.walletAuthFields(answer.body) else {
-            throw GatewayRefusal(.badGateway, .upstream,
-                                 "the venue's level-1 answer has no readable apiKey, secret and passphrase; it is not passed on", key: key)
+            throw GatewayRefusal(
+                .badGateway, .upstream,
+                "the venue's level-1 answer has no readable apiKey, secret and passphrase; it is not passed on", key: key)
         }
         do { try await credentials.merge(fields, intoCredential: admission.credentialID, byKey: key) } catch {
-            throw GatewayRefusal(.badGateway, .upstream, "the minted credentials could not be stored; the venue's answer is not passed on",
-                                 key: key)
+            throw GatewayRefusal(
+                .badGateway, .upstream, "the minted credentials could not be stored; the venue's answer is not passed on",
+                key: key)
         }
         await keys.sync()  // the next call signs with the minted credentials
         // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
         let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
-        return TradePlan(route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
-                         kind: .walletAuth, audit: ["stored": "true"])
+        return TradePlan(
+            route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
+            kind: .walletAuth, audit: ["stored": "true"])
     }
 
     /// Whether a level-1 answer might carry a credential: a member name at any depth (escapes decoded) or

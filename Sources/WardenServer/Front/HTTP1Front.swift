@@ -50,8 +50,9 @@ struct HTTP1Front: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
-            try Self.addHandlers(to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
-                                 clientTimeout: clientTimeout, shutdownGrace: shutdownGrace)
+            try Self.addHandlers(
+                to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
+                clientTimeout: clientTimeout, shutdownGrace: shutdownGrace)
             return Connection(channel: channel)
         }
     }
@@ -61,15 +62,20 @@ struct HTTP1Front: ServerChildChannel {
     /// the route wrote), then `CallHandler`. No pipelining assistance, error handler or outbound header
     /// validation: `CallHandler` does the first two, and every answer's fields are `HTTPTypes` fields,
     /// legal by construction. The decoder refuses a head over `maxHeaderFields` fields or 80 KiB.
-    static func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations, responder: FrontResponder, bodyCap: Int,
-                            clientTimeout: TimeAmount, shutdownGrace: TimeAmount) throws {
+    static func addHandlers(
+        to pipeline: ChannelPipeline.SynchronousOperations, responder: FrontResponder, bodyCap: Int,
+        clientTimeout: TimeAmount, shutdownGrace: TimeAmount
+    ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldCount = maxHeaderFields
-        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
-                                                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
-                                                 withDecoderLimitConfiguration: limits)
-        try pipeline.addHandler(CallHandler(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
-                                            shutdownGrace: shutdownGrace))
+        try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
+            withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: limits)
+        try pipeline.addHandler(
+            CallHandler(
+                responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
+                shutdownGrace: shutdownGrace))
     }
 
     func handle(value: Connection, logger: Logger) async {
@@ -110,7 +116,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPServerResponsePart
-    typealias BodyProducer = NIOThrowingAsyncSequenceProducer<ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDemand>
+    typealias BodyProducer = NIOThrowingAsyncSequenceProducer<
+        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDemand
+    >
 
     /// Where the connection is between a request's head and the end of its answer.
     enum State: Equatable {
@@ -323,8 +331,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return try? HTTPRequest(message, secure: false, splitCookie: false)
         }
         guard let method = try? HTTPRequest.Method(message.method) else { return nil }
-        return HTTPRequest(method: method, scheme: "http", authority: message.headers.first(name: "host"),
-                           path: message.uri, headerFields: HTTPFields(message.headers, splitCookie: false))
+        return HTTPRequest(
+            method: method, scheme: "http", authority: message.headers.first(name: "host"),
+            path: message.uri, headerFields: HTTPFields(message.headers, splitCookie: false))
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -405,8 +414,9 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startStream(_ head: HTTPRequest, context: ChannelHandlerContext) {
         streamNumber += 1
         let demand = BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), stream: streamNumber)
-        let producer = BodyProducer.makeSequence(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
-                                                 finishOnDeinit: false, delegate: demand)
+        let producer = BodyProducer.makeSequence(
+            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
+            finishOnDeinit: false, delegate: demand)
         stream = producer.source
         streamed = 0
         start(Request(head: head, body: .init(asyncSequence: producer.sequence)), on: context.channel)

@@ -18,8 +18,10 @@ public struct UpstreamHTTPRequest: Sendable {
     /// still be sent (its client is there, it is not past its deadline). When not, it fails `withdrawn`.
     public var stillWanted: (@Sendable () -> Bool)?
 
-    public init(url: String, method: HTTPMethod, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, timeout: TimeAmount,
-                stillWanted: (@Sendable () -> Bool)? = nil) {
+    public init(
+        url: String, method: HTTPMethod, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, timeout: TimeAmount,
+        stillWanted: (@Sendable () -> Bool)? = nil
+    ) {
         self.url = url
         self.method = method
         self.headers = headers
@@ -87,8 +89,9 @@ public final class UpstreamClients: Sendable {
         }
         let pool = pool(for: loop)
         let answer = pool.loop.makePromise(of: UpstreamResponse.self)
-        let call = UpstreamPool.Call(head: head, body: request.body, origin: target.origin, timeout: request.timeout, answer: answer,
-                                     mayRetry: UpstreamPool.isSafe(request.method), stillWanted: request.stillWanted)
+        let call = UpstreamPool.Call(
+            head: head, body: request.body, origin: target.origin, timeout: request.timeout, answer: answer,
+            mayRetry: UpstreamPool.isSafe(request.method), stillWanted: request.stillWanted)
         let send = { @Sendable in pool.send(call) }
         // A task already on the pool's loop (tasks run on the event loops) sends at once rather than a loop turn later.
         if pool.loop.inEventLoop { send() } else { pool.loop.execute(send) }

@@ -3,7 +3,8 @@ import NIOHTTP1
 
 /// The body of an upstream answer, as it arrives; reading it slowly slows reading from the upstream.
 public typealias UpstreamBody = NIOThrowingAsyncSequenceProducer<
-    ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamDemand>
+    ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamDemand
+>
 
 /// An upstream's answer. A body of known, modest length comes whole with the head (handing it over
 /// chunk by chunk through an async sequence costs more than the call itself); any other body streams,

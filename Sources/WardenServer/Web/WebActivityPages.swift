@@ -9,21 +9,24 @@ import WardenStore
 struct WebActivityPages {
     let app: WebApp
 
-
     func addRoutes(to web: RouterGroup<WardenContext>) {
         app.get(web, "/activity") { request, principal, _ in
             let query = request.uri.queryParameters
             let venue = query["venue"].map(String.init) ?? ""
             let decision = query["decision"].map(String.init) ?? ""
-            let day = query["day"].map(String.init).flatMap { $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil }
+            let day = query["day"].map(String.init).flatMap {
+                $0.range(of: "^\\d{4}-\\d{2}-\\d{2}$", options: .regularExpression) != nil ? $0 : nil
+            }
             let rows = try await app.activity.auditPage(principal, limit: 500)
             let shown = rows.filter { row in
-                (venue.isEmpty || row.target == venue) && Self.matches(decision, row.outcome) && (day.map { SpendRepository.day(of: Date(timeIntervalSince1970: Double(row.at) / 1000)) == $0 } ?? true)
+                (venue.isEmpty || row.target == venue) && Self.matches(decision, row.outcome)
+                    && (day.map { SpendRepository.day(of: Date(timeIntervalSince1970: Double(row.at) / 1000)) == $0 } ?? true)
             }.prefix(200).map(Self.row)
             var data = try await bars(principal)
             let venues = [""] + app.gateway.registry.names
             data["venue_options"] = venues.map { ["value": $0, "label": $0.isEmpty ? "All" : $0, "selected": $0 == venue] }
-            data["decision_options"] = [["value": "", "label": "All", "selected": decision.isEmpty]]
+            data["decision_options"] =
+                [["value": "", "label": "All", "selected": decision.isEmpty]]
                 + Outcome.Verdict.allCases.map { ["value": $0.rawValue, "label": $0.label, "selected": $0.rawValue == decision] }
             data["day"] = day ?? ""
             data["rows"] = Array(shown)
@@ -40,8 +43,10 @@ struct WebActivityPages {
     static func row(_ record: AuditRecord) -> [String: Any] {
         let detail = record.detail.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? [:]
         let venue = record.action.hasPrefix("gateway.") || record.action == "profile.go_live" ? record.target ?? "" : detail["venue"] ?? ""
-        return ["time": WebApp.time(record.at), "action": describe(record.action, outcome: record.outcome), "venue": venue,
-                "outcome": record.outcome, "details": details(detail)]
+        return [
+            "time": WebApp.time(record.at), "action": describe(record.action, outcome: record.outcome), "venue": venue,
+            "outcome": record.outcome, "details": details(detail),
+        ]
     }
 
     static func describe(_ action: String, outcome: String) -> String {
@@ -50,7 +55,8 @@ struct WebActivityPages {
             "gateway.forward": "call sent", "gateway.result": "venue answered", "gateway.refuse": "call refused",
             "gateway.simulate": "order simulated", "credential.create": "credential added", "credential.update": "credential changed",
             "credential.delete": "credential deleted", "agent_key.create": "agent key created", "agent_key.revoke": "agent key revoked",
-            "profile.update": "settings changed", "profile.go_live": "go-live checks", "auth.login": "logged in", "auth.logout": "logged out",
+            "profile.update": "settings changed", "profile.go_live": "go-live checks", "auth.login": "logged in",
+            "auth.logout": "logged out",
             "auth.password_change": "password changed", "grant.create": "credential shared", "grant.revoke": "share revoked",
             "credential.rotate": "credential rotated", "credential.rename": "credential renamed", "user.create": "user created",
             "user.disable": "user disabled", "user.enable": "user enabled", "user.reset_password": "password reset",
@@ -66,10 +72,14 @@ struct WebActivityPages {
         if let reason = detail["reason"] { parts.append("Refused: \(reason)") }
         if let method = detail["method"], let path = detail["path"] { parts.append("\(method) \(path)") }
         if let checks = detail["checks"] {
-            let failed = checks.split(separator: ",").filter { $0.hasSuffix("=fail") }.map { $0.dropLast(5).replacingOccurrences(of: "_", with: " ") }
+            let failed = checks.split(separator: ",").filter { $0.hasSuffix("=fail") }.map {
+                $0.dropLast(5).replacingOccurrences(of: "_", with: " ")
+            }
             parts.append(failed.isEmpty ? "every check passed" : "failed checks: " + failed.joined(separator: ", "))
         }
-        for key in ["instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed", "request"] {
+        for key in [
+            "instrument", "side", "notional_usd", "client_order_id", "mode", "status", "cost_usd", "reservation", "changed", "request",
+        ] {
             if let value = detail[key] { parts.append("\(key.replacingOccurrences(of: "_", with: " ")) \(value)") }
         }
         return parts.joined(separator: " · ")

@@ -46,17 +46,22 @@ struct WebAdminPages {
     }
 
     func notAdmin(_ principal: Principal) -> Response {
-        app.page("message", title: "Administrators only", nav: nil, principal, status: .forbidden,
-                 ["error": "Only administrators manage users."])
+        app.page(
+            "message", title: "Administrators only", nav: nil, principal, status: .forbidden,
+            ["error": "Only administrators manage users."])
     }
 
-    func list(_ principal: Principal, password: (String, String)? = nil, notice: String? = nil, error: String? = nil,
-              status: HTTPResponse.Status = .ok) async throws -> Response {
+    func list(
+        _ principal: Principal, password: (String, String)? = nil, notice: String? = nil, error: String? = nil,
+        status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
         let users = try await app.services.accounts.listUsers().map { user -> [String: Any] in
-            ["id": user.id, "email": user.email, "role": user.isAdmin ? "administrator" : "user",
-             "state": user.disabled ? "disabled" : user.mustChangePassword ? "must change password" : "active",
-             "created": WebApp.time(user.createdAt), "toggle_action": user.disabled ? "enable" : "disable",
-             "toggle_label": user.disabled ? "Enable" : "Disable", "toggle": user.id != principal.user.id]
+            [
+                "id": user.id, "email": user.email, "role": user.isAdmin ? "administrator" : "user",
+                "state": user.disabled ? "disabled" : user.mustChangePassword ? "must change password" : "active",
+                "created": WebApp.time(user.createdAt), "toggle_action": user.disabled ? "enable" : "disable",
+                "toggle_label": user.disabled ? "Enable" : "Disable", "toggle": user.id != principal.user.id,
+            ]
         }
         var data: [String: Any] = ["users": users]
         if let (email, secret) = password { data["new_password"] = secret; data["new_password_email"] = email }

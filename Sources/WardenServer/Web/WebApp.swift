@@ -14,8 +14,10 @@ struct WebApp: Sendable {
     let activity: Activity
 
     /// A page for a logged-in user.
-    func get(_ group: RouterGroup<WardenContext>, _ path: RouterPath,
-             _ handler: @escaping @Sendable (Request, Principal, WardenContext) async throws -> Response) {
+    func get(
+        _ group: RouterGroup<WardenContext>, _ path: RouterPath,
+        _ handler: @escaping @Sendable (Request, Principal, WardenContext) async throws -> Response
+    ) {
         group.get(path) { request, context in
             guard let principal = await session.principal(request) else { return Self.redirect("/login") }
             if principal.user.mustChangePassword { return Self.redirect("/password") }
@@ -24,8 +26,10 @@ struct WebApp: Sendable {
     }
 
     /// A form post from a logged-in user, checked against the session's CSRF token.
-    func post(_ group: RouterGroup<WardenContext>, _ path: RouterPath, allowedBeforePasswordChange: Bool = false,
-              _ handler: @escaping @Sendable (WebForm, Principal, WardenContext) async throws -> Response) {
+    func post(
+        _ group: RouterGroup<WardenContext>, _ path: RouterPath, allowedBeforePasswordChange: Bool = false,
+        _ handler: @escaping @Sendable (WebForm, Principal, WardenContext) async throws -> Response
+    ) {
         group.post(path) { request, context in
             guard let principal = await session.principal(request) else { return Self.redirect("/login") }
             let form = try await WebForm(request)
@@ -35,8 +39,10 @@ struct WebApp: Sendable {
         }
     }
 
-    func render(_ template: String, title: String, nav: String? = nil, principal: Principal?, csrf: String,
-                status: HTTPResponse.Status = .ok, _ data: [String: Any] = [:]) -> Response {
+    func render(
+        _ template: String, title: String, nav: String? = nil, principal: Principal?, csrf: String,
+        status: HTTPResponse.Status = .ok, _ data: [String: Any] = [:]
+    ) -> Response {
         var context = data
         context["title"] = title
         context["csrf"] = csrf
@@ -47,19 +53,23 @@ struct WebApp: Sendable {
         }
         if let nav { context["nav_\(nav)"] = true }
         let html = templates.render(context, withTemplate: template) ?? "<!doctype html><title>Warden</title><p>Page not found.</p>"
-        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: html)))
+        return Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     /// A page for the user, with their session's CSRF token.
-    func page(_ template: String, title: String, nav: String?, _ principal: Principal, status: HTTPResponse.Status = .ok,
-              _ data: [String: Any] = [:]) -> Response {
+    func page(
+        _ template: String, title: String, nav: String?, _ principal: Principal, status: HTTPResponse.Status = .ok,
+        _ data: [String: Any] = [:]
+    ) -> Response {
         render(template, title: title, nav: nav, principal: principal, csrf: session.csrf(for: principal.sessionID), status: status, data)
     }
 
     func forbidden(_ principal: Principal?) -> Response {
-        render("message", title: "Form expired", principal: principal, csrf: principal.map { session.csrf(for: $0.sessionID) } ?? "",
-               status: .forbidden, ["error": "This form has expired or did not come from Warden's own page: reload the page and try again."])
+        render(
+            "message", title: "Form expired", principal: principal, csrf: principal.map { session.csrf(for: $0.sessionID) } ?? "",
+            status: .forbidden, ["error": "This form has expired or did not come from Warden's own page: reload the page and try again."])
     }
 
     static func redirect(_ location: String, cookies: [String] = []) -> Response {
@@ -87,7 +97,8 @@ struct WebApp: Sendable {
 /// Headers on every dashboard response: nothing from elsewhere may load, nothing may frame it, nothing is cached.
 struct WebHeadersMiddleware: RouterMiddleware {
     typealias Context = WardenContext
-    static let policy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; "
+    static let policy =
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; "
         + "frame-ancestors 'none'; base-uri 'none'"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -24,10 +24,11 @@ struct WebAuthPages {
             }
             let email = form.text("email") ?? ""
             do {
-                let result = try await app.services.accounts.login(email: email, password: form["password"] ?? "",
-                                                                    clientAddress: context.clientAddress,
-                                                                    device: request.cookies[WebSession.deviceCookie]?.value,
-                                                                    rememberDevice: true)
+                let result = try await app.services.accounts.login(
+                    email: email, password: form["password"] ?? "",
+                    clientAddress: context.clientAddress,
+                    device: request.cookies[WebSession.deviceCookie]?.value,
+                    rememberDevice: true)
                 var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn)]
                 // Lets this browser log in while a stranger's failures hold its address or the account back.
                 if let device = result.deviceToken {
@@ -44,11 +45,13 @@ struct WebAuthPages {
         }
         app.post(web, "/password", allowedBeforePasswordChange: true) { form, principal, _ in
             do {
-                try await app.services.accounts.changePassword(principal, current: form["current_password"] ?? "",
-                                                               new: form["new_password"] ?? "")
+                try await app.services.accounts.changePassword(
+                    principal, current: form["current_password"] ?? "",
+                    new: form["new_password"] ?? "")
             } catch {
-                return app.page("password", title: "Change your password", nav: nil, principal, status: .badRequest,
-                                ["error": WebApp.message(error)])
+                return app.page(
+                    "password", title: "Change your password", nav: nil, principal, status: .badRequest,
+                    ["error": WebApp.message(error)])
             }
             return WebApp.redirect("/activity")
         }

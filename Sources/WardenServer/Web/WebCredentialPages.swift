@@ -54,8 +54,9 @@ struct WebCredentialPages {
             guard let credential = try? await app.services.credentials.get(principal, id: context.parameters.get("id") ?? "") else {
                 return try await list(principal, error: "No such credential.", status: .notFound)
             }
-            return app.page("credential_delete", title: "Delete a credential", nav: "credentials", principal,
-                            ["id": credential.id, "venue": credential.venue, "label": credential.label])
+            return app.page(
+                "credential_delete", title: "Delete a credential", nav: "credentials", principal,
+                ["id": credential.id, "venue": credential.venue, "label": credential.label])
         }
         app.post(web, "/credentials/{id}/delete") { _, principal, context in
             try await outcome(principal) {
@@ -65,15 +66,17 @@ struct WebCredentialPages {
         }
         app.post(web, "/credentials/{id}/grants") { form, principal, context in
             try await outcome(principal) {
-                _ = try await app.services.credentials.grant(principal, credentialID: context.parameters.get("id") ?? "",
-                                                            email: form["email"] ?? "", access: form["access"] ?? "")
+                _ = try await app.services.credentials.grant(
+                    principal, credentialID: context.parameters.get("id") ?? "",
+                    email: form["email"] ?? "", access: form["access"] ?? "")
                 return "Shared."
             }
         }
         app.post(web, "/credentials/{id}/grants/{grant}/delete") { _, principal, context in
             try await outcome(principal) {
-                try await app.services.credentials.revokeGrant(principal, credentialID: context.parameters.get("id") ?? "",
-                                                               grantID: context.parameters.get("grant") ?? "")
+                try await app.services.credentials.revokeGrant(
+                    principal, credentialID: context.parameters.get("id") ?? "",
+                    grantID: context.parameters.get("grant") ?? "")
                 return "Share revoked."
             }
         }
@@ -88,19 +91,27 @@ struct WebCredentialPages {
         return try await list(principal, notice: notice)
     }
 
-    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws
+        -> Response
+    {
         var rows: [[String: Any]] = []
         for credential in try await app.services.credentials.list(principal) {
-            var row: [String: Any] = ["id": credential.id, "venue": credential.venue, "label": credential.label,
-                                      "fingerprint": credential.fingerprint, "access": credential.holding.name,
-                                      "created": WebApp.time(credential.createdAt), "last_used": WebApp.time(credential.lastUsedAt)]
+            var row: [String: Any] = [
+                "id": credential.id, "venue": credential.venue, "label": credential.label,
+                "fingerprint": credential.fingerprint, "access": credential.holding.name,
+                "created": WebApp.time(credential.createdAt), "last_used": WebApp.time(credential.lastUsedAt),
+            ]
             if credential.holding == .owner {
                 let grants = try await app.services.credentials.listGrants(principal, credentialID: credential.id)
-                row["owned"] = [[
-                    "id": credential.id, "label": credential.label,
-                    "fields": fields(credential.venue).map { ["name": $0, "id": credential.id] },
-                    "grants": grants.map { ["id": $0.0.id, "credential_id": credential.id, "email": $0.1, "access": $0.0.access.rawValue] },
-                ] as [String: Any]]
+                row["owned"] = [
+                    [
+                        "id": credential.id, "label": credential.label,
+                        "fields": fields(credential.venue).map { ["name": $0, "id": credential.id] },
+                        "grants": grants.map {
+                            ["id": $0.0.id, "credential_id": credential.id, "email": $0.1, "access": $0.0.access.rawValue]
+                        },
+                    ] as [String: Any]
+                ]
             }
             rows.append(row)
         }
@@ -115,11 +126,14 @@ struct WebCredentialPages {
     }
 
     func newForm(_ principal: Principal, venue: String, label: String, error: String?, status: HTTPResponse.Status = .ok) -> Response {
-        var data: [String: Any] = ["venue": venue, "label_value": label,
-                                   "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem"), "required": true] }
-                                       + optionalFields(venue).map { ["name": $0, "multiline": false, "required": false] }]
+        var data: [String: Any] = [
+            "venue": venue, "label_value": label,
+            "fields": fields(venue).map { ["name": $0, "multiline": $0.hasSuffix("_pem"), "required": true] }
+                + optionalFields(venue).map { ["name": $0, "multiline": false, "required": false] },
+        ]
         if let error { data["error"] = error }
-        return app.page("credential_new", title: "Add a \(title(venue)) credential", nav: "credentials", principal,
-                        status: status, data)
+        return app.page(
+            "credential_new", title: "Add a \(title(venue)) credential", nav: "credentials", principal,
+            status: status, data)
     }
 }

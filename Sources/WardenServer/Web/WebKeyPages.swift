@@ -22,8 +22,9 @@ struct WebKeyPages {
                 let (record, key) = try await app.services.agentKeys.create(
                     principal, name: form.text("name") ?? "", credentialIDs: form.all("credential_ids"),
                     access: form["access"] ?? "", expiresInDays: days.flatMap { Int($0) })
-                return app.page("key_created", title: "Agent key \(record.name) created", nav: "keys", principal,
-                                ["key": key, "snippets": snippets(key: key, venues: record.credentials.keys.sorted())])
+                return app.page(
+                    "key_created", title: "Agent key \(record.name) created", nav: "keys", principal,
+                    ["key": key, "snippets": snippets(key: key, venues: record.credentials.keys.sorted())])
             } catch {
                 return try await list(principal, error: WebApp.message(error), status: .badRequest)
             }
@@ -36,13 +37,17 @@ struct WebKeyPages {
         }
     }
 
-    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+    func list(_ principal: Principal, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) async throws
+        -> Response
+    {
         let now = Clock.nowMillis()
         let keys = try await app.services.agentKeys.list(principal).map { key -> [String: Any] in
             let state = key.revokedAt != nil ? "revoked" : (key.expiresAt.map { $0 <= now } ?? false) ? "expired" : "live"
-            return ["id": key.id, "name": key.name, "prefix": key.keyPrefix, "access": key.access.rawValue,
-                    "venues": key.credentials.keys.sorted().joined(separator: ", "), "expires": WebApp.time(key.expiresAt),
-                    "last_used": WebApp.time(key.lastUsedAt), "state": state, "live": state == "live"]
+            return [
+                "id": key.id, "name": key.name, "prefix": key.keyPrefix, "access": key.access.rawValue,
+                "venues": key.credentials.keys.sorted().joined(separator: ", "), "expires": WebApp.time(key.expiresAt),
+                "last_used": WebApp.time(key.lastUsedAt), "state": state, "live": state == "live",
+            ]
         }
         let credentials = try await app.services.credentials.list(principal).map {
             ["id": $0.id, "venue": $0.venue, "label": $0.label]
@@ -56,8 +61,10 @@ struct WebKeyPages {
     /// How to use the key: `warden run`, and each bound venue's SDK settings.
     func snippets(key: String, venues: [String]) -> String {
         let proxy = gatewayURL + "/proxy"
-        var lines = ["# Run a bot with the key (the venues' SDK variables are set for it):",
-                     "WARDEN_URL=\(gatewayURL) WARDEN_TOKEN=\(key) warden run -- python bot.py", ""]
+        var lines = [
+            "# Run a bot with the key (the venues' SDK variables are set for it):",
+            "WARDEN_URL=\(gatewayURL) WARDEN_TOKEN=\(key) warden run -- python bot.py", "",
+        ]
         for venue in venues.compactMap(app.gateway.registry.venue(named:)) {
             lines += venue.sdkSnippet(proxyURL: proxy, key: key) + [""]
         }

@@ -9,10 +9,14 @@ import WardenStore
 struct WebSettingsPages {
     let app: WebApp
 
-    static let riskFields = [("max_leg_usd", "Max per order (USD)"), ("daily_cap_usd", "Daily cap (USD)"),
-                             ("min_net_edge_cents", "Minimum net edge (cents)")]
-    static let simulatorFields = [("starting_balance_usd", "Paper starting balance (USD)"), ("fee_bps", "Fees (basis points)"),
-                                  ("slippage_bps", "Slippage (basis points)")]
+    static let riskFields = [
+        ("max_leg_usd", "Max per order (USD)"), ("daily_cap_usd", "Daily cap (USD)"),
+        ("min_net_edge_cents", "Minimum net edge (cents)"),
+    ]
+    static let simulatorFields = [
+        ("starting_balance_usd", "Paper starting balance (USD)"), ("fee_bps", "Fees (basis points)"),
+        ("slippage_bps", "Slippage (basis points)"),
+    ]
 
     func addRoutes(to web: RouterGroup<WardenContext>) {
         app.get(web, "/settings") { _, principal, _ in
@@ -28,7 +32,8 @@ struct WebSettingsPages {
             }
             func amount(_ name: String) throws -> USD {
                 guard let text = entered[name], let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")),
-                      let usd = USD(limit: value) else { throw WardenError.invalid(name, "must be a number of USD from 0 up") }
+                    let usd = USD(limit: value)
+                else { throw WardenError.invalid(name, "must be a number of USD from 0 up") }
                 return usd
             }
             do {
@@ -42,8 +47,9 @@ struct WebSettingsPages {
                 return page(principal, saved, notice: "Saved.")
             } catch let error as WardenError {
                 let field = error.field.map { $0.split(separator: ".").last.map(String.init) ?? $0 }
-                return page(principal, profile, entered: entered, fieldError: field.map { ($0, Self.plain(error)) },
-                            error: field == nil ? error.message : "Not saved: see the field marked below.", status: .badRequest)
+                return page(
+                    principal, profile, entered: entered, fieldError: field.map { ($0, Self.plain(error)) },
+                    error: field == nil ? error.message : "Not saved: see the field marked below.", status: .badRequest)
             }
         }
         app.post(web, "/settings/go-live") { form, principal, _ in
@@ -53,8 +59,9 @@ struct WebSettingsPages {
                 let profile = try await app.services.profiles.get(userID: principal.user.id)
                 return page(principal, profile, checks: result, status: result.live ? .ok : .unprocessableContent)
             } catch {
-                return page(principal, try await app.services.profiles.get(userID: principal.user.id), error: WebApp.message(error),
-                            status: .badRequest)
+                return page(
+                    principal, try await app.services.profiles.get(userID: principal.user.id), error: WebApp.message(error),
+                    status: .badRequest)
             }
         }
         app.post(web, "/settings/live-off") { _, principal, _ in
@@ -64,10 +71,15 @@ struct WebSettingsPages {
         }
     }
 
-    func page(_ principal: Principal, _ profile: ProfileRecord, entered: [String: String] = [:], fieldError: (String, String)? = nil,
-              checks: GoLiveResult? = nil, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
-        let values = ["max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double, "min_net_edge_cents": profile.minNetEdgeCents,
-                      "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps]
+    func page(
+        _ principal: Principal, _ profile: ProfileRecord, entered: [String: String] = [:], fieldError: (String, String)? = nil,
+        checks: GoLiveResult? = nil, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok
+    ) -> Response {
+        let values = [
+            "max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double,
+            "min_net_edge_cents": profile.minNetEdgeCents,
+            "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps,
+        ]
         func rows(_ fields: [(String, String)]) -> [[String: Any]] {
             fields.map { name, label in
                 var row: [String: Any] = ["name": name, "label": label, "value": entered[name] ?? Self.format(values[name] ?? 0)]
@@ -75,8 +87,10 @@ struct WebSettingsPages {
                 return row
             }
         }
-        var data: [String: Any] = ["risk": rows(Self.riskFields), "simulator": rows(Self.simulatorFields),
-                                   "live": profile.allowLiveTrading, "live_venues": profile.liveVenues.joined(separator: ", ")]
+        var data: [String: Any] = [
+            "risk": rows(Self.riskFields), "simulator": rows(Self.simulatorFields),
+            "live": profile.allowLiveTrading, "live_venues": profile.liveVenues.joined(separator: ", "),
+        ]
         if let checks {
             data["checks_venue"] = checks.venue
             data["checks"] = checks.checks.map {
