@@ -136,26 +136,72 @@ public struct GatewayCalls: Sendable {
         call.origin.bodyRead()
         let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
         try gateway.checkBody(body, contentType: headers[.contentType], key: admission.key)
-        let origin = call.origin
         let plan = try await gateway.trading.plan(
-            admission, venue: venue, method: call.method.rawValue, query: call.query ?? "", body: body,
-            headers: headers, reasonNotToSend: { origin.reasonNotToSend() })
+            admission, venue: venue, method: call.method.rawValue, query: call.query ?? "", body: body, headers: headers)
         switch plan.route {
         case .answer(let status, let answer):
-            // Warden's own wallet call was sent and answered; anything else was answered by the simulator.
-            let walletAuth = plan.kind == .walletAuth
-            let outcome: Outcome = walletAuth ? .forwarded : .dryRun
+            // Answered by the simulator: nothing reached the venue.
             gateway.audit.record(
                 entry(
-                    CallSubject(admission), walletAuth ? .result : .simulate, outcome: outcome, call,
+                    CallSubject(admission), .simulate, outcome: .dryRun, call,
                     extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
-            observer.ended(venue: venue.name, outcome: outcome)
+            observer.ended(venue: venue.name, outcome: .dryRun)
             return GatewayAnswer(status: status, contentType: "application/json", body: answer)
+        case .walletAuth(let signed, let url):
+            return try await walletAuth(signed, url: url, call, admission, venue, detail: plan.audit)
         case .forward(let signed, let url):
             // A live order's row is already on disk: it committed with the order's reservation.
             return try await send(
                 signed, url: url, call, CallSubject(admission), detail: plan.audit,
                 durable: !plan.kind.isRead && !plan.recorded, tickets: plan.reservations)
+        }
+    }
+
+    /// A level-1 wallet call: recorded before it is sent, sent like any other call, its whole answer made
+    /// safe by the trading policy (minted credentials are stored, never handed over), then recorded.
+    func walletAuth(
+        _ signed: UpstreamRequest, url: String, _ call: InboundCall, _ admission: Admission, _ venue: any ExchangeVenue,
+        detail: [String: String]
+    ) async throws -> GatewayAnswer {
+        let subject = CallSubject(admission)
+        var outgoing = request(url: url, method: signed.method, call)
+        outgoing.headers = signed.headers
+        if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
+        let started = ContinuousClock.now
+        try await mayBeSent(call, subject, detail: detail, durable: true) { _ in [:] }
+        let upstream: TransportAnswer
+        do { upstream = try await call.transport.send(outgoing) } catch { throw await failed(error, subject) { _ in [:] } }
+        let body = try await whole(upstream.body, limit: Self.maxExchangeBodyBytes, key: admission.key)
+        let (status, shown, extra) = try await gateway.trading.completeWalletAuth(
+            status: upstream.status, body: body, venue: venue, admission: admission)
+        var result = detail.merging(extra) { $1 }
+        result["status"] = String(upstream.status.code)
+        result["ms"] = Self.milliseconds(since: started)
+        observer.upstream(venue: venue.name, took: ContinuousClock.now - started)
+        observer.ended(venue: venue.name, outcome: .forwarded)
+        gateway.audit.record(entry(subject, .result, outcome: .forwarded, call, extra: result))
+        return GatewayAnswer(status: status, contentType: "application/json", body: shown)
+    }
+
+    /// An answer's body read whole, for Warden to look at before anything reaches the agent.
+    func whole(_ body: TransportAnswer.Body, limit: Int, key: AgentKeyRecord) async throws(GatewayRefusal) -> Data {
+        switch body {
+        case .whole(let buffer): return Data(buffer: buffer)
+        case .stream(let stream):
+            var gathered = ByteBuffer()
+            do {
+                for try await chunk in stream {
+                    guard gathered.readableBytes + chunk.readableBytes <= limit else {
+                        throw GatewayRefusal(.badGateway, .upstream, "the upstream's answer is larger than \(limit) bytes", key: key)
+                    }
+                    gathered.writeImmutableBuffer(chunk)
+                }
+            } catch let refusal as GatewayRefusal {
+                throw refusal
+            } catch {
+                throw GatewayRefusal(.badGateway, .upstream, "the upstream's answer broke off before its end", key: key)
+            }
+            return Data(buffer: gathered)
         }
     }
 
@@ -231,20 +277,7 @@ public struct GatewayCalls: Sendable {
     ) async throws -> GatewayAnswer {
         let venue = subject.venue
         let started = ContinuousClock.now
-        // Fail closed: no call leaves while its record could not be written.
-        do {
-            guard gateway.audit.healthy else { throw AuditUnavailable() }
-            if durable { try await gateway.audit.append(entry(subject, .forward, outcome: .allowed, call, extra: detail)) }
-        } catch {
-            _ = await settle(.unsent)
-            throw GatewayRefusal(
-                .serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
-        }
-
-        if let late = call.origin.reasonNotToSend() {
-            _ = await settle(.unsent)
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, late, key: subject.key)
-        }
+        try await mayBeSent(call, subject, detail: detail, durable: durable, settle: settle)
         let upstream: TransportAnswer
         do {
             upstream = try await call.transport.send(outgoing)
@@ -287,6 +320,27 @@ public struct GatewayCalls: Sendable {
         case .stream(let body):
             let stream = AnswerStream(upstream: body, meter: meter, holdLast: headers[.contentLength] != nil, conclude: conclude)
             return GatewayAnswer(status: status, headers: headers, body: .stream(stream))
+        }
+    }
+
+    /// Records a call before it is sent (`durable`: waits until the record is on disk) and checks that it may
+    /// still go: fail closed, no call leaves while its record could not be written, or once its client has
+    /// gone or its deadline has passed. A call that may not go is settled as unsent.
+    func mayBeSent(
+        _ call: InboundCall, _ subject: CallSubject, detail: [String: String], durable: Bool,
+        settle: @Sendable (Ending) async -> [String: String]
+    ) async throws(GatewayRefusal) {
+        do {
+            guard gateway.audit.healthy else { throw AuditUnavailable() }
+            if durable { try await gateway.audit.append(entry(subject, .forward, outcome: .allowed, call, extra: detail)) }
+        } catch {
+            _ = await settle(.unsent)
+            throw GatewayRefusal(
+                .serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: subject.key)
+        }
+        if let late = call.origin.reasonNotToSend() {
+            _ = await settle(.unsent)
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, late, key: subject.key)
         }
     }
 

@@ -9,6 +9,9 @@ public struct TradePlan: Sendable {
         case forward(request: UpstreamRequest, url: String)
         /// Answer for the venue (the simulator), without calling it.
         case answer(status: HTTPResponse.Status, body: Data)
+        /// Sign and send, then read the whole answer and hand it to `TradingPolicy.completeWalletAuth`,
+        /// which keeps the minted credentials and says what the agent may see.
+        case walletAuth(request: UpstreamRequest, url: String)
     }
 
     public let route: Route

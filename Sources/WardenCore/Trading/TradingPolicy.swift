@@ -31,11 +31,9 @@ public struct TradingPolicy: Sendable {
         allowed = config.venues.mapValues { $0.allowEndpoints.map(EndpointPattern.init) }
     }
 
-    /// `reasonNotToSend` says, just before a call Warden sends itself (a wallet call) goes out, why it must
-    /// not any more (its client has gone, it waited past its deadline), as the gateway checks for the rest.
     public func plan(
         _ admission: Admission, venue: any ExchangeVenue, method: String, query: String, body: Data,
-        headers: HTTPFields, reasonNotToSend: @escaping @Sendable () -> String? = { nil }
+        headers: HTTPFields
     ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
@@ -89,7 +87,7 @@ public struct TradingPolicy: Sendable {
             return try await plan(batch: orders, outgoing, venue, admission, base)
         case .walletAuth:
             try requireTrade(key)
-            return try await walletAuth(outgoing, venue, admission, base, reasonNotToSend: reasonNotToSend)
+            return try walletAuth(outgoing, venue, admission, base)
         }
     }
 

@@ -7,10 +7,10 @@ import WardenVenues
 extension TradingPolicy {
     /// Polymarket level 1: Warden signs with the stored wallet key, keeps the minted credentials in the
     /// vault, and tells the agent only that they are stored. Allowed in dry-run too: it trades nothing.
+    /// The call goes out as any other, through the gateway (`GatewayCalls`), then `completeWalletAuth`.
     func walletAuth(
-        _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission,
-        _ base: UpstreamBase, reasonNotToSend: @Sendable () -> String?
-    ) async throws(GatewayRefusal) -> TradePlan {
+        _ outgoing: UpstreamRequest, _ venue: any ExchangeVenue, _ admission: Admission, _ base: UpstreamBase
+    ) throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         guard admission.ownsCredential else {
             throw GatewayRefusal(.forbidden, .permission, "only keys of the credential's owner may mint its level-2 credentials", key: key)
@@ -19,31 +19,27 @@ extension TradingPolicy {
         do { try venue.signWalletAuth(&request, secret: admission.secret, now: Date()) } catch {
             throw GatewayRefusal(.forbidden, .permission, error.description, key: key)
         }
-        do {
-            try await audit.append(
-                admission.auditEntry(
-                    .forward, outcome: .allowed, method: request.method,
-                    detail: ["class": CallKind.walletAuth.rawValue]))
-        } catch {
-            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the call was not made", key: key)
-        }
-        if let late = reasonNotToSend() { throw GatewayRefusal(.serviceUnavailable, .unavailable, late, key: key) }
-        let answer: (status: Int, body: Data)
-        do { answer = try await prices.caller.send(request, origin: base.origin) } catch {
-            throw GatewayRefusal(.badGateway, .upstream, "the upstream could not be reached", key: key)
-        }
-        let status = HTTPResponse.Status(code: answer.status)
+        return TradePlan(route: .walletAuth(request: request, url: base.url(request)), kind: .walletAuth)
+    }
+
+    /// The venue's whole answer to a level-1 call, made safe for the agent: minted credentials are stored
+    /// and never handed over; an answer that may hold them and cannot be stored is refused (502). Returns
+    /// what the agent gets and details for the result row.
+    public func completeWalletAuth(
+        status: HTTPResponse.Status, body: Data, venue: any ExchangeVenue, admission: Admission
+    ) async throws(GatewayRefusal) -> (status: HTTPResponse.Status, body: Data, detail: [String: String]) {
+        let key = admission.key
         // The answer may hold freshly minted level-2 secrets: it reaches the agent only when it cannot.
-        guard (200..<300).contains(answer.status) else {
-            guard !Self.mayHoldCredentials(answer.body) else {
+        guard (200..<300).contains(status.code) else {
+            guard !Self.mayHoldCredentials(body) else {
                 throw GatewayRefusal(
                     .badGateway, .upstream,
-                    "the venue refused the level-1 call (\(answer.status)) with an answer naming credentials; it is not passed on",
+                    "the venue refused the level-1 call (\(status.code)) with an answer naming credentials; it is not passed on",
                     key: key)
             }
-            return TradePlan(route: .answer(status: status, body: answer.body), kind: .walletAuth)
+            return (status, body, [:])
         }
-        guard let fields = venue.walletAuthFields(answer.body) else {
+        guard let fields = venue.walletAuthFields(body) else {
             throw GatewayRefusal(
                 .badGateway, .upstream,
                 "the venue's level-1 answer has no readable apiKey, secret and passphrase; it is not passed on", key: key)
@@ -56,9 +52,7 @@ extension TradingPolicy {
         await keys.sync()  // the next call signs with the minted credentials
         // The SDK goes on with what it gets: its own agent key as the API key, placeholders for the rest.
         let stored = ["apiKey": admission.presentedKey, "secret": "stored-in-warden", "passphrase": "stored-in-warden"]
-        return TradePlan(
-            route: .answer(status: status, body: (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data()),
-            kind: .walletAuth, audit: ["stored": "true"])
+        return (status, (try? JSONSerialization.data(withJSONObject: stored, options: [.sortedKeys])) ?? Data(), ["stored": "true"])
     }
 
     /// Whether a level-1 answer might carry a credential: a member name at any depth (escapes decoded) or
