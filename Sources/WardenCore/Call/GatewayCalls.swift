@@ -188,20 +188,11 @@ public struct GatewayCalls: Sendable {
         switch body {
         case .whole(let buffer): return Data(buffer: buffer)
         case .stream(let stream):
-            var gathered = ByteBuffer()
-            do {
-                for try await chunk in stream {
-                    guard gathered.readableBytes + chunk.readableBytes <= limit else {
-                        throw GatewayRefusal(.badGateway, .upstream, "the upstream's answer is larger than \(limit) bytes", key: key)
-                    }
-                    gathered.writeImmutableBuffer(chunk)
-                }
-            } catch let refusal as GatewayRefusal {
-                throw refusal
+            do { return Data(buffer: try await stream.collect(upTo: limit)) } catch is NIOTooManyBytesError {
+                throw GatewayRefusal(.badGateway, .upstream, "the upstream's answer is larger than \(limit) bytes", key: key)
             } catch {
                 throw GatewayRefusal(.badGateway, .upstream, "the upstream's answer broke off before its end", key: key)
             }
-            return Data(buffer: gathered)
         }
     }
 

@@ -17,15 +17,12 @@ struct HTTPUpstreamCaller: UpstreamCaller {
             body: request.body.isEmpty ? nil : ByteBuffer(data: request.body),
             timeout: .seconds(10))
         let response = try await clients.execute(outgoing)
-        var body = ByteBuffer()
+        let body: ByteBuffer
         switch response.body {
         case .whole(let whole):
             body = whole
         case .stream(let stream):
-            for try await chunk in stream {
-                guard body.readableBytes + chunk.readableBytes <= Self.maxAnswerBytes else { throw UpstreamError.tooLarge }
-                body.writeImmutableBuffer(chunk)
-            }
+            do { body = try await stream.collect(upTo: Self.maxAnswerBytes) } catch is NIOTooManyBytesError { throw UpstreamError.tooLarge }
         }
         return (Int(response.status.code), Data(buffer: body))
     }
