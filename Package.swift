@@ -87,11 +87,29 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // HTTP/1.1 on SwiftNIO, knowing nothing of Warden: the front that reads the gateway's connections
+        // and the pooled client that sends its calls upstream.
+        .target(
+            name: "WardenHTTP",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The HTTP application: management API, web dashboard, gateway, health, middleware.
         .target(
             name: "WardenServer",
             dependencies: [
                 "WardenCore",
+                "WardenHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -120,6 +138,7 @@ let package = Package(
             name: "WardenBench",
             dependencies: [
                 "WardenCore",
+                "WardenHTTP",
                 "WardenServer",
                 "WardenVenues",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -141,9 +160,21 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "WardenHTTPTests",
+            dependencies: [
+                "WardenHTTP",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
             name: "WardenServerTests",
             dependencies: [
                 "WardenServer",
+                "WardenHTTP",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import WardenHTTP
 import WardenServer
 
 /// What the HTTP stack alone costs: Warden's HTTP front (with Hummingbird's router and server) and its
@@ -37,7 +38,10 @@ enum FloorProxy {
         let responder = router.buildResponder()
         let app = Application(
             responder: responder,
-            server: .front(FrontResponder(responder, serverName: "floor", logger: Logger(label: "floor")), bodyCap: 1 << 20),
+            server: .front(
+                FrontResponder(
+                    responder, serverName: "floor", requestIDHeader: HTTPField.Name("X-Warden-Request-Id")!, logger: Logger(label: "floor")),
+                bodyCap: 1 << 20),
             configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()
         try await clients.shutdown()

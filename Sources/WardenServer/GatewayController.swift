@@ -5,6 +5,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import WardenCore
+import WardenHTTP
 
 /// `/proxy/{venue}/…`: turns an HTTP request into an `InboundCall` for `GatewayCalls` (Core), which
 /// decides, records and sends it through the upstream client, and turns its answer back into HTTP.
@@ -93,7 +94,8 @@ struct GatewayController {
             let outgoing = UpstreamHTTPRequest(
                 url: request.url, method: HTTPMethod(rawValue: request.method),
                 headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) }), body: request.body,
-                timeout: TimeAmount(request.timeout), stillWanted: { origin.reasonNotToSend() == nil })
+                timeout: TimeAmount(request.timeout), retryable: HTTPRequest.Method.isRead(request.method),
+                stillWanted: { origin.reasonNotToSend() == nil })
             let response: UpstreamResponse
             do { response = try await clients.execute(outgoing, on: eventLoop) } catch let cut as UpstreamCutShort {
                 throw .cutShort(status: HTTPResponse.Status(code: Int(cut.status.code)), silent: cut.cause == .timedOut)

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Synchronization
 
 /// Names each request for its log line and its `X-Warden-Request-Id` answer header: a prefix drawn once per
@@ -9,6 +10,8 @@ enum RequestID {
         return String(bits & 0xFFFF_FFFF_FFFF, radix: 16).leftPadded(to: 12)
     }()
     private static let counter = Atomic<UInt64>(0)
+    /// The answer header that carries it.
+    static let header = HTTPField.Name("X-Warden-Request-Id")!
 
     static func next() -> String {
         let n = counter.add(1, ordering: .relaxed).newValue

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import WardenCore
+import WardenHTTP
 import WardenStore
 
 /// What the HTTP application is built from.
@@ -134,7 +135,7 @@ public func buildApplication(
     _ env: ServerEnvironment, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let responder = buildRouter(env).buildResponder()
-    let front = FrontResponder(responder, serverName: "warden", logger: env.logger)
+    let front = FrontResponder(responder, serverName: "warden", requestIDHeader: RequestID.header, logger: env.logger)
     let bodyCap = max(env.settings.maxBodyBytes, env.settings.config.gateway.maxRequestBytes)
     return Application(
         responder: responder,

@@ -1,9 +1,10 @@
 import Hummingbird
 import NIOCore
 import WardenCore
+import WardenHTTP
 
 /// The request context of every Warden route: who is calling and from where.
-public struct WardenContext: RequestContext {
+public struct WardenContext: FrontRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by `AuthMiddleware` on authenticated routes.
     public var principal: Principal?

@@ -239,6 +239,28 @@ enum Schema {
                 "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at BIGINT NOT NULL)",
                 "INSERT INTO store_probe (id, checked_at) VALUES (1, 0)",
             ]),
+        // The LLM budget and the order caps are held on one kind of row with one locking rule (DayLedger.swift):
+        // a key's spend summed over venues, an owner's volume per mode. Holders are ids never reused, so a
+        // deleted key's or user's rows are left to count nothing.
+        Migration(
+            version: 10, name: "one day ledger for budgets and caps",
+            statements: [
+                """
+                CREATE TABLE ledger_days (
+                    ledger TEXT NOT NULL CHECK (ledger IN ('llm', 'live', 'paper')),
+                    holder TEXT NOT NULL,
+                    day TEXT NOT NULL,
+                    used_micros BIGINT NOT NULL DEFAULT 0 CHECK (used_micros >= 0),
+                    PRIMARY KEY (ledger, holder, day)
+                )
+                """,
+                "INSERT INTO ledger_days (ledger, holder, day, used_micros) SELECT mode, owner_id, day, used_micros FROM trade_days",
+                """
+                INSERT INTO ledger_days (ledger, holder, day, used_micros)
+                SELECT 'llm', agent_key_id, day, SUM(spent_micros + reserved_micros) FROM llm_spend GROUP BY agent_key_id, day
+                """,
+                "DROP TABLE trade_days",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

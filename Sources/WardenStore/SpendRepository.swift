@@ -14,41 +14,27 @@ public struct SpendRecord: Sendable, Equatable {
     public var reserved: USD
 }
 
-/// Budget reservations and settled spend, per agent key, UTC day and venue, in exact micro-dollars. A
-/// reservation and the check against the budget happen in one serialised transaction, so concurrent calls
-/// cannot overspend; amounts are `USD`, never negative, and the columns refuse a negative figure as well.
+/// Budget reservations and settled spend, per agent key, UTC day and venue, in exact micro-dollars. The
+/// budget is checked on the key's day in `DayLedger` (DayLedger.swift), the same rule as order caps, so
+/// concurrent calls cannot overspend; amounts are `USD`, never negative, and the columns refuse a negative
+/// figure as well.
 public struct SpendRepository: Sendable {
     let database: Database
 
     public init(_ database: Database) { self.database = database }
 
-    /// Reserves `amount` USD unless it would take the key past `budget` for the day (summed over venues).
+    /// Reserves `amount` USD unless it would take the key past `budget` for the day (summed over venues, held
+    /// on the key's day by `DayLedger`).
     public func reserve(keyID: String, venue: String, day: String, amount: USD, budget: USD?) async throws -> Bool {
-        let dialect = database.dialect
+        let ledger = DayLedger(dialect: database.dialect)
         return try await database.transaction { db in
-            if dialect == .postgres {
-                try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: keyID)))").run()
-            }
-            if let budget {
-                let row = try await db.raw(
-                    """
-                    SELECT COALESCE(SUM(spent_micros + reserved_micros), 0) AS used FROM llm_spend
-                    WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day)
-                    """
-                ).first()
-                let used = try row?.decode(column: "used", as: Int64.self) ?? 0
-                guard used + amount.micros <= budget.micros else { return false }
-            }
+            let account = LedgerAccount(.llmSpend, holder: keyID, cap: budget)
+            guard try await ledger.hold(amount, on: [account], day: day, on: db) == .held else { return false }
             try await db.raw(
                 """
-                INSERT INTO llm_spend (agent_key_id, day, venue) VALUES (\(bind: keyID), \(bind: day), \(bind: venue))
-                ON CONFLICT (agent_key_id, day, venue) DO NOTHING
-                """
-            ).run()
-            try await db.raw(
-                """
-                UPDATE llm_spend SET reserved_micros = reserved_micros + \(bind: amount.micros)
-                WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
+                INSERT INTO llm_spend (agent_key_id, day, venue, reserved_micros)
+                VALUES (\(bind: keyID), \(bind: day), \(bind: venue), \(bind: amount.micros))
+                ON CONFLICT (agent_key_id, day, venue) DO UPDATE SET reserved_micros = llm_spend.reserved_micros + excluded.reserved_micros
                 """
             ).run()
             return true
@@ -60,7 +46,9 @@ public struct SpendRepository: Sendable {
         keyID: String, venue: String, day: String, reserved: USD, spent: USD,
         inputTokens: Int, outputTokens: Int
     ) async throws {
-        try await database.withConnection { db in
+        let ledger = DayLedger(dialect: database.dialect)
+        try await database.transaction { db in
+            try await ledger.settle(.llmSpend, holders: [keyID], day: day, held: reserved, final: spent, on: db)
             try await db.raw(
                 """
                 UPDATE llm_spend SET reserved_micros = CASE WHEN reserved_micros > \(bind: reserved.micros)
@@ -136,8 +124,10 @@ extension SpendRepository {
     /// Adds batched usage in one transaction.
     public func add(_ deltas: [SpendDelta]) async throws {
         guard !deltas.isEmpty else { return }
+        let ledger = DayLedger(dialect: database.dialect)
         try await database.transaction { db in
             for d in deltas {
+                try await ledger.settle(.llmSpend, holders: [d.keyID], day: d.day, held: .zero, final: d.spent, on: db)
                 try await db.raw(
                     """
                     INSERT INTO llm_spend (agent_key_id, day, venue, requests, input_tokens, output_tokens, spent_micros)

@@ -27,11 +27,13 @@ public enum TradeReservation: Sendable, Equatable {
 /// Whether an order goes to the venue or to the simulator; each mode has its own daily volume.
 public enum TradeMode: String, Sendable {
     case live, paper
+
+    /// The ledger this mode's volume is counted in.
+    public var ledger: Ledger { self == .live ? .liveOrders : .paperOrders }
 }
 
-/// Orders' notionals per owner, UTC day and mode (live or paper), in exact micro-dollars. A reservation and
-/// its check against the caps run in one transaction holding the owners' locks (row locks on PostgreSQL, the
-/// writer lock on SQLite), so concurrent orders, from one process or many, never take a day past its cap.
+/// Orders' notionals per owner, UTC day and mode (live or paper), in exact micro-dollars, held on the owners'
+/// days by `DayLedger` (DayLedger.swift), so concurrent orders, from one process or many, never take a day past its cap.
 /// Every order reserves its own notional: client order ids are not identities (a venue may keep them unique
 /// only among open orders), so only an order `fingerprint`ed by a venue that deduplicates by content can be
 /// recognised as a retry.
@@ -87,20 +89,10 @@ public struct TradeRepository: Sendable {
                 return .sameOrder
             }
         }
-        // Locks in a fixed order (by owner id), so two orders on each other's shared credentials cannot deadlock.
-        for limit in limits.sorted(by: { $0.ownerID < $1.ownerID }) {
-            let used = try await lockDay(ownerID: limit.ownerID, day: order.day, mode: order.mode.rawValue, on: db)
-            guard used.micros + order.notional.micros <= limit.dailyCap.micros else {
-                return .overCap(ownerID: limit.ownerID, used: used)
-            }
-        }
-        for limit in limits {
-            try await db.raw(
-                """
-                UPDATE trade_days SET used_micros = used_micros + \(bind: order.notional.micros)
-                WHERE owner_id = \(bind: limit.ownerID) AND day = \(bind: order.day) AND mode = \(bind: order.mode.rawValue)
-                """
-            ).run()
+        let ledger = DayLedger(dialect: database.dialect)
+        let accounts = limits.map { LedgerAccount(order.mode.ledger, holder: $0.ownerID, cap: $0.dailyCap) }
+        if case .overCap(let owner, let used) = try await ledger.hold(order.notional, on: accounts, day: order.day, on: db) {
+            return .overCap(ownerID: owner, used: used)
         }
         let id = UUID().uuidString.lowercased()
         try await db.raw(
@@ -113,25 +105,6 @@ public struct TradeRepository: Sendable {
             """
         ).run()
         return .reserved(id: id)
-    }
-
-    /// The day's volume, its row created and locked until the transaction ends.
-    func lockDay(ownerID: String, day: String, mode: String, on db: any SQLDatabase) async throws -> USD {
-        try await db.raw(
-            """
-            INSERT INTO trade_days (owner_id, day, mode) VALUES (\(bind: ownerID), \(bind: day), \(bind: mode))
-            ON CONFLICT (owner_id, day, mode) DO NOTHING
-            """
-        ).run()
-        // Locks the owner's day row until commit on PostgreSQL; SQLite already holds the writer lock.
-        let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-        let micros =
-            try await db.raw(
-                """
-                SELECT used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day) AND mode = \(bind: mode)\(lock)
-                """
-            ).first(decodingColumn: "used_micros", as: Int64.self) ?? 0
-        return USD(micros: micros) ?? .limit
     }
 
     /// The venue refused the order (or it was never sent): its notional goes back to every day it was counted on,
@@ -154,28 +127,19 @@ public struct TradeRepository: Sendable {
             let mode = try row.decode(column: "mode", as: String.self)
             let amount = try row.decode(column: "notional_micros", as: Int64.self)
             try await db.raw("UPDATE order_reservations SET status = 'released' WHERE id = \(bind: id)").run()
-            for owner in owners {
-                try await db.raw(
-                    """
-                    UPDATE trade_days SET used_micros = CASE WHEN used_micros > \(bind: amount) THEN used_micros - \(bind: amount) ELSE 0 END
-                    WHERE owner_id = \(bind: owner) AND day = \(bind: day) AND mode = \(bind: mode)
-                    """
-                ).run()
-            }
+            guard let mode = TradeMode(rawValue: mode), let amount = USD(micros: amount) else { return }
+            try await DayLedger(dialect: database.dialect).settle(
+                mode.ledger, holders: owners, day: day, held: amount, final: .zero, on: db)
         }
     }
 
     /// The day's reserved notional (orders not refused), by mode.
     public func used(ownerID: String, day: String) async throws -> [TradeMode: USD] {
-        try await database.withConnection { db in
-            var out: [TradeMode: USD] = [:]
-            for row in try await db.raw("SELECT mode, used_micros FROM trade_days WHERE owner_id = \(bind: ownerID) AND day = \(bind: day)")
-                .all()
-            {
-                guard let mode = TradeMode(rawValue: try row.decode(column: "mode", as: String.self)) else { continue }
-                out[mode] = USD(micros: try row.decode(column: "used_micros", as: Int64.self)) ?? .limit
-            }
-            return out
+        let totals = try await database.withConnection { db in
+            try await DayLedger(dialect: database.dialect).totals(holder: ownerID, day: day, on: db)
         }
+        var out: [TradeMode: USD] = [:]
+        for mode in [TradeMode.live, .paper] { out[mode] = totals[mode.ledger] }
+        return out
     }
 }

@@ -137,7 +137,8 @@ import WardenStore
         let (store, owner) = try await storeWithUser(backend)
         await #expect(throws: (any Error).self) {
             try await store.database.withConnection { db in
-                try await db.raw("INSERT INTO trade_days (owner_id, day, mode, used_micros) VALUES (\(bind: owner), 'd', 'live', -1)").run()
+                try await db.raw("INSERT INTO ledger_days (ledger, holder, day, used_micros) VALUES ('live', \(bind: owner), 'd', -1)")
+                    .run()
             }
         }
         await #expect(throws: (any Error).self) {
@@ -246,9 +247,14 @@ import WardenStore
         #expect(profile.maxLegUSD == USD(micros: 100_500_000) && profile.dailyCapUSD == USD(dollars: 500))
         #expect(try await AgentKeyRepository(database).find(id: "k1")?.dailyBudgetUSD == USD(micros: 100_000))
         // The negative spend the ceiling attack left behind counts as nothing; the reservation stays.
-        let spend = try await SpendRepository(database).usage(ownerID: owner, day: "d")
-        #expect(spend.map(\.spent) == [.zero] && spend.map(\.reserved) == [USD(micros: 250_000)] && spend.map(\.requests) == [3])
+        let usage = try await SpendRepository(database).usage(ownerID: owner, day: "d")
+        #expect(usage.map(\.spent) == [.zero] && usage.map(\.reserved) == [USD(micros: 250_000)] && usage.map(\.requests) == [3])
         #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == [.live: USD(micros: 42_500_000)])
+        // The key's day carried over whole: the 0.25 USD still reserved is already past its 0.1 USD budget.
+        let micro = try #require(USD(micros: 1)), budget = try #require(USD(micros: 100_000))
+        let spend = SpendRepository(database)
+        #expect(try await spend.reserve(keyID: "k1", venue: "openai", day: "d", amount: micro, budget: budget) == false)
+        #expect(try await spend.reserve(keyID: "k1", venue: "openai", day: "d", amount: micro, budget: nil))
         // The reservation moved over: releasing it gives its notional back.
         try await TradeRepository(database).release(id: "o1")
         #expect(try await TradeRepository(database).used(ownerID: owner, day: "d") == [.live: USD(micros: 32_250_000)])

@@ -3,10 +3,8 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
-import HTTPTypes
-import WardenVenues
 
-/// A request as Warden sends it upstream. The body is whole: the client sets its framing.
+/// A request as the gateway sends it upstream. The body is whole: the client sets its framing.
 public struct UpstreamHTTPRequest: Sendable {
     public var url: String
     public var method: HTTPMethod
@@ -14,14 +12,18 @@ public struct UpstreamHTTPRequest: Sendable {
     public var body: ByteBuffer?
     /// How long connecting, and every silence of the upstream after it, may last.
     public var timeout: TimeAmount
+    /// Whether it may be sent a second time, on a new connection, when a kept-alive one closed or answered
+    /// malformed before any answer: only for a request that changes nothing upstream, which the caller knows.
+    public var retryable: Bool
     /// Asked again when the call had to wait for a connection, just before it goes out: whether it may
     /// still be sent (its client is there, it is not past its deadline). When not, it fails `withdrawn`.
     public var stillWanted: (@Sendable () -> Bool)?
 
     public init(
         url: String, method: HTTPMethod, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, timeout: TimeAmount,
-        stillWanted: (@Sendable () -> Bool)? = nil
+        retryable: Bool = false, stillWanted: (@Sendable () -> Bool)? = nil
     ) {
+        self.retryable = retryable
         self.url = url
         self.method = method
         self.headers = headers
@@ -91,7 +93,7 @@ public final class UpstreamClients: Sendable {
         let answer = pool.loop.makePromise(of: UpstreamResponse.self)
         let call = UpstreamPool.Call(
             head: head, body: request.body, origin: target.origin, timeout: request.timeout, answer: answer,
-            mayRetry: UpstreamPool.isSafe(request.method), stillWanted: request.stillWanted)
+            mayRetry: request.retryable, stillWanted: request.stillWanted)
         let send = { @Sendable in pool.send(call) }
         // A task already on the pool's loop (tasks run on the event loops) sends at once rather than a loop turn later.
         if pool.loop.inEventLoop { send() } else { pool.loop.execute(send) }
@@ -350,9 +352,6 @@ final class UpstreamPool: @unchecked Sendable {
         sweep?.cancel()
         sweep = nil
     }
-
-    /// Reads (WardenVenues/ReadMethods.swift) change nothing upstream, so sending one twice is harmless.
-    static func isSafe(_ method: HTTPMethod) -> Bool { HTTPRequest.Method.isRead(method.rawValue) }
 
     static func isIPAddress(_ host: String) -> Bool {
         host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }

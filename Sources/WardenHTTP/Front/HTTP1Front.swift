@@ -6,16 +6,14 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
-import WardenCore
 
 extension HTTPServerBuilder {
-    /// Warden's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
+    /// The gateway's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
     /// accepts the connections, stops them gracefully and runs the services; only the per-connection
-    /// reading and writing is Warden's.
+    /// reading and writing is this module's.
     public static func front(
         _ responder: FrontResponder, bodyCap: Int,
-        clientTimeout: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().clientTimeoutSeconds)),
-        shutdownGrace: TimeAmount = .seconds(Int64(WardenConfig.ServerSection().shutdownGraceSeconds))
+        clientTimeout: TimeAmount = .seconds(60), shutdownGrace: TimeAmount = .seconds(10)
     ) -> HTTPServerBuilder {
         .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout, shutdownGrace: shutdownGrace) }
     }

@@ -9,9 +9,7 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 import Testing
-import WardenCore
-import WardenVenues
-@testable import WardenServer
+@testable import WardenHTTP
 
 @Suite struct UpstreamTargetTests {
     @Test func splitsOriginHostAndRequestTarget() throws {
@@ -99,7 +97,8 @@ import WardenVenues
     ) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
         let response = try await clients.execute(
             UpstreamHTTPRequest(
-                url: "\(scheme)://\(host):\(port)\(path)", method: method, body: body.map { ByteBuffer(string: $0) }, timeout: timeout),
+                url: "\(scheme)://\(host):\(port)\(path)", method: method, body: body.map { ByteBuffer(string: $0) }, timeout: timeout,
+                retryable: method == .GET),
             on: loop)
         return (response.status, response.headers, try await text(response.body))
     }
@@ -396,28 +395,6 @@ import WardenVenues
         #expect(retried.0 == .ok && upstream.connections.count.load(ordering: .relaxed) == connections + 1)
         try await clients.shutdown()
         try await upstream.channel.close()
-    }
-
-    @Test func theSettingsParseAndAreBounded() throws {
-        let config = try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 2\nupstream_max_connections_per_origin = 8")
-        #expect(config.gateway.upstreamIdleSeconds == 2 && config.gateway.upstreamMaxConnectionsPerOrigin == 8)
-        #expect(
-            WardenConfig.GatewaySection().upstreamIdleSeconds == 4 && WardenConfig.GatewaySection().upstreamMaxConnectionsPerOrigin == 64)
-        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_idle_seconds = 0") }
-        #expect(throws: ConfigError.self) { try ConfigLoader.parse("[gateway]\nupstream_max_connections_per_origin = 0") }
-    }
-
-    @Test func fieldsNamedInConnectionAreNotForwarded() {
-        let incoming: HTTPFields = [
-            .connection: "close, X-Secret-Hop", HTTPField.Name("X-Secret-Hop")!: "1", HTTPField.Name("X-Keep")!: "2",
-            .contentLength: "3", .connection: "Keep-Alive ,\tcontent-length,x-other-hop", HTTPField.Name("X-Other-Hop")!: "4",
-            .accept: "*/*",
-        ]
-        let forwarded = ForwardedHeaders.forwardable(incoming, venue: OpenAIVenue())
-        #expect(forwarded.map(\.name.canonicalName) == ["x-keep", "accept", "content-length"], "\(forwarded)")
-        // Nothing named: the very fields come back.
-        let plain: HTTPFields = [.connection: "keep-alive", .accept: "*/*"]
-        #expect(HopByHop.removingConnectionOptions(from: plain, namedIn: plain) == plain)
     }
 
     /// A port that was just free: bound, then released.

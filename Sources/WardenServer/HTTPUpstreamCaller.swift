@@ -1,7 +1,9 @@
 import Foundation
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import WardenCore
+import WardenHTTP
 import WardenVenues
 
 /// Warden's own calls to a venue (prices, balances) over the gateway's client: small answers, read whole.
@@ -15,7 +17,7 @@ struct HTTPUpstreamCaller: UpstreamCaller {
             method: HTTPMethod(rawValue: request.method),
             headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) }),
             body: request.body.isEmpty ? nil : ByteBuffer(data: request.body),
-            timeout: .seconds(10))
+            timeout: .seconds(10), retryable: HTTPRequest.Method.isRead(request.method))
         let response = try await clients.execute(outgoing)
         let body: ByteBuffer
         switch response.body {

@@ -11,7 +11,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import Testing
-@testable import WardenServer
+@testable import WardenHTTP
 
 /// Bytes the `/flood` route has handed to the front so far.
 private let flooded = Atomic<Int>(0)
@@ -37,7 +37,7 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
         clientTimeout: TimeAmount = .seconds(60),
         onServerRunning: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
+        let router = Router(context: TestContext.self, options: .autoGenerateHeadEndpoints)
         router.get("/hello") { _, _ -> String in "hello" }
         router.post("/echo") { request, _ -> Response in
             do {
@@ -107,7 +107,7 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
                 })
         }
         let responder = router.buildResponder()
-        let front = FrontResponder(responder, serverName: "warden", logger: Logger(label: "test"))
+        let front = FrontResponder(responder, serverName: "warden", requestIDHeader: TestContext.header, logger: Logger(label: "test"))
         return Application(
             responder: responder, server: .front(front, bodyCap: cap, clientTimeout: clientTimeout),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -632,7 +632,7 @@ final class FrontWire: Sendable {
     static let bodyCap = 64 * 1024
 
     static func open() async throws -> FrontWire {
-        let router = Router(context: WardenContext.self)
+        let router = Router(context: TestContext.self)
         router.get("/hello") { _, _ -> String in "hello" }
         router.get("/slow") { _, _ -> String in
             try await Task.sleep(for: .milliseconds(100))
@@ -663,7 +663,8 @@ final class FrontWire: Sendable {
             Response(status: .ok, headers: [.contentLength: "1234"], body: .init(byteBuffer: ByteBuffer(string: "hello")))
         }
         router.on("/tunnel", method: .connect) { _, _ -> String in "no tunnel" }
-        let responder = FrontResponder(router.buildResponder(), serverName: "warden", logger: Logger(label: "test"))
+        let responder = FrontResponder(
+            router.buildResponder(), serverName: "warden", requestIDHeader: TestContext.header, logger: Logger(label: "test"))
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
             try HTTP1Front.addHandlers(

@@ -29,7 +29,7 @@ public struct UpstreamResponse: Sendable {
 /// `status` is what the upstream had decided.
 public struct UpstreamCutShort: Error, Equatable {
     public let status: HTTPResponseStatus
-    let cause: UpstreamError
+    public let cause: UpstreamError
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream, carrying one exchange at a time. Lives on its

@@ -6,33 +6,43 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTPTypes
 
+/// A request context the front can make for each request, naming the request in the answer's headers.
+public protocol FrontRequestContext: RequestContext where Source == ApplicationRequestContextSource {
+    /// This request's name, sent back in the front's request-id header.
+    var requestID: String { get }
+}
+
 /// Answers one request read by `HTTP1Front`: runs the router, then writes the response to the channel.
 /// An error that escapes the router becomes a bare 500, as in Hummingbird's own server.
 public struct FrontResponder: Sendable {
-    let respond: @Sendable (Request, WardenContext) async throws -> Response
+    let respond: @Sendable (Request, any Channel) async -> (Response, requestID: String)
     let logger: Logger
     let serverName: String
+    let requestIDHeader: HTTPField.Name
     let dates = HTTPDateCache()
-    static let requestIDHeader = HTTPField.Name("X-Warden-Request-Id")!
 
-    public init<R: HTTPResponder>(_ responder: R, serverName: String, logger: Logger) where R.Context == WardenContext {
-        respond = { try await responder.respond(to: $0, context: $1) }
+    public init<R: HTTPResponder>(
+        _ responder: R, serverName: String, requestIDHeader: HTTPField.Name, logger: Logger
+    ) where R.Context: FrontRequestContext {
+        respond = { request, channel in
+            let context = R.Context(source: .init(channel: channel, logger: logger))
+            do {
+                return (try await responder.respond(to: request, context: context), context.requestID)
+            } catch {
+                logger.debug("unhandled error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+                return (Response(status: .internalServerError), context.requestID)
+            }
+        }
         self.serverName = serverName
+        self.requestIDHeader = requestIDHeader
         self.logger = logger
     }
 
     func answer(_ request: Request, on channel: any Channel) async {
-        let context = WardenContext(source: .init(channel: channel, logger: logger))
-        var response: Response
-        do {
-            response = try await respond(request, context)
-        } catch {
-            logger.debug("unhandled error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
-            response = Response(status: .internalServerError)
-        }
+        var (response, requestID) = await respond(request, channel)
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
-        response.headers[Self.requestIDHeader] = context.requestID
+        response.headers[requestIDHeader] = requestID
         let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil)
         do {
             try await response.body.write(writer)

@@ -57,7 +57,7 @@ struct UpstreamTarget: Sendable, Equatable {
 }
 
 /// Why an upstream call failed; the gateway answers 504 for `timedOut` and 502 otherwise.
-enum UpstreamError: Error, Equatable {
+public enum UpstreamError: Error, Equatable {
     /// The URL is not an absolute http(s) URL that can be written on a request line.
     case invalidURL
     /// No connection could be made (refused, unreachable, TLS handshake failed, connect timeout), or
