@@ -35,6 +35,21 @@ def rss_mb(pid, field):
     return int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def cpu_seconds(pids):
+    """User plus system CPU time the processes have used, in seconds."""
+    total = 0
+    for pid in pids:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid):
+    """A process and its children (nginx's master and workers)."""
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid] + [int(c) for c in children]
+
+
 def wait_port(port, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -72,9 +87,20 @@ http {{
 """
 
 
-def wrk(url, connections, duration, script, env):
+def wrk(url, connections, duration, script, env, servers, perf=None):
+    """One load run; `servers` names the processes whose CPU time per request is reported. With `perf`
+    (a path and a pid), the run is profiled."""
     cmd = ["wrk", "-t", "2" if connections > 1 else "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", script, url]
+    before = {name: cpu_seconds(pids) for name, pids in servers.items()}
+    recorder = None
+    if perf:
+        recorder = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-o", perf[0], "-p", str(perf[1])],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60)
+    if recorder:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+    spent = {name: cpu_seconds(pids) - before[name] for name, pids in servers.items()}
     out = run.stdout
     if not re.search(r"Requests/sec:", out):
         raise RuntimeError(f"wrk gave no figures for {url}: {out} {run.stderr}")
@@ -85,8 +111,10 @@ def wrk(url, connections, duration, script, env):
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu = {f"cpu_us_{name}": round(seconds * 1e6 / max(1, requests_done), 1) for name, seconds in spent.items()}
     return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": errors.group(1) if errors else None}
+            "socket_errors": errors.group(1) if errors else None, "requests": requests_done, **cpu}
 
 
 def main():
@@ -95,17 +123,21 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="every scenario runs once per round; medians are reported")
     parser.add_argument("--warden", required=True)
     parser.add_argument("--bench", required=True)
+    parser.add_argument("--only", help="comma-separated scenario names: run these alone, print their figures, write no report")
+    parser.add_argument("--perf", help="a directory: record `perf record -g` of Warden during each run at 64 connections there")
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="warden-bench-"))
     upstream_port, proxy_port, warden_port, floor_port = free_port(), free_port(), free_port(), free_port()
     (work / "nginx.conf").write_text(nginx_conf(work, upstream_port, proxy_port))
     procs = []
     try:
-        procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"]))
+        nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
+        procs.append(nginx)
         wait_port(upstream_port)
         wait_port(proxy_port)
-        procs.append(subprocess.Popen([args.bench, "floor-proxy", str(floor_port), f"http://127.0.0.1:{upstream_port}"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        floor = subprocess.Popen([args.bench, "floor-proxy", str(floor_port), f"http://127.0.0.1:{upstream_port}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(floor)
         wait_port(floor_port)
         key = subprocess.run([args.warden, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
         env = {**os.environ, "WARDEN_MASTER_KEY": key, "WARDEN_LOG_LEVEL": "warning"}
@@ -152,12 +184,18 @@ def main():
             "4_warden_binance_order": f"http://127.0.0.1:{warden_port}/proxy/binance/api/v3/order",
             "5_warden_refused": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
         }
+        if args.only:
+            scenarios = {name: url for name, url in scenarios.items() if name in args.only.split(",")}
         # The peak before the load comes from the logins above (an Argon2id hash holds 64 MiB while it runs);
         # it is reported apart, and the kernel's high-water mark is reset so the load's own peak is measured.
         setup_peak_mb = rss_mb(warden.pid, "VmHWM")
         pathlib.Path(f"/proc/{warden.pid}/clear_refs").write_text("5")
         # Rounds interleave the scenarios, so a slow spell of the machine falls on all of them alike; each
         # figure is the median over the rounds, and ratios are taken within a round before their median.
+        # CPU per request of every process in every run: nginx (master and worker; in the proxy scenario it
+        # also serves the upstream), the stack floor, Warden.
+        servers = {"nginx": family(nginx.pid), "floor": [floor.pid], "warden": [warden.pid]}
+        cpu_fields = [f"cpu_us_{name}" for name in servers]
         rounds = []
         for _ in range(args.rounds):
             measured = {}
@@ -165,11 +203,16 @@ def main():
                 bench_key = "wdn_not_a_real_key" if "refused" in name else trader if "binance" in name else agent
                 wrk_env = {**os.environ, "BENCH_KEY": bench_key}
                 lua = str(order_script if "binance" in name else script)
-                measured[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env),
-                                  "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env)}
+                perf = (str(pathlib.Path(args.perf) / f"{name}.perf.data"), warden.pid) if args.perf else None
+                measured[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env, servers, perf),
+                                  "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env, servers)}
             rounds.append(measured)
-        results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+        results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx", *cpu_fields)}
                           for load in ("c64", "c1")} for name in scenarios}
+        if args.only:
+            for name, r in results.items():
+                print(name, json.dumps(r))
+            return
         within = lambda f: median([f(r) for r in rounds])
         spread = lambda f: [round(min(f(r) for r in rounds), 3), round(max(f(r) for r in rounds), 3)]
         ratio = lambda r: r["3_warden_openai"]["c64"]["rps"] / r["2_nginx_proxy"]["c64"]["rps"]
@@ -194,9 +237,11 @@ def main():
         out_dir = pathlib.Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
-        print(f"\n{'scenario':22} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}")
+        print(f"\n{'scenario':22} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}   CPU µs/request @64: nginx floor warden")
         for name, r in results.items():
-            print(f"{name:22} {r['c64']['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {r['c64']['non_2xx'] + r['c1']['non_2xx']:8}")
+            c = r["c64"]
+            print(f"{name:22} {c['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {c['non_2xx'] + r['c1']['non_2xx']:8}   "
+                  f"{c['cpu_us_nginx']:>18.1f} {c['cpu_us_floor']:5.1f} {c['cpu_us_warden']:6.1f}")
         print(f"\nmedians of {args.rounds} interleaved rounds of {args.duration} s (c64) and {max(3, args.duration // 2)} s (c1)")
         print(f"warden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f} (rounds {report['throughput_ratio_range']})   "
               f"warden/stack floor (Warden's HTTP front and upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "

@@ -67,8 +67,8 @@ public struct AuditRepository: Sendable {
     public func append(_ records: [AuditRecord], head: AuditHead, on db: any SQLDatabase) async throws {
         for start in stride(from: 0, to: records.count, by: Self.rowsPerInsert) {
             let chunk = records[start..<min(start + Self.rowsPerInsert, records.count)]
-            if let sqlite = db as? SQLiteSession {
-                try await sqlite.connection.query(Self.insertSQL(rows: chunk.count), chunk.flatMap(Self.sqliteValues)) { _ in }
+            if let writer = db as? WriterSession {
+                try await writer.run(Self.insertSQL(rows: chunk.count), chunk.flatMap(Self.sqliteValues))
                 continue
             }
             var insert = db.insert(into: "audit").columns(Self.columns)

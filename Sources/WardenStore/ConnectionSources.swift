@@ -113,6 +113,13 @@ final class FirstOutcome<T: Sendable>: Sendable {
 
 /// SQLite connections with the pragmas Warden relies on set on each one.
 struct SQLiteSource: ConnectionPoolSource {
+    // WAL lets readers run beside the writer; FULL makes every commit durable.
+    // busy_timeout replaces the driver's busy handler (which retries forever without sleeping),
+    // and bounds a wait for another process's lock to `Database.deadline`.
+    static let pragmas = [
+        "PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+    ]
     let path: String
     /// SQLite calls block a thread, and a connection waiting for the write lock blocks one for a while:
     /// this pool has more threads than there are connections, so the lock holder always gets one.
@@ -121,14 +128,7 @@ struct SQLiteSource: ConnectionPoolSource {
     func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
         SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: eventLoop)
             .flatMap { connection in
-                // WAL lets readers run beside the writer; FULL makes every commit durable.
-                // busy_timeout replaces the driver's busy handler (which retries forever without sleeping),
-                // and bounds a wait for another process's lock to `Database.deadline`.
-                let pragmas = [
-                    "PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL",
-                    "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
-                ]
-                return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in
+                return Self.pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { future, pragma in
                     future.flatMap { connection.query(pragma).map { _ in } }
                 }
                 .map { connection }
@@ -155,25 +155,6 @@ extension PooledSession {
     /// Already one connection.
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await closure(self)
-    }
-}
-
-extension SQLiteConnection {
-    func session() -> any SQLDatabase { SQLiteSession(connection: self, base: sql(queryLogLevel: nil)) }
-}
-
-/// A pooled SQLite connection lent as an `SQLDatabase` that keeps the connection at hand, so the hottest
-/// write (the audit's batches) can bind `SQLiteData` directly instead of building SQLKit expressions.
-struct SQLiteSession: PooledSession {
-    let connection: SQLiteConnection
-    let base: any SQLDatabase
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
-        base.execute(sql: query, onRow)
-    }
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
-        try await base.execute(sql: query, onRow)
     }
 }
 

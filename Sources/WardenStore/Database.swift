@@ -29,16 +29,19 @@ public final class Database: Sendable {
     private let lender: any ConnectionLender
     /// SQLite has one writer at a time: in-process writers queue here instead of sleeping in SQLite.
     private let writerLock = AsyncLock()
+    /// On SQLite, the connection and thread every write transaction runs on (SQLiteWriter.swift).
+    private let writer: SQLiteWriter?
     private let closed = Atomic<Bool>(false)
     /// Operations under way: a close waits for them, so the pool is never shut down under one.
     private let active = Atomic<Int>(0)
     /// Whether `close` was called: nothing should wait on this store any more.
     public var isClosed: Bool { closed.load(ordering: .relaxed) }
 
-    private init(dialect: SQLDialectKind, location: DatabaseLocation, lender: any ConnectionLender) {
+    private init(dialect: SQLDialectKind, location: DatabaseLocation, lender: any ConnectionLender, writer: SQLiteWriter? = nil) {
         self.dialect = dialect
         self.location = location
         self.lender = lender
+        self.writer = writer
     }
 
     /// Opens a pool. For SQLite the file is created with mode 0600 (its directory must exist).
@@ -56,7 +59,8 @@ public final class Database: Sendable {
                 requestTimeout: TimeAmount(deadline), logger: logger, on: group)
             return Database(
                 dialect: .sqlite, location: location,
-                lender: PooledLender(pool: pool, logger: logger, session: { $0.session() }, threadPool: threadPool))
+                lender: PooledLender(pool: pool, logger: logger, session: { $0.sql(queryLogLevel: nil) }, threadPool: threadPool),
+                writer: SQLiteWriter(path: path, logger: logger))
         case .postgres(let url):
             var configuration: SQLPostgresConfiguration
             do { configuration = try SQLPostgresConfiguration(url: url) } catch {
@@ -93,17 +97,18 @@ public final class Database: Sendable {
         return try await operation()
     }
 
-    /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite the write lock is
-    /// taken up front (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read lock. `deadline`
-    /// is longer only for what may rightly take long (migrations of a large store).
+    /// Runs `body` in one transaction; any thrown error rolls it back. On SQLite it runs on the writer's
+    /// own connection and thread, and the write lock is taken up front (BEGIN IMMEDIATE) so two writers
+    /// never deadlock upgrading a read lock. `deadline` is longer only for what may rightly take long
+    /// (migrations of a large store).
     public func transaction<T: Sendable>(
         deadline: Duration = Database.deadline,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
     ) async throws -> T {
         try await tracked {
-            guard dialect == .sqlite else { return try await run(begin: "BEGIN", deadline: deadline, body) }
+            guard let writer else { return try await run(begin: "BEGIN", deadline: deadline, body) }
             return try await writerLock.withLock(waitingAtMost: deadline) {
-                try await self.run(begin: "BEGIN IMMEDIATE", deadline: deadline, body)
+                try await writer.transaction(begin: "BEGIN IMMEDIATE", body)
             }
         }
     }
@@ -142,12 +147,16 @@ public final class Database: Sendable {
         // Operations under way end within their deadline; none starts now.
         let limit = ContinuousClock.now + Self.deadline + .seconds(1)
         while active.load(ordering: .acquiring) > 0, ContinuousClock.now < limit { try? await Task.sleep(for: .milliseconds(10)) }
+        await writer?.close()
         try await lender.shutdown()
     }
 
     /// A store dropped without `close` (its owner failed on the way out) still lets its connections go.
     deinit {
-        if !isClosed { lender.abandon() }
+        if !isClosed {
+            writer?.abandon()
+            lender.abandon()
+        }
     }
 
     private static func createPrivateFile(at path: String) throws(StoreError) {
