@@ -1,8 +1,8 @@
 import Synchronization
 import WardenStore
 
-/// Agent keys as the gateway resolved them, with their credential already opened, so a call needs no
-/// store query and no decryption. Every entry carries the store revision it was read at (see
+/// Agent keys as the gateway resolved them, with their credential already opened, and their owners' risk
+/// settings, so a call needs no store query and no decryption. Every entry carries the store revision it was read at (see
 /// `StoreRevision`); once the revision moves, all entries go. The server syncs after each change it
 /// makes itself, and polls for changes made by other processes (the CLI, a second server). Hashes the
 /// store does not hold are remembered the same way, so a wrong key is refused without a query.
@@ -18,12 +18,19 @@ public final class KeyCache: Sendable {
         var entries: [Slot: Entry] = [:]
         /// Hashes of keys the store does not hold, so an agent retrying with a wrong key costs no query.
         var unknown: Set<String> = []
+        /// Owners' risk settings, by user id: every order reads its owner's.
+        var profiles: [String: ProfileRecord] = [:]
+
+        mutating func dropAll() {
+            entries.removeAll(keepingCapacity: true)
+            unknown.removeAll(keepingCapacity: true)
+            profiles.removeAll(keepingCapacity: true)
+        }
 
         /// Moves to a newer revision (dropping everything older); false when `revision` is the older one.
         mutating func accept(_ revision: Int64) -> Bool {
             if let current = self.revision, revision > current {
-                entries.removeAll(keepingCapacity: true)
-                unknown.removeAll(keepingCapacity: true)
+                dropAll()
                 self.revision = revision
             }
             return revision == self.revision
@@ -70,14 +77,27 @@ public final class KeyCache: Sendable {
         }
     }
 
+    /// `userID`'s risk settings: as cached at the current revision, or as `read` gives them (then kept).
+    /// The revision is read before the settings, so a change between the two drops them at the next sync.
+    func profile(userID: String, read: @Sendable () async throws -> ProfileRecord) async throws -> ProfileRecord {
+        if let cached = state.withLock({ $0.revision == nil ? nil : $0.profiles[userID] }) { return cached }
+        let revision = try await StoreRevision.read(database)
+        let profile = try await read()
+        state.withLock { s in
+            guard s.accept(revision) else { return }
+            if s.profiles.count >= Self.capacity { s.profiles.removeAll(keepingCapacity: true) }
+            s.profiles[userID] = profile
+        }
+        return profile
+    }
+
     /// Reads the store revision and drops what it made stale. If the store cannot be read, everything
     /// is dropped and nothing is cached until it can: the gateway then asks the store on every call.
     public func sync() async {
         let revision = try? await StoreRevision.read(database)
         state.withLock { s in
             guard revision == nil || revision != s.revision else { return }
-            s.entries.removeAll(keepingCapacity: true)
-            s.unknown.removeAll(keepingCapacity: true)
+            s.dropAll()
             s.revision = revision
         }
     }

@@ -50,6 +50,8 @@ public enum MethodOverride {
         let json = type.contains("json") || body.first(where: { ![0x20, 0x09, 0x0a, 0x0d].contains($0) }) == UInt8(ascii: "{")
         if json, inJSON(body) { return true }
         if type.contains("json") { return false }
+        // As a form field the name needs the letters "method", or a percent-escape to spell them.
+        guard mentionsMethod(body, orEscape: UInt8(ascii: "%")) else { return false }
         return inPairs(Substring(String(decoding: body, as: UTF8.self)))
     }
 
@@ -74,19 +76,19 @@ public enum MethodOverride {
 
     /// A top-level member named `_method` (in any case, escaped or not) of a JSON object.
     static func inJSON(_ body: Data) -> Bool {
-        guard mentionsMethodOrEscape(body) else { return false }
+        guard mentionsMethod(body, orEscape: UInt8(ascii: "\\")) else { return false }
         // A body Foundation cannot read might still be read by a lenient parser upstream: refused then.
         guard let object = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else { return true }
         return (object as? [String: Any])?.keys.contains { isOverride(name: Substring($0)) } ?? false
     }
 
     /// A cheap first look, without copying the body: the name needs the letters "method" (any case) or an
-    /// escape to hide them.
-    static func mentionsMethodOrEscape(_ body: Data) -> Bool {
+    /// escape (`escape`: JSON's backslash, a form's percent sign) to hide them.
+    static func mentionsMethod(_ body: Data, orEscape escape: UInt8) -> Bool {
         let needle = Array("method".utf8)
         var matched = 0
         for byte in body {
-            if byte == UInt8(ascii: "\\") { return true }
+            if byte == escape { return true }
             let lower = (0x41...0x5a).contains(byte) ? byte + 32 : byte
             // "method" has one "m", at its start: a mismatch restarts there or at nothing.
             matched = lower == needle[matched] ? matched + 1 : (lower == needle[0] ? 1 : 0)

@@ -163,7 +163,7 @@ public struct BinanceVenue: ExchangeVenue {
             return .invalid("unknown order parameter \(unknown.name)")
         }
         func value(_ name: String) -> String? { all.first { $0.name == name }?.value }
-        guard let symbol = value("symbol"), symbol.range(of: "^[A-Z0-9]{2,20}$", options: .regularExpression) != nil else {
+        guard let symbol = value("symbol"), (2...20).contains(symbol.utf8.count), symbol.utf8.allSatisfy(ASCII.isUpperOrDigit) else {
             return .invalid("symbol must be an upper-case trading pair such as BTCUSDT")
         }
         guard let sideText = value("side"), let side = OrderSide(rawValue: sideText.lowercased()), sideText == sideText.uppercased() else {

@@ -237,12 +237,12 @@ public enum ExchangeRules {
     /// USD stablecoins valued at par.
     public static let usdStablecoins: Set<String> = ["USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "USDP", "USD"]
 
+    static let posix = Locale(identifier: "en_US_POSIX")
+
     /// A plain non-negative decimal (`12`, `0.5`): no sign, exponent, spaces or hex that a venue might read otherwise.
     public static func decimal(_ text: String) -> Decimal? {
-        guard !text.isEmpty, text.count <= 40,
-            text.range(of: "^[0-9]+(\\.[0-9]+)?$", options: .regularExpression) != nil
-        else { return nil }
-        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+        guard text.utf8.count <= 40, ASCII.isPlainDecimal(text) else { return nil }
+        return Decimal(string: text, locale: posix)
     }
 
     /// A decimal written for a venue (no exponent, trailing zeros kept to `places`).

@@ -17,7 +17,7 @@ struct FormParameters: Sendable {
         for raw in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = raw.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0])
-            guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && $0.isLetter }) else {
+            guard !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy(ASCII.isLetter) else {
                 throw VenueError("parameter names must be plain letters, got \"\(name.prefix(40))\"")
             }
             guard let value = Self.decode(parts.count > 1 ? parts[1] : "") else {
@@ -46,18 +46,58 @@ struct FormParameters: Sendable {
     }
 
     static func decode(_ text: Substring) -> String? {
+        let utf8 = text.utf8
+        guard utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
         var bytes: [UInt8] = []
-        var rest = Array(text.utf8)[...]
-        while let byte = rest.popFirst() {
+        bytes.reserveCapacity(utf8.count)
+        var index = utf8.startIndex
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            index = utf8.index(after: index)
             switch byte {
             case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard rest.count >= 2, let value = UInt8(String(decoding: rest.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-                rest = rest.dropFirst(2)
-                bytes.append(value)
+                guard index != utf8.endIndex, let high = ASCII.hexValue(utf8[index]) else { return nil }
+                index = utf8.index(after: index)
+                guard index != utf8.endIndex, let low = ASCII.hexValue(utf8[index]) else { return nil }
+                index = utf8.index(after: index)
+                bytes.append(high << 4 | low)
             default: bytes.append(byte)
             }
         }
-        return String(bytes: bytes, encoding: .utf8)
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+/// Byte tests for the plain-ASCII forms venues read, without Unicode's character machinery.
+enum ASCII {
+    static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    static func isUpperOrDigit(_ byte: UInt8) -> Bool { isDigit(byte) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Digits, then optionally a dot and more digits: `12`, `0.5`.
+    static func isPlainDecimal(_ text: String) -> Bool {
+        var digits = 0, fraction = -1
+        for byte in text.utf8 {
+            if isDigit(byte) {
+                if fraction >= 0 { fraction += 1 } else { digits += 1 }
+            } else if byte == UInt8(ascii: "."), fraction < 0, digits > 0 {
+                fraction = 0
+            } else {
+                return false
+            }
+        }
+        return digits > 0 && fraction != 0
     }
 }

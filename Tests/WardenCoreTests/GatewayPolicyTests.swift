@@ -52,8 +52,15 @@ import WardenStore
         #expect(MethodOverride.inBody(Data(#"{"_method":"DELETE",}"#.utf8), contentType: "application/json"))
         #expect(MethodOverride.inBody(Data(#"{"_m\u0065thod":"DELETE""#.utf8), contentType: "application/json"))
         #expect(!MethodOverride.inBody(Data(#"{"title":"t""#.utf8), contentType: "application/json"))
+        let backslash = UInt8(ascii: "\\"), percent = UInt8(ascii: "%")
         #expect(
-            MethodOverride.mentionsMethodOrEscape(Data("xMMETHOD".utf8)) && !MethodOverride.mentionsMethodOrEscape(Data("metho d".utf8)))
+            MethodOverride.mentionsMethod(Data("xMMETHOD".utf8), orEscape: backslash)
+                && !MethodOverride.mentionsMethod(Data("metho d".utf8), orEscape: backslash))
+        // A form names `_method` only with its letters or an escape: both are found, a body with neither skips the parse.
+        #expect(MethodOverride.inBody(Data("a=1&_m%65thod=DELETE".utf8), contentType: "application/x-www-form-urlencoded"))
+        #expect(MethodOverride.inBody(Data("a=1&+.METHOD=DELETE".utf8), contentType: nil))
+        #expect(MethodOverride.mentionsMethod(Data("x=%41".utf8), orEscape: percent))
+        #expect(!MethodOverride.inBody(Data("symbol=BTCUSDT&side=BUY".utf8), contentType: "application/x-www-form-urlencoded"))
         let part = "--b\r\nContent-Disposition: form-data; name=\"_METHOD\"\r\n\r\nDELETE\r\n--b--\r\n"
         #expect(MethodOverride.inBody(Data(part.utf8), contentType: "multipart/form-data; boundary=b"))
         #expect(

@@ -41,7 +41,7 @@ extension TradingPolicy {
         let owner = try await profile(admission.key)
         guard !admission.ownsCredential else { return Limits(owner: owner, sharer: nil, live: owner.isLive(venue)) }
         let sharer: ProfileRecord
-        do { sharer = try await profiles.get(userID: admission.credentialOwnerID) } catch {
+        do { sharer = try await profile(userID: admission.credentialOwnerID) } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read", key: admission.key)
         }
         return Limits(owner: owner, sharer: (admission.credentialOwnerID, sharer), live: owner.isLive(venue) && sharer.isLive(venue))

@@ -118,9 +118,15 @@ public struct TradingPolicy: Sendable {
     }
 
     func profile(_ key: AgentKeyRecord) async throws(GatewayRefusal) -> ProfileRecord {
-        do { return try await profiles.get(userID: key.ownerID) } catch {
+        do { return try await profile(userID: key.ownerID) } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read", key: key)
         }
+    }
+
+    /// A user's risk settings, kept by the key cache at the store's revision (see `KeyCache`).
+    func profile(userID: String) async throws -> ProfileRecord {
+        let profiles = profiles
+        return try await keys.profile(userID: userID) { try await profiles.get(userID: userID) }
     }
 
     func sign(
