@@ -14,16 +14,18 @@ struct FormParameters: Sendable {
     /// Parses `text`; names must be plain ASCII letters (an encoded name could be read two ways).
     init(_ text: String) throws(VenueError) {
         var pairs: [Pair] = []
-        for raw in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = raw.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0])
+        // Split on bytes, not characters: `&` and `=` are ASCII, and grapheme breaking costs more than the rest.
+        for bytes in text.utf8.split(separator: UInt8(ascii: "&")) {
+            let equals = bytes.firstIndex(of: UInt8(ascii: "="))
+            let name = String(Substring(bytes[..<(equals ?? bytes.endIndex)]))
             guard !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy(ASCII.isLetter) else {
                 throw VenueError("parameter names must be plain letters, got \"\(name.prefix(40))\"")
             }
-            guard let value = Self.decode(parts.count > 1 ? parts[1] : "") else {
+            let encoded = equals.map { Substring(bytes[bytes.index(after: $0)...]) } ?? ""
+            guard let value = Self.decode(encoded) else {
                 throw VenueError("parameter \(name) has a malformed percent-escape")
             }
-            pairs.append(Pair(raw: raw, name: name, value: value))
+            pairs.append(Pair(raw: Substring(bytes), name: name, value: value))
         }
         self.pairs = pairs
     }
