@@ -29,32 +29,41 @@ public enum LedgerHold: Sendable, Equatable {
 }
 
 /// Both ledgers' one shape and one locking rule. Every total lives in a `ledger_days` row per ledger, holder
-/// and UTC day. To hold an amount, a transaction creates each account's row if missing and locks it (the row
-/// lock of `SELECT … FOR UPDATE` on PostgreSQL; SQLite's writer lock, which every transaction takes at
-/// `BEGIN IMMEDIATE`), in one fixed order so two holds on each other's accounts cannot deadlock, checks the
-/// amount against every cap and adds it to every row before commit. Settling moves a held amount to what it
+/// and UTC day. To hold an amount, a transaction adds it to each account's row in one statement that makes
+/// or locks the row and refuses past the cap (the row lock on PostgreSQL; SQLite's writer lock, which every
+/// transaction takes at `BEGIN IMMEDIATE`), in one fixed order so two holds on each other's accounts cannot
+/// deadlock; past a cap, what it added to the accounts before is taken back. Settling moves a held amount to what it
 /// really came to (the real cost of an LLM call; nothing for an order the venue refused), never below zero.
 /// Concurrent holds, from one process or many, therefore never take a day past its cap.
 struct DayLedger {
     let dialect: SQLDialectKind
 
     func hold(_ amount: USD, on accounts: [LedgerAccount], day: String, on db: any SQLDatabase) async throws -> LedgerHold {
-        let ordered = accounts.sorted { ($0.ledger.rawValue, $0.holder) < ($1.ledger.rawValue, $1.holder) }
-        for account in ordered {
-            let used = try await lock(account.ledger, holder: account.holder, day: day, on: db)
-            if let cap = account.cap, used.micros + amount.micros > cap.micros {
-                return .overCap(holder: account.holder, used: used)
+        var held: [LedgerAccount] = []
+        for account in accounts.sorted(by: { ($0.ledger.rawValue, $0.holder) < ($1.ledger.rawValue, $1.holder) }) {
+            if try await !add(amount, to: account, day: day, on: db) {
+                for done in held { try await settle(done.ledger, holders: [done.holder], day: day, held: amount, final: .zero, on: db) }
+                return .overCap(holder: account.holder, used: try await lock(account.ledger, holder: account.holder, day: day, on: db))
             }
-        }
-        for account in accounts {
-            try await db.raw(
-                """
-                UPDATE ledger_days SET used_micros = used_micros + \(bind: amount.micros)
-                WHERE ledger = \(bind: account.ledger.rawValue) AND holder = \(bind: account.holder) AND day = \(bind: day)
-                """
-            ).run()
+            held.append(account)
         }
         return .held
+    }
+
+    /// Adds `amount` to the account's day unless that takes it past its cap, in one statement: the row is
+    /// made or locked (on PostgreSQL `ON CONFLICT DO UPDATE` locks it even when its `WHERE` refuses).
+    private func add(_ amount: USD, to account: LedgerAccount, day: String, on db: any SQLDatabase) async throws -> Bool {
+        if let cap = account.cap, amount.micros > cap.micros { return false }
+        let cap = account.cap?.micros ?? Int64.max
+        return try await db.raw(
+            """
+            INSERT INTO ledger_days (ledger, holder, day, used_micros)
+            VALUES (\(bind: account.ledger.rawValue), \(bind: account.holder), \(bind: day), \(bind: amount.micros))
+            ON CONFLICT (ledger, holder, day) DO UPDATE SET used_micros = ledger_days.used_micros + excluded.used_micros
+            WHERE ledger_days.used_micros + excluded.used_micros <= \(bind: cap)
+            RETURNING used_micros
+            """
+        ).first() != nil
     }
 
     /// Replaces `held` on each account's day by `final`; a day never goes below zero.

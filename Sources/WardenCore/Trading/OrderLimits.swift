@@ -223,6 +223,9 @@ extension TradingPolicy {
     }
 
     static func newClientOrderID() -> String {
-        "wdn-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
+        // Two draws from the system's generator (each a system call), not one per byte.
+        var generator = SystemRandomNumberGenerator()
+        let (high, low): (UInt64, UInt32) = (generator.next(), generator.next())
+        return "wdn-" + Hex.encode(withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) })
     }
 }
