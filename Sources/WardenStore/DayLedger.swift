@@ -55,15 +55,15 @@ struct DayLedger {
     private func add(_ amount: USD, to account: LedgerAccount, day: String, on db: any SQLDatabase) async throws -> Bool {
         if let cap = account.cap, amount.micros > cap.micros { return false }
         let cap = account.cap?.micros ?? Int64.max
-        return try await db.raw(
-            """
+        let upsert: SQLQueryString = """
             INSERT INTO ledger_days (ledger, holder, day, used_micros)
             VALUES (\(bind: account.ledger.rawValue), \(bind: account.holder), \(bind: day), \(bind: amount.micros))
             ON CONFLICT (ledger, holder, day) DO UPDATE SET used_micros = ledger_days.used_micros + excluded.used_micros
             WHERE ledger_days.used_micros + excluded.used_micros <= \(bind: cap)
-            RETURNING used_micros
             """
-        ).first() != nil
+        // SQLite says how many rows the statement changed; its RETURNING would build a temporary table per call.
+        if let writer = db as? WriterSession { return try await writer.changes(upsert) > 0 }
+        return try await db.raw(upsert + " RETURNING used_micros").first() != nil
     }
 
     /// Replaces `held` on each account's day by `final`; a day never goes below zero.

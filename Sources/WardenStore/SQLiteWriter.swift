@@ -106,6 +106,12 @@ final class WriterConnection: @unchecked Sendable {
         }
     }
 
+    /// Rows the last statement inserted, updated or deleted.
+    func changes() -> Int {
+        precondition(loop.inEventLoop, "the SQLite writer's handle is used off its thread")
+        return handle.map { Int(sqlite_nio_sqlite3_changes64($0)) } ?? 0
+    }
+
     func close() {
         for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
         statements = [:]
@@ -218,6 +224,20 @@ struct WriterSession: SQLDatabase {
         let connection = connection
         if connection.loop.inEventLoop { return try connection.run(sql, binds, onRow) }
         try await connection.loop.submit { try connection.run(sql, binds, onRow) }.get()
+    }
+
+    /// Runs one statement and says how many rows it inserted, updated or deleted.
+    func changes(_ query: any SQLExpression) async throws -> Int {
+        let (sql, binds) = try Self.serialize(query, on: self)
+        let connection = connection
+        if connection.loop.inEventLoop {
+            try connection.run(sql, binds) { _ in }
+            return connection.changes()
+        }
+        return try await connection.loop.submit {
+            try connection.run(sql, binds) { _ in }
+            return connection.changes()
+        }.get()
     }
 
     static func serialize(_ query: any SQLExpression, on db: WriterSession) throws -> (String, [SQLiteData]) {
