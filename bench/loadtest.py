@@ -1,6 +1,8 @@
 """Drives the load scenarios of bench/run. Every process it starts listens on 127.0.0.1 and is stopped at the end."""
 import argparse
+import glob
 import json
+import pwd
 import os
 import pathlib
 import re
@@ -9,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from statistics import median
 
@@ -48,6 +51,29 @@ def family(pid):
     """A process and its children (nginx's master and workers)."""
     children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [pid] + [int(c) for c in children]
+
+
+def start_postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 with its durability on (fsync, synchronous commits), as an
+    operator runs it. Returns its URL and a function that stops it and removes its data."""
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]))[-1]
+    home = pathlib.Path(tempfile.mkdtemp(prefix="warden-bench-pg-"))
+    as_pg = []
+    if os.getuid() == 0:
+        os.chown(home, pwd.getpwnam("postgres").pw_uid, -1)
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run(as_pg + [f"{bindir}/initdb", "-D", f"{home}/data", "-U", "warden", "--auth=trust", "-E", "UTF8"], **quiet)
+    subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", f"{home}/data", "-l", f"{home}/log", "-w", "-o",
+                            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={home}", "start"], **quiet)
+    subprocess.run(as_pg + [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "warden", "warden"], **quiet)
+
+    def stop():
+        subprocess.run(as_pg + [f"{bindir}/pg_ctl", "-D", f"{home}/data", "-m", "fast", "-w", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(home, ignore_errors=True)
+    return f"postgres://warden@127.0.0.1:{port}/warden?sslmode=disable", stop
 
 
 def wait_port(port, timeout=30):
@@ -117,6 +143,17 @@ def wrk(url, connections, duration, script, env, servers, perf=None):
             "socket_errors": errors.group(1) if errors else None, "requests": requests_done, **cpu}
 
 
+def flooded(real, flood):
+    """Runs the real load and the flood together; the real load's figures, with the flood's rate beside them."""
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(flood=flood()))
+    thread.start()
+    time.sleep(0.5)  # the flood is under way before the real calls start
+    figures = real()
+    thread.join()
+    return {**figures, "flood_rps": out["flood"]["rps"]}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -124,12 +161,14 @@ def main():
     parser.add_argument("--warden", required=True)
     parser.add_argument("--bench", required=True)
     parser.add_argument("--only", help="comma-separated scenario names: run these alone, print their figures, write no report")
+    parser.add_argument("--postgres", action="store_true", help="Warden's store on a throwaway PostgreSQL server, not SQLite")
     parser.add_argument("--perf", help="a directory: record `perf record -g` of Warden during each run at 64 connections there")
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="warden-bench-"))
     upstream_port, proxy_port, warden_port, floor_port = free_port(), free_port(), free_port(), free_port()
     (work / "nginx.conf").write_text(nginx_conf(work, upstream_port, proxy_port))
     procs = []
+    stop_postgres = None
     try:
         nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
         procs.append(nginx)
@@ -141,6 +180,8 @@ def main():
         wait_port(floor_port)
         key = subprocess.run([args.warden, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
         env = {**os.environ, "WARDEN_MASTER_KEY": key, "WARDEN_LOG_LEVEL": "warning"}
+        if args.postgres:
+            env["WARDEN_DATABASE_URL"], stop_postgres = start_postgres()
         config = work / "warden.toml"
         config.write_text(f'[venues.openai]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[venues.binance]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
@@ -183,6 +224,8 @@ def main():
             "3_warden_openai": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
             "4_warden_binance_order": f"http://127.0.0.1:{warden_port}/proxy/binance/api/v3/order",
             "5_warden_refused": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
+            # OpenAI-style calls while 64 connections send made-up keys: refusals must not slow real calls.
+            "6_warden_openai_under_refused_flood": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
         }
         if args.only:
             scenarios = {name: url for name, url in scenarios.items() if name in args.only.split(",")}
@@ -204,25 +247,37 @@ def main():
                 wrk_env = {**os.environ, "BENCH_KEY": bench_key}
                 lua = str(order_script if "binance" in name else script)
                 perf = (str(pathlib.Path(args.perf) / f"{name}.perf.data"), warden.pid) if args.perf else None
+                if "flood" in name:
+                    flood_env = {**os.environ, "BENCH_KEY": "wdn_not_a_real_key"}
+                    measured[name] = {load: flooded(lambda: wrk(url, conns, seconds, lua, wrk_env, {}),
+                                                    lambda: wrk(url, 64, seconds + 1, lua, flood_env, {}))
+                                      for load, conns, seconds in (("c64", 64, args.duration), ("c1", 1, max(3, args.duration // 2)))}
+                    continue
                 measured[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env, servers, perf),
                                   "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env, servers)}
             rounds.append(measured)
-        results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx", *cpu_fields)}
+        results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx", *cpu_fields, "flood_rps") if field in rounds[0][name][load]}
                           for load in ("c64", "c1")} for name in scenarios}
         if args.only:
+            out_dir = pathlib.Path("bench/results")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            store = "postgresql" if args.postgres else "sqlite"
+            (out_dir / f"only-{store}.json").write_text(json.dumps({"store": store, "scenarios": results, "per_round": rounds}, indent=2))
             for name, r in results.items():
                 print(name, json.dumps(r))
+            print(f"written: bench/results/only-{store}.json")
             return
         within = lambda f: median([f(r) for r in rounds])
         spread = lambda f: [round(min(f(r) for r in rounds), 3), round(max(f(r) for r in rounds), 3)]
         ratio = lambda r: r["3_warden_openai"]["c64"]["rps"] / r["2_nginx_proxy"]["c64"]["rps"]
         added_p50 = lambda r: r["3_warden_openai"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]
         peak_rss_mb = rss_mb(warden.pid, "VmHWM")
-        audit_rows = subprocess.run(["sqlite3", str(data / "warden.db"), "SELECT COUNT(*) FROM audit"], capture_output=True, text=True).stdout.strip()
+        audit_rows = "" if args.postgres else subprocess.run(
+            ["sqlite3", str(data / "warden.db"), "SELECT COUNT(*) FROM audit"], capture_output=True, text=True).stdout.strip()
         micro = [json.loads(line) for line in subprocess.run([args.bench], capture_output=True, text=True, check=True).stdout.splitlines()]
 
         report = {
-            "duration_seconds": args.duration, "rounds": args.rounds, "scenarios": results, "per_round": rounds,
+            "duration_seconds": args.duration, "rounds": args.rounds, "store": "postgresql" if args.postgres else "sqlite", "scenarios": results, "per_round": rounds,
             "warden_peak_rss_mb": round(peak_rss_mb, 1),
             "warden_setup_peak_rss_mb": round(setup_peak_mb, 1),
             "warden_audit_rows": int(audit_rows or 0),
@@ -237,11 +292,12 @@ def main():
         out_dir = pathlib.Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
-        print(f"\n{'scenario':22} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}   CPU µs/request @64: nginx floor warden")
+        print(f"\n{'scenario':36} {'req/s @64':>10} {'p50 @1 ms':>10} {'p99 @1 ms':>10} {'non-2xx':>8}   CPU µs/request @64: nginx floor warden")
         for name, r in results.items():
             c = r["c64"]
-            print(f"{name:22} {c['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {c['non_2xx'] + r['c1']['non_2xx']:8}   "
-                  f"{c['cpu_us_nginx']:>18.1f} {c['cpu_us_floor']:5.1f} {c['cpu_us_warden']:6.1f}")
+            print(f"{name:36} {c['rps']:10.0f} {r['c1']['p50_ms']:10.3f} {r['c1']['p99_ms']:10.3f} {c['non_2xx'] + r['c1']['non_2xx']:8}   "
+                  + (f"{c['cpu_us_nginx']:>18.1f} {c['cpu_us_floor']:5.1f} {c['cpu_us_warden']:6.1f}" if "cpu_us_warden" in c else
+                     f"{'(flood beside it: ' + str(round(c['flood_rps'])) + ' refusals/s)':>31}"))
         print(f"\nmedians of {args.rounds} interleaved rounds of {args.duration} s (c64) and {max(3, args.duration // 2)} s (c1)")
         print(f"warden/nginx throughput: {report['throughput_ratio_warden_over_nginx']:.2f} (rounds {report['throughput_ratio_range']})   "
               f"warden/stack floor (Warden's HTTP front and upstream client, forwarding only): {report['throughput_ratio_warden_over_stack_floor']:.2f}, "
@@ -265,6 +321,8 @@ def main():
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if stop_postgres:
+            stop_postgres()
         shutil.rmtree(work, ignore_errors=True)
 
 
