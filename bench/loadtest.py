@@ -243,7 +243,7 @@ def main():
         for _ in range(args.rounds):
             measured = {}
             for name, url in scenarios.items():
-                bench_key = "wdn_not_a_real_key" if "refused" in name else trader if "binance" in name else agent
+                bench_key = "wdn_not_a_real_key" if name == "5_warden_refused" else trader if "binance" in name else agent
                 wrk_env = {**os.environ, "BENCH_KEY": bench_key}
                 lua = str(order_script if "binance" in name else script)
                 perf = (str(pathlib.Path(args.perf) / f"{name}.perf.data"), warden.pid) if args.perf else None
@@ -289,6 +289,12 @@ def main():
             "order_added_latency_p50_ms": within(lambda r: r["4_warden_binance_order"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]),
             "micro": micro,
         }
+        if "6_warden_openai_under_refused_flood" in results:
+            flood, alone = results["6_warden_openai_under_refused_flood"], results["3_warden_openai"]
+            report["under_flood"] = {
+                "openai_rps_c64": flood["c64"]["rps"], "openai_rps_c64_alone": alone["c64"]["rps"],
+                "openai_p50_ms_c1": flood["c1"]["p50_ms"], "openai_p50_ms_c1_alone": alone["c1"]["p50_ms"],
+                "refusals_per_second_beside": flood["c64"]["flood_rps"]}
         out_dir = pathlib.Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
@@ -308,6 +314,11 @@ def main():
               f"audit rows {report['warden_audit_rows']}\n"
               f"signed Binance order (policy, notional, daily-cap reservation, HMAC, audit): "
               f"{results['4_warden_binance_order']['c64']['rps']:.0f} req/s, added p50 {report['order_added_latency_p50_ms']:.3f} ms")
+        if "under_flood" in report:
+            f = report["under_flood"]
+            print(f"OpenAI-style calls beside {f['refusals_per_second_beside']:.0f} refusals/s of made-up keys: {f['openai_rps_c64']:.0f} req/s "
+                  f"at 64 connections (alone {f['openai_rps_c64_alone']:.0f}), p50 at one connection {f['openai_p50_ms_c1']:.3f} ms "
+                  f"(alone {f['openai_p50_ms_c1_alone']:.3f})")
         print(f"\n{'micro-benchmark':48} {'ops/s':>12} {'per op':>12}")
         for m in micro:
             per = m["seconds_per_op"]
