@@ -132,7 +132,7 @@ public final class AuditWriter: Sendable {
             s.push(entry, work: nil, waiter: nil)
             return s.claimDrain()
         }
-        if start { Task { await drain() } }
+        if start { startDrain() }
     }
 
     /// Queues a row and returns once it is committed; throws if it could not be.
@@ -173,7 +173,7 @@ public final class AuditWriter: Sendable {
                 s.push(entry, work: work, waiter: waiter)
                 return s.claimDrain()
             }
-            if start { Task { await drain() } }
+            if start { startDrain() }
         }
     }
 
@@ -202,6 +202,12 @@ public final class AuditWriter: Sendable {
             if left == 0 || ContinuousClock.now >= deadline { return left }
             try? await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// The drain runs where the store's write transactions run (on SQLite, the writer's own thread), so a
+    /// batch costs no hop there and back.
+    private func startDrain() {
+        Task(executorPreference: database.writeExecutor) { await self.drain() }
     }
 
     private func drain() async {

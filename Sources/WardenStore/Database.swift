@@ -34,6 +34,8 @@ public final class Database: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Operations under way: a close waits for them, so the pool is never shut down under one.
     private let active = Atomic<Int>(0)
+    /// Where write transactions run, for a task that does little else: SQLite's writer thread; nil on PostgreSQL.
+    public var writeExecutor: (any TaskExecutor)? { writer?.executor }
     /// Whether `close` was called: nothing should wait on this store any more.
     public var isClosed: Bool { closed.load(ordering: .relaxed) }
 

@@ -22,6 +22,8 @@ final class SQLiteWriter: Sendable {
         connection = WriterConnection(path: path, loop: thread.loop, logger: logger)
     }
 
+    var executor: any TaskExecutor { thread }
+
     /// Runs `body` in one transaction on the writer's connection; any thrown error rolls it back.
     func transaction<T: Sendable>(begin: String, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let connection = connection

@@ -165,10 +165,19 @@ private let bigAnswer = ByteBuffer(repeating: 0x62, count: 16 * 1024)
 
     @Test func aClientIsNotCutOffWhileItsAnswerIsAwaited() async throws {
         try await Self.withFront(clientTimeout: Self.shortTimeout) { port in
-            let connection = try await RawConnection.open(port: port)
-            try await connection.send("GET /slower HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            let text = try await connection.read { $0.hasSuffix("hello") }
-            #expect(text.contains("slower") && !connection.closed, "\(text)")
+            for attempt in 1...3 {
+                let connection = try await RawConnection.open(port: port)
+                do {
+                    try await connection.send("GET /slower HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                } catch  where attempt < 3 {
+                    // A loaded machine sent the requests after the silence had already closed the connection
+                    // as idle (nothing was awaited yet): only then is it tried again.
+                    continue
+                }
+                let text = try await connection.read { $0.hasSuffix("hello") }
+                #expect(text.contains("slower") && !connection.closed, "\(text)")
+                return
+            }
         }
     }
 
