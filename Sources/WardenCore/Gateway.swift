@@ -172,7 +172,20 @@ public final class Gateway: Sendable {
 
     /// A body that asks the upstream for another method (`_method` as a form field, a multipart part or
     /// a top-level JSON member) is refused before anything is sent.
-    public func checkBody(_ body: Data, contentType: String?, key: AgentKeyRecord?) throws(GatewayRefusal) {
+    /// A body compressed, or in a character set that is not ASCII's superset, cannot be checked as the upstream
+    /// will read it (a framework that inflates or decodes it first would find `_method` there): it is refused.
+    public func checkBody(_ body: Data, contentType: String?, contentEncoding: String?, key: AgentKeyRecord?) throws(GatewayRefusal) {
+        guard !body.isEmpty else { return }
+        if let encoding = contentEncoding?.trimmingCharacters(in: .whitespaces).lowercased(), !encoding.isEmpty, encoding != "identity" {
+            throw GatewayRefusal(
+                .badRequest, .invalidRequest,
+                "a request body with Content-Encoding \(encoding.prefix(40)) cannot be checked; send it uncompressed", key: key)
+        }
+        if let charset = MethodOverride.charset(of: contentType), !MethodOverride.asciiCharsets.contains(charset) {
+            throw GatewayRefusal(
+                .badRequest, .invalidRequest, "a request body in charset \(charset.prefix(40)) cannot be checked; send it as UTF-8",
+                key: key)
+        }
         if MethodOverride.inBody(body, contentType: contentType) {
             throw GatewayRefusal(.badRequest, .invalidRequest, "a _method field in the body (a method override) is not accepted", key: key)
         }

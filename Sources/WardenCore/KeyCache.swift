@@ -96,7 +96,9 @@ public final class KeyCache: Sendable {
     public func sync() async {
         let revision = try? await StoreRevision.read(database)
         state.withLock { s in
-            guard revision == nil || revision != s.revision else { return }
+            // Only forward: a slow sync that read an older revision than entries stored since must not take
+            // the cache back to it, where entries read before the newer change would be accepted again.
+            if let revision, let current = s.revision, revision <= current { return }
             s.dropAll()
             s.revision = revision
         }

@@ -55,6 +55,20 @@ public enum MethodOverride {
         return inPairs(Substring(String(decoding: body, as: UTF8.self)))
     }
 
+    /// Character sets in which `_method`, `&` and `=` are the bytes the checks look for.
+    public static let asciiCharsets: Set<String> = ["utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1"]
+
+    /// The `charset` parameter of a `Content-Type`, lower-cased and unquoted, if it names one.
+    public static func charset(of contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let parts = parameter.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces).lowercased() == "charset" else { continue }
+            return parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+        }
+        return nil
+    }
+
     /// A part named `_method` in a multipart body, the name read as a form name (PHP maps `.method` to
     /// `_method` there too). Every `name=` in the body is looked at, not only those of part headers: it
     /// may refuse a body that merely mentions such a name, never miss one.

@@ -36,18 +36,21 @@ public struct ProfileRepository: Sendable {
     public init(_ database: Database) { self.database = database }
 
     public func find(userID: String) async throws -> ProfileRecord? {
-        try await database.withConnection { db in
-            try await db.raw("SELECT * FROM profiles WHERE user_id = \(bind: userID)").first().map { row in
-                ProfileRecord(
-                    minNetEdgeCents: try row.decode(column: "min_net_edge_cents", as: Double.self),
-                    maxLegUSD: USD(micros: try row.decode(column: "max_leg_micros", as: Int64.self)) ?? .zero,
-                    dailyCapUSD: USD(micros: try row.decode(column: "daily_cap_micros", as: Int64.self)) ?? .zero,
-                    allowLiveTrading: try row.decode(column: "allow_live_trading", as: Bool.self),
-                    startingBalanceUSD: try row.decode(column: "starting_balance_usd", as: Double.self),
-                    feeBps: try row.decode(column: "fee_bps", as: Double.self),
-                    slippageBps: try row.decode(column: "slippage_bps", as: Double.self),
-                    liveVenues: try row.decode(column: "live_venues", as: String.self).split(separator: ",").map(String.init))
-            }
+        try await database.withConnection { db in try await find(userID: userID, on: db) }
+    }
+
+    /// The same inside the caller's transaction.
+    public func find(userID: String, on db: any SQLDatabase) async throws -> ProfileRecord? {
+        try await db.raw("SELECT * FROM profiles WHERE user_id = \(bind: userID)").first().map { row in
+            ProfileRecord(
+                minNetEdgeCents: try row.decode(column: "min_net_edge_cents", as: Double.self),
+                maxLegUSD: USD(micros: try row.decode(column: "max_leg_micros", as: Int64.self)) ?? .zero,
+                dailyCapUSD: USD(micros: try row.decode(column: "daily_cap_micros", as: Int64.self)) ?? .zero,
+                allowLiveTrading: try row.decode(column: "allow_live_trading", as: Bool.self),
+                startingBalanceUSD: try row.decode(column: "starting_balance_usd", as: Double.self),
+                feeBps: try row.decode(column: "fee_bps", as: Double.self),
+                slippageBps: try row.decode(column: "slippage_bps", as: Double.self),
+                liveVenues: try row.decode(column: "live_venues", as: String.self).split(separator: ",").map(String.init))
         }
     }
 

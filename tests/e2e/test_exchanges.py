@@ -1170,3 +1170,53 @@ def test_exchange_secrets_never_reach_the_database_the_log_or_an_answer(ex, tmp_
         assert secret not in log, f"{name} is in the log"
         assert secret not in answers, f"{name} is in an API answer"
     assert agent not in log and agent.encode() not in stored, "the agent key itself is stored or logged"
+
+
+def test_a_limit_lowered_through_another_server_holds_for_the_next_order(ex, start, tmp_path, master_key):
+    """A server keeps owners' risk settings in its key cache and sees another process's changes within its 50 ms poll;
+    an order's reservation reads them again as stored, in its own transaction. So live trading turned off, a
+    daily_cap_usd or a max_leg_usd lowered through a second server on the same store holds on the first at once:
+    a burst of orders sent to the first right after the change returns gets nothing past the new settings."""
+    ex.put_profile(risk={"max_leg_usd": 100, "daily_cap_usd": 1000})
+    ex.live("binance")
+    binance = ex.binance(ex.key(venues=("binance",)))
+    fake = ex.fakes["binance"]
+
+    def ten_usd():  # 0.0002 × 50000
+        return binance.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0002", price="50000")
+
+    def burst(count=8):
+        """Orders sent together to the first server; how many reached the venue."""
+        sent = len(orders_seen(fake, "POST", "/api/v3/order"))
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            for future in [pool.submit(ten_usd) for _ in range(count)]:
+                try:
+                    future.result()
+                except BinanceAPIException:
+                    pass
+        return len(orders_seen(fake, "POST", "/api/v3/order")) - sent
+
+    second = start({"WARDEN_MASTER_KEY": master_key}, data_dir=tmp_path / "data", args=("--config", str(tmp_path / "warden.toml")))
+    login = requests.post(second.url + "/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD})
+    other = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    def change(risk):
+        r = requests.put(second.url + "/api/v1/profile", headers=other, json={"risk": risk})
+        assert r.status_code == 200, r.text
+
+    assert ten_usd()["status"] == "NEW"  # the first server holds the owner's settings now
+    change({"allow_live_trading": False})
+    assert burst() == 0, "an order went live after live trading was turned off"
+
+    time.sleep(0.2)  # the first server's poll has seen it; live again, through the first server
+    ex.live("binance")
+    assert ten_usd()["status"] == "NEW"
+    used = ex.trading()["live_usd"]
+    change({"daily_cap_usd": used + 15, "max_leg_usd": 10})  # room for one more 10 USD order
+    assert burst() <= 1
+    assert ex.trading()["live_usd"] <= used + 15
+
+    time.sleep(0.2)
+    change({"max_leg_usd": 5, "daily_cap_usd": 1000})
+    assert burst() == 0, "an order over the new max_leg_usd reached the venue"
+    assert "max_leg_usd" in binance_refusal(ten_usd)

@@ -99,7 +99,8 @@ public struct GatewayCalls: Sendable {
             let body = try await collect(call, limit: gateway.config.gateway.maxRequestBytes, key: admission.key)
             call.origin.bodyRead()
             // Checked as the upstream will read it: with the headers that are forwarded.
-            try gateway.checkBody(Data(buffer: body), contentType: headers[.contentType], key: admission.key)
+            try gateway.checkBody(
+                Data(buffer: body), contentType: headers[.contentType], contentEncoding: headers[.contentEncoding], key: admission.key)
             outgoing.body = body
         }
         outgoing.headers = headers
@@ -135,7 +136,7 @@ public struct GatewayCalls: Sendable {
                 key: admission.key))
         call.origin.bodyRead()
         let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
-        try gateway.checkBody(body, contentType: headers[.contentType], key: admission.key)
+        try gateway.checkBody(body, contentType: headers[.contentType], contentEncoding: headers[.contentEncoding], key: admission.key)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: call.method.rawValue, query: call.query ?? "", body: body, headers: headers)
         switch plan.route {
@@ -203,7 +204,7 @@ public struct GatewayCalls: Sendable {
         let body = Data(buffer: try await collect(call, limit: Self.maxExchangeBodyBytes, key: nil))
         call.origin.bodyRead()
         let headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
-        try gateway.checkBody(body, contentType: headers[.contentType], key: nil)
+        try gateway.checkBody(body, contentType: headers[.contentType], contentEncoding: headers[.contentEncoding], key: nil)
         let (unsigned, url) = try gateway.trading.publicCall(
             venue: venue, method: call.method.rawValue, path: path,
             query: call.query ?? "", body: body, headers: headers)

@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import WardenCrypto
 import WardenStore
 import WardenVenues
@@ -75,31 +76,44 @@ extension TradingPolicy {
             "notional_usd": notional.description, "client_order_id": String(clientOrderID.prefix(80)), "mode": mode.rawValue,
         ]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
-        let caps =
-            [TradeLimit(ownerID: key.ownerID, dailyCap: limits.owner.dailyCapUSD)]
-            + (limits.sharer.map { [TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD)] } ?? [])
         // The same content on another credential is signed by another wallet: another order.
         let fingerprint = order.fingerprint.map { credentialID + ":" + $0 }
         let ledgerOrder = TradeRepository.Order(
             venue: venue.name, clientOrderID: clientOrderID, fingerprint: fingerprint, mode: mode,
             day: SpendRepository.day(), notional: notional)
-        let trades = TradeRepository(database)
-        let reservation: TradeReservation
+        let trades = TradeRepository(database), store = ProfileRepository(database)
+        // The limits checked above are the key cache's; the reservation's own transaction reads them again as
+        // stored, so a limit lowered or live trading turned off by another process holds for this order.
+        let reserve = { @Sendable (db: any SQLDatabase) async throws -> Reserved in
+            let stored = try await Self.stored(limits, of: key.ownerID, in: store, on: db)
+            if let changed = Self.change(in: stored, notional: notional, mode: mode, venue: venue.name, owner: key.ownerID) {
+                return .changed(changed)
+            }
+            let caps = stored.map { TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD) }
+            return .ledger(try await trades.reserve(ledgerOrder, limits: caps, on: db), caps: caps)
+        }
+        let reserved: Reserved
         do {
             if let record {
                 let details = audit
-                reservation = try await self.audit.commit { db in
-                    let reservation = try await trades.reserve(ledgerOrder, limits: caps, on: db)
-                    if case .overCap = reservation { return (reservation, nil) }
-                    return (reservation, record(reservation == .sameOrder ? details.merging(["retry": "true"]) { $1 } : details))
+                reserved = try await self.audit.commit { db in
+                    let reserved = try await reserve(db)
+                    guard case .ledger(let reservation, _) = reserved else { return (reserved, nil) }
+                    if case .overCap = reservation { return (reserved, nil) }
+                    return (reserved, record(reservation == .sameOrder ? details.merging(["retry": "true"]) { $1 } : details))
                 }
             } else {
-                reservation = try await trades.reserve(ledgerOrder, limits: caps)
+                reserved = try await database.transaction { db in try await reserve(db) }
             }
         } catch {
             throw GatewayRefusal(
                 .serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
                 key: key)
+        }
+        let (reservation, caps): (TradeReservation, [TradeLimit])
+        switch reserved {
+        case .changed(let reason): throw GatewayRefusal(.forbidden, .permission, reason, key: key)
+        case .ledger(let made, let applied): (reservation, caps) = (made, applied)
         }
         switch reservation {
         case .overCap(let ownerID, let used):
@@ -120,6 +134,42 @@ extension TradingPolicy {
             return Held(
                 order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
         }
+    }
+
+    /// What a reservation's transaction came to: the ledger's answer, or a change of the owners' settings
+    /// (since the key cache read them) that refuses the order.
+    enum Reserved: Sendable {
+        /// The ledger's answer, and the caps it applied (the owner's first).
+        case ledger(TradeReservation, caps: [TradeLimit])
+        case changed(String)
+    }
+
+    /// The order's owners (the key's owner first, then a shared credential's owner) with their settings as
+    /// stored now; an owner with no stored settings keeps the ones checked (the defaults).
+    static func stored(
+        _ limits: Limits, of ownerID: String, in store: ProfileRepository, on db: any SQLDatabase
+    ) async throws -> [(id: String, profile: ProfileRecord)] {
+        var owners = [(id: ownerID, profile: limits.owner)]
+        if let sharer = limits.sharer { owners.append((sharer.id, sharer.profile)) }
+        var stored: [(id: String, profile: ProfileRecord)] = []
+        for (id, checked) in owners { stored.append((id, try await store.find(userID: id, on: db) ?? checked)) }
+        return stored
+    }
+
+    /// Why the stored settings no longer allow the order, if they do not.
+    static func change(
+        in stored: [(id: String, profile: ProfileRecord)], notional: USD, mode: TradeMode, venue: String, owner: String
+    ) -> String? {
+        for (id, profile) in stored {
+            let whose = id == owner ? "" : "the credential owner's "
+            if notional > profile.maxLegUSD {
+                return "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(profile.maxLegUSD) USD)"
+            }
+            if mode == .live, !profile.isLive(venue) {
+                return "\(whose)live trading at \(venue) was turned off; the order was not sent"
+            }
+        }
+        return nil
     }
 
     func release(_ held: [Held]) async {
