@@ -238,7 +238,7 @@ import Testing
             // loaded machine, so what runs out is the upstream's silence (3 s), not the connect.
             let started = ContinuousClock.now
             await #expect(throws: UpstreamError.timedOut) { try await Self.call(clients, port, "/slow", timeout: .seconds(1)) }
-            #expect(ContinuousClock.now - started < .milliseconds(2500))
+            #expect(ContinuousClock.now - started < .milliseconds(2900), "the 1 s limit, not the upstream's 3 s of silence")
             #expect(try await Self.call(clients, port, "/peer").0 == .ok, "the client still works after a timeout")
             // A kept connection whose last call allowed 10 s of silence holds a shorter limit for the next call.
             let peer = try await Self.call(clients, port, "/peer", timeout: .seconds(10)).2
@@ -304,8 +304,16 @@ import Testing
             idle >= .seconds(1) ? nil : .init("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(connection)")
         }
         let careful = UpstreamClients(settings: .init(idleTimeout: .milliseconds(700)))
-        let first = try await Self.call(careful, upstream.port, "/a").2
-        #expect(try await Self.call(careful, upstream.port, "/b").2 == first, "a connection idle a moment is reused")
+        // A connection idle a moment is reused. Two calls in a row are tried a few times: on a machine loaded
+        // by the suites beside this one, the second may come after the 700 ms that close the first's connection.
+        var first = "", reused = false
+        for _ in 1...5 where !reused {
+            let started = ContinuousClock.now
+            first = try await Self.call(careful, upstream.port, "/a").2
+            reused = try await Self.call(careful, upstream.port, "/b").2 == first
+            #expect(reused || ContinuousClock.now - started > .milliseconds(600), "a new connection only after a long pause")
+        }
+        #expect(reused, "a connection idle a moment is reused")
         try await Task.sleep(for: .milliseconds(1200))
         // Idle past the setting: closed by the client, the POST goes on a new connection and is answered.
         let posted = try await Self.call(careful, upstream.port, "/order", method: .POST, body: "x")

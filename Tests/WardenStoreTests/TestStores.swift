@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import WardenStore
 
@@ -33,26 +34,46 @@ struct TestStore {
         case .postgres:
             let url = try #require(ProcessInfo.processInfo.environment["WARDEN_TEST_POSTGRES_URL"])
             let name = "warden_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-            let admin = try Database.open(.postgres(url: url), logger: logger)
-            // CREATE DATABASE copies template1 and fails while another session is copying it: tests run in
-            // parallel, so a collision is retried.
-            for attempt in 1...50 {
-                do {
-                    try await admin.withConnection { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
-                    break
-                } catch  where attempt < 50 {
-                    try await Task.sleep(for: .milliseconds(20 * attempt))
-                } catch {
-                    try await admin.close()
-                    throw error
+            // CREATE DATABASE copies template1 and fails while another session is copying it: the tests of this
+            // process create theirs one at a time, and a collision with anything else is retried.
+            try await Self.oneAtATime {
+                let admin = try Database.open(.postgres(url: url), logger: logger)
+                for attempt in 1...50 {
+                    do {
+                        try await admin.withConnection { db in try await db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+                        break
+                    } catch  where attempt < 50 {
+                        try await Task.sleep(for: .milliseconds(20 * attempt))
+                    } catch {
+                        try await admin.close()
+                        Issue.record("CREATE DATABASE failed: \(String(reflecting: error))")
+                        throw error
+                    }
                 }
+                try await admin.close()
             }
-            try await admin.close()
             var parts = try #require(URLComponents(string: url))
             parts.path = "/\(name)"
             let testURL = try #require(parts.string)
             return TestStore(database: try Database.open(.postgres(url: testURL), logger: logger), sqlitePath: nil, postgresURL: testURL)
         }
+    }
+
+    /// The last operation queued by `oneAtATime`; each waits for the one before.
+    private static let queue = Mutex<Task<Void, Never>?>(nil)
+
+    /// Runs `operation` after every one queued before it has ended.
+    static func oneAtATime(_ operation: @escaping @Sendable () async throws -> Void) async throws {
+        let mine = queue.withLock { last -> Task<Void, any Error> in
+            let previous = last
+            let mine = Task {
+                await previous?.value
+                try await operation()
+            }
+            last = Task { _ = try? await mine.value }
+            return mine
+        }
+        try await mine.value
     }
 
     /// Every byte the store holds on disk (SQLite: the file and its WAL) or in a dump (PostgreSQL: pg_dump).
