@@ -36,6 +36,11 @@ extension TradingPolicy {
         let sharer: (id: String, profile: ProfileRecord)?
         /// Live only when every owner whose limits apply has passed go-live for the venue.
         let live: Bool
+
+        /// Every owner whose limits apply, the key's owner (`ownerID`) first.
+        func owners(_ ownerID: String) -> [(id: String, profile: ProfileRecord)] {
+            [(ownerID, owner)] + (sharer.map { [($0.id, $0.profile)] } ?? [])
+        }
     }
 
     func limits(_ admission: Admission, venue: String) async throws(GatewayRefusal) -> Limits {
@@ -60,16 +65,10 @@ extension TradingPolicy {
             throw GatewayRefusal(
                 .badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
         }
-        let profiles =
-            [(whose: "", profile: limits.owner)] + (limits.sharer.map { [(whose: "the credential owner's ", profile: $0.profile)] } ?? [])
-        for (whose, profile) in profiles {
-            let leg = profile.maxLegUSD
-            guard notional <= leg else {
-                throw GatewayRefusal(
-                    .forbidden, .permission, "the order's notional of \(notional) USD exceeds \(whose)max_leg_usd (\(leg) USD)", key: key)
-            }
-        }
         let mode: TradeMode = limits.live ? .live : .paper
+        if let reason = Self.change(in: limits.owners(key.ownerID), notional: notional, mode: mode, venue: venue.name, owner: key.ownerID) {
+            throw GatewayRefusal(.forbidden, .permission, reason, key: key)
+        }
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
         var audit = [
             "instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,
@@ -149,14 +148,12 @@ extension TradingPolicy {
     static func stored(
         _ limits: Limits, of ownerID: String, in store: ProfileRepository, on db: any SQLDatabase
     ) async throws -> [(id: String, profile: ProfileRecord)] {
-        var owners = [(id: ownerID, profile: limits.owner)]
-        if let sharer = limits.sharer { owners.append((sharer.id, sharer.profile)) }
         var stored: [(id: String, profile: ProfileRecord)] = []
-        for (id, checked) in owners { stored.append((id, try await store.find(userID: id, on: db) ?? checked)) }
+        for (id, checked) in limits.owners(ownerID) { stored.append((id, try await store.find(userID: id, on: db) ?? checked)) }
         return stored
     }
 
-    /// Why the stored settings no longer allow the order, if they do not.
+    /// Why the owners' settings (as checked first, or as stored now) do not allow the order, if they do not.
     static func change(
         in stored: [(id: String, profile: ProfileRecord)], notional: USD, mode: TradeMode, venue: String, owner: String
     ) -> String? {
