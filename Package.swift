@@ -40,12 +40,15 @@ let package = Package(
             pkgConfig: "libsecp256k1",
             providers: [.apt(["libsecp256k1-dev"])]
         ),
+        // prctl for the process hardening (no core dumps, no ptrace), wrapped because it is variadic.
+        .systemLibrary(name: "CProcessControl"),
         // Pure cryptography: envelope encryption, key derivation, zeroizing buffers, wallet signatures. No I/O.
         .target(
             name: "WardenCrypto",
             dependencies: [
                 "CArgon2",
                 "CSecp256k1",
+                .target(name: "CProcessControl", condition: .when(platforms: [.linux])),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]

@@ -8,12 +8,21 @@ public struct Activity: Sendable {
     let audit: AuditWriter
     let spend: SpendBatch
     let profiles: Profiles
+    let log: AuditLog
 
-    public init(gateway: Gateway, profiles: Profiles) {
+    public init(gateway: Gateway, profiles: Profiles, log: AuditLog) {
         database = gateway.database
         audit = gateway.audit
+        self.log = log
         spend = gateway.spendBatch
         self.profiles = profiles
+    }
+
+    /// The audit rows made in [since, until) as an export `warden audit verify --file` checks offline; administrators only.
+    public func exportAudit(_ p: Principal, since: Int64?, until: Int64?, to sink: (String) async throws -> Void) async throws {
+        guard p.user.isAdmin else { throw WardenError(.forbidden, code: "not_admin", "only administrators export the audit log") }
+        await audit.flush()
+        try await AuditArchive.export(log, since: since, until: until, to: sink)
     }
 
     /// Audit rows newest first: the caller's own (an administrator sees everyone's), those before `before`,

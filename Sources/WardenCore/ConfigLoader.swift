@@ -34,6 +34,7 @@ public enum ConfigLoader {
                     config.services[name] = try parseService(name, try table(services, name, path: "services.\(name)"))
                 }
             case "gateway": config.gateway = try parseGateway(try table(root, key, path: key))
+            case "audit": config.audit = try parseAudit(try table(root, key, path: key))
             case "prices":
                 let venues = try table(root, key, path: key)
                 for venue in venues.keys {
@@ -84,10 +85,23 @@ public enum ConfigLoader {
             case "upstream_idle_seconds": gateway.upstreamIdleSeconds = try int(t, key, path: path, in: 1...3600)
             case "upstream_max_connections_per_origin":
                 gateway.upstreamMaxConnectionsPerOrigin = try int(t, key, path: path, in: 1...100_000)
+            case "credential_idle_seconds": gateway.credentialIdleSeconds = try int(t, key, path: path, in: 1...86_400)
             default: throw .unknownKey(path)
             }
         }
         return gateway
+    }
+
+    private static func parseAudit(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.AuditSection {
+        var audit = WardenConfig.AuditSection()
+        for key in t.keys {
+            let path = "audit.\(key)"
+            switch key {
+            case "retain_days": audit.retainDays = try int(t, key, path: path, in: 1...36_500)
+            default: throw .unknownKey(path)
+            }
+        }
+        return audit
     }
 
     /// `[prices.openai]` then `"gpt-4o-mini" = { input = 0.15, output = 0.60 }` (USD per million tokens).

@@ -114,7 +114,7 @@ public final class Gateway: Sendable {
         database = services.database
         vault = services.vault
         agentKeys = services.agentKeys
-        keys = KeyCache(database: services.database)
+        keys = KeyCache(database: services.database, idle: .seconds(Int64(config.gateway.credentialIdleSeconds)))
         audit = AuditWriter(log: services.audit, database: services.database)
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import WardenStore
 
@@ -10,6 +11,8 @@ public final class KeyCache: Sendable {
     struct Entry: Sendable {
         let resolved: ResolvedKey
         let secret: [String: String]
+        /// When a call last used it (monotonic nanoseconds): an entry idle past `idle` is dropped.
+        var lastUsed: UInt64 = 0
     }
 
     private struct State {
@@ -45,20 +48,42 @@ public final class KeyCache: Sendable {
 
     private let state = Mutex(State())
     private let database: Database
+    /// How long an opened credential stays in memory unused.
+    let idleNanos: UInt64
     static let capacity = 10_000
 
-    public init(database: Database) { self.database = database }
+    public init(database: Database, idle: Duration = .seconds(60)) {
+        self.database = database
+        self.idleNanos = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
+    }
 
-    func entry(hash: String, venue: String) -> Entry? {
-        state.withLock { $0.entries[Slot(hash: hash, venue: venue)] }
+    func entry(hash: String, venue: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Entry? {
+        state.withLock { s in
+            guard let index = s.entries.index(forKey: Slot(hash: hash, venue: venue)) else { return nil }
+            if now &- s.entries.values[index].lastUsed > idleNanos {
+                s.entries.remove(at: index)
+                return nil
+            }
+            s.entries.values[index].lastUsed = now
+            return s.entries.values[index]
+        }
     }
 
     /// Keeps an entry read at the current revision; a newer revision first drops every older entry.
-    func store(_ entry: Entry, hash: String, venue: String) {
+    func store(_ entry: Entry, hash: String, venue: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        var entry = entry
+        entry.lastUsed = now
         state.withLock { s in
             guard s.accept(entry.resolved.revision) else { return }
             if s.entries.count >= Self.capacity { s.entries.removeAll(keepingCapacity: true) }
             s.entries[Slot(hash: hash, venue: venue)] = entry
+        }
+    }
+
+    /// Drops the entries no call used for `idle`: their opened credentials leave memory.
+    public func dropIdle(now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        state.withLock { s in
+            s.entries = s.entries.filter { now &- $0.value.lastUsed <= idleNanos }
         }
     }
 

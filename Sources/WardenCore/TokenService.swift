@@ -40,16 +40,12 @@ public struct TokenService: Sendable {
             }
             secret = Array(configured.utf8)
         } else {
-            let identity = SecretIdentity(kind: "server", id: "jwt-signing-key", owner: "", venue: "")
+            let identity = Vault.serverIdentity("jwt-signing-key")
             let fresh = try vault.seal(SecretBytes(copying: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }), identity: identity)
             let stored = try await ServerSecretRepository(database).findOrInsert(
                 name: "jwt-signing-key",
-                sealed: SealedColumns(
-                    nonce: fresh.nonce, ciphertext: fresh.ciphertext, wrappedDEK: fresh.wrappedKey, kekVersion: fresh.kekVersion))
-            let opened = try vault.open(
-                SealedSecret(
-                    nonce: stored.nonce, ciphertext: stored.ciphertext, wrappedKey: stored.wrappedDEK, kekVersion: stored.kekVersion),
-                identity: identity)
+                sealed: SealedColumns(fresh))
+            let opened = try vault.open(SealedSecret(stored), identity: identity)
             secret = opened.withUnsafeBytes { Array($0) }
         }
         let keys = JWTKeyCollection()

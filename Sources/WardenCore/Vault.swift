@@ -37,6 +37,11 @@ public final class Vault: Sendable {
         return try await open(record, source: source)
     }
 
+    /// The identity a secret of the server itself is sealed under (the JWT key, older audit epochs' keys).
+    public static func serverIdentity(_ name: String) -> SecretIdentity {
+        SecretIdentity(kind: "server", id: name, owner: "", venue: "")
+    }
+
     public func seal(_ secret: SecretBytes, identity: SecretIdentity) throws(CryptoError) -> SealedSecret {
         try Envelope.seal(secret, identity: identity, kek: kek)
     }
@@ -56,6 +61,7 @@ public final class Vault: Sendable {
         case .passphrase(let passphrase):
             guard passphrase.count >= 12 else { throw VaultError.weakPassphrase }
             kek = try await derive(passphrase, salt: salt, parameters: kdf)
+        case .recoveryShares: throw VaultError.recovery("there is no vault to recover in this store")
         }
         let record = VaultRecord(
             vaultID: vaultID, kekSource: source.storedName, kekVersion: kek.version, kdfSalt: salt,
@@ -65,20 +71,46 @@ public final class Vault: Sendable {
         return (Vault(kek: kek, vaultID: vaultID), record)
     }
 
-    private static func open(_ record: VaultRecord, source: KeySource) async throws -> Vault {
+    /// Opens the vault `record` describes with the key `source` gives: the record's KEK version is the key's.
+    static func open(_ record: VaultRecord, source: KeySource) async throws -> Vault {
         let kek: MasterKey
         switch source {
-        case .masterKey(let key): kek = key
+        case .masterKey(let key): kek = key.versioned(record.kekVersion)
         case .passphrase(let passphrase):
             let parameters = Argon2Parameters(
                 memoryKiB: UInt32(clamping: record.kdfMemoryKiB), iterations: UInt32(clamping: record.kdfIterations),
                 parallelism: UInt32(clamping: record.kdfParallelism))
             kek = try await derive(passphrase, salt: record.kdfSalt, parameters: parameters, version: record.kekVersion)
+        case .recoveryShares(let read):
+            let shares = try read(record.vaultID)
+            do { kek = try RecoveryShares.combine(shares, version: record.kekVersion) } catch {
+                throw VaultError.recovery(error.description)
+            }
+            guard VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: kek) else {
+                throw VaultError.recovery(
+                    "the shares rebuild a key that does not open this vault: they were split from an older key (shares made before a rotation no longer open the vault)"
+                )
+            }
         }
         guard VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: kek) else {
             throw VaultError.wrongKey(createdWith: record.kekSource)
         }
         return Vault(kek: kek, vaultID: record.vaultID)
+    }
+
+    /// The KEK a new key source gives for a vault whose next version is `version` (a rotation's target), with the
+    /// derivation parameters to record. A passphrase gets a fresh salt.
+    static func newKey(_ source: KeySource, version: Int, kdf: Argon2Parameters) async throws -> (
+        MasterKey, salt: [UInt8], kdf: Argon2Parameters
+    ) {
+        let salt = Argon2id.randomSalt()
+        switch source {
+        case .masterKey(let key): return (key.versioned(version), salt, kdf)
+        case .passphrase(let passphrase):
+            guard passphrase.count >= 12 else { throw VaultError.weakPassphrase }
+            return (try await derive(passphrase, salt: salt, parameters: kdf, version: version), salt, kdf)
+        case .recoveryShares: throw VaultError.rotationRefused("the new key must be a master key or a passphrase")
+        }
     }
 
     /// Argon2id blocks its thread for about a second: run it on the blocking thread pool.
@@ -92,5 +124,18 @@ public final class Vault: Sendable {
         } catch let error as CryptoError {
             throw VaultError.kdf(error.description)
         }
+    }
+}
+
+/// Between the envelope as the crypto layer makes it and the columns that store it.
+extension SealedColumns {
+    public init(_ sealed: SealedSecret) {
+        self.init(nonce: sealed.nonce, ciphertext: sealed.ciphertext, wrappedDEK: sealed.wrappedKey, kekVersion: sealed.kekVersion)
+    }
+}
+
+extension SealedSecret {
+    public init(_ columns: SealedColumns) {
+        self.init(nonce: columns.nonce, ciphertext: columns.ciphertext, wrappedKey: columns.wrappedDEK, kekVersion: columns.kekVersion)
     }
 }

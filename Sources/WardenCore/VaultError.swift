@@ -7,6 +7,10 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case weakPassphrase
     case wrongKey(createdWith: String)
     case kdf(String)
+    /// The vault's KEK was rotated to `to` while this process held an older one.
+    case rotated(to: Int)
+    case rotationRefused(String)
+    case recovery(String)
 
     public var description: String {
         switch self {
@@ -22,6 +26,10 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
                 ? "the key does not unseal this vault: it was created with a passphrase (WARDEN_PASSPHRASE), and this one is not it"
                 : "the key does not unseal this vault: it was created with a master key (WARDEN_MASTER_KEY), and this one is not it"
         case .kdf(let reason): "cannot derive the key: \(reason)"
+        case .rotated(let version):
+            "the vault's key was rotated (now version \(version)) after this process unsealed it: restart it with the new key"
+        case .rotationRefused(let reason): "the key was not rotated: \(reason)"
+        case .recovery(let reason): reason
         }
     }
 }

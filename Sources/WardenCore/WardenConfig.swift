@@ -9,6 +9,7 @@ public struct WardenConfig: Sendable, Equatable {
     /// Generic REST services, by name.
     public var services: [String: ServiceSection] = [:]
     public var gateway = GatewaySection()
+    public var audit = AuditSection()
     /// USD per million tokens, by venue then model.
     public var prices: [String: [String: ModelPrice]] = [:]
     /// USD per call for LLM endpoints not billed by tokens (`[call_prices.openai] "POST /v1/images/generations" = 0.25`),
@@ -18,7 +19,8 @@ public struct WardenConfig: Sendable, Equatable {
     public init() {}
 
     public static func == (a: WardenConfig, b: WardenConfig) -> Bool {
-        a.server == b.server && a.venues == b.venues && a.services == b.services && a.gateway == b.gateway && a.prices == b.prices
+        a.server == b.server && a.venues == b.venues && a.services == b.services && a.gateway == b.gateway && a.audit == b.audit
+            && a.prices == b.prices
             && a.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
                 == b.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
     }
@@ -72,6 +74,14 @@ public struct WardenConfig: Sendable, Equatable {
         public var upstreamIdleSeconds = 4
         /// Connections to one upstream origin at most; calls beyond wait for one to be free.
         public var upstreamMaxConnectionsPerOrigin = 64
+        /// A decrypted credential the gateway has not used for this long is dropped from memory.
+        public var credentialIdleSeconds = 60
+        public init() {}
+    }
+
+    public struct AuditSection: Sendable, Equatable {
+        /// Rows older than this many days are pruned behind a signed checkpoint (hourly by the server); nil keeps all.
+        public var retainDays: Int?
         public init() {}
     }
 

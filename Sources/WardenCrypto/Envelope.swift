@@ -63,4 +63,25 @@ public enum Envelope {
             throw .openFailed
         }
     }
+
+    /// The same secret with its DEK wrapped by `to` instead of `from`; the body is left as it is.
+    public static func rewrap(
+        _ sealed: SealedSecret, identity: SecretIdentity, from old: MasterKey, to new: MasterKey
+    ) throws(CryptoError) -> SealedSecret {
+        guard sealed.kekVersion == old.version else { throw .unknownKEKVersion(sealed.kekVersion) }
+        let aad = identity.associatedData
+        do {
+            var dekBytes = try AES.GCM.open(AES.GCM.SealedBox(combined: sealed.wrappedKey), using: old.wrappingKey, authenticating: aad)
+            defer { dekBytes.resetBytes(in: 0..<dekBytes.count) }
+            guard let wrapped = try AES.GCM.seal(dekBytes, using: new.wrappingKey, authenticating: aad).combined else {
+                throw CryptoError.sealFailed
+            }
+            var out = sealed
+            out.wrappedKey = Array(wrapped)
+            out.kekVersion = new.version
+            return out
+        } catch {
+            throw .openFailed
+        }
+    }
 }

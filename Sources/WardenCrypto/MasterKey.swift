@@ -44,6 +44,19 @@ public final class MasterKey: Sendable {
         bytes.withUnsafeBytes { Hex.encode($0) }
     }
 
+    /// The same key under another version number: the vault's record says which version its key is.
+    public func versioned(_ version: Int) -> MasterKey {
+        bytes.withUnsafeBytes { try! MasterKey(bytes: SecretBytes(copying: $0), version: version) }
+    }
+
+    /// Runs `body` on the raw key bytes (to split it into recovery shares). Do not let them escape.
+    public func withUnsafeKeyBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes(body)
+    }
+
+    /// Whether `other` holds the same key bytes (whatever its version).
+    public func sameKey(as other: MasterKey) -> Bool { bytes.constantTimeEquals(other.bytes) }
+
     /// A subkey for one purpose (HKDF-SHA256 with its own label), so no two uses share a key.
     public func derivedKey(label: String) -> SymmetricKey {
         Self.hkdf(bytes, label: label)

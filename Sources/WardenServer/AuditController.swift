@@ -34,6 +34,7 @@ struct AuditController {
     }
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
+        addExportRoute(to: api)
         api.get("audit") { request, context in
             let principal = try context.requirePrincipal()
             let query = request.uri.queryParameters
@@ -53,6 +54,47 @@ struct AuditController {
             }
             return try Response.json(Page(entries: entries, nextBefore: rows.count == limit ? rows.last?.seq : nil))
         }
+    }
+
+    /// `GET /audit/export?since=&until=` (administrators): JSON lines, see `AuditArchive`. Times are ms since
+    /// the epoch or UTC days (2026-12-01).
+    func addExportRoute(to api: RouterGroup<WardenContext>) {
+        api.get("audit/export") { request, context in
+            let principal = try context.requirePrincipal()
+            guard principal.user.isAdmin else {
+                throw WardenError(.forbidden, code: "not_admin", "only administrators export the audit log")
+            }
+            return try Self.export(request, principal: principal, activity: activity)
+        }
+    }
+
+    /// The export as a download, streamed a row at a time (for the API and the dashboard alike).
+    static func export(_ request: Request, principal: Principal, activity: Activity) throws -> Response {
+        let query = request.uri.queryParameters
+        let since = try Self.time(query["since"].map(String.init), name: "since")
+        let until = try Self.time(query["until"].map(String.init), name: "until")
+        var headers = HTTPFields()
+        headers[.contentType] = "application/x-ndjson"
+        headers[.contentDisposition] = "attachment; filename=\"warden-audit.jsonl\""
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await activity.exportAudit(principal, since: since, until: until) { line in
+                    try await writer.write(ByteBuffer(string: line))
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    static func time(_ text: String?, name: String) throws -> Int64? {
+        guard let text, !text.isEmpty else { return nil }
+        if let millis = Int64(text), millis >= 0 { return millis }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        guard let date = ISO8601DateFormatter().date(from: text) ?? day.date(from: text) else {
+            throw WardenError.invalid(name, "must be ms since the epoch, a UTC day (2026-12-01) or an ISO 8601 time")
+        }
+        return Int64(date.timeIntervalSince1970 * 1000)
     }
 
     static func int(_ text: String?, name: String, range: ClosedRange<Int>) throws -> Int? {

@@ -37,7 +37,7 @@ public struct ServerEnvironment: Sendable {
                 idleTimeout: .seconds(Int64(pooling.upstreamIdleSeconds)),
                 maxConnectionsPerOrigin: pooling.upstreamMaxConnectionsPerOrigin))
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
-        activity = Activity(gateway: gateway, profiles: services.profiles)
+        activity = Activity(gateway: gateway, profiles: services.profiles, log: services.audit)
     }
 
     /// The templates and static files bundled with the server, read once at startup.
@@ -151,6 +151,7 @@ public func buildApplication(
                 touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit,
                 finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
             KeyCacheSyncService(keys: env.gateway.keys),
+            AuditRetentionService(log: env.services.audit, retainDays: env.settings.config.audit.retainDays, logger: env.logger),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
@@ -200,9 +201,33 @@ struct KeyCacheSyncService: Service {
     static let interval = Duration.milliseconds(50)
 
     func run() async throws {
+        var rounds = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await keys.sync()
+            rounds += 1
+            if rounds % 20 == 0 { keys.dropIdle() }  // about once a second
             try? await Task.sleep(for: Self.interval)
+        }
+    }
+}
+
+/// With `[audit] retain_days`, prunes older rows at boot and then hourly (see `AuditArchive.prune`).
+struct AuditRetentionService: Service {
+    let log: AuditLog
+    let retainDays: Int?
+    let logger: Logger
+
+    func run() async throws {
+        guard let retainDays else { return }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                if let pruned = try await AuditArchive.prune(log, before: Clock.nowMillis() - Int64(retainDays) * 86_400_000) {
+                    logger.info("audit rows pruned", metadata: ["rows": "\(pruned.rows)", "through_seq": "\(pruned.throughSeq)"])
+                }
+            } catch {
+                logger.error("audit rows could not be pruned", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(3600))
         }
     }
 }

@@ -14,11 +14,14 @@ public struct AuditRecord: Sendable, Equatable, Codable {
     public var outcome: String
     public var detail: String?
     public var mac: [UInt8]
+    /// The key epoch (the vault's KEK version when the row was made) whose key made `mac`.
+    public var epoch: Int
 
     public init(
         seq: Int64, at: Int64, actorID: String?, ownerID: String?, action: String, target: String?,
-        outcome: String, detail: String?, mac: [UInt8]
+        outcome: String, detail: String?, mac: [UInt8], epoch: Int
     ) {
+        self.epoch = epoch
         self.seq = seq
         self.at = at
         self.actorID = actorID
@@ -36,11 +39,42 @@ public struct AuditHead: Sendable, Equatable {
     public var seq: Int64
     public var mac: [UInt8]
     public var headMAC: [UInt8]
+    /// The newest key epoch: an append under an older one is refused (a server still on a rotated-out key).
+    public var epoch: Int
 
-    public init(seq: Int64, mac: [UInt8], headMAC: [UInt8]) {
+    public init(seq: Int64, mac: [UInt8], headMAC: [UInt8], epoch: Int) {
+        self.epoch = epoch
         self.seq = seq
         self.mac = mac
         self.headMAC = headMAC
+    }
+}
+
+/// What pruning left in place of the rows it removed: the last removed row's number, MAC and epoch (the first
+/// kept row chains to that MAC), how many rows all prunes removed, and a MAC over all of it.
+public struct AuditCheckpoint: Sendable, Equatable, Codable {
+    public var seq: Int64
+    public var mac: [UInt8]
+    public var epoch: Int
+    public var prunedRows: Int64
+    public var lastPrunedAt: Int64
+    public var prunes: Int64
+    /// The epoch whose key made `checkpointMAC`.
+    public var signedEpoch: Int
+    public var checkpointMAC: [UInt8]
+
+    public init(
+        seq: Int64, mac: [UInt8], epoch: Int, prunedRows: Int64, lastPrunedAt: Int64, prunes: Int64, signedEpoch: Int,
+        checkpointMAC: [UInt8]
+    ) {
+        self.seq = seq
+        self.mac = mac
+        self.epoch = epoch
+        self.prunedRows = prunedRows
+        self.lastPrunedAt = lastPrunedAt
+        self.prunes = prunes
+        self.signedEpoch = signedEpoch
+        self.checkpointMAC = checkpointMAC
     }
 }
 
@@ -75,21 +109,21 @@ public struct AuditRepository: Sendable {
             for r in chunk {
                 insert = insert.values(
                     SQLBind(r.seq), SQLBind(r.at), SQLBind(r.actorID), SQLBind(r.ownerID), SQLBind(r.action),
-                    SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)))
+                    SQLBind(r.target), SQLBind(r.outcome), SQLBind(r.detail), SQLBind(Data(r.mac)), SQLBind(r.epoch))
             }
             try await insert.run()
         }
         try await db.raw(
             """
-            INSERT INTO audit_head (id, seq, mac, head_mac)
-            VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)))
-            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, head_mac = excluded.head_mac
+            INSERT INTO audit_head (id, seq, mac, head_mac, epoch)
+            VALUES (1, \(bind: head.seq), \(bind: Data(head.mac)), \(bind: Data(head.headMAC)), \(bind: head.epoch))
+            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, head_mac = excluded.head_mac, epoch = excluded.epoch
             """
         ).run()
     }
 
     static let rowsPerInsert = 256
-    static let columns = ["seq", "at", "actor_id", "owner_id", "action", "target", "outcome", "detail", "mac"]
+    static let columns = ["seq", "at", "actor_id", "owner_id", "action", "target", "outcome", "detail", "mac", "epoch"]
     static let fullInsertSQL = makeInsertSQL(rows: rowsPerInsert)
 
     /// The statement for `rows` rows; the full chunk's is written once. On SQLite the values are bound directly:
@@ -107,7 +141,7 @@ public struct AuditRepository: Sendable {
         let text = { (value: String?) in value.map(SQLiteData.text) ?? .null }
         return [
             .integer(Int(r.seq)), .integer(Int(r.at)), text(r.actorID), text(r.ownerID), .text(r.action), text(r.target),
-            .text(r.outcome), text(r.detail), .blob(ByteBuffer(bytes: r.mac)),
+            .text(r.outcome), text(r.detail), .blob(ByteBuffer(bytes: r.mac)), .integer(r.epoch),
         ]
     }
 
@@ -117,6 +151,70 @@ public struct AuditRepository: Sendable {
             try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)")
                 .all().map(Self.decode)
         }
+    }
+
+    /// Rows in chain order made from `since` up to `until` (ms), `limit` at a time after `afterSeq` (for export).
+    public func rows(after afterSeq: Int64, since: Int64?, until: Int64?, limit: Int) async throws -> [AuditRecord] {
+        try await database.withConnection { db in
+            var query: SQLQueryString = "SELECT * FROM audit WHERE seq > \(bind: afterSeq)"
+            if let since { query = query + " AND at >= \(bind: since)" }
+            if let until { query = query + " AND at < \(bind: until)" }
+            return try await db.raw(query + " ORDER BY seq LIMIT \(bind: limit)").all().map(Self.decode)
+        }
+    }
+
+    /// The row `seq`, if kept.
+    public func row(seq: Int64) async throws -> AuditRecord? {
+        try await database.withConnection { db in try await Self.row(seq: seq, on: db) }
+    }
+
+    static func row(seq: Int64, on db: any SQLDatabase) async throws -> AuditRecord? {
+        try await db.raw("SELECT * FROM audit WHERE seq = \(bind: seq)").first().map(Self.decode)
+    }
+
+    public func checkpoint() async throws -> AuditCheckpoint? {
+        try await database.withConnection { db in try await Self.checkpoint(on: db) }
+    }
+
+    public static func checkpoint(on db: any SQLDatabase) async throws -> AuditCheckpoint? {
+        guard let row = try await db.raw("SELECT * FROM audit_checkpoint WHERE id = 1").first() else { return nil }
+        return AuditCheckpoint(
+            seq: try row.decode(column: "seq", as: Int64.self), mac: Array(try row.decode(column: "mac", as: Data.self)),
+            epoch: try row.decode(column: "epoch", as: Int.self), prunedRows: try row.decode(column: "pruned_rows", as: Int64.self),
+            lastPrunedAt: try row.decode(column: "last_pruned_at", as: Int64.self),
+            prunes: try row.decode(column: "prunes", as: Int64.self),
+            signedEpoch: try row.decode(column: "signed_epoch", as: Int.self),
+            checkpointMAC: Array(try row.decode(column: "checkpoint_mac", as: Data.self)))
+    }
+
+    /// The last row a prune of rows made before `cutoff` may remove: the one before the first row made at or after
+    /// it (rows are kept from there on even if a later one carries an earlier time). Nil when there is nothing to prune.
+    public func pruneBoundary(before cutoff: Int64, on db: any SQLDatabase) async throws -> AuditRecord? {
+        let firstKept = try await db.raw("SELECT MIN(seq) AS seq FROM audit WHERE at >= \(bind: cutoff)").first()
+            .flatMap { try $0.decode(column: "seq", as: Int64?.self) }
+        let last: SQLQueryString =
+            firstKept.map { "SELECT * FROM audit WHERE seq < \(bind: $0) ORDER BY seq DESC LIMIT 1" }
+            ?? "SELECT * FROM audit ORDER BY seq DESC LIMIT 1"
+        return try await db.raw(last).first().map(Self.decode)
+    }
+
+    /// Deletes every row up to `checkpoint.seq` and records the checkpoint, in the caller's transaction.
+    public func prune(through checkpoint: AuditCheckpoint, on db: any SQLDatabase) async throws -> Int64 {
+        let count =
+            try await db.raw("SELECT COUNT(*) AS n FROM audit WHERE seq <= \(bind: checkpoint.seq)").first()
+            .map { try $0.decode(column: "n", as: Int64.self) } ?? 0
+        try await db.raw("DELETE FROM audit WHERE seq <= \(bind: checkpoint.seq)").run()
+        try await db.raw(
+            """
+            INSERT INTO audit_checkpoint (id, seq, mac, epoch, pruned_rows, last_pruned_at, prunes, signed_epoch, checkpoint_mac)
+            VALUES (1, \(bind: checkpoint.seq), \(bind: Data(checkpoint.mac)), \(bind: checkpoint.epoch), \(bind: checkpoint.prunedRows),
+                \(bind: checkpoint.lastPrunedAt), \(bind: checkpoint.prunes), \(bind: checkpoint.signedEpoch), \(bind: Data(checkpoint.checkpointMAC)))
+            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac, epoch = excluded.epoch,
+                pruned_rows = excluded.pruned_rows, last_pruned_at = excluded.last_pruned_at, prunes = excluded.prunes,
+                signed_epoch = excluded.signed_epoch, checkpoint_mac = excluded.checkpoint_mac
+            """
+        ).run()
+        return count
     }
 
     /// Newest first. `visibleTo` nil means every row (admins). `request` keeps the rows of one gateway
@@ -158,13 +256,15 @@ public struct AuditRepository: Sendable {
             target: try row.decode(column: "target", as: String?.self),
             outcome: try row.decode(column: "outcome", as: String.self),
             detail: try row.decode(column: "detail", as: String?.self),
-            mac: Array(try row.decode(column: "mac", as: Data.self)))
+            mac: Array(try row.decode(column: "mac", as: Data.self)),
+            epoch: try row.decode(column: "epoch", as: Int.self))
     }
 
     static func decodeHead(_ row: any SQLRow) throws -> AuditHead {
         AuditHead(
             seq: try row.decode(column: "seq", as: Int64.self),
             mac: Array(try row.decode(column: "mac", as: Data.self)),
-            headMAC: Array(try row.decode(column: "head_mac", as: Data.self)))
+            headMAC: Array(try row.decode(column: "head_mac", as: Data.self)),
+            epoch: try row.decode(column: "epoch", as: Int.self))
     }
 }

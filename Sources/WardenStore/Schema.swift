@@ -272,6 +272,27 @@ enum Schema {
                 WHERE fingerprint IS NOT NULL
                 """,
             ]),
+        // Each audit row names the key epoch (the KEK version) whose key made its MAC, so the chain verifies
+        // across rotations; pruned rows leave a signed checkpoint the first kept row chains to.
+        Migration(
+            version: 12, name: "audit key epochs and pruning checkpoint",
+            statements: [
+                "ALTER TABLE audit ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1",
+                "ALTER TABLE audit_head ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1",
+                """
+                CREATE TABLE audit_checkpoint (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    seq BIGINT NOT NULL,
+                    mac {blob} NOT NULL,
+                    epoch INTEGER NOT NULL,
+                    pruned_rows BIGINT NOT NULL,
+                    last_pruned_at BIGINT NOT NULL,
+                    prunes BIGINT NOT NULL,
+                    signed_epoch INTEGER NOT NULL,
+                    checkpoint_mac {blob} NOT NULL
+                )
+                """,
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -46,4 +46,32 @@ public struct ServerSecretRepository: Sendable {
             return sealed
         }
     }
+
+    public func find(name: String) async throws -> SealedColumns? {
+        try await database.withConnection { db in
+            try await db.raw("SELECT * FROM server_secrets WHERE name = \(bind: name)").first().map(SealedColumns.decode)
+        }
+    }
+
+    /// Stores `sealed` under `name` in the caller's transaction, replacing any value there.
+    public static func put(name: String, sealed: SealedColumns, on db: any SQLDatabase) async throws {
+        try await db.raw(
+            """
+            INSERT INTO server_secrets (name, nonce, ciphertext, wrapped_dek, kek_version, created_at)
+            VALUES (\(bind: name), \(bind: Data(sealed.nonce)), \(bind: Data(sealed.ciphertext)),
+                \(bind: Data(sealed.wrappedDEK)), \(bind: sealed.kekVersion), \(bind: Clock.nowMillis()))
+            ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                wrapped_dek = excluded.wrapped_dek, kek_version = excluded.kek_version
+            """
+        ).run()
+    }
+
+    /// Every value whose name starts with `prefix`, by name.
+    public func all(prefix: String) async throws -> [(name: String, sealed: SealedColumns)] {
+        try await database.withConnection { db in
+            try await db.raw("SELECT * FROM server_secrets WHERE name LIKE \(bind: prefix + "%") ORDER BY name").all().map { row in
+                (try row.decode(column: "name", as: String.self), try SealedColumns.decode(row))
+            }
+        }
+    }
 }

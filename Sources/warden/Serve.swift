@@ -17,12 +17,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on. Env: WARDEN_LISTEN. Default: 127.0.0.1:8472")
     var listen: String?
 
+    @Flag(help: "Unseal with recovery shares (asked on the terminal, or read from --share-file) instead of the key.")
+    var recover = false
+
+    @Option(name: .customLong("share-file"), help: "With --recover: a file holding recovery shares (repeatable).")
+    var shareFiles: [String] = []
+
     func run() async throws {
         umask(0o077)  // every file Warden creates (database, WAL, journal) is private to its user
         let logger = LogSetup.bootstrap(environment: ProcessInfo.processInfo.environment)
         if !runTasksOnEventLoops() { logger.warning("tasks run on Swift's own thread pool: the event loops could not take them") }
         do {
-            let opened = try await OpenedStore.open(store, listen: listen, logger: logger)
+            let opened = try await OpenedStore.open(
+                store, listen: listen, source: recover ? ShareReader.source(files: shareFiles) : nil, logger: logger)
             let settings = opened.settings
             logger.info("vault unsealed", metadata: ["store": "\(settings.database)", "listen": "\(settings.listen)"])
             let database = opened.services.database

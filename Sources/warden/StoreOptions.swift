@@ -25,29 +25,34 @@ struct OpenedStore {
     let settings: ServeSettings
     let services: WardenServices
 
-    /// Resolves settings, unseals (asking a terminal for the passphrase when needed), migrates.
-    static func open(_ options: StoreOptions, listen: String? = nil, logger: Logger) async throws -> OpenedStore {
+    /// Resolves settings, unseals (asking a terminal for the passphrase when needed, or with `source`), migrates.
+    static func open(_ options: StoreOptions, listen: String? = nil, source: KeySource? = nil, logger: Logger) async throws -> OpenedStore {
+        ProcessHardening.apply()
         let environment = ProcessInfo.processInfo.environment
-        let settings = try ServeSettings.resolve(
-            flags: ServeFlags(dataDir: options.dataDir, database: options.database, listen: listen, config: options.config),
-            environment: environment)
-        try settings.prepareDataDir()
-        let source = try KeySource.resolve(environment: environment, prompt: { Terminal.readSecret(prompt: "Vault passphrase: ") })
-        let kdf = try KDFSettings.newVaultParameters(environment: environment)
-        let db = try Database.open(settings.database, logger: logger)
+        let (settings, db) = try await MigratedStore.open(options, listen: listen, logger: logger)
         do {
-            try await Migrator.migrate(db, logger: logger)
-            let vault = try await Vault.unseal(database: db, source: source, newVaultKDF: kdf, logger: logger)
+            let keySource =
+                try source ?? KeySource.resolve(environment: environment, prompt: { Terminal.readSecret(prompt: "Vault passphrase: ") })
+            let kdf = try KDFSettings.newVaultParameters(environment: environment)
+            let vault = try await Vault.unseal(database: db, source: keySource, newVaultKDF: kdf, logger: logger)
             do { try await db.probeWrite() } catch {
                 throw StoreError.unusable(
                     "the store does not take writes (read-only, full, or locked by another process): \(Self.oneLine(error))")
             }
             let services = try await WardenServices.make(database: db, vault: vault, config: settings.config, environment: environment)
+            if case .recoveryShares = keySource { try await Self.recordRecovery(services, logger: logger) }
             return OpenedStore(settings: settings, services: services)
         } catch {
             try? await db.close()
             throw error
         }
+    }
+
+    /// A recovery boot is an alarm: the key was lost or is out of reach, and whoever holds enough shares has it.
+    static func recordRecovery(_ services: WardenServices, logger: Logger) async throws {
+        try await services.audit.append(
+            AuditEntry(actor: nil, owner: nil, action: "vault.recovery_boot", outcome: .recorded, detail: ["alarm": "true"]))
+        logger.critical("the vault was unsealed from recovery shares: rotate its key now (`warden vault rotate`) and split the new one")
     }
 
     /// A driver's error on one line, for the boot's one-line refusal.
@@ -71,6 +76,24 @@ struct OpenedStore {
         } catch {
             CLIFailure.exit(error)
         }
+    }
+}
+
+/// The store opened and migrated, its vault still sealed (the vault commands unseal it themselves).
+enum MigratedStore {
+    static func open(_ options: StoreOptions, listen: String? = nil, logger: Logger) async throws -> (ServeSettings, Database) {
+        let settings = try ServeSettings.resolve(
+            flags: ServeFlags(dataDir: options.dataDir, database: options.database, listen: listen, config: options.config),
+            environment: ProcessInfo.processInfo.environment)
+        try settings.prepareDataDir()
+        let db = try Database.open(settings.database, logger: logger)
+        do {
+            try await Migrator.migrate(db, logger: logger)
+        } catch {
+            try? await db.close()
+            throw error
+        }
+        return (settings, db)
     }
 }
 

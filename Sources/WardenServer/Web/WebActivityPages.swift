@@ -10,6 +10,7 @@ struct WebActivityPages {
     let app: WebApp
 
     func addRoutes(to web: RouterGroup<WardenContext>) {
+        addExportRoute(to: web)
         app.get(web, "/activity") { request, principal, _ in
             let query = request.uri.queryParameters
             let venue = query["venue"].map(String.init) ?? ""
@@ -31,6 +32,17 @@ struct WebActivityPages {
             data["day"] = day ?? ""
             data["rows"] = Array(shown)
             return app.page("activity", title: "Activity", nav: "activity", principal, data)
+        }
+    }
+
+    func addExportRoute(to web: RouterGroup<WardenContext>) {
+        app.get(web, "/activity/export") { request, principal, _ in
+            guard principal.user.isAdmin else {
+                return app.page(
+                    "message", title: "Administrators only", nav: "activity", principal, status: .forbidden,
+                    ["error": "Only administrators export the audit log."])
+            }
+            return try AuditController.export(request, principal: principal, activity: app.activity)
         }
     }
 
