@@ -15,11 +15,11 @@ public enum AuditArchive {
     public struct Header: Codable, Sendable {
         public var type = "header"
         public var format = 1
-        public var vaultID: String
+        public var vaultId: String
         public var kekSource: String
         public var kekVersion: Int
         public var kdfSalt: String
-        public var kdfMemoryKiB: Int64
+        public var kdfMemoryKib: Int64
         public var kdfIterations: Int64
         public var kdfParallelism: Int64
         public var verifier: String
@@ -27,7 +27,7 @@ public enum AuditArchive {
         public var since: Int64?
         public var until: Int64?
         public var exportedAt: Int64
-        public var previousMAC: String
+        public var previousMac: String
         public var checkpoint: Checkpoint?
     }
 
@@ -35,7 +35,7 @@ public enum AuditArchive {
         public var epoch: Int
         public var nonce: String
         public var ciphertext: String
-        public var wrappedDEK: String
+        public var wrappedDek: String
         public var kekVersion: Int
     }
 
@@ -78,7 +78,7 @@ public enum AuditArchive {
         public var rows: Int64
         public var firstSeq: Int64?
         public var lastSeq: Int64?
-        public var lastMAC: String
+        public var lastMac: String
         public var epoch: Int
         public var mac: String
     }
@@ -131,17 +131,17 @@ public enum AuditArchive {
         }
         let sealedKeys = try await ServerSecretRepository(log.database).all(prefix: "audit-key-")
         let header = Header(
-            vaultID: record.vaultID, kekSource: record.kekSource, kekVersion: record.kekVersion, kdfSalt: Hex.encode(record.kdfSalt),
-            kdfMemoryKiB: record.kdfMemoryKiB, kdfIterations: record.kdfIterations, kdfParallelism: record.kdfParallelism,
+            vaultId: record.vaultID, kekSource: record.kekSource, kekVersion: record.kekVersion, kdfSalt: Hex.encode(record.kdfSalt),
+            kdfMemoryKib: record.kdfMemoryKiB, kdfIterations: record.kdfIterations, kdfParallelism: record.kdfParallelism,
             verifier: Hex.encode(record.verifier),
             epochKeys: sealedKeys.compactMap { name, sealed in
                 Int(name.dropFirst("audit-key-".count)).map {
                     EpochKey(
                         epoch: $0, nonce: Hex.encode(sealed.nonce), ciphertext: Hex.encode(sealed.ciphertext),
-                        wrappedDEK: Hex.encode(sealed.wrappedDEK), kekVersion: sealed.kekVersion)
+                        wrappedDek: Hex.encode(sealed.wrappedDEK), kekVersion: sealed.kekVersion)
                 }
             },
-            since: since, until: until, exportedAt: Clock.nowMillis(), previousMAC: Hex.encode(previous),
+            since: since, until: until, exportedAt: Clock.nowMillis(), previousMac: Hex.encode(previous),
             checkpoint: checkpoint.map {
                 Checkpoint(seq: $0.seq, prunedRows: $0.prunedRows, lastPrunedAt: $0.lastPrunedAt, prunes: $0.prunes)
             })
@@ -164,7 +164,7 @@ public enum AuditArchive {
         try await sink(
             try line(
                 End(
-                    rows: count, firstSeq: first?.seq, lastSeq: last?.seq, lastMAC: Hex.encode(lastMAC), epoch: log.epoch,
+                    rows: count, firstSeq: first?.seq, lastSeq: last?.seq, lastMac: Hex.encode(lastMAC), epoch: log.epoch,
                     mac: Hex.encode(mac))))
     }
 
@@ -190,17 +190,17 @@ public enum AuditArchive {
             WardenError(.badRequest, code: "export_broken", "the export does not verify: \(reason)")
         }
         guard let first = lines.next(), let header = try? decoder.decode(Header.self, from: Data(first)), header.type == "header",
-            let salt = Hex.decode(header.kdfSalt), let verifier = Hex.decode(header.verifier), let previous = Hex.decode(header.previousMAC)
+            let salt = Hex.decode(header.kdfSalt), let verifier = Hex.decode(header.verifier), let previous = Hex.decode(header.previousMac)
         else { throw bad("its first line is not an export header") }
         let record = VaultRecord(
-            vaultID: header.vaultID, kekSource: header.kekSource, kekVersion: header.kekVersion, kdfSalt: salt,
-            kdfMemoryKiB: header.kdfMemoryKiB, kdfIterations: header.kdfIterations, kdfParallelism: header.kdfParallelism,
+            vaultID: header.vaultId, kekSource: header.kekSource, kekVersion: header.kekVersion, kdfSalt: salt,
+            kdfMemoryKiB: header.kdfMemoryKib, kdfIterations: header.kdfIterations, kdfParallelism: header.kdfParallelism,
             verifier: verifier, createdAt: 0)
         let vault = try await Vault.open(record, source: source)
         let sealed = Dictionary(
             header.epochKeys.compactMap { key -> (String, SealedColumns)? in
                 guard let nonce = Hex.decode(key.nonce), let ciphertext = Hex.decode(key.ciphertext),
-                    let wrapped = Hex.decode(key.wrappedDEK)
+                    let wrapped = Hex.decode(key.wrappedDek)
                 else { return nil }
                 return (
                     AuditLog.epochKeyName(key.epoch),
@@ -231,14 +231,14 @@ public enum AuditArchive {
             let checked = walk?.checked ?? 0
             let lastMAC = walk?.previous ?? previous
             let lastSeq = walk.map { $0.expected - 1 }
-            guard end.rows == checked, end.firstSeq == firstSeq, end.lastSeq == lastSeq, Hex.decode(end.lastMAC) == lastMAC else {
+            guard end.rows == checked, end.firstSeq == firstSeq, end.lastSeq == lastSeq, Hex.decode(end.lastMac) == lastMAC else {
                 throw bad("the end line does not match the rows (rows were removed or added)")
             }
             guard let signer = try await keys.keyed(end.epoch), let mac = Hex.decode(end.mac),
                 ConstantTime.equals(
                     mac,
                     endMAC(
-                        vaultID: header.vaultID, rows: checked, first: firstSeq, last: lastSeq, previous: previous, lastMAC: lastMAC,
+                        vaultID: header.vaultId, rows: checked, first: firstSeq, last: lastSeq, previous: previous, lastMAC: lastMAC,
                         keyed: signer))
             else { throw bad("the end line's MAC does not match") }
             return Report(rows: checked, firstSeq: firstSeq, lastSeq: lastSeq, epochs: epochs, pruned: header.checkpoint)

@@ -93,6 +93,7 @@ public final class Vault: Sendable {
             }
         }
         guard VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: kek) else {
+            if record.kekVersion > 1 { throw VaultError.notCurrentKey(version: record.kekVersion) }
             throw VaultError.wrongKey(createdWith: record.kekSource)
         }
         return Vault(kek: kek, vaultID: record.vaultID)

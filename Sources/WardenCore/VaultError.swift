@@ -9,6 +9,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case kdf(String)
     /// The vault's KEK was rotated to `to` while this process held an older one.
     case rotated(to: Int)
+    /// A key that does not open a vault whose key was rotated (to `version`): perhaps a rotated-out one.
+    case notCurrentKey(version: Int)
     case rotationRefused(String)
     case recovery(String)
 
@@ -28,6 +30,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
         case .kdf(let reason): "cannot derive the key: \(reason)"
         case .rotated(let version):
             "the vault's key was rotated (now version \(version)) after this process unsealed it: restart it with the new key"
+        case .notCurrentKey(let version):
+            "the key does not unseal this vault: its key was rotated and is now version \(version); an older key opens nothing"
         case .rotationRefused(let reason): "the key was not rotated: \(reason)"
         case .recovery(let reason): reason
         }

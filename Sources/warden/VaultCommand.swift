@@ -34,14 +34,14 @@ struct VaultCommand: AsyncParsableCommand {
                 let vault: Vault
                 do {
                     vault = try await VaultKey.unsealExisting(db, source: current, logger: logger)
-                } catch VaultError.wrongKey(let source) {
+                } catch let error as VaultError {
                     // Already rotated by a run that was cut short after its commit?
                     if let done = try? await VaultKey.unsealExisting(db, source: next, logger: logger) {
                         print("the vault already opens with the new key (version \(done.kek.version)): the rotation is complete")
                         try await db.close()
                         return
                     }
-                    throw VaultError.wrongKey(createdWith: source)
+                    throw error
                 }
                 let result = try await VaultRotation.rotate(
                     database: db, from: vault, to: next, kdf: try KDFSettings.newVaultParameters(environment: environment), logger: logger)
@@ -115,6 +115,13 @@ struct VaultCommand: AsyncParsableCommand {
 /// A rotation's new key: from WARDEN_NEW_MASTER_KEY or WARDEN_NEW_PASSPHRASE, or asked twice on the terminal.
 enum NewKey {
     static func resolve(_ environment: [String: String]) throws -> KeySource {
+        do { return try ask(environment) } catch .noKey {
+            throw CLIFailure(
+                message: "no new key: set WARDEN_NEW_MASTER_KEY (`warden keygen` makes one) or WARDEN_NEW_PASSPHRASE, or run in a terminal to be asked")
+        }
+    }
+
+    private static func ask(_ environment: [String: String]) throws(VaultError) -> KeySource {
         try KeySource.resolve(environment: environment, prefix: "WARDEN_NEW_") {
             guard let first = Terminal.readSecret(prompt: "New vault passphrase: ") else { return nil }
             guard let again = Terminal.readSecret(prompt: "New vault passphrase again: "), again.constantTimeEquals(first) else {
