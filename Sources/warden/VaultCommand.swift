@@ -117,7 +117,9 @@ enum NewKey {
     static func resolve(_ environment: [String: String]) throws -> KeySource {
         do { return try ask(environment) } catch .noKey {
             throw CLIFailure(
-                message: "no new key: set WARDEN_NEW_MASTER_KEY (`warden keygen` makes one) or WARDEN_NEW_PASSPHRASE, or run in a terminal to be asked")
+                message:
+                    "no new key: set WARDEN_NEW_MASTER_KEY (`warden keygen` makes one) or WARDEN_NEW_PASSPHRASE, or run in a terminal to be asked"
+            )
         }
     }
 

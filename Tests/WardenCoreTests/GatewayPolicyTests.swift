@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import WardenCore
-import WardenStore
+@testable import WardenStore
 
 @Suite struct GatewayPolicyTests {
     @Test func pathsCanonicalise() throws {
@@ -121,5 +121,33 @@ import WardenStore
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = -1, output = 1 }") }
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("[prices.openai]\nx = { input = 1 }") }
         #expect(throws: ConfigError.unknownKey("gateway.timeout")) { try ConfigLoader.parse("[gateway]\ntimeout = 1") }
+    }
+}
+
+@Suite struct KeyCacheIdleTests {
+    @Test func anOpenedCredentialIdlePastItsTimeIsDropped() async throws {
+        let store = try await Database.open(
+            .sqlite(path: NSTemporaryDirectory() + "idle-\(UUID().uuidString).db"), logger: .init(label: "t"))
+        try await Migrator.migrate(store, logger: .init(label: "t"))
+        let cache = KeyCache(database: store, idle: .seconds(60))
+        await cache.sync()
+        let key = ResolvedKey(
+            key: AgentKeyRecord(
+                id: "k", ownerID: "u", name: "n", keyHash: "h", keyPrefix: "p", access: .trade, createdAt: 0, expiresAt: nil,
+                credentials: [:]),
+            standing: KeyStanding(revoked: false, expiresAt: nil, ownerDisabled: false), credential: nil, grantAccess: nil,
+            revision: try await StoreRevision.read(store))
+        let second: UInt64 = 1_000_000_000
+        cache.store(KeyCache.Entry(resolved: key, secret: ["api_key": "x"]), hash: "h", venue: "openai", now: 10 * second)
+        #expect(cache.entry(hash: "h", venue: "openai", now: 69 * second) != nil)  // used: its idle time starts again
+        #expect(cache.entry(hash: "h", venue: "openai", now: 128 * second) != nil)
+        cache.dropIdle(now: 180 * second)
+        #expect(cache.count == 1)
+        cache.dropIdle(now: 189 * second)
+        #expect(cache.count == 0)
+        cache.store(KeyCache.Entry(resolved: key, secret: ["api_key": "x"]), hash: "h", venue: "openai", now: 200 * second)
+        #expect(cache.entry(hash: "h", venue: "openai", now: 261 * second) == nil)  // idle past 60 s when asked
+        #expect(cache.count == 0)
+        try await store.close()
     }
 }
