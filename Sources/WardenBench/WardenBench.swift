@@ -107,6 +107,20 @@ struct WardenBench {
         }.value
         report("gateway_admission_cached_key", iterations: admissions, elapsed: admitted)
 
+        // A credential dropped after its idle time (`credential_idle_seconds`): the next call reads its key from the
+        // store and opens the credential again. Every admission here misses.
+        let misses = 5_000
+        let missed = try await Task.detached {
+            let start = ContinuousClock.now
+            for _ in 0..<misses {
+                gateway.keys.dropIdle(now: .max)
+                _ = try await gateway.admit(
+                    venue: OpenAIVenue(), method: "POST", rawPath: "/v1/chat/completions", query: nil, headers: headers, requestID: "bench")
+            }
+            return ContinuousClock.now - start
+        }.value
+        report("gateway_admission_credential_miss", iterations: misses, elapsed: missed)
+
         let writer = AuditWriter(log: services.audit, database: database)
         // The gateway's path: rows queued as calls end, group-committed behind them.
         let queued = 100_000

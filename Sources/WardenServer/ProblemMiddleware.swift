@@ -13,7 +13,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as VaultError {
             // A rotation elsewhere took this server's key out of service: it says so rather than failing bare.
-            guard case .rotated = error else { throw Problem(.internalServerError, code: "internal_error", detail: "the server could not complete the request") }
+            guard case .rotated = error else {
+                throw Problem(.internalServerError, code: "internal_error", detail: "the server could not complete the request")
+            }
             context.logger.critical("\(error)")
             throw Problem(.serviceUnavailable, code: "vault_rotated", detail: error.description)
         } catch {
