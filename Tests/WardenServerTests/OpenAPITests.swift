@@ -48,7 +48,7 @@ import WardenCore
 
     @Test func everyOperationAnswersAsDocumented() async throws {
         let h = try await APIHarness()
-        try await h.createUser("spec@example.com")
+        try await h.createUser("spec@example.com", admin: true)
         try await h.createUser("other@example.com")
         let operations = try Self.operations()
         try await h.run { api in
@@ -77,7 +77,8 @@ import WardenCore
                 ("GET", "/api/v1/agent-keys", nil), ("DELETE", "/api/v1/agent-keys/{key_id}", nil),
                 ("POST", "/api/v1/agent-keys/child", ["venues": ["openai"], "ttl_seconds": 600]),
                 ("DELETE", "/api/v1/agent-keys/self", nil),
-                ("GET", "/api/v1/audit", nil), ("GET", "/api/v1/usage", nil), ("GET", "/metrics", nil),
+                ("GET", "/api/v1/audit", nil), ("GET", "/api/v1/audit/export", nil), ("GET", "/api/v1/usage", nil),
+                ("GET", "/metrics", nil),
                 ("GET", "/api/v1/paper/orders", nil), ("GET", "/api/v1/paper/balances", nil),
                 ("POST", "/api/v1/profile/go-live", ["venue": "binance"]),
                 ("DELETE", "/api/v1/credentials/{id}", nil),
@@ -102,6 +103,12 @@ import WardenCore
                     operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
                 #expect(
                     Self.documented(op).contains(reply.status.code), "\(method) \(template) answered \(reply.status.code): \(reply.text)")
+                if template.hasSuffix("/audit/export") {
+                    let lines = reply.text.split(separator: "\n")
+                    #expect(
+                        lines.first?.contains(#""type":"header""#) == true && lines.last?.contains(#""type":"end""#) == true,
+                        "\(reply.text)")
+                }
                 if template.hasSuffix("/go-live") {
                     // No Binance credential is on file: the checks fail, and say which.
                     #expect(reply.status.code == 422 && reply.text.contains(#""name":"credential","passed":false"#), "\(reply.text)")
@@ -115,6 +122,10 @@ import WardenCore
                 if template.hasSuffix("/child") { ids["child_key"] = reply.json["key"] as? String }
             }
             #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")
+            // The export is an administrator's: another user is refused, and says so.
+            let other = try await api.login("other@example.com")
+            let refused = try await api.call(.get, "/api/v1/audit/export", token: other)
+            #expect(refused.status.code == 403 && refused.text.contains("not_admin"), "\(refused.text)")
         }
         try await h.close()
     }
