@@ -17,7 +17,7 @@ public struct AgentKeys: Sendable {
         self.database = database
         self.audit = audit
         self.credentials = credentials
-        self.keyedHash = HMAC<SHA256>(key: vault.kek.derivedKey(label: "agent-key-hash"))
+        self.keyedHash = HMAC<SHA256>(key: vault.stableKey("agent-key-hash"))
         self.repository = AgentKeyRepository(database)
     }
 

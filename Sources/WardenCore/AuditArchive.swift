@@ -100,10 +100,13 @@ public enum AuditArchive {
         String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
     }
 
-    static func endMAC(vaultID: String, rows: Int64, first: Int64?, last: Int64?, previous: [UInt8], lastMAC: [UInt8], keyed: HMAC<SHA256>)
-        -> [UInt8]
-    {
+    /// Covers the header line as written (its SHA-256), the count, the range and both ends of the chain.
+    static func endMAC(
+        header: some DataProtocol, vaultID: String, rows: Int64, first: Int64?, last: Int64?, previous: [UInt8], lastMAC: [UInt8],
+        keyed: HMAC<SHA256>
+    ) -> [UInt8] {
         var input = Array("warden.audit.export.v1".utf8)
+        input += SHA256.hash(data: header)
         for field in [vaultID, String(rows), first.map(String.init) ?? "-", last.map(String.init) ?? "-"] {
             AuditLog.append(field, to: &input)
         }
@@ -145,7 +148,8 @@ public enum AuditArchive {
             checkpoint: checkpoint.map {
                 Checkpoint(seq: $0.seq, prunedRows: $0.prunedRows, lastPrunedAt: $0.lastPrunedAt, prunes: $0.prunes)
             })
-        try await sink(try line(header))
+        let headerLine = try line(header)
+        try await sink(headerLine)
         var count: Int64 = 0
         var last: AuditRecord?
         var after = (first?.seq ?? 1) - 1
@@ -159,7 +163,8 @@ public enum AuditArchive {
         }
         let lastMAC = last?.mac ?? previous
         let mac = endMAC(
-            vaultID: record.vaultID, rows: count, first: first?.seq, last: last?.seq, previous: previous, lastMAC: lastMAC, keyed: log.keyed
+            header: Array(headerLine.utf8.dropLast()), vaultID: record.vaultID, rows: count, first: first?.seq, last: last?.seq,
+            previous: previous, lastMAC: lastMAC, keyed: log.keyed
         )
         try await sink(
             try line(
@@ -196,6 +201,12 @@ public enum AuditArchive {
             vaultID: header.vaultId, kekSource: header.kekSource, kekVersion: header.kekVersion, kdfSalt: salt,
             kdfMemoryKiB: header.kdfMemoryKib, kdfIterations: header.kdfIterations, kdfParallelism: header.kdfParallelism,
             verifier: verifier, createdAt: 0)
+        do {
+            try Argon2Parameters(
+                memoryKiB: UInt32(clamping: header.kdfMemoryKib), iterations: UInt32(clamping: header.kdfIterations),
+                parallelism: UInt32(clamping: header.kdfParallelism)
+            ).validate()
+        } catch { throw bad("its key derivation parameters are out of range") }
         let vault = try await Vault.open(record, source: source)
         let sealed = Dictionary(
             header.epochKeys.compactMap { key -> (String, SealedColumns)? in
@@ -234,12 +245,13 @@ public enum AuditArchive {
             guard end.rows == checked, end.firstSeq == firstSeq, end.lastSeq == lastSeq, Hex.decode(end.lastMac) == lastMAC else {
                 throw bad("the end line does not match the rows (rows were removed or added)")
             }
-            guard let signer = try await keys.keyed(end.epoch), let mac = Hex.decode(end.mac),
+            // Signed with the key the vault had when it was exported, whatever epochs its rows are of.
+            guard end.epoch == header.kekVersion, let mac = Hex.decode(end.mac),
                 ConstantTime.equals(
                     mac,
                     endMAC(
-                        vaultID: header.vaultId, rows: checked, first: firstSeq, last: lastSeq, previous: previous, lastMAC: lastMAC,
-                        keyed: signer))
+                        header: first, vaultID: header.vaultId, rows: checked, first: firstSeq, last: lastSeq, previous: previous,
+                        lastMAC: lastMAC, keyed: current))
             else { throw bad("the end line's MAC does not match") }
             return Report(rows: checked, firstSeq: firstSeq, lastSeq: lastSeq, epochs: epochs, pruned: header.checkpoint)
         }
@@ -247,6 +259,14 @@ public enum AuditArchive {
     }
 
     // MARK: pruning
+
+    /// A rotation signs the pruning checkpoint again under the new epoch's key, as verification asks of it.
+    static func resign(checkpointUnder log: AuditLog, on db: any SQLDatabase) async throws {
+        guard var checkpoint = try await AuditRepository.checkpoint(on: db) else { return }
+        checkpoint.signedEpoch = log.epoch
+        checkpoint.checkpointMAC = AuditLog.checkpointMAC(checkpoint, keyed: log.keyed)
+        try await AuditRepository.save(checkpoint, on: db)
+    }
 
     public struct Pruned: Sendable, Equatable {
         public let rows: Int64

@@ -132,10 +132,15 @@ public struct AuditLog: Sendable {
         let keys = EpochKeys(self)
         var walk = ChainWalk()
         if let checkpoint = try await repository.checkpoint() {
-            guard let signer = try await keys.keyed(checkpoint.signedEpoch),
-                ConstantTime.equals(checkpoint.checkpointMAC, Self.checkpointMAC(checkpoint, keyed: signer))
+            // Signed under the current epoch's key (a rotation signs it again): an older key cannot move it.
+            guard checkpoint.signedEpoch == epoch,
+                ConstantTime.equals(checkpoint.checkpointMAC, Self.checkpointMAC(checkpoint, keyed: keyed))
             else { return .broken(seq: checkpoint.seq, reason: "the pruning checkpoint was altered") }
             walk = ChainWalk(after: checkpoint)
+        }
+        let start = walk.expected - 1
+        guard try await repository.count(atOrBelow: start) == 0 else {
+            return .broken(seq: start, reason: "rows numbered \(start) or lower lie outside the chain (added)")
         }
         while true {
             let rows = try await repository.rows(after: walk.expected - 1, limit: 1000)
@@ -146,12 +151,19 @@ public struct AuditLog: Sendable {
         }
         let last = walk.expected - 1
         guard let head = try await repository.head() else {
-            return last == 0 ? .intact(rows: 0) : .broken(seq: last, reason: "the chain head is missing")
+            guard last == 0 else { return .broken(seq: last, reason: "the chain head is missing") }
+            // Accounts are made with their rows: a store that holds accounts and no chain lost it.
+            guard try await VaultRepository(database).holdsAccounts() else { return .intact(rows: 0) }
+            return .broken(seq: 1, reason: "the audit chain is empty though the store holds accounts: its rows were deleted")
         }
-        guard head.epoch >= walk.epoch, let headKey = try await keys.keyed(head.epoch),
-            ConstantTime.equals(head.headMAC, Self.headMAC(seq: head.seq, mac: head.mac, keyed: headKey))
-        else {
+        // The chain ends in the current epoch, under whose key the head is: rows an older key made cannot
+        // be passed off as its end.
+        guard head.epoch == epoch, ConstantTime.equals(head.headMAC, Self.headMAC(seq: head.seq, mac: head.mac, keyed: keyed)) else {
             return .broken(seq: head.seq, reason: "the chain head was altered")
+        }
+        guard walk.epoch == epoch else {
+            return .broken(
+                seq: last, reason: "row \(last), the chain's last, is of key epoch \(walk.epoch), not the vault's current \(epoch)")
         }
         guard head.seq == last, ConstantTime.equals(head.mac, walk.previous) else {
             return .broken(seq: last + 1, reason: "rows after \(last) were deleted (the head records \(head.seq))")

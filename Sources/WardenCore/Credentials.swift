@@ -198,7 +198,7 @@ public struct Credentials: Sendable {
 
     /// A keyed hash of the secret, so equal secrets can be recognised without revealing anything.
     private func fingerprint(_ plaintext: [UInt8]) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: plaintext, using: vault.kek.derivedKey(label: "credential-fingerprint"))
+        let mac = HMAC<SHA256>.authenticationCode(for: plaintext, using: vault.stableKey("credential-fingerprint"))
         return Hex.encode(mac.prefix(6))
     }
 

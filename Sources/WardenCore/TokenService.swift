@@ -40,10 +40,10 @@ public struct TokenService: Sendable {
             }
             secret = Array(configured.utf8)
         } else {
-            let identity = Vault.serverIdentity("jwt-signing-key")
+            let identity = Vault.serverIdentity(VaultRotation.sessionKeyName)
             let fresh = try vault.seal(SecretBytes(copying: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }), identity: identity)
             let stored = try await ServerSecretRepository(database).findOrInsert(
-                name: "jwt-signing-key",
+                name: VaultRotation.sessionKeyName,
                 sealed: SealedColumns(fresh))
             let opened = try vault.open(SealedSecret(stored), identity: identity)
             secret = opened.withUnsafeBytes { Array($0) }

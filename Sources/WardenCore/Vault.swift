@@ -1,3 +1,4 @@
+import struct Crypto.SymmetricKey
 import Foundation
 import Logging
 import NIOPosix
@@ -8,10 +9,39 @@ import WardenStore
 public final class Vault: Sendable {
     public let kek: MasterKey
     public let vaultID: String
+    /// Keys that must outlive a rotation, once the vault was rotated: what they key is stored (agent keys'
+    /// hashes, credentials' fingerprints) and would not match under a key derived from the new KEK.
+    private let stable: [String: SymmetricKey]
 
-    init(kek: MasterKey, vaultID: String) {
+    /// The purposes whose keys outlive rotations.
+    static let stableLabels = ["agent-key-hash", "credential-fingerprint"]
+
+    init(kek: MasterKey, vaultID: String, stable: [String: SymmetricKey] = [:]) {
         self.kek = kek
         self.vaultID = vaultID
+        self.stable = stable
+    }
+
+    /// The key for a purpose whose results are stored: derived from the first KEK, and carried, sealed,
+    /// through every rotation since.
+    public func stableKey(_ label: String) -> SymmetricKey {
+        stable[label] ?? kek.derivedKey(label: label)
+    }
+
+    static func stableKeyName(_ label: String) -> String { "stable-key-\(label)" }
+
+    /// The same vault with the stable keys a rotation left sealed in the store.
+    func loadingStableKeys(from database: Database) async throws -> Vault {
+        var keys: [String: SymmetricKey] = [:]
+        for label in Self.stableLabels {
+            let name = Self.stableKeyName(label)
+            guard let sealed = try await ServerSecretRepository(database).find(name: name) else { continue }
+            guard let opened = try? open(SealedSecret(sealed), identity: Self.serverIdentity(name)) else {
+                throw StoreError.unusable("the stored key \(name) does not open with this vault's key: the store is damaged")
+            }
+            keys[label] = opened.withUnsafeBytes { SymmetricKey(data: $0) }
+        }
+        return Vault(kek: kek, vaultID: vaultID, stable: keys)
     }
 
     /// Unseals the vault in `database`, creating it on first boot. A key that does not match the
@@ -21,7 +51,7 @@ public final class Vault: Sendable {
     ) async throws -> Vault {
         let repository = VaultRepository(database)
         if let record = try await repository.load() {
-            return try await open(record, source: source)
+            return try await open(record, source: source).loadingStableKeys(from: database)
         }
         // Accounts without a vault record: the store is damaged, and a new vault would orphan every secret.
         if try await repository.holdsAccounts() {
@@ -34,7 +64,7 @@ public final class Vault: Sendable {
         }
         // Another process created the vault between our read and write: verify against its record.
         guard let record = try await repository.load() else { throw StoreError.unavailable("vault record vanished") }
-        return try await open(record, source: source)
+        return try await open(record, source: source).loadingStableKeys(from: database)
     }
 
     /// The identity a secret of the server itself is sealed under (the JWT key, older audit epochs' keys).
@@ -88,7 +118,7 @@ public final class Vault: Sendable {
             }
             guard VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: kek) else {
                 throw VaultError.recovery(
-                    "the shares rebuild a key that does not open this vault: they were split from an older key (shares made before a rotation no longer open the vault)"
+                    "the shares rebuild a key that does not open this vault: one of them was altered, or they were split from an older key (shares made before a rotation no longer open the vault)"
                 )
             }
         }

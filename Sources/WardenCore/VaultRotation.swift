@@ -26,7 +26,8 @@ public enum VaultRotation {
         let fromVersion = old.kek.version
         let (kek, salt, parameters) = try await Vault.newKey(source, version: fromVersion + 1, kdf: kdf)
         guard !kek.sameKey(as: old.kek) else { throw VaultError.rotationRefused("the new key is the current one") }
-        let vault = Vault(kek: kek, vaultID: old.vaultID)
+        let vault = Vault(
+            kek: kek, vaultID: old.vaultID, stable: Dictionary(uniqueKeysWithValues: Vault.stableLabels.map { ($0, old.stableKey($0)) }))
         let audit = AuditLog(database: database, vault: vault)
         let dialect = database.dialect
         // A large store may rightly take long; PostgreSQL serves readers meanwhile.
@@ -36,7 +37,9 @@ public enum VaultRotation {
             guard let record = try await VaultRepository.load(on: db, locking: dialect),
                 record.kekVersion == fromVersion, VaultVerifier.matches(record.verifier, vaultID: record.vaultID, kek: old.kek)
             else { throw VaultError.rotationRefused("the vault's key changed since it was unsealed (another rotation ran)") }
-            let values = try await VaultRepository.sealedValues(on: db)
+            // The session-signing key is replaced, not re-wrapped: the old KEK and an old backup must not sign
+            // sessions the new vault accepts. Every session ends.
+            let values = try await VaultRepository.sealedValues(on: db).filter { !($0.place == .server && $0.id == Self.sessionKeyName) }
             for var value in values {
                 let identity = identity(of: value)
                 do {
@@ -48,10 +51,13 @@ public enum VaultRotation {
                 }
                 try await VaultRepository.updateWrapping(value, on: db)
             }
-            let chainKey = AuditLog.chainKey(old.kek).withUnsafeBytes { SecretBytes(copying: $0) }
-            let name = AuditLog.epochKeyName(fromVersion)
-            try await ServerSecretRepository.put(
-                name: name, sealed: SealedColumns(try vault.seal(chainKey, identity: Vault.serverIdentity(name))), on: db)
+            try await put(AuditLog.chainKey(old.kek), as: AuditLog.epochKeyName(fromVersion), in: vault, on: db)
+            for label in Vault.stableLabels {
+                try await put(old.stableKey(label), as: Vault.stableKeyName(label), in: vault, on: db)
+            }
+            try await put(SymmetricKey(size: .bits256), as: Self.sessionKeyName, in: vault, on: db)
+            try await AuditArchive.resign(checkpointUnder: audit, on: db)
+            try await StoreRevision.bump(on: db)
             var next = record
             next.kekSource = source.storedName
             next.kekVersion = kek.version
@@ -70,6 +76,15 @@ public enum VaultRotation {
         }
         logger.notice("vault key rotated", metadata: ["from": "\(fromVersion)", "to": "\(kek.version)", "rewrapped": "\(rewrapped)"])
         return Result(fromVersion: fromVersion, toVersion: kek.version, rewrapped: rewrapped, vault: vault)
+    }
+
+    static let sessionKeyName = "jwt-signing-key"
+
+    /// Seals `key` under the new vault as the server secret `name`.
+    static func put(_ key: SymmetricKey, as name: String, in vault: Vault, on db: any SQLDatabase) async throws {
+        let bytes = key.withUnsafeBytes { SecretBytes(copying: $0) }
+        try await ServerSecretRepository.put(
+            name: name, sealed: SealedColumns(try vault.seal(bytes, identity: Vault.serverIdentity(name))), on: db)
     }
 
     static func identity(of value: SealedValue) -> SecretIdentity {

@@ -39,8 +39,8 @@ struct HealthController {
                 status: healthy ? .ok : .serviceUnavailable,
                 response: Status(
                     status: healthy ? "ok" : "unavailable",
-                    vault: vault == nil ? "sealed" : "unsealed",
-                    store: store.rawValue,
+                    vault: vault == nil ? "sealed" : store == .keyRotated ? "rotated" : "unsealed",
+                    store: store == .keyRotated ? StoreProbe.Result.ok.rawValue : store.rawValue,
                     audit: writer.map { Audit(keepingUp: $0.healthy, queued: $0.queued, lagMs: $0.lagMillis) }))
         }
     }
@@ -54,19 +54,30 @@ final class StoreProbe: Sendable {
         case ok
         case notWritable = "not_writable"
         case noAnswer = "no_answer"
+        /// The store answers, but the vault's key was rotated since this server unsealed it.
+        case keyRotated = "key_rotated"
     }
 
     static let deadline = Duration.seconds(2)
     private let database: Database
+    /// The KEK version this server holds.
+    private let kekVersion: Int?
     private let running = Mutex<Task<Result, Never>?>(nil)
 
-    init(database: Database) { self.database = database }
+    init(database: Database, kekVersion: Int? = nil) {
+        self.database = database
+        self.kekVersion = kekVersion
+    }
 
     func check() async -> Result {
         let probe = running.withLock { current in
             if let current { return current }
-            let task = Task { [database] () -> Result in
-                do { try await database.probeWrite(); return .ok } catch { return .notWritable }
+            let task = Task { [database, kekVersion] () -> Result in
+                do { try await database.probeWrite() } catch { return .notWritable }
+                if let kekVersion, let record = try? await VaultRepository(database).load(), record.kekVersion != kekVersion {
+                    return .keyRotated
+                }
+                return .ok
             }
             current = task
             return task

@@ -79,7 +79,10 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     // A HEAD on a route that only answers GET is answered as the GET would be, without its body.
     let router = Router(context: WardenContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: AccessLogMiddleware())
-    HealthController(probe: StoreProbe(database: env.database), audit: env.gateway.audit, vault: env.services.vault).addRoutes(to: router)
+    HealthController(
+        probe: StoreProbe(database: env.database, kekVersion: env.services.vault.kek.version), audit: env.gateway.audit,
+        vault: env.services.vault
+    ).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
     GatewayController(
         calls: GatewayCalls(gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts),
@@ -218,7 +221,8 @@ struct AuditRetentionService: Service {
     let logger: Logger
 
     func run() async throws {
-        guard let retainDays else { return }
+        // A service that returns ends the server: without a retention it only waits for the stop.
+        guard let retainDays else { return try await gracefulShutdown() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 if let pruned = try await AuditArchive.prune(log, before: Clock.nowMillis() - Int64(retainDays) * 86_400_000) {
@@ -227,7 +231,7 @@ struct AuditRetentionService: Service {
             } catch {
                 logger.error("audit rows could not be pruned", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: .seconds(3600))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
         }
     }
 }

@@ -204,6 +204,21 @@ public struct AuditRepository: Sendable {
             try await db.raw("SELECT COUNT(*) AS n FROM audit WHERE seq <= \(bind: checkpoint.seq)").first()
             .map { try $0.decode(column: "n", as: Int64.self) } ?? 0
         try await db.raw("DELETE FROM audit WHERE seq <= \(bind: checkpoint.seq)").run()
+        try await Self.save(checkpoint, on: db)
+        return count
+    }
+
+    /// Rows numbered at or below `seq`: none may be, below where the chain starts.
+    public func count(atOrBelow seq: Int64) async throws -> Int64 {
+        try await database.withConnection { db in
+            try await db.raw("SELECT COUNT(*) AS n FROM audit WHERE seq <= \(bind: seq)").first().map {
+                try $0.decode(column: "n", as: Int64.self)
+            } ?? 0
+        }
+    }
+
+    /// Records `checkpoint` in the caller's transaction, replacing the one there.
+    public static func save(_ checkpoint: AuditCheckpoint, on db: any SQLDatabase) async throws {
         try await db.raw(
             """
             INSERT INTO audit_checkpoint (id, seq, mac, epoch, pruned_rows, last_pruned_at, prunes, signed_epoch, checkpoint_mac)
@@ -214,7 +229,6 @@ public struct AuditRepository: Sendable {
                 signed_epoch = excluded.signed_epoch, checkpoint_mac = excluded.checkpoint_mac
             """
         ).run()
-        return count
     }
 
     /// Newest first. `visibleTo` nil means every row (admins). `request` keeps the rows of one gateway

@@ -74,4 +74,10 @@ public enum StoreRevision {
             try await db.raw("SELECT value FROM store_revision WHERE id = 1").first(decodingColumn: "value", as: Int64.self) ?? 0
         }
     }
+
+    /// Moves the revision forward in the caller's transaction, for a change no trigger watches (a KEK rotation:
+    /// every cache of opened credentials must go).
+    public static func bump(on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE store_revision SET value = value + 1 WHERE id = 1").run()
+    }
 }

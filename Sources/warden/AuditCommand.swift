@@ -85,12 +85,12 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove audit rows older than N days behind a signed checkpoint (the rest still verifies).")
         @OptionGroup var store: StoreOptions
-        @Option(help: "Keep this many days of rows (default: [audit] retain_days in the configuration).") var olderThanDays: Int?
+        @Option(help: "Keep this many days of rows, 1–36500 (default: [audit] retain_days in the configuration).") var olderThanDays: Int?
 
         func run() async {
             await OpenedStore.with(store, logger: LogSetup.cli()) { opened in
-                guard let days = olderThanDays ?? opened.settings.config.audit.retainDays, days >= 1 else {
-                    throw CLIFailure(message: "say how many days to keep: --older-than-days N (at least 1), or [audit] retain_days")
+                guard let days = olderThanDays ?? opened.settings.config.audit.retainDays, (1...36_500).contains(days) else {
+                    throw CLIFailure(message: "say how many days to keep: --older-than-days N (1 to 36500), or [audit] retain_days")
                 }
                 let cutoff = Clock.nowMillis() - Int64(days) * 86_400_000
                 if let pruned = try await AuditArchive.prune(opened.services.audit, before: cutoff) {

@@ -193,4 +193,125 @@ import WardenStore
         guard case .broken(6, _) = try await log.verify() else { Issue.record("a deleted kept row was not found"); return }
         try await db.close()
     }
+
+    /// An attacker with the database and a rotated-out key (leaked) cannot pass rows off as the chain's end:
+    /// cutting the chain back to the old epoch and appending under the old key is found.
+    @Test(arguments: Backend.enabled)
+    func aRotatedOutKeyCannotRewriteTheChain(backend: Backend) async throws {
+        let f = try await fixture(backend)
+        let db = f.store.database
+        let newKey = MasterKey.generate()
+        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger).vault
+        let current = AuditLog(database: db, vault: vault)
+        #expect(try await current.verify() == .intact(rows: 6))
+        let rows = try await AuditRepository(db).rows(after: 0, limit: 100)
+        let lastOld = try #require(rows.last { $0.epoch == 1 })
+        try await db.withConnection { db in
+            try await db.raw("DELETE FROM audit WHERE epoch = 2").run()
+            try await db.raw("UPDATE audit_head SET epoch = 1, seq = \(bind: lastOld.seq), mac = \(bind: Data(lastOld.mac))").run()
+        }
+        // The old key appends a forged row and a head of its own epoch.
+        try await AuditLog(database: db, vault: f.vault).append(AuditEntry(actor: "u1", owner: "u1", action: "credential.delete"))
+        guard case .broken(_, let reason) = try await current.verify() else {
+            Issue.record("an old key's rows passed as the chain's end"); return
+        }
+        #expect(reason.contains("head"))
+        try await db.close()
+    }
+
+    @Test func rowsDeletedWholesaleOrAddedBelowTheChainAreFound() async throws {
+        let f = try await fixture(.sqlite)
+        let db = f.store.database
+        let log = AuditLog(database: db, vault: f.vault)
+        try await db.withConnection {
+            try await $0.raw("INSERT INTO audit (seq, at, action, outcome, mac, epoch) VALUES (0, 1, 'user.create', 'ok', X'00', 1)").run()
+        }
+        guard case .broken(0, _) = try await log.verify() else { Issue.record("a row below the chain was not found"); return }
+        try await db.withConnection { db in
+            try await db.raw("DELETE FROM audit").run()
+            try await db.raw("DELETE FROM audit_head").run()
+        }
+        guard case .broken(1, let reason) = try await log.verify() else { Issue.record("a wiped chain passed"); return }
+        #expect(reason.contains("holds accounts"))
+        try await db.close()
+    }
+
+    /// A checkpoint is trusted only under the current epoch's key; a rotation signs it again.
+    @Test func aCheckpointSignedByARotatedOutKeyIsRefused() async throws {
+        let f = try await fixture(.sqlite)
+        let db = f.store.database
+        let cutoff = Clock.nowMillis() + 1
+        try await Task.sleep(for: .milliseconds(5))
+        let oldLog = AuditLog(database: db, vault: f.vault)
+        _ = try await AuditArchive.prune(oldLog, before: cutoff)
+        let forgedLater = try #require(try await AuditRepository(db).checkpoint())
+        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+            .vault
+        let current = AuditLog(database: db, vault: vault)
+        #expect(try await current.verify() == .intact(rows: 2))  // the prune's row and the rotation's
+        // Put back the checkpoint as the old key signed it: refused.
+        try await db.withConnection { try await AuditRepository.save(forgedLater, on: $0) }
+        guard case .broken = try await current.verify() else { Issue.record("an old key's checkpoint was trusted"); return }
+        try await db.close()
+    }
+
+    /// What is stored keyed (agent keys' hashes, credentials' fingerprints) still matches after a rotation, and
+    /// the session-signing key is replaced, not carried over.
+    @Test func agentKeysOutliveARotationAndSessionsDoNot() async throws {
+        let store = try await TestStore.make(.sqlite)
+        let db = store.database
+        try await Migrator.migrate(db, logger: logger)
+        let key = MasterKey.generate()
+        let vault = try await Vault.unseal(database: db, source: .masterKey(key), logger: logger)
+        let services = try await WardenServices.make(
+            database: db, vault: vault, config: WardenConfig(), environment: [:],
+            passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
+        let (user, _) = try await services.accounts.createUser(
+            email: "a@example.com", password: "a-long-password-1", mustReset: false, admin: false)
+        let principal = Principal(user: user, sessionID: "s")
+        let credential = try await services.credentials.create(principal, venue: "openai", label: "l", secret: ["api_key": "sk-x"])
+        let (_, agentKey) = try await services.agentKeys.create(
+            principal, name: "k", credentialIDs: [credential.id], access: "trade", expiresInDays: nil)
+        let sessionKey = try #require(try await ServerSecretRepository(db).find(name: "jwt-signing-key"))
+
+        let newKey = MasterKey.generate()
+        _ = try await VaultRotation.rotate(database: db, from: vault, to: .masterKey(newKey), kdf: .default, logger: logger)
+        let reopened = try await Vault.unseal(database: db, source: .masterKey(newKey), logger: logger)
+        let after = try await WardenServices.make(
+            database: db, vault: reopened, config: WardenConfig(), environment: [:],
+            passwordParameters: Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1))
+        #expect(try await after.agentKeys.lookup(agentKey) != nil)
+        let again = try await after.credentials.create(principal, venue: "openai", label: "m", secret: ["api_key": "sk-x"])
+        #expect(again.fingerprint == credential.fingerprint)
+        let replaced = try #require(try await ServerSecretRepository(db).find(name: "jwt-signing-key"))
+        #expect(replaced.ciphertext != sessionKey.ciphertext)
+        try await db.close()
+    }
+
+    @Test func anExportSignedByARotatedOutKeyOrWithAnEditedHeaderIsRefused() async throws {
+        let f = try await fixture(.sqlite)
+        let db = f.store.database
+        let newKey = MasterKey.generate()
+        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger).vault
+        var lines: [String] = []
+        try await AuditArchive.export(AuditLog(database: db, vault: vault), since: nil, until: nil) { lines.append($0) }
+        _ = try await AuditArchive.verify(export: Data(lines.joined().utf8), source: .masterKey(newKey))
+        // The header's pruning report edited without the key: refused.
+        var edited = lines
+        edited[0] = edited[0].replacingOccurrences(
+            of: #""format":1"#, with: #""format":1,"checkpoint":{"seq":9,"pruned_rows":999,"last_pruned_at":0,"prunes":7}"#)
+        #expect(edited[0] != lines[0])
+        await #expect(throws: (any Error).self) {
+            _ = try await AuditArchive.verify(export: Data(edited.joined().utf8), source: .masterKey(newKey))
+        }
+        // The old epoch's rows alone, the rotation left out, the whole signed by the old key: refused.
+        let rotatedAt = try #require(try await AuditRepository(db).rows(after: 0, limit: 100).first { $0.action == "vault.rotated" }).at
+        var old: [String] = []
+        try await AuditArchive.export(AuditLog(database: db, vault: f.vault), since: nil, until: rotatedAt) { old.append($0) }
+        #expect(old.count >= 3 && !old.joined().contains("vault.rotated"))  // header, rows of the old epoch only, end
+        await #expect(throws: (any Error).self) {
+            _ = try await AuditArchive.verify(export: Data(old.joined().utf8), source: .masterKey(newKey))
+        }
+        try await db.close()
+    }
 }
