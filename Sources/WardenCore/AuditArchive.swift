@@ -207,7 +207,10 @@ public enum AuditArchive {
                 parallelism: UInt32(clamping: header.kdfParallelism)
             ).validate()
         } catch { throw bad("its key derivation parameters are out of range") }
-        let vault = try await Vault.open(record, source: source)
+        let vault: Vault
+        do { vault = try await Vault.open(record, source: source) } catch is VaultError {
+            throw bad("the key does not open the vault this export came from, or its header was altered")
+        }
         let sealed = Dictionary(
             header.epochKeys.compactMap { key -> (String, SealedColumns)? in
                 guard let nonce = Hex.decode(key.nonce), let ciphertext = Hex.decode(key.ciphertext),

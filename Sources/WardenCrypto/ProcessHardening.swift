@@ -3,8 +3,10 @@
     import Glibc
 #endif
 
-/// Keeps key material out of crash dumps and debuggers: no core file is written, and no other process of
-/// the same user can attach with ptrace or read the process's memory through /proc. Every command that
+/// Keeps key material out of crash dumps, crash reports and debuggers: no core file is written, no other
+/// process of the same user can attach with ptrace or read the process's memory through /proc, and a crash
+/// ends the process at once instead of going to the Swift runtime's crash reporter (which prints the memory
+/// around each register to the log, and keeps a process it cannot report on frozen). Every command that
 /// opens the vault applies it first.
 public enum ProcessHardening {
     public static func apply() {
@@ -12,6 +14,7 @@ public enum ProcessHardening {
             var none = rlimit(rlim_cur: 0, rlim_max: 0)
             _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &none)
             _ = warden_set_undumpable()
+            for crash in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP] { _ = signal(crash, SIG_DFL) }
         #endif
     }
 

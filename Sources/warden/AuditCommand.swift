@@ -40,8 +40,12 @@ struct AuditCommand: AsyncParsableCommand {
                 let source = try KeySource.resolve(
                     environment: ProcessInfo.processInfo.environment, prompt: { Terminal.readSecret(prompt: "Vault passphrase: ") })
                 let report = try await AuditArchive.verify(export: data, source: source)
-                let range = report.firstSeq.map { "rows \($0)–\(report.lastSeq ?? $0)" } ?? "no rows"
-                print("export intact: \(report.rows) rows (\(range)), key epochs \(report.epochs.map(String.init).joined(separator: ", "))")
+                if let first = report.firstSeq {
+                    let epochs = report.epochs.map(String.init).joined(separator: ", ")
+                    print("export intact: \(report.rows) rows (rows \(first)–\(report.lastSeq ?? first)), key epochs \(epochs)")
+                } else {
+                    print("export intact: no rows in its range")
+                }
                 if let pruned = report.pruned {
                     print(Self.pruned(rows: pruned.prunedRows, through: pruned.seq, at: pruned.lastPrunedAt, prunes: pruned.prunes))
                 }

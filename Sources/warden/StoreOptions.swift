@@ -26,7 +26,10 @@ struct OpenedStore {
     let services: WardenServices
 
     /// Resolves settings, unseals (asking a terminal for the passphrase when needed, or with `source`), migrates.
-    static func open(_ options: StoreOptions, listen: String? = nil, source: KeySource? = nil, logger: Logger) async throws -> OpenedStore {
+    /// `rotating`: the caller rotates the key at once (`vault recover`), so a recovery is not told to.
+    static func open(
+        _ options: StoreOptions, listen: String? = nil, source: KeySource? = nil, rotating: Bool = false, logger: Logger
+    ) async throws -> OpenedStore {
         ProcessHardening.apply()
         let environment = ProcessInfo.processInfo.environment
         let (settings, db) = try await MigratedStore.open(options, listen: listen, logger: logger)
@@ -40,7 +43,7 @@ struct OpenedStore {
                     "the store does not take writes (read-only, full, or locked by another process): \(Self.oneLine(error))")
             }
             let services = try await WardenServices.make(database: db, vault: vault, config: settings.config, environment: environment)
-            if case .recoveryShares = keySource { try await Self.recordRecovery(services, logger: logger) }
+            if case .recoveryShares = keySource { try await Self.recordRecovery(services, rotating: rotating, logger: logger) }
             return OpenedStore(settings: settings, services: services)
         } catch {
             try? await db.close()
@@ -49,10 +52,12 @@ struct OpenedStore {
     }
 
     /// A recovery boot is an alarm: the key was lost or is out of reach, and whoever holds enough shares has it.
-    static func recordRecovery(_ services: WardenServices, logger: Logger) async throws {
+    static func recordRecovery(_ services: WardenServices, rotating: Bool, logger: Logger) async throws {
         try await services.audit.append(
             AuditEntry(actor: nil, owner: nil, action: "vault.recovery_boot", outcome: .recorded, detail: ["alarm": "true"]))
-        logger.critical("the vault was unsealed from recovery shares: rotate its key now (`warden vault rotate`) and split the new one")
+        if !rotating {
+            logger.critical("the vault was unsealed from recovery shares: rotate its key now (`warden vault rotate`) and split the new one")
+        }
     }
 
     /// A driver's error on one line, for the boot's one-line refusal.

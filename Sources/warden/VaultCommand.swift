@@ -94,7 +94,8 @@ struct VaultCommand: AsyncParsableCommand {
             let logger = LogSetup.cli()
             do {
                 let next = try NewKey.resolve(ProcessInfo.processInfo.environment)
-                let opened = try await OpenedStore.open(store, source: ShareReader.source(files: shareFiles), logger: logger)
+                let opened = try await OpenedStore.open(
+                    store, source: ShareReader.source(files: shareFiles), rotating: true, logger: logger)
                 do {
                     let result = try await VaultRotation.rotate(
                         database: opened.services.database, from: opened.services.vault, to: next,
