@@ -229,7 +229,10 @@ public enum AuditArchive {
         while let next = lines.next() {
             let text = Data(next)
             if let row = try? decoder.decode(Row.self, from: text), row.type == "row" {
-                guard let record = row.record else { throw bad("row \(row.seq) has a malformed MAC") }
+                // Exactly as written: a repeated or extra field would show other tools another row than the one checked.
+                guard let record = row.record, try line(row).utf8.dropLast().elementsEqual(next) else {
+                    throw bad("row \(row.seq) is not written as an export writes it (a field repeated, added or malformed)")
+                }
                 if walk == nil {
                     walk = AuditLog.ChainWalk(previous: previous, next: record.seq, epoch: record.epoch)
                     firstSeq = record.seq
@@ -238,9 +241,8 @@ public enum AuditArchive {
                 if epochs.last != record.epoch { epochs.append(record.epoch) }
                 continue
             }
-            guard let end = try? decoder.decode(End.self, from: text), end.type == "end" else {
-                throw bad("a line is neither a row nor the end")
-            }
+            guard let end = try? decoder.decode(End.self, from: text), end.type == "end", try line(end).utf8.dropLast().elementsEqual(next)
+            else { throw bad("a line is neither a row nor the end, as an export writes them") }
             guard lines.next() == nil else { throw bad("lines follow the end line") }
             let checked = walk?.checked ?? 0
             let lastMAC = walk?.previous ?? previous
@@ -277,8 +279,14 @@ public enum AuditArchive {
     }
 
     /// Removes the rows made before `cutoff` (ms) behind a checkpoint signed with the current epoch's key, and
-    /// records the prune as a row of the chain. Nil when no row is that old.
+    /// records the prune as a row of the chain. Nil when no row is that old. A chain that does not verify is not
+    /// pruned: a row's time is covered by nothing but its MAC, and pruning rows that were altered (backdated,
+    /// say) would hide the alteration behind a new checkpoint.
     public static func prune(_ log: AuditLog, before cutoff: Int64, actor: String? = nil) async throws -> Pruned? {
+        if case .broken(let seq, let reason) = try await log.verify() {
+            throw WardenError(
+                .conflict, code: "audit_broken", "the audit chain does not verify (row \(seq): \(reason)): nothing was pruned")
+        }
         let dialect = log.database.dialect
         return try await log.database.transaction(deadline: .seconds(600)) { db -> Pruned? in
             if let head = try await log.repository.lockHead(on: db, dialect: dialect), head.epoch > log.epoch {

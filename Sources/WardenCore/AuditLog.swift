@@ -140,10 +140,13 @@ public struct AuditLog: Sendable {
         }
         let start = walk.expected - 1
         guard try await repository.count(atOrBelow: start) == 0 else {
-            return .broken(seq: start, reason: "rows numbered \(start) or lower lie outside the chain (added)")
+            return .broken(seq: start, reason: "rows numbered \(start) or lower, or not numbered, lie outside the chain (added)")
         }
         while true {
-            let rows = try await repository.rows(after: walk.expected - 1, limit: 1000)
+            let rows: [AuditRecord]
+            do { rows = try await repository.rows(after: walk.expected - 1, limit: 1000) } catch is DecodingError {
+                return .broken(seq: walk.expected, reason: "a row from \(walk.expected) on holds a field of the wrong type: it was altered")
+            }
             for row in rows {
                 if let failure = await walk.check(row, keys: keys) { return failure }
             }

@@ -208,10 +208,10 @@ public struct AuditRepository: Sendable {
         return count
     }
 
-    /// Rows numbered at or below `seq`: none may be, below where the chain starts.
+    /// Rows numbered at or below `seq`, or not numbered at all: none may be, outside the chain.
     public func count(atOrBelow seq: Int64) async throws -> Int64 {
         try await database.withConnection { db in
-            try await db.raw("SELECT COUNT(*) AS n FROM audit WHERE seq <= \(bind: seq)").first().map {
+            try await db.raw("SELECT COUNT(*) AS n FROM audit WHERE seq <= \(bind: seq) OR seq IS NULL").first().map {
                 try $0.decode(column: "n", as: Int64.self)
             } ?? 0
         }

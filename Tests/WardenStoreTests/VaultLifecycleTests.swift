@@ -314,4 +314,34 @@ import WardenStore
         }
         try await db.close()
     }
+
+    /// Second attack pass: rows backdated without the key are not pruned away; a row without a number is found;
+    /// an exported row with a field repeated (other tools read the last, Warden the first) does not verify.
+    @Test func backdatedRowsUnnumberedRowsAndRepeatedFieldsAreRefused() async throws {
+        let f = try await fixture(.sqlite)
+        let db = f.store.database
+        let log = AuditLog(database: db, vault: f.vault)
+        var lines: [String] = []
+        try await AuditArchive.export(log, since: nil, until: nil) { lines.append($0) }
+        var repeated = lines
+        repeated[2] = String(repeated[2].dropLast(2)) + #","action":"credential.read_plain"}"# + "\n"
+        await #expect(throws: (any Error).self) {
+            _ = try await AuditArchive.verify(export: Data(repeated.joined().utf8), source: .masterKey(f.key))
+        }
+
+        try await db.withConnection { try await $0.raw("UPDATE audit SET at = 1000 WHERE seq <= 3").run() }
+        await #expect(throws: WardenError.self) { _ = try await AuditArchive.prune(log, before: Clock.nowMillis()) }
+        #expect(try await AuditRepository(db).rows(after: 0, limit: 100).count == 5)  // nothing was pruned
+
+        let other = try await fixture(.sqlite)
+        let otherLog = AuditLog(database: other.store.database, vault: other.vault)
+        try await other.store.database.withConnection {
+            try await $0.raw(
+                "INSERT INTO audit (seq, at, action, outcome, mac, epoch) VALUES (NULL, 1, 'credential.delete', 'ok', X'00', 1)"
+            ).run()
+        }
+        guard case .broken = try await otherLog.verify() else { Issue.record("an unnumbered row passed"); return }
+        try await other.store.database.close()
+        try await db.close()
+    }
 }

@@ -7,6 +7,8 @@ tokens `tok-…` and records which one it saw, so a call that succeeds proves th
 """
 import collections
 import concurrent.futures
+import hashlib
+import hmac
 import json
 import os
 import pathlib
@@ -18,6 +20,7 @@ import signal
 import socket
 import sqlite3
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -592,10 +595,35 @@ def test_export_verifies_offline_and_every_edit_is_caught(vault, tmp_path):
 
 # ------------------------------------------------------------------------------------------------------ pruning
 
-def age(data, through_seq, days=10):
-    """Moves rows 1..through_seq `days` into the past (which breaks their MACs: pruning is what removes them)."""
+def chain_key(master_key):
+    """The audit chain's key of one epoch: HKDF-SHA256 of the KEK (no salt) under the label "warden.v1.audit-chain"."""
+    prk = hmac.new(b"\0" * 32, bytes.fromhex(master_key), hashlib.sha256).digest()
+    return hmac.new(prk, b"warden.v1.audit-chain\x01", hashlib.sha256).digest()
+
+
+def field(value):
+    """A MAC input field: 4-byte big-endian length and UTF-8, or ff ff ff ff for none."""
+    if value is None:
+        return b"\xff\xff\xff\xff"
+    data = str(value).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+def age(data, through_seq, keys=None, days=10):
+    """Moves rows 1..through_seq `days` into the past. With `keys` (the master key of each epoch), the rows and the
+    head are MACed again as Warden would have made them, as someone holding the keys could; without, the edit shows."""
     with sqlite3.connect(data / "warden.db") as db:
         db.execute("UPDATE audit SET at = at - ? WHERE seq <= ?", (days * 86_400_000, through_seq))
+        if keys:
+            previous = b""
+            rows = db.execute("SELECT seq, at, actor_id, owner_id, action, target, outcome, detail, epoch FROM audit ORDER BY seq")
+            for seq, at, actor, owner, action, target, outcome, detail, epoch in rows.fetchall():
+                fields = b"".join(field(v) for v in (seq, at, actor, owner, action, target, outcome, detail))
+                previous = hmac.new(chain_key(keys[epoch]), b"warden.audit.v1" + fields + previous, hashlib.sha256).digest()
+                db.execute("UPDATE audit SET mac = ? WHERE seq = ?", (previous, seq))
+            seq, epoch = db.execute("SELECT seq, epoch FROM audit_head").fetchone()
+            head = hmac.new(chain_key(keys[epoch]), b"warden.audit.head.v1" + field(seq) + previous, hashlib.sha256).digest()
+            db.execute("UPDATE audit_head SET mac = ?, head_mac = ?", (previous, head))
     db.close()
 
 
@@ -604,6 +632,7 @@ def test_prune_behind_a_signed_checkpoint_then_verify(vault, tmp_path):
     for i in range(4):
         vault.credential("s0", {"token": f"tok-{i}"})
     vault.stop()
+    first_key = vault.key
     vault.rotate(keygen())  # the pruned rows are of epoch 1, the checkpoint is signed in epoch 2
     rows = audit_rows(vault)
     rotation = next(r["seq"] for r in rows if r["action"] == "vault.rotated")
@@ -615,9 +644,21 @@ def test_prune_behind_a_signed_checkpoint_then_verify(vault, tmp_path):
 
     nothing = vault.cli("audit", "prune", "--older-than-days", "5")
     assert nothing.returncode == 0 and "no row is older than 5 days: nothing pruned" in nothing.stdout, nothing
-    age(vault.data, rotation - 1)
-    broken = vault.cli("audit", "verify")
-    assert broken.returncode == 1 and "row 1" in broken.stderr, broken  # the aging is an edit, and it shows
+    # Rows backdated by someone without the key: the edit shows, and pruning refuses to hide it.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(vault.data, tampered)
+    age(tampered, rotation - 1)
+    broken = vault.cli("audit", "verify", data=tampered)
+    assert broken.returncode == 1 and "row 1" in broken.stderr, broken
+    refused = vault.cli("audit", "prune", "--older-than-days", "5", data=tampered)
+    assert refused.returncode == 1 and "does not verify" in refused.stderr and "nothing was pruned" in refused.stderr, refused
+    with sqlite3.connect(tampered / "warden.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == len(audit_rows(vault))
+    db.close()
+
+    # Rows made old as Warden would have made them (the test holds both epochs' keys): they verify, and go.
+    age(vault.data, rotation - 1, keys={1: first_key, 2: vault.key})
+    assert vault.cli("audit", "verify").returncode == 0
     aged = tmp_path / "aged"
     shutil.copytree(vault.data, aged)
 
