@@ -181,6 +181,10 @@ public enum AuditArchive {
         public let lastSeq: Int64?
         public let epochs: [Int]
         public let pruned: Checkpoint?
+        /// The rows' time range the export was asked for (ms; nil: open) and when it was made.
+        public let since: Int64?
+        public let until: Int64?
+        public let exportedAt: Int64
 
         public static func == (a: Report, b: Report) -> Bool {
             a.rows == b.rows && a.firstSeq == b.firstSeq && a.lastSeq == b.lastSeq && a.epochs == b.epochs
@@ -258,7 +262,9 @@ public enum AuditArchive {
                         header: first, vaultID: header.vaultId, rows: checked, first: firstSeq, last: lastSeq, previous: previous,
                         lastMAC: lastMAC, keyed: current))
             else { throw bad("the end line's MAC does not match") }
-            return Report(rows: checked, firstSeq: firstSeq, lastSeq: lastSeq, epochs: epochs, pruned: header.checkpoint)
+            return Report(
+                rows: checked, firstSeq: firstSeq, lastSeq: lastSeq, epochs: epochs, pruned: header.checkpoint, since: header.since,
+                until: header.until, exportedAt: header.exportedAt)
         }
         throw bad("it is cut short: there is no end line")
     }

@@ -46,6 +46,9 @@ struct AuditCommand: AsyncParsableCommand {
                 } else {
                     print("export intact: no rows in its range")
                 }
+                let from = report.since.map { Dates.text(millis: $0) } ?? "the start"
+                let to = report.until.map { Dates.text(millis: $0) } ?? "the export"
+                print("it holds the rows made from \(from) until \(to), exported \(Dates.text(millis: report.exportedAt))")
                 if let pruned = report.pruned {
                     print(Self.pruned(rows: pruned.prunedRows, through: pruned.seq, at: pruned.lastPrunedAt, prunes: pruned.prunes))
                 }
