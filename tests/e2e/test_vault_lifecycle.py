@@ -706,3 +706,35 @@ def test_prune_behind_a_signed_checkpoint_then_verify(vault, tmp_path):
     verified = vault.cli("audit", "verify", data=aged)
     assert verified.returncode == 0, verified.stderr
     assert f"pruned: {rotation - 1} rows (1–{rotation - 1}) in 1 prune(s)" in verified.stdout, verified.stdout
+
+
+# -------------------------------------------------------------------------------------------- backup and restore
+
+def test_an_online_backup_restores_with_the_key_of_its_time(vault, tmp_path):
+    """The runbook's SQLite backup (the online backup API, as `sqlite3 … .backup` uses it) taken while the server
+    serves; after a rotation the backup still opens with its own key only; restored, it serves and verifies."""
+    vault.serve()
+    credential = vault.credential("s0", {"token": "tok-s0"})
+    agent = vault.agent_key([credential])
+    assert vault.service_call(agent, "s0") == "tok-s0"
+    time.sleep(1.2)  # the call's row is written within about a second
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(vault.data / "warden.db") as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)
+    live.close()
+    copy.close()
+    vault.service_call(agent, "s0")  # the server goes on meanwhile
+    vault.stop()
+    backup_key = vault.key
+    vault.rotate(keygen())
+
+    restored = tmp_path / "restored"
+    restored.mkdir(mode=0o700)
+    shutil.copyfile(backup, restored / "warden.db")
+    os.chmod(restored / "warden.db", 0o600)
+    assert vault.cli("audit", "verify", data=restored).returncode == 1  # the rotated vault's key does not open it
+    verified = vault.cli("audit", "verify", key=backup_key, data=restored)
+    assert verified.returncode == 0 and "audit chain intact" in verified.stdout, verified.stderr
+    vault.serve(env={"WARDEN_MASTER_KEY": backup_key}, data=restored)
+    assert vault.service_call(agent, "s0") == "tok-s0"
+    vault.stop()
