@@ -117,7 +117,7 @@ public final class AuditWriter: Sendable {
         }
     }
 
-    static let maxLagNanos = UInt64(maxLag.components.seconds) * 1_000_000_000 + UInt64(maxLag.components.attoseconds / 1_000_000_000)
+    static let maxLagNanos = maxLag.nanoseconds
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -374,4 +374,9 @@ extension AuditEntry {
                 "rows_dropped": String(dropped),
             ])
     }
+}
+
+extension Duration {
+    /// A non-negative duration in whole nanoseconds, for comparisons against the monotonic clock.
+    var nanoseconds: UInt64 { UInt64(components.seconds) * 1_000_000_000 + UInt64(components.attoseconds / 1_000_000_000) }
 }

@@ -54,7 +54,7 @@ public final class KeyCache: Sendable {
 
     public init(database: Database, idle: Duration = .seconds(60)) {
         self.database = database
-        self.idleNanos = UInt64(idle.components.seconds) * 1_000_000_000 + UInt64(idle.components.attoseconds / 1_000_000_000)
+        self.idleNanos = idle.nanoseconds
     }
 
     func entry(hash: String, venue: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Entry? {

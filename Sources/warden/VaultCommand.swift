@@ -26,35 +26,38 @@ struct VaultCommand: AsyncParsableCommand {
             let logger = LogSetup.cli()
             do {
                 let (_, db) = try await MigratedStore.open(store, logger: logger)
-                defer { Task { try? await db.close() } }
-                let environment = ProcessInfo.processInfo.environment
-                let current = try KeySource.resolve(
-                    environment: environment, prompt: { Terminal.readSecret(prompt: "Current vault passphrase: ") })
-                let next = try NewKey.resolve(environment)
-                let vault: Vault
-                do {
-                    vault = try await VaultKey.unsealExisting(db, source: current, logger: logger)
-                } catch let error as VaultError {
-                    // Already rotated by a run that was cut short after its commit?
-                    if let done = try? await VaultKey.unsealExisting(db, source: next, logger: logger) {
-                        print("the vault already opens with the new key (version \(done.kek.version)): the rotation is complete")
-                        try await db.close()
-                        return
-                    }
+                let message: String
+                do { message = try await rotate(db, logger: logger) } catch {
+                    try? await db.close()
                     throw error
                 }
-                let result = try await VaultRotation.rotate(
-                    database: db, from: vault, to: next, kdf: try KDFSettings.newVaultParameters(environment: environment), logger: logger)
                 try await db.close()
-                print(
-                    """
-                    vault key rotated: version \(result.fromVersion) → \(result.toVersion), \(result.rewrapped) sealed values re-wrapped.
-                    The old key opens nothing now. Restart every server with the new key; recovery shares of the old key no
-                    longer work: run `warden vault split` again.
-                    """)
+                print(message)
             } catch {
                 CLIFailure.exit(error)
             }
+        }
+
+        /// Rotates, or finds the job done by a run cut short after its commit; returns what to tell the operator.
+        private func rotate(_ db: Database, logger: Logger) async throws -> String {
+            let environment = ProcessInfo.processInfo.environment
+            let current = try KeySource.resolve(
+                environment: environment, prompt: { Terminal.readSecret(prompt: "Current vault passphrase: ") })
+            let next = try NewKey.resolve(environment)
+            let vault: Vault
+            do {
+                vault = try await VaultKey.unsealExisting(db, source: current, logger: logger)
+            } catch let error as VaultError {
+                guard let done = try? await VaultKey.unsealExisting(db, source: next, logger: logger) else { throw error }
+                return "the vault already opens with the new key (version \(done.kek.version)): the rotation is complete"
+            }
+            let result = try await VaultRotation.rotate(
+                database: db, from: vault, to: next, kdf: try KDFSettings.newVaultParameters(environment: environment), logger: logger)
+            return """
+                vault key rotated: version \(result.fromVersion) → \(result.toVersion), \(result.rewrapped) sealed values re-wrapped.
+                The old key opens nothing now. Restart every server with the new key; recovery shares of the old key no
+                longer work: run `warden vault split` again.
+                """
         }
     }
 

@@ -39,6 +39,11 @@ import WardenStore
         return Fixture(store: store, vault: vault, key: key)
     }
 
+    /// Rotates the fixture's store from the vault it was unsealed with to `key`.
+    private func rotate(_ f: Fixture, to key: MasterKey = .generate()) async throws -> VaultRotation.Result {
+        try await VaultRotation.rotate(database: f.store.database, from: f.vault, to: .masterKey(key), kdf: .default, logger: logger)
+    }
+
     private func opened(_ id: String, _ vault: Vault, _ db: Database) async throws -> String {
         let row = try #require(try await CredentialRepository(db).find(id: id))
         let secret = try vault.open(
@@ -52,7 +57,7 @@ import WardenStore
         let f = try await fixture(backend)
         let db = f.store.database
         let newKey = MasterKey.generate()
-        let result = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger)
+        let result = try await rotate(f, to: newKey)
         #expect(result.fromVersion == 1 && result.toVersion == 2)
         #expect(result.rewrapped == 3)  // the credentials; no server secret was made in this store
         for i in 0..<3 { #expect(try await opened("c\(i)", result.vault, db) == "sk-\(i)") }
@@ -83,7 +88,7 @@ import WardenStore
     @Test func anEpochCannotGoBackwardsNorBeForged() async throws {
         let f = try await fixture(.sqlite)
         let db = f.store.database
-        let next = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+        let next = try await rotate(f)
             .vault
         let log = AuditLog(database: db, vault: next)
         // A row relabelled to another epoch no longer verifies (its MAC is checked with that epoch's key).
@@ -100,12 +105,12 @@ import WardenStore
         let f = try await fixture(.sqlite)
         let db = f.store.database
         await #expect(throws: VaultError.rotationRefused("the new key is the current one")) {
-            _ = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(f.key), kdf: .default, logger: logger)
+            _ = try await rotate(f, to: f.key)
         }
-        _ = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+        _ = try await rotate(f)
         // A second rotation from the vault as it was unsealed before the first is refused, changing nothing.
         await #expect(throws: VaultError.self) {
-            _ = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+            _ = try await rotate(f)
         }
         try await db.close()
     }
@@ -118,7 +123,7 @@ import WardenStore
             try await $0.raw("UPDATE credentials SET owner_id = owner_id, venue = 'binance' WHERE id = 'c1'").run()
         }
         await #expect(throws: VaultError.self) {
-            _ = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+            _ = try await rotate(f)
         }
         let again = try await Vault.unseal(database: db, source: .masterKey(f.key), logger: logger)
         #expect(again.kek.version == 1)
@@ -131,7 +136,7 @@ import WardenStore
         let f = try await fixture(backend)
         let db = f.store.database
         let newKey = MasterKey.generate()
-        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger).vault
+        let vault = try await rotate(f, to: newKey).vault
         let log = AuditLog(database: db, vault: vault)
         try await log.append(AuditEntry(actor: "u1", owner: "u1", action: "test.after", detail: ["k": "v"]))
         var lines: [String] = []
@@ -201,7 +206,7 @@ import WardenStore
         let f = try await fixture(backend)
         let db = f.store.database
         let newKey = MasterKey.generate()
-        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger).vault
+        let vault = try await rotate(f, to: newKey).vault
         let current = AuditLog(database: db, vault: vault)
         #expect(try await current.verify() == .intact(rows: 6))
         let rows = try await AuditRepository(db).rows(after: 0, limit: 100)
@@ -245,7 +250,7 @@ import WardenStore
         let oldLog = AuditLog(database: db, vault: f.vault)
         _ = try await AuditArchive.prune(oldLog, before: cutoff)
         let forgedLater = try #require(try await AuditRepository(db).checkpoint())
-        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(.generate()), kdf: .default, logger: logger)
+        let vault = try await rotate(f)
             .vault
         let current = AuditLog(database: db, vault: vault)
         #expect(try await current.verify() == .intact(rows: 2))  // the prune's row and the rotation's
@@ -292,7 +297,7 @@ import WardenStore
         let f = try await fixture(.sqlite)
         let db = f.store.database
         let newKey = MasterKey.generate()
-        let vault = try await VaultRotation.rotate(database: db, from: f.vault, to: .masterKey(newKey), kdf: .default, logger: logger).vault
+        let vault = try await rotate(f, to: newKey).vault
         var lines: [String] = []
         try await AuditArchive.export(AuditLog(database: db, vault: vault), since: nil, until: nil) { lines.append($0) }
         _ = try await AuditArchive.verify(export: Data(lines.joined().utf8), source: .masterKey(newKey))
