@@ -371,7 +371,7 @@ extension AuditEntry {
             actor: nil, owner: nil, action: "audit.gap", target: "gateway", outcome: .recorded,
             detail: [
                 "from": String(since), "to": String(until), "refused_unrecorded": String(refused),
-                "rows_dropped": String(dropped),
+                "rows_dropped": String(dropped), "alarm": AlarmEvent.auditStoreRecovered.rawValue,
             ])
     }
 }

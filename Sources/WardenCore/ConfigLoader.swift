@@ -33,6 +33,11 @@ public enum ConfigLoader {
                 for name in services.keys {
                     config.services[name] = try parseService(name, try table(services, name, path: "services.\(name)"))
                 }
+            case "notify":
+                let channels = try table(root, key, path: key)
+                for name in channels.keys {
+                    config.notify[name] = try parseChannel(name, try table(channels, name, path: "notify.\(name)"))
+                }
             case "gateway": config.gateway = try parseGateway(try table(root, key, path: key))
             case "audit": config.audit = try parseAudit(try table(root, key, path: key))
             case "prices":
@@ -71,6 +76,56 @@ public enum ConfigLoader {
             out.append((EndpointPattern(endpoint), exact))
         }
         return out
+    }
+
+    /// `[notify.NAME]`: `kind`, then what that kind needs (`url` for a webhook, `chat_id` for Telegram), and
+    /// the routing (`min_severity`, or `events` by name). Secrets are never here: `warden notify set NAME`.
+    private static func parseChannel(_ name: String, _ t: TOMLTable) throws(ConfigError) -> NotifyChannel {
+        let prefix = "notify.\(name)"
+        guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == 45 || $0 == 95 || (48...57).contains($0) || (97...122).contains($0) })
+        else {
+            throw .invalidValue(key: prefix, reason: "a channel name is lowercase letters, digits, - and _ (at most 64)")
+        }
+        guard t["kind"] != nil else {
+            throw .invalidValue(key: "\(prefix).kind", reason: "is required (webhook, slack, discord or telegram)")
+        }
+        guard let kind = NotifyChannel.Kind(rawValue: try string(t, "kind", path: "\(prefix).kind")) else {
+            throw .invalidValue(key: "\(prefix).kind", reason: "must be webhook, slack, discord or telegram")
+        }
+        var channel = NotifyChannel(name: name, kind: kind)
+        for key in t.keys {
+            let path = "\(prefix).\(key)"
+            switch key {
+            case "kind": break
+            case "url" where kind == .webhook, "base_url" where kind == .telegram:
+                let text = try url(t, key, path: path)
+                if let problem = NotifyChannel.checkURL(text) { throw .invalidValue(key: path, reason: problem) }
+                if key == "url" { channel.url = text } else { channel.baseURL = text }
+            case "chat_id" where kind == .telegram:
+                channel.chatID = try nonEmpty(t[key]?.string ?? t[key]?.int.map(String.init) ?? "", path: path)
+            case "min_severity":
+                guard let severity = AlarmSeverity(rawValue: try string(t, key, path: path)) else {
+                    throw .invalidValue(key: path, reason: "must be info, warning or critical")
+                }
+                channel.minSeverity = severity
+            case "events":
+                guard let array = t[key]?.array else { throw .invalidValue(key: path, reason: "must be an array of event names") }
+                var events = Set<AlarmEvent>()
+                for (index, element) in array.enumerated() {
+                    guard let event = element.string.flatMap(AlarmEvent.init(rawValue:)) else {
+                        throw .invalidValue(
+                            key: "\(path)[\(index)]",
+                            reason: "must be one of \(AlarmEvent.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    events.insert(event)
+                }
+                channel.events = events
+            default: throw .unknownKey(path)
+            }
+        }
+        if kind == .webhook, channel.url == nil { throw .invalidValue(key: "\(prefix).url", reason: "is required for a webhook") }
+        if kind == .telegram, channel.chatID == nil { throw .invalidValue(key: "\(prefix).chat_id", reason: "is required for Telegram") }
+        return channel
     }
 
     private static func parseGateway(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.GatewaySection {

@@ -15,6 +15,10 @@ public struct GatewayRefusal: Error, Sendable {
     public var key: AgentKeyRecord?
     /// The owner of the shared credential the refused call was for, who sees the refusal too.
     public var sharedBy: String?
+    /// The alarm the refusal's audit row raises, if any.
+    public var alarm: AlarmEvent?
+    /// The decoy that was presented, when the key was a honey token.
+    public var honeyToken: HoneyTokenRecord?
 
     public init(_ status: HTTPResponse.Status, _ kind: RefusalKind, _ reason: String, retryAfter: Int? = nil, key: AgentKeyRecord? = nil) {
         self.status = status
@@ -100,6 +104,7 @@ public final class Gateway: Sendable {
     let database: Database
     let vault: Vault
     let agentKeys: AgentKeys
+    let honeyTokens: HoneyTokens
     /// Resolved keys with their opened credentials; see `KeyCache`.
     public let keys: KeyCache
     let rateLimiter = RateLimiter()
@@ -114,6 +119,7 @@ public final class Gateway: Sendable {
         database = services.database
         vault = services.vault
         agentKeys = services.agentKeys
+        honeyTokens = services.honeyTokens
         keys = KeyCache(database: services.database, idle: .seconds(Int64(config.gateway.credentialIdleSeconds)))
         audit = AuditWriter(log: services.audit, database: services.database)
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
@@ -209,10 +215,10 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(
                 .unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
-        guard presented.hasPrefix("wdn_"), presented.utf8.count < 200 else {
-            throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
-        }
+        guard presented.utf8.count < 200 else { throw Self.unknownKey }
         let hash = agentKeys.hash(presented)
+        // A decoy may look like a venue's own key: anything presented is looked up once, then remembered as unknown.
+        guard presented.hasPrefix("wdn_") else { throw await honeyOrUnknown(hash: hash) }
         let cached = keys.entry(hash: hash, venue: venue.name)
         let resolved: ResolvedKey?
         do {
@@ -223,18 +229,23 @@ public final class Gateway: Sendable {
             } else {
                 let lookup = try await AgentKeyRepository(database).resolve(hash: hash, venue: venue.name)
                 resolved = lookup.key
-                if resolved == nil { keys.storeUnknown(hash: hash, revision: lookup.revision) }
+                if resolved == nil, lookup.honey == nil { keys.storeUnknown(hash: hash, revision: lookup.revision) }
+                if let honey = lookup.honey { throw await honeyTripped(honey) }
             }
+        } catch let refusal as GatewayRefusal {
+            throw refusal
         } catch {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
         }
         // The key and every key above it (it may have been minted from another) unrevoked and unexpired.
-        guard let resolved, resolved.standing.isCurrent(at: Clock.nowMillis()) else {
-            throw GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
-        }
+        guard let resolved, resolved.standing.isCurrent(at: Clock.nowMillis()) else { throw Self.unknownKey }
         let key = resolved.key
         guard !resolved.standing.ownerDisabled else {
             throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: key)
+        }
+        guard !resolved.standing.frozen else {
+            throw GatewayRefusal(
+                .forbidden, .permission, "this agent key is frozen by Warden's kill switch; a person must lift the freeze", key: key)
         }
         guard key.credentials[venue.name] != nil else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is not bound to a \(venue.name) credential", key: key)
@@ -253,6 +264,30 @@ public final class Gateway: Sendable {
         }
         keys.store(KeyCache.Entry(resolved: resolved, secret: secret), hash: hash, venue: venue.name)
         return (key, credential, secret)
+    }
+
+    static let unknownKey = GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
+
+    /// The refusal for a key that is not a `wdn_` key: a decoy's (alarmed), or an unknown key's.
+    func honeyOrUnknown(hash: String) async -> GatewayRefusal {
+        if keys.isUnknown(hash: hash) { return Self.unknownKey }
+        do {
+            let revision = try await StoreRevision.read(database)
+            if let honey = try await HoneyTokenRepository(database).find(hash: hash) { return await honeyTripped(honey) }
+            keys.storeUnknown(hash: hash, revision: revision)
+            return Self.unknownKey
+        } catch {
+            return GatewayRefusal(.serviceUnavailable, .unavailable, "the key store is unavailable")
+        }
+    }
+
+    /// A decoy was used: refused exactly as an unknown key is, its owner's keys frozen, its row raising the alarm.
+    func honeyTripped(_ honey: HoneyTokenRecord) async -> GatewayRefusal {
+        await honeyTokens.tripped(honey)
+        var refusal = Self.unknownKey
+        refusal.alarm = .honeyTokenUsed
+        refusal.honeyToken = honey
+        return refusal
     }
 
     /// REST services: read keys only read; blocked endpoints never pass; the rate limit holds, for the key's
@@ -353,10 +388,12 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the budget ledger is unavailable", key: key)
         }
         guard granted else {
-            throw GatewayRefusal(
+            var refusal = GatewayRefusal(
                 .tooManyRequests, .budget,
                 "the call's worst case of \(amount) USD does not fit in what is left of this key's daily budget of \(budget) USD; it resets at 00:00 UTC",
                 retryAfter: Self.secondsToMidnightUTC(), key: key)
+            refusal.alarm = .budgetReached
+            throw refusal
         }
     }
 

@@ -10,6 +10,8 @@ public struct WardenConfig: Sendable, Equatable {
     public var services: [String: ServiceSection] = [:]
     public var gateway = GatewaySection()
     public var audit = AuditSection()
+    /// Alarm channels, by name (`[notify.NAME]`).
+    public var notify: [String: NotifyChannel] = [:]
     /// USD per million tokens, by venue then model.
     public var prices: [String: [String: ModelPrice]] = [:]
     /// USD per call for LLM endpoints not billed by tokens (`[call_prices.openai] "POST /v1/images/generations" = 0.25`),
@@ -20,6 +22,7 @@ public struct WardenConfig: Sendable, Equatable {
 
     public static func == (a: WardenConfig, b: WardenConfig) -> Bool {
         a.server == b.server && a.venues == b.venues && a.services == b.services && a.gateway == b.gateway && a.audit == b.audit
+            && a.notify == b.notify
             && a.prices == b.prices
             && a.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
                 == b.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }

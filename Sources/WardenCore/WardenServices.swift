@@ -11,6 +11,9 @@ public struct WardenServices: Sendable {
     public let profiles: Profiles
     public let credentials: Credentials
     public let agentKeys: AgentKeys
+    public let killSwitch: KillSwitch
+    public let honeyTokens: HoneyTokens
+    public let alarms: Alarms
     /// The venues the gateway serves: the built-in ones and the config's REST services.
     public let venues: VenueRegistry
 
@@ -25,9 +28,13 @@ public struct WardenServices: Sendable {
             tokens: tokens, audit: audit, throttle: LoginThrottle())
         let venues = VenueRegistry.make(config: config)
         let credentials = Credentials(database: database, vault: vault, audit: audit, venues: venues)
+        let agentKeys = AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials)
+        let killSwitch = KillSwitch(database: database, audit: audit)
         return WardenServices(
             database: database, vault: vault, audit: audit, accounts: accounts,
             profiles: Profiles(database: database, audit: audit), credentials: credentials,
-            agentKeys: AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials), venues: venues)
+            agentKeys: agentKeys, killSwitch: killSwitch,
+            honeyTokens: HoneyTokens(database: database, audit: audit, agentKeys: agentKeys, killSwitch: killSwitch),
+            alarms: Alarms(database: database, vault: vault, audit: audit, channels: config.notify), venues: venues)
     }
 }

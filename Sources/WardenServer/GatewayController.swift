@@ -66,6 +66,8 @@ struct GatewayController {
             sendBy.withLock { $0 = now + sendWithin }
         }
 
+        var clientAddress: String { channel.remoteAddress?.ipAddress ?? "unknown" }
+
         func reasonNotToSend() -> String? {
             if !channel.isActive { return "the client disconnected before the call was sent; it was not sent" }
             if ContinuousClock.now > sendBy.withLock({ $0 }) {

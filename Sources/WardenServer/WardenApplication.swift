@@ -106,6 +106,9 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
     AuditController(activity: env.activity).addRoutes(to: authenticated)
     UsageController(activity: env.activity).addRoutes(to: authenticated)
+    FreezeController(killSwitch: env.services.killSwitch, bodyLimit: limit).addRoutes(to: authenticated)
+    HoneyTokenController(honeyTokens: env.services.honeyTokens, bodyLimit: limit).addRoutes(to: authenticated)
+    AlarmController(alarms: env.services.alarms).addRoutes(to: authenticated)
     addDashboard(to: router, env)
     return router
 }
@@ -155,6 +158,7 @@ public func buildApplication(
                 finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
             KeyCacheSyncService(keys: env.gateway.keys),
             AuditRetentionService(log: env.services.audit, retainDays: env.settings.config.audit.retainDays, logger: env.logger),
+            AlarmService(alarms: env.services.alarms, caller: HTTPUpstreamCaller(clients: env.upstreams), logger: env.logger),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
@@ -232,6 +236,26 @@ struct AuditRetentionService: Service {
                 logger.error("audit rows could not be pruned", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+        }
+    }
+}
+
+/// Raises alarms from the audit rows that name one and delivers them, every second; at a stop, what is
+/// undelivered stays in the outbox for the next start (or another server).
+struct AlarmService: Service {
+    let alarms: Alarms
+    let caller: any UpstreamCaller
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                while try await alarms.raisePending().more {}
+            } catch {
+                logger.error("alarms could not be raised", metadata: ["error": "\(error)"])
+            }
+            _ = await alarms.deliverDue(caller: caller, logger: logger)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }
 }

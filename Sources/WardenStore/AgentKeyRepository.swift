@@ -156,7 +156,8 @@ public struct ResolvedKey: Sendable {
 extension AgentKeyRepository {
     /// The key with the given hash (nil when there is none), its standing (its ancestry and owner), its
     /// credential for `venue` and any grant behind it, with the store revision it was read at either way.
-    public func resolve(hash: String, venue: String) async throws -> (key: ResolvedKey?, revision: Int64) {
+    /// A hash that is no key's may be a honey token's: it comes back as `honey`.
+    public func resolve(hash: String, venue: String) async throws -> (key: ResolvedKey?, revision: Int64, honey: HoneyTokenRecord?) {
         try await database.withConnection { db in
             guard
                 let row = try await db.raw(
@@ -165,8 +166,10 @@ extension AgentKeyRepository {
                             c.owner_id AS c_owner_id, c.venue AS c_venue, c.label AS c_label, c.fingerprint AS c_fingerprint,
                             c.nonce AS c_nonce, c.ciphertext AS c_ciphertext, c.wrapped_dek AS c_wrapped_dek,
                             c.kek_version AS c_kek_version, c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-                            g.access AS grant_access, \(Self.lineageColumns)
+                            g.access AS grant_access, \(Self.lineageColumns), \(FreezeRepository.frozenColumn),
+                            h.id AS h_id, h.owner_id AS h_owner_id, h.label AS h_label, h.kind AS h_kind, h.created_at AS h_created_at
                         FROM store_revision r
+                        LEFT JOIN honey_tokens h ON h.token_hash = \(bind: hash)
                         LEFT JOIN agent_keys k ON k.key_hash = \(bind: hash)
                         LEFT JOIN users u ON u.id = k.owner_id
                         LEFT JOIN agent_key_credentials b ON b.agent_key_id = k.id AND b.venue = \(bind: venue)
@@ -177,7 +180,14 @@ extension AgentKeyRepository {
                 ).first()
             else { throw StoreError.unavailable("the store revision row is missing") }
             let revision = try row.decode(column: "store_revision", as: Int64.self)
-            guard try row.decode(column: "id", as: String?.self) != nil else { return (nil, revision) }
+            guard try row.decode(column: "id", as: String?.self) != nil else {
+                guard let honeyID = try row.decode(column: "h_id", as: String?.self) else { return (nil, revision, nil) }
+                let honey = HoneyTokenRecord(
+                    id: honeyID, ownerID: try row.decode(column: "h_owner_id", as: String.self),
+                    label: try row.decode(column: "h_label", as: String.self), kind: try row.decode(column: "h_kind", as: String.self),
+                    tokenHash: hash, createdAt: try row.decode(column: "h_created_at", as: Int64.self))
+                return (nil, revision, honey)
+            }
             let bound = try row.decode(column: "bound_credential", as: String?.self)
             var credential: CredentialRecord?
             if let bound, let owner = try row.decode(column: "c_owner_id", as: String?.self) {
@@ -198,7 +208,7 @@ extension AgentKeyRepository {
                 key: key, standing: try Self.decodeStanding(row),
                 credential: credential, grantAccess: try row.decode(column: "grant_access", as: String?.self).map(Access.init(stored:)),
                 revision: revision)
-            return (resolved, revision)
+            return (resolved, revision, nil)
         }
     }
 }
@@ -212,17 +222,20 @@ public struct KeyStanding: Sendable, Equatable {
     /// The earliest expiry of the key and the keys above it (nil: none of them expires).
     public var expiresAt: Int64?
     public var ownerDisabled: Bool
+    /// The kill switch covers the key: all keys, its owner's or its family's are frozen.
+    public var frozen: Bool
 
-    public init(revoked: Bool, expiresAt: Int64?, ownerDisabled: Bool) {
+    public init(revoked: Bool, expiresAt: Int64?, ownerDisabled: Bool, frozen: Bool = false) {
         self.revoked = revoked
         self.expiresAt = expiresAt
         self.ownerDisabled = ownerDisabled
+        self.frozen = frozen
     }
 
     /// Neither the key nor any key above it is revoked or expired at `now` (the owner aside).
     public func isCurrent(at now: Int64) -> Bool { !revoked && (expiresAt.map { $0 > now } ?? true) }
 
-    public func isLive(at now: Int64) -> Bool { isCurrent(at: now) && !ownerDisabled }
+    public func isLive(at now: Int64) -> Bool { isCurrent(at: now) && !ownerDisabled && !frozen }
 }
 
 /// What limits minting into a family: its live children and its recent mints.
@@ -271,7 +284,8 @@ extension AgentKeyRepository {
         let rooted = try row.decode(column: "lineage_rooted", as: Int64.self) > 0
         return KeyStanding(
             revoked: revoked || !rooted, expiresAt: try row.decode(column: "lineage_expires_at", as: Int64?.self),
-            ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self))
+            ownerDisabled: try row.decode(column: "owner_disabled", as: Bool.self),
+            frozen: try row.decode(column: "frozen", as: Int64.self) > 0)
     }
 
     /// The key with the given hash and its standing (nil when there is none).
@@ -290,7 +304,7 @@ extension AgentKeyRepository {
         guard
             let row = try await db.raw(
                 lineage(from: start) + " " + """
-                    SELECT k.*, u.disabled AS owner_disabled, \(lineageColumns)
+                    SELECT k.*, u.disabled AS owner_disabled, \(lineageColumns), \(FreezeRepository.frozenColumn)
                     FROM lineage l JOIN agent_keys k ON k.id = l.id JOIN users u ON u.id = k.owner_id
                     WHERE l.depth = 0
                     """

@@ -293,6 +293,63 @@ enum Schema {
                 )
                 """,
             ]),
+        // The kill switch (a freeze per scope), decoy keys that raise an alarm when used, and the alarms'
+        // outbox: one row per event, one delivery per channel it is routed to.
+        Migration(
+            version: 13, name: "kill switch, honey tokens and alarms",
+            statements: [
+                """
+                CREATE TABLE freezes (
+                    scope TEXT PRIMARY KEY,
+                    reason TEXT NOT NULL,
+                    frozen_by TEXT NOT NULL,
+                    frozen_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE honey_tokens (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    label TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    created_at BIGINT NOT NULL,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX honey_tokens_owner ON honey_tokens (owner_id, created_at)",
+                """
+                CREATE TABLE alarms (
+                    id TEXT PRIMARY KEY,
+                    audit_seq BIGINT,
+                    event TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    owner_id TEXT,
+                    summary TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    once_key TEXT UNIQUE,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX alarms_created ON alarms (created_at)",
+                """
+                CREATE TABLE alarm_deliveries (
+                    alarm_id TEXT NOT NULL REFERENCES alarms(id) ON DELETE CASCADE,
+                    channel TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at BIGINT NOT NULL,
+                    leased_until BIGINT NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    delivered_at BIGINT,
+                    PRIMARY KEY (alarm_id, channel)
+                )
+                """,
+                "CREATE INDEX alarm_deliveries_due ON alarm_deliveries (state, next_attempt_at)",
+                "CREATE TABLE alarm_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL)",
+                "INSERT INTO alarm_cursor (id, seq) VALUES (1, COALESCE((SELECT MAX(seq) FROM audit), 0))",
+            ],
+            dialectStatements: StoreRevision.create(StoreRevision.safetyTables)),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -35,6 +35,9 @@ public enum StoreRevision {
         ),
     ]
 
+    /// Version 13's tables the gateway decides on: a freeze stops keys, a honey token is refused and alarms.
+    static let safetyTables: Watched = [("freezes", ["scope"]), ("honey_tokens", ["token_hash", "owner_id"])]
+
     static let bump = "UPDATE store_revision SET value = value + 1 WHERE id = 1"
     static let bumpFunction =
         "CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"

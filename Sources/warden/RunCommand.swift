@@ -18,13 +18,20 @@ struct Run: AsyncParsableCommand {
     var venues: [String] = []
     @Option(help: "Lifetime of the child key: 90s, 30m, 12h, 7d (max 30d).") var ttl: String = "12h"
     @Flag(help: "Print the environment the command would get (keys masked) and start nothing.") var printEnv = false
+    @Flag(
+        help: """
+            Also give the command decoys (honey tokens) under names an attacker would try: WARDEN_ADMIN_KEY, OPENAI_ADMIN_KEY, \
+            ANTHROPIC_ADMIN_KEY, BINANCE_API_KEY/BINANCE_API_SECRET. Any use of one through Warden raises an alarm and freezes \
+            your keys. Needs the session of `warden login`.
+            """)
+    var honey = false
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.") var command: [String] = []
 
     /// Variables that may hold a real credential; the child never inherits them.
     static let scrubbed: Set<String> = [
         "WARDEN_TOKEN", "WARDEN_MASTER_KEY", "WARDEN_PASSPHRASE", "WARDEN_JWT_SECRET", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
         "ANTHROPIC_AUTH_TOKEN", "BINANCE_API_KEY", "BINANCE_API_SECRET", "KALSHI_API_KEY", "KALSHI_PRIVATE_KEY",
-        "POLY_API_KEY", "POLY_API_SECRET", "POLY_PASSPHRASE", "POLY_PRIVATE_KEY",
+        "POLY_API_KEY", "POLY_API_SECRET", "POLY_PASSPHRASE", "POLY_PRIVATE_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY",
     ]
 
     func validate() throws {
@@ -64,12 +71,35 @@ struct Run: AsyncParsableCommand {
         guard let childKey = minted["key"] as? String, let scope = minted["venues"] as? [String] else {
             CLIFailure.exit(CLIFailure(message: "unexpected answer from Warden"))
         }
-        let childEnvironment = Self.environment(base: environment, url: base, venues: scope, key: childKey)
+        var childEnvironment = Self.environment(base: environment, url: base, venues: scope, key: childKey)
+        if honey, printEnv {
+            for name in Self.decoys.map(\.variable) + ["BINANCE_API_SECRET"] { childEnvironment[name] = "(decoy)" }
+        } else if honey {
+            guard let session else {
+                _ = try? await client.call(.DELETE, "/api/v1/agent-keys/self", agentKey: childKey)
+                CLIFailure.exit(CLIFailure(message: "--honey needs the session of `warden login` (an agent key cannot make decoys)"))
+            }
+            do {
+                for (variable, kind) in Self.decoys {
+                    let made = try await client.call(
+                        .POST, "/api/v1/honey-tokens", bearer: session.token,
+                        json: ["label": "warden run \(variable): \(words.first ?? "print-env")", "kind": kind])
+                    guard let token = made["token"] as? String else { throw CLIFailure(message: "unexpected answer from Warden") }
+                    childEnvironment[variable] = token
+                }
+                childEnvironment["BINANCE_API_SECRET"] = String(
+                    (0..<64).map { _ in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".randomElement()! })
+            } catch {
+                _ = try? await client.call(.DELETE, "/api/v1/agent-keys/self", agentKey: childKey)
+                CLIFailure.exit(error)
+            }
+        }
         if printEnv {
             _ = try? await client.call(.DELETE, "/api/v1/agent-keys/self", agentKey: childKey)
             let masked = "wdn_****"
+            let decoyNames = Set(Self.decoys.map(\.variable) + ["BINANCE_API_SECRET"])
             for name in childEnvironment.keys.sorted() where childEnvironment[name] != environment[name] {
-                let value = childEnvironment[name]! == childKey ? masked : childEnvironment[name]!
+                let value = childEnvironment[name]! == childKey ? masked : decoyNames.contains(name) ? "(decoy)" : childEnvironment[name]!
                 print("\(name)=\(value)")
             }
             for name in Self.scrubbed.sorted() where environment[name] != nil && childEnvironment[name] == nil { print("unset \(name)") }
@@ -90,6 +120,12 @@ struct Run: AsyncParsableCommand {
         }
         throw ExitCode(code)
     }
+
+    /// `--honey`: the variables that get a decoy, and the decoy's kind.
+    static let decoys: [(variable: String, kind: String)] = [
+        ("WARDEN_ADMIN_KEY", "agent_key"), ("OPENAI_ADMIN_KEY", "openai"), ("ANTHROPIC_ADMIN_KEY", "anthropic"),
+        ("BINANCE_API_KEY", "binance"),
+    ]
 
     /// The child's environment: the SDK variables for each delegated venue, no inherited credentials.
     static func environment(base: [String: String], url: String, venues: [String], key: String) -> [String: String] {

@@ -81,6 +81,10 @@ import WardenCore
                 ("GET", "/metrics", nil),
                 ("GET", "/api/v1/paper/orders", nil), ("GET", "/api/v1/paper/balances", nil),
                 ("POST", "/api/v1/profile/go-live", ["venue": "binance"]),
+                ("POST", "/api/v1/honey-tokens", ["label": "decoy", "kind": "openai"]), ("GET", "/api/v1/honey-tokens", nil),
+                ("DELETE", "/api/v1/honey-tokens/{honey_id}", nil),
+                ("POST", "/api/v1/freeze", ["reason": "spec"]), ("GET", "/api/v1/freeze", nil),
+                ("POST", "/api/v1/unfreeze", [String: String]()), ("GET", "/api/v1/alarms", nil),
                 ("DELETE", "/api/v1/credentials/{id}", nil),
                 ("POST", "/api/v1/auth/password", ["current_password": "initial-password-1", "new_password": "changed-password-2"]),
                 ("POST", "/api/v1/auth/logout", nil),
@@ -98,7 +102,8 @@ import WardenCore
                 }
                 let caller = template.hasSuffix("/self") ? ids["child_key"] : token
                 let reply = try await api.call(HTTPRequest.Method(method)!, path, token: caller, json: json)
-                let specPath = template == "/api/v1/agent-keys/{key_id}" ? "/api/v1/agent-keys/{id}" : template
+                let specPath = template.replacingOccurrences(of: "{key_id}", with: "{id}").replacingOccurrences(
+                    of: "{honey_id}", with: "{id}")
                 let op = try #require(
                     operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
                 #expect(
@@ -120,6 +125,7 @@ import WardenCore
                 if template.hasSuffix("/grants") && method == "POST" { ids["grant_id"] = reply.json["id"] as? String }
                 if template == "/api/v1/agent-keys" && method == "POST" { ids["key_id"] = reply.json["id"] as? String }
                 if template.hasSuffix("/child") { ids["child_key"] = reply.json["key"] as? String }
+                if template == "/api/v1/honey-tokens" && method == "POST" { ids["honey_id"] = reply.json["id"] as? String }
             }
             #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")
             // The export is an administrator's: another user is refused, and says so.

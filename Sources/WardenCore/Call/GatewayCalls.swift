@@ -383,11 +383,23 @@ public struct GatewayCalls: Sendable {
         if refusal.kind == .unavailable, !gateway.audit.healthy {
             gateway.audit.countUnrecorded()
         } else {
-            gateway.audit.record(
-                .gateway(
-                    .refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
-                    credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath,
-                    requestID: call.requestID, detail: ["status": String(refusal.status.code), "reason": refusal.reason]))
+            var detail = ["status": String(refusal.status.code), "reason": refusal.reason]
+            var entry = AuditEntry.gateway(
+                .refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
+                credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath, requestID: call.requestID, detail: detail)
+            if let alarm = refusal.alarm {
+                detail = entry.detail
+                detail["alarm"] = alarm.rawValue
+                detail["client"] = call.origin.clientAddress
+                if let honey = refusal.honeyToken {
+                    // The decoy's owner sees the attempt; the row names the decoy, never the token itself.
+                    detail["honey_token"] = honey.id
+                    detail["honey_label"] = honey.label
+                    entry.ownerID = honey.ownerID
+                }
+                entry.detail = detail
+            }
+            gateway.audit.record(entry)
         }
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]

@@ -118,10 +118,12 @@ extension TradingPolicy {
         case .overCap(let ownerID, let used):
             let whose = ownerID == key.ownerID ? "" : "the credential owner's "
             let cap = (ownerID == key.ownerID ? caps[0] : caps[caps.count - 1]).dailyCap
-            throw GatewayRefusal(
+            var refusal = GatewayRefusal(
                 .forbidden, .permission,
                 "the order's \(notional) USD would take \(whose)\(mode) volume today to \(used + notional) USD, past \(whose)daily_cap_usd (\(cap) USD); it resets at 00:00 UTC",
                 key: key)
+            refusal.alarm = .capReached
+            throw refusal
         case .sameOrder:
             guard limits.live else {
                 throw GatewayRefusal(.badRequest, .invalidRequest, "the simulator already filled this very order", key: key)

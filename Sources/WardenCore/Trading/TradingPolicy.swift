@@ -46,9 +46,11 @@ public struct TradingPolicy: Sendable {
         }
         switch venue.classify(call) {
         case .fundMovement:
-            throw GatewayRefusal(
+            var refusal = GatewayRefusal(
                 .forbidden, .permission,
                 "fund movement (withdrawals and transfers) is never allowed through Warden: \(call.method) \(call.path)", key: key)
+            refusal.alarm = .fundMovementAttempted
+            throw refusal
         case .invalid(let reason):
             throw GatewayRefusal(.badRequest, .invalidRequest, "refused: \(reason)", key: key)
         case .publicRead:
