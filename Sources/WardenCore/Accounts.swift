@@ -136,10 +136,10 @@ public struct Accounts: Sendable {
         let user = try await users.find(email: email)
         let ok = try await hasher.verify(password, hash: user?.passwordHash)
         guard ok, let user, !user.disabled else {
+            var detail = ["address": clientAddress]
+            if await throttle.isUnderAttack(account: email) { detail["alarm"] = AlarmEvent.failedLogins.rawValue }
             try await audit.append(
-                AuditEntry(
-                    actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed,
-                    detail: ["address": clientAddress]))
+                AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed, detail: detail))
             throw WardenError.badCredentials
         }
         let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)

@@ -81,7 +81,9 @@ public struct Credentials: Sendable {
                 AuditEntry(
                     actor: p.user.id, owner: p.user.id,
                     action: secret == nil ? "credential.rename" : "credential.rotate",
-                    target: record.id, detail: ["venue": record.venue]), on: db)
+                    target: record.id,
+                    detail: secret == nil
+                        ? ["venue": record.venue] : ["venue": record.venue, "alarm": AlarmEvent.credentialRotated.rawValue]), on: db)
         }
         return Self.view(record, holding: .owner)
     }
@@ -113,7 +115,7 @@ public struct Credentials: Sendable {
             try await audit.append(
                 AuditEntry(
                     actor: p.user.id, owner: p.user.id, action: "credential.delete", target: record.id,
-                    detail: ["venue": record.venue]), on: db)
+                    detail: ["venue": record.venue, "alarm": AlarmEvent.credentialDeleted.rawValue]), on: db)
         }
     }
 

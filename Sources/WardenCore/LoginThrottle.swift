@@ -100,6 +100,11 @@ public actor LoginThrottle {
     /// Returns the device token to keep for the next logins: the one it came with, or a new one when
     /// `issueDevice` (only for a client that keeps it: handing tokens to clients that drop them would
     /// push the kept ones out).
+    /// Whether the account has failed often enough in the window to be throttled (an alarm's threshold).
+    public func isUnderAttack(account: String, now: Date = Date()) -> Bool {
+        (accountFailures[account]?.filter { now.timeIntervalSince($0) < window }.count ?? 0) >= accountFreeFailures
+    }
+
     @discardableResult
     public func succeeded(_ attempt: Attempt, issueDevice: Bool = false) -> String? {
         if let token = attempt.device, var device = devices[token] {

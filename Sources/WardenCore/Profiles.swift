@@ -53,7 +53,7 @@ public struct Profiles: Sendable {
             try await audit.append(
                 AuditEntry(
                     actor: principal.user.id, owner: principal.user.id, action: "profile.go_live",
-                    target: venue, outcome: .allowed, detail: ["checks": checks]), on: db)
+                    target: venue, outcome: .allowed, detail: ["checks": checks, "alarm": AlarmEvent.goLivePassed.rawValue]), on: db)
         }
         return profile
     }
