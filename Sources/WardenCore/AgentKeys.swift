@@ -106,12 +106,15 @@ public struct AgentKeys: Sendable {
         return found.key
     }
 
-    /// The live key record for a presented key, or the reason it may not act.
-    public func authenticate(_ key: String) async throws -> AgentKeyRecord {
+    /// The live key record for a presented key, or the reason it may not act. `frozen`: a frozen key is
+    /// let through (only to revoke itself: giving up a key is never stopped by the kill switch).
+    public func authenticate(_ key: String, frozen: Bool = false) async throws -> AgentKeyRecord {
         guard key.hasPrefix("wdn_"), key.utf8.count < 200, let found = try await repository.findWithStanding(hash: hash(key)) else {
             throw Self.notLive
         }
-        try Self.requireLive(found.standing, at: Clock.nowMillis())
+        var standing = found.standing
+        if frozen { standing.frozen = false }
+        try Self.requireLive(standing, at: Clock.nowMillis())
         return found.key
     }
 
@@ -123,6 +126,9 @@ public struct AgentKeys: Sendable {
         guard standing.isCurrent(at: now) else { throw notLive }
         guard !standing.ownerDisabled else {
             throw WardenError(.unauthorized, code: "owner_disabled", "the owner of this agent key is disabled")
+        }
+        guard !standing.frozen else {
+            throw WardenError(.forbidden, code: "frozen", "this agent key is frozen by Warden's kill switch; a person must lift the freeze")
         }
     }
 

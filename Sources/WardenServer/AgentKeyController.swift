@@ -67,7 +67,7 @@ struct AgentKeyController {
             return response
         }
         api.delete("agent-keys/self") { request, _ in
-            guard case .agentKey(let key) = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys) else {
+            guard case .agentKey(let key) = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys, frozen: true) else {
                 throw WardenError(.badRequest, code: "not_an_agent_key", "present the agent key to revoke in X-Warden-Key")
             }
             try await agentKeys.revokeSelf(key)
@@ -76,7 +76,7 @@ struct AgentKeyController {
     }
 
     /// The caller: an agent key (`X-Warden-Key` or a `wdn_` bearer) or a login session.
-    static func minter(_ request: Request, accounts: Accounts, agentKeys: AgentKeys) async throws -> KeyMinter {
+    static func minter(_ request: Request, accounts: Accounts, agentKeys: AgentKeys, frozen: Bool = false) async throws -> KeyMinter {
         var presented = request.headers[HTTPField.Name("x-warden-key")!]
         var token: String?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
@@ -84,7 +84,7 @@ struct AgentKeyController {
             if value.hasPrefix("wdn_") { presented = presented ?? value } else { token = value }
         }
         if let presented {
-            return .agentKey(try await agentKeys.authenticate(presented))
+            return .agentKey(try await agentKeys.authenticate(presented, frozen: frozen))
         }
         guard let token else { throw WardenError.unauthenticated }
         let principal = try await accounts.authenticate(token: token)

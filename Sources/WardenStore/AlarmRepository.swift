@@ -148,7 +148,7 @@ public struct AlarmRepository: Sendable {
             guard !alarms.isEmpty else { return [] }
             var byAlarm: [String: [AlarmDelivery]] = [:]
             let ids = SQLList(alarms.map { SQLBind($0.id) })
-            for row in try await db.raw("SELECT * FROM alarm_deliveries WHERE alarm_id IN \(ids) ORDER BY channel").all() {
+            for row in try await db.raw("SELECT * FROM alarm_deliveries WHERE alarm_id IN (\(ids)) ORDER BY channel").all() {
                 let delivery = try Self.decodeDelivery(row)
                 byAlarm[delivery.alarmID, default: []].append(delivery)
             }

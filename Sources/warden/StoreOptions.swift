@@ -54,7 +54,9 @@ struct OpenedStore {
     /// A recovery boot is an alarm: the key was lost or is out of reach, and whoever holds enough shares has it.
     static func recordRecovery(_ services: WardenServices, rotating: Bool, logger: Logger) async throws {
         try await services.audit.append(
-            AuditEntry(actor: nil, owner: nil, action: "vault.recovery_boot", outcome: .recorded, detail: ["alarm": AlarmEvent.recoveryBoot.rawValue]))
+            AuditEntry(
+                actor: nil, owner: nil, action: "vault.recovery_boot", outcome: .recorded,
+                detail: ["alarm": AlarmEvent.recoveryBoot.rawValue]))
         if !rotating {
             logger.critical("the vault was unsealed from recovery shares: rotate its key now (`warden vault rotate`) and split the new one")
         }

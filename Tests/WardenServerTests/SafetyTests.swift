@@ -1,0 +1,234 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Logging
+import Synchronization
+import Testing
+@testable import WardenCore
+import WardenStore
+import WardenVenues
+@testable import WardenServer
+
+/// The kill switch, honey tokens and the alarms' outbox, in process: who may freeze and lift, what a frozen
+/// key and a decoy get at admission, and how alarms are raised from the log and delivered.
+@Suite struct SafetyTests {
+    static let config = """
+        [services.github]
+        base_url = "https://api.github.com"
+
+        [notify.hook]
+        kind = "webhook"
+        url = "http://127.0.0.1:9/alarms"
+        min_severity = "info"
+
+        [notify.chat]
+        kind = "slack"
+        events = ["honey_token_used", "kill_switch"]
+        """
+
+    static func admit(_ h: APIHarness, _ key: String) async -> GatewayRefusal? {
+        do {
+            _ = try await KeyFamilyTests.admission(h, key)
+            return nil
+        } catch {
+            return error as? GatewayRefusal
+        }
+    }
+
+    @Test func aFreezeStopsEveryKeyInItsScopeAndOnlyAPersonWithTheRightToLiftsIt() async throws {
+        let h = try await APIHarness(config: Self.config)
+        try await h.createUser("admin@example.com", admin: true)
+        try await h.createUser("bob@example.com")
+        try await h.createUser("carol@example.com")
+        try await h.run { api in
+            let admin = try await api.login("admin@example.com")
+            let bob = try await KeyFamilyTests.family(api, "bob@example.com")
+            let carol = try await KeyFamilyTests.family(api, "carol@example.com")
+            #expect(await Self.admit(h, bob.rootKey) == nil)
+
+            // A user may not freeze everyone, nor another user.
+            #expect(try await api.call(.post, "/api/v1/freeze", token: bob.token, json: ["all": true]).code == "not_admin")
+            #expect(
+                try await api.call(.post, "/api/v1/freeze", token: bob.token, json: ["email": "carol@example.com"]).code == "not_admin")
+            // An agent key cannot reach the switch at all.
+            let byKey = try await api.call(.post, "/api/v1/unfreeze", json: [String: String](), headers: [KeyFamilyTests.xKey: bob.rootKey])
+            #expect(byKey.status == .unauthorized)
+
+            let frozen = try await api.call(.post, "/api/v1/freeze", token: admin, json: ["email": "bob@example.com", "reason": "drill"])
+            #expect(frozen.status == .created, "\(frozen.text)")
+            let refusal = await Self.admit(h, bob.rootKey)
+            #expect(refusal?.status == .forbidden && refusal?.reason.contains("frozen") == true)
+            #expect(await Self.admit(h, carol.rootKey) == nil, "another user's keys stay live")
+            // A frozen key cannot mint, but may give itself up.
+            #expect(try await KeyFamilyTests.mint(api, from: bob.rootKey).code == "frozen")
+
+            // Bob cannot lift the administrator's freeze; the administrator can.
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: bob.token, json: [String: String]()).code == "frozen_by_admin")
+            #expect(await Self.admit(h, bob.rootKey)?.status == .forbidden)
+            #expect(
+                try await api.call(.post, "/api/v1/unfreeze", token: admin, json: ["email": "bob@example.com"]).json["changed"] as? Bool
+                    == true)
+            #expect(await Self.admit(h, bob.rootKey) == nil)
+
+            // Everyone's keys at once; a user freezing their own keys may lift that freeze themselves.
+            #expect(try await api.call(.post, "/api/v1/freeze", token: admin, json: ["all": true]).status == .created)
+            #expect(await Self.admit(h, carol.rootKey)?.status == .forbidden)
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: admin, json: ["all": true]).status == .ok)
+            #expect(try await api.call(.post, "/api/v1/freeze", token: bob.token, json: [String: String]()).status == .created)
+            #expect(await Self.admit(h, bob.rootKey)?.status == .forbidden)
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: bob.token, json: [String: String]()).status == .ok)
+            #expect(await Self.admit(h, bob.rootKey) == nil)
+            #expect(
+                try await api.call(.delete, "/api/v1/agent-keys/self", headers: [KeyFamilyTests.xKey: bob.rootKey]).status == .noContent)
+        }
+        try await h.close()
+    }
+
+    @Test func aHoneyTokenIsRefusedLikeAnUnknownKeyAndFreezesItsOwner() async throws {
+        let h = try await APIHarness(config: Self.config)
+        try await h.createUser("dave@example.com")
+        try await h.run { api in
+            let dave = try await KeyFamilyTests.family(api, "dave@example.com")
+            for kind in ["agent_key", "openai", "anthropic", "binance"] {
+                let made = try await api.call(
+                    .post, "/api/v1/honey-tokens", token: dave.token, json: ["label": "decoy \(kind)", "kind": kind])
+                #expect(made.status == .created, "\(made.text)")
+                let token = try #require(made.json["token"] as? String)
+                let unknown = await Self.admit(h, kind == "agent_key" ? "wdn_made_up_\(kind)" : "made-up-\(kind)")
+                let honey = try #require(await Self.admit(h, token))
+                // Exactly what an unknown key gets: nothing tells the caller it was a decoy.
+                #expect(honey.status == unknown?.status && honey.reason == unknown?.reason && honey.kind == unknown?.kind)
+                #expect(honey.alarm == .honeyTokenUsed && honey.honeyToken?.id == made.json["id"] as? String)
+                // The owner's real keys are frozen by it.
+                #expect(await Self.admit(h, dave.rootKey)?.status == .forbidden)
+                let freezes = try await h.services.killSwitch.list()
+                #expect(freezes.count == 1 && freezes[0].frozenBy.hasPrefix("honey:"))
+                // The owner, a person, lifts it.
+                #expect(try await api.call(.post, "/api/v1/unfreeze", token: dave.token, json: [String: String]()).status == .ok)
+                #expect(await Self.admit(h, dave.rootKey) == nil)
+                // Used twice, it is caught twice (never remembered as merely unknown).
+                #expect(await Self.admit(h, token)?.alarm == .honeyTokenUsed)
+                #expect(try await api.call(.post, "/api/v1/unfreeze", token: dave.token, json: [String: String]()).status == .ok)
+            }
+            let listed = try await api.call(.get, "/api/v1/honey-tokens", token: dave.token)
+            #expect((listed.json["honey_tokens"] as? [[String: Any]])?.count == 4)
+            #expect(!listed.text.contains("\"token\""), "a decoy is shown once, at creation")
+        }
+        try await h.close()
+    }
+
+    /// Records what the alarms send and answers with `status`.
+    final class Receiver: UpstreamCaller {
+        let sent = Mutex<[(origin: String, request: UpstreamRequest)]>([])
+        let status = Mutex(200)
+
+        func send(_ request: UpstreamRequest, origin: String) async throws -> (status: Int, body: Data) {
+            sent.withLock { $0.append((origin, request)) }
+            return (status.withLock { $0 }, Data("{}".utf8))
+        }
+    }
+
+    @Test func alarmsAreRaisedFromTheLogRoutedPerChannelAndDeliveredOnceWithRetries() async throws {
+        let h = try await APIHarness(config: Self.config)
+        let alarms = h.services.alarms
+        let log = Logger(label: "test")
+        let receiver = Receiver()
+        try await alarms.setSecret(channel: "hook", secret: "whsec-0123456789abcdef", actor: nil)
+        try await alarms.setSecret(channel: "chat", secret: "http://127.0.0.1:9/services/T0/B0/SECRETPATH", actor: nil)
+        await #expect(throws: WardenError.self) {
+            try await alarms.setSecret(channel: "chat", secret: "http://hooks.example.com/x", actor: nil)
+        }
+        await #expect(throws: WardenError.self) { try await alarms.setSecret(channel: "nope", secret: "0123456789abcdef0", actor: nil) }
+
+        try await h.services.killSwitch.freeze(.all, reason: "drill", by: .operatorCLI)
+        let budget = AuditEntry(actor: "key:k1", owner: nil, action: "gateway.refuse", detail: ["alarm": "budget_reached"])
+        try await h.services.audit.append(budget)  // the same key's budget twice in a day: one alarm
+        try await h.services.audit.append(budget)
+        #expect(try await alarms.raisePending().raised == 2)
+        #expect(try await alarms.raisePending().raised == 0, "the cursor moved past what was raised")
+
+        receiver.status.withLock { $0 = 500 }
+        #expect(await alarms.deliverDue(caller: receiver, logger: log) == 0)
+        var recent = try await alarms.repository.recent(limit: 10)
+        let freeze = try #require(recent.first { $0.0.event == "kill_switch" })
+        #expect(freeze.1.map(\.channel) == ["chat", "hook"])
+        #expect(freeze.1.allSatisfy { $0.state == .pending && $0.attempts == 1 && $0.lastError == "the channel answered HTTP 500" })
+        let budgetAlarm = try #require(recent.first { $0.0.event == "budget_reached" })
+        #expect(budgetAlarm.1.map(\.channel) == ["hook"], "the chat channel takes only the events it lists")
+        // Not due again before its backoff.
+        #expect(await alarms.deliverDue(caller: receiver, logger: log) == 0)
+        #expect(receiver.sent.withLock { $0.count } == 3)
+
+        receiver.status.withLock { $0 = 200 }
+        let later = Clock.nowMillis() + Alarms.retryDelay(afterAttempts: 1) + 1
+        #expect(await alarms.deliverDue(caller: receiver, logger: log, now: later) == 3)
+        #expect(await alarms.deliverDue(caller: receiver, logger: log, now: later + 3_600_000) == 0, "delivered once")
+        recent = try await alarms.repository.recent(limit: 10)
+        #expect(recent.allSatisfy { $0.1.allSatisfy { $0.state == .delivered && $0.attempts == 2 } })
+
+        let sent = receiver.sent.withLock { Array($0.suffix(3)) }
+        let hook = try #require(
+            sent.first { $0.request.headers[HTTPField.Name("X-Warden-Signature")!] != nil && $0.request.body.count > 0 })
+        let timestamp = try #require(hook.request.headers[HTTPField.Name("X-Warden-Timestamp")!])
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data("\(timestamp).".utf8) + hook.request.body, using: SymmetricKey(data: Data("whsec-0123456789abcdef".utf8)))
+        #expect(hook.request.headers[HTTPField.Name("X-Warden-Signature")!] == "sha256=" + mac.map { String(format: "%02x", $0) }.joined())
+        #expect(hook.origin == "http://127.0.0.1:9" && hook.request.path == "/alarms")
+        let slack = try #require(sent.first { $0.request.path == "/services/T0/B0/SECRETPATH" })
+        let text = try #require(try JSONSerialization.jsonObject(with: slack.request.body) as? [String: String])["text"]
+        #expect(text?.hasPrefix("[Warden critical] Kill switch on") == true, "\(text ?? "")")
+        for (_, request) in receiver.sent.withLock({ $0 }) {
+            let body = String(decoding: request.body, as: UTF8.self)
+            #expect(!body.contains("whsec-") && !body.contains("SECRETPATH"), "a channel's secret in a message: \(body)")
+        }
+        try await h.close()
+    }
+
+    @Test func aDeliveryIsLeasedByOneServerAndAChannelWithoutItsSecretWaits() async throws {
+        let h = try await APIHarness(config: Self.config)
+        let alarms = h.services.alarms
+        let other = Alarms(database: h.env.database, vault: h.services.vault, audit: h.services.audit, channels: alarms.channels)
+        try await h.services.killSwitch.freeze(.all, reason: "drill", by: .operatorCLI)
+        #expect(try await alarms.raisePending().raised == 1)
+        #expect(try await other.raisePending().raised == 0, "a second server does not raise it again")
+        let now = Clock.nowMillis()
+        let id = try #require(try await alarms.repository.recent(limit: 1).first?.0.id)
+        #expect(try await alarms.repository.lease(alarmID: id, channel: "hook", now: now, until: now + 60_000))
+        #expect(try await !other.repository.lease(alarmID: id, channel: "hook", now: now, until: now + 60_000))
+
+        // No secret set yet: kept pending, with an error that says what to do.
+        let receiver = Receiver()
+        _ = await alarms.deliverDue(caller: receiver, logger: Logger(label: "test"), now: now + 61_000)
+        let chat = try #require(try await alarms.repository.recent(limit: 1).first?.1.first { $0.channel == "chat" })
+        #expect(chat.state == .pending && chat.lastError == "no webhook URL set: warden notify set chat")
+        #expect(receiver.sent.withLock { $0.isEmpty })
+        try await h.close()
+    }
+
+    @Test func notifyChannelsAreReadStrictly() throws {
+        let good = try ConfigLoader.parse(
+            """
+            [notify.ops]
+            kind = "telegram"
+            chat_id = -100123
+            base_url = "http://127.0.0.1:8081"
+            min_severity = "critical"
+            """)
+        #expect(good.notify["ops"]?.chatID == "-100123" && good.notify["ops"]?.minSeverity == .critical)
+        #expect(good.notify["ops"]?.routes(.honeyTokenUsed) == true && good.notify["ops"]?.routes(.budgetReached) == false)
+        let bad: [(String, String)] = [
+            ("[notify.a]\nkind = \"pager\"", "notify.a.kind"),
+            ("[notify.a]\nkind = \"webhook\"", "notify.a.url"),
+            ("[notify.a]\nkind = \"webhook\"\nurl = \"http://hooks.example.com/x\"", "notify.a.url"),
+            ("[notify.a]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"", "notify.a.url"),
+            ("[notify.a]\nkind = \"slack\"\nevents = [\"honey\"]", "notify.a.events[0]"),
+            ("[notify.a]\nkind = \"telegram\"", "notify.a.chat_id"),
+            ("[notify.A]\nkind = \"slack\"", "notify.A"),
+            ("[notify.a]\nkind = \"slack\"\nwebhook = \"x\"", "notify.a.webhook"),
+        ]
+        for (text, key) in bad {
+            #expect(throws: ConfigError.self, "\(text)") { try ConfigLoader.parse(text) }
+            do { _ = try ConfigLoader.parse(text) } catch { #expect(error.description.contains(key), "\(error.description)") }
+        }
+    }
+}
