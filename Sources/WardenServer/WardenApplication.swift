@@ -129,7 +129,9 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
     }
     WebAuthPages(app: app).addRoutes(to: web)
     WebCredentialPages(app: app).addRoutes(to: web)
-    WebKeyPages(app: app, gatewayURL: "http://\(env.settings.listen)").addRoutes(to: web)
+    let keyPages = WebKeyPages(app: app, gatewayURL: "http://\(env.settings.listen)")
+    keyPages.addRoutes(to: web)
+    WebSafetyPages(app: app, keys: keyPages).addRoutes(to: web)
     WebSettingsPages(app: app).addRoutes(to: web)
     WebActivityPages(app: app).addRoutes(to: web)
     WebAdminPages(app: app).addRoutes(to: web)

@@ -231,4 +231,41 @@ import WardenVenues
             do { _ = try ConfigLoader.parse(text) } catch { #expect(error.description.contains(key), "\(error.description)") }
         }
     }
+
+    @Test func theDashboardFreezesOnesOwnKeysAndAdministratorsEveryKeyAndShowsTheAlarms() async throws {
+        let h = try await APIHarness(config: Self.config)
+        try await h.createUser("root@example.com", admin: true)
+        try await h.createUser("erin@example.com")
+        try await h.run { api in
+            let erin = try await KeyFamilyTests.family(api, "erin@example.com")
+            let browser = DashboardTests.Browser(api)
+            try await browser.logIn("erin@example.com")
+            #expect(try await browser.go(.get, "/keys").text.contains("Freeze all my keys"))
+            // The form's token is required, as for every dashboard form.
+            #expect(try await browser.go(.post, "/keys/freeze", form: [:], withCSRF: false).status == .forbidden)
+            #expect(await Self.admit(h, erin.rootKey) == nil)
+            let frozen = try await browser.go(.post, "/keys/freeze", form: ["reason": "lost laptop"])
+            #expect(frozen.text.contains("Your agent keys are frozen.") && frozen.text.contains("lost laptop"), "\(frozen.text)")
+            #expect(await Self.admit(h, erin.rootKey)?.status == .forbidden)
+            #expect(try await browser.go(.post, "/keys/unfreeze", form: [:]).text.contains("Your agent keys are live again."))
+            #expect(await Self.admit(h, erin.rootKey) == nil)
+            // A user cannot reach the administrators' switch.
+            #expect(try await browser.go(.post, "/admin/freeze-all", form: [:]).status == .forbidden)
+            #expect(await Self.admit(h, erin.rootKey) == nil)
+            let decoy = try await browser.go(.post, "/keys/honey", form: ["label": "bait", "kind": "openai"])
+            #expect(decoy.text.contains("sk-proj-"), "\(decoy.text)")
+
+            let admin = DashboardTests.Browser(api)
+            try await admin.logIn("root@example.com")
+            try await admin.go(.get, "/admin/alarms")
+            #expect(try await admin.go(.post, "/admin/freeze-all", form: [:]).text.contains("Every agent key is frozen."))
+            #expect(await Self.admit(h, erin.rootKey)?.status == .forbidden)
+            #expect(try await h.services.alarms.raisePending().raised == 3)  // erin's freeze, its lifting, everyone's freeze
+            let page = try await admin.go(.get, "/admin/alarms")
+            #expect(page.text.contains("Kill switch on") && page.text.contains("Kill switch lifted") && page.text.contains("hook: pending"))
+            #expect(try await admin.go(.post, "/admin/unfreeze-all", form: [:]).status == .ok)
+            #expect(await Self.admit(h, erin.rootKey) == nil)
+        }
+        try await h.close()
+    }
 }

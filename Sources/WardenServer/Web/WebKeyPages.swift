@@ -52,7 +52,23 @@ struct WebKeyPages {
         let credentials = try await app.services.credentials.list(principal).map {
             ["id": $0.id, "venue": $0.venue, "label": $0.label]
         }
-        var data: [String: Any] = ["keys": keys, "credentials": credentials]
+        let freezes = try await app.services.killSwitch.list(principal).map { freeze -> [String: Any] in
+            [
+                "what": freeze.scope == "all" ? "Every agent key" : "Your agent keys", "reason": freeze.reason,
+                "since": WebApp.time(freeze.frozenAt), "scope_all": freeze.scope == "all",
+            ]
+        }
+        let decoys = try await app.services.honeyTokens.list(principal).map { token -> [String: Any] in
+            [
+                "id": token.id, "label": token.label, "kind": token.kind, "created": WebApp.time(token.createdAt),
+                "used": WebApp.time(token.lastUsedAt),
+            ]
+        }
+        var data: [String: Any] = [
+            "keys": keys, "credentials": credentials, "freezes": freezes,
+            "own_frozen": freezes.contains { $0["scope_all"] as? Bool == false },
+            "honey_tokens": decoys, "honey_kinds": HoneyTokens.Kind.allCases.map { ["kind": $0.rawValue] },
+        ]
         if let notice { data["notice"] = notice }
         if let error { data["error"] = error }
         return app.page("keys", title: "Agent keys", nav: "keys", principal, status: status, data)
