@@ -19,6 +19,8 @@ public struct GatewayRefusal: Error, Sendable {
     public var alarm: AlarmEvent?
     /// The decoy that was presented, when the key was a honey token.
     public var honeyToken: HoneyTokenRecord?
+    /// Refused because the key's scope is frozen: not counted again by the refusal breaker.
+    public var byKillSwitch = false
 
     public init(_ status: HTTPResponse.Status, _ kind: RefusalKind, _ reason: String, retryAfter: Int? = nil, key: AgentKeyRecord? = nil) {
         self.status = status
@@ -111,6 +113,7 @@ public final class Gateway: Sendable {
     let blocked: [String: [EndpointPattern]]
     public let trading: TradingPolicy
     public let goLive: GoLive
+    let breakers: Breakers
 
     /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
     public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {
@@ -125,9 +128,10 @@ public final class Gateway: Sendable {
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
+        breakers = Breakers(killSwitch: services.killSwitch, keys: keys)
         trading = TradingPolicy(
             config: config, database: services.database, profiles: services.profiles, keys: keys,
-            prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit)
+            prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit, breakers: breakers)
         goLive = GoLive(
             registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
             profiles: services.profiles, audit: services.audit)
@@ -244,8 +248,10 @@ public final class Gateway: Sendable {
             throw GatewayRefusal(.unauthorized, .authentication, "the owner of this agent key is disabled", key: key)
         }
         guard !resolved.standing.frozen else {
-            throw GatewayRefusal(
+            var refusal = GatewayRefusal(
                 .forbidden, .permission, "this agent key is frozen by Warden's kill switch; a person must lift the freeze", key: key)
+            refusal.byKillSwitch = true
+            throw refusal
         }
         guard key.credentials[venue.name] != nil else {
             throw GatewayRefusal(.forbidden, .permission, "this agent key is not bound to a \(venue.name) credential", key: key)
@@ -284,6 +290,7 @@ public final class Gateway: Sendable {
     /// A decoy was used: refused exactly as an unknown key is, its owner's keys frozen, its row raising the alarm.
     func honeyTripped(_ honey: HoneyTokenRecord) async -> GatewayRefusal {
         await honeyTokens.tripped(honey)
+        await keys.sync()
         var refusal = Self.unknownKey
         refusal.alarm = .honeyTokenUsed
         refusal.honeyToken = honey
@@ -419,6 +426,31 @@ public final class Gateway: Sendable {
             keyID: reservation.keyID, venue: reservation.venue, day: reservation.day, reserved: reservation.amount,
             spent: cost, inputTokens: trusted?.input ?? 0, outputTokens: trusted?.output ?? 0)
         return cost
+    }
+
+    /// The key owner's breakers, as the key cache holds their profile (none when it cannot be read: the
+    /// caps and budgets, in the store, still hold).
+    func breakerLimits(_ key: AgentKeyRecord) async -> BreakerLimits {
+        (try? await trading.profile(userID: key.ownerID).breakers) ?? BreakerLimits()
+    }
+
+    /// A refused call of a live key counts toward its family's refusal breaker.
+    public func countRefusal(_ refusal: GatewayRefusal) {
+        guard let key = refusal.key, !refusal.byKillSwitch, refusal.kind != .unavailable else { return }
+        Task {
+            let limits = await breakerLimits(key)
+            guard limits.refusalsPerMinute != nil else { return }
+            _ = await breakers.count(.refusals, key: key, amount: 1, limits: limits)
+        }
+    }
+
+    /// An LLM call's real cost counts toward its family's spend breaker (the call that crosses it has run;
+    /// the next one meets the freeze).
+    public func countSpend(_ cost: USD, key: AgentKeyRecord) async {
+        guard cost > .zero else { return }
+        let limits = await breakerLimits(key)
+        guard limits.llmUSDPerHour != nil else { return }
+        _ = await breakers.count(.llmSpend, key: key, amount: cost.micros, limits: limits)
     }
 
     static func secondsToMidnightUTC(now: Date = Date()) -> Int {

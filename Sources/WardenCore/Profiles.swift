@@ -90,6 +90,7 @@ public struct Profiles: Sendable {
         if a.startingBalanceUSD != b.startingBalanceUSD { out.append("starting_balance_usd") }
         if a.feeBps != b.feeBps { out.append("fee_bps") }
         if a.slippageBps != b.slippageBps { out.append("slippage_bps") }
+        if a.breakers != b.breakers { out.append("breakers") }
         return out
     }
 

@@ -10,9 +10,10 @@ struct FreezeController {
     let bodyLimit: Int
 
     struct FreezeRequest: Decodable {
-        /// `all` for every key (administrators); without it, `email`'s keys, or the caller's own.
+        /// `all` for every key (administrators); without it, `email`'s keys, one key's `family` (its id), or the caller's own.
         let all: Bool?
         let email: String?
+        let family: String?
         let reason: String?
     }
 
@@ -37,14 +38,14 @@ struct FreezeController {
         api.post("freeze") { request, context in
             let p = try context.requirePrincipal()
             let body = try await JSONBody.decode(FreezeRequest.self, from: request, limit: bodyLimit)
-            let scope = try await killSwitch.scope(all: body.all == true, email: body.email, caller: p)
+            let scope = try await killSwitch.scope(all: body.all == true, email: body.email, family: body.family, caller: p)
             let changed = try await killSwitch.freeze(scope, reason: body.reason ?? "", by: .person(p))
             return try Response.json(Changed(scope: scope.stored, changed: changed), status: changed ? .created : .ok)
         }
         api.post("unfreeze") { request, context in
             let p = try context.requirePrincipal()
             let body = try await JSONBody.decode(FreezeRequest.self, from: request, limit: bodyLimit)
-            let scope = try await killSwitch.scope(all: body.all == true, email: body.email, caller: p)
+            let scope = try await killSwitch.scope(all: body.all == true, email: body.email, family: body.family, caller: p)
             let changed = try await killSwitch.unfreeze(scope, by: .person(p))
             return try Response.json(Changed(scope: scope.stored, changed: changed))
         }

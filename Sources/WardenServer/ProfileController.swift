@@ -25,14 +25,42 @@ struct ProfileController {
             case startingBalanceUSD = "starting_balance_usd", feeBps = "fee_bps", slippageBps = "slippage_bps"
         }
     }
-    struct Body: Codable { var risk: Risk?; var simulator: Simulator? }
+    /// Circuit breakers per key family; 0 turns one off (a missing field leaves it as it is).
+    struct Breakers: Codable {
+        var ordersPerMinute: Int?, refusalsPerMinute: Int?
+        var llmUSDPerHour: Decimal?, notionalUSDPerHour: Decimal?
+        enum CodingKeys: String, CodingKey {
+            case ordersPerMinute = "orders_per_minute", refusalsPerMinute = "refusals_per_minute"
+            case llmUSDPerHour = "llm_usd_per_hour", notionalUSDPerHour = "notional_usd_per_hour"
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(ordersPerMinute, forKey: .ordersPerMinute); try c.encode(refusalsPerMinute, forKey: .refusalsPerMinute)
+            try c.encode(llmUSDPerHour, forKey: .llmUSDPerHour); try c.encode(notionalUSDPerHour, forKey: .notionalUSDPerHour)
+        }
+    }
+    struct Body: Codable { var risk: Risk?; var simulator: Simulator?; var breakers: Breakers? }
 
     static func body(_ p: ProfileRecord) -> Body {
         Body(
             risk: Risk(
                 minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
                 maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal),
-            simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps))
+            simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps),
+            breakers: Breakers(
+                ordersPerMinute: p.breakers.ordersPerMinute, refusalsPerMinute: p.breakers.refusalsPerMinute,
+                llmUSDPerHour: p.breakers.llmUSDPerHour?.decimal, notionalUSDPerHour: p.breakers.notionalUSDPerHour?.decimal))
+    }
+
+    /// A breaker's setting: 0 is off.
+    static func breaker(_ value: Decimal, _ field: String) throws -> USD? {
+        let usd = try limit(value, field)
+        return usd == .zero ? nil : usd
+    }
+
+    static func breaker(_ value: Int, _ field: String) throws -> Int? {
+        guard (0...1_000_000).contains(value) else { throw WardenError.invalid(field, "must be between 0 (off) and 1000000") }
+        return value == 0 ? nil : value
     }
 
     static func limit(_ value: Decimal, _ field: String) throws -> USD {
@@ -58,6 +86,12 @@ struct ProfileController {
                 p.startingBalanceUSD = s.startingBalanceUSD ?? p.startingBalanceUSD
                 p.feeBps = s.feeBps ?? p.feeBps
                 p.slippageBps = s.slippageBps ?? p.slippageBps
+            }
+            if let b = update.breakers {
+                if let v = b.ordersPerMinute { p.breakers.ordersPerMinute = try Self.breaker(v, "breakers.orders_per_minute") }
+                if let v = b.refusalsPerMinute { p.breakers.refusalsPerMinute = try Self.breaker(v, "breakers.refusals_per_minute") }
+                if let v = b.llmUSDPerHour { p.breakers.llmUSDPerHour = try Self.breaker(v, "breakers.llm_usd_per_hour") }
+                if let v = b.notionalUSDPerHour { p.breakers.notionalUSDPerHour = try Self.breaker(v, "breakers.notional_usd_per_hour") }
             }
             return try Response.json(Self.body(try await profiles.update(principal, to: p)))
         }

@@ -11,6 +11,8 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     public var slippageBps: Double
     /// Venues whose go-live checks passed; orders elsewhere stay in the simulator.
     public var liveVenues: [String]
+    /// Circuit breakers per key family (nil: off).
+    public var breakers = BreakerLimits()
 
     public init(
         minNetEdgeCents: Double, maxLegUSD: USD, dailyCapUSD: USD, allowLiveTrading: Bool,
@@ -30,6 +32,21 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     public func isLive(_ venue: String) -> Bool { allowLiveTrading && liveVenues.contains(venue) }
 }
 
+/// A key family's circuit breakers: past one of these in its window, the family is frozen.
+public struct BreakerLimits: Sendable, Equatable, Codable {
+    public var ordersPerMinute: Int?
+    public var refusalsPerMinute: Int?
+    public var llmUSDPerHour: USD?
+    public var notionalUSDPerHour: USD?
+
+    public init(ordersPerMinute: Int? = nil, refusalsPerMinute: Int? = nil, llmUSDPerHour: USD? = nil, notionalUSDPerHour: USD? = nil) {
+        self.ordersPerMinute = ordersPerMinute
+        self.refusalsPerMinute = refusalsPerMinute
+        self.llmUSDPerHour = llmUSDPerHour
+        self.notionalUSDPerHour = notionalUSDPerHour
+    }
+}
+
 public struct ProfileRepository: Sendable {
     let database: Database
 
@@ -42,7 +59,7 @@ public struct ProfileRepository: Sendable {
     /// The same inside the caller's transaction.
     public func find(userID: String, on db: any SQLDatabase) async throws -> ProfileRecord? {
         try await db.raw("SELECT * FROM profiles WHERE user_id = \(bind: userID)").first().map { row in
-            ProfileRecord(
+            var profile = ProfileRecord(
                 minNetEdgeCents: try row.decode(column: "min_net_edge_cents", as: Double.self),
                 maxLegUSD: USD(micros: try row.decode(column: "max_leg_micros", as: Int64.self)) ?? .zero,
                 dailyCapUSD: USD(micros: try row.decode(column: "daily_cap_micros", as: Int64.self)) ?? .zero,
@@ -51,6 +68,12 @@ public struct ProfileRepository: Sendable {
                 feeBps: try row.decode(column: "fee_bps", as: Double.self),
                 slippageBps: try row.decode(column: "slippage_bps", as: Double.self),
                 liveVenues: try row.decode(column: "live_venues", as: String.self).split(separator: ",").map(String.init))
+            profile.breakers = BreakerLimits(
+                ordersPerMinute: try row.decode(column: "breaker_orders_per_minute", as: Int?.self),
+                refusalsPerMinute: try row.decode(column: "breaker_refusals_per_minute", as: Int?.self),
+                llmUSDPerHour: try row.decode(column: "breaker_llm_micros_per_hour", as: Int64?.self).flatMap(USD.init(micros:)),
+                notionalUSDPerHour: try row.decode(column: "breaker_notional_micros_per_hour", as: Int64?.self).flatMap(USD.init(micros:)))
+            return profile
         }
     }
 
@@ -59,10 +82,12 @@ public struct ProfileRepository: Sendable {
         try await db.raw(
             """
             INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_micros, daily_cap_micros, allow_live_trading,
-                starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at)
+                starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at, breaker_orders_per_minute,
+                breaker_refusals_per_minute, breaker_llm_micros_per_hour, breaker_notional_micros_per_hour)
             VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD.micros), \(bind: p.dailyCapUSD.micros),
                 \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
-                \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()))
+                \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()), \(bind: p.breakers.ordersPerMinute),
+                \(bind: p.breakers.refusalsPerMinute), \(bind: p.breakers.llmUSDPerHour?.micros), \(bind: p.breakers.notionalUSDPerHour?.micros))
             """
         ).run()
     }

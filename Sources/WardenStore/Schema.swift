@@ -350,6 +350,15 @@ enum Schema {
                 "INSERT INTO alarm_cursor (id, seq) VALUES (1, COALESCE((SELECT MAX(seq) FROM audit), 0))",
             ],
             dialectStatements: StoreRevision.create(StoreRevision.safetyTables)),
+        // Circuit breakers in the profile, per key family; nothing set means off.
+        Migration(
+            version: 14, name: "circuit breakers",
+            statements: [
+                "ALTER TABLE profiles ADD COLUMN breaker_orders_per_minute BIGINT CHECK (breaker_orders_per_minute > 0)",
+                "ALTER TABLE profiles ADD COLUMN breaker_refusals_per_minute BIGINT CHECK (breaker_refusals_per_minute > 0)",
+                "ALTER TABLE profiles ADD COLUMN breaker_llm_micros_per_hour BIGINT CHECK (breaker_llm_micros_per_hour > 0)",
+                "ALTER TABLE profiles ADD COLUMN breaker_notional_micros_per_hour BIGINT CHECK (breaker_notional_micros_per_hour > 0)",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

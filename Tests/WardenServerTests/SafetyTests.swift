@@ -268,4 +268,54 @@ import WardenVenues
         }
         try await h.close()
     }
+
+    @Test func aBreakerCountsOverItsWindowAndFreezesTheFamilyThatCrossesIt() async throws {
+        let h = try await APIHarness(config: Self.config)
+        try await h.createUser("fay@example.com")
+        try await h.run { api in
+            let fay = try await KeyFamilyTests.family(api, "fay@example.com")
+            let child = try await KeyFamilyTests.child(api, of: fay.rootKey)
+            let set = try await api.call(
+                .put, "/api/v1/profile", token: fay.token, json: ["breakers": ["refusals_per_minute": 3, "llm_usd_per_hour": 0.5]])
+            #expect(set.status == .ok && (set.json["breakers"] as? [String: Any])?["refusals_per_minute"] as? Int == 3, "\(set.text)")
+            let bad = try await api.call(.put, "/api/v1/profile", token: fay.token, json: ["breakers": ["orders_per_minute": -1]])
+            #expect(bad.field == "breakers.orders_per_minute")
+
+            let breakers = h.env.gateway.breakers
+            // Twelve slices of five seconds: what is older than the window no longer counts.
+            let minute: UInt64 = 60_000_000_000
+            #expect(breakers.add(.orders, root: "r", amount: 2, now: 10 * minute) == 2)
+            #expect(breakers.add(.orders, root: "r", amount: 1, now: 10 * minute + minute / 2) == 3)
+            #expect(breakers.add(.orders, root: "r", amount: 1, now: 11 * minute + minute / 12) == 2, "the first slice left the window")
+            #expect(breakers.add(.orders, root: "other", amount: 1, now: 11 * minute) == 1, "families count apart")
+
+            let record = try #require(
+                try await h.services.agentKeys.list(try await h.services.accounts.authenticate(token: fay.token)).first {
+                    $0.parentID != nil
+                })
+            let limits = await h.env.gateway.breakerLimits(record)
+            for _ in 0..<3 { #expect(await breakers.count(.refusals, key: record, amount: 1, limits: limits) == nil) }
+            let tripped = try #require(await breakers.count(.refusals, key: record, amount: 1, limits: limits))
+            #expect(tripped.status == .forbidden && tripped.reason.contains("more than 3 refused calls in a minute"))
+            // The whole family stops: the child that tripped it and the key it was minted from.
+            #expect(await Self.admit(h, child.key)?.byKillSwitch == true)
+            #expect(await Self.admit(h, fay.rootKey)?.byKillSwitch == true)
+            let freezes = try await h.services.killSwitch.list()
+            #expect(freezes.map(\.scope) == ["family:\(fay.rootID)"] && freezes[0].frozenBy == "breaker:refusals_per_minute")
+            // Its owner lifts it; the counts start again.
+            let lifted = try await api.call(.post, "/api/v1/unfreeze", token: fay.token, json: ["family": child.id])
+            #expect(lifted.json["changed"] as? Bool == true, "\(lifted.text)")
+            #expect(await Self.admit(h, child.key) == nil)
+            #expect(await breakers.count(.refusals, key: record, amount: 1, limits: limits) == nil)
+            // LLM spend counts real costs, in micro-dollars.
+            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, key: record)
+            #expect(await Self.admit(h, child.key) == nil)
+            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, key: record)
+            #expect(await Self.admit(h, child.key)?.byKillSwitch == true)
+            #expect(try await h.services.alarms.raisePending().raised == 3)  // two trips and the lifting
+            let events = try await h.services.alarms.repository.recent(limit: 5).map(\.0.event)
+            #expect(events.filter { $0 == "breaker_tripped" }.count == 2 && events.contains("kill_switch_lifted"))
+        }
+        try await h.close()
+    }
 }

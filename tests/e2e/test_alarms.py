@@ -695,6 +695,51 @@ def test_a_refused_withdrawal_raises_fund_movement_attempted(world, receivers):
         binance.stop()
 
 
+# ------------------------------------------------------------------------ channels' configuration and secrets
+
+def test_channel_addresses_and_secrets_are_checked(tmp_path, master_key):
+    """Plain http only to this host, in the config and in a sealed webhook URL; each kind's secret in its shape.
+    Nothing is sent: no server runs."""
+    env = {"WARDEN_MASTER_KEY": master_key}
+    data, config = tmp_path / "data", tmp_path / "warden.toml"
+
+    def notify(*args, input=None):
+        return warden("notify", *args, "--data-dir", str(data), "--config", str(config), env=env, input=input)
+
+    config.write_text('[notify.hook]\nkind = "webhook"\nurl = "http://10.0.0.1/h"\n')
+    refused = notify("list")
+    assert refused.returncode != 0 and "notify.hook.url" in refused.stderr and "https" in refused.stderr, refused.stderr
+    config.write_text('[notify.hook]\nkind = "telegram"\n')
+    refused = notify("list")
+    assert refused.returncode != 0 and "chat_id" in refused.stderr, refused.stderr
+
+    config.write_text(textwrap.dedent("""
+        [notify.hook]
+        kind = "webhook"
+        url = "http://127.0.0.1:9/h"
+
+        [notify.slack]
+        kind = "slack"
+
+        [notify.tg]
+        kind = "telegram"
+        chat_id = "1"
+        """))
+    for channel, secret in (("hook", "too-short"), ("slack", "http://hooks.example.com/services/T/B/X"),
+                            ("slack", "ftp://127.0.0.1/services/T/B/X"), ("tg", "no-colon-here"), ("tg", "1:a/b"),
+                            ("nosuch", WEBHOOK_SECRET)):
+        done = notify("set", channel, input=secret)
+        assert done.returncode != 0, f"notify set {channel} accepted {secret!r}"
+        assert secret not in done.stdout + done.stderr, "the refusal echoed the secret"
+    assert all("NO SECRET" in line for line in notify("list").stdout.splitlines()), notify("list").stdout
+    for channel, secret in (("hook", WEBHOOK_SECRET), ("slack", "https://127.0.0.1:9/services/T/B/X"), ("tg", TELEGRAM_TOKEN)):
+        done = notify("set", channel, input=secret + "\n")
+        assert done.returncode == 0, done.stderr
+        assert secret not in done.stdout + done.stderr
+    listed = notify("list").stdout
+    assert listed.count("secret set") == 3 and "NO SECRET" not in listed, listed
+
+
 # -------------------------------------------------------------------------- 9. frozen keys cannot mint; a stall
 
 def test_a_frozen_key_cannot_mint_a_child_key(world):

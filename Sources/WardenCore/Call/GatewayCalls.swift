@@ -119,6 +119,7 @@ public struct GatewayCalls: Sendable {
                 }
             let sent: Bool = if case .unsent = ending { false } else { true }
             let cost = await gateway.settle(held, usage: used, sent: sent)
+            await gateway.countSpend(cost, key: admission.key)
             var detail = ["cost_usd": cost.description]
             if case .answered = ending, let usage = used {
                 detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output)
@@ -379,6 +380,7 @@ public struct GatewayCalls: Sendable {
             default: .refused
             }
         observer.ended(venue: venue.name, outcome: outcome)
+        gateway.countRefusal(refusal)
         // While the audit store cannot keep up, refusals are counted (one `audit.gap` row when it can), not queued.
         if refusal.kind == .unavailable, !gateway.audit.healthy {
             gateway.audit.countUnrecorded()

@@ -24,6 +24,8 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
     /// The kill switch stopped keys, or a person lifted it.
     case killSwitch = "kill_switch"
     case killSwitchLifted = "kill_switch_lifted"
+    /// A circuit breaker froze a key family.
+    case breakerTripped = "breaker_tripped"
     /// A key's LLM budget or an owner's daily order cap refused a call (first time per day and key).
     case budgetReached = "budget_reached"
     case capReached = "cap_reached"
@@ -43,7 +45,7 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
 
     public var severity: AlarmSeverity {
         switch self {
-        case .honeyTokenUsed, .killSwitch, .fundMovementAttempted, .auditStoreRecovered, .recoveryBoot: .critical
+        case .honeyTokenUsed, .killSwitch, .breakerTripped, .fundMovementAttempted, .auditStoreRecovered, .recoveryBoot: .critical
         case .budgetReached, .capReached, .failedLogins, .killSwitchLifted, .credentialDeleted: .warning
         case .goLivePassed, .credentialRotated, .test: .info
         }
@@ -57,6 +59,7 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
         case .honeyTokenUsed: "Honey token used"
         case .killSwitch: "Kill switch on"
         case .killSwitchLifted: "Kill switch lifted"
+        case .breakerTripped: "Circuit breaker tripped"
         case .budgetReached: "LLM budget reached"
         case .capReached: "Daily order cap reached"
         case .fundMovementAttempted: "Fund movement attempted"

@@ -57,20 +57,23 @@ public struct KillSwitch: Sendable {
         case operatorCLI
         /// A honey token's use (its id), freezing its owner.
         case honeyToken(String)
+        /// A circuit breaker (its metric), freezing a key family.
+        case breaker(String)
 
         var stored: String {
             switch self {
             case .person(let p): p.user.id
             case .operatorCLI: "cli"
             case .honeyToken(let id): "honey:\(id)"
+            case .breaker(let metric): "breaker:\(metric)"
             }
         }
     }
 
     /// Freezes `scope`; false when it was already frozen (the first freeze and its reason stay).
     @discardableResult
-    public func freeze(_ scope: FreezeScope, reason: String, by actor: Actor) async throws -> Bool {
-        try authorize(actor, scope)
+    public func freeze(_ scope: FreezeScope, reason: String, by actor: Actor, alarm: AlarmEvent = .killSwitch) async throws -> Bool {
+        try await authorize(actor, scope)
         let reason = String(reason.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))
         let record = FreezeRecord(
             scope: scope.stored, reason: reason.isEmpty ? "kill switch" : reason, frozenBy: actor.stored, frozenAt: Clock.nowMillis())
@@ -79,7 +82,7 @@ public struct KillSwitch: Sendable {
             try await audit.append(
                 AuditEntry(
                     actor: actor.auditActor, owner: scope.owner, action: "killswitch.freeze", target: scope.stored,
-                    detail: ["scope": scope.stored, "reason": record.reason, "alarm": AlarmEvent.killSwitch.rawValue]), on: db)
+                    detail: ["scope": scope.stored, "reason": record.reason, "alarm": alarm.rawValue]), on: db)
             return true
         }
     }
@@ -87,13 +90,13 @@ public struct KillSwitch: Sendable {
     /// Lifts the freeze of `scope`; false when it was not frozen.
     @discardableResult
     public func unfreeze(_ scope: FreezeScope, by actor: Actor) async throws -> Bool {
-        if case .honeyToken = actor { throw Self.personOnly }
-        try authorize(actor, scope)
+        switch actor {
+        case .honeyToken, .breaker: throw Self.personOnly
+        case .person, .operatorCLI: try await authorize(actor, scope)
+        }
         return try await database.transaction { db in
             guard let existing = try await repository.find(scope: scope.stored, on: db) else { return false }
-            if case .person(let p) = actor, !p.user.isAdmin,
-                existing.frozenBy == "cli" || (existing.frozenBy != p.user.id && !existing.frozenBy.hasPrefix("honey:"))
-            {
+            if !actor.mayLift(existing) {
                 throw WardenError(
                     .forbidden, code: "frozen_by_admin", "this freeze was set by an administrator; only an administrator can lift it")
             }
@@ -109,10 +112,14 @@ public struct KillSwitch: Sendable {
     }
 
     /// The scope a request names: all keys, a user's by email, or (neither) the caller's own.
-    public func scope(all: Bool, email: String?, caller: Principal?) async throws -> FreezeScope {
-        if all {
-            guard email == nil else { throw WardenError.invalid("email", "name a user or all keys, not both") }
-            return .all
+    public func scope(all: Bool, email: String?, family: String? = nil, caller: Principal?) async throws -> FreezeScope {
+        guard [all ? "all" : nil, email, family].compactMap({ $0 }).count <= 1 else {
+            throw WardenError.invalid("scope", "name one of all, email or family")
+        }
+        if all { return .all }
+        if let family {
+            guard let key = try await AgentKeyRepository(database).find(id: family) else { throw WardenError.notFound("agent key") }
+            return .family(key.rootID)
         }
         if let email {
             guard let user = try await UserRepository(database).find(email: email.lowercased()) else { throw WardenError.notFound("user") }
@@ -134,10 +141,16 @@ public struct KillSwitch: Sendable {
 
     static let personOnly = WardenError(.forbidden, code: "person_only", "only a person can lift a freeze")
 
-    /// A user freezes or lifts their own keys; an administrator and the operator any scope.
-    func authorize(_ actor: Actor, _ scope: FreezeScope) throws {
+    /// A user freezes or lifts their own keys (all of them, or one family); an administrator and the operator any scope.
+    func authorize(_ actor: Actor, _ scope: FreezeScope) async throws {
         guard case .person(let p) = actor, !p.user.isAdmin else { return }
-        guard scope == .user(p.user.id) else {
+        switch scope {
+        case .user(let id) where id == p.user.id: return
+        case .family(let root):
+            guard try await AgentKeyRepository(database).find(id: root)?.ownerID == p.user.id else {
+                throw WardenError.notFound("agent key")
+            }
+        default:
             throw WardenError(.forbidden, code: "not_admin", "only administrators freeze all keys or another user's")
         }
     }
@@ -157,6 +170,14 @@ extension KillSwitch.Actor {
         case .person(let p): p.user.id
         case .operatorCLI: nil
         case .honeyToken(let id): "honey:\(id)"
+        case .breaker(let metric): "breaker:\(metric)"
         }
+    }
+
+    /// Freezes set by a person are lifted by that person or an administrator; those set by a decoy or a
+    /// breaker, by anyone whose keys they stop.
+    func mayLift(_ freeze: FreezeRecord) -> Bool {
+        guard case .person(let p) = self, !p.user.isAdmin else { return true }
+        return freeze.frozenBy == p.user.id || freeze.frozenBy.hasPrefix("honey:") || freeze.frozenBy.hasPrefix("breaker:")
     }
 }

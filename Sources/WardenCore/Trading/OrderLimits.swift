@@ -69,6 +69,11 @@ extension TradingPolicy {
         if let reason = Self.change(in: limits.owners(key.ownerID), notional: notional, mode: mode, venue: venue.name, owner: key.ownerID) {
             throw GatewayRefusal(.forbidden, .permission, reason, key: key)
         }
+        // A burst trips the family's breakers before anything is reserved or sent.
+        if let tripped = await breakers.count(.orders, key: key, amount: 1, limits: limits.owner.breakers) { throw tripped }
+        if let tripped = await breakers.count(.notional, key: key, amount: notional.micros, limits: limits.owner.breakers) {
+            throw tripped
+        }
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
         var audit = [
             "instrument": String(order.instrument.prefix(80)), "side": order.side.rawValue,

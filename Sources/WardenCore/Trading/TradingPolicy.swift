@@ -16,11 +16,13 @@ public struct TradingPolicy: Sendable {
     let audit: AuditWriter
     let keys: KeyCache
     let allowed: [String: [EndpointPattern]]
+    let breakers: Breakers
 
     init(
         config: WardenConfig, database: Database, profiles: Profiles, keys: KeyCache, prices: PriceFeed, credentials: Credentials,
-        audit: AuditWriter
+        audit: AuditWriter, breakers: Breakers
     ) {
+        self.breakers = breakers
         self.audit = audit
         self.keys = keys
         self.config = config
