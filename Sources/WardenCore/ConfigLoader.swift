@@ -141,6 +141,7 @@ public enum ConfigLoader {
             case "upstream_max_connections_per_origin":
                 gateway.upstreamMaxConnectionsPerOrigin = try int(t, key, path: path, in: 1...100_000)
             case "credential_idle_seconds": gateway.credentialIdleSeconds = try int(t, key, path: path, in: 1...86_400)
+            case "approval_seconds": gateway.approvalSeconds = try int(t, key, path: path, in: 10...3_600)
             default: throw .unknownKey(path)
             }
         }

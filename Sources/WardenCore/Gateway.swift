@@ -114,6 +114,8 @@ public final class Gateway: Sendable {
     public let trading: TradingPolicy
     public let goLive: GoLive
     let breakers: Breakers
+    /// Orders held for a person's approval.
+    public let approvals: Approvals
 
     /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
     public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {
@@ -132,6 +134,9 @@ public final class Gateway: Sendable {
         trading = TradingPolicy(
             config: config, database: services.database, profiles: services.profiles, keys: keys,
             prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit, breakers: breakers)
+        approvals = Approvals(
+            database: services.database, vault: services.vault, audit: services.audit, registry: registry, trading: trading,
+            caller: caller)
         goLive = GoLive(
             registry: registry, config: config, caller: caller, database: services.database, vault: services.vault,
             profiles: services.profiles, audit: services.audit)

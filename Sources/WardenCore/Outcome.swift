@@ -10,6 +10,8 @@ public enum Outcome: String, Sendable, CaseIterable {
     case interrupted
     /// Answered by the simulator: nothing reached the venue.
     case dryRun = "dry_run"
+    /// Held for a person's approval, not sent (yet).
+    case held
     /// Refused by the policy before anything was sent.
     case refused, rateLimited = "rate_limited", budgetExceeded = "budget_exceeded"
     /// The venue could not be reached, did not answer in time, or cut its answer short.
@@ -32,7 +34,7 @@ public enum Outcome: String, Sendable, CaseIterable {
     public var verdict: Verdict {
         switch self {
         case .ok, .recorded, .allowed, .forwarded: .allowed
-        case .failed, .refused, .rateLimited, .budgetExceeded: .refused
+        case .failed, .held, .refused, .rateLimited, .budgetExceeded: .refused
         case .interrupted, .upstreamError: .venueError
         case .dryRun: .dryRun
         }
@@ -49,4 +51,6 @@ public enum GatewayStep: String, Sendable {
     case refuse = "gateway.refuse"
     /// Answered by the simulator.
     case simulate = "gateway.simulate"
+    /// Held for a person's approval: reserved, not sent.
+    case hold = "gateway.hold"
 }

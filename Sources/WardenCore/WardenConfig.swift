@@ -79,6 +79,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var upstreamMaxConnectionsPerOrigin = 64
         /// A decrypted credential the gateway has not used for this long is dropped from memory.
         public var credentialIdleSeconds = 60
+        /// How long an order held for approval waits for a person before it expires.
+        public var approvalSeconds = 60
         public init() {}
     }
 

@@ -118,6 +118,12 @@ struct AlarmController {
         enum CodingKeys: String, CodingKey {
             case channel, state, attempts, lastError = "last_error", deliveredAt = "delivered_at", nextAttemptAt = "next_attempt_at"
         }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(channel, forKey: .channel); try c.encode(state, forKey: .state); try c.encode(attempts, forKey: .attempts)
+            try c.encode(lastError, forKey: .lastError); try c.encode(deliveredAt, forKey: .deliveredAt)
+            try c.encode(nextAttemptAt, forKey: .nextAttemptAt)
+        }
     }
 
     static func view(_ alarm: AlarmRecord, _ deliveries: [AlarmDelivery]) -> View {

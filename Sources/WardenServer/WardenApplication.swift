@@ -256,7 +256,7 @@ struct AlarmService: Service {
             } catch {
                 logger.error("alarms could not be raised", metadata: ["error": "\(error)"])
             }
-            _ = await alarms.deliverDue(caller: caller, logger: logger)
+            await alarms.dispatchDue(caller: caller, logger: logger)
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }

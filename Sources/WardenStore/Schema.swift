@@ -359,6 +359,44 @@ enum Schema {
                 "ALTER TABLE profiles ADD COLUMN breaker_llm_micros_per_hour BIGINT CHECK (breaker_llm_micros_per_hour > 0)",
                 "ALTER TABLE profiles ADD COLUMN breaker_notional_micros_per_hour BIGINT CHECK (breaker_notional_micros_per_hour > 0)",
             ]),
+        // Orders above a threshold wait for a person: the call as the agent sent it (never a secret: the
+        // agent's key is not kept), its reservation, and what became of it.
+        Migration(
+            version: 15, name: "approvals",
+            statements: [
+                "ALTER TABLE profiles ADD COLUMN approve_above_micros BIGINT CHECK (approve_above_micros > 0)",
+                """
+                CREATE TABLE approvals (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    key_id TEXT NOT NULL,
+                    root_id TEXT NOT NULL,
+                    venue TEXT NOT NULL,
+                    method TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    query TEXT NOT NULL,
+                    body {blob} NOT NULL,
+                    content_type TEXT,
+                    client_order_id TEXT NOT NULL,
+                    notional_micros BIGINT NOT NULL CHECK (notional_micros > 0),
+                    reservation_id TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'rejected', 'expired', 'failed')),
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    decided_by TEXT,
+                    decided_at BIGINT,
+                    answer_status INTEGER,
+                    answer_body {blob},
+                    reason TEXT
+                )
+                """,
+                "CREATE INDEX approvals_due ON approvals (status, expires_at)",
+                "CREATE INDEX approvals_owner ON approvals (owner_id, created_at)",
+                """
+                CREATE UNIQUE INDEX approvals_open_order ON approvals (owner_id, venue, client_order_id)
+                WHERE status IN ('pending', 'sending')
+                """,
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -249,6 +249,13 @@ public struct BinanceVenue: ExchangeVenue {
         request.body = Data(body.utf8)
     }
 
+    /// The agent's `timestamp` (and its signature) would be stale: signing adds a fresh one.
+    public func refreshForDelayedSend(_ request: inout UpstreamRequest) throws(VenueError) {
+        request.query = try FormParameters(request.query).raw(removing: ["signature", "timestamp"])
+        request.body = Data(
+            try FormParameters(String(decoding: request.body, as: UTF8.self)).raw(removing: ["signature", "timestamp"]).utf8)
+    }
+
     public func prepareOrder(
         _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
         market: Data?

@@ -6,6 +6,9 @@ import HTTPTypes
 /// venue while live trading is off.
 public protocol ExchangeVenue: VenueAdapter {
     /// What `call` does. Fund movement must be recognised here whatever the path's case or spelling.
+    /// Readies a call kept for a while (an order that waited for approval) to be signed afresh: drops
+    /// what dates its signature. Venues that put the time in headers at signing need nothing.
+    func refreshForDelayedSend(_ request: inout UpstreamRequest) throws(VenueError)
     func classify(_ call: ExchangeCall) -> CallClass
     /// Signs the outgoing call with the real credential; `signed` is false for public market data.
     func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError)
@@ -95,6 +98,8 @@ public enum CallKind: String, Sendable {
 
 extension ExchangeVenue {
     public var signsSlowly: Bool { false }
+
+    public func refreshForDelayedSend(_ request: inout UpstreamRequest) throws(VenueError) {}
 
     public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
 

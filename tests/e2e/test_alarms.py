@@ -105,10 +105,10 @@ auth_value_prefix = "token "
 
 class World:
     """A config with a REST service (`open`, a fake that accepts only REAL_SERVICE_TOKEN) and the given
-    `[notify.*]` channels; an owner and an administrator; the channels' secrets sealed with `warden notify
-    set`; a running server; the owner's credential and agent key."""
+    `[notify.*]` channels; an owner and an administrator; the channels' secrets (`sealed`, by channel name) set
+    with `warden notify set`; a running server; the owner's credential and agent key."""
 
-    def __init__(self, start, tmp_path, env, notify="", secrets=None, extra_config=""):
+    def __init__(self, start, tmp_path, env, notify="", sealed=None, extra_config=""):
         self.start, self.env = start, env
         self.upstream = fakes.Fake(fakes.service_handler)
         self.config = tmp_path / "warden.toml"
@@ -118,7 +118,7 @@ class World:
         self.tmp = tmp_path
         for email, password, admin in ((OWNER, OWNER_PASSWORD, False), (ADMIN, ADMIN_PASSWORD, True)):
             self.cli("user", "create", email, password, "--no-reset", *(["--admin"] if admin else []))
-        for name, secret in (secrets or {}).items():
+        for name, secret in (sealed or {}).items():
             self.cli("notify", "set", name, input=secret)
         self.server = self.serve()
         self.api = self.server.url + "/api/v1"
@@ -188,8 +188,8 @@ def assert_frozen(server, key):
 def world(start, tmp_path, master_key):
     made = []
 
-    def make(notify="", secrets=None, env=None, extra_config=""):
-        w = World(start, tmp_path, env or {"WARDEN_MASTER_KEY": master_key}, notify, secrets, extra_config)
+    def make(notify="", sealed=None, env=None, extra_config=""):
+        w = World(start, tmp_path, env or {"WARDEN_MASTER_KEY": master_key}, notify, sealed, extra_config)
         made.append(w)
         return w
 
@@ -250,7 +250,7 @@ def test_every_channel_kind_gets_one_kill_switch_alarm(world, receivers):
         chat_id = "{TELEGRAM_CHAT}"
         base_url = "{telegram.url}"
         events = ["kill_switch"]
-        """, secrets={"hook": WEBHOOK_SECRET, "slack": slack.url + SLACK_PATH, "disc": discord.url + DISCORD_PATH,
+        """, sealed={"hook": WEBHOOK_SECRET, "slack": slack.url + SLACK_PATH, "disc": discord.url + DISCORD_PATH,
                       "tg": TELEGRAM_TOKEN})
     listed = w.cli("notify", "list").stdout
     for name, kind in (("hook", "webhook"), ("slack", "slack"), ("disc", "discord"), ("tg", "telegram")):
@@ -324,7 +324,7 @@ def test_a_honey_token_is_refused_like_an_unknown_key_alarms_and_freezes_its_own
         kind = "webhook"
         url = "{hook.url}/h"
         events = ["honey_token_used"]
-        """, secrets={"hook": WEBHOOK_SECRET})
+        """, sealed={"hook": WEBHOOK_SECRET})
     assert call(w.server, w.key).status_code == 200
     decoy = w.honey(label="canary-in-env")
     assert decoy["token"].startswith("wdn_") and decoy["kind"] == "agent_key"
@@ -401,7 +401,7 @@ def test_an_undelivered_alarm_survives_a_restart_and_arrives_once(world, receive
         [notify.hook]
         kind = "webhook"
         url = "{hook.url}/h"
-        """, secrets={"hook": WEBHOOK_SECRET})
+        """, sealed={"hook": WEBHOOK_SECRET})
     w.cli("freeze", "--user", OWNER)
     wait_until(lambda: hook.requests, DELIVERY, "the first attempt never reached the receiver")
 
@@ -441,7 +441,7 @@ def test_a_dead_channel_does_not_hold_up_the_others(world, receivers):
 
         [notify.live]
         kind = "discord"
-        """, secrets={"dead": WEBHOOK_SECRET, "live": live.url + DISCORD_PATH})
+        """, sealed={"dead": WEBHOOK_SECRET, "live": live.url + DISCORD_PATH})
     started = time.time()
     w.cli("freeze", "--user", OWNER)
     wait_until(lambda: live.delivered(), DELIVERY, "the working channel did not get the alarm")
@@ -485,7 +485,7 @@ def test_no_message_and_no_log_line_carries_a_secret(world, receivers):
         [notify.deadslack]
         kind = "slack"
         min_severity = "info"
-        """, secrets={"hook": WEBHOOK_SECRET, "slack": slack.url + SLACK_PATH, "tg": TELEGRAM_TOKEN,
+        """, sealed={"hook": WEBHOOK_SECRET, "slack": slack.url + SLACK_PATH, "tg": TELEGRAM_TOKEN,
                       "deadslack": f"http://127.0.0.1:{free_port()}{dead_slack_path}"})
     rotated_token = "ghp_rotated_PLANTED_0004"
     wrong_password = "guess-PLANTED-password-0005"
@@ -614,7 +614,7 @@ def test_warden_run_honey_gives_decoys_that_trip_the_freeze(world, receivers):
         kind = "webhook"
         url = "{hook.url}/h"
         events = ["honey_token_used"]
-        """, secrets={"hook": WEBHOOK_SECRET})
+        """, sealed={"hook": WEBHOOK_SECRET})
     env = clean_env({"WARDEN_URL": w.server.url, "XDG_CONFIG_HOME": str(w.home)})
     login = subprocess.run([str(BINARY), "login", OWNER, "--password-stdin"], input=OWNER_PASSWORD + "\n",
                            env=env, capture_output=True, text=True, timeout=30)
@@ -670,7 +670,7 @@ def test_a_refused_withdrawal_raises_fund_movement_attempted(world, receivers):
             kind = "webhook"
             url = "{other.url}/h"
             events = ["kill_switch"]
-            """, secrets={"funds": WEBHOOK_SECRET, "other": WEBHOOK_SECRET})
+            """, sealed={"funds": WEBHOOK_SECRET, "other": WEBHOOK_SECRET})
         r = requests.post(w.api + "/credentials", headers=w.owner, json={
             "venue": "binance", "label": "binance", "secret": {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET}})
         assert r.status_code == 201, r.text
@@ -756,7 +756,8 @@ def test_a_frozen_key_cannot_mint_a_child_key(world):
     time.sleep(0.3)
     refusals += [mint(server, w.key) for server in (a, b)]
     assert len(requests.get(w.api + "/agent-keys", headers=w.owner).json()["agent_keys"]) == count, "a frozen key minted a key"
-    assert [r.status_code for r in refusals] == [401] * 4, [(r.status_code, r.text) for r in refusals]
+    # 403 `frozen`, not 401: the key is known and live, and says why it may not mint (the kill switch).
+    assert [(r.status_code, r.json().get("code")) for r in refusals] == [(403, "frozen")] * 4, [(r.status_code, r.text) for r in refusals]
     assert requests.post(w.api + "/unfreeze", headers=w.owner, json={}).status_code == 200
     assert mint(a, w.key).status_code == 201
 
@@ -772,7 +773,7 @@ def test_a_stalled_channel_does_not_hold_up_the_others(world, receivers):
 
         [notify.live]
         kind = "slack"
-        """, secrets={"stalled": WEBHOOK_SECRET, "live": live.url + SLACK_PATH})
+        """, sealed={"stalled": WEBHOOK_SECRET, "live": live.url + SLACK_PATH})
     w.cli("freeze", "--user", OWNER)
     wait_until(lambda: live.delivered() and stalled.requests, DELIVERY, "the first alarm did not go out")
     lifted = time.time()

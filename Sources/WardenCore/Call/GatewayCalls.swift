@@ -149,6 +149,9 @@ public struct GatewayCalls: Sendable {
                     extra: plan.audit.merging(["status": String(status.code)]) { $1 }))
             observer.ended(venue: venue.name, outcome: .dryRun)
             return GatewayAnswer(status: status, contentType: "application/json", body: answer)
+        case .held(let status, let answer):
+            observer.ended(venue: venue.name, outcome: .held)
+            return GatewayAnswer(status: status, contentType: "application/json", body: answer)
         case .walletAuth(let signed, let url):
             return try await walletAuth(signed, url: url, call, admission, venue, detail: plan.audit)
         case .forward(let signed, let url):

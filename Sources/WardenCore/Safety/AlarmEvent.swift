@@ -26,6 +26,8 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
     case killSwitchLifted = "kill_switch_lifted"
     /// A circuit breaker froze a key family.
     case breakerTripped = "breaker_tripped"
+    /// An order waits for its owner's approval.
+    case approvalWaiting = "approval_waiting"
     /// A key's LLM budget or an owner's daily order cap refused a call (first time per day and key).
     case budgetReached = "budget_reached"
     case capReached = "cap_reached"
@@ -46,7 +48,7 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
     public var severity: AlarmSeverity {
         switch self {
         case .honeyTokenUsed, .killSwitch, .breakerTripped, .fundMovementAttempted, .auditStoreRecovered, .recoveryBoot: .critical
-        case .budgetReached, .capReached, .failedLogins, .killSwitchLifted, .credentialDeleted: .warning
+        case .budgetReached, .capReached, .failedLogins, .killSwitchLifted, .credentialDeleted, .approvalWaiting: .warning
         case .goLivePassed, .credentialRotated, .test: .info
         }
     }
@@ -60,6 +62,7 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
         case .killSwitch: "Kill switch on"
         case .killSwitchLifted: "Kill switch lifted"
         case .breakerTripped: "Circuit breaker tripped"
+        case .approvalWaiting: "An order waits for approval"
         case .budgetReached: "LLM budget reached"
         case .capReached: "Daily order cap reached"
         case .fundMovementAttempted: "Fund movement attempted"
@@ -77,7 +80,8 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
     /// no secret, no agent key and no query string; these are its descriptive fields only).
     static let sentFields: Set<String> = [
         "venue", "method", "path", "reason", "status", "client", "honey_token", "honey_label", "scope", "address",
-        "credential", "request", "frozen", "from", "to", "refused_unrecorded", "rows_dropped", "channel",
+        "credential", "request", "frozen", "from", "to", "refused_unrecorded", "rows_dropped", "channel", "approval", "notional_usd",
+        "link", "instrument", "side",
     ]
 
     /// The alarm an audit row raises, if its detail names one Warden knows.
@@ -104,7 +108,9 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
         if let method = d["method"], let path = d["path"] { parts.append("\(method) \(path)") }
         if let client = d["client"] { parts.append("from \(client)") }
         if let scope = d["scope"] { parts.append("scope \(scope)") }
+        if let notional = d["notional_usd"] { parts.append("\(notional) USD") }
         if let reason = d["reason"] { parts.append(reason) }
+        if let link = d["link"] { parts.append("approve or reject at \(link)") }
         return String(parts.joined(separator: " · ").prefix(1000))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import SQLKit
 import WardenCrypto
 import WardenStore
@@ -11,12 +12,14 @@ import WardenVenues
 /// repeats one. `deliverDue` sends what is due: each delivery is leased by one server, retried with
 /// backoff on failure, and given up after `maxAttempts`; a dead channel delays no other. A gateway call never
 /// waits on any of it: its row is all it writes, and it writes that row anyway.
-public struct Alarms: Sendable {
+public final class Alarms: Sendable {
     let database: Database
     let vault: Vault
     let audit: AuditLog
     public let channels: [String: NotifyChannel]
     let repository: AlarmRepository
+    /// Channels with a delivery under way on this server: `dispatchDue` leaves them to it.
+    let busy = Mutex<Set<String>>([])
 
     public init(database: Database, vault: Vault, audit: AuditLog, channels: [String: NotifyChannel]) {
         self.database = database
@@ -39,7 +42,7 @@ public struct Alarms: Sendable {
     /// Raises the alarms of one batch of audit rows after the cursor; returns how many were raised and
     /// whether rows remain past the batch.
     public func raisePending() async throws -> (raised: Int, more: Bool) {
-        try await database.transaction { db in
+        try await database.transaction { [self] db in
             let (rows, through, from) = try await repository.rowsToRaise(limit: Self.batchRows, on: db)
             var raised = 0
             for row in rows {
@@ -69,9 +72,22 @@ public struct Alarms: Sendable {
         let byChannel = Dictionary(grouping: due, by: { $0.0.channel })
         return await withTaskGroup(of: Int.self) { group in
             for queue in byChannel.values {
-                group.addTask { await deliver(queue, caller: caller, logger: logger, now: now) }
+                group.addTask { await self.deliver(queue, caller: caller, logger: logger, now: now) }
             }
             return await group.reduce(0, +)
+        }
+    }
+
+    /// Starts delivering what is due on each channel that has nothing under way here, and returns at once:
+    /// a channel that hangs (a receiver that never answers) holds up only itself.
+    public func dispatchDue(caller: any UpstreamCaller, logger: Logger, now: Int64 = Clock.nowMillis()) async {
+        guard let due = try? await repository.due(now: now, limit: 50) else { return }
+        for (channel, queue) in Dictionary(grouping: due, by: { $0.0.channel }) {
+            guard busy.withLock({ $0.insert(channel).inserted }) else { continue }
+            Task { [self] in
+                _ = await deliver(queue, caller: caller, logger: logger, now: now)
+                busy.withLock { _ = $0.remove(channel) }
+            }
         }
     }
 
@@ -148,7 +164,7 @@ public struct Alarms: Sendable {
         }
         let name = NotifyChannel.secretName(name)
         let sealed = try vault.seal(SecretBytes(copying: Array(secret.utf8)), identity: Vault.serverIdentity(name))
-        try await database.transaction { db in
+        try await database.transaction { [self] db in
             try await ServerSecretRepository.put(name: name, sealed: SealedColumns(sealed), on: db)
             try await audit.append(AuditEntry(actor: actor, owner: nil, action: "notify.secret_set", target: channel.name), on: db)
         }

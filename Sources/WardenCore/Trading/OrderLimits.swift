@@ -25,6 +25,8 @@ extension TradingPolicy {
         let clientOrderID: String
         let hold: Hold
         let audit: [String: String]
+        /// Set when the order went over its owner's `approve_above_usd`: the approval it waits on.
+        var approval: String? = nil
 
         var reservation: String? { if case .reserved(let id) = hold { id } else { nil } }
     }
@@ -58,7 +60,7 @@ extension TradingPolicy {
     /// `record` makes from the order's details: both are on disk together, or neither is.
     func hold(
         _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
-        limits: Limits, record: RowMaker? = nil
+        limits: Limits, record: RowMaker? = nil, approval: ApprovalHold? = nil
     ) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
@@ -96,19 +98,37 @@ extension TradingPolicy {
             let caps = stored.map { TradeLimit(ownerID: $0.id, dailyCap: $0.profile.dailyCapUSD) }
             return .ledger(try await trades.reserve(ledgerOrder, limits: caps, on: db), caps: caps)
         }
+        // A live order over the owner's approval threshold is reserved and kept, with its own row, not sent.
+        let awaiting = record == nil ? nil : approval.flatMap { notional > $0.threshold ? $0 : nil }
+        let approvalID = UUID().uuidString.lowercased()
+        if awaiting != nil { audit["approval"] = approvalID }
         let reserved: Reserved
         do {
             if let record {
                 let details = audit
+                let approvals = ApprovalRepository(database)
                 reserved = try await self.audit.commit { db in
                     let reserved = try await reserve(db)
                     guard case .ledger(let reservation, _) = reserved else { return (reserved, nil) }
                     if case .overCap = reservation { return (reserved, nil) }
+                    if let awaiting {
+                        let id = if case .reserved(let id) = reservation { id } else { nil as String? }
+                        let kept = awaiting.record(id: approvalID, clientOrderID: clientOrderID, notional: notional, reservation: id)
+                        guard try await approvals.insert(kept, on: db) else { throw ApprovalHold.AlreadyWaiting() }
+                        return (reserved, awaiting.row(details, kept))
+                    }
                     return (reserved, record(reservation == .sameOrder ? details.merging(["retry": "true"]) { $1 } : details))
                 }
             } else {
                 reserved = try await database.transaction { db in try await reserve(db) }
             }
+        } catch is ApprovalHold.AlreadyWaiting {
+            // The same order (its client order id) already waits: this one is that one.
+            let waiting = try? await ApprovalRepository(database).open(
+                ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID)
+            throw GatewayRefusal(
+                .conflict, .invalidRequest,
+                "this order (client order id \(clientOrderID)) already waits for approval\(waiting.map { " as \($0.id)" } ?? "")", key: key)
         } catch {
             throw GatewayRefusal(
                 .serviceUnavailable, .unavailable, "the trade ledger or the audit log is unavailable; the order was not sent",
@@ -138,7 +158,8 @@ extension TradingPolicy {
                 order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .retryOfReserved, audit: audit)
         case .reserved(let id):
             return Held(
-                order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit)
+                order: order, priced: priced, notional: notional, clientOrderID: clientOrderID, hold: .reserved(id: id), audit: audit,
+                approval: awaiting == nil ? nil : approvalID)
         }
     }
 
@@ -196,7 +217,16 @@ extension TradingPolicy {
             }
         }
         let held = try await hold(
-            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record)
+            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record,
+            approval: approvalHold(admission, venue: venue, outgoing: outgoing, limits: limits))
+        if let approval = held.approval {
+            let (_, body) = venue.errorBody(
+                status: .forbidden, kind: .permission,
+                message: "held for approval: the order's \(held.notional) USD is above approve_above_usd; a person must approve it "
+                    + "within \(config.gateway.approvalSeconds) s. Nothing was sent. Poll GET /api/v1/approvals/\(approval) with this agent key"
+            )
+            return TradePlan(route: .held(status: .forbidden, body: body), kind: .order, audit: held.audit)
+        }
         guard limits.live else {
             let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
             return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .order, audit: held.audit)
@@ -226,8 +256,18 @@ extension TradingPolicy {
         let limits = try await limits(admission, venue: venue.name)
         let live = limits.live
         var held: [Held] = []
+        let threshold = limits.owner.approveAboveUSD
         for order in orders {
-            do { held.append(try await hold(order, venue, base, key: key, credentialID: admission.credentialID, limits: limits)) } catch {
+            do throws(GatewayRefusal) {
+                let one = try await hold(order, venue, base, key: key, credentialID: admission.credentialID, limits: limits)
+                held.append(one)
+                if live, let threshold, one.notional > threshold {
+                    throw GatewayRefusal(
+                        .forbidden, .permission,
+                        "an order of \(one.notional) USD in this batch is above approve_above_usd (\(threshold) USD): send it alone, to be approved",
+                        key: key)
+                }
+            } catch {
                 await release(held)
                 throw error
             }

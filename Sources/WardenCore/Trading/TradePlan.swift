@@ -9,6 +9,8 @@ public struct TradePlan: Sendable {
         case forward(request: UpstreamRequest, url: String)
         /// Answer for the venue (the simulator), without calling it.
         case answer(status: HTTPResponse.Status, body: Data)
+        /// Held for a person's approval (its row is already on disk): the agent is told so, nothing is sent.
+        case held(status: HTTPResponse.Status, body: Data)
         /// Sign and send, then read the whole answer and hand it to `TradingPolicy.completeWalletAuth`,
         /// which keeps the minted credentials and says what the agent may see.
         case walletAuth(request: UpstreamRequest, url: String)
