@@ -91,6 +91,7 @@ public struct Profiles: Sendable {
         if a.feeBps != b.feeBps { out.append("fee_bps") }
         if a.slippageBps != b.slippageBps { out.append("slippage_bps") }
         if a.breakers != b.breakers { out.append("breakers") }
+        if a.approveAboveUSD != b.approveAboveUSD { out.append("approve_above_usd") }
         return out
     }
 

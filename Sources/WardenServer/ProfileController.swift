@@ -14,9 +14,17 @@ struct ProfileController {
         var minNetEdgeCents: Double?, allowLiveTrading: Bool?, liveVenues: [String]?
         /// Exact decimals: a limit is never a binary fraction.
         var maxLegUSD: Decimal?, dailyCapUSD: Decimal?
+        /// Live orders above it wait for the owner's approval; 0 turns it off.
+        var approveAboveUSD: Decimal?
         enum CodingKeys: String, CodingKey {
             case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
-            case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues"
+            case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues", approveAboveUSD = "approve_above_usd"
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(minNetEdgeCents, forKey: .minNetEdgeCents); try c.encode(maxLegUSD, forKey: .maxLegUSD)
+            try c.encode(dailyCapUSD, forKey: .dailyCapUSD); try c.encode(allowLiveTrading, forKey: .allowLiveTrading)
+            try c.encode(liveVenues, forKey: .liveVenues); try c.encode(approveAboveUSD, forKey: .approveAboveUSD)
         }
     }
     struct Simulator: Codable {
@@ -45,7 +53,7 @@ struct ProfileController {
         Body(
             risk: Risk(
                 minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
-                maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal),
+                maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal, approveAboveUSD: p.approveAboveUSD?.decimal),
             simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps),
             breakers: Breakers(
                 ordersPerMinute: p.breakers.ordersPerMinute, refusalsPerMinute: p.breakers.refusalsPerMinute,
@@ -81,6 +89,7 @@ struct ProfileController {
                 p.maxLegUSD = try r.maxLegUSD.map { try Self.limit($0, "risk.max_leg_usd") } ?? p.maxLegUSD
                 p.dailyCapUSD = try r.dailyCapUSD.map { try Self.limit($0, "risk.daily_cap_usd") } ?? p.dailyCapUSD
                 p.allowLiveTrading = r.allowLiveTrading ?? p.allowLiveTrading
+                if let v = r.approveAboveUSD { p.approveAboveUSD = try Self.breaker(v, "risk.approve_above_usd") }
             }
             if let s = update.simulator {
                 p.startingBalanceUSD = s.startingBalanceUSD ?? p.startingBalanceUSD

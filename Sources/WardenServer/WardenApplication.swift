@@ -98,6 +98,9 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit)
         .addDelegationRoutes(to: api, accounts: env.services.accounts)
 
+    let approvals = ApprovalController(approvals: env.gateway.approvals, agentKeys: env.services.agentKeys, accounts: env.services.accounts)
+    approvals.addPublicRoutes(to: api)
+
     let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
     auth.addRoutes(to: authenticated)
     ProfileController(profiles: env.services.profiles, goLive: env.gateway.goLive, bodyLimit: limit).addRoutes(to: authenticated)
@@ -109,6 +112,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     FreezeController(killSwitch: env.services.killSwitch, bodyLimit: limit).addRoutes(to: authenticated)
     HoneyTokenController(honeyTokens: env.services.honeyTokens, bodyLimit: limit).addRoutes(to: authenticated)
     AlarmController(alarms: env.services.alarms).addRoutes(to: authenticated)
+    approvals.addRoutes(to: authenticated)
     addDashboard(to: router, env)
     return router
 }
@@ -160,7 +164,9 @@ public func buildApplication(
                 finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
             KeyCacheSyncService(keys: env.gateway.keys),
             AuditRetentionService(log: env.services.audit, retainDays: env.settings.config.audit.retainDays, logger: env.logger),
-            AlarmService(alarms: env.services.alarms, caller: HTTPUpstreamCaller(clients: env.upstreams), logger: env.logger),
+            AlarmService(
+                alarms: env.services.alarms, approvals: env.gateway.approvals, caller: HTTPUpstreamCaller(clients: env.upstreams),
+                linkBase: "http://\(env.settings.listen)", logger: env.logger),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
@@ -242,11 +248,16 @@ struct AuditRetentionService: Service {
     }
 }
 
-/// Raises alarms from the audit rows that name one and delivers them, every second; at a stop, what is
-/// undelivered stays in the outbox for the next start (or another server).
+/// Raises alarms from the audit rows that name one and delivers them, and expires approvals that waited
+/// too long, every second; at a stop, what is undelivered stays in the outbox for the next start (or
+/// another server).
 struct AlarmService: Service {
     let alarms: Alarms
+    /// Expired approvals are settled on the same beat.
+    let approvals: Approvals
     let caller: any UpstreamCaller
+    /// The dashboard's address, for the links in alarms.
+    let linkBase: String
     let logger: Logger
 
     func run() async throws {
@@ -256,7 +267,8 @@ struct AlarmService: Service {
             } catch {
                 logger.error("alarms could not be raised", metadata: ["error": "\(error)"])
             }
-            await alarms.dispatchDue(caller: caller, logger: logger)
+            await approvals.expireDue()
+            await alarms.dispatchDue(caller: caller, logger: logger, linkBase: linkBase)
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }

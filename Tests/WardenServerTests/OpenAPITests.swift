@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Testing
 import WardenCore
+import WardenStore
 @testable import WardenServer
 
 /// The served OpenAPI document is true: it lists exactly the routes the server has, and each route
@@ -48,7 +49,16 @@ import WardenCore
 
     @Test func everyOperationAnswersAsDocumented() async throws {
         let h = try await APIHarness()
-        try await h.createUser("spec@example.com", admin: true)
+        let spec = try await h.createUser("spec@example.com", admin: true)
+        // Two orders held for approval (one to approve, one to reject); the first cannot be sent: its key is gone.
+        for id in ["held-1", "held-2"] {
+            let now = Clock.nowMillis()
+            let held = ApprovalRecord(
+                id: id, ownerID: spec.id, keyID: "gone", rootID: "gone", venue: "binance", method: "POST", path: "/api/v3/order",
+                query: "", body: Data("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1".utf8), contentType: nil,
+                clientOrderID: id, notional: USD(dollars: 1), reservationID: nil, createdAt: now, expiresAt: now + 600_000)
+            _ = try await h.env.database.transaction { db in try await ApprovalRepository(h.env.database).insert(held, on: db) }
+        }
         try await h.createUser("other@example.com")
         let operations = try Self.operations()
         try await h.run { api in
@@ -85,6 +95,8 @@ import WardenCore
                 ("DELETE", "/api/v1/honey-tokens/{honey_id}", nil),
                 ("POST", "/api/v1/freeze", ["reason": "spec"]), ("GET", "/api/v1/freeze", nil),
                 ("POST", "/api/v1/unfreeze", [String: String]()), ("GET", "/api/v1/alarms", nil),
+                ("GET", "/api/v1/approvals", nil), ("GET", "/api/v1/approvals/held-1", nil),
+                ("POST", "/api/v1/approvals/held-1/approve", nil), ("POST", "/api/v1/approvals/held-2/reject", nil),
                 ("DELETE", "/api/v1/credentials/{id}", nil),
                 ("POST", "/api/v1/auth/password", ["current_password": "initial-password-1", "new_password": "changed-password-2"]),
                 ("POST", "/api/v1/auth/logout", nil),
@@ -102,8 +114,9 @@ import WardenCore
                 }
                 let caller = template.hasSuffix("/self") ? ids["child_key"] : token
                 let reply = try await api.call(HTTPRequest.Method(method)!, path, token: caller, json: json)
-                let specPath = template.replacingOccurrences(of: "{key_id}", with: "{id}").replacingOccurrences(
-                    of: "{honey_id}", with: "{id}")
+                let specPath = template.replacingOccurrences(of: "{key_id}", with: "{id}")
+                    .replacingOccurrences(of: "{honey_id}", with: "{id}")
+                    .replacingOccurrences(of: "held-1", with: "{id}").replacingOccurrences(of: "held-2", with: "{id}")
                 let op = try #require(
                     operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
                 #expect(

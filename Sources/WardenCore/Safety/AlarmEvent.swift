@@ -110,7 +110,6 @@ public enum AlarmEvent: String, Sendable, CaseIterable {
         if let scope = d["scope"] { parts.append("scope \(scope)") }
         if let notional = d["notional_usd"] { parts.append("\(notional) USD") }
         if let reason = d["reason"] { parts.append(reason) }
-        if let link = d["link"] { parts.append("approve or reject at \(link)") }
         return String(parts.joined(separator: " · ").prefix(1000))
     }
 }

@@ -66,13 +66,13 @@ public final class Alarms: Sendable {
     }
 
     /// Sends every delivery due now (a few at a time); returns how many were delivered.
-    public func deliverDue(caller: any UpstreamCaller, logger: Logger, now: Int64 = Clock.nowMillis()) async -> Int {
+    public func deliverDue(caller: any UpstreamCaller, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()) async -> Int {
         guard let due = try? await repository.due(now: now, limit: 50) else { return 0 }
         // Each channel's deliveries in order, the channels side by side: a slow or dead one holds up no other.
         let byChannel = Dictionary(grouping: due, by: { $0.0.channel })
         return await withTaskGroup(of: Int.self) { group in
             for queue in byChannel.values {
-                group.addTask { await self.deliver(queue, caller: caller, logger: logger, now: now) }
+                group.addTask { await self.deliver(queue, caller: caller, logger: logger, linkBase: linkBase, now: now) }
             }
             return await group.reduce(0, +)
         }
@@ -80,18 +80,20 @@ public final class Alarms: Sendable {
 
     /// Starts delivering what is due on each channel that has nothing under way here, and returns at once:
     /// a channel that hangs (a receiver that never answers) holds up only itself.
-    public func dispatchDue(caller: any UpstreamCaller, logger: Logger, now: Int64 = Clock.nowMillis()) async {
+    public func dispatchDue(caller: any UpstreamCaller, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()) async {
         guard let due = try? await repository.due(now: now, limit: 50) else { return }
         for (channel, queue) in Dictionary(grouping: due, by: { $0.0.channel }) {
             guard busy.withLock({ $0.insert(channel).inserted }) else { continue }
             Task { [self] in
-                _ = await deliver(queue, caller: caller, logger: logger, now: now)
+                _ = await deliver(queue, caller: caller, logger: logger, linkBase: linkBase, now: now)
                 busy.withLock { _ = $0.remove(channel) }
             }
         }
     }
 
-    func deliver(_ queue: [(AlarmDelivery, AlarmRecord)], caller: any UpstreamCaller, logger: Logger, now: Int64) async -> Int {
+    func deliver(
+        _ queue: [(AlarmDelivery, AlarmRecord)], caller: any UpstreamCaller, logger: Logger, linkBase: String, now: Int64
+    ) async -> Int {
         var delivered = 0
         for (delivery, alarm) in queue {
             guard
@@ -99,7 +101,7 @@ public final class Alarms: Sendable {
                     == true
             else { continue }
             let attempts = delivery.attempts + 1
-            let result = await send(alarm, to: delivery.channel, caller: caller)
+            let result = await send(alarm, to: delivery.channel, caller: caller, linkBase: linkBase)
             let retryAt: Int64? =
                 result.retry && attempts < Self.maxAttempts ? Clock.nowMillis() + Self.retryDelay(afterAttempts: attempts) : nil
             if let error = result.error {
@@ -117,13 +119,14 @@ public final class Alarms: Sendable {
     }
 
     /// One attempt; `retry` false for what another attempt cannot fix (a channel no longer configured).
-    func send(_ alarm: AlarmRecord, to name: String, caller: any UpstreamCaller) async -> (error: String?, retry: Bool) {
+    func send(_ alarm: AlarmRecord, to name: String, caller: any UpstreamCaller, linkBase: String) async -> (error: String?, retry: Bool) {
         guard let channel = channels[name] else { return ("the channel is no longer configured", false) }
         guard let secret = try? await secret(of: name) else {
             return ("no \(channel.kind.secretName) set: warden notify set \(name)", true)
         }
         let message = AlarmMessage(
-            id: alarm.id, event: alarm.event, severity: alarm.severity, summary: alarm.summary, at: alarm.createdAt, detail: alarm.detail)
+            id: alarm.id, event: alarm.event, severity: alarm.severity, summary: alarm.summary, at: alarm.createdAt, detail: alarm.detail,
+            link: alarm.detail["link"].map { linkBase + $0 })
         do {
             let (origin, request) = try channel.request(for: message, secret: secret, now: Date())
             let answer = try await caller.send(request, origin: origin)

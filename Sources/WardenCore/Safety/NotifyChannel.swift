@@ -123,20 +123,23 @@ struct AlarmMessage: Sendable {
     let summary: String
     let at: Int64
     let detail: [String: String]
+    /// Where a person acts on it (an approval's page on the dashboard), absolute.
+    let link: String?
 
     /// The generic webhook's body.
     var json: Data {
         struct Body: Encodable {
             let id, event, severity, summary, at: String
             let detail: [String: String]
+            let link: String?
         }
         let iso = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(at) / 1000))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(Body(id: id, event: event, severity: severity, summary: summary, at: iso, detail: detail)))
+        return (try? encoder.encode(Body(id: id, event: event, severity: severity, summary: summary, at: iso, detail: detail, link: link)))
             ?? Data("{}".utf8)
     }
 
     /// The chat channels' text.
-    var text: String { "[Warden \(severity)] \(summary)" }
+    var text: String { "[Warden \(severity)] \(summary)" + (link.map { " · approve or reject: \($0)" } ?? "") }
 }
