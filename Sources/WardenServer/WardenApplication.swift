@@ -136,6 +136,7 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
     let keyPages = WebKeyPages(app: app, gatewayURL: "http://\(env.settings.listen)")
     keyPages.addRoutes(to: web)
     WebSafetyPages(app: app, keys: keyPages).addRoutes(to: web)
+    WebApprovalPages(app: app).addRoutes(to: web)
     WebSettingsPages(app: app).addRoutes(to: web)
     WebActivityPages(app: app).addRoutes(to: web)
     WebAdminPages(app: app).addRoutes(to: web)

@@ -13,6 +13,14 @@ struct WebSettingsPages {
         ("max_leg_usd", "Max per order (USD)"), ("daily_cap_usd", "Daily cap (USD)"),
         ("min_net_edge_cents", "Minimum net edge (cents)"),
     ]
+    /// Approvals and circuit breakers; 0 is off.
+    static let safetyFields = [
+        ("approve_above_usd", "Ask me before orders above (USD, 0: never)"),
+        ("orders_per_minute", "Freeze a key family past this many orders a minute (0: off)"),
+        ("refusals_per_minute", "… or this many refused calls a minute (0: off)"),
+        ("llm_usd_per_hour", "… or this much LLM spend an hour (USD, 0: off)"),
+        ("notional_usd_per_hour", "… or this much order notional an hour (USD, 0: off)"),
+    ]
     static let simulatorFields = [
         ("starting_balance_usd", "Paper starting balance (USD)"), ("fee_bps", "Fees (basis points)"),
         ("slippage_bps", "Slippage (basis points)"),
@@ -26,6 +34,9 @@ struct WebSettingsPages {
             var profile = try await app.services.profiles.get(userID: principal.user.id)
             var entered: [String: String] = [:]
             for (name, _) in Self.riskFields + Self.simulatorFields { entered[name] = form.text(name) ?? "" }
+            // A form from before these fields existed leaves them as they are.
+            let current = Self.values(profile)
+            for (name, _) in Self.safetyFields { entered[name] = form.text(name) ?? Self.format(current[name] ?? 0) }
             func number(_ name: String) throws -> Double {
                 guard let value = Double(entered[name] ?? ""), value.isFinite else { throw WardenError.invalid(name, "must be a number") }
                 return value
@@ -36,7 +47,21 @@ struct WebSettingsPages {
                 else { throw WardenError.invalid(name, "must be a number of USD from 0 up") }
                 return usd
             }
+            func count(_ name: String) throws -> Int? {
+                guard let value = Int(entered[name] ?? ""), (0...1_000_000).contains(value) else {
+                    throw WardenError.invalid(name, "must be a whole number from 0 (off) to 1000000")
+                }
+                return value == 0 ? nil : value
+            }
+            func optionalAmount(_ name: String) throws -> USD? {
+                let usd = try amount(name)
+                return usd == .zero ? nil : usd
+            }
             do {
+                profile.approveAboveUSD = try optionalAmount("approve_above_usd")
+                profile.breakers = BreakerLimits(
+                    ordersPerMinute: try count("orders_per_minute"), refusalsPerMinute: try count("refusals_per_minute"),
+                    llmUSDPerHour: try optionalAmount("llm_usd_per_hour"), notionalUSDPerHour: try optionalAmount("notional_usd_per_hour"))
                 profile.maxLegUSD = try amount("max_leg_usd")
                 profile.dailyCapUSD = try amount("daily_cap_usd")
                 profile.minNetEdgeCents = try number("min_net_edge_cents")
@@ -75,11 +100,7 @@ struct WebSettingsPages {
         _ principal: Principal, _ profile: ProfileRecord, entered: [String: String] = [:], fieldError: (String, String)? = nil,
         checks: GoLiveResult? = nil, notice: String? = nil, error: String? = nil, status: HTTPResponse.Status = .ok
     ) -> Response {
-        let values = [
-            "max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double,
-            "min_net_edge_cents": profile.minNetEdgeCents,
-            "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps,
-        ]
+        let values = Self.values(profile)
         func rows(_ fields: [(String, String)]) -> [[String: Any]] {
             fields.map { name, label in
                 var row: [String: Any] = ["name": name, "label": label, "value": entered[name] ?? Self.format(values[name] ?? 0)]
@@ -88,7 +109,7 @@ struct WebSettingsPages {
             }
         }
         var data: [String: Any] = [
-            "risk": rows(Self.riskFields), "simulator": rows(Self.simulatorFields),
+            "risk": rows(Self.riskFields), "safety": rows(Self.safetyFields), "simulator": rows(Self.simulatorFields),
             "live": profile.allowLiveTrading, "live_venues": profile.liveVenues.joined(separator: ", "),
         ]
         if let checks {
@@ -102,11 +123,25 @@ struct WebSettingsPages {
         return app.page("settings", title: "Settings", nav: "settings", principal, status: status, data)
     }
 
+    /// Each field's stored value (0 for a setting that is off).
+    static func values(_ profile: ProfileRecord) -> [String: Double] {
+        [
+            "max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double,
+            "min_net_edge_cents": profile.minNetEdgeCents,
+            "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps,
+            "approve_above_usd": profile.approveAboveUSD?.double ?? 0,
+            "orders_per_minute": Double(profile.breakers.ordersPerMinute ?? 0),
+            "refusals_per_minute": Double(profile.breakers.refusalsPerMinute ?? 0),
+            "llm_usd_per_hour": profile.breakers.llmUSDPerHour?.double ?? 0,
+            "notional_usd_per_hour": profile.breakers.notionalUSDPerHour?.double ?? 0,
+        ]
+    }
+
     /// The error in the form's own words: without the field's API name, other fields by their labels.
     static func plain(_ error: WardenError) -> String {
         var text = error.message
         if let field = error.field, text.hasPrefix(field + ": ") { text = String(text.dropFirst(field.count + 2)) }
-        for (name, label) in riskFields + simulatorFields {
+        for (name, label) in riskFields + safetyFields + simulatorFields {
             text = text.replacingOccurrences(of: "risk.\(name)", with: label).replacingOccurrences(of: "simulator.\(name)", with: label)
         }
         return text.prefix(1).uppercased() + text.dropFirst() + "."
