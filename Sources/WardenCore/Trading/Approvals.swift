@@ -170,8 +170,8 @@ public struct Approvals: Sendable {
         }
         do {
             let answer = try await caller.send(request, origin: origin)
-            let accepted = (200..<300).contains(answer.status)
-            if !accepted, let reservation = approval.reservationID { try? await trading.release(reservation) }
+            // As for any live order: a 4xx gives the reservation back, a 5xx keeps it (the order may exist).
+            if (400..<500).contains(answer.status), let reservation = approval.reservationID { try? await trading.release(reservation) }
             try? await audit.append(
                 admission.auditEntry(
                     .result, outcome: .forwarded, method: request.method, detail: detail.merging(["status": String(answer.status)]) { $1 }))
