@@ -90,8 +90,9 @@ public enum ConfigLoader {
             throw .invalidValue(key: "\(prefix).kind", reason: "is required (webhook, slack, discord or telegram)")
         }
         guard let kind = NotifyChannel.Kind(rawValue: try string(t, "kind", path: "\(prefix).kind")) else {
-            throw .invalidValue(key: "\(prefix).kind", reason: "must be webhook, slack, discord or telegram")
+            throw .invalidValue(key: "\(prefix).kind", reason: "must be webhook, slack, discord, telegram or email")
         }
+        if kind == .email { return try parseEmailChannel(name, t, prefix: prefix) }
         var channel = NotifyChannel(name: name, kind: kind)
         for key in t.keys {
             let path = "\(prefix).\(key)"
@@ -103,29 +104,80 @@ public enum ConfigLoader {
                 if key == "url" { channel.url = text } else { channel.baseURL = text }
             case "chat_id" where kind == .telegram:
                 channel.chatID = try nonEmpty(t[key]?.string ?? t[key]?.int.map(String.init) ?? "", path: path)
-            case "min_severity":
-                guard let severity = AlarmSeverity(rawValue: try string(t, key, path: path)) else {
-                    throw .invalidValue(key: path, reason: "must be info, warning or critical")
-                }
-                channel.minSeverity = severity
-            case "events":
-                guard let array = t[key]?.array else { throw .invalidValue(key: path, reason: "must be an array of event names") }
-                var events = Set<AlarmEvent>()
-                for (index, element) in array.enumerated() {
-                    guard let event = element.string.flatMap(AlarmEvent.init(rawValue:)) else {
-                        throw .invalidValue(
-                            key: "\(path)[\(index)]",
-                            reason: "must be one of \(AlarmEvent.allCases.map(\.rawValue).joined(separator: ", "))")
-                    }
-                    events.insert(event)
-                }
-                channel.events = events
+            case "min_severity", "events": try parseRouting(key, t, path: path, into: &channel)
             default: throw .unknownKey(path)
             }
         }
         if kind == .webhook, channel.url == nil { throw .invalidValue(key: "\(prefix).url", reason: "is required for a webhook") }
         if kind == .telegram, channel.chatID == nil { throw .invalidValue(key: "\(prefix).chat_id", reason: "is required for Telegram") }
         return channel
+    }
+
+    /// `[notify.NAME]` of kind `email`: the submission server (`smtp_host`, `smtp_port`, `username`, optional
+    /// `ca_file`), `from`, `to`, and the routing. The password is the sealed secret.
+    private static func parseEmailChannel(_ name: String, _ t: TOMLTable, prefix: String) throws(ConfigError) -> NotifyChannel {
+        var channel = NotifyChannel(name: name, kind: .email)
+        var host: String?, port = 587, username: String?, caFile: String?
+        for key in t.keys {
+            let path = "\(prefix).\(key)"
+            switch key {
+            case "kind": break
+            case "smtp_host":
+                let text = try nonEmpty(try string(t, key, path: path), path: path)
+                guard text.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }) else {
+                    throw .invalidValue(key: path, reason: "must be a host name or address")
+                }
+                host = text
+            case "smtp_port": port = try int(t, key, path: path, in: 1...65_535)
+            case "username": username = try nonEmpty(try string(t, key, path: path), path: path)
+            case "ca_file": caFile = try nonEmpty(try string(t, key, path: path), path: path)
+            case "from":
+                let text = try string(t, key, path: path)
+                guard MailMessage.isAddress(text) else { throw .invalidValue(key: path, reason: "must be an email address") }
+                channel.from = text
+            case "to":
+                guard let array = t[key]?.array, !array.isEmpty, array.count <= 50 else {
+                    throw .invalidValue(key: path, reason: "must be an array of 1 to 50 email addresses")
+                }
+                for (index, element) in array.enumerated() {
+                    guard let text = element.string, MailMessage.isAddress(text) else {
+                        throw .invalidValue(key: "\(path)[\(index)]", reason: "must be an email address")
+                    }
+                    channel.to.append(text)
+                }
+            case "min_severity", "events": try parseRouting(key, t, path: path, into: &channel)
+            default: throw .unknownKey(path)
+            }
+        }
+        guard let host else { throw .invalidValue(key: "\(prefix).smtp_host", reason: "is required for email") }
+        guard let username else {
+            throw .invalidValue(key: "\(prefix).username", reason: "is required for email (the password is sealed with warden notify set)")
+        }
+        guard channel.from != nil else { throw .invalidValue(key: "\(prefix).from", reason: "is required for email") }
+        guard !channel.to.isEmpty else { throw .invalidValue(key: "\(prefix).to", reason: "is required for email") }
+        channel.smtp = SMTPServer(host: host, port: port, username: username, caFile: caFile)
+        return channel
+    }
+
+    /// A channel's `min_severity` or `events`.
+    private static func parseRouting(_ key: String, _ t: TOMLTable, path: String, into channel: inout NotifyChannel) throws(ConfigError) {
+        if key == "min_severity" {
+            guard let severity = AlarmSeverity(rawValue: try string(t, key, path: path)) else {
+                throw .invalidValue(key: path, reason: "must be info, warning or critical")
+            }
+            channel.minSeverity = severity
+            return
+        }
+        guard let array = t[key]?.array else { throw .invalidValue(key: path, reason: "must be an array of event names") }
+        var events = Set<AlarmEvent>()
+        for (index, element) in array.enumerated() {
+            guard let event = element.string.flatMap(AlarmEvent.init(rawValue:)) else {
+                throw .invalidValue(
+                    key: "\(path)[\(index)]", reason: "must be one of \(AlarmEvent.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            events.insert(event)
+        }
+        channel.events = events
     }
 
     private static func parseGateway(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.GatewaySection {

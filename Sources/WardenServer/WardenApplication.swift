@@ -269,7 +269,7 @@ struct AlarmService: Service {
                 logger.error("alarms could not be raised", metadata: ["error": "\(error)"])
             }
             await approvals.expireDue()
-            await alarms.dispatchDue(caller: caller, logger: logger, linkBase: linkBase)
+            await alarms.dispatchDue(caller: caller, mailer: SMTPMailer(), logger: logger, linkBase: linkBase)
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }

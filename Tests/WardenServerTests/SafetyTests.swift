@@ -318,4 +318,51 @@ import WardenVenues
         }
         try await h.close()
     }
+
+    @Test func anEmailAlarmCannotInjectHeadersAndIsDotStuffed() throws {
+        let message = AlarmMessage(
+            id: "a1", event: "honey_token_used", severity: "critical",
+            summary: "Honey token used · GET /x\r\nBcc: thief@example.com", at: 0,
+            detail: ["path": "/x\r\n.\r\nMAIL FROM:<evil@example.com>", "reason": "é"], link: nil)
+        let mail = message.mail(from: "warden@example.com", to: ["ops@example.com"])
+        let rendered = mail.rendered(date: Date(timeIntervalSince1970: 0))
+        let lines = rendered.components(separatedBy: "\r\n")
+        // No line of the message begins a header or a command the agent wrote: CR and LF became "?".
+        #expect(!lines.contains { $0.hasPrefix("Bcc:") || $0.hasPrefix("MAIL FROM") || $0 == "." })
+        #expect(
+            lines.contains(
+                "Subject: [Warden critical] Honey token used · GET /x??Bcc: thief@example.com".replacingOccurrences(of: "·", with: "?")))
+        #expect(rendered.unicodeScalars.allSatisfy { $0.isASCII })
+        #expect(
+            MailMessage(from: "a@b.c", to: ["d@e.f"], subject: "s", body: ".hidden\r\nok", messageID: "m").rendered().contains(
+                "\r\n..hidden\r\n"))
+        #expect(!MailMessage.isAddress("ops@example.com>\r\nRCPT TO:<x@y.z") && MailMessage.isAddress("ops@example.com"))
+
+        let parsed = try ConfigLoader.parse(
+            """
+            [notify.mail]
+            kind = "email"
+            smtp_host = "smtp.example.com"
+            username = "alerts@example.com"
+            from = "warden@example.com"
+            to = ["ops@example.com"]
+            min_severity = "critical"
+            """)
+        #expect(parsed.notify["mail"]?.smtp == SMTPServer(host: "smtp.example.com", port: 587, username: "alerts@example.com"))
+        #expect(parsed.notify["mail"]?.minSeverity == .critical)
+        for (text, key) in [
+            ("[notify.m]\nkind = \"email\"\nsmtp_host = \"h\"\nusername = \"u\"\nfrom = \"a@b.c\"", "notify.m.to"),
+            ("[notify.m]\nkind = \"email\"\nsmtp_host = \"h\"\nusername = \"u\"\nfrom = \"x\"\nto = [\"a@b.c\"]", "notify.m.from"),
+            ("[notify.m]\nkind = \"email\"\nsmtp_host = \"h\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]", "notify.m.username"),
+            (
+                "[notify.m]\nkind = \"email\"\nsmtp_host = \"h\"\nusername = \"u\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\nurl = \"x\"",
+                "notify.m.url"
+            ),
+        ] {
+            do {
+                _ = try ConfigLoader.parse(text)
+                Issue.record("accepted: \(text)")
+            } catch { #expect(error.description.contains(key), "\(error.description)") }
+        }
+    }
 }

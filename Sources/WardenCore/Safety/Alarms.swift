@@ -66,13 +66,15 @@ public final class Alarms: Sendable {
     }
 
     /// Sends every delivery due now (a few at a time); returns how many were delivered.
-    public func deliverDue(caller: any UpstreamCaller, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()) async -> Int {
+    public func deliverDue(
+        caller: any UpstreamCaller, mailer: (any MailSender)? = nil, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()
+    ) async -> Int {
         guard let due = try? await repository.due(now: now, limit: 50) else { return 0 }
         // Each channel's deliveries in order, the channels side by side: a slow or dead one holds up no other.
         let byChannel = Dictionary(grouping: due, by: { $0.0.channel })
         return await withTaskGroup(of: Int.self) { group in
             for queue in byChannel.values {
-                group.addTask { await self.deliver(queue, caller: caller, logger: logger, linkBase: linkBase, now: now) }
+                group.addTask { await self.deliver(queue, caller: caller, mailer: mailer, logger: logger, linkBase: linkBase, now: now) }
             }
             return await group.reduce(0, +)
         }
@@ -80,19 +82,22 @@ public final class Alarms: Sendable {
 
     /// Starts delivering what is due on each channel that has nothing under way here, and returns at once:
     /// a channel that hangs (a receiver that never answers) holds up only itself.
-    public func dispatchDue(caller: any UpstreamCaller, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()) async {
+    public func dispatchDue(
+        caller: any UpstreamCaller, mailer: (any MailSender)? = nil, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()
+    ) async {
         guard let due = try? await repository.due(now: now, limit: 50) else { return }
         for (channel, queue) in Dictionary(grouping: due, by: { $0.0.channel }) {
             guard busy.withLock({ $0.insert(channel).inserted }) else { continue }
             Task { [self] in
-                _ = await deliver(queue, caller: caller, logger: logger, linkBase: linkBase, now: now)
+                _ = await deliver(queue, caller: caller, mailer: mailer, logger: logger, linkBase: linkBase, now: now)
                 busy.withLock { _ = $0.remove(channel) }
             }
         }
     }
 
     func deliver(
-        _ queue: [(AlarmDelivery, AlarmRecord)], caller: any UpstreamCaller, logger: Logger, linkBase: String, now: Int64
+        _ queue: [(AlarmDelivery, AlarmRecord)], caller: any UpstreamCaller, mailer: (any MailSender)?, logger: Logger, linkBase: String,
+        now: Int64
     ) async -> Int {
         var delivered = 0
         for (delivery, alarm) in queue {
@@ -101,7 +106,7 @@ public final class Alarms: Sendable {
                     == true
             else { continue }
             let attempts = delivery.attempts + 1
-            let result = await send(alarm, to: delivery.channel, caller: caller, linkBase: linkBase)
+            let result = await send(alarm, to: delivery.channel, caller: caller, mailer: mailer, linkBase: linkBase)
             let retryAt: Int64? =
                 result.retry && attempts < Self.maxAttempts ? Clock.nowMillis() + Self.retryDelay(afterAttempts: attempts) : nil
             if let error = result.error {
@@ -119,7 +124,9 @@ public final class Alarms: Sendable {
     }
 
     /// One attempt; `retry` false for what another attempt cannot fix (a channel no longer configured).
-    func send(_ alarm: AlarmRecord, to name: String, caller: any UpstreamCaller, linkBase: String) async -> (error: String?, retry: Bool) {
+    func send(
+        _ alarm: AlarmRecord, to name: String, caller: any UpstreamCaller, mailer: (any MailSender)?, linkBase: String
+    ) async -> (error: String?, retry: Bool) {
         guard let channel = channels[name] else { return ("the channel is no longer configured", false) }
         guard let secret = try? await secret(of: name) else {
             return ("no \(channel.kind.secretName) set: warden notify set \(name)", true)
@@ -127,6 +134,13 @@ public final class Alarms: Sendable {
         let message = AlarmMessage(
             id: alarm.id, event: alarm.event, severity: alarm.severity, summary: alarm.summary, at: alarm.createdAt, detail: alarm.detail,
             link: alarm.detail["link"].map { linkBase + $0 })
+        if channel.kind == .email {
+            guard let mailer, let smtp = channel.smtp, let from = channel.from else { return ("email cannot be sent from here", true) }
+            do { try await mailer.send(message.mail(from: from, to: channel.to), via: smtp, password: secret) } catch {
+                return ("the mail server refused or could not be reached: \(MailMessage.headerSafe("\(error)", limit: 200))", true)
+            }
+            return (nil, false)
+        }
         do {
             let (origin, request) = try channel.request(for: message, secret: secret, now: Date())
             let answer = try await caller.send(request, origin: origin)
@@ -164,6 +178,8 @@ public final class Alarms: Sendable {
             guard secret.contains(":"), !secret.contains("/") else {
                 throw WardenError.invalid("secret", "a bot token looks like 123456:ABC…")
             }
+        case .email:
+            break
         }
         let name = NotifyChannel.secretName(name)
         let sealed = try vault.seal(SecretBytes(copying: Array(secret.utf8)), identity: Vault.serverIdentity(name))

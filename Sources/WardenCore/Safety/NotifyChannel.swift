@@ -8,7 +8,7 @@ import WardenVenues
 /// never in the config file.
 public struct NotifyChannel: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case webhook, slack, discord, telegram
+        case webhook, slack, discord, telegram, email
 
         /// What the sealed secret is, for the CLI's prompt and errors.
         public var secretName: String {
@@ -16,6 +16,7 @@ public struct NotifyChannel: Sendable, Equatable {
             case .webhook: "signing secret"
             case .slack, .discord: "webhook URL"
             case .telegram: "bot token"
+            case .email: "SMTP password"
             }
         }
     }
@@ -27,6 +28,10 @@ public struct NotifyChannel: Sendable, Equatable {
     /// Telegram: the chat alarms are posted to, and the Bot API's base URL.
     public var chatID: String?
     public var baseURL: String?
+    /// Email: the submission server (STARTTLS required), its login, the sender and the recipients.
+    public var smtp: SMTPServer?
+    public var from: String?
+    public var to: [String] = []
     /// Events at or above this severity are sent (default `warning`), unless `events` lists them by name.
     public var minSeverity: AlarmSeverity = .warning
     public var events: Set<AlarmEvent>?
@@ -78,6 +83,8 @@ public struct NotifyChannel: Sendable, Equatable {
             return try Self.post(secret, body: Self.encode(["text": alarm.text]), headers: [:])
         case .discord:
             return try Self.post(secret, body: Self.encode(["content": String(alarm.text.prefix(1900))]), headers: [:])
+        case .email:
+            throw .misconfigured("an email channel is not sent over HTTP")
         case .telegram:
             guard let chatID else { throw .misconfigured("no chat_id") }
             guard secret.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != 47 && $0 != 63 && $0 != 35 }) else {
@@ -138,6 +145,17 @@ struct AlarmMessage: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(Body(id: id, event: event, severity: severity, summary: summary, at: iso, detail: detail, link: link)))
             ?? Data("{}".utf8)
+    }
+
+    /// An email of the alarm: its summary as the subject (one line, ASCII), its fields in the body.
+    func mail(from: String, to: [String]) -> MailMessage {
+        var lines = [summary, ""]
+        if let link { lines += ["Approve or reject: \(link)", ""] }
+        lines += ["event: \(event)", "severity: \(severity)", "alarm: \(id)"]
+        lines += detail.keys.sorted().map { "\($0): \(detail[$0]!)" }
+        return MailMessage(
+            from: from, to: to, subject: MailMessage.headerSafe("[Warden \(severity)] \(summary)", limit: 200),
+            body: lines.map { MailMessage.headerSafe($0, limit: 2000) }.joined(separator: "\r\n"), messageID: "\(id)@warden")
     }
 
     /// The chat channels' text.
