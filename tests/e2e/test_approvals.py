@@ -142,3 +142,32 @@ def test_an_approval_sends_nothing_for_a_key_frozen_since_and_no_agent_key_appro
     assert done.status_code == 200 and done.json()["status"] == "failed" and "frozen" in done.json()["reason"], done.text
     assert orders_seen(fake, "POST", "/api/v3/order") == []
     assert w.trading()["live_usd"] == pytest.approx(0.0)
+
+
+def test_an_order_on_a_shared_credential_waits_for_the_credentials_owner(held, tmp_path, master_key):
+    """The grantee asks for no approval, the credential's owner does above 20 USD: the grantee's 40 USD order is held,
+    and only the credential's owner, whose account it acts on, can approve it."""
+    w, fake = held, held.fakes["binance"]
+    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
+                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
+    assert made.returncode == 0, made.stderr
+    assert requests.post(w.api + f"/credentials/{w.creds['binance']}/grants", headers=w.auth,
+                         json={"email": "grantee@example.com", "access": "trade"}).status_code == 201
+    token = requests.post(w.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
+    grantee = {"Authorization": f"Bearer {token}"}
+    assert requests.put(w.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 100}}).status_code == 200
+    assert requests.post(w.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
+    key = requests.post(w.api + "/agent-keys", headers=grantee,
+                        json={"name": "g", "credential_ids": [w.creds["binance"]], "access": "trade"}).json()["key"]
+    message = binance_refusal(lambda: w.binance(key).create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0008", price="50000.00"))
+    assert message.startswith("held for approval"), message
+    approval = message.split("GET /api/v1/approvals/")[1].split()[0]
+    assert orders_seen(fake, "POST", "/api/v3/order") == []
+    # The grantee cannot approve an order on someone else's account; the credential's owner can.
+    refused = requests.post(w.api + f"/approvals/{approval}/approve", headers=grantee)
+    assert refused.status_code == 404, refused.text
+    assert [a["id"] for a in requests.get(w.api + "/approvals", headers=w.auth).json()["approvals"]] == [approval]
+    done = requests.post(w.api + f"/approvals/{approval}/approve", headers=w.auth)
+    assert done.status_code == 200 and done.json()["status"] == "sent", done.text
+    assert len(orders_seen(fake, "POST", "/api/v3/order")) == 1

@@ -19,9 +19,12 @@ struct ApprovalHold: Sendable {
 }
 
 extension TradingPolicy {
-    /// The approval an order of this call would wait on, when its owner asks for approvals (live orders only).
+    /// The approval an order of this call would wait on, when an owner whose limits hold it asks for approvals
+    /// (live orders only). On a shared credential the lower of the two owners' thresholds holds, and the
+    /// credential's owner, whose account the order acts on, is the one who approves.
     func approvalHold(_ admission: Admission, venue: any ExchangeVenue, outgoing: UpstreamRequest, limits: Limits) -> ApprovalHold? {
-        guard limits.live, let threshold = limits.owner.approveAboveUSD else { return nil }
+        let thresholds = [limits.owner.approveAboveUSD, limits.sharer?.profile.approveAboveUSD].compactMap { $0 }
+        guard limits.live, let threshold = thresholds.min() else { return nil }
         let key = admission.key, validity = Int64(config.gateway.approvalSeconds) * 1000
         let path = admission.path.encoded, method = outgoing.method
         return ApprovalHold(
@@ -29,7 +32,8 @@ extension TradingPolicy {
             draft: { id, clientOrderID, notional, reservation in
                 let now = Clock.nowMillis()
                 return ApprovalRecord(
-                    id: id, ownerID: key.ownerID, keyID: key.id, rootID: key.rootID, venue: venue.name, method: method, path: path,
+                    id: id, ownerID: admission.credentialOwnerID, keyID: key.id, rootID: key.rootID, venue: venue.name, method: method,
+                    path: path,
                     query: outgoing.query, body: outgoing.body, contentType: outgoing.headers[.contentType], clientOrderID: clientOrderID,
                     notional: notional, reservationID: reservation, createdAt: now, expiresAt: now + validity)
             },

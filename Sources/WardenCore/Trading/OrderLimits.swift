@@ -125,7 +125,7 @@ extension TradingPolicy {
         } catch is ApprovalHold.AlreadyWaiting {
             // The same order (its client order id) already waits: this one is that one.
             let waiting = try? await ApprovalRepository(database).open(
-                ownerID: key.ownerID, venue: venue.name, clientOrderID: clientOrderID)
+                ownerID: limits.sharer?.id ?? key.ownerID, venue: venue.name, clientOrderID: clientOrderID)
             throw GatewayRefusal(
                 .conflict, .invalidRequest,
                 "this order (client order id \(clientOrderID)) already waits for approval\(waiting.map { " as \($0.id)" } ?? "")", key: key)
