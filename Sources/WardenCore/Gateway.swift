@@ -47,6 +47,8 @@ public struct Admission: Sendable {
     public let upstreamURL: String
     /// The id the server gave this request (its `X-Warden-Request-Id`), written into the call's audit rows.
     public let requestID: String
+    /// The store revision the key's standing was read at (a circuit breaker tripped since refuses it).
+    public var revision: Int64? = nil
 }
 
 extension Admission {
@@ -130,7 +132,7 @@ public final class Gateway: Sendable {
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
         blocked = config.services.mapValues { $0.blockedEndpoints.map(EndpointPattern.init) }
-        breakers = Breakers(killSwitch: services.killSwitch, keys: keys)
+        breakers = Breakers(killSwitch: services.killSwitch, keys: keys, database: services.database)
         trading = TradingPolicy(
             config: config, database: services.database, profiles: services.profiles, keys: keys,
             prices: PriceFeed(caller: caller), credentials: services.credentials, audit: audit, breakers: breakers)
@@ -149,7 +151,7 @@ public final class Gateway: Sendable {
     ) async throws(GatewayRefusal) -> Admission {
         let path = try canonical(method: method, rawPath: rawPath, query: query, headers: headers)
         let presented = presentedKey(venue: venue, headers: headers)
-        let (key, credential, secret) = try await resolve(venue: venue, presented: presented)
+        let (key, credential, secret, revision) = try await resolve(venue: venue, presented: presented)
         let credentialID = credential.id
         if let service = config.services[venue.name] {
             do { try await enforce(service: service, venue: venue.name, key: key, method: method, path: path) } catch {
@@ -164,7 +166,7 @@ public final class Gateway: Sendable {
         return Admission(
             venue: venue, key: key, presentedKey: presented ?? "", credentialID: credentialID,
             credentialOwnerID: credential.ownerID,
-            secret: secret, path: path, upstreamURL: url, requestID: requestID)
+            secret: secret, path: path, upstreamURL: url, requestID: requestID, revision: revision)
     }
 
     /// The path every decision is made on; method overrides and ambiguous paths are refused first.
@@ -218,7 +220,7 @@ public final class Gateway: Sendable {
     /// own, or one shared with the owner at a level that covers the key's access. One store query, none
     /// when the key is cached (the checks below run on every call either way).
     func resolve(venue: any VenueAdapter, presented: String?) async throws(GatewayRefusal) -> (
-        AgentKeyRecord, CredentialRecord, [String: String]
+        AgentKeyRecord, CredentialRecord, [String: String], Int64
     ) {
         guard let presented else {
             throw GatewayRefusal(
@@ -269,12 +271,12 @@ public final class Gateway: Sendable {
                 throw GatewayRefusal(.forbidden, .permission, "the share of this credential was revoked or narrowed", key: key)
             }
         }
-        if let cached { return (key, credential, cached.secret) }
+        if let cached { return (key, credential, cached.secret, resolved.revision) }
         guard let secret = Credentials.open(credential, vault: vault) else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read", key: key)
         }
         keys.store(KeyCache.Entry(resolved: resolved, secret: secret), hash: hash, venue: venue.name)
-        return (key, credential, secret)
+        return (key, credential, secret, resolved.revision)
     }
 
     static let unknownKey = GatewayRefusal(.unauthorized, .authentication, "unknown, revoked or expired Warden agent key")
@@ -445,17 +447,17 @@ public final class Gateway: Sendable {
         Task {
             let limits = await breakerLimits(key)
             guard limits.refusalsPerMinute != nil else { return }
-            _ = await breakers.count(.refusals, key: key, amount: 1, limits: limits)
+            _ = await breakers.count(.refusals, key: key, revision: nil, amount: 1, limits: limits)
         }
     }
 
     /// An LLM call's real cost counts toward its family's spend breaker (the call that crosses it has run;
     /// the next one meets the freeze).
-    public func countSpend(_ cost: USD, key: AgentKeyRecord) async {
+    public func countSpend(_ cost: USD, admission: Admission) async {
         guard cost > .zero else { return }
-        let limits = await breakerLimits(key)
+        let limits = await breakerLimits(admission.key)
         guard limits.llmUSDPerHour != nil else { return }
-        _ = await breakers.count(.llmSpend, key: key, amount: cost.micros, limits: limits)
+        _ = await breakers.count(.llmSpend, key: admission.key, revision: admission.revision, amount: cost.micros, limits: limits)
     }
 
     static func secondsToMidnightUTC(now: Date = Date()) -> Int {

@@ -7,6 +7,8 @@ import WardenStore
 /// `/agent-keys`: the key itself appears only in the creation response.
 struct AgentKeyController {
     let agentKeys: AgentKeys
+    /// Decoys presented where a key is expected are caught here too.
+    var honeyTokens: HoneyTokens
     let bodyLimit: Int
 
     struct CreateRequest: Decodable {
@@ -56,8 +58,9 @@ struct AgentKeyController {
 
     /// Routes a `warden run` reaches with either a login session or an agent key.
     func addDelegationRoutes(to api: RouterGroup<WardenContext>, accounts: Accounts) {
+        let honeyTokens = honeyTokens
         api.post("agent-keys/child") { request, context in
-            let minter = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys)
+            let minter = try await Self.minter(request, context, accounts: accounts, agentKeys: agentKeys, honeyTokens: honeyTokens)
             let body = try await JSONBody.decode(ChildRequest.self, from: request, limit: bodyLimit)
             let (record, key) = try await agentKeys.mintChild(
                 minter, venues: body.venues, ttlSeconds: body.ttlSeconds ?? 12 * 3600,
@@ -66,8 +69,11 @@ struct AgentKeyController {
             response.headers[.cacheControl] = "no-store"
             return response
         }
-        api.delete("agent-keys/self") { request, _ in
-            guard case .agentKey(let key) = try await Self.minter(request, accounts: accounts, agentKeys: agentKeys, frozen: true) else {
+        api.delete("agent-keys/self") { request, context in
+            guard
+                case .agentKey(let key) = try await Self.minter(
+                    request, context, accounts: accounts, agentKeys: agentKeys, honeyTokens: honeyTokens, frozen: true)
+            else {
                 throw WardenError(.badRequest, code: "not_an_agent_key", "present the agent key to revoke in X-Warden-Key")
             }
             try await agentKeys.revokeSelf(key)
@@ -75,8 +81,12 @@ struct AgentKeyController {
         }
     }
 
-    /// The caller: an agent key (`X-Warden-Key` or a `wdn_` bearer) or a login session.
-    static func minter(_ request: Request, accounts: Accounts, agentKeys: AgentKeys, frozen: Bool = false) async throws -> KeyMinter {
+    /// The caller: an agent key (`X-Warden-Key` or a `wdn_` bearer) or a login session. A decoy presented
+    /// here is answered as any dead key is, and caught (its owner frozen, the alarm raised).
+    static func minter(
+        _ request: Request, _ context: WardenContext, accounts: Accounts, agentKeys: AgentKeys, honeyTokens: HoneyTokens,
+        frozen: Bool = false
+    ) async throws -> KeyMinter {
         var presented = request.headers[HTTPField.Name("x-warden-key")!]
         var token: String?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
@@ -84,7 +94,10 @@ struct AgentKeyController {
             if value.hasPrefix("wdn_") { presented = presented ?? value } else { token = value }
         }
         if let presented {
-            return .agentKey(try await agentKeys.authenticate(presented, frozen: frozen))
+            do { return .agentKey(try await agentKeys.authenticate(presented, frozen: frozen)) } catch {
+                await honeyTokens.caught(presented, client: context.clientAddress, call: "\(request.method) \(request.uri.path)")
+                throw error
+            }
         }
         guard let token else { throw WardenError.unauthenticated }
         let principal = try await accounts.authenticate(token: token)

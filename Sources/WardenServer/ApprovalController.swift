@@ -8,6 +8,7 @@ import WardenStore
 struct ApprovalController {
     let approvals: Approvals
     let agentKeys: AgentKeys
+    let honeyTokens: HoneyTokens
     let accounts: Accounts
 
     struct View: Encodable {
@@ -40,7 +41,9 @@ struct ApprovalController {
     func addPublicRoutes(to api: RouterGroup<WardenContext>) {
         api.get("approvals/{id}") { request, context in
             let id = try context.parameters.require("id")
-            switch try await AgentKeyController.minter(request, accounts: accounts, agentKeys: agentKeys, frozen: true) {
+            let caller = try await AgentKeyController.minter(
+                request, context, accounts: accounts, agentKeys: agentKeys, honeyTokens: honeyTokens, frozen: true)
+            switch caller {
             case .agentKey(let key): return try Response.json(View(try await approvals.find(key, id: id)))
             case .session(let p): return try Response.json(View(try await approvals.find(p, id: id)))
             }

@@ -95,10 +95,12 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     OpenAPIController().addRoutes(to: api)
     let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
     auth.addPublicRoutes(to: api)
-    AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit)
+    AgentKeyController(agentKeys: env.services.agentKeys, honeyTokens: env.services.honeyTokens, bodyLimit: limit)
         .addDelegationRoutes(to: api, accounts: env.services.accounts)
 
-    let approvals = ApprovalController(approvals: env.gateway.approvals, agentKeys: env.services.agentKeys, accounts: env.services.accounts)
+    let approvals = ApprovalController(
+        approvals: env.gateway.approvals, agentKeys: env.services.agentKeys, honeyTokens: env.services.honeyTokens,
+        accounts: env.services.accounts)
     approvals.addPublicRoutes(to: api)
 
     let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
@@ -106,7 +108,8 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     ProfileController(profiles: env.services.profiles, goLive: env.gateway.goLive, bodyLimit: limit).addRoutes(to: authenticated)
     PaperController(activity: env.activity).addRoutes(to: authenticated)
     CredentialController(credentials: env.services.credentials, bodyLimit: limit).addRoutes(to: authenticated)
-    AgentKeyController(agentKeys: env.services.agentKeys, bodyLimit: limit).addRoutes(to: authenticated)
+    AgentKeyController(agentKeys: env.services.agentKeys, honeyTokens: env.services.honeyTokens, bodyLimit: limit).addRoutes(
+        to: authenticated)
     AuditController(activity: env.activity).addRoutes(to: authenticated)
     UsageController(activity: env.activity).addRoutes(to: authenticated)
     FreezeController(killSwitch: env.services.killSwitch, bodyLimit: limit).addRoutes(to: authenticated)

@@ -96,17 +96,31 @@ public struct AlarmRepository: Sendable {
         return true
     }
 
-    /// Pending deliveries due at `now` and not leased by another server, oldest first, with their alarms.
-    public func due(now: Int64, limit: Int) async throws -> [(AlarmDelivery, AlarmRecord)] {
+    /// One channel's pending deliveries due at `now` and not leased by another server, oldest first, with
+    /// their alarms (asked channel by channel, so one channel's backlog never hides another's).
+    public func due(channel: String, now: Int64, limit: Int) async throws -> [(AlarmDelivery, AlarmRecord)] {
         try await database.withConnection { db in
             try await db.raw(
                 """
                 SELECT d.alarm_id, d.channel, d.state, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at, a.*
                 FROM alarm_deliveries d JOIN alarms a ON a.id = d.alarm_id
-                WHERE d.state = 'pending' AND d.next_attempt_at <= \(bind: now) AND d.leased_until <= \(bind: now)
+                WHERE d.channel = \(bind: channel) AND d.state = 'pending' AND d.next_attempt_at <= \(bind: now)
+                    AND d.leased_until <= \(bind: now)
                 ORDER BY d.next_attempt_at, a.created_at LIMIT \(bind: limit)
                 """
             ).all().map { (try Self.decodeDelivery($0), try Self.decodeAlarm($0)) }
+        }
+    }
+
+    /// Marks failed the pending deliveries to channels no longer configured.
+    public func abandon(keeping channels: [String], now: Int64) async throws {
+        try await database.transaction { db in
+            let kept = SQLList(channels.map { SQLBind($0) })
+            let filter: SQLQueryString = channels.isEmpty ? "" : " AND channel NOT IN (\(kept))"
+            try await db.raw(
+                "UPDATE alarm_deliveries SET state = 'failed', last_error = 'the channel is no longer configured', leased_until = 0 "
+                    + "WHERE state = 'pending'" + filter
+            ).run()
         }
     }
 

@@ -40,6 +40,11 @@ public struct FreezeRepository: Sendable {
         try await db.raw("DELETE FROM freezes WHERE scope = \(bind: scope) RETURNING *").first().map(Self.decode)
     }
 
+    /// The freeze of `scope` becomes `frozenBy`'s, with its reason (the time it started stays).
+    public func take(scope: String, by frozenBy: String, reason: String, on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE freezes SET frozen_by = \(bind: frozenBy), reason = \(bind: reason) WHERE scope = \(bind: scope)").run()
+    }
+
     public func find(scope: String, on db: any SQLDatabase) async throws -> FreezeRecord? {
         try await db.raw("SELECT * FROM freezes WHERE scope = \(bind: scope)").first().map(Self.decode)
     }

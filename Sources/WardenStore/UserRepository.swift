@@ -47,6 +47,11 @@ public struct UserRepository: Sendable {
         }
     }
 
+    /// Whether the user `id` exists and is an administrator, read in the caller's transaction.
+    public static func isAdmin(id: String, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("SELECT is_admin FROM users WHERE id = \(bind: id)").first(decodingColumn: "is_admin", as: Bool.self) ?? false
+    }
+
     public func find(id: String) async throws -> UserRecord? {
         try await database.withConnection { db in
             try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.decode)

@@ -78,6 +78,13 @@ import WardenVenues
             #expect(await Self.admit(h, bob.rootKey)?.status == .forbidden)
             #expect(try await api.call(.post, "/api/v1/unfreeze", token: bob.token, json: [String: String]()).status == .ok)
             #expect(await Self.admit(h, bob.rootKey) == nil)
+            // Frozen first by Bob, then by the administrator: the freeze becomes the administrator's, and Bob cannot lift it.
+            #expect(try await api.call(.post, "/api/v1/freeze", token: bob.token, json: [String: String]()).status == .created)
+            let taken = try await api.call(.post, "/api/v1/freeze", token: admin, json: ["email": "bob@example.com", "reason": "stolen"])
+            #expect(taken.status == .created && taken.json["changed"] as? Bool == true, "\(taken.text)")
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: bob.token, json: [String: String]()).code == "frozen_by_admin")
+            #expect(await Self.admit(h, bob.rootKey)?.byKillSwitch == true)
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: admin, json: ["email": "bob@example.com"]).status == .ok)
             #expect(
                 try await api.call(.delete, "/api/v1/agent-keys/self", headers: [KeyFamilyTests.xKey: bob.rootKey]).status == .noContent)
         }
@@ -110,8 +117,20 @@ import WardenVenues
                 #expect(await Self.admit(h, token)?.alarm == .honeyTokenUsed)
                 #expect(try await api.call(.post, "/api/v1/unfreeze", token: dave.token, json: [String: String]()).status == .ok)
             }
+            // A wdn_ decoy where the management API takes a key (minting, as `warden run` does): a dead key's
+            // answer, and caught all the same.
+            let decoy = try #require(
+                try await api.call(.post, "/api/v1/honey-tokens", token: dave.token, json: ["label": "run", "kind": "agent_key"])
+                    .json["token"] as? String)
+            let minted = try await KeyFamilyTests.mint(api, from: decoy)
+            let dead = try await KeyFamilyTests.mint(api, from: "wdn_made_up_key")
+            #expect(minted.status == .unauthorized && minted.text == dead.text, "\(minted.text)")
+            #expect(await Self.admit(h, dave.rootKey)?.byKillSwitch == true)
+            let rows = try await api.call(.get, "/api/v1/audit?action=honey_token.used", token: dave.token).text
+            #expect(rows.contains("honey_token_used") && !rows.contains(decoy))
+            #expect(try await api.call(.post, "/api/v1/unfreeze", token: dave.token, json: [String: String]()).status == .ok)
             let listed = try await api.call(.get, "/api/v1/honey-tokens", token: dave.token)
-            #expect((listed.json["honey_tokens"] as? [[String: Any]])?.count == 4)
+            #expect((listed.json["honey_tokens"] as? [[String: Any]])?.count == 5)
             #expect(!listed.text.contains("\"token\""), "a decoy is shown once, at creation")
         }
         try await h.close()
@@ -294,9 +313,14 @@ import WardenVenues
                     $0.parentID != nil
                 })
             let limits = await h.env.gateway.breakerLimits(record)
-            for _ in 0..<3 { #expect(await breakers.count(.refusals, key: record, amount: 1, limits: limits) == nil) }
-            let tripped = try #require(await breakers.count(.refusals, key: record, amount: 1, limits: limits))
+            let before = try await KeyFamilyTests.admission(h, child.key)  // admitted before the trip
+            for _ in 0..<3 { #expect(await breakers.count(.refusals, key: record, revision: nil, amount: 1, limits: limits) == nil) }
+            let tripped = try #require(await breakers.count(.refusals, key: record, revision: nil, amount: 1, limits: limits))
             #expect(tripped.status == .forbidden && tripped.reason.contains("more than 3 refused calls in a minute"))
+            // A call admitted before the freeze took hold is refused by the breaker all the same.
+            #expect(
+                await breakers.count(
+                    .orders, key: record, revision: before.revision, amount: 1, limits: BreakerLimits(ordersPerMinute: 100)) != nil)
             // The whole family stops: the child that tripped it and the key it was minted from.
             #expect(await Self.admit(h, child.key)?.byKillSwitch == true)
             #expect(await Self.admit(h, fay.rootKey)?.byKillSwitch == true)
@@ -305,12 +329,15 @@ import WardenVenues
             // Its owner lifts it; the counts start again.
             let lifted = try await api.call(.post, "/api/v1/unfreeze", token: fay.token, json: ["family": child.id])
             #expect(lifted.json["changed"] as? Bool == true, "\(lifted.text)")
-            #expect(await Self.admit(h, child.key) == nil)
-            #expect(await breakers.count(.refusals, key: record, amount: 1, limits: limits) == nil)
+            let after = try await KeyFamilyTests.admission(h, child.key)
+            // Admitted after the lifting: counted afresh.
+            #expect(
+                await breakers.count(.orders, key: record, revision: after.revision, amount: 1, limits: BreakerLimits(ordersPerMinute: 100))
+                    == nil)
             // LLM spend counts real costs, in micro-dollars.
-            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, key: record)
+            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, admission: after)
             #expect(await Self.admit(h, child.key) == nil)
-            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, key: record)
+            await h.env.gateway.countSpend(USD(limit: Decimal(string: "0.3")!)!, admission: after)
             #expect(await Self.admit(h, child.key)?.byKillSwitch == true)
             #expect(try await h.services.alarms.raisePending().raised == 3)  // two trips and the lifting
             let events = try await h.services.alarms.repository.recent(limit: 5).map(\.0.event)
@@ -364,5 +391,39 @@ import WardenVenues
                 Issue.record("accepted: \(text)")
             } catch { #expect(error.description.contains(key), "\(error.description)") }
         }
+    }
+
+    @Test func aBreakerTableFullOfOneOwnersFamiliesNeverDropsAnothersCounts() async throws {
+        let h = try await APIHarness(config: Self.config)
+        let breakers = h.env.gateway.breakers
+        let now: UInt64 = 1_000 * 60_000_000_000
+        // Alice's family has counted 4 of her 5 orders a minute.
+        for _ in 0..<4 {
+            #expect(breakers.decide(.orders, root: "alice-family", owner: "alice", revision: 1, amount: 1, limit: 5, now: now) == .pass)
+        }
+        // Mallory fills her share of the table with families of her own: her next new family is refused, not left uncounted.
+        for i in 0..<Breakers.perOwner {
+            #expect(breakers.decide(.refusals, root: "m\(i)", owner: "mallory", revision: nil, amount: 1, limit: 1_000, now: now) == .pass)
+        }
+        #expect(breakers.decide(.refusals, root: "m-extra", owner: "mallory", revision: nil, amount: 1, limit: 1_000, now: now) == .refuse)
+        // Alice's counts are intact: her fifth order passes, her sixth trips.
+        #expect(breakers.decide(.orders, root: "alice-family", owner: "alice", revision: 1, amount: 1, limit: 5, now: now) == .pass)
+        #expect(breakers.decide(.orders, root: "alice-family", owner: "alice", revision: 1, amount: 1, limit: 5, now: now) == .trip)
+        // Once Mallory's counters leave their window, they make room again.
+        let later = now + 61_000_000_000
+        #expect(breakers.decide(.refusals, root: "m-extra", owner: "mallory", revision: nil, amount: 1, limit: 1_000, now: later) == .pass)
+        try await h.close()
+    }
+
+    @Test func aChannelsBacklogNeverHidesAnothersDeliveries() async throws {
+        let h = try await APIHarness(config: Self.config)
+        let alarms = h.services.alarms
+        for _ in 0..<60 { try await alarms.test(channel: "hook", actor: nil) }
+        try await h.services.killSwitch.freeze(.all, reason: "drill", by: .operatorCLI)
+        while try await alarms.raisePending().more {}
+        let due = await alarms.dueByChannel(now: Clock.nowMillis())
+        #expect(due["chat"]?.map(\.1.event) == ["kill_switch"], "\(due.mapValues(\.count))")
+        #expect((due["hook"]?.count ?? 0) == 20)
+        try await h.close()
     }
 }

@@ -171,3 +171,19 @@ def test_an_order_on_a_shared_credential_waits_for_the_credentials_owner(held, t
     done = requests.post(w.api + f"/approvals/{approval}/approve", headers=w.auth)
     assert done.status_code == 200 and done.json()["status"] == "sent", done.text
     assert len(orders_seen(fake, "POST", "/api/v3/order")) == 1
+
+
+def test_an_approval_holds_to_the_owners_settings_as_they_are_when_it_is_sent(held):
+    """A limit lowered, or live trading turned off, after the hold: approving sends nothing and says why."""
+    w, fake = held, held.fakes["binance"]
+    lowered = hold(w)
+    assert requests.put(w.api + "/profile", headers=w.auth, json={"risk": {"max_leg_usd": 30}}).status_code == 200
+    done = requests.post(w.api + f"/approvals/{lowered}/approve", headers=w.auth)
+    assert done.status_code == 200 and done.json()["status"] == "failed" and "max_leg_usd" in done.json()["reason"], done.text
+    assert requests.put(w.api + "/profile", headers=w.auth, json={"risk": {"max_leg_usd": 100}}).status_code == 200
+    off = hold(w)
+    assert requests.put(w.api + "/profile", headers=w.auth, json={"risk": {"allow_live_trading": False}}).status_code == 200
+    done = requests.post(w.api + f"/approvals/{off}/approve", headers=w.auth)
+    assert done.status_code == 200 and done.json()["status"] == "failed" and "live trading" in done.json()["reason"], done.text
+    assert orders_seen(fake, "POST", "/api/v3/order") == []
+    assert w.trading()["live_usd"] == pytest.approx(0.0)

@@ -119,7 +119,7 @@ public struct GatewayCalls: Sendable {
                 }
             let sent: Bool = if case .unsent = ending { false } else { true }
             let cost = await gateway.settle(held, usage: used, sent: sent)
-            await gateway.countSpend(cost, key: admission.key)
+            await gateway.countSpend(cost, admission: admission)
             var detail = ["cost_usd": cost.description]
             if case .answered = ending, let usage = used {
                 detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output)

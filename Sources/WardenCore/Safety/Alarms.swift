@@ -20,6 +20,8 @@ public final class Alarms: Sendable {
     let repository: AlarmRepository
     /// Channels with a delivery under way on this server: `dispatchDue` leaves them to it.
     let busy = Mutex<Set<String>>([])
+    /// Whether the deliveries to channels this configuration no longer has were given up.
+    let abandoned = Mutex(false)
 
     public init(database: Database, vault: Vault, audit: AuditLog, channels: [String: NotifyChannel]) {
         self.database = database
@@ -69,9 +71,8 @@ public final class Alarms: Sendable {
     public func deliverDue(
         caller: any UpstreamCaller, mailer: (any MailSender)? = nil, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()
     ) async -> Int {
-        guard let due = try? await repository.due(now: now, limit: 50) else { return 0 }
         // Each channel's deliveries in order, the channels side by side: a slow or dead one holds up no other.
-        let byChannel = Dictionary(grouping: due, by: { $0.0.channel })
+        let byChannel = await dueByChannel(now: now)
         return await withTaskGroup(of: Int.self) { group in
             for queue in byChannel.values {
                 group.addTask { await self.deliver(queue, caller: caller, mailer: mailer, logger: logger, linkBase: linkBase, now: now) }
@@ -85,14 +86,28 @@ public final class Alarms: Sendable {
     public func dispatchDue(
         caller: any UpstreamCaller, mailer: (any MailSender)? = nil, logger: Logger, linkBase: String = "", now: Int64 = Clock.nowMillis()
     ) async {
-        guard let due = try? await repository.due(now: now, limit: 50) else { return }
-        for (channel, queue) in Dictionary(grouping: due, by: { $0.0.channel }) {
+        for (channel, queue) in await dueByChannel(now: now, skipping: busy.withLock { $0 }) {
             guard busy.withLock({ $0.insert(channel).inserted }) else { continue }
             Task { [self] in
                 _ = await deliver(queue, caller: caller, mailer: mailer, logger: logger, linkBase: linkBase, now: now)
                 busy.withLock { _ = $0.remove(channel) }
             }
         }
+    }
+
+    /// What is due, channel by channel (at most `perChannel` each). The first time, deliveries to channels no
+    /// longer configured are given up.
+    func dueByChannel(now: Int64, skipping busy: Set<String> = [], perChannel: Int = 20) async -> [String: [(AlarmDelivery, AlarmRecord)]] {
+        if abandoned.withLock({ done in
+            defer { done = true }; return !done
+        }) {
+            try? await repository.abandon(keeping: Array(channels.keys), now: now)
+        }
+        var due: [String: [(AlarmDelivery, AlarmRecord)]] = [:]
+        for name in channels.keys.sorted() where !busy.contains(name) {
+            if let queue = try? await repository.due(channel: name, now: now, limit: perChannel), !queue.isEmpty { due[name] = queue }
+        }
+        return due
     }
 
     func deliver(

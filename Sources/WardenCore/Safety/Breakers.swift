@@ -44,49 +44,138 @@ public final class Breakers: Sendable {
     struct Counter {
         var slices = [Int64](repeating: -1, count: 12)
         var sums = [Int64](repeating: 0, count: 12)
-    }
+        var owner = ""
 
-    private let counters = Mutex<[Slot: Counter]>([:])
-    let killSwitch: KillSwitch
-    /// This server's key cache, synced right after a trip so the freeze holds here for the very next call.
-    let keys: KeyCache
-    static let capacity = 10_000
+        /// Whether every slice it holds has left the window that ends in `slice`.
+        func isStale(at slice: Int64) -> Bool { slices.allSatisfy { $0 <= slice - 12 } }
 
-    public init(killSwitch: KillSwitch, keys: KeyCache) {
-        self.killSwitch = killSwitch
-        self.keys = keys
-    }
-
-    /// Adds `amount` to the family's metric and returns the window's total.
-    func add(_ metric: Metric, root: String, amount: Int64, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Int64 {
-        let slice = Int64(now / (metric.windowNanos / 12))
-        return counters.withLock { counters in
-            if counters.count >= Self.capacity { counters.removeAll(keepingCapacity: true) }
-            var counter = counters[Slot(root: root, metric: metric)] ?? Counter()
+        /// Adds `amount` in the slice of `now` and returns the window's total.
+        mutating func add(_ amount: Int64, slice: Int64) -> Int64 {
             let index = Int(slice % 12)
-            if counter.slices[index] != slice {
-                counter.slices[index] = slice
-                counter.sums[index] = 0
+            if slices[index] != slice {
+                slices[index] = slice
+                sums[index] = 0
             }
-            counter.sums[index] &+= amount
-            counters[Slot(root: root, metric: metric)] = counter
+            sums[index] &+= amount
             var total: Int64 = 0
-            for i in 0..<12 where counter.slices[i] > slice - 12 { total &+= counter.sums[i] }
+            for i in 0..<12 where slices[i] > slice - 12 { total &+= sums[i] }
             return total
         }
     }
 
-    /// Counts `amount` for the key's family. When that takes it past the owner's limit, the family is frozen
-    /// and its counts start again; the answer is the refusal of the call that tripped it.
-    func count(_ metric: Metric, key: AgentKeyRecord, amount: Int64, limits: BreakerLimits) async -> GatewayRefusal? {
-        guard let limit = metric.limit(limits), amount > 0 else { return nil }
-        guard add(metric, root: key.rootID, amount: amount) > limit else { return nil }
-        counters.withLock { counters in
-            for metric in Metric.allCases { counters[Slot(root: key.rootID, metric: metric)] = nil }
+    /// A family this server froze: every call admitted before the freeze took hold (its standing read at or
+    /// before `revision`, the store's revision once the freeze committed) is refused here too, so calls
+    /// already under way when the breaker tripped cannot slip past it.
+    struct Trip {
+        /// Nil while the freeze is being written.
+        var revision: Int64?
+        let at: UInt64
+    }
+
+    struct State {
+        var counters: [Slot: Counter] = [:]
+        /// How many counters each owner's families hold.
+        var owned: [String: Int] = [:]
+        var tripped: [String: Trip] = [:]
+
+        mutating func forget(_ root: String) {
+            for metric in Metric.allCases { remove(Slot(root: root, metric: metric)) }
         }
+
+        mutating func remove(_ slot: Slot) {
+            guard let counter = counters.removeValue(forKey: slot) else { return }
+            owned[counter.owner, default: 1] -= 1
+            if owned[counter.owner] == 0 { owned[counter.owner] = nil }
+        }
+
+        /// The family's counter of `metric`, made if there is room: never by dropping a counter still in its
+        /// window (another family's counts cannot be wiped by making many keys), and at most `perOwner` per owner.
+        mutating func counter(_ slot: Slot, owner: String, now: UInt64) -> Counter? {
+            if let counter = counters[slot] { return counter }
+            if counters.count >= Breakers.capacity || owned[owner, default: 0] >= Breakers.perOwner {
+                for (stale, counter) in counters where counter.isStale(at: Int64(now / (stale.metric.windowNanos / 12))) { remove(stale) }
+            }
+            guard counters.count < Breakers.capacity, owned[owner, default: 0] < Breakers.perOwner else { return nil }
+            owned[owner, default: 0] += 1
+            var counter = Counter()
+            counter.owner = owner
+            return counter
+        }
+    }
+
+    enum Decision { case pass, refuse, trip }
+
+    private let state = Mutex(State())
+    let killSwitch: KillSwitch
+    /// This server's key cache, synced right after a trip so the freeze holds here for the very next call.
+    let keys: KeyCache
+    let database: Database
+    /// Counters held at most (about 200 bytes each), and per owner: past them, an owner's new families'
+    /// orders and calls are refused rather than left uncounted.
+    static let capacity = 100_000
+    static let perOwner = 2_000
+
+    public init(killSwitch: KillSwitch, keys: KeyCache, database: Database) {
+        self.killSwitch = killSwitch
+        self.keys = keys
+        self.database = database
+    }
+
+    /// Adds `amount` to the family's metric and returns the window's total (no limit applied).
+    func add(_ metric: Metric, root: String, amount: Int64, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Int64 {
+        let slice = Int64(now / (metric.windowNanos / 12))
+        return state.withLock { s in
+            let slot = Slot(root: root, metric: metric)
+            guard var counter = s.counter(slot, owner: "", now: now) else { return 0 }
+            defer { s.counters[slot] = counter }
+            return counter.add(amount, slice: slice)
+        }
+    }
+
+    /// One event of `metric` for the key's family, its standing read at `revision` (nil when unknown: a
+    /// refusal). Within one lock: a family tripped here refuses what was admitted before its freeze; else
+    /// the amount is counted, and past the owner's limit the family trips (its counts start again).
+    func decide(_ metric: Metric, root: String, owner: String, revision: Int64?, amount: Int64, limit: Int64, now: UInt64) -> Decision {
+        let slice = Int64(now / (metric.windowNanos / 12))
+        return state.withLock { s in
+            if let trip = s.tripped[root] {
+                let lifted =
+                    if let revision, let frozenAt = trip.revision { revision > frozenAt } else { now &- trip.at > metric.windowNanos }
+                guard lifted else { return .refuse }
+                s.tripped[root] = nil
+                s.forget(root)
+            }
+            let slot = Slot(root: root, metric: metric)
+            guard var counter = s.counter(slot, owner: owner, now: now) else { return .refuse }
+            let total = counter.add(amount, slice: slice)
+            s.counters[slot] = counter
+            guard total > limit else { return .pass }
+            s.forget(root)
+            if s.tripped.count >= Self.capacity { s.tripped.removeAll(keepingCapacity: true) }
+            s.tripped[root] = Trip(revision: nil, at: now)
+            return .trip
+        }
+    }
+
+    /// Counts `amount` for the key's family. When that takes it past the owner's limit, the family is frozen;
+    /// the answer is the refusal of the call that tripped it, and of any call admitted before the freeze.
+    func count(
+        _ metric: Metric, key: AgentKeyRecord, revision: Int64?, amount: Int64, limits: BreakerLimits,
+        now: UInt64 = DispatchTime.now().uptimeNanoseconds
+    ) async -> GatewayRefusal? {
+        guard let limit = metric.limit(limits), amount > 0 else { return nil }
         let reason = "circuit breaker: \(metric.describe(limit)) for this key's family"
-        _ = try? await killSwitch.freeze(.family(key.rootID), reason: reason, by: .breaker(metric.rawValue), alarm: .breakerTripped)
-        await keys.sync()
+        switch decide(metric, root: key.rootID, owner: key.ownerID, revision: revision, amount: amount, limit: limit, now: now) {
+        case .pass: return nil
+        case .refuse: break
+        case .trip:
+            _ = try? await killSwitch.freeze(.family(key.rootID), reason: reason, by: .breaker(metric.rawValue), alarm: .breakerTripped)
+            let frozenAt = try? await StoreRevision.read(database)
+            state.withLock { s in
+                if s.tripped[key.rootID]?.at == now { s.tripped[key.rootID]?.revision = frozenAt }
+            }
+            await keys.sync()
+        }
         var refusal = GatewayRefusal(.forbidden, .permission, reason + "; the family is frozen until a person lifts it", key: key)
         refusal.byKillSwitch = true
         return refusal

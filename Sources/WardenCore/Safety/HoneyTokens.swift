@@ -81,6 +81,22 @@ public struct HoneyTokens: Sendable {
         try await repository.find(hash: hash)
     }
 
+    /// Whether `presented` is a decoy, presented outside the gateway (where a key is asked for by the
+    /// management API): if so it is caught as at the gateway, its row naming the caller and the call.
+    @discardableResult
+    public func caught(_ presented: String, client: String, call: String) async -> Bool {
+        guard presented.utf8.count < 200, let token = try? await repository.find(hash: agentKeys.hash(presented)) else { return false }
+        await tripped(token)
+        try? await audit.append(
+            AuditEntry(
+                actor: nil, owner: token.ownerID, action: "honey_token.used", target: token.id, outcome: .refused,
+                detail: [
+                    "honey_token": token.id, "honey_label": token.label, "client": client, "path": String(call.prefix(256)),
+                    "alarm": AlarmEvent.honeyTokenUsed.rawValue,
+                ]))
+        return true
+    }
+
     /// A decoy was presented: its owner's keys are frozen (the row of that freeze is in the log) and its
     /// last use kept. The caller records the refused call itself, with the alarm.
     func tripped(_ token: HoneyTokenRecord) async {

@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import WardenStore
 
 /// What a freeze covers.
@@ -70,7 +71,9 @@ public struct KillSwitch: Sendable {
         }
     }
 
-    /// Freezes `scope`; false when it was already frozen (the first freeze and its reason stay).
+    /// Freezes `scope`; false when it was already frozen (the first freeze and its reason stay), unless an
+    /// administrator or the operator freezes a scope frozen by someone they outrank: the freeze becomes theirs,
+    /// so the user it stops can no longer lift it.
     @discardableResult
     public func freeze(_ scope: FreezeScope, reason: String, by actor: Actor, alarm: AlarmEvent = .killSwitch) async throws -> Bool {
         try await authorize(actor, scope)
@@ -78,7 +81,12 @@ public struct KillSwitch: Sendable {
         let record = FreezeRecord(
             scope: scope.stored, reason: reason.isEmpty ? "kill switch" : reason, frozenBy: actor.stored, frozenAt: Clock.nowMillis())
         return try await database.transaction { db in
-            guard try await repository.insert(record, on: db) else { return false }
+            if try await !repository.insert(record, on: db) {
+                guard actor.outranksUsers, let existing = try await repository.find(scope: scope.stored, on: db),
+                    existing.frozenBy != record.frozenBy, try await !Self.setByAuthority(existing, on: db)
+                else { return false }
+                try await repository.take(scope: scope.stored, by: record.frozenBy, reason: record.reason, on: db)
+            }
             try await audit.append(
                 AuditEntry(
                     actor: actor.auditActor, owner: scope.owner, action: "killswitch.freeze", target: scope.stored,
@@ -129,6 +137,13 @@ public struct KillSwitch: Sendable {
         return .user(caller.user.id)
     }
 
+    /// Whether `freeze` was set by the operator or an administrator.
+    static func setByAuthority(_ freeze: FreezeRecord, on db: any SQLDatabase) async throws -> Bool {
+        if freeze.frozenBy == "cli" { return true }
+        if freeze.frozenBy.hasPrefix("honey:") || freeze.frozenBy.hasPrefix("breaker:") { return false }
+        return try await UserRepository.isAdmin(id: freeze.frozenBy, on: db)
+    }
+
     /// Every freeze in force.
     public func list() async throws -> [FreezeRecord] { try await repository.all() }
 
@@ -136,7 +151,16 @@ public struct KillSwitch: Sendable {
     public func list(_ p: Principal) async throws -> [FreezeRecord] {
         let all = try await repository.all()
         guard !p.user.isAdmin else { return all }
-        return all.filter { $0.scope == "all" || $0.scope == FreezeScope.user(p.user.id).stored }
+        var mine: [FreezeRecord] = []
+        for freeze in all {
+            switch FreezeScope(stored: freeze.scope) {
+            case .all: mine.append(freeze)
+            case .user(let id) where id == p.user.id: mine.append(freeze)
+            case .family(let root) where try await AgentKeyRepository(database).find(id: root)?.ownerID == p.user.id: mine.append(freeze)
+            default: continue
+            }
+        }
+        return mine
     }
 
     static let personOnly = WardenError(.forbidden, code: "person_only", "only a person can lift a freeze")
@@ -171,6 +195,15 @@ extension KillSwitch.Actor {
         case .operatorCLI: nil
         case .honeyToken(let id): "honey:\(id)"
         case .breaker(let metric): "breaker:\(metric)"
+        }
+    }
+
+    /// An administrator or the host's operator: a freeze of theirs is lifted only by one of them.
+    var outranksUsers: Bool {
+        switch self {
+        case .operatorCLI: true
+        case .person(let p): p.user.isAdmin
+        case .honeyToken, .breaker: false
         }
     }
 

@@ -216,6 +216,20 @@ public struct Approvals: Sendable {
                 throw refused("the share of the credential was revoked")
             }
         }
+        // The owners' settings as they are now: a limit lowered or live trading turned off since the hold holds.
+        var owners: [(id: String, profile: ProfileRecord)] = []
+        do {
+            for id in Set([resolved.key.ownerID, credential.ownerID]).sorted() {
+                owners.append((id, try await trading.profiles.get(userID: id)))
+            }
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the risk settings cannot be read")
+        }
+        if let changed = TradingPolicy.change(
+            in: owners, notional: approval.notional, mode: .live, venue: venue.name, owner: resolved.key.ownerID)
+        {
+            throw refused(changed)
+        }
         guard let secret = Credentials.open(credential, vault: vault) else {
             throw GatewayRefusal(.serviceUnavailable, .unavailable, "the credential could not be read")
         }

@@ -60,7 +60,7 @@ extension TradingPolicy {
     /// `record` makes from the order's details: both are on disk together, or neither is.
     func hold(
         _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
-        limits: Limits, record: RowMaker? = nil, approval: ApprovalHold? = nil
+        limits: Limits, revision: Int64?, record: RowMaker? = nil, approval: ApprovalHold? = nil
     ) async throws(GatewayRefusal) -> Held {
         let priced = try await price(order, venue, base, key: key)
         guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
@@ -72,8 +72,9 @@ extension TradingPolicy {
             throw GatewayRefusal(.forbidden, .permission, reason, key: key)
         }
         // A burst trips the family's breakers before anything is reserved or sent.
-        if let tripped = await breakers.count(.orders, key: key, amount: 1, limits: limits.owner.breakers) { throw tripped }
-        if let tripped = await breakers.count(.notional, key: key, amount: notional.micros, limits: limits.owner.breakers) {
+        let breakerLimits = limits.owner.breakers
+        if let tripped = await breakers.count(.orders, key: key, revision: revision, amount: 1, limits: breakerLimits) { throw tripped }
+        if let tripped = await breakers.count(.notional, key: key, revision: revision, amount: notional.micros, limits: breakerLimits) {
             throw tripped
         }
         let clientOrderID = order.clientOrderID ?? Self.newClientOrderID()
@@ -217,7 +218,8 @@ extension TradingPolicy {
             }
         }
         let held = try await hold(
-            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, record: record,
+            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, revision: admission.revision,
+            record: record,
             approval: approvalHold(admission, venue: venue, outgoing: outgoing, limits: limits))
         if let approval = held.approval {
             let (_, body) = venue.errorBody(
@@ -259,7 +261,8 @@ extension TradingPolicy {
         let threshold = limits.owner.approveAboveUSD
         for order in orders {
             do throws(GatewayRefusal) {
-                let one = try await hold(order, venue, base, key: key, credentialID: admission.credentialID, limits: limits)
+                let one = try await hold(
+                    order, venue, base, key: key, credentialID: admission.credentialID, limits: limits, revision: admission.revision)
                 held.append(one)
                 if live, let threshold, one.notional > threshold {
                     throw GatewayRefusal(
