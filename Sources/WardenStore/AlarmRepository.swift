@@ -69,6 +69,15 @@ public struct AlarmRepository: Sendable {
         return (rows, through, cursor)
     }
 
+    /// Whether the log holds rows past the cursor (a read: no write lock is taken when there is nothing to raise).
+    public func hasRowsToRaise() async throws -> Bool {
+        try await database.withConnection { db in
+            try await db.raw(
+                "SELECT 1 AS found FROM audit WHERE seq > (SELECT seq FROM alarm_cursor WHERE id = 1) LIMIT 1"
+            ).first() != nil
+        }
+    }
+
     public func moveCursor(to seq: Int64, on db: any SQLDatabase) async throws {
         try await db.raw("UPDATE alarm_cursor SET seq = \(bind: seq) WHERE id = 1").run()
     }

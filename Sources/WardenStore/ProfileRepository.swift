@@ -47,6 +47,16 @@ public struct BreakerLimits: Sendable, Equatable, Codable {
         self.llmUSDPerHour = llmUSDPerHour
         self.notionalUSDPerHour = notionalUSDPerHour
     }
+
+    /// Each breaker at the lower of the two settings (one that is off takes the other's).
+    public func strictest(_ other: BreakerLimits) -> BreakerLimits {
+        func lower<T: Comparable>(_ a: T?, _ b: T?) -> T? { [a, b].compactMap { $0 }.min() }
+        return BreakerLimits(
+            ordersPerMinute: lower(ordersPerMinute, other.ordersPerMinute),
+            refusalsPerMinute: lower(refusalsPerMinute, other.refusalsPerMinute),
+            llmUSDPerHour: lower(llmUSDPerHour, other.llmUSDPerHour),
+            notionalUSDPerHour: lower(notionalUSDPerHour, other.notionalUSDPerHour))
+    }
 }
 
 public struct ProfileRepository: Sendable {

@@ -194,8 +194,9 @@ import WardenVenues
         #expect(hook.request.headers[HTTPField.Name("X-Warden-Signature")!] == "sha256=" + mac.map { String(format: "%02x", $0) }.joined())
         #expect(hook.origin == "http://127.0.0.1:9" && hook.request.path == "/alarms")
         let slack = try #require(sent.first { $0.request.path == "/services/T0/B0/SECRETPATH" })
-        let text = try #require(try JSONSerialization.jsonObject(with: slack.request.body) as? [String: String])["text"]
-        #expect(text?.hasPrefix("[Warden critical] Kill switch on") == true, "\(text ?? "")")
+        let body = try #require(try JSONSerialization.jsonObject(with: slack.request.body) as? [String: Any])
+        let text = body["text"] as? String
+        #expect(text?.hasPrefix("[Warden critical] Kill switch on") == true && body["mrkdwn"] as? Bool == false, "\(body)")
         for (_, request) in receiver.sent.withLock({ $0 }) {
             let body = String(decoding: request.body, as: UTF8.self)
             #expect(!body.contains("whsec-") && !body.contains("SECRETPATH"), "a channel's secret in a message: \(body)")

@@ -287,8 +287,12 @@ def test_every_channel_kind_gets_one_kill_switch_alarm(world, receivers):
     text = f"[Warden critical] {message['summary']}"
 
     # The chat channels: each its own shape, at the secret URL (Telegram: the token in the Bot API path).
-    assert slack.requests[0]["path"] == SLACK_PATH and json.loads(slack.requests[0]["body"]) == {"text": text}
-    assert discord.requests[0]["path"] == DISCORD_PATH and json.loads(discord.requests[0]["body"]) == {"content": text}
+    # Slack: its control characters escaped and formatting off; Discord: a code block, no mentions.
+    slack_text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert slack.requests[0]["path"] == SLACK_PATH
+    assert json.loads(slack.requests[0]["body"]) == {"text": slack_text, "mrkdwn": False}
+    assert discord.requests[0]["path"] == DISCORD_PATH
+    assert json.loads(discord.requests[0]["body"]) == {"content": f"```\n{text}\n```", "allowed_mentions": {"parse": []}}
     assert telegram.requests[0]["path"] == f"/bot{TELEGRAM_TOKEN}/sendMessage", telegram.requests[0]["path"]
     assert json.loads(telegram.requests[0]["body"]) == {"chat_id": TELEGRAM_CHAT, "text": text}
 
@@ -784,3 +788,40 @@ def test_a_stalled_channel_does_not_hold_up_the_others(world, receivers):
         wait_until(lambda: len(live.delivered()) == 2, 20, "the second alarm never arrived")
         raise AssertionError(f"a stalled channel held up the next alarm to a working channel: it arrived after "
                              f"{time.time() - lifted:.1f} s")
+
+
+# ------------------------------------------------------------------ what an agent writes stays text in a chat
+
+def test_an_agents_path_cannot_mention_everyone_or_plant_a_link_in_a_chat_alarm(world, receivers):
+    """A refused call's path and reason are the agent's words: in Slack they cannot become a mention or a
+    link, in Discord they cannot leave their code block or mention anyone."""
+    fx = pytest.importorskip("fake_exchanges")
+    binance = fx.binance()
+    try:
+        slack, discord = receivers(), receivers()
+        w = world(extra_config=f'[venues.binance]\nbase_url = "{binance.url}"\n\n', notify=f"""
+            [notify.slack]
+            kind = "slack"
+            events = ["fund_movement_attempted"]
+
+            [notify.disc]
+            kind = "discord"
+            events = ["fund_movement_attempted"]
+            """, sealed={"slack": slack.url + SLACK_PATH, "disc": discord.url + DISCORD_PATH})
+        r = requests.post(w.api + "/credentials", headers=w.owner, json={
+            "venue": "binance", "label": "binance", "secret": {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET}})
+        key = requests.post(w.api + "/agent-keys", headers=w.owner, json={
+            "name": "trader", "credential_ids": [r.json()["id"]], "access": "trade"}).json()["key"]
+        hostile = "/sapi/v1/capital/withdraw/apply%20@everyone%20%3C!channel%3E%20%3Chttps://evil.example/ok%7CAll%20clear%3E%20%60%60%60%20%5Bclick%5D(https://evil.example)"
+        refused = requests.post(w.server.url + "/proxy/binance" + hostile, headers={"X-MBX-APIKEY": key})
+        assert refused.status_code == 403, refused.text
+        wait_until(lambda: slack.delivered() and discord.delivered(), DELIVERY, "no chat alarm")
+        slack_text = slack.messages()[0]["text"]
+        assert "<" not in slack_text and ">" not in slack_text and "&lt;!channel&gt;" in slack_text, slack_text
+        assert slack.messages()[0]["mrkdwn"] is False
+        body = discord.messages()[0]
+        assert body["allowed_mentions"] == {"parse": []}, body
+        content = body["content"]
+        assert content.startswith("```\n") and content.endswith("\n```") and content.count("```") == 2, content
+    finally:
+        binance.stop()

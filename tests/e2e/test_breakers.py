@@ -96,3 +96,26 @@ def fx_form(request):
     """The parameters of an order the fake received (query string and form body)."""
     text = (request["path"].split("?", 1)[1] if "?" in request["path"] else "") + "&" + request["body"].decode()
     return dict(p.split("=", 1) for p in text.split("&") if "=" in p)
+
+
+def test_a_credential_owners_breakers_hold_for_a_grantees_burst(venue, tmp_path, master_key):
+    """The grantee sets no breaker; the credential's owner allows 2 orders a minute on their account: a grantee's
+    burst on the shared credential gets no more through."""
+    w, fake = venue, venue.fakes["binance"]
+    assert requests.put(w.api + "/profile", headers=w.auth, json={
+        "risk": {"max_leg_usd": 100}, "breakers": {"orders_per_minute": 2}}).status_code == 200
+    w.live("binance")
+    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
+                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
+    assert made.returncode == 0, made.stderr
+    assert requests.post(w.api + f"/credentials/{w.creds['binance']}/grants", headers=w.auth,
+                         json={"email": "grantee@example.com", "access": "trade"}).status_code == 201
+    token = requests.post(w.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
+    grantee = {"Authorization": f"Bearer {token}"}
+    assert requests.put(w.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 100}}).status_code == 200
+    assert requests.post(w.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
+    key = requests.post(w.api + "/agent-keys", headers=grantee,
+                        json={"name": "g", "credential_ids": [w.creds["binance"]], "access": "trade"}).json()["key"]
+    refusals = burst(w, key, [2] * 12)
+    assert len(orders_seen(fake, "POST", "/api/v3/order")) == 2, refusals
+    assert any("circuit breaker" in m for m in refusals), refusals

@@ -44,7 +44,8 @@ public final class Alarms: Sendable {
     /// Raises the alarms of one batch of audit rows after the cursor; returns how many were raised and
     /// whether rows remain past the batch.
     public func raisePending() async throws -> (raised: Int, more: Bool) {
-        try await database.transaction { [self] db in
+        guard try await repository.hasRowsToRaise() else { return (0, false) }
+        return try await database.transaction { [self] db in
             let (rows, through, from) = try await repository.rowsToRaise(limit: Self.batchRows, on: db)
             var raised = 0
             for row in rows {

@@ -80,9 +80,13 @@ public struct NotifyChannel: Sendable, Equatable {
                     HTTPField.Name("X-Warden-Alarm-Id")!: alarm.id,
                 ])
         case .slack:
-            return try Self.post(secret, body: Self.encode(["text": alarm.text]), headers: [:])
+            // Slack reads `<…>` as links and mentions (`<!channel>`) and `*`/`_` as formatting in what an agent
+            // may have written (a path, a reason): escaped, and formatting off.
+            return try Self.post(secret, body: Self.encode(SlackBody(text: Self.slackEscaped(alarm.text), mrkdwn: false)), headers: [:])
         case .discord:
-            return try Self.post(secret, body: Self.encode(["content": String(alarm.text.prefix(1900))]), headers: [:])
+            // Discord reads markdown, masked links and mentions: the text goes in a code block and mentions are off.
+            let text = "```\n" + String(alarm.text.replacingOccurrences(of: "`", with: "'").prefix(1900)) + "\n```"
+            return try Self.post(secret, body: Self.encode(DiscordBody(content: text, allowedMentions: .init(parse: []))), headers: [:])
         case .email:
             throw .misconfigured("an email channel is not sent over HTTP")
         case .telegram:
@@ -97,8 +101,26 @@ public struct NotifyChannel: Sendable, Equatable {
         }
     }
 
-    static func encode(_ object: [String: String]) -> Data {
+    static func encode<T: Encodable>(_ object: T) -> Data {
         (try? JSONEncoder().encode(object)) ?? Data("{}".utf8)
+    }
+
+    struct SlackBody: Encodable {
+        let text: String
+        let mrkdwn: Bool
+    }
+
+    struct DiscordBody: Encodable {
+        struct Mentions: Encodable { let parse: [String] }
+        let content: String
+        let allowedMentions: Mentions
+        enum CodingKeys: String, CodingKey { case content, allowedMentions = "allowed_mentions" }
+    }
+
+    /// Slack's three control characters, escaped as Slack asks.
+    static func slackEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 
     static func post(_ url: String, body: Data, headers: HTTPFields) throws(NotifyError) -> (origin: String, request: UpstreamRequest) {

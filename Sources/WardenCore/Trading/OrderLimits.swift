@@ -72,7 +72,8 @@ extension TradingPolicy {
             throw GatewayRefusal(.forbidden, .permission, reason, key: key)
         }
         // A burst trips the family's breakers before anything is reserved or sent.
-        let breakerLimits = limits.owner.breakers
+        // On a shared credential the credential's owner's breakers hold too: each at the lower of the two.
+        let breakerLimits = limits.sharer.map { limits.owner.breakers.strictest($0.profile.breakers) } ?? limits.owner.breakers
         if let tripped = await breakers.count(.orders, key: key, revision: revision, amount: 1, limits: breakerLimits) { throw tripped }
         if let tripped = await breakers.count(.notional, key: key, revision: revision, amount: notional.micros, limits: breakerLimits) {
             throw tripped
