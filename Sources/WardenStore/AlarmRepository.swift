@@ -51,10 +51,14 @@ public struct AlarmRepository: Sendable {
     public init(_ database: Database) { self.database = database }
 
     /// The audit rows after the cursor that name an alarm (`"alarm":` in their detail), up to `limit` rows
-    /// of the log, and the sequence number the cursor moves to. Locks the cursor for the caller's transaction.
-    public func rowsToRaise(limit: Int, on db: any SQLDatabase) async throws -> (rows: [AuditRecord], through: Int64, from: Int64) {
-        let lock: SQLQueryString = database.dialect == .postgres ? " FOR UPDATE" : ""
-        guard let cursor = try await db.raw("SELECT seq FROM alarm_cursor WHERE id = 1" + lock).first(decodingColumn: "seq", as: Int64.self)
+    /// of the log, and the sequence numbers the cursor moves from and to. A read: the log is scanned with no
+    /// write lock held (the gateway's commits go on), and `moveCursor` settles who raised what.
+    public func rowsToRaise(limit: Int) async throws -> (rows: [AuditRecord], through: Int64, from: Int64) {
+        try await database.withConnection { db in try await rowsToRaise(limit: limit, on: db) }
+    }
+
+    func rowsToRaise(limit: Int, on db: any SQLDatabase) async throws -> (rows: [AuditRecord], through: Int64, from: Int64) {
+        guard let cursor = try await db.raw("SELECT seq FROM alarm_cursor WHERE id = 1").first(decodingColumn: "seq", as: Int64.self)
         else { throw StoreError.unavailable("the alarm cursor row is missing") }
         let last = cursor + Int64(limit)
         let through =
@@ -69,17 +73,10 @@ public struct AlarmRepository: Sendable {
         return (rows, through, cursor)
     }
 
-    /// Whether the log holds rows past the cursor (a read: no write lock is taken when there is nothing to raise).
-    public func hasRowsToRaise() async throws -> Bool {
-        try await database.withConnection { db in
-            try await db.raw(
-                "SELECT 1 AS found FROM audit WHERE seq > (SELECT seq FROM alarm_cursor WHERE id = 1) LIMIT 1"
-            ).first() != nil
-        }
-    }
-
-    public func moveCursor(to seq: Int64, on db: any SQLDatabase) async throws {
-        try await db.raw("UPDATE alarm_cursor SET seq = \(bind: seq) WHERE id = 1").run()
+    /// Moves the cursor from `from` to `seq` in the caller's transaction; false when another server moved it
+    /// first (it raised those rows' alarms, or is raising them).
+    public func moveCursor(from: Int64, to seq: Int64, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("UPDATE alarm_cursor SET seq = \(bind: seq) WHERE id = 1 AND seq = \(bind: from) RETURNING seq").first() != nil
     }
 
     /// Keeps the alarm and one pending delivery per channel; false when an alarm with its `onceKey` exists.

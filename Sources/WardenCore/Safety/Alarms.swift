@@ -7,9 +7,10 @@ import WardenStore
 import WardenVenues
 
 /// The alarms' outbox. An audit row whose detail names an alarm raises it (`raisePending`, run by the
-/// server every second after the rows it has already looked at): one `alarms` row and one pending delivery
-/// per channel the event is routed to, in one transaction with the cursor, so a restart neither loses nor
-/// repeats one. `deliverDue` sends what is due: each delivery is leased by one server, retried with
+/// server every second after the rows it has already looked at): the log is read without a write lock, then
+/// one `alarms` row and one pending delivery per channel the event is routed to are written in one short
+/// transaction with the cursor's move (only if no other server moved it first), so a restart neither loses
+/// nor repeats one. `deliverDue` sends what is due: each delivery is leased by one server, retried with
 /// backoff on failure, and given up after `maxAttempts`; a dead channel delays no other. A gateway call never
 /// waits on any of it: its row is all it writes, and it writes that row anyway.
 public final class Alarms: Sendable {
@@ -44,9 +45,11 @@ public final class Alarms: Sendable {
     /// Raises the alarms of one batch of audit rows after the cursor; returns how many were raised and
     /// whether rows remain past the batch.
     public func raisePending() async throws -> (raised: Int, more: Bool) {
-        guard try await repository.hasRowsToRaise() else { return (0, false) }
+        let (rows, through, from) = try await repository.rowsToRaise(limit: Self.batchRows)
+        guard through != from else { return (0, false) }
         return try await database.transaction { [self] db in
-            let (rows, through, from) = try await repository.rowsToRaise(limit: Self.batchRows, on: db)
+            // Only the server that moves the cursor raises these rows' alarms.
+            guard try await repository.moveCursor(from: from, to: through, on: db) else { return (0, true) }
             var raised = 0
             for row in rows {
                 var email: String?
@@ -63,7 +66,6 @@ public final class Alarms: Sendable {
                 }.map(\.name).sorted()
                 if try await repository.insert(alarm, channels: routed, on: db) { raised += 1 }
             }
-            if through != from { try await repository.moveCursor(to: through, on: db) }
             return (raised, through - from >= Int64(Self.batchRows))
         }
     }
