@@ -119,7 +119,7 @@ public struct AlarmRepository: Sendable {
     }
 
     /// Marks failed the pending deliveries to channels no longer configured.
-    public func abandon(keeping channels: [String], now: Int64) async throws {
+    public func abandon(keeping channels: [String]) async throws {
         try await database.transaction { db in
             let kept = SQLList(channels.map { SQLBind($0) })
             let filter: SQLQueryString = channels.isEmpty ? "" : " AND channel NOT IN (\(kept))"

@@ -3,7 +3,7 @@ import SQLKit
 
 /// An order held for a person's approval.
 public struct ApprovalRecord: Sendable, Equatable {
-    public enum Status: String, Sendable, CaseIterable {
+    public enum Status: String, Sendable {
         /// Waiting for a person, its reservation held.
         case pending
         /// Approved; being sent (by exactly one server).

@@ -11,7 +11,7 @@ import requests
 import fake_exchanges as fx
 from conftest import warden
 from test_alarms import DELIVERY, WEBHOOK_SECRET, Receiver, verify_signature, wait_until
-from test_exchanges import Exchanges, binance_refusal, orders_seen, start_warden
+from test_exchanges import Exchanges, binance_grantee, binance_refusal, orders_seen, start_warden
 
 APPROVAL_SECONDS = 10
 
@@ -148,17 +148,7 @@ def test_an_order_on_a_shared_credential_waits_for_the_credentials_owner(held, t
     """The grantee asks for no approval, the credential's owner does above 20 USD: the grantee's 40 USD order is held,
     and only the credential's owner, whose account it acts on, can approve it."""
     w, fake = held, held.fakes["binance"]
-    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
-                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
-    assert made.returncode == 0, made.stderr
-    assert requests.post(w.api + f"/credentials/{w.creds['binance']}/grants", headers=w.auth,
-                         json={"email": "grantee@example.com", "access": "trade"}).status_code == 201
-    token = requests.post(w.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
-    grantee = {"Authorization": f"Bearer {token}"}
-    assert requests.put(w.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 100}}).status_code == 200
-    assert requests.post(w.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
-    key = requests.post(w.api + "/agent-keys", headers=grantee,
-                        json={"name": "g", "credential_ids": [w.creds["binance"]], "access": "trade"}).json()["key"]
+    grantee, key = binance_grantee(w, tmp_path, master_key)
     message = binance_refusal(lambda: w.binance(key).create_order(
         symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0008", price="50000.00"))
     assert message.startswith("held for approval"), message

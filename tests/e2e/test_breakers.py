@@ -12,7 +12,7 @@ from binance.exceptions import BinanceAPIException
 
 import fake_exchanges as fx
 from test_alarms import DELIVERY, WEBHOOK_SECRET, Receiver, wait_until
-from test_exchanges import Exchanges, orders_seen, start_warden
+from test_exchanges import Exchanges, binance_grantee, orders_seen, start_warden
 from conftest import warden
 
 SEED = int(os.environ.get("WARDEN_FUZZ_SEED", "28"))
@@ -105,17 +105,7 @@ def test_a_credential_owners_breakers_hold_for_a_grantees_burst(venue, tmp_path,
     assert requests.put(w.api + "/profile", headers=w.auth, json={
         "risk": {"max_leg_usd": 100}, "breakers": {"orders_per_minute": 2}}).status_code == 200
     w.live("binance")
-    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
-                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
-    assert made.returncode == 0, made.stderr
-    assert requests.post(w.api + f"/credentials/{w.creds['binance']}/grants", headers=w.auth,
-                         json={"email": "grantee@example.com", "access": "trade"}).status_code == 201
-    token = requests.post(w.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
-    grantee = {"Authorization": f"Bearer {token}"}
-    assert requests.put(w.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 100}}).status_code == 200
-    assert requests.post(w.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
-    key = requests.post(w.api + "/agent-keys", headers=grantee,
-                        json={"name": "g", "credential_ids": [w.creds["binance"]], "access": "trade"}).json()["key"]
+    _, key = binance_grantee(w, tmp_path, master_key)
     refusals = burst(w, key, [2] * 12)
     assert len(orders_seen(fake, "POST", "/api/v3/order")) == 2, refusals
     assert any("circuit breaker" in m for m in refusals), refusals

@@ -223,6 +223,23 @@ class Exchanges:
         return poly_client(self.url + "/proxy/polymarket", key)
 
 
+def binance_grantee(world, tmp_path, master_key):
+    """Another user, granted trade on the world's Binance credential, live there with max_leg_usd 100 and no
+    approval or breaker of their own; returns their session headers and a trade key on the shared credential."""
+    made = warden("user", "create", "grantee@example.com", "grantee-password-1", "--no-reset", "--data-dir", str(tmp_path / "data"),
+                  "--config", str(tmp_path / "warden.toml"), env={"WARDEN_MASTER_KEY": master_key})
+    assert made.returncode == 0, made.stderr
+    assert requests.post(world.api + f"/credentials/{world.creds['binance']}/grants", headers=world.auth,
+                         json={"email": "grantee@example.com", "access": "trade"}).status_code == 201
+    token = requests.post(world.api + "/auth/login", json={"email": "grantee@example.com", "password": "grantee-password-1"}).json()["access_token"]
+    grantee = {"Authorization": f"Bearer {token}"}
+    assert requests.put(world.api + "/profile", headers=grantee, json={"risk": {"max_leg_usd": 100}}).status_code == 200
+    assert requests.post(world.api + "/profile/go-live", headers=grantee, json={"venue": "binance"}).json()["live"] is True
+    key = requests.post(world.api + "/agent-keys", headers=grantee,
+                        json={"name": "g", "credential_ids": [world.creds["binance"]], "access": "trade"}).json()["key"]
+    return grantee, key
+
+
 def start_warden(start, env, config, data_dir, store_args=(), create_owner=True):
     args = ("--config", str(config), *store_args)
     if create_owner:

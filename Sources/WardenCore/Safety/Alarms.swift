@@ -104,7 +104,7 @@ public final class Alarms: Sendable {
         if abandoned.withLock({ done in
             defer { done = true }; return !done
         }) {
-            try? await repository.abandon(keeping: Array(channels.keys), now: now)
+            try? await repository.abandon(keeping: Array(channels.keys))
         }
         var due: [String: [(AlarmDelivery, AlarmRecord)]] = [:]
         for name in channels.keys.sorted() where !busy.contains(name) {
