@@ -257,8 +257,19 @@ public enum ConfigLoader {
             case "max_body_bytes": server.maxBodyBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
             case "client_timeout_seconds": server.clientTimeoutSeconds = try int(t, key, path: path, in: 1...86_400)
             case "shutdown_grace_seconds": server.shutdownGraceSeconds = try int(t, key, path: path, in: 1...3600)
+            case "tls_cert": server.tlsCert = try nonEmpty(try string(t, key, path: path), path: path)
+            case "tls_key": server.tlsKey = try nonEmpty(try string(t, key, path: path), path: path)
+            case "tls_client_ca": server.tlsClientCA = try nonEmpty(try string(t, key, path: path), path: path)
+            case "public_hosts": server.publicHosts = try hosts(t, key, path: path)
+            case "trusted_proxies": server.trustedProxies = try strings(t, key, path: path)
             default: throw .unknownKey(path)
             }
+        }
+        if (server.tlsCert == nil) != (server.tlsKey == nil) {
+            throw .invalidValue(key: "server.tls_cert", reason: "tls_cert and tls_key are set together")
+        }
+        if server.tlsClientCA != nil, server.tlsCert == nil {
+            throw .invalidValue(key: "server.tls_client_ca", reason: "client certificates need TLS: set tls_cert and tls_key")
         }
         return server
     }
@@ -364,6 +375,31 @@ public enum ConfigLoader {
             throw .invalidValue(key: path, reason: "must be an http(s) URL with a host and no query, such as https://api.example.com")
         }
         return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    private static func strings(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> [String] {
+        guard let array = t[key]?.array else { throw .invalidValue(key: path, reason: "must be an array of strings") }
+        var strings: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let string = element.string, !string.isEmpty else {
+                throw .invalidValue(key: "\(path)[\(index)]", reason: "must be a non-empty string")
+            }
+            strings.append(string)
+        }
+        return strings
+    }
+
+    /// `public_hosts`: `name`, `name:port`, `[v6]` or `[v6]:port`, kept lowercase (a `Host` is compared lowercased).
+    private static func hosts(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> [String] {
+        let pattern = "^([a-z0-9]([a-z0-9.-]{0,252})|\\[[0-9a-f:.]{2,45}\\])(:[0-9]{1,5})?$"
+        return try strings(t, key, path: path).enumerated().map { (index, host) throws(ConfigError) in
+            let lowered = host.lowercased()
+            guard lowered.range(of: pattern, options: .regularExpression) != nil else {
+                throw .invalidValue(
+                    key: "\(path)[\(index)]", reason: "\"\(host)\" is not a host name or address, with or without :port")
+            }
+            return lowered
+        }
     }
 
     private static func endpointPatterns(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> [String] {

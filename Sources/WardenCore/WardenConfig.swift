@@ -39,6 +39,16 @@ public struct WardenConfig: Sendable, Equatable {
         public var clientTimeoutSeconds = 60
         /// How long a stop waits for answers in progress (a stream that does not end) before it ends them.
         public var shutdownGraceSeconds = 10
+        /// TLS on the listen address: the certificate chain and key (PEM files, read again on SIGHUP).
+        public var tlsCert: String?
+        public var tlsKey: String?
+        /// CAs whose client certificates the gateway requires (PEM); the dashboard and API ask for none.
+        public var tlsClientCA: String?
+        /// Names the gateway answers to besides its listen address, lowercase: `name` (that name with or
+        /// without the listen port) or `name:port` (exactly that `Host`).
+        public var publicHosts: [String] = []
+        /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client.
+        public var trustedProxies: [String] = []
         public init() {}
     }
 

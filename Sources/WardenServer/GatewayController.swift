@@ -52,11 +52,13 @@ struct GatewayController {
     /// full less than `sendWithin` ago). A class: the clock restarts once the body is read, for every holder.
     final class Inbound: CallOrigin {
         let channel: any Channel
+        let client: ClientOrigin
         let sendWithin: Duration
         private let sendBy: Mutex<ContinuousClock.Instant>
 
         init(_ context: WardenContext, sendWithin: Duration) {
             channel = context.channel
+            client = context.origin
             sendBy = Mutex(context.arrived + sendWithin)
             self.sendWithin = sendWithin
         }
@@ -66,7 +68,11 @@ struct GatewayController {
             sendBy.withLock { $0 = now + sendWithin }
         }
 
-        var clientAddress: String { channel.remoteAddress?.ipAddress ?? "unknown" }
+        var clientAddress: String { client.address }
+
+        var certificate: (subject: String, fingerprint: String)? {
+            client.certificate.map { ($0.subject, $0.fingerprint) }
+        }
 
         func reasonNotToSend() -> String? {
             if !channel.isActive { return "the client disconnected before the call was sent; it was not sent" }

@@ -5,6 +5,7 @@ import Mustache
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 import WardenCore
 import WardenHTTP
 import WardenStore
@@ -23,6 +24,10 @@ public struct ServerEnvironment: Sendable {
     /// The dashboard's pages and its stylesheet and script.
     let templates: MustacheLibrary
     let staticFiles: [String: (contentType: String, body: String)]
+    /// TLS on the listen address (`[server] tls_cert`, `tls_key`, `tls_client_ca`); nil: plain HTTP.
+    public let tls: FrontTLS?
+    /// Peers whose forwarded client address and scheme are believed (`[server] trusted_proxies`).
+    public let proxies: TrustedProxies
 
     public var database: Database { services.database }
 
@@ -31,6 +36,7 @@ public struct ServerEnvironment: Sendable {
         self.settings = settings
         self.services = services
         self.logger = logger
+        (tls, proxies) = try Self.front(settings.config.server)
         let pooling = settings.config.gateway
         upstreams = UpstreamClients(
             settings: .init(
@@ -62,15 +68,46 @@ public struct ServerEnvironment: Sendable {
         return (MustacheLibrary(templates: templates), files)
     }
 
-    /// Hosts the gateway answers to: its listen address (and the loopback names when it listens on loopback).
+    /// The front's TLS and trusted proxies, read from `[server]`; a file or network that cannot be used is
+    /// a configuration error naming its setting, before the port opens.
+    static func front(_ server: WardenConfig.ServerSection) throws -> (FrontTLS?, TrustedProxies) {
+        var tls: FrontTLS?
+        if let certificate = server.tlsCert, let key = server.tlsKey {
+            do { tls = try FrontTLS(files: .init(certificate: certificate, key: key, clientCA: server.tlsClientCA)) } catch {
+                throw ConfigError.invalidValue(key: "server.\(error.setting)", reason: "\(error.path) \(error.problem)")
+            }
+        }
+        do { return (tls, try TrustedProxies(parsing: server.trustedProxies)) } catch {
+            throw ConfigError.invalidValue(key: "server.trusted_proxies", reason: error.description)
+        }
+    }
+
+    /// `http` or `https`, as the listen address is served.
+    var scheme: String { tls == nil ? "http" : "https" }
+
+    /// Hosts the gateway answers to: its listen address (and the loopback names when it listens on
+    /// loopback), and each of `public_hosts` (a name without a port also with the listen port).
     var allowedHosts: Set<String> {
         let listen = settings.listen
         let port = listen.port
-        if ["127.0.0.1", "::1", "localhost"].contains(listen.host) {
-            return ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"]
+        var hosts: Set<String> =
+            ["127.0.0.1", "::1", "localhost"].contains(listen.host)
+            ? ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"] : [listen.description.lowercased()]
+        for host in settings.config.server.publicHosts {
+            hosts.insert(host)
+            if !Self.hasPort(host) { hosts.insert("\(host):\(port)") }
         }
-        return [listen.description.lowercased()]
+        return hosts
     }
+
+    /// The gateway's address as agents reach it: the first public host (with the listen port when it
+    /// names none), or the listen address.
+    var gatewayURL: String {
+        guard let host = settings.config.server.publicHosts.first else { return "\(scheme)://\(settings.listen)" }
+        return "\(scheme)://\(Self.hasPort(host) ? host : "\(host):\(settings.listen.port)")"
+    }
+
+    static func hasPort(_ host: String) -> Bool { host.hasPrefix("[") ? host.contains("]:") : host.contains(":") }
 }
 
 /// The router: health, metrics, the management API under `/api/v1`, and the gateway under `/proxy`.
@@ -85,7 +122,9 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     ).addRoutes(to: router)
     MetricsController(metrics: env.metrics, gateway: env.gateway).addRoutes(to: router)
     GatewayController(
-        calls: GatewayCalls(gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts),
+        calls: GatewayCalls(
+            gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts,
+            requiresClientCertificate: env.tls?.requiresClientCertificates ?? false),
         clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds)
     )
     .addRoutes(to: router)
@@ -136,7 +175,7 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
     }
     WebAuthPages(app: app).addRoutes(to: web)
     WebCredentialPages(app: app).addRoutes(to: web)
-    let keyPages = WebKeyPages(app: app, gatewayURL: "http://\(env.settings.listen)")
+    let keyPages = WebKeyPages(app: app, gatewayURL: env.gatewayURL)
     keyPages.addRoutes(to: web)
     WebSafetyPages(app: app, keys: keyPages).addRoutes(to: web)
     WebApprovalPages(app: app).addRoutes(to: web)
@@ -157,7 +196,7 @@ public func buildApplication(
         responder: responder,
         server: .front(
             front, bodyCap: bodyCap, clientTimeout: .seconds(Int64(env.settings.config.server.clientTimeoutSeconds)),
-            shutdownGrace: .seconds(Int64(env.settings.config.server.shutdownGraceSeconds))),
+            shutdownGrace: .seconds(Int64(env.settings.config.server.shutdownGraceSeconds)), tls: env.tls, proxies: env.proxies),
         configuration: .init(
             address: .hostname(env.settings.listen.host, port: env.settings.listen.port),
             serverName: "warden"),
@@ -170,10 +209,33 @@ public func buildApplication(
             AuditRetentionService(log: env.services.audit, retainDays: env.settings.config.audit.retainDays, logger: env.logger),
             AlarmService(
                 alarms: env.services.alarms, approvals: env.gateway.approvals, caller: HTTPUpstreamCaller(clients: env.upstreams),
-                linkBase: "http://\(env.settings.listen)", logger: env.logger),
+                linkBase: env.gatewayURL, logger: env.logger),
+            TLSReloadService(tls: env.tls, logger: env.logger),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: env.logger)
+}
+
+/// Reads the TLS files again on SIGHUP: new connections get the renewed certificate, open ones keep theirs.
+/// A file that cannot be read leaves the certificate in use and is logged.
+struct TLSReloadService: Service {
+    let tls: FrontTLS?
+    let logger: Logger
+
+    func run() async throws {
+        guard let tls else { return try await gracefulShutdown() }
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        try? await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                do {
+                    try tls.reload()
+                    logger.info("TLS certificate reloaded", metadata: ["tls_cert": "\(tls.files.certificate)"])
+                } catch {
+                    logger.error("TLS certificate not reloaded; the current one stays in use", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
 }
 
 /// Shuts the upstream clients down once the server has drained.

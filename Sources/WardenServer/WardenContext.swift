@@ -8,9 +8,11 @@ public struct WardenContext: FrontRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by `AuthMiddleware` on authenticated routes.
     public var principal: Principal?
-    /// The peer's IP address (for login throttling), or "unknown"; written out only when asked for.
-    public var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
-    let remoteAddress: SocketAddress?
+    /// Where the request came from: its connection, the client a trusted proxy named, TLS.
+    public var origin: ClientOrigin
+    /// The client's IP address (for the login throttle, rate limits and the audit), or "unknown";
+    /// written out only when asked for.
+    public var clientAddress: String { origin.address }
     /// The event loop serving the connection (gateway calls go out on a client of the same loop).
     public let eventLoop: any EventLoop
     /// The client's connection: a gateway call whose client has gone is not sent.
@@ -22,7 +24,7 @@ public struct WardenContext: FrontRequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        remoteAddress = source.channel.remoteAddress
+        origin = ClientOrigin(peer: source.channel.remoteAddress)
         eventLoop = source.channel.eventLoop
         channel = source.channel
     }

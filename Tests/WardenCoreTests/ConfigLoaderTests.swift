@@ -24,11 +24,29 @@ import Testing
         #expect(config.server.listen == ListenAddress(host: "127.0.0.1", port: 9000))
         #expect(config.server.maxBodyBytes == 65536)
         #expect(config.server.clientTimeoutSeconds == 15)
+        #expect(config.server.publicHosts.isEmpty && config.server.trustedProxies.isEmpty && config.server.tlsCert == nil)
         #expect(config.venues["binance"]?.baseURL == "https://testnet.binance.vision")
         let github = try #require(config.services["github"])
         #expect(github.blockedEndpoints.count == 3)
         #expect(github.rateLimit == 100)
         #expect(github.rateLimitWindowSeconds == 3600)
+    }
+
+    @Test func readsTheServingAcrossHostsSettings() throws {
+        let config = try ConfigLoader.parse(
+            """
+            [server]
+            tls_cert = "/etc/warden/cert.pem"
+            tls_key = "/etc/warden/key.pem"
+            tls_client_ca = "/etc/warden/agents-ca.pem"
+            public_hosts = ["Warden.Example", "10.0.0.5:8472", "[fd00::5]:443"]
+            trusted_proxies = ["10.0.0.0/8", "::1"]
+            """)
+        #expect(config.server.tlsCert == "/etc/warden/cert.pem")
+        #expect(config.server.tlsKey == "/etc/warden/key.pem")
+        #expect(config.server.tlsClientCA == "/etc/warden/agents-ca.pem")
+        #expect(config.server.publicHosts == ["warden.example", "10.0.0.5:8472", "[fd00::5]:443"])
+        #expect(config.server.trustedProxies == ["10.0.0.0/8", "::1"])
     }
 
     @Test func emptyFileGivesDefaults() throws {
@@ -71,6 +89,15 @@ import Testing
         ),
         ("[services.gh]\nbase_url = \"https://x.test\"\nblocked_endpoints = [\"DELETE /re*\"]", "services.gh.blocked_endpoints[0]"),
         ("server = 3", "server"),
+        ("[server]\ntls_cert = \"/c.pem\"", "server.tls_cert"),
+        ("[server]\ntls_key = \"/k.pem\"", "server.tls_cert"),
+        ("[server]\ntls_client_ca = \"/ca.pem\"", "server.tls_client_ca"),
+        ("[server]\ntls_cert = \"\"\ntls_key = \"/k.pem\"", "server.tls_cert"),
+        ("[server]\npublic_hosts = \"warden.example\"", "server.public_hosts"),
+        ("[server]\npublic_hosts = [\"ok.example\", \"http://warden.example\"]", "server.public_hosts[1]"),
+        ("[server]\npublic_hosts = [\"warden.example/x\"]", "server.public_hosts[0]"),
+        ("[server]\npublic_hosts = [\"\"]", "server.public_hosts[0]"),
+        ("[server]\ntrusted_proxies = [1]", "server.trusted_proxies[0]"),
     ])
     func badValuesNameTheirKey(text: String, key: String) {
         do {

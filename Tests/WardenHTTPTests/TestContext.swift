@@ -7,11 +7,13 @@ import WardenHTTP
 struct TestContext: FrontRequestContext {
     var coreContext: CoreRequestContextStorage
     let requestID: String
+    var origin: ClientOrigin
     static let header = HTTPField.Name("X-Warden-Request-Id")!
     private static let counter = Atomic<Int>(0)
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        origin = ClientOrigin(peer: source.channel.remoteAddress)
         requestID = "test-\(Self.counter.add(1, ordering: .relaxed).newValue)"
     }
 }

@@ -19,11 +19,14 @@ public struct GatewayCalls: Sendable {
     let observer: any CallObserver
     /// The `Host` values the gateway answers (its listen address): anything else may be a DNS-rebound page.
     let allowedHosts: Set<String>
+    /// With `[server] tls_client_ca`: a call whose connection presented no verified client certificate is refused.
+    let requiresClientCertificate: Bool
 
-    public init(gateway: Gateway, observer: any CallObserver, allowedHosts: Set<String>) {
+    public init(gateway: Gateway, observer: any CallObserver, allowedHosts: Set<String>, requiresClientCertificate: Bool = false) {
         self.gateway = gateway
         self.observer = observer
         self.allowedHosts = allowedHosts
+        self.requiresClientCertificate = requiresClientCertificate
     }
 
     static let maxExchangeBodyBytes = 1024 * 1024
@@ -60,7 +63,12 @@ public struct GatewayCalls: Sendable {
     /// A browser page (a cross-site form, a DNS-rebound origin) must never drive the gateway.
     func checkBrowser(_ call: InboundCall) throws(GatewayRefusal) {
         guard let host = call.authority?.lowercased(), allowedHosts.contains(host) else {
-            throw GatewayRefusal(.forbidden, .permission, "the Host header must be this gateway's listen address")
+            throw GatewayRefusal(
+                .forbidden, .permission, "the Host header must be this gateway's listen address or one of its public_hosts")
+        }
+        if requiresClientCertificate, call.origin.certificate == nil {
+            throw GatewayRefusal(
+                .forbidden, .permission, "this gateway requires a client certificate issued by its client CA (tls_client_ca)")
         }
         if call.headers[.origin] != nil {
             throw GatewayRefusal(.forbidden, .permission, "requests from web pages (with an Origin header) are refused")
@@ -389,6 +397,7 @@ public struct GatewayCalls: Sendable {
             gateway.audit.countUnrecorded()
         } else {
             var detail = ["status": String(refusal.status.code), "reason": refusal.reason]
+            Self.caller(call, into: &detail)
             var entry = AuditEntry.gateway(
                 .refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
                 credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath, requestID: call.requestID, detail: detail)
@@ -422,7 +431,7 @@ public struct GatewayCalls: Sendable {
                 .gateway(
                     .refuse, outcome: .refused, venue: String(call.venueName.prefix(64)), key: nil, credentialID: nil,
                     method: call.method.rawValue, path: "/proxy/\(call.venueName)" + call.rawPath,
-                    requestID: call.requestID, detail: ["status": "404", "reason": "unknown venue"]))
+                    requestID: call.requestID, detail: Self.caller(call, into: ["status": "404", "reason": "unknown venue"])))
         } else {
             gateway.audit.countUnrecorded()
         }
@@ -448,7 +457,23 @@ public struct GatewayCalls: Sendable {
         .gateway(
             step, outcome: outcome, venue: s.venue.name, key: s.key, credentialID: s.credentialID,
             credentialOwnerID: s.credentialOwnerID, method: call.method.rawValue,
-            path: s.path.description, requestID: s.requestID, detail: extra)
+            path: s.path.description, requestID: s.requestID, detail: Self.caller(call, into: extra))
+    }
+
+    /// Every row of a call names its caller: the client's address (as a trusted proxy forwarded it) and
+    /// the fingerprint and subject of the client certificate its connection presented, if any.
+    static func caller(_ call: InboundCall, into detail: inout [String: String]) {
+        detail["client"] = call.origin.clientAddress
+        if let certificate = call.origin.certificate {
+            detail["client_cert"] = certificate.fingerprint
+            detail["client_cert_subject"] = String(certificate.subject.prefix(256))
+        }
+    }
+
+    static func caller(_ call: InboundCall, into detail: [String: String]) -> [String: String] {
+        var detail = detail
+        caller(call, into: &detail)
+        return detail
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> String {

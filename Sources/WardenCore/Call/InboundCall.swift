@@ -42,8 +42,10 @@ public protocol CallOrigin: Sendable {
     func bodyRead()
     /// Why the call must not be sent now, if it must not: its client has gone, or it waited too long.
     func reasonNotToSend() -> String?
-    /// The caller's IP address (for the alarms a call raises), or "unknown".
+    /// The caller's IP address (as a trusted proxy forwarded it), or "unknown".
     var clientAddress: String { get }
+    /// The verified client certificate the caller's connection presented, if any.
+    var certificate: (subject: String, fingerprint: String)? { get }
 }
 
 /// The request's body, read whole when the gateway needs it.

@@ -10,12 +10,14 @@ import NIOHTTPTypes
 public protocol FrontRequestContext: RequestContext where Source == ApplicationRequestContextSource {
     /// This request's name, sent back in the front's request-id header.
     var requestID: String { get }
+    /// Where the request came from; the front sets it before the router runs.
+    var origin: ClientOrigin { get set }
 }
 
 /// Answers one request read by `HTTP1Front`: runs the router, then writes the response to the channel.
 /// An error that escapes the router becomes a bare 500, as in Hummingbird's own server.
 public struct FrontResponder: Sendable {
-    let respond: @Sendable (Request, any Channel) async -> (Response, requestID: String)
+    let respond: @Sendable (Request, ClientOrigin, any Channel) async -> (Response, requestID: String)
     let logger: Logger
     let serverName: String
     let requestIDHeader: HTTPField.Name
@@ -24,8 +26,9 @@ public struct FrontResponder: Sendable {
     public init<R: HTTPResponder>(
         _ responder: R, serverName: String, requestIDHeader: HTTPField.Name, logger: Logger
     ) where R.Context: FrontRequestContext {
-        respond = { request, channel in
-            let context = R.Context(source: .init(channel: channel, logger: logger))
+        respond = { request, origin, channel in
+            var context = R.Context(source: .init(channel: channel, logger: logger))
+            context.origin = origin
             do {
                 return (try await responder.respond(to: request, context: context), context.requestID)
             } catch {
@@ -38,8 +41,8 @@ public struct FrontResponder: Sendable {
         self.logger = logger
     }
 
-    func answer(_ request: Request, on channel: any Channel) async {
-        var (response, requestID) = await respond(request, channel)
+    func answer(_ request: Request, from origin: ClientOrigin, on channel: any Channel) async {
+        var (response, requestID) = await respond(request, origin, channel)
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
         response.headers[requestIDHeader] = requestID

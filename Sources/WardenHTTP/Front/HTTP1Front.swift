@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 
 extension HTTPServerBuilder {
     /// The gateway's HTTP/1.1 connections (see `HTTP1Front`), answering with `responder`. Hummingbird still
@@ -13,9 +14,14 @@ extension HTTPServerBuilder {
     /// reading and writing is this module's.
     public static func front(
         _ responder: FrontResponder, bodyCap: Int,
-        clientTimeout: TimeAmount = .seconds(60), shutdownGrace: TimeAmount = .seconds(10)
+        clientTimeout: TimeAmount = .seconds(60), shutdownGrace: TimeAmount = .seconds(10),
+        tls: FrontTLS? = nil, proxies: TrustedProxies = .init([])
     ) -> HTTPServerBuilder {
-        .init { _ in HTTP1Front(responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout, shutdownGrace: shutdownGrace) }
+        .init { _ in
+            HTTP1Front(
+                responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout, shutdownGrace: shutdownGrace,
+                tls: tls, proxies: proxies)
+        }
     }
 }
 
@@ -40,6 +46,10 @@ struct HTTP1Front: ServerChildChannel {
     let clientTimeout: TimeAmount
     /// How long a stopping server lets an answer in progress go on before it closes the connection.
     let shutdownGrace: TimeAmount
+    /// TLS on every connection, when configured.
+    var tls: FrontTLS? = nil
+    /// Peers whose forwarded client address and scheme are taken (see `TrustedProxies`).
+    var proxies = TrustedProxies([])
 
     /// Most header fields (trailers included) a request may have; one with more is refused with 431 before
     /// its head is whole. Agents' SDKs send 10–20; 100 leaves room for proxies and tracing headers in
@@ -48,9 +58,10 @@ struct HTTP1Front: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
+            if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current)) }
             try Self.addHandlers(
                 to: channel.pipeline.syncOperations, responder: responder, bodyCap: bodyCap,
-                clientTimeout: clientTimeout, shutdownGrace: shutdownGrace)
+                clientTimeout: clientTimeout, shutdownGrace: shutdownGrace, secure: tls != nil, proxies: proxies)
             return Connection(channel: channel)
         }
     }
@@ -62,7 +73,7 @@ struct HTTP1Front: ServerChildChannel {
     /// legal by construction. The decoder refuses a head over `maxHeaderFields` fields or 80 KiB.
     static func addHandlers(
         to pipeline: ChannelPipeline.SynchronousOperations, responder: FrontResponder, bodyCap: Int,
-        clientTimeout: TimeAmount, shutdownGrace: TimeAmount
+        clientTimeout: TimeAmount, shutdownGrace: TimeAmount, secure: Bool = false, proxies: TrustedProxies = .init([])
     ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldCount = maxHeaderFields
@@ -73,7 +84,7 @@ struct HTTP1Front: ServerChildChannel {
         try pipeline.addHandler(
             CallHandler(
                 responder: responder, bodyCap: bodyCap, clientTimeout: clientTimeout,
-                shutdownGrace: shutdownGrace))
+                shutdownGrace: shutdownGrace, secure: secure, proxies: proxies))
     }
 
     func handle(value: Connection, logger: Logger) async {
@@ -178,11 +189,24 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastHeard = NIODeadline.now()
     private var silenceCheck: RepeatedTask?
 
-    init(responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount, shutdownGrace: TimeAmount) {
+    /// The connection is over TLS (`HTTP1Front.tls`).
+    let secure: Bool
+    let proxies: TrustedProxies
+    /// The connection's peer and verified client certificate, read at its first request.
+    private var peer: SocketAddress?
+    private var certificate: ClientCertificate?
+    private var peerRead = false
+
+    init(
+        responder: FrontResponder, bodyCap: Int, clientTimeout: TimeAmount, shutdownGrace: TimeAmount, secure: Bool = false,
+        proxies: TrustedProxies = .init([])
+    ) {
         self.responder = responder
         self.bodyCap = bodyCap
         self.clientTimeout = clientTimeout
         self.shutdownGrace = shutdownGrace
+        self.secure = secure
+        self.proxies = proxies
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -530,7 +554,22 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ request: Request, on channel: any Channel) {
         state = .answering
         let responder = responder
-        answer = Task { await responder.answer(request, on: channel) }
+        let origin = origin(of: request.head, on: channel)
+        answer = Task { await responder.answer(request, from: origin, on: channel) }
+    }
+
+    /// Where the request came from. The TLS handshake is over before a request is read, so the client's
+    /// certificate (if any) is known at the first.
+    private func origin(of head: HTTPRequest, on channel: any Channel) -> ClientOrigin {
+        if !peerRead {
+            peerRead = true
+            peer = channel.remoteAddress
+            if secure { certificate = FrontTLS.clientCertificate(of: channel) }
+        }
+        guard !proxies.isEmpty, let forwarded = proxies.forwarded(peer: peer, headers: head.headerFields) else {
+            return ClientOrigin(peer: peer, secure: secure, certificate: certificate)
+        }
+        return ClientOrigin(peer: peer, forwardedFor: forwarded.client, secure: forwarded.https ?? secure, certificate: certificate)
     }
 }
 

@@ -13,9 +13,9 @@ struct WebAuthPages {
         web.get("/") { request, _ in
             WebApp.redirect(await app.session.principal(request) == nil ? "/login" : "/activity")
         }
-        web.get("/login") { request, _ in
+        web.get("/login") { request, context in
             if await app.session.principal(request) != nil { return WebApp.redirect("/activity") }
-            return loginPage(request, email: nil, error: nil)
+            return loginPage(request, context, email: nil, error: nil)
         }
         web.post("/login") { request, context in
             let form = try await WebForm(request)
@@ -29,14 +29,14 @@ struct WebAuthPages {
                     clientAddress: context.clientAddress,
                     device: request.cookies[WebSession.deviceCookie]?.value,
                     rememberDevice: true)
-                var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn)]
+                var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn, context)]
                 // Lets this browser log in while a stranger's failures hold its address or the account back.
                 if let device = result.deviceToken {
-                    cookies.append(app.session.setCookie(WebSession.deviceCookie, device, maxAge: 30 * 86_400))
+                    cookies.append(app.session.setCookie(WebSession.deviceCookie, device, maxAge: 30 * 86_400, context))
                 }
                 return WebApp.redirect(result.mustChangePassword ? "/password" : "/activity", cookies: cookies)
             } catch {
-                return loginPage(request, email: email, error: WebApp.message(error), status: .unauthorized)
+                return loginPage(request, context, email: email, error: WebApp.message(error), status: .unauthorized)
             }
         }
         web.get("/password") { request, _ in
@@ -55,18 +55,20 @@ struct WebAuthPages {
             }
             return WebApp.redirect("/activity")
         }
-        app.post(web, "/logout", allowedBeforePasswordChange: true) { _, principal, _ in
+        app.post(web, "/logout", allowedBeforePasswordChange: true) { _, principal, context in
             try? await app.services.accounts.logout(principal)
-            return WebApp.redirect("/login", cookies: [app.session.setCookie(WebSession.cookie, "", maxAge: 0)])
+            return WebApp.redirect("/login", cookies: [app.session.setCookie(WebSession.cookie, "", maxAge: 0, context)])
         }
     }
 
-    func loginPage(_ request: Request, email: String?, error: String?, status: HTTPResponse.Status = .ok) -> Response {
+    func loginPage(_ request: Request, _ context: WardenContext, email: String?, error: String?, status: HTTPResponse.Status = .ok)
+        -> Response
+    {
         let pre = request.cookies[WebSession.preCookie]?.value ?? Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
         var data: [String: Any] = ["email_value": email ?? ""]
         if let error { data["error"] = error }
         var response = app.render("login", title: "Log in", principal: nil, csrf: app.session.csrf(for: "pre:" + pre), status: status, data)
-        response.headers.append(HTTPField(name: .setCookie, value: app.session.setCookie(WebSession.preCookie, pre, maxAge: 3600)))
+        response.headers.append(HTTPField(name: .setCookie, value: app.session.setCookie(WebSession.preCookie, pre, maxAge: 3600, context)))
         return response
     }
 }

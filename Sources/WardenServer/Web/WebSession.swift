@@ -11,7 +11,8 @@ import WardenCrypto
 struct WebSession: Sendable {
     let accounts: Accounts
     let csrfKey: SymmetricKey
-    /// Set when Warden is served over TLS (through a terminating proxy that says so); then cookies are `Secure`.
+    /// Cookies are always `Secure` (`WARDEN_SECURE_COOKIES=1`, for a TLS-terminating proxy not among
+    /// `trusted_proxies`); otherwise they are whenever the request came over TLS.
     let secureCookies: Bool
 
     static let cookie = "warden_session"
@@ -42,7 +43,10 @@ struct WebSession: Sendable {
         return Array(sent.utf8).withUnsafeBytes { a in expected.withUnsafeBytes { b in ConstantTime.equals(a, b) } }
     }
 
-    func setCookie(_ name: String, _ value: String, maxAge: Int) -> String {
-        "\(name)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)" + (secureCookies ? "; Secure" : "")
+    /// A cookie for the answer to `context`'s request: `Secure` when that request came over TLS (to
+    /// Warden, or to a trusted proxy that said so), so a browser never sends it over plain HTTP.
+    func setCookie(_ name: String, _ value: String, maxAge: Int, _ context: WardenContext) -> String {
+        "\(name)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)"
+            + (secureCookies || context.origin.secure ? "; Secure" : "")
     }
 }
