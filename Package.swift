@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -131,8 +131,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
-            resources: [.copy("Resources/openapi.json"), .copy("Resources/templates"), .copy("Resources/static")]
+            exclude: ["Resources"],
+            plugins: ["EmbedResources"]
         ),
+        // Compiles WardenServer's Resources/ (templates, stylesheet, OpenAPI document) into the binary.
+        .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["ResourceEmbedder"]),
+        .executableTarget(name: "ResourceEmbedder"),
         .executableTarget(
             name: "warden",
             dependencies: [

@@ -14,9 +14,35 @@ public struct Principal: Sendable {
     }
 }
 
+/// How long a login lasts: `idleSeconds` unused (`[server] session_hours`), each use moving the end
+/// again, and never past `maxSeconds` after the login (`[server] session_max_days`), when the token
+/// itself expires.
+public struct SessionLifetime: Sendable, Equatable {
+    public var idleSeconds: Int
+    public var maxSeconds: Int
+
+    public init(idleSeconds: Int = 12 * 3600, maxSeconds: Int = 30 * 86_400) {
+        self.idleSeconds = idleSeconds
+        self.maxSeconds = maxSeconds
+    }
+
+    /// A use moves the end only when it moves it by a step (a twelfth of the idle time, at most an hour),
+    /// so a busy session writes its row at most once per step.
+    var stepMillis: Int64 { Int64(min(idleSeconds / 12, 3600)) * 1000 }
+
+    /// The session's new end after a use at `now`, or nil when it need not move.
+    func extended(_ session: SessionRecord, now: Int64) -> Int64? {
+        let target = min(now + Int64(idleSeconds) * 1000, session.createdAt + Int64(maxSeconds) * 1000)
+        return target - session.expiresAt >= max(stepMillis, 1000) ? target : nil
+    }
+}
+
 public struct LoginResult: Sendable {
     public var accessToken: String
+    /// Seconds the session lasts unused; each use within it extends it (see `SessionLifetime`).
     public var expiresIn: Int
+    /// Seconds the token can last at most, however much it is used.
+    public var maxLifetime: Int
     public var mustChangePassword: Bool
     /// The login throttle's device token for this client to keep (see `LoginThrottle`), when it asked for one.
     public var deviceToken: String?
@@ -31,9 +57,14 @@ public struct Accounts: Sendable {
     let throttle: LoginThrottle
     let users: UserRepository
     let sessions: SessionRepository
+    let lifetime: SessionLifetime
 
-    public init(database: Database, hasher: PasswordHasher, tokens: TokenService, audit: AuditLog, throttle: LoginThrottle) {
+    public init(
+        database: Database, hasher: PasswordHasher, tokens: TokenService, audit: AuditLog, throttle: LoginThrottle,
+        lifetime: SessionLifetime = .init()
+    ) {
         self.database = database
+        self.lifetime = lifetime
         self.hasher = hasher
         self.tokens = tokens
         self.audit = audit
@@ -146,13 +177,14 @@ public struct Accounts: Sendable {
         let now = Date()
         let session = SessionRecord(
             id: UUID().uuidString.lowercased(), userID: user.id, createdAt: Clock.nowMillis(),
-            expiresAt: Clock.nowMillis() + Int64(tokens.lifetimeSeconds) * 1000)
+            expiresAt: Clock.nowMillis() + Int64(min(lifetime.idleSeconds, lifetime.maxSeconds)) * 1000)
         try await sessions.sweep(now: Clock.nowMillis())
         try await sessions.insert(session)
         try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
         let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
         return LoginResult(
-            accessToken: token, expiresIn: tokens.lifetimeSeconds, mustChangePassword: user.mustChangePassword,
+            accessToken: token, expiresIn: min(lifetime.idleSeconds, lifetime.maxSeconds), maxLifetime: tokens.lifetimeSeconds,
+            mustChangePassword: user.mustChangePassword,
             deviceToken: deviceToken)
     }
 
@@ -163,6 +195,9 @@ public struct Accounts: Sendable {
             session.userID == claims.userID, session.revokedAt == nil, session.expiresAt > Clock.nowMillis(),
             let user = try await users.find(id: claims.userID), !user.disabled
         else { throw WardenError.unauthenticated }
+        if let later = lifetime.extended(session, now: Clock.nowMillis()) {
+            try await sessions.extend(id: session.id, to: later)
+        }
         return Principal(user: user, sessionID: session.id)
     }
 

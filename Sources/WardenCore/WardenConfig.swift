@@ -49,6 +49,10 @@ public struct WardenConfig: Sendable, Equatable {
         public var publicHosts: [String] = []
         /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client.
         public var trustedProxies: [String] = []
+        /// A login ends after this many hours unused (each use extends it), and at the latest
+        /// `sessionMaxDays` after it began.
+        public var sessionHours = 12
+        public var sessionMaxDays = 30
         public init() {}
     }
 

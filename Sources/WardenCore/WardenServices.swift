@@ -22,10 +22,12 @@ public struct WardenServices: Sendable {
         passwordParameters: Argon2Parameters = PasswordHasher.defaultParameters
     ) async throws -> WardenServices {
         let audit = AuditLog(database: database, vault: vault)
-        let tokens = try await TokenService.make(environment: environment, vault: vault, database: database)
+        let lifetime = SessionLifetime(idleSeconds: config.server.sessionHours * 3600, maxSeconds: config.server.sessionMaxDays * 86_400)
+        let tokens = try await TokenService.make(
+            environment: environment, vault: vault, database: database, lifetimeSeconds: lifetime.maxSeconds)
         let accounts = Accounts(
             database: database, hasher: try PasswordHasher(parameters: passwordParameters),
-            tokens: tokens, audit: audit, throttle: LoginThrottle())
+            tokens: tokens, audit: audit, throttle: LoginThrottle(), lifetime: lifetime)
         let venues = VenueRegistry.make(config: config)
         let credentials = Credentials(database: database, vault: vault, audit: audit, venues: venues)
         let agentKeys = AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials)

@@ -1,14 +1,9 @@
 import Foundation
 import Hummingbird
 
-/// Serves the OpenAPI 3.1 document of the management API (`Resources/openapi.json`).
+/// Serves the OpenAPI 3.1 document of the management API (`Resources/openapi.json`, compiled in).
 struct OpenAPIController {
-    static let document: ByteBuffer = {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
-            let data = try? Data(contentsOf: url)
-        else { return ByteBuffer(string: "{}") }
-        return ByteBuffer(bytes: data)
-    }()
+    static let document = ByteBuffer(bytes: EmbeddedResources.files["openapi.json"] ?? Data("{}".utf8))
 
     func addRoutes(to api: RouterGroup<WardenContext>) {
         api.get("openapi.json") { _, _ in

@@ -46,16 +46,13 @@ public struct ServerEnvironment: Sendable {
         activity = Activity(gateway: gateway, profiles: services.profiles, log: services.audit)
     }
 
-    /// The templates and static files bundled with the server, read once at startup.
+    /// The templates and static files compiled into the server (`Resources/`, see the EmbedResources plugin).
     static func loadWebResources() throws -> (MustacheLibrary, [String: (contentType: String, body: String)]) {
-        guard let resources = Bundle.module.resourceURL else {
-            throw WardenError(.unavailable, code: "resources_missing", "the server's resources are missing")
-        }
-        let read = { (folder: String) throws -> [(String, String)] in
-            let directory = resources.appendingPathComponent(folder)
-            return try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map {
-                ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8))
-            }
+        let read = { (folder: String) -> [(String, String)] in
+            EmbeddedResources.files.compactMap { path, data in
+                guard path.hasPrefix(folder + "/") else { return nil }
+                return (String(path.dropFirst(folder.count + 1)), String(decoding: data, as: UTF8.self))
+            }.sorted { $0.0 < $1.0 }
         }
         var templates: [String: MustacheTemplate] = [:]
         for (file, text) in try read("templates") where file.hasSuffix(".mustache") {

@@ -46,6 +46,18 @@ public struct SessionRepository: Sendable {
         }
     }
 
+    /// Moves a live session's end later (never earlier: another server may have moved it further).
+    public func extend(id: String, to expiresAt: Int64) async throws {
+        try await database.withConnection { db in
+            try await db.raw(
+                """
+                UPDATE sessions SET expires_at = \(bind: expiresAt)
+                WHERE id = \(bind: id) AND revoked_at IS NULL AND expires_at < \(bind: expiresAt)
+                """
+            ).run()
+        }
+    }
+
     public func revoke(id: String, on db: any SQLDatabase) async throws {
         try await db.raw("UPDATE sessions SET revoked_at = \(bind: Clock.nowMillis()) WHERE id = \(bind: id) AND revoked_at IS NULL").run()
     }

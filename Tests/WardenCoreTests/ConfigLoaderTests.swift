@@ -98,6 +98,8 @@ import Testing
         ("[server]\npublic_hosts = [\"warden.example/x\"]", "server.public_hosts[0]"),
         ("[server]\npublic_hosts = [\"\"]", "server.public_hosts[0]"),
         ("[server]\ntrusted_proxies = [1]", "server.trusted_proxies[0]"),
+        ("[server]\nsession_hours = 0", "server.session_hours"),
+        ("[server]\nsession_max_days = 400", "server.session_max_days"),
     ])
     func badValuesNameTheirKey(text: String, key: String) {
         do {

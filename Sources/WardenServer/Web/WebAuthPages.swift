@@ -29,7 +29,7 @@ struct WebAuthPages {
                     clientAddress: context.clientAddress,
                     device: request.cookies[WebSession.deviceCookie]?.value,
                     rememberDevice: true)
-                var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.expiresIn, context)]
+                var cookies = [app.session.setCookie(WebSession.cookie, result.accessToken, maxAge: result.maxLifetime, context)]
                 // Lets this browser log in while a stranger's failures hold its address or the account back.
                 if let device = result.deviceToken {
                     cookies.append(app.session.setCookie(WebSession.deviceCookie, device, maxAge: 30 * 86_400, context))
