@@ -111,7 +111,10 @@ public final class Gateway: Sendable {
     let honeyTokens: HoneyTokens
     /// Resolved keys with their opened credentials; see `KeyCache`.
     public let keys: KeyCache
-    let rateLimiter = RateLimiter()
+    /// Services' rate limits: in the store on PostgreSQL, where several servers share one limit; in memory
+    /// on SQLite, where one server per store is the deployment and a store round trip per call would cost
+    /// a durable commit.
+    let rateBuckets: any RateBuckets
     let blocked: [String: [EndpointPattern]]
     public let trading: TradingPolicy
     public let goLive: GoLive
@@ -128,6 +131,7 @@ public final class Gateway: Sendable {
         agentKeys = services.agentKeys
         honeyTokens = services.honeyTokens
         keys = KeyCache(database: services.database, idle: .seconds(Int64(config.gateway.credentialIdleSeconds)))
+        rateBuckets = services.database.dialect == .postgres ? StoreRateBuckets(database: services.database) : RateLimiter()
         audit = AuditWriter(log: services.audit, database: services.database)
         touches = UsageTouches(repository: AgentKeyRepository(services.database))
         spendBatch = SpendBatch(repository: SpendRepository(services.database))
@@ -315,10 +319,15 @@ public final class Gateway: Sendable {
         if let rule = blocked[venue]?.first(where: { $0.matches(method: method, path: path, formatSuffixes: true) }) {
             throw GatewayRefusal(.forbidden, .permission, "blocked by policy (\(rule.description))", key: key)
         }
-        if let limit = service.rateLimit,
-            let wait = await rateLimiter.take(
-                key: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds))
-        {
+        guard let limit = service.rateLimit else { return }
+        let wait: Int?
+        do {
+            wait = try await rateBuckets.take(
+                bucket: "\(key.rootID)|\(venue)", capacity: limit, window: TimeInterval(service.rateLimitWindowSeconds))
+        } catch {
+            throw GatewayRefusal(.serviceUnavailable, .unavailable, "the rate limit could not be checked; the call was not made", key: key)
+        }
+        if let wait {
             throw GatewayRefusal(
                 .tooManyRequests, .rateLimit,
                 "rate limit of \(limit) calls per \(service.rateLimitWindowSeconds) s reached "

@@ -214,16 +214,20 @@ public func buildApplication(
 }
 
 /// Reads the TLS files again on SIGHUP: new connections get the renewed certificate, open ones keep theirs.
-/// A file that cannot be read leaves the certificate in use and is logged.
+/// A file that cannot be read leaves the certificate in use and is logged. Without TLS, SIGHUP is logged and
+/// ignored (it never stops the server: `systemctl reload` sends it).
 struct TLSReloadService: Service {
     let tls: FrontTLS?
     let logger: Logger
 
     func run() async throws {
-        guard let tls else { return try await gracefulShutdown() }
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         try? await cancelWhenGracefulShutdown {
             for await _ in hangups {
+                guard let tls else {
+                    logger.info("SIGHUP: nothing to reload (no [server] tls_cert)")
+                    continue
+                }
                 do {
                     try tls.reload()
                     logger.info("TLS certificate reloaded", metadata: ["tls_cert": "\(tls.files.certificate)"])

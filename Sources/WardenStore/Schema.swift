@@ -397,6 +397,18 @@ enum Schema {
                 WHERE status IN ('pending', 'sending')
                 """,
             ]),
+        Migration(
+            version: 16, name: "shared rate limits",
+            statements: [
+                """
+                CREATE TABLE rate_buckets (
+                    bucket TEXT PRIMARY KEY,
+                    tokens BIGINT NOT NULL CHECK (tokens >= 0),
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX rate_buckets_updated ON rate_buckets (updated_at)",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -15,10 +15,17 @@ from conftest import BINARY, ROOT, clean_env, free_port
 
 # The Swift toolchain's root (/opt/swift/usr/bin/swift → /opt/swift): hidden from the binary below.
 TOOLCHAIN = pathlib.Path(os.path.realpath(shutil.which("swift"))).parents[2]
+# `warden` linked as scripts/release links it (scripts/test builds it; debug, to save a release build).
+STATIC = pathlib.Path(os.environ.get("WARDEN_STATIC_BIN", ROOT / ".build" / "static" / "debug" / "warden"))
+
+
+def static_binary():
+    assert STATIC.exists(), f"{STATIC} is built by: swift build --static-swift-stdlib --product warden --scratch-path .build/static"
+    return STATIC
 
 
 def test_the_binary_needs_no_library_of_the_toolchain():
-    linked = subprocess.run(["ldd", str(BINARY)], capture_output=True, text=True, check=True).stdout
+    linked = subprocess.run(["ldd", str(static_binary())], capture_output=True, text=True, check=True).stdout
     assert "not found" not in linked
     for line in linked.splitlines():
         assert not re.search(r"swift|foundation|dispatch|icu", line, re.I), line
@@ -39,7 +46,7 @@ os.execv(sys.argv[1], sys.argv[1:])
 def test_one_copied_file_serves_without_the_toolchain_and_with_w_xor_x(tmp_path, master_key):
     alone = tmp_path / "bin" / "warden"
     alone.parent.mkdir()
-    shutil.copy2(BINARY, alone)
+    shutil.copy2(static_binary(), alone)
     empty = tmp_path / "empty"
     empty.mkdir()
     port = free_port()

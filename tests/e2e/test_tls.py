@@ -397,3 +397,13 @@ def test_unusable_serving_settings_are_named_before_the_port_opens(tmp_path, mas
         env=clean_env({"WARDEN_MASTER_KEY": master_key}), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode != 0
     assert setting in result.stderr, result.stderr
+
+
+def test_sighup_without_tls_leaves_the_server_running(start, master_key):
+    server = start({"WARDEN_MASTER_KEY": master_key})
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "nothing to reload" not in server.output() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "nothing to reload" in server.output()
+    assert server.proc.poll() is None and requests.get(server.url + "/healthz").status_code == 200

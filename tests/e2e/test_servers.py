@@ -1,0 +1,59 @@
+"""Several servers on one PostgreSQL: a service's rate limit holds in total, not per server."""
+import concurrent.futures
+import os
+import subprocess
+import time
+
+import pytest
+import requests
+
+import fakes
+from conftest import warden
+
+LIMIT = 20
+
+
+@pytest.fixture
+def postgres_env(master_key):
+    base = os.environ.get("WARDEN_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("WARDEN_REQUIRE_POSTGRES") == "1":
+            pytest.fail("WARDEN_REQUIRE_POSTGRES=1 but WARDEN_TEST_POSTGRES_URL is not set")
+        pytest.skip("needs PostgreSQL (scripts/with-postgres)")
+    name = f"warden_srv_{os.getpid()}_{int(time.time() * 1000) % 1000000}"
+    subprocess.run(["psql", base.split("?")[0], "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return {"WARDEN_MASTER_KEY": master_key, "WARDEN_DATABASE_URL": base.replace("/warden?", f"/{name}?")}
+
+
+def test_a_rate_limit_holds_in_total_across_three_servers(start, tmp_path, postgres_env):
+    upstream = fakes.Fake(fakes.service_handler)
+    try:
+        config = tmp_path / "warden.toml"
+        config.write_text(f'[services.limited]\nbase_url = "{upstream.url}"\nauth_header = "X-Api-Token"\n'
+                          f'auth_value_prefix = "token "\nrate_limit = {LIMIT}\nrate_limit_window_seconds = 3600\n')
+        assert warden("user", "create", "multi@example.com", "multi-password-1", "--no-reset",
+                      "--data-dir", str(tmp_path / "data"), "--config", str(config), env=postgres_env).returncode == 0
+        servers = [start(postgres_env, data_dir=tmp_path / f"data{i}", args=("--config", str(config))) for i in range(3)]
+        api = servers[0].url + "/api/v1"
+        token = requests.post(api + "/auth/login", json={"email": "multi@example.com", "password": "multi-password-1"}).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        credential = requests.post(api + "/credentials", headers=auth, json={
+            "venue": "limited", "label": "limited", "secret": {"token": fakes.REAL_SERVICE_TOKEN}}).json()["id"]
+        key = requests.post(api + "/agent-keys", headers=auth,
+                            json={"name": "k", "credential_ids": [credential], "access": "trade"}).json()["key"]
+
+        def call(i):
+            server = servers[i % 3]
+            return requests.get(server.url + "/proxy/limited/items", headers={"X-Api-Token": f"token {key}"}, timeout=20)
+
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(call, range(120)))
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(200) == LIMIT and statuses.count(429) == 120 - LIMIT, statuses
+        assert len(upstream.requests) == LIMIT
+        assert all(int(a.headers["Retry-After"]) > 0 for a in answers if a.status_code == 429)
+        # Each server refused some: the limit was not met by one server alone.
+        refused_by = {i % 3 for i, a in enumerate(answers) if a.status_code == 429}
+        assert refused_by == {0, 1, 2}
+    finally:
+        upstream.stop()
