@@ -143,6 +143,7 @@ let package = Package(
                 "WardenServer", "WardenVenues",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Release-mode micro-benchmarks printed by bench/run.

@@ -174,18 +174,24 @@ public struct Accounts: Sendable {
             throw WardenError.badCredentials
         }
         let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)
+        var result = try await openSession(for: user, detail: ["address": clientAddress])
+        result.deviceToken = deviceToken
+        return result
+    }
+
+    /// Opens a session for a user who proved who they are (a password, or a device login they approved).
+    func openSession(for user: UserRecord, detail: [String: String]) async throws -> LoginResult {
         let now = Date()
         let session = SessionRecord(
             id: UUID().uuidString.lowercased(), userID: user.id, createdAt: Clock.nowMillis(),
             expiresAt: Clock.nowMillis() + Int64(min(lifetime.idleSeconds, lifetime.maxSeconds)) * 1000)
         try await sessions.sweep(now: Clock.nowMillis())
         try await sessions.insert(session)
-        try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: ["address": clientAddress]))
+        try await audit.append(AuditEntry(actor: user.id, owner: user.id, action: "auth.login", detail: detail))
         let token = try await tokens.sign(userID: user.id, sessionID: session.id, now: now)
         return LoginResult(
             accessToken: token, expiresIn: min(lifetime.idleSeconds, lifetime.maxSeconds), maxLifetime: tokens.lifetimeSeconds,
-            mustChangePassword: user.mustChangePassword,
-            deviceToken: deviceToken)
+            mustChangePassword: user.mustChangePassword, deviceToken: nil)
     }
 
     /// The principal behind a bearer token, if the token is valid and its session and user are live.

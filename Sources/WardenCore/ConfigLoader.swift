@@ -262,6 +262,12 @@ public enum ConfigLoader {
             case "tls_client_ca": server.tlsClientCA = try nonEmpty(try string(t, key, path: path), path: path)
             case "public_hosts": server.publicHosts = try hosts(t, key, path: path)
             case "trusted_proxies": server.trustedProxies = try strings(t, key, path: path)
+            case "forwarded_header":
+                let header = try string(t, key, path: path).lowercased()
+                guard ["x-forwarded-for", "forwarded"].contains(header) else {
+                    throw .invalidValue(key: path, reason: "must be \"x-forwarded-for\" or \"forwarded\"")
+                }
+                server.forwardedHeader = header
             case "session_hours": server.sessionHours = try int(t, key, path: path, in: 1...720)
             case "session_max_days": server.sessionMaxDays = try int(t, key, path: path, in: 1...365)
             default: throw .unknownKey(path)

@@ -47,8 +47,10 @@ public struct WardenConfig: Sendable, Equatable {
         /// Names the gateway answers to besides its listen address, lowercase: `name` (that name with or
         /// without the listen port) or `name:port` (exactly that `Host`).
         public var publicHosts: [String] = []
-        /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client.
+        /// Peers (CIDRs or addresses) whose `forwardedHeader` names the client.
         public var trustedProxies: [String] = []
+        /// The field those proxies write: `x-forwarded-for` (with `X-Forwarded-Proto`) or `forwarded` (RFC 7239).
+        public var forwardedHeader = "x-forwarded-for"
         /// A login ends after this many hours unused (each use extends it), and at the latest
         /// `sessionMaxDays` after it began.
         public var sessionHours = 12

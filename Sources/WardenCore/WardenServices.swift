@@ -8,6 +8,8 @@ public struct WardenServices: Sendable {
     public let vault: Vault
     public let audit: AuditLog
     public let accounts: Accounts
+    /// `warden login --device`: a login approved in the dashboard.
+    public let deviceLogins: DeviceLogins
     public let profiles: Profiles
     public let credentials: Credentials
     public let agentKeys: AgentKeys
@@ -34,6 +36,7 @@ public struct WardenServices: Sendable {
         let killSwitch = KillSwitch(database: database, audit: audit)
         return WardenServices(
             database: database, vault: vault, audit: audit, accounts: accounts,
+            deviceLogins: DeviceLogins(accounts: accounts, audit: audit),
             profiles: Profiles(database: database, audit: audit), credentials: credentials,
             agentKeys: agentKeys, killSwitch: killSwitch,
             honeyTokens: HoneyTokens(database: database, audit: audit, agentKeys: agentKeys, killSwitch: killSwitch),

@@ -74,7 +74,8 @@ public struct ServerEnvironment: Sendable {
                 throw ConfigError.invalidValue(key: "server.\(error.setting)", reason: "\(error.path) \(error.problem)")
             }
         }
-        do { return (tls, try TrustedProxies(parsing: server.trustedProxies)) } catch {
+        let header = TrustedProxies.Header(rawValue: server.forwardedHeader) ?? .xForwardedFor
+        do { return (tls, try TrustedProxies(parsing: server.trustedProxies, header: header)) } catch {
             throw ConfigError.invalidValue(key: "server.trusted_proxies", reason: error.description)
         }
     }
@@ -131,6 +132,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
     OpenAPIController().addRoutes(to: api)
     let auth = AuthController(accounts: env.services.accounts, bodyLimit: limit)
     auth.addPublicRoutes(to: api)
+    DeviceLoginController(logins: env.services.deviceLogins, base: env.gatewayURL, bodyLimit: limit).addPublicRoutes(to: api)
     AgentKeyController(agentKeys: env.services.agentKeys, honeyTokens: env.services.honeyTokens, bodyLimit: limit)
         .addDelegationRoutes(to: api, accounts: env.services.accounts)
 
@@ -171,6 +173,7 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
         }
     }
     WebAuthPages(app: app).addRoutes(to: web)
+    WebDevicePages(app: app).addRoutes(to: web)
     WebCredentialPages(app: app).addRoutes(to: web)
     let keyPages = WebKeyPages(app: app, gatewayURL: env.gatewayURL)
     keyPages.addRoutes(to: web)
@@ -229,7 +232,8 @@ struct TLSReloadService: Service {
                     continue
                 }
                 do {
-                    try tls.reload()
+                    // Off the event loops: a file on a stalled disk must not stall connections.
+                    try await NIOThreadPool.singleton.runIfActive { try tls.reload() }
                     logger.info("TLS certificate reloaded", metadata: ["tls_cert": "\(tls.files.certificate)"])
                 } catch {
                     logger.error("TLS certificate not reloaded; the current one stays in use", metadata: ["error": "\(error)"])

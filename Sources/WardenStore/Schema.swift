@@ -406,8 +406,24 @@ enum Schema {
                     tokens BIGINT NOT NULL CHECK (tokens >= 0),
                     updated_at BIGINT NOT NULL
                 )
+                """
+            ]),
+        Migration(
+            version: 17, name: "device logins",
+            statements: [
+                """
+                CREATE TABLE device_grants (
+                    device_hash TEXT PRIMARY KEY,
+                    user_code TEXT NOT NULL UNIQUE,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'used')),
+                    user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+                    client_address TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    polled_at BIGINT NOT NULL
+                )
                 """,
-                "CREATE INDEX rate_buckets_updated ON rate_buckets (updated_at)",
+                "CREATE INDEX device_grants_pending ON device_grants (client_address, status, expires_at)",
             ]),
     ]
 

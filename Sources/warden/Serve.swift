@@ -25,6 +25,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         umask(0o077)  // every file Warden creates (database, WAL, journal) is private to its user
+        signal(SIGHUP, SIG_IGN)  // as `Warden.main` does, for a serve started another way
         let logger = LogSetup.bootstrap(environment: ProcessInfo.processInfo.environment)
         if !runTasksOnEventLoops() { logger.warning("tasks run on Swift's own thread pool: the event loops could not take them") }
         do {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Warden: AsyncParsableCommand {
@@ -10,4 +11,11 @@ struct Warden: AsyncParsableCommand {
             Serve.self, Keygen.self, UserCommand.self, VaultCommand.self, AuditCommand.self, Login.self, Logout.self, Run.self,
             Freeze.self, Unfreeze.self, NotifyCommand.self,
         ])
+
+    static func main() async {
+        // `warden serve`: a SIGHUP (`systemctl reload`) before the server traps it must not end it. Only there:
+        // an ignored signal stays ignored in the programs `warden run` starts.
+        if CommandLine.arguments.dropFirst().first == "serve" { signal(SIGHUP, SIG_IGN) }
+        await main(nil)
+    }
 }

@@ -62,8 +62,19 @@ import Testing
         #expect(try #require(proxies.forwarded(peer: Self.peer("10.0.0.3"), headers: allJunk)).client == nil)
     }
 
-    @Test func forwardedTakesPrecedenceAndIsParsedAsRFC7239() throws {
-        let proxies = try TrustedProxies(parsing: ["10.0.0.0/8"])
+    /// A proxy that writes one field passes the other on as the client wrote it: only the chosen one is read.
+    @Test func onlyTheChosenFieldIsRead() throws {
+        let forged = Self.fields([("Forwarded", "for=6.6.6.6;proto=https"), ("X-Forwarded-For", "198.51.100.4")])
+        let xff = try #require(try TrustedProxies(parsing: ["10.0.0.0/8"]).forwarded(peer: Self.peer("10.0.0.3"), headers: forged))
+        #expect(xff.client == "198.51.100.4" && xff.https == nil)
+        let onlyForwarded = Self.fields([("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Proto", "https")])
+        let rfc = try TrustedProxies(parsing: ["10.0.0.0/8"], header: .forwarded)
+        let named = try #require(rfc.forwarded(peer: Self.peer("10.0.0.3"), headers: onlyForwarded))
+        #expect(named.client == nil && named.https == nil)
+    }
+
+    @Test func forwardedIsParsedAsRFC7239() throws {
+        let proxies = try TrustedProxies(parsing: ["10.0.0.0/8"], header: .forwarded)
         let headers = Self.fields([
             ("X-Forwarded-For", "6.6.6.6"),
             ("Forwarded", "for=192.0.2.60;proto=http, For=\"[2001:DB8:cafe::17]:4711\";Proto=HTTPS;by=10.0.0.2"),
@@ -72,24 +83,25 @@ import Testing
         #expect(forwarded.client == "2001:db8:cafe::17")
         #expect(forwarded.https == true)
         let v4Port = Self.fields([("X-Forwarded-For", "198.51.100.4:5123"), ("X-Forwarded-Proto", "http, https")])
-        let second = try #require(proxies.forwarded(peer: Self.peer("10.0.0.3"), headers: v4Port))
+        let second = try #require(try TrustedProxies(parsing: ["10.0.0.0/8"]).forwarded(peer: Self.peer("10.0.0.3"), headers: v4Port))
         #expect(second.client == "198.51.100.4")
         #expect(second.https == true)
         let plain = Self.fields([("X-Forwarded-Proto", "http")])
-        #expect(try #require(proxies.forwarded(peer: Self.peer("10.0.0.3"), headers: plain)).https == false)
+        #expect(
+            try #require(try TrustedProxies(parsing: ["10.0.0.0/8"]).forwarded(peer: Self.peer("10.0.0.3"), headers: plain)).https == false)
     }
 
     /// Whatever a client writes in the forwarded fields, the address taken is a canonical IP address or
     /// none, and from an untrusted peer nothing is taken at all.
     @Test func generatedHeadersNeverYieldAnythingButAnAddress() throws {
-        let proxies = try TrustedProxies(parsing: ["10.0.0.0/8"])
         var rng = SystemRandomNumberGenerator()
         let pieces = [
             "1.2.3.4", "10.0.0.9", "::1", "[::1]:80", "unknown", "_hidden", "\"", ";", "=", "for=", ",", " ", "999.1.1.1", "1.2.3.4:x", "a",
         ]
         for _ in 0..<2000 {
             let value = (0..<Int.random(in: 1...8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
-            for name in ["X-Forwarded-For", "Forwarded"] {
+            for (name, header) in [("X-Forwarded-For", TrustedProxies.Header.xForwardedFor), ("Forwarded", .forwarded)] {
+                let proxies = try TrustedProxies(parsing: ["10.0.0.0/8"], header: header)
                 let headers = Self.fields([(name, value)])
                 #expect(proxies.forwarded(peer: Self.peer("198.51.100.1"), headers: headers) == nil)
                 if let client = proxies.forwarded(peer: Self.peer("10.0.0.1"), headers: headers)?.client {

@@ -75,6 +75,7 @@ import WardenStore
             let sequence: [(String, String, Any?)] = [
                 ("GET", "/healthz", nil), ("GET", "/api/v1/openapi.json", nil),
                 ("POST", "/api/v1/auth/login", ["email": "spec@example.com", "password": "initial-password-1"]),
+                ("POST", "/api/v1/auth/device", nil), ("POST", "/api/v1/auth/device/token", ["device_code": "{device_code}"]),
                 ("GET", "/api/v1/me", nil), ("GET", "/api/v1/profile", nil),
                 ("PUT", "/api/v1/profile", ["risk": ["max_leg_usd": 10]]),
                 ("POST", "/api/v1/credentials", ["venue": "openai", "label": "l", "secret": ["api_key": "sk"]]),
@@ -127,7 +128,10 @@ import WardenStore
                         lines.first?.contains(#""type":"header""#) == true && lines.last?.contains(#""type":"end""#) == true,
                         "\(reply.text)")
                 }
-                if template.hasSuffix("/go-live") {
+                if template.hasSuffix("/device/token") {
+                    // Nobody approved the code: the poll is told to wait, as RFC 8628 says.
+                    #expect(reply.status.code == 400 && reply.text.contains("authorization_pending"), "\(reply.text)")
+                } else if template.hasSuffix("/go-live") {
                     // No Binance credential is on file: the checks fail, and say which.
                     #expect(reply.status.code == 422 && reply.text.contains(#""name":"credential","passed":false"#), "\(reply.text)")
                 } else {
@@ -138,6 +142,7 @@ import WardenStore
                 if template.hasSuffix("/grants") && method == "POST" { ids["grant_id"] = reply.json["id"] as? String }
                 if template == "/api/v1/agent-keys" && method == "POST" { ids["key_id"] = reply.json["id"] as? String }
                 if template.hasSuffix("/child") { ids["child_key"] = reply.json["key"] as? String }
+                if template.hasSuffix("/auth/device") { ids["device_code"] = reply.json["device_code"] as? String }
                 if template == "/api/v1/honey-tokens" && method == "POST" { ids["honey_id"] = reply.json["id"] as? String }
             }
             #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -168,11 +169,22 @@ def test_the_gateway_over_tls_requires_a_client_certificate_from_its_ca(tls_worl
     assert row["client_cert"] == hashlib.sha256(agent_der).hexdigest()
     assert "CN=agent-7" in row["client_cert_subject"] and row["client"] == "127.0.0.1"
 
-    # No certificate: the dashboard and API are reached, the gateway is not.
+    # No certificate: the dashboard and API are reached, the gateway is not, nor told which venues there are.
     forwarded = len(world["upstream"].requests)
     with pytest.raises(openai.PermissionDeniedError) as refused:
         llm(url, world["agent"], ca)
     assert "client certificate" in str(refused.value)
+    unknown = requests.get(url + "/proxy/nosuch/x", verify=ca)
+    assert unknown.status_code == 403 and "openai" not in unknown.text and "client certificate" in unknown.text
+    # An absolute-form target names the authority, whatever Host says (RFC 9112 §3.2.2).
+    with socket.create_connection(("127.0.0.1", world["server"].port)) as raw_socket:
+        with tls_context(ca, agent_cert, agent_key).wrap_socket(raw_socket, server_hostname="localhost") as tls:
+            tls.sendall(f"GET https://rebound.example/proxy/openai/v1/models HTTP/1.1\r\nHost: 127.0.0.1:{world['server'].port}\r\n"
+                        f"Authorization: Bearer {world['agent']}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     login = requests.get(url + "/login", verify=ca)
     assert login.status_code == 200
     cookies = login.raw.headers.getlist("Set-Cookie")
@@ -242,16 +254,23 @@ def test_sighup_reloads_the_certificate_and_keeps_open_connections(tls_world):
     kept.request("GET", "/healthz")
     assert kept.getresponse().status == 200 and kept.sock.getpeercert(binary_form=True) == first
     kept.close()
-    # A file that cannot be read is logged; the renewed certificate stays in use and the server runs on.
-    pathlib.Path(server_cert).write_text("not a certificate")
-    server.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 5
-    while "not reloaded" not in server.output() and time.time() < deadline:
-        time.sleep(0.1)
-    assert "TLS certificate not reloaded" in server.output()
-    connection, served = peer_certificate(server.port, pki.ca_path)
-    connection.close()
-    assert served == renewed_der and server.proc.poll() is None
+    # A file that cannot be read is logged; the renewed certificate stays in use and the server runs on. A
+    # FIFO (which a read would wait on for ever) is refused without being opened.
+    for broken in ("garbage", "fifo"):
+        pathlib.Path(server_cert).unlink()
+        if broken == "fifo":
+            os.mkfifo(server_cert)
+        else:
+            pathlib.Path(server_cert).write_text("not a certificate")
+        logged = server.output().count("TLS certificate not reloaded")
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while server.output().count("TLS certificate not reloaded") == logged and time.time() < deadline:
+            time.sleep(0.1)
+        assert server.output().count("TLS certificate not reloaded") == logged + 1, broken
+        connection, served = peer_certificate(server.port, pki.ca_path)
+        connection.close()
+        assert served == renewed_der and server.proc.poll() is None
 
 
 NGINX_CONF = """
@@ -347,6 +366,12 @@ def test_a_trusted_proxy_names_the_client_and_no_one_else_can(tls_world, nginx):
     assert row["client"] == "127.0.0.9"
     assert row["client_cert"] == hashlib.sha256(edge_der).hexdigest() and "CN=edge-proxy" in row["client_cert_subject"]
 
+    # A Forwarded field written by the client passes nginx untouched: it is not the field the proxy writes
+    # (forwarded_header, x-forwarded-for by default), so it is never read.
+    forged = {"Forwarded": "for=10.9.9.9;proto=https"}
+    assert chat(proxy, world["agent"], httpx.Client(transport=from_agent), headers=forged).choices[0].message.content
+    assert audit_rows(world, "gateway.result")[0]["client"] == "127.0.0.9"
+
     # A failed login through the proxy is counted and audited against the client's address; a forged
     # X-Forwarded-For written by the client is the far end of the chain, not believed.
     with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.9")) as browser:
@@ -400,10 +425,34 @@ def test_unusable_serving_settings_are_named_before_the_port_opens(tmp_path, mas
 
 
 def test_sighup_without_tls_leaves_the_server_running(start, master_key):
-    server = start({"WARDEN_MASTER_KEY": master_key})
+    # Also one that comes while the server is still starting (systemctl reload right after start).
+    server = start({"WARDEN_MASTER_KEY": master_key}, ready=False)
+    # As soon as the process says it ignores SIGHUP (from its first line on), before it is ready.
+    status = pathlib.Path(f"/proc/{server.proc.pid}/status")
+    deadline = time.time() + 10
+    while not int(re.search(r"SigIgn:\s+([0-9a-f]+)", status.read_text()).group(1), 16) & 1:
+        assert time.time() < deadline and server.proc.poll() is None
+        time.sleep(0.001)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_ready()
     server.proc.send_signal(signal.SIGHUP)
     deadline = time.time() + 5
     while "nothing to reload" not in server.output() and time.time() < deadline:
         time.sleep(0.1)
     assert "nothing to reload" in server.output()
     assert server.proc.poll() is None and requests.get(server.url + "/healthz").status_code == 200
+
+
+def test_the_cli_logs_in_over_tls_with_a_private_ca(tls_world, tmp_path):
+    pki, boot, _, _ = tls_world
+    world = boot()
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    login = ["login", "tls-owner@example.com", "--url", world["server"].url, "--password-stdin"]
+    untrusted = warden(*login, env=env, input="owner-password-1\n")
+    assert untrusted.returncode != 0 and "cannot reach Warden" in untrusted.stderr
+    trusted = warden(*login, env={**env, "WARDEN_CA_FILE": pki.ca_path}, input="owner-password-1\n")
+    assert trusted.returncode == 0, trusted.stderr
+    saved = json.loads((tmp_path / "config" / "warden" / "session.json").read_text())
+    assert saved["url"] == world["server"].url
+    me = requests.get(world["api"] + "/me", headers={"Authorization": f"Bearer {saved['token']}"}, verify=pki.ca_path)
+    assert me.status_code == 200 and me.json()["email"] == "tls-owner@example.com"

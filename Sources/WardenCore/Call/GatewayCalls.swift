@@ -422,24 +422,30 @@ public struct GatewayCalls: Sendable {
     }
 
     /// No venue of that name: recorded like any refusal, with no key (none is looked at); the name is the
-    /// caller's, so bounded.
+    /// caller's, so bounded. A caller the gateway refuses anyway (a foreign Host, no client certificate) is
+    /// told that, not which venues there are.
     func unknownVenue(_ call: InboundCall) -> GatewayAnswer {
         observer.ended(venue: "unknown", outcome: .refused)
-        let detail = "no venue called \(call.venueName); known: \(gateway.registry.names.joined(separator: ", "))"
+        var status = HTTPResponse.Status.notFound
+        var code = "unknown_venue"
+        var detail = "no venue called \(call.venueName); known: \(gateway.registry.names.joined(separator: ", "))"
+        var reason = "unknown venue"
+        do throws(GatewayRefusal) { try checkBrowser(call) } catch {
+            (status, code, detail, reason) = (error.status, "refused", error.reason, error.reason)
+        }
         if gateway.audit.healthy {
             gateway.audit.record(
                 .gateway(
                     .refuse, outcome: .refused, venue: String(call.venueName.prefix(64)), key: nil, credentialID: nil,
                     method: call.method.rawValue, path: "/proxy/\(call.venueName)" + call.rawPath,
-                    requestID: call.requestID, detail: Self.caller(call, into: ["status": "404", "reason": "unknown venue"])))
+                    requestID: call.requestID, detail: Self.caller(call, into: ["status": String(status.code), "reason": reason])))
         } else {
             gateway.audit.countUnrecorded()
         }
-        let status = HTTPResponse.Status.notFound
         let body = try? JSONSerialization.data(
             withJSONObject: [
-                "type": "https://warden.local/problems/unknown_venue", "title": status.reasonPhrase,
-                "status": status.code, "code": "unknown_venue", "detail": detail,
+                "type": "https://warden.local/problems/\(code)", "title": status.reasonPhrase,
+                "status": status.code, "code": code, "detail": detail,
             ], options: [.sortedKeys])
         return GatewayAnswer(status: status, contentType: "application/problem+json", body: body ?? Data())
     }

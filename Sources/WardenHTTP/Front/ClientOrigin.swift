@@ -129,24 +129,33 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(base)/\(prefix)" }
 }
 
-/// The proxies whose word on the client is taken: a request from one of them names its client in
-/// `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For`, and its scheme in the same field's `proto`
-/// or `X-Forwarded-Proto`. From any other peer those fields are ignored, so a client cannot name itself.
+/// The proxies whose word on the client is taken: a request from one of them names its client in the one
+/// field the operator chose (`X-Forwarded-For`, with the scheme in `X-Forwarded-Proto`; or RFC 7239's
+/// `Forwarded`, `for=` and `proto=`), and only that field is read: a proxy that sets one passes the other
+/// on as the client wrote it. From any other peer nothing is taken, so a client cannot name itself.
 public struct TrustedProxies: Sendable {
     public let networks: [IPNetwork]
+    public let header: Header
 
-    public init(_ networks: [IPNetwork]) {
+    /// Which field the proxies write.
+    public enum Header: String, Sendable, CaseIterable {
+        case xForwardedFor = "x-forwarded-for"
+        case forwarded
+    }
+
+    public init(_ networks: [IPNetwork], header: Header = .xForwardedFor) {
         self.networks = networks
+        self.header = header
     }
 
     /// Parses `entries` (CIDRs or addresses); throws naming the first that is neither.
-    public init(parsing entries: [String]) throws(InvalidNetwork) {
+    public init(parsing entries: [String], header: Header = .xForwardedFor) throws(InvalidNetwork) {
         var networks: [IPNetwork] = []
         for entry in entries {
             guard let network = IPNetwork(entry) else { throw InvalidNetwork(entry: entry) }
             networks.append(network)
         }
-        self.init(networks)
+        self.init(networks, header: header)
     }
 
     public struct InvalidNetwork: Error, CustomStringConvertible {
@@ -169,14 +178,14 @@ public struct TrustedProxies: Sendable {
     /// the last trusted one); `https` is nil when the proxy named no scheme. Nil when the peer is not trusted.
     public func forwarded(peer: SocketAddress?, headers: HTTPFields) -> (client: String?, https: Bool?)? {
         guard !networks.isEmpty, let peer, let peerAddress = IPAddress(peer), trusts(peerAddress) else { return nil }
-        let forwarded = headers[values: Self.forwarded]
         let elements: [Substring]
         let proto: Substring?
-        if !forwarded.isEmpty {
-            let hops = forwarded.flatMap { $0.split(separator: ",") }.map(Self.parameters)
+        switch header {
+        case .forwarded:
+            let hops = headers[values: Self.forwarded].flatMap { $0.split(separator: ",") }.map(Self.parameters)
             elements = hops.compactMap { $0["for"] }
             proto = hops.last?["proto"]
-        } else {
+        case .xForwardedFor:
             elements = headers[values: Self.forwardedFor].flatMap { $0.split(separator: ",") }
             proto = headers[values: Self.forwardedProto].last?.split(separator: ",").last
         }

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
@@ -52,6 +53,14 @@ public final class FrontTLS: Sendable {
     ]
 
     static func load(_ files: TLSFiles) throws(TLSSetupError) -> NIOSSLContext {
+        // A FIFO or a device would block the read for ever.
+        for (setting, path) in [("tls_cert", files.certificate), ("tls_key", files.key), ("tls_client_ca", files.clientCA)] {
+            guard let path else { continue }
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                throw TLSSetupError(setting, path, "is not a readable regular file")
+            }
+        }
         let chain: [NIOSSLCertificate]
         do { chain = try NIOSSLCertificate.fromPEMFile(files.certificate) } catch {
             throw TLSSetupError("tls_cert", files.certificate, "is not a readable PEM certificate chain")

@@ -350,12 +350,24 @@ final class CallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// which parses every target as a URL (its cost: docs/benchmarks.md).
     static func request(_ message: HTTPRequestHead) -> HTTPRequest? {
         guard message.uri.utf8.first == UInt8(ascii: "/") else {
-            return try? HTTPRequest(message, secure: false, splitCookie: false)
+            guard var request = try? HTTPRequest(message, secure: false, splitCookie: false) else { return nil }
+            // An absolute-form target's authority stands in for Host (RFC 9112 §3.2.2).
+            if let authority = Self.authority(ofAbsolute: message.uri) { request.authority = authority }
+            return request
         }
         guard let method = try? HTTPRequest.Method(message.method) else { return nil }
         return HTTPRequest(
             method: method, scheme: "http", authority: message.headers.first(name: "host"),
             path: message.uri, headerFields: HTTPFields(message.headers, splitCookie: false))
+    }
+
+    /// `host[:port]` of `scheme://[userinfo@]host[:port]/…`, or nil for a target of another form.
+    static func authority(ofAbsolute target: String) -> String? {
+        guard let separator = target.range(of: "://") else { return nil }
+        let rest = target[separator.upperBound...]
+        var authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return authority.isEmpty ? nil : String(authority)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
