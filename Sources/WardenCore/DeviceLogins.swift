@@ -42,12 +42,11 @@ public struct DeviceLogins: Sendable {
 
     public func start(clientAddress: String) async throws -> Started {
         let now = Clock.nowMillis()
-        guard try await grants.pending(from: clientAddress, now: now) < Self.pendingPerAddress else {
-            throw WardenError(
-                .tooManyRequests, code: "too_many_device_logins",
-                "too many device logins waiting from this address; approve or let them expire (10 minutes)",
-                retryAfterSeconds: Self.lifetimeSeconds)
-        }
+        let tooMany = WardenError(
+            .tooManyRequests, code: "too_many_device_logins",
+            "too many device logins waiting from this address; approve or let them expire (10 minutes)",
+            retryAfterSeconds: Self.lifetimeSeconds)
+        guard try await grants.pending(from: clientAddress, now: now) < Self.pendingPerAddress else { throw tooMany }
         try await grants.sweep(now: now)
         let deviceCode = Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
         for _ in 0..<8 {
@@ -56,7 +55,11 @@ public struct DeviceLogins: Sendable {
             let record = DeviceGrantRecord(
                 deviceHash: Self.hash(deviceCode), userCode: userCode, clientAddress: clientAddress, createdAt: now,
                 expiresAt: now + Int64(Self.lifetimeSeconds) * 1000)
-            if try await grants.insert(record) { return Started(deviceCode: deviceCode, userCode: userCode) }
+            if try await grants.insert(record, limitPerAddress: Self.pendingPerAddress) {
+                return Started(deviceCode: deviceCode, userCode: userCode)
+            }
+            // Not inserted: the address reached its limit meanwhile, or the code was taken (draw another).
+            if try await grants.pending(from: clientAddress, now: now) >= Self.pendingPerAddress { throw tooMany }
         }
         throw WardenError(.unavailable, code: "no_user_code", "no free user code could be drawn; try again")
     }

@@ -35,14 +35,18 @@ public struct DeviceGrantRepository: Sendable {
 
     public init(_ database: Database) { self.database = database }
 
-    /// Inserts a grant; false when its user code is taken (the caller draws another).
-    public func insert(_ g: DeviceGrantRecord) async throws -> Bool {
+    /// Inserts a grant unless its address already has `limit` pending ones, in one statement (on SQLite,
+    /// writes take turns, so the limit is exact; on PostgreSQL concurrent inserts may pass it by a few).
+    /// False when nothing was inserted: the address is at its limit, or the user code is taken.
+    public func insert(_ g: DeviceGrantRecord, limitPerAddress limit: Int) async throws -> Bool {
         try await database.withConnection { db in
             try await db.raw(
                 """
                 INSERT INTO device_grants (device_hash, user_code, status, user_id, client_address, created_at, expires_at, polled_at)
-                VALUES (\(bind: g.deviceHash), \(bind: g.userCode), \(bind: g.status.rawValue), \(bind: g.userID),
-                    \(bind: g.clientAddress), \(bind: g.createdAt), \(bind: g.expiresAt), \(bind: g.polledAt))
+                SELECT \(bind: g.deviceHash), \(bind: g.userCode), \(bind: g.status.rawValue), \(bind: g.userID),
+                    \(bind: g.clientAddress), \(bind: g.createdAt), \(bind: g.expiresAt), \(bind: g.polledAt)
+                WHERE (SELECT COUNT(*) FROM device_grants WHERE client_address = \(bind: g.clientAddress)
+                    AND status = 'pending' AND expires_at > \(bind: g.createdAt)) < \(bind: limit)
                 ON CONFLICT DO NOTHING RETURNING device_hash
                 """
             ).first() != nil

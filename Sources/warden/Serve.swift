@@ -36,7 +36,10 @@ struct Serve: AsyncParsableCommand {
             let database = opened.services.database
             let app = buildApplication(
                 try ServerEnvironment(settings: settings, services: opened.services, logger: logger),
-                onServerRunning: { port in logger.info("listening", metadata: ["address": "\(settings.listen.host):\(port)"]) })
+                onServerRunning: { port in
+                    logger.info("listening", metadata: ["address": "\(settings.listen.host):\(port)"])
+                    SystemdNotify.send("READY=1")
+                })
             // The store closes only once every service has stopped (after a clean stop, and when one
             // failed, such as a port in use): none of them is still opening a connection to it then.
             do { try await app.runService() } catch let unwritten as UsageFlushService.RowsUnwritten {

@@ -47,10 +47,21 @@ import Testing
             for bad in ["", "AAAA-AAAA", "BCDF-GHJ", "BCDF-GHJKL", "bcdf/ghjk"] {
                 await #expect(throws: WardenError.self) { try await logins.decide(owner, userCode: bad, approve: true) }
             }
-            // One address cannot hold more than ten codes at once.
-            var answers: [Int] = []
-            for _ in 0..<12 { answers.append(Int(try await api.call(.post, "/api/v1/auth/device").status.code)) }
-            #expect(answers.filter { $0 == 200 }.count == 10 && answers.suffix(2).allSatisfy { $0 == 429 }, "\(answers)")
+            // An approved code not yet collected dies with the approver's other sessions (a password change).
+            let third = try await api.call(.post, "/api/v1/auth/device")
+            try await logins.decide(owner, userCode: try #require(third.json["user_code"] as? String), approve: true)
+            let changed = try await api.call(
+                .post, "/api/v1/auth/password", token: try await api.login("owner@example.com"),
+                json: ["current_password": "initial-password-1", "new_password": "changed-password-2"])
+            #expect(changed.status == .noContent)
+            #expect(try await poll(try #require(third.json["device_code"] as? String)).1 == "access_denied")
+
+            // One address cannot hold more than ten codes at once, however many ask at the same moment.
+            let answers = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<30 { group.addTask { Int(try await api.call(.post, "/api/v1/auth/device").status.code) } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(answers.filter { $0 == 200 }.count == 10 && answers.filter { $0 == 429 }.count == 20, "\(answers)")
         }
         try await h.close()
     }

@@ -79,3 +79,14 @@ def test_a_code_approved_in_the_dashboard_logs_the_cli_in(start, tmp_path, maste
     actions = [r["action"] for r in rows]
     assert actions.count("auth.device_approved") == 1 and actions.count("auth.device_denied") == 1
     assert any(r["action"] == "auth.login" and json.loads(r["detail"]).get("via") == "device" for r in rows)
+
+
+def test_a_form_body_that_is_not_form_encoding_is_refused_not_fatal(start, tmp_path, master_key):
+    """A `text/plain` form from any web page (`a=b c`), or a stray `%`, reaches /login before any check."""
+    server = start({"WARDEN_MASTER_KEY": master_key})
+    for body, kind in ((b"a=b c", "text/plain"), (b"%", "application/x-www-form-urlencoded"), (b"%zz=1&csrf=%",
+                       "application/x-www-form-urlencoded"), (b'{"email": "x"}', "application/json")):
+        for path in ("/login", "/device", "/password"):
+            r = requests.post(server.url + path, data=body, headers={"Content-Type": kind}, allow_redirects=False)
+            assert r.status_code in (303, 403), (path, body, r.status_code)
+    assert server.proc.poll() is None and requests.get(server.url + "/healthz").status_code == 200

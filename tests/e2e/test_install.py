@@ -5,6 +5,8 @@ import os
 import pathlib
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,7 +99,7 @@ def test_the_systemd_unit_verifies_and_is_hardened(tmp_path):
     verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     # verify exits 0 on settings it ignores: any word from it is a mistake in the unit.
     assert verified.returncode == 0 and not verified.stdout.strip() and not verified.stderr.strip(), verified
-    for setting in ("User=warden", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+    for setting in ("Type=notify", "User=warden", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                     "MemoryDenyWriteExecute=yes", "CapabilityBoundingSet=\n", "LimitCORE=0", "UMask=0077",
                     "SystemCallFilter=@system-service", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
                     "ExecReload=/bin/kill -HUP $MAINPID"):
@@ -115,3 +117,25 @@ def test_a_broken_unit_is_caught(tmp_path):
     unit.write_text(unit.read_text().replace("NoNewPrivileges=yes", "NoNewPrivileges=maybe\nProtectEverything=yes"))
     verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert "maybe" in verified.stderr and "ProtectEverything" in verified.stderr
+
+
+def test_systemd_is_told_when_the_server_is_ready(tmp_path, master_key):
+    """`Type=notify`: READY=1 reaches NOTIFY_SOCKET once the port is open, and a reload right then is harmless."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30)
+    port = free_port()
+    proc = subprocess.Popen([str(BINARY), "serve", "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}"],
+                            env=clean_env({"WARDEN_MASTER_KEY": master_key, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert notify.recv(256) == b"READY=1"
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGHUP)  # systemctl reload, the moment systemd says the unit is up
+        time.sleep(0.5)
+        assert proc.poll() is None and requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        notify.close()
+    assert proc.returncode == 0

@@ -53,22 +53,18 @@ public final class FrontTLS: Sendable {
     ]
 
     static func load(_ files: TLSFiles) throws(TLSSetupError) -> NIOSSLContext {
-        // A FIFO or a device would block the read for ever.
-        for (setting, path) in [("tls_cert", files.certificate), ("tls_key", files.key), ("tls_client_ca", files.clientCA)] {
-            guard let path else { continue }
-            var info = stat()
-            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-                throw TLSSetupError(setting, path, "is not a readable regular file")
-            }
-        }
         let chain: [NIOSSLCertificate]
-        do { chain = try NIOSSLCertificate.fromPEMFile(files.certificate) } catch {
-            throw TLSSetupError("tls_cert", files.certificate, "is not a readable PEM certificate chain")
+        do { chain = try NIOSSLCertificate.fromPEMBytes(try read(files.certificate, "tls_cert")) } catch let error as TLSSetupError {
+            throw error
+        } catch {
+            throw TLSSetupError("tls_cert", files.certificate, "is not a PEM certificate chain")
         }
         guard !chain.isEmpty else { throw TLSSetupError("tls_cert", files.certificate, "holds no certificate") }
         let key: NIOSSLPrivateKey
-        do { key = try NIOSSLPrivateKey(file: files.key, format: .pem) } catch {
-            throw TLSSetupError("tls_key", files.key, "is not a readable PEM private key")
+        do { key = try NIOSSLPrivateKey(bytes: try read(files.key, "tls_key"), format: .pem) } catch let error as TLSSetupError {
+            throw error
+        } catch {
+            throw TLSSetupError("tls_key", files.key, "is not a PEM private key")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
@@ -76,8 +72,10 @@ public final class FrontTLS: Sendable {
         configuration.cipherSuiteValues = ciphers
         if let clientCA = files.clientCA {
             let roots: [NIOSSLCertificate]
-            do { roots = try NIOSSLCertificate.fromPEMFile(clientCA) } catch {
-                throw TLSSetupError("tls_client_ca", clientCA, "is not a readable PEM certificate file")
+            do { roots = try NIOSSLCertificate.fromPEMBytes(try read(clientCA, "tls_client_ca")) } catch let error as TLSSetupError {
+                throw error
+            } catch {
+                throw TLSSetupError("tls_client_ca", clientCA, "is not a PEM certificate file")
             }
             guard !roots.isEmpty else { throw TLSSetupError("tls_client_ca", clientCA, "holds no certificate") }
             configuration.trustRoots = .certificates(roots)
@@ -87,6 +85,30 @@ public final class FrontTLS: Sendable {
         do { return try NIOSSLContext(configuration: configuration) } catch {
             throw TLSSetupError("tls_key", files.key, "does not match the certificate in \(files.certificate), or TLS could not be set up")
         }
+    }
+
+    /// A TLS file's bytes, from a regular file of at most 1 MiB. Opened without blocking and checked on the
+    /// open descriptor, so a FIFO, a device or a file swapped for one after a check cannot make the read wait.
+    static func read(_ path: String, _ setting: String) throws(TLSSetupError) -> [UInt8] {
+        let limit = 1 << 20
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw TLSSetupError(setting, path, "cannot be opened") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw TLSSetupError(setting, path, "is not a regular file")
+        }
+        var bytes = [UInt8](repeating: 0, count: min(Int(info.st_size), limit) + 1)
+        var total = 0
+        while total < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw TLSSetupError(setting, path, "cannot be read") }
+            if count == 0 { break }
+            total += count
+        }
+        guard total <= limit else { throw TLSSetupError(setting, path, "is larger than 1 MiB") }
+        return Array(bytes[..<total])
     }
 
     /// The verified certificate a connection's client presented, as the audit names it.

@@ -13,10 +13,18 @@ struct WebForm: Sendable {
         self.init(String(buffer: buffer))
     }
 
+    /// Any text: a body that is not valid form encoding (a `text/plain` form's `a=b c`, a stray `%`) gives
+    /// fields as written, which no check accepts (a CSRF token, a code), never a failure.
     init(_ text: String) {
-        var parts = URLComponents()
-        parts.percentEncodedQuery = text.replacingOccurrences(of: "+", with: "%20")
-        pairs = (parts.queryItems ?? []).map { ($0.name, $0.value ?? "") }
+        pairs = text.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (Self.decode(parts[0]), parts.count > 1 ? Self.decode(parts[1]) : "")
+        }
+    }
+
+    static func decode(_ text: Substring) -> String {
+        let spaced = text.replacingOccurrences(of: "+", with: " ")
+        return spaced.removingPercentEncoding ?? spaced
     }
 
     subscript(name: String) -> String? { pairs.first { $0.0 == name }?.1 }
