@@ -45,6 +45,7 @@ class Server:
     def __init__(self, data_dir, env, args=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.verify = True  # what requests checks an https:// url's certificate against
         self.log_path = pathlib.Path(data_dir).parent / f"warden-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -57,7 +58,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"warden exited with {self.proc.returncode}: {self.output()}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass
