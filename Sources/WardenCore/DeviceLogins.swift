@@ -46,7 +46,6 @@ public struct DeviceLogins: Sendable {
             .tooManyRequests, code: "too_many_device_logins",
             "too many device logins waiting from this address; approve or let them expire (10 minutes)",
             retryAfterSeconds: Self.lifetimeSeconds)
-        guard try await grants.pending(from: clientAddress, now: now) < Self.pendingPerAddress else { throw tooMany }
         try await grants.sweep(now: now)
         let deviceCode = Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
         for _ in 0..<8 {

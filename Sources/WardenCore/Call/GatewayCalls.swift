@@ -396,8 +396,7 @@ public struct GatewayCalls: Sendable {
         if refusal.kind == .unavailable, !gateway.audit.healthy {
             gateway.audit.countUnrecorded()
         } else {
-            var detail = ["status": String(refusal.status.code), "reason": refusal.reason]
-            Self.caller(call, into: &detail)
+            var detail = Self.caller(call, into: ["status": String(refusal.status.code), "reason": refusal.reason])
             var entry = AuditEntry.gateway(
                 .refuse, outcome: outcome, venue: venue.name, key: refusal.key, credentialID: nil,
                 credentialOwnerID: sharedBy, method: call.method.rawValue, path: call.rawPath, requestID: call.requestID, detail: detail)
@@ -468,17 +467,13 @@ public struct GatewayCalls: Sendable {
 
     /// Every row of a call names its caller: the client's address (as a trusted proxy forwarded it) and
     /// the fingerprint and subject of the client certificate its connection presented, if any.
-    static func caller(_ call: InboundCall, into detail: inout [String: String]) {
+    static func caller(_ call: InboundCall, into detail: [String: String]) -> [String: String] {
+        var detail = detail
         detail["client"] = call.origin.clientAddress
         if let certificate = call.origin.certificate {
             detail["client_cert"] = certificate.fingerprint
             detail["client_cert_subject"] = String(certificate.subject.prefix(256))
         }
-    }
-
-    static func caller(_ call: InboundCall, into detail: [String: String]) -> [String: String] {
-        var detail = detail
-        caller(call, into: &detail)
         return detail
     }
 
