@@ -156,7 +156,7 @@ public struct Accounts: Sendable {
     ) async throws -> LoginResult {
         let email = (try? Self.normalize(email: rawEmail)) ?? rawEmail.lowercased()
         let attempt: LoginThrottle.Attempt
-        switch await throttle.admit(account: email, address: clientAddress, device: device) {
+        switch try await throttle.admit(account: email, address: clientAddress, device: device) {
         case .success(let admitted): attempt = admitted
         case .failure(let wait):
             throw WardenError(
@@ -168,12 +168,12 @@ public struct Accounts: Sendable {
         let ok = try await hasher.verify(password, hash: user?.passwordHash)
         guard ok, let user, !user.disabled else {
             var detail = ["address": clientAddress]
-            if await throttle.isUnderAttack(account: email) { detail["alarm"] = AlarmEvent.failedLogins.rawValue }
+            if try await throttle.isUnderAttack(account: email) { detail["alarm"] = AlarmEvent.failedLogins.rawValue }
             try await audit.append(
                 AuditEntry(actor: user?.id, owner: user?.id, action: "auth.login", outcome: .failed, detail: detail))
             throw WardenError.badCredentials
         }
-        let deviceToken = await throttle.succeeded(attempt, issueDevice: rememberDevice)
+        let deviceToken = try await throttle.succeeded(attempt, issueDevice: rememberDevice)
         var result = try await openSession(for: user, detail: ["address": clientAddress])
         result.deviceToken = deviceToken
         return result

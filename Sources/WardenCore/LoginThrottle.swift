@@ -1,7 +1,10 @@
+import Crypto
 import Foundation
+import WardenCrypto
+import WardenStore
 
-/// Bounds password guessing without letting a stranger lock the owner out. Kept in memory (per
-/// process): a restart clears it.
+/// Bounds password guessing without letting a stranger lock the owner out. Kept in the store, so every
+/// server sharing it counts the same failures and a restart forgets none (`LoginThrottleRepository`).
 ///
 /// - Per client address: `addressLimit` failed logins (to any accounts) in `window` and that address
 ///   is refused until the oldest of them is `window` old.
@@ -17,156 +20,76 @@ import Foundation
 ///   browser and an agent on one host both come from 127.0.0.1), and it cannot be had without the password.
 ///
 /// An attempt counts as a failure from the moment it is admitted until it succeeds, so concurrent
-/// attempts cannot all slip in under a limit before their passwords are checked.
-public actor LoginThrottle {
-    public let addressLimit: Int
-    public let accountFreeFailures: Int
-    public let accountSpacing: TimeInterval
-    public let window: TimeInterval
-    public let trustLifetime: TimeInterval
+/// attempts cannot all slip in under a limit before their passwords are checked. Accounts and device
+/// tokens are stored as SHA-256 hashes (a mistyped password in the email field is not kept).
+public struct LoginThrottle: Sendable {
+    public let limits: LoginLimits
+    let repository: LoginThrottleRepository
 
-    private var addressFailures: [String: [Date]] = [:]
-    private var accountFailures: [String: [Date]] = [:]
-    /// When the account's next attempt from an unknown address may be made.
-    private var accountNext: [String: Date] = [:]
-    /// account → address → last successful login.
-    private var trusted: [String: [String: Date]] = [:]
-    /// device token → its account, when it was handed out, and its own recent failures.
-    private var devices: [String: Device] = [:]
-    private struct Device {
-        let account: String
-        let issued: Date
-        var failures: [Date]
-    }
-    private var admissions = 0
-
-    /// Addresses and device tokens remembered per account: enough for one person's devices and networks.
-    static let trustedPerAccount = 16
     /// Failures a device token may have in a window before it is forgotten.
     public static let deviceFailureLimit = 5
 
     public init(
-        addressLimit: Int = 10, accountFreeFailures: Int = 5, accountSpacing: TimeInterval = 30,
+        database: Database, addressLimit: Int = 10, accountFreeFailures: Int = 5, accountSpacing: TimeInterval = 30,
         window: TimeInterval = 900, trustLifetime: TimeInterval = 30 * 86_400
     ) {
-        self.addressLimit = addressLimit
-        self.accountFreeFailures = accountFreeFailures
-        self.accountSpacing = accountSpacing
-        self.window = window
-        self.trustLifetime = trustLifetime
+        repository = LoginThrottleRepository(database)
+        limits = LoginLimits(
+            addressLimit: addressLimit, accountFreeFailures: accountFreeFailures, accountSpacing: Int64(accountSpacing * 1000),
+            window: Int64(window * 1000), trustLifetime: Int64(trustLifetime * 1000), deviceFailureLimit: Self.deviceFailureLimit,
+            trustedPerAccount: 16)
     }
 
     /// An admitted attempt; pass it to `succeeded` when the password was right.
     public struct Attempt: Sendable {
+        let id: String
         let account: String
         let address: String
-        let at: Date
-        /// The device token it came with, when that token is the account's.
+        let at: Int64
+        /// The device token it came with, when that token is the account's and let it in.
         let device: String?
     }
 
+    public struct Wait: Error, Sendable {
+        public let seconds: Int
+        init(millis: Int64) { seconds = Int(max(1, (millis + 999) / 1000)) }
+    }
+
     /// Admits an attempt (counting it as a failure until `succeeded`), or returns the seconds to wait.
-    public func admit(account: String, address: String, device: String? = nil, now: Date = Date()) -> Result<Attempt, Wait> {
-        admissions += 1
-        if admissions % 1024 == 0 { sweep(now: now) }
-        if let device, var token = devices[device], token.account == account, now.timeIntervalSince(token.issued) < trustLifetime {
-            token.failures = token.failures.filter { now.timeIntervalSince($0) < window }
-            if token.failures.count < Self.deviceFailureLimit {
-                token.failures.append(now)
-                devices[device] = token
-                return .success(Attempt(account: account, address: address, at: now, device: device))
-            }
-            devices[device] = nil  // guessed with too often: from now on it is an unknown device
+    public func admit(account: String, address: String, device: String? = nil, now: Date = Date()) async throws -> Result<Attempt, Wait> {
+        let id = UUID().uuidString.lowercased(), at = Self.millis(now), account = Self.hash(account)
+        switch try await repository.admit(
+            id: id, account: account, address: address, device: device.map(Self.hash), now: at, limits: limits)
+        {
+        case .admitted(let byDevice):
+            return .success(Attempt(id: id, account: account, address: address, at: at, device: byDevice == nil ? nil : device))
+        case .wait(let millis): return .failure(Wait(millis: millis))
         }
-        let fromAddress = recent(&addressFailures, address, now: now)
-        if fromAddress.count >= addressLimit, let oldest = fromAddress.first {
-            return .failure(Wait(seconds: oldest.addingTimeInterval(window).timeIntervalSince(now)))
-        }
-        let known = trusted[account]?[address].map { now.timeIntervalSince($0) < trustLifetime } ?? false
-        if !known {
-            let failures = recent(&accountFailures, account, now: now).count
-            if failures >= accountFreeFailures, let next = accountNext[account], next > now {
-                return .failure(Wait(seconds: next.timeIntervalSince(now)))
-            }
-            // From the last free failure on, each admitted attempt holds the next one off for the spacing.
-            if failures + 1 >= accountFreeFailures { accountNext[account] = now.addingTimeInterval(accountSpacing) }
-        }
-        addressFailures[address, default: []].append(now)
-        accountFailures[account, default: []].append(now)
-        return .success(Attempt(account: account, address: address, at: now, device: nil))
     }
 
     /// The attempt's password was right: it is no failure, and its address becomes known to the account.
     /// Returns the device token to keep for the next logins: the one it came with, or a new one when
     /// `issueDevice` (only for a client that keeps it: handing tokens to clients that drop them would
     /// push the kept ones out).
-    /// Whether the account has failed often enough in the window to be throttled (an alarm's threshold).
-    public func isUnderAttack(account: String, now: Date = Date()) -> Bool {
-        (accountFailures[account]?.filter { now.timeIntervalSince($0) < window }.count ?? 0) >= accountFreeFailures
-    }
-
     @discardableResult
-    public func succeeded(_ attempt: Attempt, issueDevice: Bool = false) -> String? {
-        if let token = attempt.device, var device = devices[token] {
-            if let index = device.failures.firstIndex(of: attempt.at) { device.failures.remove(at: index) }
-            devices[token] = device
-            trust(attempt)
-            return token
+    public func succeeded(_ attempt: Attempt, issueDevice: Bool = false) async throws -> String? {
+        if let device = attempt.device {
+            try await repository.succeeded(
+                id: attempt.id, account: attempt.account, address: attempt.address, at: attempt.at, newDevice: nil, limits: limits)
+            return device
         }
-        Self.remove(attempt.at, from: &addressFailures, attempt.address)
-        Self.remove(attempt.at, from: &accountFailures, attempt.account)
-        trust(attempt)
-        guard issueDevice else { return nil }
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        devices[token] = Device(account: attempt.account, issued: attempt.at, failures: [])
-        let own = devices.filter { $0.value.account == attempt.account }
-        if own.count > Self.trustedPerAccount, let oldest = own.min(by: { $0.value.issued < $1.value.issued })?.key {
-            devices[oldest] = nil
-        }
+        let token = issueDevice ? Hex.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }) : nil
+        try await repository.succeeded(
+            id: attempt.id, account: attempt.account, address: attempt.address, at: attempt.at, newDevice: token.map(Self.hash),
+            limits: limits)
         return token
     }
 
-    private func trust(_ attempt: Attempt) {
-        var addresses = trusted[attempt.account] ?? [:]
-        addresses[attempt.address] = attempt.at
-        if addresses.count > Self.trustedPerAccount, let stalest = addresses.min(by: { $0.value < $1.value })?.key {
-            addresses[stalest] = nil
-        }
-        trusted[attempt.account] = addresses
+    /// Whether the account has failed often enough in the window to be throttled (an alarm's threshold).
+    public func isUnderAttack(account: String, now: Date = Date()) async throws -> Bool {
+        try await repository.accountFailures(Self.hash(account), since: Self.millis(now) - limits.window) >= limits.accountFreeFailures
     }
 
-    public struct Wait: Error, Sendable {
-        public let seconds: Int
-        init(seconds: TimeInterval) { self.seconds = max(1, Int(seconds.rounded(.up))) }
-    }
-
-    private func recent(_ table: inout [String: [Date]], _ key: String, now: Date) -> [Date] {
-        let kept = (table[key] ?? []).filter { now.timeIntervalSince($0) < window }
-        table[key] = kept.isEmpty ? nil : kept
-        return kept
-    }
-
-    private static func remove(_ date: Date, from table: inout [String: [Date]], _ key: String) {
-        guard var dates = table[key], let index = dates.firstIndex(of: date) else { return }
-        dates.remove(at: index)
-        table[key] = dates.isEmpty ? nil : dates
-    }
-
-    /// Forgets what no longer counts, so addresses and accounts tried once do not stay in memory.
-    private func sweep(now: Date) {
-        addressFailures = addressFailures.compactMapValues { dates in
-            let kept = dates.filter { now.timeIntervalSince($0) < window }
-            return kept.isEmpty ? nil : kept
-        }
-        accountFailures = accountFailures.compactMapValues { dates in
-            let kept = dates.filter { now.timeIntervalSince($0) < window }
-            return kept.isEmpty ? nil : kept
-        }
-        accountNext = accountNext.filter { $0.value > now }
-        devices = devices.filter { now.timeIntervalSince($0.value.issued) < trustLifetime }
-        trusted = trusted.compactMapValues { addresses in
-            let kept = addresses.filter { now.timeIntervalSince($0.value) < trustLifetime }
-            return kept.isEmpty ? nil : kept
-        }
-    }
+    static func hash(_ value: String) -> String { Hex.encode(SHA256.hash(data: Data(value.utf8))) }
+    static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
 }

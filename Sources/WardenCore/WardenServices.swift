@@ -29,7 +29,7 @@ public struct WardenServices: Sendable {
             environment: environment, vault: vault, database: database, lifetimeSeconds: lifetime.maxSeconds)
         let accounts = Accounts(
             database: database, hasher: try PasswordHasher(parameters: passwordParameters),
-            tokens: tokens, audit: audit, throttle: LoginThrottle(), lifetime: lifetime)
+            tokens: tokens, audit: audit, throttle: LoginThrottle(database: database), lifetime: lifetime)
         let venues = VenueRegistry.make(config: config)
         let credentials = Credentials(database: database, vault: vault, audit: audit, venues: venues)
         let agentKeys = AgentKeys(database: database, vault: vault, audit: audit, credentials: credentials)

@@ -425,6 +425,35 @@ enum Schema {
                 """,
                 "CREATE INDEX device_grants_pending ON device_grants (client_address, status, expires_at)",
             ]),
+        Migration(
+            version: 18, name: "login throttle in the store",
+            statements: [
+                """
+                CREATE TABLE login_failures (
+                    id TEXT PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    device_hash TEXT,
+                    at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX login_failures_address ON login_failures (address, at)",
+                "CREATE INDEX login_failures_account ON login_failures (account, at)",
+                "CREATE INDEX login_failures_device ON login_failures (device_hash, at)",
+                "CREATE INDEX login_failures_at ON login_failures (at)",
+                "CREATE TABLE login_spacing (account TEXT PRIMARY KEY, next_at BIGINT NOT NULL)",
+                """
+                CREATE TABLE login_trust (
+                    account TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    PRIMARY KEY (account, address)
+                )
+                """,
+                "CREATE INDEX login_trust_at ON login_trust (at)",
+                "CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, account TEXT NOT NULL, issued_at BIGINT NOT NULL)",
+                "CREATE INDEX login_devices_account ON login_devices (account, issued_at)",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

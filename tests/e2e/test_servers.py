@@ -57,3 +57,27 @@ def test_a_rate_limit_holds_in_total_across_three_servers(start, tmp_path, postg
         assert refused_by == {0, 1, 2}
     finally:
         upstream.stop()
+
+
+def test_the_login_throttle_holds_in_total_across_three_servers(start, tmp_path, postgres_env):
+    """Guesses spread over three servers are counted together: one address gets 10 failures in all."""
+    assert warden("user", "create", "guarded@example.com", "guarded-password-1", "--no-reset",
+                  "--data-dir", str(tmp_path / "data"), env=postgres_env).returncode == 0
+    servers = [start(postgres_env, data_dir=tmp_path / f"data{i}") for i in range(3)]
+
+    def guess(i):
+        url = servers[i % 3].url + "/api/v1/auth/login"
+        return requests.post(url, json={"email": f"victim{i % 4}@example.com", "password": f"guess-{i}"}, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(guess, range(30)))
+    statuses = [a.status_code for a in answers]
+    # The address limit is 10 failures in 15 minutes, to any accounts, on all servers together.
+    assert statuses.count(401) == 10 and statuses.count(429) == 20, statuses
+    assert {i % 3 for i, a in enumerate(answers) if a.status_code == 429} == {0, 1, 2}
+    # A restarted server remembers: the address stays refused there too, even with the right password.
+    servers[1].stop()
+    again = start(postgres_env, data_dir=tmp_path / "data1")
+    held = requests.post(again.url + "/api/v1/auth/login",
+                         json={"email": "guarded@example.com", "password": "guarded-password-1"}, timeout=60)
+    assert held.status_code == 429 and int(held.headers["Retry-After"]) > 800, held.text
