@@ -6,11 +6,15 @@ import WardenStore
 /// Who is calling: an authenticated user and the session their token belongs to.
 public struct Principal: Sendable {
     public var user: UserRecord
+    /// The login session's id, or `token:ID` for a personal access token.
     public var sessionID: String
+    /// A personal access token's scope; nil for a person logged in (everything the user may do).
+    public var scope: TokenScope?
 
-    public init(user: UserRecord, sessionID: String) {
+    public init(user: UserRecord, sessionID: String, scope: TokenScope? = nil) {
         self.user = user
         self.sessionID = sessionID
+        self.scope = scope
     }
 }
 

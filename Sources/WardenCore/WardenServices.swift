@@ -10,6 +10,8 @@ public struct WardenServices: Sendable {
     public let accounts: Accounts
     /// `warden login --device`: a login approved in the dashboard.
     public let deviceLogins: DeviceLogins
+    /// Personal access tokens for the management API.
+    public let accessTokens: AccessTokens
     public let profiles: Profiles
     public let credentials: Credentials
     public let agentKeys: AgentKeys
@@ -37,6 +39,7 @@ public struct WardenServices: Sendable {
         return WardenServices(
             database: database, vault: vault, audit: audit, accounts: accounts,
             deviceLogins: DeviceLogins(accounts: accounts, audit: audit),
+            accessTokens: AccessTokens(database: database, audit: audit),
             profiles: Profiles(database: database, audit: audit), credentials: credentials,
             agentKeys: agentKeys, killSwitch: killSwitch,
             honeyTokens: HoneyTokens(database: database, audit: audit, agentKeys: agentKeys, killSwitch: killSwitch),

@@ -141,7 +141,9 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
         accounts: env.services.accounts)
     approvals.addPublicRoutes(to: api)
 
-    let authenticated = api.group().add(middleware: AuthMiddleware(accounts: env.services.accounts))
+    let authenticated = api.group().add(
+        middleware: AuthMiddleware(accounts: env.services.accounts, accessTokens: env.services.accessTokens))
+    AccessTokenController(tokens: env.services.accessTokens, bodyLimit: limit).addRoutes(to: authenticated)
     auth.addRoutes(to: authenticated)
     ProfileController(profiles: env.services.profiles, goLive: env.gateway.goLive, bodyLimit: limit).addRoutes(to: authenticated)
     PaperController(activity: env.activity).addRoutes(to: authenticated)

@@ -454,6 +454,24 @@ enum Schema {
                 "CREATE TABLE login_devices (device_hash TEXT PRIMARY KEY, account TEXT NOT NULL, issued_at BIGINT NOT NULL)",
                 "CREATE INDEX login_devices_account ON login_devices (account, issued_at)",
             ]),
+        Migration(
+            version: 19, name: "personal access tokens",
+            statements: [
+                """
+                CREATE TABLE access_tokens (
+                    id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    scope TEXT NOT NULL CHECK (scope IN ('read', 'manage-keys', 'admin')),
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    revoked_at BIGINT,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX access_tokens_user ON access_tokens (user_id, created_at)",
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

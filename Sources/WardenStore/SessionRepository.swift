@@ -62,10 +62,13 @@ public struct SessionRepository: Sendable {
         try await db.raw("UPDATE sessions SET revoked_at = \(bind: Clock.nowMillis()) WHERE id = \(bind: id) AND revoked_at IS NULL").run()
     }
 
-    /// Revokes every live session of a user, optionally keeping one (the caller's own), and every device
-    /// login approved but not yet collected (a session to be).
+    /// Revokes every live session of a user, optionally keeping one (the caller's own), every device
+    /// login approved but not yet collected (a session to be) and every personal access token.
     public func revokeAll(userID: String, except keep: String? = nil, on db: any SQLDatabase) async throws {
         try await db.raw("UPDATE device_grants SET status = 'denied' WHERE user_id = \(bind: userID) AND status = 'approved'").run()
+        try await db.raw(
+            "UPDATE access_tokens SET revoked_at = \(bind: Clock.nowMillis()) WHERE user_id = \(bind: userID) AND revoked_at IS NULL"
+        ).run()
         try await db.raw(
             """
             UPDATE sessions SET revoked_at = \(bind: Clock.nowMillis())

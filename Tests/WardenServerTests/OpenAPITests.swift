@@ -94,6 +94,8 @@ import WardenStore
                 ("POST", "/api/v1/profile/go-live", ["venue": "binance"]),
                 ("POST", "/api/v1/honey-tokens", ["label": "decoy", "kind": "openai"]), ("GET", "/api/v1/honey-tokens", nil),
                 ("DELETE", "/api/v1/honey-tokens/{honey_id}", nil),
+                ("POST", "/api/v1/tokens", ["name": "ci", "scope": "read"]), ("GET", "/api/v1/tokens", nil),
+                ("DELETE", "/api/v1/tokens/{token_id}", nil),
                 ("POST", "/api/v1/freeze", ["reason": "spec"]), ("GET", "/api/v1/freeze", nil),
                 ("POST", "/api/v1/unfreeze", [String: String]()), ("GET", "/api/v1/alarms", nil),
                 ("GET", "/api/v1/approvals", nil), ("GET", "/api/v1/approvals/held-1", nil),
@@ -116,7 +118,7 @@ import WardenStore
                 let caller = template.hasSuffix("/self") ? ids["child_key"] : token
                 let reply = try await api.call(HTTPRequest.Method(method)!, path, token: caller, json: json)
                 let specPath = template.replacingOccurrences(of: "{key_id}", with: "{id}")
-                    .replacingOccurrences(of: "{honey_id}", with: "{id}")
+                    .replacingOccurrences(of: "{honey_id}", with: "{id}").replacingOccurrences(of: "{token_id}", with: "{id}")
                     .replacingOccurrences(of: "held-1", with: "{id}").replacingOccurrences(of: "held-2", with: "{id}")
                 let op = try #require(
                     operations.first { $0.method == method && $0.path == specPath }, "\(method) \(specPath) not in the document")
@@ -144,6 +146,7 @@ import WardenStore
                 if template.hasSuffix("/child") { ids["child_key"] = reply.json["key"] as? String }
                 if template.hasSuffix("/auth/device") { ids["device_code"] = reply.json["device_code"] as? String }
                 if template == "/api/v1/honey-tokens" && method == "POST" { ids["honey_id"] = reply.json["id"] as? String }
+                if template == "/api/v1/tokens" && method == "POST" { ids["token_id"] = reply.json["id"] as? String }
             }
             #expect(covered == Set(operations.map { "\($0.method) \($0.path)" }), "operations not exercised")
             // The export is an administrator's: another user is refused, and says so.
