@@ -9,7 +9,7 @@ struct Warden: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Serve.self, Keygen.self, UserCommand.self, VaultCommand.self, AuditCommand.self, Login.self, Logout.self, Run.self,
-            Freeze.self, Unfreeze.self, NotifyCommand.self,
+            Freeze.self, Unfreeze.self, NotifyCommand.self, TokenCommand.self,
         ])
 
     static func main() async {
