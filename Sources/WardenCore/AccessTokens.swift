@@ -4,7 +4,8 @@ import WardenCrypto
 import WardenStore
 
 /// What a personal access token may do with the management API. No token manages tokens or passwords,
-/// decides an approval, passes the go-live checks or opens the dashboard: those take a person's login.
+/// decides an approval, passes the go-live checks, lifts a freeze or opens the dashboard: those take a
+/// person's login (checked here for every request, and again by those operations themselves).
 public enum TokenScope: String, Sendable, CaseIterable {
     /// Reads only: GET and HEAD.
     case read
@@ -13,9 +14,10 @@ public enum TokenScope: String, Sendable, CaseIterable {
     /// Everything its user, an administrator, may do through the API.
     case admin
 
-    /// Whether a request with `method` on `path` (under `/api/v1`) is within the scope.
-    public func allows(method: String, path: String) -> Bool {
-        let path = path.hasSuffix("/") ? String(path.dropLast()) : path
+    /// Whether a request with `method` on `path` (under `/api/v1`) is within the scope. The path is read as
+    /// the router reads it: empty segments (`//`, a trailing `/`) count for nothing.
+    public func allows(method: String, path raw: String) -> Bool {
+        let path = "/" + raw.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
         if Self.personOnly.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) { return false }
         if method == "GET" || method == "HEAD" { return true }
         if Self.personDecides(path) { return false }
@@ -29,9 +31,10 @@ public enum TokenScope: String, Sendable, CaseIterable {
     /// Paths only a login session may use, whatever the scope and method.
     static let personOnly = ["/api/v1/tokens", "/api/v1/auth"]
 
-    /// Changes that are a person's decision by design: approving or rejecting a held order, going live.
+    /// Changes that are a person's decision by design: approving or rejecting a held order, going live,
+    /// lifting a freeze (a script may freeze, as a person's stop button, but not undo one).
     static func personDecides(_ path: String) -> Bool {
-        path == "/api/v1/profile/go-live"
+        path == "/api/v1/profile/go-live" || path == "/api/v1/unfreeze"
             || (path.hasPrefix("/api/v1/approvals/") && (path.hasSuffix("/approve") || path.hasSuffix("/reject")))
     }
 }
@@ -119,9 +122,10 @@ public struct AccessTokens: Sendable {
         return Principal(user: user, sessionID: "token:\(record.id)", scope: scope)
     }
 
-    static func requirePerson(_ p: Principal) throws {
+    /// Refuses a personal access token where only a person logged in may act.
+    public static func requirePerson(_ p: Principal) throws(WardenError) {
         guard p.scope == nil else {
-            throw WardenError(.forbidden, code: "token_scope", "access tokens are managed by a person logged in, not with a token")
+            throw WardenError(.forbidden, code: "token_scope", "this takes a person logged in, not an access token")
         }
     }
 

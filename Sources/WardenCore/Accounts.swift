@@ -80,11 +80,12 @@ public struct Accounts: Sendable {
     // MARK: onboarding (CLI)
 
     /// Creates a user. Without a password, a strong one is generated and returned (to be shown once).
-    /// `by` is the administrator acting through the dashboard (nil for the CLI, run by whoever holds the vault).
-    public func createUser(email rawEmail: String, password: String?, mustReset: Bool, admin: Bool, by actor: Principal? = nil)
-        async throws -> (user: UserRecord, generatedPassword: String?)
-    {
-        let via = try Self.via(actor)
+    /// `by` is the administrator acting through the dashboard (nil for the CLI, run by whoever holds the vault);
+    /// `via` names another way in (single sign-on's `auto_create`).
+    public func createUser(
+        email rawEmail: String, password: String?, mustReset: Bool, admin: Bool, by actor: Principal? = nil, via way: String? = nil
+    ) async throws -> (user: UserRecord, generatedPassword: String?) {
+        let via = try way ?? Self.via(actor)
         let email = try Self.normalize(email: rawEmail)
         let generated = password == nil ? Self.generatePassword() : nil
         let chosen = password ?? generated!
@@ -212,14 +213,25 @@ public struct Accounts: Sendable {
     }
 
     public func logout(_ principal: Principal) async throws {
+        try AccessTokens.requirePerson(principal)
         try await database.transaction { db in
             try await sessions.revoke(id: principal.sessionID, on: db)
             try await audit.append(AuditEntry(actor: principal.user.id, owner: principal.user.id, action: "auth.logout"), on: db)
         }
     }
 
-    /// Changes the password; every other session of the user ends.
-    public func changePassword(_ principal: Principal, current: String, new: String) async throws {
+    /// Changes the password; every other session of the user ends. The current password is checked under
+    /// the login throttle (a stolen session is no way to guess it faster than a login).
+    public func changePassword(_ principal: Principal, current: String, new: String, clientAddress: String) async throws {
+        try AccessTokens.requirePerson(principal)
+        let attempt: LoginThrottle.Attempt
+        switch try await throttle.admit(account: principal.user.email, address: clientAddress) {
+        case .success(let admitted): attempt = admitted
+        case .failure(let wait):
+            throw WardenError(
+                .tooManyRequests, code: "too_many_attempts",
+                "too many wrong passwords; try again in \(wait.seconds) seconds", retryAfterSeconds: wait.seconds)
+        }
         guard try await hasher.verify(current, hash: principal.user.passwordHash) else {
             try await audit.append(
                 AuditEntry(
@@ -228,6 +240,7 @@ public struct Accounts: Sendable {
             throw WardenError(
                 .forbidden, code: "wrong_password", "current_password is not your current password", field: "current_password")
         }
+        try await throttle.succeeded(attempt)
         try PasswordPolicy.check(new, email: principal.user.email)
         guard new != current else { throw WardenError.invalid("new_password", "must differ from the current password") }
         let hash = try await hasher.hash(new)

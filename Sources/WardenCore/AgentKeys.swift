@@ -143,9 +143,7 @@ public struct AgentKeys: Sendable {
     static func generateKey() -> String {
         var bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         defer { Wipe.array(&bytes) }
-        let base64 = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "wdn_" + base64
+        return "wdn_" + Base64URL.encode(Data(bytes))
     }
 }
 

@@ -40,6 +40,7 @@ public enum ConfigLoader {
                 }
             case "gateway": config.gateway = try parseGateway(try table(root, key, path: key))
             case "audit": config.audit = try parseAudit(try table(root, key, path: key))
+            case "oidc": config.oidc = try parseOIDC(try table(root, key, path: key))
             case "prices":
                 let venues = try table(root, key, path: key)
                 for venue in venues.keys {
@@ -198,6 +199,47 @@ public enum ConfigLoader {
             }
         }
         return gateway
+    }
+
+    /// `[oidc]`: `issuer` and `client_id` required; the issuer is https, or http on a loopback address only.
+    private static func parseOIDC(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.OIDCSection {
+        guard t["issuer"] != nil else { throw .invalidValue(key: "oidc.issuer", reason: "is required") }
+        guard t["client_id"] != nil else { throw .invalidValue(key: "oidc.client_id", reason: "is required") }
+        let issuer = try string(t, "issuer", path: "oidc.issuer")
+        guard OIDCURL.acceptable(issuer) else {
+            throw .invalidValue(key: "oidc.issuer", reason: "must be an https URL (http only on 127.0.0.1, ::1 or localhost)")
+        }
+        var oidc = WardenConfig.OIDCSection(
+            issuer: issuer, clientID: try nonEmpty(try string(t, "client_id", path: "oidc.client_id"), path: "oidc.client_id"))
+        for key in t.keys {
+            let path = "oidc.\(key)"
+            switch key {
+            case "issuer", "client_id": break
+            case "client_secret": throw .invalidValue(key: path, reason: "is never written here: seal it with warden oidc set-secret")
+            case "name": oidc.name = try nonEmpty(try string(t, key, path: path), path: path)
+            case "algorithm":
+                oidc.algorithm = try string(t, key, path: path)
+                guard WardenConfig.OIDCSection.algorithms.contains(oidc.algorithm) else {
+                    throw .invalidValue(key: path, reason: "must be RS256 or ES256")
+                }
+            case "auto_create":
+                guard let value = t[key]?.bool else { throw .invalidValue(key: path, reason: "must be true or false") }
+                oidc.autoCreate = value
+            case "redirect_url":
+                let url = try string(t, key, path: path)
+                guard OIDCURL.acceptable(url), url.hasSuffix("/oidc/callback") else {
+                    throw .invalidValue(key: path, reason: "must be this server's https URL ending in /oidc/callback")
+                }
+                oidc.redirectURL = url
+            case "scopes":
+                oidc.scopes = try string(t, key, path: path)
+                guard oidc.scopes.split(separator: " ").contains("openid"),
+                    oidc.scopes.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-: ".contains($0)) })
+                else { throw .invalidValue(key: path, reason: "must be space-separated scope names including openid") }
+            default: throw .unknownKey(path)
+            }
+        }
+        return oidc
     }
 
     private static func parseAudit(_ t: TOMLTable) throws(ConfigError) -> WardenConfig.AuditSection {

@@ -71,17 +71,9 @@ public struct TokenService: Sendable {
 
     private static func headerAlgorithm(of token: String) -> String? {
         guard let header = token.split(separator: ".", omittingEmptySubsequences: false).first,
-            let data = Data(base64URL: String(header)),
+            let data = Base64URL.decode(String(header)),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return nil }
         return object["alg"] as? String
-    }
-}
-
-extension Data {
-    init?(base64URL text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
     }
 }

@@ -12,6 +12,8 @@ public struct WardenConfig: Sendable, Equatable {
     public var audit = AuditSection()
     /// Alarm channels, by name (`[notify.NAME]`).
     public var notify: [String: NotifyChannel] = [:]
+    /// Single sign-on with an OpenID Connect provider (`[oidc]`); nil when not configured.
+    public var oidc: OIDCSection?
     /// USD per million tokens, by venue then model.
     public var prices: [String: [String: ModelPrice]] = [:]
     /// USD per call for LLM endpoints not billed by tokens (`[call_prices.openai] "POST /v1/images/generations" = 0.25`),
@@ -22,7 +24,7 @@ public struct WardenConfig: Sendable, Equatable {
 
     public static func == (a: WardenConfig, b: WardenConfig) -> Bool {
         a.server == b.server && a.venues == b.venues && a.services == b.services && a.gateway == b.gateway && a.audit == b.audit
-            && a.notify == b.notify
+            && a.notify == b.notify && a.oidc == b.oidc
             && a.prices == b.prices
             && a.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
                 == b.callPrices.mapValues { $0.map { "\($0.pattern.description)=\($0.price)" } }
@@ -98,6 +100,28 @@ public struct WardenConfig: Sendable, Equatable {
         /// How long an order held for approval waits for a person before it expires.
         public var approvalSeconds = 60
         public init() {}
+    }
+
+    /// `[oidc]`: the provider people sign in with. Its client secret is sealed in the vault
+    /// (`warden oidc set-secret`), never written here.
+    public struct OIDCSection: Sendable, Equatable {
+        /// Exactly as the provider's discovery document spells it (`iss` of its tokens).
+        public var issuer: String
+        public var clientID: String
+        /// Shown on the login page: "Sign in with NAME".
+        public var name = "single sign-on"
+        /// The one signature algorithm accepted for ID tokens.
+        public var algorithm = "RS256"
+        /// Whether a person the provider vouches for, with no Warden account, gets one (never an administrator).
+        public var autoCreate = false
+        /// Where the provider sends the browser back; by default the server's own URL + `/oidc/callback`.
+        public var redirectURL: String?
+        public var scopes = "openid email"
+        public init(issuer: String, clientID: String) {
+            self.issuer = issuer
+            self.clientID = clientID
+        }
+        public static let algorithms: Set<String> = ["RS256", "ES256"]
     }
 
     public struct AuditSection: Sendable, Equatable {

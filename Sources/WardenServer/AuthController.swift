@@ -43,7 +43,8 @@ struct AuthController {
         }
         api.post("auth/password") { request, context in
             let body = try await JSONBody.decode(PasswordRequest.self, from: request, limit: bodyLimit)
-            try await accounts.changePassword(try context.requirePrincipal(), current: body.currentPassword, new: body.newPassword)
+            try await accounts.changePassword(
+                try context.requirePrincipal(), current: body.currentPassword, new: body.newPassword, clientAddress: context.clientAddress)
             return Response.noContent
         }
         api.get("me") { _, context in

@@ -28,6 +28,8 @@ public struct ServerEnvironment: Sendable {
     public let tls: FrontTLS?
     /// Peers whose forwarded client address and scheme are believed (`[server] trusted_proxies`).
     public let proxies: TrustedProxies
+    /// Single sign-on (`[oidc]`); nil when not configured.
+    public let singleSignOn: SingleSignOn?
 
     public var database: Database { services.database }
 
@@ -44,7 +46,12 @@ public struct ServerEnvironment: Sendable {
                 maxConnectionsPerOrigin: pooling.upstreamMaxConnectionsPerOrigin))
         gateway = Gateway(services: services, config: settings.config, caller: HTTPUpstreamCaller(clients: upstreams))
         activity = Activity(gateway: gateway, profiles: services.profiles, log: services.audit)
+        let caller = HTTPUpstreamCaller(clients: upstreams)
+        singleSignOn = settings.config.oidc.map { SingleSignOn(settings: $0, caller: caller, services: services) }
     }
+
+    /// Where the identity provider sends the browser back: `[oidc] redirect_url`, else this server's URL.
+    var oidcRedirectURL: String { settings.config.oidc?.redirectURL ?? gatewayURL + "/oidc/callback" }
 
     /// The templates and static files compiled into the server (`Resources/`, see the EmbedResources plugin).
     static func loadWebResources() throws -> (MustacheLibrary, [String: (contentType: String, body: String)]) {
@@ -174,7 +181,7 @@ func addDashboard(to router: Router<WardenContext>, _ env: ServerEnvironment) {
                 body: .init(byteBuffer: ByteBuffer(string: file.body)))
         }
     }
-    WebAuthPages(app: app).addRoutes(to: web)
+    WebAuthPages(app: app, singleSignOn: env.singleSignOn.map { ($0, env.oidcRedirectURL) }).addRoutes(to: web)
     WebDevicePages(app: app).addRoutes(to: web)
     WebCredentialPages(app: app).addRoutes(to: web)
     let keyPages = WebKeyPages(app: app, gatewayURL: env.gatewayURL)

@@ -472,6 +472,20 @@ enum Schema {
                 """,
                 "CREATE INDEX access_tokens_user ON access_tokens (user_id, created_at)",
             ]),
+        Migration(
+            version: 20, name: "single sign-on identities",
+            statements: [
+                """
+                CREATE TABLE oidc_identities (
+                    issuer TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (issuer, subject),
+                    UNIQUE (issuer, user_id)
+                )
+                """
+            ]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -10,6 +10,7 @@ struct Warden: AsyncParsableCommand {
         subcommands: [
             Serve.self, Keygen.self, UserCommand.self, VaultCommand.self, AuditCommand.self, Login.self, Logout.self, Run.self,
             Freeze.self, Unfreeze.self, NotifyCommand.self, TokenCommand.self,
+            OIDCCommand.self,
         ])
 
     static func main() async {

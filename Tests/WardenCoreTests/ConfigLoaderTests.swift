@@ -49,6 +49,16 @@ import Testing
         #expect(config.server.trustedProxies == ["10.0.0.0/8", "::1"])
     }
 
+    @Test func readsSingleSignOn() throws {
+        let config = try ConfigLoader.parse(
+            "[oidc]\nissuer = \"https://id.example.com/realms/desk\"\nclient_id = \"warden\"\nname = \"Desk ID\"\n"
+                + "algorithm = \"ES256\"\nauto_create = true\nredirect_url = \"https://warden.example.com/oidc/callback\"")
+        let oidc = try #require(config.oidc)
+        #expect(oidc.issuer == "https://id.example.com/realms/desk" && oidc.clientID == "warden" && oidc.name == "Desk ID")
+        #expect(oidc.algorithm == "ES256" && oidc.autoCreate && oidc.redirectURL == "https://warden.example.com/oidc/callback")
+        #expect(try ConfigLoader.parse("[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"").oidc?.algorithm == "RS256")
+    }
+
     @Test func emptyFileGivesDefaults() throws {
         #expect(try ConfigLoader.parse("") == WardenConfig())
     }
@@ -65,6 +75,16 @@ import Testing
 
     @Test(arguments: [
         ("[server]\nlisten = 8472", "server.listen"),
+        ("[oidc]\nclient_id = \"c\"", "oidc.issuer"),
+        ("[oidc]\nissuer = \"https://id.test\"", "oidc.client_id"),
+        ("[oidc]\nissuer = \"http://id.test\"\nclient_id = \"c\"", "oidc.issuer"),
+        ("[oidc]\nissuer = \"https://u:p@id.test\"\nclient_id = \"c\"", "oidc.issuer"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nalgorithm = \"HS256\"", "oidc.algorithm"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nalgorithm = \"none\"", "oidc.algorithm"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nauto_create = \"yes\"", "oidc.auto_create"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nscopes = \"email\"", "oidc.scopes"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nredirect_url = \"https://w.test/elsewhere\"", "oidc.redirect_url"),
+        ("[oidc]\nissuer = \"https://id.test\"\nclient_id = \"c\"\nclient_secret = \"s\"", "oidc.client_secret"),
         ("[server]\nlisten = \"localhost\"", "listen"),
         ("[server]\nlisten = \"127.0.0.1:99999\"", "listen"),
         ("[server]\nmax_body_bytes = -1", "server.max_body_bytes"),

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import SQLKit
 import Testing
 import WardenCore
@@ -66,6 +67,16 @@ import WardenStore
             #expect(TokenScope.admin.allows(method: "POST", path: "/api/v1/tokens") == false)
             #expect(TokenScope.admin.allows(method: "PUT", path: "/api/v1/profile"))
 
+            // Paths spelled with empty segments reach the same routes, and the same refusals.
+            for spelling in [
+                "/api/v1//approvals/x/approve", "/api/v1/approvals/x/reject///", "//api//v1///profile/go-live",
+                "/api/v1//auth/password", "/api/v1/auth//logout/", "/api/v1//tokens", "/api/v1//unfreeze",
+            ] {
+                #expect(TokenScope.admin.allows(method: "POST", path: spelling) == false, "\(spelling)")
+            }
+            #expect(TokenScope.manageKeys.allows(method: "POST", path: "/api/v1//agent-keys/"))
+            #expect(TokenScope.read.allows(method: "POST", path: "//api/v1/agent-keys") == false)
+
             // admin: only an administrator makes one, and it does what the administrator may.
             let notAdmin = try await api.call(.post, "/api/v1/tokens", token: session, json: ["name": "n", "scope": "admin"])
             #expect(notAdmin.status == .forbidden && notAdmin.field == "scope")
@@ -74,6 +85,19 @@ import WardenStore
             let made = try await api.call(
                 .post, "/api/v1/credentials", token: admin.token, json: ["venue": "openai", "label": "r", "secret": ["api_key": "sk-r"]])
             #expect(made.status == .created)
+            // ...but nothing only a person does, however the path is spelled.
+            for (method, path) in [
+                (HTTPRequest.Method.post, "/api/v1//profile/go-live"), (.post, "/api/v1/profile/go-live///"),
+                (.post, "/api/v1//approvals/held/approve"), (.post, "/api/v1//approvals/held/reject"),
+                (.post, "/api/v1//auth/password"), (.post, "/api/v1//auth/logout"), (.post, "/api/v1//unfreeze"),
+                (.get, "/api/v1//tokens"),
+            ] {
+                let reply = try await api.call(
+                    method, path, token: admin.token,
+                    json: ["venue": "binance", "current_password": "initial-password-1", "new_password": "taken-over-1234"])
+                #expect(reply.status == .forbidden && reply.code == "token_scope", "\(method) \(path): \(reply.text)")
+            }
+            #expect(try await api.call(.get, "/api/v1/me", token: rootSession).status == .ok, "the administrator's session ended")
             // Another user's things stay out of reach of a token as of its user.
             #expect(try await api.call(.get, "/api/v1/credentials/\(credID)", token: admin.token).status == .notFound)
         }
@@ -116,6 +140,28 @@ import WardenStore
             let d = try await make(api, session, scope: "read")
             _ = try await accounts.setDisabled(email: "u@example.com", true)
             #expect(try await api.call(.get, "/api/v1/me", token: d.token).status == .unauthorized)
+        }
+        try await h.close()
+    }
+
+    /// A stolen session cannot guess the password through the password change faster than a login could.
+    @Test func passwordChangeGuessesAreThrottledAsLoginsAre() async throws {
+        let h = try await APIHarness(config: "")
+        try await h.createUser("u@example.com")
+        try await h.run { api in
+            let session = try await api.login("u@example.com")
+            var statuses: [Int] = []
+            for i in 0..<12 {
+                let reply = try await api.call(
+                    .post, "/api/v1/auth/password", token: session,
+                    json: ["current_password": "guess-\(i)", "new_password": "a-new-password-2"])
+                statuses.append(Int(reply.status.code))
+            }
+            #expect(statuses.filter { $0 == 403 }.count == 10 && statuses.suffix(2) == [429, 429], "\(statuses)")
+            let right = try await api.call(
+                .post, "/api/v1/auth/password", token: session,
+                json: ["current_password": "initial-password-1", "new_password": "a-new-password-2"])
+            #expect(right.status == .tooManyRequests && right.headers[.retryAfter] != nil, "\(right.text)")
         }
         try await h.close()
     }

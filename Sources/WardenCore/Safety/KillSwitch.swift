@@ -100,7 +100,10 @@ public struct KillSwitch: Sendable {
     public func unfreeze(_ scope: FreezeScope, by actor: Actor) async throws -> Bool {
         switch actor {
         case .honeyToken, .breaker: throw Self.personOnly
-        case .person, .operatorCLI: try await authorize(actor, scope)
+        case .person(let p):
+            try AccessTokens.requirePerson(p)
+            try await authorize(actor, scope)
+        case .operatorCLI: try await authorize(actor, scope)
         }
         return try await database.transaction { db in
             guard let existing = try await repository.find(scope: scope.stored, on: db) else { return false }

@@ -94,6 +94,7 @@ public struct Approvals: Sendable {
     /// The owner approves: the order is sent now, signed with the credential as it is now, if the key that
     /// placed it may still trade. Exactly one approval sends it, on any server.
     public func approve(_ p: Principal, id: String) async throws -> ApprovalRecord {
+        try AccessTokens.requirePerson(p)
         let approval = try await decide(p, id: id, to: .sending, action: "approval.approve")
         await send(approval, by: p.user.id)
         return try await repository.find(id: id) ?? approval
@@ -101,6 +102,7 @@ public struct Approvals: Sendable {
 
     /// The owner rejects: nothing is sent, the reservation goes back.
     public func reject(_ p: Principal, id: String) async throws -> ApprovalRecord {
+        try AccessTokens.requirePerson(p)
         let approval = try await decide(p, id: id, to: .rejected, action: "approval.reject")
         if let reservation = approval.reservationID { try? await trading.release(reservation) }
         return try await repository.find(id: id) ?? approval

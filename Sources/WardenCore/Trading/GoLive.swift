@@ -27,6 +27,7 @@ public struct GoLive: Sendable {
     let audit: AuditLog
 
     public func run(_ principal: Principal, venue name: String) async throws -> GoLiveResult {
+        try AccessTokens.requirePerson(principal)
         guard let venue = registry.venue(named: name) as? any ExchangeVenue else {
             throw WardenError.invalid(
                 "venue", "go-live applies to the exchanges: \(WardenConfig.exchanges.sorted().joined(separator: ", "))")

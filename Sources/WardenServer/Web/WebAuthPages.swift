@@ -8,6 +8,8 @@ import WardenCrypto
 /// pre-session cookie, so a login form cannot be posted from another site either.
 struct WebAuthPages {
     let app: WebApp
+    /// Single sign-on and the URL the provider sends the browser back to, when configured.
+    var singleSignOn: (SingleSignOn, redirect: String)?
 
     func addRoutes(to web: RouterGroup<WardenContext>) {
         web.get("/") { request, _ in
@@ -43,11 +45,11 @@ struct WebAuthPages {
             guard let principal = await app.session.principal(request) else { return WebApp.redirect("/login") }
             return app.page("password", title: "Change your password", nav: nil, principal)
         }
-        app.post(web, "/password", allowedBeforePasswordChange: true) { form, principal, _ in
+        app.post(web, "/password", allowedBeforePasswordChange: true) { form, principal, context in
             do {
                 try await app.services.accounts.changePassword(
                     principal, current: form["current_password"] ?? "",
-                    new: form["new_password"] ?? "")
+                    new: form["new_password"] ?? "", clientAddress: context.clientAddress)
             } catch {
                 return app.page(
                     "password", title: "Change your password", nav: nil, principal, status: .badRequest,
@@ -59,6 +61,9 @@ struct WebAuthPages {
             try? await app.services.accounts.logout(principal)
             return WebApp.redirect("/login", cookies: [app.session.setCookie(WebSession.cookie, "", maxAge: 0, context)])
         }
+        if let singleSignOn {
+            WebSingleSignOnPages(app: app, sso: singleSignOn.0, redirect: singleSignOn.redirect, auth: self).addRoutes(to: web)
+        }
     }
 
     func loginPage(_ request: Request, _ context: WardenContext, email: String?, error: String?, status: HTTPResponse.Status = .ok)
@@ -67,6 +72,7 @@ struct WebAuthPages {
         let pre = request.cookies[WebSession.preCookie]?.value ?? Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
         var data: [String: Any] = ["email_value": email ?? ""]
         if let error { data["error"] = error }
+        if let (sso, _) = singleSignOn { data["sso_name"] = sso.settings.name }
         var response = app.render("login", title: "Log in", principal: nil, csrf: app.session.csrf(for: "pre:" + pre), status: status, data)
         response.headers.append(HTTPField(name: .setCookie, value: app.session.setCookie(WebSession.preCookie, pre, maxAge: 3600, context)))
         return response

@@ -45,8 +45,10 @@ struct WebSession: Sendable {
 
     /// A cookie for the answer to `context`'s request: `Secure` when that request came over TLS (to
     /// Warden, or to a trusted proxy that said so), so a browser never sends it over plain HTTP.
-    func setCookie(_ name: String, _ value: String, maxAge: Int, _ context: WardenContext) -> String {
-        "\(name)=\(value); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)"
+    func setCookie(
+        _ name: String, _ value: String, maxAge: Int, _ context: WardenContext, sameSite: String = "Strict", path: String = "/"
+    ) -> String {
+        "\(name)=\(value); Path=\(path); HttpOnly; SameSite=\(sameSite); Max-Age=\(maxAge)"
             + (secureCookies || context.origin.secure ? "; Secure" : "")
     }
 }
