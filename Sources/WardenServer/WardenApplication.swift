@@ -214,7 +214,7 @@ public func buildApplication(
             UsageFlushService(
                 touches: env.gateway.touches, spend: env.gateway.spendBatch, audit: env.gateway.audit,
                 finalFlush: .seconds(env.settings.config.server.shutdownGraceSeconds)),
-            KeyCacheSyncService(keys: env.gateway.keys),
+            KeyCacheSyncService(keys: env.gateway.keys, listener: RevisionListener(env.database, logger: env.logger)),
             AuditRetentionService(log: env.services.audit, retainDays: env.settings.config.audit.retainDays, logger: env.logger),
             AlarmService(
                 alarms: env.services.alarms, approvals: env.gateway.approvals, caller: HTTPUpstreamCaller(clients: env.upstreams),
@@ -290,12 +290,24 @@ public struct UsageFlushService: Service {
 }
 
 /// Sees changes other processes (the CLI, a second server) make to keys, users, credentials, grants
-/// and profiles: the key cache drops what they made stale within `interval`.
+/// and profiles: the key cache drops what they made stale as soon as PostgreSQL notifies them (`listener`),
+/// and within `interval` by the poll, which stays as the fallback (and is all there is on SQLite).
 struct KeyCacheSyncService: Service {
     let keys: KeyCache
+    let listener: RevisionListener?
     static let interval = Duration.milliseconds(50)
 
     func run() async throws {
+        await withDiscardingTaskGroup { group in
+            if let listener {
+                group.addTask { [keys] in await listener.run { await keys.sync() } }
+            }
+            await poll()
+            group.cancelAll()
+        }
+    }
+
+    private func poll() async {
         var rounds = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await keys.sync()

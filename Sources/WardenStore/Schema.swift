@@ -486,6 +486,9 @@ enum Schema {
                 )
                 """
             ]),
+        Migration(
+            version: 21, name: "revision notifications", statements: [],
+            dialectStatements: [.postgres: [StoreRevision.notifyingBumpFunction]]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -41,6 +41,14 @@ public enum StoreRevision {
     static let bump = "UPDATE store_revision SET value = value + 1 WHERE id = 1"
     static let bumpFunction =
         "CREATE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \(bump); RETURN NULL; END $$"
+    /// The channel every server listens on (PostgreSQL): a notification is delivered when the changing
+    /// transaction commits, so a listener reads the new revision at once instead of at its next poll.
+    public static let channel = "warden_revision"
+    /// Version 21: the bump also notifies `channel` (PostgreSQL folds the notifications of one transaction).
+    static let notifyingBumpFunction = """
+        CREATE OR REPLACE FUNCTION warden_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN \(bump); PERFORM pg_notify('\(channel)', ''); RETURN NULL; END $$
+        """
 
     static var triggers: [SQLDialectKind: [String]] {
         let made = create(watchedAtVersion6)

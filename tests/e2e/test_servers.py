@@ -81,3 +81,33 @@ def test_the_login_throttle_holds_in_total_across_three_servers(start, tmp_path,
     held = requests.post(again.url + "/api/v1/auth/login",
                          json={"email": "guarded@example.com", "password": "guarded-password-1"}, timeout=60)
     assert held.status_code == 429 and int(held.headers["Retry-After"]) > 800, held.text
+
+
+def test_a_revocation_on_one_server_stops_the_key_on_the_others_at_once(start, tmp_path, postgres_env):
+    """Each server caches a key it has seen; a revocation made through another server drops it as soon as
+    PostgreSQL notifies the change (the 50 ms poll is the fallback)."""
+    upstream = fakes.Fake(fakes.service_handler)
+    try:
+        config = tmp_path / "warden.toml"
+        config.write_text(f'[services.svc]\nbase_url = "{upstream.url}"\nauth_header = "X-Api-Token"\nauth_value_prefix = "token "\n')
+        assert warden("user", "create", "rev@example.com", "rev-password-1", "--no-reset",
+                      "--data-dir", str(tmp_path / "data"), "--config", str(config), env=postgres_env).returncode == 0
+        servers = [start(postgres_env, data_dir=tmp_path / f"data{i}", args=("--config", str(config))) for i in range(3)]
+        api = servers[0].url + "/api/v1"
+        token = requests.post(api + "/auth/login", json={"email": "rev@example.com", "password": "rev-password-1"}).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        credential = requests.post(api + "/credentials", headers=auth, json={
+            "venue": "svc", "label": "svc", "secret": {"token": fakes.REAL_SERVICE_TOKEN}}).json()["id"]
+        made = requests.post(api + "/agent-keys", headers=auth,
+                             json={"name": "k", "credential_ids": [credential], "access": "trade"}).json()
+        headers = {"X-Api-Token": f"token {made['key']}"}
+        for server in servers:  # every server has the key cached
+            assert requests.get(server.url + "/proxy/svc/items", headers=headers).status_code == 200
+        revoked_at = time.monotonic()
+        assert requests.delete(f"{api}/agent-keys/{made['id']}", headers=auth).status_code == 204
+        for server in servers[1:]:
+            while requests.get(server.url + "/proxy/svc/items", headers=headers).status_code == 200:
+                assert time.monotonic() - revoked_at < 1.0, "a revoked key still worked on another server after 1 s"
+        print(f"\nrevocation seen by every server within {1000 * (time.monotonic() - revoked_at):.0f} ms")
+    finally:
+        upstream.stop()
