@@ -140,8 +140,8 @@ public actor SingleSignOn {
             throw Self.refused("the ID token is not for this sign-in (nonce)")
         }
         guard token.iat.value.timeIntervalSinceNow < Self.leeway else { throw Self.refused("the ID token is issued in the future") }
-        if token.aud.value.count > 1, token.azp != settings.clientID {
-            throw Self.refused("the ID token is for several audiences and not presented by this client")
+        if token.aud.value.count > 1 || token.azp != nil, token.azp != settings.clientID {
+            throw Self.refused("the ID token is not presented by this client (azp)")
         }
         guard !token.sub.value.isEmpty, token.sub.value.utf8.count <= 255 else { throw Self.refused("the ID token has no usable subject") }
         return Identity(subject: token.sub.value, verifiedEmail: token.emailVerified == true ? token.email : nil)
@@ -154,15 +154,29 @@ public actor SingleSignOn {
         if let userID = try await identities.user(issuer: settings.issuer, subject: identity.subject) {
             return try await open(userID, detail: detail)
         }
-        guard let rawEmail = identity.verifiedEmail, let email = try? Accounts.normalize(email: rawEmail) else {
+        guard let rawEmail = identity.verifiedEmail else {
             throw Self.refused("the identity provider did not give a verified email for this person, and no user is bound to them")
+        }
+        // Matched as plain ASCII only: case and Unicode folding (a Kelvin sign for a K) must not let a
+        // look-alike address the provider vouches for reach another person's account.
+        guard rawEmail.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }),
+            let email = try? Accounts.normalize(email: rawEmail), email == rawEmail.lowercased()
+        else {
+            throw Self.refused(
+                "the identity provider's email for this person is not a plain ASCII address; an administrator binds such accounts")
         }
         var user = try await users.find(email: email)
         if user == nil {
             guard settings.autoCreate else {
                 throw Self.refused("there is no Warden account for \(email); an administrator creates accounts")
             }
-            user = try await accounts.createUser(email: email, password: nil, mustReset: false, admin: false, via: "oidc").user
+            do {
+                user = try await accounts.createUser(email: email, password: nil, mustReset: false, admin: false, via: "oidc").user
+            } catch {
+                // A concurrent first sign-in of the same person made it: go on with that account.
+                guard let made = try await users.find(email: email) else { throw error }
+                user = made
+            }
         }
         guard let user else { throw Self.refused("there is no Warden account for \(email)") }
         if let other = try await identities.subject(issuer: settings.issuer, userID: user.id), other != identity.subject {
@@ -216,12 +230,18 @@ public actor SingleSignOn {
         let now = Clock.nowMillis()
         if let keys, kid.map(keyIDs.contains) ?? true || now - keysFetchedAt < Self.keyRefetchInterval { return keys }
         let answer = try await fetch(try await discover().jwks, method: "GET")
-        guard answer.status == 200, let set = try? JSONDecoder().decode(JWKS.self, from: answer.body) else {
-            throw Self.refused("the identity provider's keys could not be read (HTTP \(answer.status))")
+        guard answer.status == 200, let json = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any],
+            let published = json["keys"] as? [[String: Any]]
+        else { throw Self.refused("the identity provider's keys could not be read (HTTP \(answer.status))") }
+        // One key at a time: a key of a kind this server does not use (an encryption key, another curve)
+        // is skipped, not a reason to read none.
+        let usable = published.filter { ($0["use"] as? String ?? "sig") == "sig" }.compactMap { entry -> JWK? in
+            guard let data = try? JSONSerialization.data(withJSONObject: entry) else { return nil }
+            return try? JSONDecoder().decode(JWK.self, from: data)
         }
         let collection = JWTKeyCollection()
         var ids: Set<String> = []
-        for var key in set.keys where key.keyType.rawValue == (settings.algorithm == "ES256" ? "EC" : "RSA") {
+        for var key in usable where key.keyType.rawValue == (settings.algorithm == "ES256" ? "EC" : "RSA") {
             guard key.algorithm == nil || key.algorithm?.rawValue == settings.algorithm, let id = key.keyIdentifier?.string else {
                 continue
             }

@@ -30,6 +30,7 @@ class Provider:
         self.tamper = {}          # claims to override in the next ID tokens
         self.header_alg = "RS256"  # the alg the next ID tokens name
         self.codes = {}
+        self.extra_keys = []      # published beside the signing keys (encryption keys, other kinds)
         self.keys = []
         self.rotate()
         self.fake = fakes.Fake(self.handle)
@@ -42,7 +43,7 @@ class Provider:
     def jwks(self):
         return {"keys": [{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
                           "n": uint(key.public_key().public_numbers().n), "e": uint(key.public_key().public_numbers().e)}
-                         for kid, key in self.keys]}
+                         for kid, key in self.keys] + self.extra_keys}
 
     def id_token(self, nonce):
         kid, key = self.keys[0]

@@ -59,6 +59,19 @@ def test_a_person_signs_in_with_the_provider(start, tmp_path, master_key):
         browser2, again = sign_in(server)
         assert again.status_code == 200 and signed_in_as(browser2, server)
 
+        # Keys of kinds Warden does not use beside the signing key (an encryption key, a symmetric one, another
+        # curve) are skipped, not a reason to refuse every sign-in.
+        time.sleep(1.1)
+        provider.extra_keys = [
+            {"kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP-256", "n": "AQAB", "e": "AQAB"},
+            {"kty": "oct", "kid": "hmac-1", "k": "c2VjcmV0"},
+            {"kty": "OKP", "kid": "x-1", "crv": "X25519", "x": "AAAA"},
+        ]
+        provider.rotate()
+        browser_mixed, mixed = sign_in(server)
+        assert mixed.status_code == 200 and signed_in_as(browser_mixed, server), mixed.text[:300]
+        provider.extra_keys = []
+
         # The subject is bound: the provider changing the person's email still signs the same user in...
         provider.person = {"sub": "subject-1", "email": "renamed@example.com", "email_verified": True}
         browser3, renamed = sign_in(server)
@@ -71,6 +84,10 @@ def test_a_person_signs_in_with_the_provider(start, tmp_path, master_key):
         provider.person = {"sub": "subject-3", "email": "other@example.com", "email_verified": False}
         _, unverified = sign_in(server)
         assert unverified.status_code == 403 and "verified email" in unverified.text
+        # A look-alike address (a Kelvin sign folds to k) does not reach the account it folds to.
+        provider.person = {"sub": "subject-5", "email": "\u212aother@example.com", "email_verified": True}
+        _, lookalike = sign_in(server)
+        assert lookalike.status_code == 403 and "plain ASCII" in lookalike.text
         provider.person = {"sub": "subject-4", "email": "stranger@example.com", "email_verified": True}
         _, stranger = sign_in(server)
         assert stranger.status_code == 403 and "no Warden account" in stranger.text
