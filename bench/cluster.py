@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import pathlib
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from loadtest import (  # noqa: E402
-    BINANCE_ACCOUNT, BINANCE_ORDER, BODY, CANNED, ORDER_BODY, family, free_port, start_postgres, wait_port, wrk)
+    BINANCE_ACCOUNT, BINANCE_ORDER, BODY, CANNED, ORDER_BODY, family, free_port, start_postgres, stop_all, wait_port, wrk)
 
 
 def nginx_conf(work, origin, single, triple, backends):
@@ -155,15 +153,7 @@ def main():
             print(f"non-2xx in a sample of {name}: {sample}")
         print(f"medians of {args.rounds} interleaved rounds of {args.duration} s on {os.cpu_count()} CPUs; written: bench/results/cluster.json")
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if stop_postgres:
-            stop_postgres()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, stop_postgres, work)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,19 @@ def start_postgres():
     return f"postgres://warden@127.0.0.1:{port}/warden?sslmode=disable", stop
 
 
+def stop_all(procs, stop_postgres, work):
+    """Stops what a bench started, newest first, then PostgreSQL, and removes its folder."""
+    for proc in reversed(procs):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if stop_postgres:
+        stop_postgres()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def wait_port(port, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -326,15 +339,7 @@ def main():
             print(f"{m['name']:48} {m['ops_per_second']:12.0f} {shown:>12}")
         print("\nwritten: bench/results/latest.json")
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if stop_postgres:
-            stop_postgres()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, stop_postgres, work)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ public actor SingleSignOn {
         accounts = services.accounts
         identities = IdentityRepository(services.database)
         users = UserRepository(services.database)
-        secrets = OIDCSecret(database: services.database, vault: services.vault, audit: services.audit)
+        secrets = OIDCSecret(ServerSecrets(database: services.database, vault: services.vault, audit: services.audit))
         audit = services.audit
     }
 
@@ -295,33 +295,19 @@ public actor SingleSignOn {
     }
 }
 
-/// The client secret, sealed in the vault under the server's identity (never in the TOML file).
+/// The client secret, one of the server's sealed secrets.
 public struct OIDCSecret: Sendable {
-    let database: Database
-    let vault: Vault
-    let audit: AuditLog
+    let secrets: ServerSecrets
     static let name = "oidc.client_secret"
 
-    public init(database: Database, vault: Vault, audit: AuditLog) {
-        self.database = database
-        self.vault = vault
-        self.audit = audit
-    }
+    public init(_ secrets: ServerSecrets) { self.secrets = secrets }
 
-    func get() async throws -> String? {
-        guard let sealed = try await ServerSecretRepository(database).find(name: Self.name) else { return nil }
-        let opened = try vault.open(SealedSecret(sealed), identity: Vault.serverIdentity(Self.name))
-        return opened.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-    }
+    func get() async throws -> String? { try await secrets.open(Self.name) }
 
     public func set(_ secret: String) async throws {
         let secret = secret.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !secret.isEmpty, secret.utf8.count <= 2048 else { throw WardenError.invalid("secret", "must be 1 to 2048 bytes") }
-        let sealed = try vault.seal(SecretBytes(copying: Array(secret.utf8)), identity: Vault.serverIdentity(Self.name))
-        try await database.transaction { [audit] db in
-            try await ServerSecretRepository.put(name: Self.name, sealed: SealedColumns(sealed), on: db)
-            try await audit.append(AuditEntry(actor: nil, owner: nil, action: "oidc.secret_set"), on: db)
-        }
+        try await secrets.seal(secret, as: Self.name, recording: AuditEntry(actor: nil, owner: nil, action: "oidc.secret_set"))
     }
 }
 

@@ -19,7 +19,7 @@ struct OIDCCommand: AsyncParsableCommand {
                 guard let oidc = opened.settings.config.oidc else { throw CLIFailure(message: "no [oidc] in the configuration") }
                 let secret = try NotifyCommand.Set.readSecret(prompt: "client secret for \(oidc.clientID): ")
                 let services = opened.services
-                try await OIDCSecret(database: services.database, vault: services.vault, audit: services.audit).set(secret)
+                try await OIDCSecret(ServerSecrets(database: services.database, vault: services.vault, audit: services.audit)).set(secret)
                 print("sealed the client secret for \(oidc.issuer)")
             }
         }

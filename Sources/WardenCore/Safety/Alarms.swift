@@ -174,10 +174,7 @@ public final class Alarms: Sendable {
 
     /// The channel's opened secret, or nil when none is set.
     func secret(of channel: String) async throws -> String? {
-        let name = NotifyChannel.secretName(channel)
-        guard let sealed = try await ServerSecretRepository(database).find(name: name) else { return nil }
-        let opened = try vault.open(SealedSecret(sealed), identity: Vault.serverIdentity(name))
-        return opened.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        try await ServerSecrets(database: database, vault: vault, audit: audit).open(NotifyChannel.secretName(channel))
     }
 
     /// Seals `secret` as the channel's (replacing any); checks it as the channel's kind needs it.
@@ -199,12 +196,9 @@ public final class Alarms: Sendable {
         case .email:
             break
         }
-        let name = NotifyChannel.secretName(name)
-        let sealed = try vault.seal(SecretBytes(copying: Array(secret.utf8)), identity: Vault.serverIdentity(name))
-        try await database.transaction { [self] db in
-            try await ServerSecretRepository.put(name: name, sealed: SealedColumns(sealed), on: db)
-            try await audit.append(AuditEntry(actor: actor, owner: nil, action: "notify.secret_set", target: channel.name), on: db)
-        }
+        try await ServerSecrets(database: database, vault: vault, audit: audit).seal(
+            secret, as: NotifyChannel.secretName(name),
+            recording: AuditEntry(actor: actor, owner: nil, action: "notify.secret_set", target: channel.name))
     }
 
     /// Raises a test alarm (through the log, like any other) for one channel or all.
