@@ -25,22 +25,31 @@ def postgres_env(master_key):
     return {"WARDEN_MASTER_KEY": master_key, "WARDEN_DATABASE_URL": base.replace("/warden?", f"/{name}?")}
 
 
+def three_servers_with_a_key(start, tmp_path, postgres_env, upstream, service, extra=""):
+    """Three servers on one PostgreSQL database with a REST service at `upstream`, and an owner's trade key on it.
+    Returns the servers, the owner's session headers and the key as made (`id`, `key`)."""
+    config = tmp_path / "warden.toml"
+    config.write_text(f'[services.{service}]\nbase_url = "{upstream.url}"\nauth_header = "X-Api-Token"\n'
+                      f'auth_value_prefix = "token "\n{extra}')
+    assert warden("user", "create", "multi@example.com", "multi-password-1", "--no-reset",
+                  "--data-dir", str(tmp_path / "data"), "--config", str(config), env=postgres_env).returncode == 0
+    servers = [start(postgres_env, data_dir=tmp_path / f"data{i}", args=("--config", str(config))) for i in range(3)]
+    api = servers[0].url + "/api/v1"
+    token = requests.post(api + "/auth/login", json={"email": "multi@example.com", "password": "multi-password-1"}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    credential = requests.post(api + "/credentials", headers=auth, json={
+        "venue": service, "label": service, "secret": {"token": fakes.REAL_SERVICE_TOKEN}}).json()["id"]
+    made = requests.post(api + "/agent-keys", headers=auth,
+                         json={"name": "k", "credential_ids": [credential], "access": "trade"}).json()
+    return servers, auth, made
+
+
 def test_a_rate_limit_holds_in_total_across_three_servers(start, tmp_path, postgres_env):
     upstream = fakes.Fake(fakes.service_handler)
     try:
-        config = tmp_path / "warden.toml"
-        config.write_text(f'[services.limited]\nbase_url = "{upstream.url}"\nauth_header = "X-Api-Token"\n'
-                          f'auth_value_prefix = "token "\nrate_limit = {LIMIT}\nrate_limit_window_seconds = 3600\n')
-        assert warden("user", "create", "multi@example.com", "multi-password-1", "--no-reset",
-                      "--data-dir", str(tmp_path / "data"), "--config", str(config), env=postgres_env).returncode == 0
-        servers = [start(postgres_env, data_dir=tmp_path / f"data{i}", args=("--config", str(config))) for i in range(3)]
-        api = servers[0].url + "/api/v1"
-        token = requests.post(api + "/auth/login", json={"email": "multi@example.com", "password": "multi-password-1"}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        credential = requests.post(api + "/credentials", headers=auth, json={
-            "venue": "limited", "label": "limited", "secret": {"token": fakes.REAL_SERVICE_TOKEN}}).json()["id"]
-        key = requests.post(api + "/agent-keys", headers=auth,
-                            json={"name": "k", "credential_ids": [credential], "access": "trade"}).json()["key"]
+        servers, _, made = three_servers_with_a_key(
+            start, tmp_path, postgres_env, upstream, "limited", f"rate_limit = {LIMIT}\nrate_limit_window_seconds = 3600\n")
+        key = made["key"]
 
         def call(i):
             server = servers[i % 3]
@@ -88,18 +97,8 @@ def test_a_revocation_on_one_server_stops_the_key_on_the_others_at_once(start, t
     PostgreSQL notifies the change (the 50 ms poll is the fallback)."""
     upstream = fakes.Fake(fakes.service_handler)
     try:
-        config = tmp_path / "warden.toml"
-        config.write_text(f'[services.svc]\nbase_url = "{upstream.url}"\nauth_header = "X-Api-Token"\nauth_value_prefix = "token "\n')
-        assert warden("user", "create", "rev@example.com", "rev-password-1", "--no-reset",
-                      "--data-dir", str(tmp_path / "data"), "--config", str(config), env=postgres_env).returncode == 0
-        servers = [start(postgres_env, data_dir=tmp_path / f"data{i}", args=("--config", str(config))) for i in range(3)]
+        servers, auth, made = three_servers_with_a_key(start, tmp_path, postgres_env, upstream, "svc")
         api = servers[0].url + "/api/v1"
-        token = requests.post(api + "/auth/login", json={"email": "rev@example.com", "password": "rev-password-1"}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        credential = requests.post(api + "/credentials", headers=auth, json={
-            "venue": "svc", "label": "svc", "secret": {"token": fakes.REAL_SERVICE_TOKEN}}).json()["id"]
-        made = requests.post(api + "/agent-keys", headers=auth,
-                             json={"name": "k", "credential_ids": [credential], "access": "trade"}).json()
         headers = {"X-Api-Token": f"token {made['key']}"}
         for server in servers:  # every server has the key cached
             assert requests.get(server.url + "/proxy/svc/items", headers=headers).status_code == 200
