@@ -394,6 +394,28 @@ import WardenVenues
         }
     }
 
+    /// Calls of a burst read the clock before they take the breaker's lock: one that read it just before
+    /// another call tripped the family is still refused, not taken for a call a window later.
+    @Test func aCallThatReadTheClockBeforeTheTripIsRefused() async throws {
+        let h = try await APIHarness(config: Self.config)
+        let breakers = h.env.gateway.breakers
+        let now: UInt64 = 1_000 * 60_000_000_000
+        for _ in 0..<3 {
+            #expect(breakers.decide(.orders, root: "burst", owner: "alice", revision: nil, amount: 1, limit: 3, now: now) == .pass)
+        }
+        #expect(breakers.decide(.orders, root: "burst", owner: "alice", revision: nil, amount: 1, limit: 3, now: now) == .trip)
+        // While the freeze is being written (no revision yet), calls that read the clock a little earlier or later.
+        for earlier in [1, 1_000, 5_000_000] as [UInt64] {
+            #expect(
+                breakers.decide(.orders, root: "burst", owner: "alice", revision: nil, amount: 1, limit: 3, now: now - earlier) == .refuse)
+        }
+        #expect(breakers.decide(.orders, root: "burst", owner: "alice", revision: nil, amount: 1, limit: 3, now: now + 1_000) == .refuse)
+        // A window later, without a freeze on record, the family counts again.
+        #expect(
+            breakers.decide(.orders, root: "burst", owner: "alice", revision: nil, amount: 1, limit: 3, now: now + 61_000_000_000) == .pass)
+        try await h.close()
+    }
+
     @Test func aBreakerTableFullOfOneOwnersFamiliesNeverDropsAnothersCounts() async throws {
         let h = try await APIHarness(config: Self.config)
         let breakers = h.env.gateway.breakers

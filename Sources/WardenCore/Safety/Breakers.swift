@@ -139,8 +139,14 @@ public final class Breakers: Sendable {
         let slice = Int64(now / (metric.windowNanos / 12))
         return state.withLock { s in
             if let trip = s.tripped[root] {
+                // A call may have read its clock before the trip and reached the lock after it: its `now` is then
+                // earlier than the trip's, which is no time passed at all (a wrapping difference read as a window).
                 let lifted =
-                    if let revision, let frozenAt = trip.revision { revision > frozenAt } else { now &- trip.at > metric.windowNanos }
+                    if let revision, let frozenAt = trip.revision {
+                        revision > frozenAt
+                    } else {
+                        now > trip.at && now - trip.at > metric.windowNanos
+                    }
                 guard lifted else { return .refuse }
                 s.tripped[root] = nil
                 s.forget(root)
