@@ -60,11 +60,11 @@ public final class KeyCache: Sendable {
     func entry(hash: String, venue: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Entry? {
         state.withLock { s in
             guard let index = s.entries.index(forKey: Slot(hash: hash, venue: venue)) else { return nil }
-            if now &- s.entries.values[index].lastUsed > idleNanos {
+            if Self.idle(since: s.entries.values[index].lastUsed, now: now) > idleNanos {
                 s.entries.remove(at: index)
                 return nil
             }
-            s.entries.values[index].lastUsed = now
+            s.entries.values[index].lastUsed = max(now, s.entries.values[index].lastUsed)
             return s.entries.values[index]
         }
     }
@@ -80,10 +80,14 @@ public final class KeyCache: Sendable {
         }
     }
 
+    /// How long an entry has gone unused: nothing when another call, whose clock read came later, used it
+    /// since `now` was read.
+    static func idle(since lastUsed: UInt64, now: UInt64) -> UInt64 { now > lastUsed ? now - lastUsed : 0 }
+
     /// Drops the entries no call used for `idle`: their opened credentials leave memory.
     public func dropIdle(now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
         state.withLock { s in
-            s.entries = s.entries.filter { now &- $0.value.lastUsed <= idleNanos }
+            s.entries = s.entries.filter { Self.idle(since: $0.value.lastUsed, now: now) <= idleNanos }
         }
     }
 

@@ -148,6 +148,11 @@ import Testing
         cache.store(KeyCache.Entry(resolved: key, secret: ["api_key": "x"]), hash: "h", venue: "openai", now: 200 * second)
         #expect(cache.entry(hash: "h", venue: "openai", now: 261 * second) == nil)  // idle past 60 s when asked
         #expect(cache.count == 0)
+        // A call that read its clock before another call used the entry finds it (no time has passed for it).
+        cache.store(KeyCache.Entry(resolved: key, secret: ["api_key": "x"]), hash: "h", venue: "openai", now: 300 * second)
+        #expect(cache.entry(hash: "h", venue: "openai", now: 300 * second - 1) != nil)
+        cache.dropIdle(now: 300 * second - 1)
+        #expect(cache.count == 1)
         try await store.close()
     }
 }
