@@ -24,7 +24,8 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from loadtest import (  # noqa: E402
-    BINANCE_ACCOUNT, BINANCE_ORDER, BODY, CANNED, ORDER_BODY, family, free_port, start_postgres, stop_all, wait_port, wrk)
+    BINANCE_ACCOUNT, BINANCE_ORDER, BODY, CANNED, ORDER_BODY, family, free_port, owner_keys, start_postgres, stop_all, wait_port,
+    wrk)
 
 
 def nginx_conf(work, origin, single, triple, backends):
@@ -87,16 +88,7 @@ def main():
                 env=env, stderr=open(work / f"warden{i}.log", "w")))
             procs.append(wardens[-1])
             wait_port(port)
-        api = f"http://127.0.0.1:{ports[0]}/api/v1"
-        token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        llm = requests.post(api + "/credentials", headers=auth, json={"venue": "openai", "label": "b", "secret": {"api_key": "sk-bench"}}).json()
-        agent = requests.post(api + "/agent-keys", headers=auth, json={"name": "b", "credential_ids": [llm["id"]], "access": "trade"}).json()["key"]
-        binance = requests.post(api + "/credentials", headers=auth, json={
-            "venue": "binance", "label": "b", "secret": {"api_key": "bench-key", "api_secret": "bench-secret"}}).json()
-        trader = requests.post(api + "/agent-keys", headers=auth, json={"name": "t", "credential_ids": [binance["id"]], "access": "trade"}).json()["key"]
-        requests.put(api + "/profile", headers=auth, json={"risk": {"max_leg_usd": 100, "daily_cap_usd": 100_000_000}}).raise_for_status()
-        requests.post(api + "/profile/go-live", headers=auth, json={"venue": "binance"}).raise_for_status()
+        agent, trader = owner_keys(f"http://127.0.0.1:{ports[0]}/api/v1")
         post, order = work / "post.lua", work / "order.lua"
         post.write_text(f'wrk.method = "POST"\nwrk.body = [[{BODY}]]\nwrk.headers["Content-Type"] = "application/json"\n'
                         'wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")\n')

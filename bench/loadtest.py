@@ -76,6 +76,21 @@ def start_postgres():
     return f"postgres://warden@127.0.0.1:{port}/warden?sslmode=disable", stop
 
 
+def owner_keys(api):
+    """Logs the bench's owner in, stores an OpenAI and a Binance credential and returns a trade key on each. The
+    owner trades live: a cap no run can reach, then the go-live checks against the canned account."""
+    token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    keys = []
+    for venue, secret in (("openai", {"api_key": "sk-bench"}), ("binance", {"api_key": "bench-key", "api_secret": "bench-secret"})):
+        cred = requests.post(api + "/credentials", headers=auth, json={"venue": venue, "label": "b", "secret": secret}).json()
+        keys.append(requests.post(api + "/agent-keys", headers=auth,
+                                  json={"name": venue, "credential_ids": [cred["id"]], "access": "trade"}).json()["key"])
+    requests.put(api + "/profile", headers=auth, json={"risk": {"max_leg_usd": 100, "daily_cap_usd": 100_000_000}}).raise_for_status()
+    requests.post(api + "/profile/go-live", headers=auth, json={"venue": "binance"}).raise_for_status()
+    return keys
+
+
 def stop_all(procs, stop_postgres, work):
     """Stops what a bench started, newest first, then PostgreSQL, and removes its folder."""
     for proc in reversed(procs):
@@ -206,17 +221,7 @@ def main():
                                    "--listen", f"127.0.0.1:{warden_port}"], env=env, stderr=open(work / "warden.log", "w"))
         procs.append(warden)
         wait_port(warden_port)
-        api = f"http://127.0.0.1:{warden_port}/api/v1"
-        token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        cred = requests.post(api + "/credentials", headers=auth, json={"venue": "openai", "label": "b", "secret": {"api_key": "sk-bench"}}).json()
-        agent = requests.post(api + "/agent-keys", headers=auth, json={"name": "b", "credential_ids": [cred["id"]], "access": "trade"}).json()["key"]
-        # Scenario 4 trades live: a cap no run can reach, then the go-live checks against the canned account.
-        binance = requests.post(api + "/credentials", headers=auth, json={
-            "venue": "binance", "label": "b", "secret": {"api_key": "bench-key", "api_secret": "bench-secret"}}).json()
-        trader = requests.post(api + "/agent-keys", headers=auth, json={"name": "t", "credential_ids": [binance["id"]], "access": "trade"}).json()["key"]
-        requests.put(api + "/profile", headers=auth, json={"risk": {"max_leg_usd": 100, "daily_cap_usd": 100_000_000}}).raise_for_status()
-        requests.post(api + "/profile/go-live", headers=auth, json={"venue": "binance"}).raise_for_status()
+        agent, trader = owner_keys(f"http://127.0.0.1:{warden_port}/api/v1")
 
         script = work / "post.lua"
         script.write_text(
