@@ -339,7 +339,10 @@ public enum ConfigLoader {
             case "base_url": venue.baseURL = try url(t, key, path: path)
             case "allow_endpoints":
                 guard WardenConfig.exchanges.contains(name) else {
-                    throw .invalidValue(key: path, reason: "only the exchanges (binance, kalshi, polymarket) have an endpoint allowlist")
+                    throw .invalidValue(
+                        key: path,
+                        reason: "only the exchanges (\(WardenConfig.exchanges.sorted().joined(separator: ", "))) have an endpoint allowlist"
+                    )
                 }
                 venue.allowEndpoints = try endpointPatterns(t, key, path: path)
             case "chain_id" where name == "polymarket": venue.chainID = UInt64(try int(t, key, path: path, in: 1...Int(Int32.max)))

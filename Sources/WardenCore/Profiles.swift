@@ -75,10 +75,16 @@ public struct Profiles: Sendable {
         where value > USD(dollars: most) {
             throw .invalid(field, "must be between 0 and \(most)")
         }
+        guard Self.leverage.contains(p.maxLeverage) else {
+            throw .invalid("risk.max_leverage", "must be a whole number from \(Self.leverage.lowerBound) to \(Self.leverage.upperBound)")
+        }
         guard p.maxLegUSD <= p.dailyCapUSD else {
             throw .invalid("risk.max_leg_usd", "must not exceed risk.daily_cap_usd")
         }
     }
+
+    /// Leverage a profile may allow: 1 (none) up to the most any supported venue offers.
+    public static let leverage = 1...125
 
     static func changedFields(_ a: ProfileRecord, _ b: ProfileRecord) -> [String] {
         var out: [String] = []
@@ -92,6 +98,7 @@ public struct Profiles: Sendable {
         if a.slippageBps != b.slippageBps { out.append("slippage_bps") }
         if a.breakers != b.breakers { out.append("breakers") }
         if a.approveAboveUSD != b.approveAboveUSD { out.append("approve_above_usd") }
+        if a.maxLeverage != b.maxLeverage { out.append("max_leverage") }
         return out
     }
 

@@ -16,15 +16,19 @@ struct ProfileController {
         var maxLegUSD: Decimal?, dailyCapUSD: Decimal?
         /// Live orders above it wait for the owner's approval; 0 turns it off.
         var approveAboveUSD: Decimal?
+        /// The most leverage an agent may set on a derivatives venue (1: none).
+        var maxLeverage: Int?
         enum CodingKeys: String, CodingKey {
             case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
             case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues", approveAboveUSD = "approve_above_usd"
+            case maxLeverage = "max_leverage"
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(minNetEdgeCents, forKey: .minNetEdgeCents); try c.encode(maxLegUSD, forKey: .maxLegUSD)
             try c.encode(dailyCapUSD, forKey: .dailyCapUSD); try c.encode(allowLiveTrading, forKey: .allowLiveTrading)
             try c.encode(liveVenues, forKey: .liveVenues); try c.encode(approveAboveUSD, forKey: .approveAboveUSD)
+            try c.encode(maxLeverage, forKey: .maxLeverage)
         }
     }
     struct Simulator: Codable {
@@ -53,7 +57,8 @@ struct ProfileController {
         Body(
             risk: Risk(
                 minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
-                maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal, approveAboveUSD: p.approveAboveUSD?.decimal),
+                maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal, approveAboveUSD: p.approveAboveUSD?.decimal,
+                maxLeverage: p.maxLeverage),
             simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps),
             breakers: Breakers(
                 ordersPerMinute: p.breakers.ordersPerMinute, refusalsPerMinute: p.breakers.refusalsPerMinute,
@@ -90,6 +95,7 @@ struct ProfileController {
                 p.dailyCapUSD = try r.dailyCapUSD.map { try Self.limit($0, "risk.daily_cap_usd") } ?? p.dailyCapUSD
                 p.allowLiveTrading = r.allowLiveTrading ?? p.allowLiveTrading
                 if let v = r.approveAboveUSD { p.approveAboveUSD = try Self.breaker(v, "risk.approve_above_usd") }
+                p.maxLeverage = r.maxLeverage ?? p.maxLeverage
             }
             if let s = update.simulator {
                 p.startingBalanceUSD = s.startingBalanceUSD ?? p.startingBalanceUSD

@@ -15,6 +15,8 @@ public struct ProfileRecord: Sendable, Equatable, Codable {
     public var breakers = BreakerLimits()
     /// Live orders above this notional wait for the owner's approval (nil: none do).
     public var approveAboveUSD: USD?
+    /// The most leverage an agent may set on a derivatives venue (1: none).
+    public var maxLeverage = 1
 
     public init(
         minNetEdgeCents: Double, maxLegUSD: USD, dailyCapUSD: USD, allowLiveTrading: Bool,
@@ -86,6 +88,7 @@ public struct ProfileRepository: Sendable {
                 llmUSDPerHour: try row.decode(column: "breaker_llm_micros_per_hour", as: Int64?.self).flatMap(USD.init(micros:)),
                 notionalUSDPerHour: try row.decode(column: "breaker_notional_micros_per_hour", as: Int64?.self).flatMap(USD.init(micros:)))
             profile.approveAboveUSD = try row.decode(column: "approve_above_micros", as: Int64?.self).flatMap(USD.init(micros:))
+            profile.maxLeverage = try row.decode(column: "max_leverage", as: Int.self)
             return profile
         }
     }
@@ -96,12 +99,13 @@ public struct ProfileRepository: Sendable {
             """
             INSERT INTO profiles (user_id, min_net_edge_cents, max_leg_micros, daily_cap_micros, allow_live_trading,
                 starting_balance_usd, fee_bps, slippage_bps, live_venues, updated_at, breaker_orders_per_minute,
-                breaker_refusals_per_minute, breaker_llm_micros_per_hour, breaker_notional_micros_per_hour, approve_above_micros)
+                breaker_refusals_per_minute, breaker_llm_micros_per_hour, breaker_notional_micros_per_hour, approve_above_micros,
+                max_leverage)
             VALUES (\(bind: userID), \(bind: p.minNetEdgeCents), \(bind: p.maxLegUSD.micros), \(bind: p.dailyCapUSD.micros),
                 \(bind: p.allowLiveTrading), \(bind: p.startingBalanceUSD), \(bind: p.feeBps), \(bind: p.slippageBps),
                 \(bind: p.liveVenues.joined(separator: ",")), \(bind: Clock.nowMillis()), \(bind: p.breakers.ordersPerMinute),
                 \(bind: p.breakers.refusalsPerMinute), \(bind: p.breakers.llmUSDPerHour?.micros), \(bind: p.breakers.notionalUSDPerHour?.micros),
-                \(bind: p.approveAboveUSD?.micros))
+                \(bind: p.approveAboveUSD?.micros), \(bind: p.maxLeverage))
             """
         ).run()
     }

@@ -489,6 +489,9 @@ enum Schema {
         Migration(
             version: 21, name: "revision notifications", statements: [],
             dialectStatements: [.postgres: [StoreRevision.notifyingBumpFunction]]),
+        Migration(
+            version: 22, name: "leverage limit",
+            statements: ["ALTER TABLE profiles ADD COLUMN max_leverage INTEGER NOT NULL DEFAULT 1 CHECK (max_leverage >= 1)"]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

@@ -43,6 +43,8 @@ public protocol ExchangeVenue: VenueAdapter {
     /// The venue's answer to a cancel while live trading is off: paper orders fill at once, so there is
     /// nothing left to cancel.
     func simulatedCancel() -> (status: HTTPResponse.Status, body: Data)
+    /// The venue's answer to a leverage change while live trading is off (nothing is sent).
+    func simulatedLeverage(_ change: LeverageChange) -> (status: HTTPResponse.Status, body: Data)
 }
 
 /// An incoming exchange call, as the policy sees it: canonical path, raw query and body.
@@ -72,6 +74,8 @@ public enum CallClass: Sendable, Equatable {
     /// Several orders in one call (Polymarket `POST /orders`): each is priced and held like a single order.
     case orders([OrderIntent])
     case cancel
+    /// A change of a derivatives position's leverage: held under the owner's `max_leverage`.
+    case leverage(LeverageChange)
     /// Withdrawals and transfers: refused always.
     case fundMovement
     /// Minting the venue's API credentials with the wallet key (Polymarket level 1): signed by Warden,
@@ -89,7 +93,7 @@ public enum CallKind: String, Sendable {
     case publicRead = "public_read", privateRead = "private_read"
     /// Not on Warden's list, opened by the operator's `allow_endpoints`.
     case allowedByConfig = "allowed_by_config"
-    case cancel, order, orders
+    case cancel, order, orders, leverage
     case walletAuth = "wallet_auth"
 
     /// Reads are recorded as they end; anything else may act on the account and is recorded before it is sent.
@@ -115,6 +119,22 @@ extension ExchangeVenue {
     }
 
     public func walletAuthFields(_ body: Data) -> [String: String]? { nil }
+
+    /// Venues without leverage never classify a call as a leverage change.
+    public func simulatedLeverage(_ change: LeverageChange) -> (status: HTTPResponse.Status, body: Data) {
+        (.badRequest, errorBody(status: .badRequest, kind: .invalidRequest, message: "\(name) has no leverage setting").body)
+    }
+}
+
+/// A leverage setting an agent asks a derivatives venue for.
+public struct LeverageChange: Sendable, Equatable {
+    public let instrument: String
+    public let leverage: Int
+
+    public init(instrument: String, leverage: Int) {
+        self.instrument = instrument
+        self.leverage = leverage
+    }
 }
 
 public enum OrderSide: String, Sendable, Equatable { case buy, sell }

@@ -16,7 +16,10 @@ public struct VenueRegistry: Sendable {
 
     /// One line per venue Warden knows by itself.
     static func builtIn(polymarket: PolymarketSigning = PolymarketSigning()) -> [any VenueAdapter] {
-        [OpenAIVenue(), AnthropicVenue(), BinanceVenue(), KalshiVenue(), PolymarketVenue(signing: polymarket)]
+        [
+            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), KalshiVenue(),
+            PolymarketVenue(signing: polymarket),
+        ]
     }
 
     public func venue(named name: String) -> (any VenueAdapter)? { venues[name] }

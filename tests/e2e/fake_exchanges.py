@@ -212,52 +212,54 @@ BINANCE_SAPI_READS = {
 }
 
 
+def binance_authenticate(h, body):
+    """Checks a signed Binance call (Spot or futures) as Binance does; returns its parameters, or None after
+    answering with Binance's error."""
+    raw_query = urlsplit(h.path).query
+    query, query_wo_sig, query_sigs = _split_params(raw_query)
+    raw_body = body.decode("latin-1")
+    form, body_wo_sig, body_sigs = _split_params(raw_body)
+    names = [k for k, _ in query + form]
+    if len(names) != len(set(names)) or len(query_sigs) + len(body_sigs) > 1:
+        binance_error(h, 400, -1101, "Duplicate values for a parameter detected.")
+        return None
+    params = dict(query + form)
+    headers = _single_headers(h, ["X-MBX-APIKEY"])
+    if headers is None:
+        binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
+        return None
+    key = headers["X-MBX-APIKEY"]
+    if not key:
+        binance_error(h, 401, -2014, "API-key format invalid.")
+        return None
+    if not hmac.compare_digest(key.encode(), REAL_BINANCE_KEY.encode()):
+        binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
+        return None
+    if "timestamp" not in params:
+        binance_error(h, 400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+        return None
+    try:
+        timestamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
+    except ValueError:
+        binance_error(h, 400, -1100, "Illegal characters found in a parameter.")
+        return None
+    server = now_ms()
+    if window > 60000 or timestamp >= server + 1000 or server - timestamp > window:
+        binance_error(h, 400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return None
+    sigs = query_sigs + body_sigs
+    expected = binance_sign(query_wo_sig + body_wo_sig)
+    if not sigs or not hmac.compare_digest(sigs[0].encode(), expected.encode()):
+        binance_error(h, 401, -1022, "Signature for this request is not valid.")
+        return None
+    _mark(h, "ok")
+    return params
+
+
 def binance(usdt="1000.00"):
     """A fake Binance Spot REST API. state: usdt (free USDT as a string), orders (orderId → order)."""
     state = {"usdt": usdt, "orders": {}, "ids": itertools.count(1001)}
     venue = None
-
-    def authenticate(h, body):
-        """Returns the request's parameters, or None after answering with an error."""
-        raw_query = urlsplit(h.path).query
-        query, query_wo_sig, query_sigs = _split_params(raw_query)
-        raw_body = body.decode("latin-1")
-        form, body_wo_sig, body_sigs = _split_params(raw_body)
-        names = [k for k, _ in query + form]
-        if len(names) != len(set(names)) or len(query_sigs) + len(body_sigs) > 1:
-            binance_error(h, 400, -1101, "Duplicate values for a parameter detected.")
-            return None
-        params = dict(query + form)
-        headers = _single_headers(h, ["X-MBX-APIKEY"])
-        if headers is None:
-            binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
-            return None
-        key = headers["X-MBX-APIKEY"]
-        if not key:
-            binance_error(h, 401, -2014, "API-key format invalid.")
-            return None
-        if not hmac.compare_digest(key.encode(), REAL_BINANCE_KEY.encode()):
-            binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
-            return None
-        if "timestamp" not in params:
-            binance_error(h, 400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
-            return None
-        try:
-            timestamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
-        except ValueError:
-            binance_error(h, 400, -1100, "Illegal characters found in a parameter.")
-            return None
-        server = now_ms()
-        if window > 60000 or timestamp >= server + 1000 or server - timestamp > window:
-            binance_error(h, 400, -1021, "Timestamp for this request is outside of the recvWindow.")
-            return None
-        sigs = query_sigs + body_sigs
-        expected = binance_sign(query_wo_sig + body_wo_sig)
-        if not sigs or not hmac.compare_digest(sigs[0].encode(), expected.encode()):
-            binance_error(h, 401, -1022, "Signature for this request is not valid.")
-            return None
-        _mark(h, "ok")
-        return params
 
     def public_params(h):
         return dict(parse_qsl(urlsplit(h.path).query, keep_blank_values=True))
@@ -374,7 +376,7 @@ def binance(usdt="1000.00"):
                                            start + i * 60000 + 59999, "625000.00", 120, "6.0", "300000.00", "0"]
                                           for i in range(2)])
             return send_json(h, 200, {})
-        params = authenticate(h, body)
+        params = binance_authenticate(h, body)
         if params is None:
             return
         if path == "/api/v3/account" and method == "GET":

@@ -92,6 +92,20 @@ public struct TradingPolicy: Sendable {
         case .walletAuth:
             try requireTrade(key)
             return try walletAuth(outgoing, venue, admission, base)
+        case .leverage(let change):
+            try requireTrade(key)
+            let limits = try await limits(admission, venue: venue.name)
+            if let reason = Self.refusal(of: change, under: limits.owners(key.ownerID)) {
+                throw GatewayRefusal(.forbidden, .permission, reason, key: key)
+            }
+            guard limits.live else {
+                let answer = venue.simulatedLeverage(change)
+                return TradePlan(
+                    route: .answer(status: answer.status, body: answer.body), kind: .leverage, audit: Self.audit(of: change, .paper))
+            }
+            return TradePlan(
+                route: try await sign(outgoing, venue, admission, base, signed: true), kind: .leverage, audit: Self.audit(of: change, .live)
+            )
         }
     }
 

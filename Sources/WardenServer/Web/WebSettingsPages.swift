@@ -13,6 +13,8 @@ struct WebSettingsPages {
         ("max_leg_usd", "Max per order (USD)"), ("daily_cap_usd", "Daily cap (USD)"),
         ("min_net_edge_cents", "Minimum net edge (cents)"),
     ]
+    /// Shown with the risk fields; a form from before it existed leaves it as it is.
+    static let leverageFields = [("max_leverage", "Max leverage on derivatives (1: none)")]
     /// Approvals and circuit breakers; 0 is off.
     static let safetyFields = [
         ("approve_above_usd", "Ask me before orders above (USD, 0: never)"),
@@ -36,7 +38,7 @@ struct WebSettingsPages {
             for (name, _) in Self.riskFields + Self.simulatorFields { entered[name] = form.text(name) ?? "" }
             // A form from before these fields existed leaves them as they are.
             let current = Self.values(profile)
-            for (name, _) in Self.safetyFields { entered[name] = form.text(name) ?? Self.format(current[name] ?? 0) }
+            for (name, _) in Self.safetyFields + Self.leverageFields { entered[name] = form.text(name) ?? Self.format(current[name] ?? 0) }
             func number(_ name: String) throws -> Double {
                 guard let value = Double(entered[name] ?? ""), value.isFinite else { throw WardenError.invalid(name, "must be a number") }
                 return value
@@ -58,6 +60,10 @@ struct WebSettingsPages {
                 return usd == .zero ? nil : usd
             }
             do {
+                guard let leverage = Int(entered["max_leverage"] ?? "") else {
+                    throw WardenError.invalid("max_leverage", "must be a whole number")
+                }
+                profile.maxLeverage = leverage
                 profile.approveAboveUSD = try optionalAmount("approve_above_usd")
                 profile.breakers = BreakerLimits(
                     ordersPerMinute: try count("orders_per_minute"), refusalsPerMinute: try count("refusals_per_minute"),
@@ -109,7 +115,7 @@ struct WebSettingsPages {
             }
         }
         var data: [String: Any] = [
-            "risk": rows(Self.riskFields), "safety": rows(Self.safetyFields), "simulator": rows(Self.simulatorFields),
+            "risk": rows(Self.riskFields + Self.leverageFields), "safety": rows(Self.safetyFields), "simulator": rows(Self.simulatorFields),
             "live": profile.allowLiveTrading, "live_venues": profile.liveVenues.joined(separator: ", "),
         ]
         if let checks {
@@ -127,7 +133,7 @@ struct WebSettingsPages {
     static func values(_ profile: ProfileRecord) -> [String: Double] {
         [
             "max_leg_usd": profile.maxLegUSD.double, "daily_cap_usd": profile.dailyCapUSD.double,
-            "min_net_edge_cents": profile.minNetEdgeCents,
+            "min_net_edge_cents": profile.minNetEdgeCents, "max_leverage": Double(profile.maxLeverage),
             "starting_balance_usd": profile.startingBalanceUSD, "fee_bps": profile.feeBps, "slippage_bps": profile.slippageBps,
             "approve_above_usd": profile.approveAboveUSD?.double ?? 0,
             "orders_per_minute": Double(profile.breakers.ordersPerMinute ?? 0),
@@ -141,7 +147,7 @@ struct WebSettingsPages {
     static func plain(_ error: WardenError) -> String {
         var text = error.message
         if let field = error.field, text.hasPrefix(field + ": ") { text = String(text.dropFirst(field.count + 2)) }
-        for (name, label) in riskFields + safetyFields + simulatorFields {
+        for (name, label) in riskFields + leverageFields + safetyFields + simulatorFields {
             text = text.replacingOccurrences(of: "risk.\(name)", with: label).replacingOccurrences(of: "simulator.\(name)", with: label)
         }
         return text.prefix(1).uppercased() + text.dropFirst() + "."
