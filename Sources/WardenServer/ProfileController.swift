@@ -16,8 +16,9 @@ struct ProfileController {
         var maxLegUSD: Decimal?, dailyCapUSD: Decimal?
         /// Live orders above it wait for the owner's approval; 0 turns it off.
         var approveAboveUSD: Decimal?
-        /// The most leverage an agent may set on a derivatives venue (1: none).
-        var maxLeverage: Int?
+        /// The most leverage an agent may set on a derivatives venue (1: none); read as a decimal so that
+        /// a fraction is named as this field's error.
+        var maxLeverage: Decimal?
         enum CodingKeys: String, CodingKey {
             case minNetEdgeCents = "min_net_edge_cents", maxLegUSD = "max_leg_usd", dailyCapUSD = "daily_cap_usd"
             case allowLiveTrading = "allow_live_trading", liveVenues = "live_venues", approveAboveUSD = "approve_above_usd"
@@ -58,7 +59,7 @@ struct ProfileController {
             risk: Risk(
                 minNetEdgeCents: p.minNetEdgeCents, allowLiveTrading: p.allowLiveTrading, liveVenues: p.liveVenues,
                 maxLegUSD: p.maxLegUSD.decimal, dailyCapUSD: p.dailyCapUSD.decimal, approveAboveUSD: p.approveAboveUSD?.decimal,
-                maxLeverage: p.maxLeverage),
+                maxLeverage: Decimal(p.maxLeverage)),
             simulator: Simulator(startingBalanceUSD: p.startingBalanceUSD, feeBps: p.feeBps, slippageBps: p.slippageBps),
             breakers: Breakers(
                 ordersPerMinute: p.breakers.ordersPerMinute, refusalsPerMinute: p.breakers.refusalsPerMinute,
@@ -74,6 +75,16 @@ struct ProfileController {
     static func breaker(_ value: Int, _ field: String) throws -> Int? {
         guard (0...1_000_000).contains(value) else { throw WardenError.invalid(field, "must be between 0 (off) and 1000000") }
         return value == 0 ? nil : value
+    }
+
+    static func leverage(_ value: Decimal) throws -> Int {
+        var rounded = Decimal(), source = value
+        NSDecimalRound(&rounded, &source, 0, .plain)
+        guard rounded == value, Decimal(Profiles.leverage.lowerBound)...Decimal(Profiles.leverage.upperBound) ~= value else {
+            throw WardenError.invalid(
+                "risk.max_leverage", "must be a whole number from \(Profiles.leverage.lowerBound) to \(Profiles.leverage.upperBound)")
+        }
+        return NSDecimalNumber(decimal: value).intValue
     }
 
     static func limit(_ value: Decimal, _ field: String) throws -> USD {
@@ -95,7 +106,7 @@ struct ProfileController {
                 p.dailyCapUSD = try r.dailyCapUSD.map { try Self.limit($0, "risk.daily_cap_usd") } ?? p.dailyCapUSD
                 p.allowLiveTrading = r.allowLiveTrading ?? p.allowLiveTrading
                 if let v = r.approveAboveUSD { p.approveAboveUSD = try Self.breaker(v, "risk.approve_above_usd") }
-                p.maxLeverage = r.maxLeverage ?? p.maxLeverage
+                p.maxLeverage = try r.maxLeverage.map { try Self.leverage($0) } ?? p.maxLeverage
             }
             if let s = update.simulator {
                 p.startingBalanceUSD = s.startingBalanceUSD ?? p.startingBalanceUSD

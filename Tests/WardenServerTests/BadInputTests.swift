@@ -92,6 +92,11 @@ import WardenCore
                 (["risk": ["max_leg_usd": 600, "daily_cap_usd": 500]], "risk.max_leg_usd"),
                 (["risk": ["allow_live_trading": "yes"]], "risk.allow_live_trading"),
                 (["risk": 5], "risk"),
+                (["risk": ["max_leverage": 0]], "risk.max_leverage"),
+                (["risk": ["max_leverage": 126]], "risk.max_leverage"),
+                (["risk": ["max_leverage": -3]], "risk.max_leverage"),
+                (["risk": ["max_leverage": 2.5]], "risk.max_leverage"),
+                (["risk": ["max_leverage": "10"]], "risk.max_leverage"),
             ]
             for (json, field) in cases {
                 let reply = try await api.call(.put, "/api/v1/profile", token: token, json: json)

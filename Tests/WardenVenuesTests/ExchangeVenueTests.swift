@@ -202,6 +202,79 @@ import Testing
     }
 }
 
+/// Futures share Spot's signature; what differs is what a call is worth and what it may change.
+@Suite struct BinanceFuturesVenueTests {
+    let venue = BinanceFuturesVenue()
+
+    func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: query, body: Data(body.utf8)))
+    }
+
+    @Test func anOrderIsWorthItsNotionalAtTheMarkWhereItCanFillThere() {
+        let order = "symbol=BTCUSDT&quantity=0.5&timestamp=1"
+        #expect(
+            classify("POST", "/fapi/v1/order", body: order + "&side=BUY&type=LIMIT&price=40000").orderValue
+                == .quote(20000, asset: "USDT"))
+        #expect(
+            classify("POST", "/fapi/v1/order", body: order + "&side=SELL&type=LIMIT&price=40000").orderValue
+                == .atLeastMarket(amount: 20000, quantity: 0.5, asset: "USDT", maxPayoff: nil))
+        #expect(
+            classify("POST", "/fapi/v1/order", query: order, body: "side=SELL&type=MARKET").orderValue
+                == .atMarket(quantity: 0.5, asset: "USDT"))
+        #expect(
+            venue.priceQuery(
+                for: OrderIntent(instrument: "ETHUSDC", side: .buy, quantity: 1, value: .usd(1), clientOrderID: nil), instrument: nil)
+                == PublicQuery(path: "/fapi/v1/premiumIndex", query: "symbol=ETHUSDC"))
+    }
+
+    @Test(arguments: [
+        "type=STOP_MARKET&stopPrice=1", "type=LIMIT&price=1&priceMatch=OPPONENT", "type=MARKET&closePosition=true",
+        "type=TRAILING_STOP_MARKET&callbackRate=1", "type=STOP&price=1&stopPrice=1", "type=LIMIT", "type=MARKET&price=5",
+        "type=MARKET&quoteOrderQty=5", "type=MARKET&leverage=5", "type=MARKET&reduceOnly=1", "type=market",
+        "type=MARKET&quantity=2", "type=MARKET&side=BUY",
+    ])
+    func ordersWardenCannotValueOrThatBinanceWouldReadOtherwiseAreInvalid(extra: String) {
+        let call = classify("POST", "/fapi/v1/order", body: "symbol=BTCUSDT&side=SELL&quantity=1&timestamp=1&" + extra)
+        #expect(call.isInvalid, "\(extra): \(call)")
+    }
+
+    @Test func leverageIsAWholeNumberForOnePerpetual() {
+        #expect(
+            classify("POST", "/fapi/v1/leverage", body: "symbol=BTCUSDT&leverage=20&timestamp=1")
+                == .leverage(LeverageChange(instrument: "BTCUSDT", leverage: 20)))
+        for bad in [
+            "symbol=BTCUSDT&leverage=+5", "symbol=BTCUSDT&leverage=5.0", "symbol=BTCUSDT&leverage=1e2", "symbol=BTCUSDT&leverage=0",
+            "symbol=BTCUSDT&leverage=1000", "symbol=BTCUSDT&leverage=5&leverage=50", "symbol=BTCUSDT_250328&leverage=5",
+            "symbol=btcusdt&leverage=5", "leverage=5", "symbol=BTCUSDT&leverage=5&dualSidePosition=true",
+        ] {
+            #expect(classify("POST", "/fapi/v1/leverage", body: bad).isInvalid, "\(bad)")
+        }
+        #expect(classify("POST", "/fapi/v1/leverage", query: "leverage=5", body: "symbol=BTCUSDT&leverage=50").isInvalid)
+    }
+
+    @Test func transfersNeverAndWhatIsNotListedIsUnknown() {
+        for path in [
+            "/sapi/v1/futures/transfer", "/fapi/v1/transfer", "/fapi/v1/Withdraw", "/sapi/v1/asset/transfer", "/wapi/v3/withdraw.html",
+        ] {
+            #expect(classify("POST", path, body: "asset=USDT&amount=1") == .fundMovement, "\(path)")
+        }
+        for (method, path) in [
+            ("PUT", "/fapi/v1/order"), ("POST", "/fapi/v1/batchOrders"), ("POST", "/fapi/v1/algoOrder"), ("POST", "/fapi/v1/marginType"),
+            ("POST", "/fapi/v1/positionMargin"), ("POST", "/fapi/v1/Leverage"), ("POST", "/fapi/v2/leverage"), ("GET", "/fapi/v1/leverage"),
+            ("POST", "/fapi/v1/account"), ("POST", "/api/v3/order"),
+        ] {
+            #expect(classify(method, path) == .unknown, "\(method) \(path)")
+        }
+        #expect(classify("GET", "/fapi/v3/account") == .privateRead && classify("HEAD", "/fapi/v1/premiumIndex") == .publicRead)
+        #expect(classify("DELETE", "/fapi/v1/allOpenOrders") == .cancel && classify("POST", "/fapi/v1/order/test") == .privateRead)
+    }
+}
+
+extension CallClass {
+    var orderValue: OrderValue? { if case .order(let order) = self { order.value } else { nil } }
+    var isInvalid: Bool { if case .invalid = self { true } else { false } }
+}
+
 @Suite struct KalshiVenueTests {
     let venue = KalshiVenue()
 

@@ -3,8 +3,9 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance, Kalshi; paper then live): every order a venue accepted, valued at what it can trade
-   for, is within `max_leg_usd`, and the day's accepted orders sum to at most `daily_cap_usd`;
+1. exchange orders (Binance Spot and USDⓈ-M futures, Kalshi; paper then live): every order a venue accepted, valued
+   at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
+   no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
    `daily_budget_usd`, and Warden's own usage is never negative;
 3. REST service `blocked_endpoints`: the service never received a request that a typical upstream would route to a
@@ -36,6 +37,7 @@ import pytest
 import requests
 
 import fake_billing
+import fake_binance_futures as ff
 import fake_exchanges as fx
 import fakes
 from conftest import warden
@@ -183,6 +185,7 @@ def record_status(monkeypatch):
             record["status"] = status
         return fakes.send_json(h, status, obj, headers)
     monkeypatch.setattr(fx, "send_json", send_json)
+    monkeypatch.setattr(ff, "send_json", send_json)
 
 
 def quiet(fake):
@@ -287,11 +290,19 @@ def gen_binance_request(rng, key, id_pool):
     roll = rng.random()
     client_id = rng.choice(id_pool) if roll < 0.3 else (None if roll < 0.5 else f"fz-{rng.getrandbits(40):x}")
     params = binance_order_params(rng, symbol, side, kind, client_id)
+    return binance_signed(rng, "/proxy/binance/api/v3/order", params, key)
+
+
+def binance_signed(rng, path, params, key):
+    """A signed Binance call (Spot or futures) with `params` spread over query and body as an agent might, now and
+    then with a parameter twice or a name percent-encoded."""
+    params = list(params)
     params.append(("timestamp", str(int(time.time() * 1000))))
     if rng.random() < 0.3:
         params.append(("recvWindow", rng.choice(["5000", "60000", "05000", "5e3"])))
-    if rng.random() < 0.08:  # a parameter twice, with another value
-        name, value = rng.choice([p for p in params if p[0] in ("quantity", "price", "quoteOrderQty", "side", "type")])
+    twins = [p for p in params if p[0] in ("quantity", "price", "quoteOrderQty", "side", "type", "leverage")]
+    if twins and rng.random() < 0.08:  # a parameter twice, with another value
+        name, value = rng.choice(twins)
         other = finite(dict(params).get(name))
         other = other if other and math.isfinite(other) else 1.0
         params.insert(rng.randrange(len(params) + 1),
@@ -316,11 +327,55 @@ def gen_binance_request(rng, key, id_pool):
     signed = "&".join(query) + "&".join(body)
     signature = "signature=" + hmac.new(THROWAWAY_SECRET.encode(), signed.encode("latin-1"), hashlib.sha256).hexdigest()
     (body if body else query).append(signature)
-    target = "/proxy/binance/api/v3/order" + ("?" + "&".join(query) if query else "")
+    target = path + ("?" + "&".join(query) if query else "")
     headers = [("X-MBX-APIKEY", key)]
     if body:
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
     return "POST", target, headers, "&".join(body).encode("latin-1")
+
+
+MAX_LEVERAGE = 5
+
+
+def gen_futures_request(rng, key, id_pool):
+    """A futures order (Spot's generator, with futures' own hostile extras), or now and then a leverage change."""
+    if rng.random() < 0.2:
+        leverage = rng.choice([1, 2, MAX_LEVERAGE, MAX_LEVERAGE, MAX_LEVERAGE + 1, 10, 20, 125, 126, 0])
+        params = [("symbol", rng.choice(["BTCUSDT", "BTCUSDT", "ETHUSDT", "btcusdt"])),
+                  ("leverage", number_text(rng, leverage) if rng.random() < 0.3 else str(leverage))]
+        return binance_signed(rng, "/proxy/binance-futures/fapi/v1/leverage", params, key)
+    symbol = rng.choice(["BTCUSDT"] * 5 + ["ETHUSDT"] * 3 + ["BTCUSDT_250328", "btcusdt"])
+    side = rng.choice(["BUY", "SELL"] * 6 + ["buy", "Sell"])
+    kind = rng.choice(["MARKET"] * 4 + ["LIMIT"] * 4 + ["STOP", "STOP_MARKET", "TAKE_PROFIT", "TRAILING_STOP_MARKET", "limit"])
+    roll = rng.random()
+    client_id = rng.choice(id_pool) if roll < 0.3 else (None if roll < 0.5 else f"ff-{rng.getrandbits(40):x}")
+    params = binance_order_params(rng, symbol, side, kind, client_id)
+    for extra in (("reduceOnly", "true"), ("positionSide", "BOTH"), ("priceMatch", "OPPONENT"), ("closePosition", "true"),
+                  ("callbackRate", "1")):
+        if rng.random() < 0.05:
+            params.append(extra)
+    return binance_signed(rng, "/proxy/binance-futures/fapi/v1/order", params, key)
+
+
+def futures_value(p):
+    """USD an accepted futures order can trade: its notional, MARKET at the mark, a LIMIT BUY at its price, a
+    LIMIT SELL at max(price, mark); anything Warden does not value (other types, quoteOrderQty, price matching,
+    closing a whole position) could trade any amount."""
+    mark = float(ff.FUTURES_MARKS[p["symbol"]])
+    qty, price = finite(p.get("quantity")), finite(p["price"]) if "price" in p else None
+    if qty is None or (price is None and "price" in p) or {"quoteOrderQty", "priceMatch", "closePosition", "callbackRate"} & set(p):
+        return math.inf
+    if p["type"] == "MARKET":
+        return qty * mark
+    if p["type"] != "LIMIT" or price is None:
+        return math.inf
+    return price * qty if p["side"] == "BUY" else max(price, mark) * qty if p["side"] == "SELL" else max(price, mark) * qty
+
+
+def leverage_over(fake):
+    """Leverage changes the futures fake accepted above MAX_LEVERAGE."""
+    return [r for r in fake.requests if r["method"] == "POST" and r["path"].split("?")[0] == "/fapi/v1/leverage"
+            and r.get("status") == 200 and int(binance_params(r)["leverage"]) > MAX_LEVERAGE]
 
 
 def kalshi_number(rng, value):
@@ -440,12 +495,12 @@ def kalshi_value(req):
 
 
 def client_id(venue, record):
-    if venue == "binance":
+    if venue in ("binance", "binance-futures"):
         return binance_params(record).get("newClientOrderId")
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi):
+def accepted_orders(fake_binance, fake_kalshi, fake_futures):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
@@ -460,6 +515,16 @@ def accepted_orders(fake_binance, fake_kalshi):
             if p["type"] != "MARKET" and cid:
                 open_binance.add(cid)
             accepted.append(("binance", binance_value(p), r))
+    open_futures = set()
+    for r in fake_futures.requests:
+        if r["method"] == "POST" and r["path"].split("?")[0] == "/fapi/v1/order" and r.get("status") == 200:
+            p = binance_params(r)
+            cid = p.get("newClientOrderId")
+            if cid and cid in open_futures:
+                continue
+            if p["type"] != "MARKET" and cid:
+                open_futures.add(cid)
+            accepted.append(("binance-futures", futures_value(p), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -498,8 +563,9 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi):
-    return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n')
+def exchange_config(binance, kalshi, futures):
+    return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
+            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n')
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -510,23 +576,30 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     for desk in range(DESKS):
         rng = rng_for(f"exchange-{desk}")
         binance, kalshi = quiet(fx.binance(usdt="100000.00")), quiet(fx.kalshi(balance_cents=10_000_000))
+        futures = quiet(ff.binance_futures(usdt="100000.00"))
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi))
+            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures))
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
+            world.credential("binance-futures", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
             world.credential("kalshi", {"key_id": fx.REAL_KALSHI_KEY_ID, "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM})
             r = requests.put(world.api + "/profile", headers=world.auth,
-                             json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD}})
+                             json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
+                                            "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi"])["key"]
+            key = world.key(["binance", "kalshi", "binance-futures"])["key"]
             binance_ids = [f"reuse-{i}" for i in range(6)]
+            futures_ids = [f"freuse-{i}" for i in range(6)]
             kalshi_ids = [f"kreuse-{i}" for i in range(6)]
 
             def batch(n):
                 jobs = []
                 for _ in range(n):
-                    if rng.random() < 0.65:
+                    roll = rng.random()
+                    if roll < 0.45:
                         request = gen_binance_request(rng, key, binance_ids)
+                    elif roll < 0.7:
+                        request = gen_futures_request(rng, key, futures_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -534,10 +607,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi) for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in (binance, kalshi, futures) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi"):
+            for venue in ("binance", "kalshi", "binance-futures"):
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -547,8 +620,13 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi)
+            accepted = accepted_orders(binance, kalshi, futures)
+            for r in leverage_over(futures)[:3]:
+                violations.append(f"desk {desk}: the futures venue accepted leverage above {MAX_LEVERAGE}: {show(r)}")
+            totals["leverage_accepted"] += sum(1 for r in futures.requests if r["path"].startswith("/fapi/v1/leverage")
+                                               and r.get("status") == 200)
             totals["accepted"] += len(accepted)
+            totals["futures_accepted"] += sum(1 for a in accepted if a[0] == "binance-futures")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -577,9 +655,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 world.server.stop()  # eight desks: one server at a time
             binance.stop()
             kalshi.stop()
+            futures.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
+    assert totals["futures_accepted"] >= 1 and totals["leverage_accepted"] >= 1, tagged(f"no futures traffic got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 
