@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import WardenCore
 import WardenHTTP
+import WardenVenues
 
 /// `/proxy/{venue}/…`: turns an HTTP request into an `InboundCall` for `GatewayCalls` (Core), which
 /// decides, records and sends it through the upstream client, and turns its answer back into HTTP.
@@ -21,13 +22,22 @@ struct GatewayController {
         for method in Self.methods {
             router.on("/proxy/{venue}/**", method: method) { request, context in await handle(request, context) }
             router.on("/proxy/{venue}", method: method) { request, context in await handle(request, context) }
+            for (prefix, venue) in VenueRegistry.rootMounts {
+                router.on("\(prefix)/**", method: method) { request, context in
+                    await handle(request, context, venue: venue, rawPath: request.uri.path)
+                }
+            }
         }
     }
 
     func handle(_ request: Request, _ context: WardenContext) async -> Response {
         let name = context.parameters.get("venue") ?? ""
+        return await handle(request, context, venue: name, rawPath: String(request.uri.path.dropFirst("/proxy/\(name)".count)))
+    }
+
+    func handle(_ request: Request, _ context: WardenContext, venue name: String, rawPath: String) async -> Response {
         let call = InboundCall(
-            venueName: name, method: request.method, rawPath: String(request.uri.path.dropFirst("/proxy/\(name)".count)),
+            venueName: name, method: request.method, rawPath: rawPath,
             query: request.uri.query, authority: request.head.authority, headers: request.headers, requestID: context.requestID,
             origin: Inbound(context, sendWithin: sendWithin), body: InboundBody(body: request.body),
             transport: ClientTransport(clients: clients, eventLoop: context.eventLoop))

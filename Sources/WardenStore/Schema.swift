@@ -492,6 +492,9 @@ enum Schema {
         Migration(
             version: 22, name: "leverage limit",
             statements: ["ALTER TABLE profiles ADD COLUMN max_leverage INTEGER NOT NULL DEFAULT 1 CHECK (max_leverage >= 1)"]),
+        Migration(
+            version: 23, name: "venue nonces",
+            statements: ["CREATE TABLE venue_nonces (key_hash TEXT PRIMARY KEY, nonce BIGINT NOT NULL)"]),
     ]
 
     /// A USD column of doubles becomes `…_micros`, exact integers the column refuses to hold negative. A negative

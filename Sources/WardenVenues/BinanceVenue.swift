@@ -231,9 +231,16 @@ public struct BinanceVenue: ExchangeVenue {
 
     public func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError) {
         request.headers[Self.apiKeyHeader] = secret["api_key"] ?? ""
-        guard signed else { return }
-        var query = try FormParameters(request.query).raw(removing: ["signature"])
-        var body = try FormParameters(String(decoding: request.body, as: UTF8.self)).raw(removing: ["signature"])
+        // Binance reads a body as a form whatever the agent called it: so does Warden, and says so upstream.
+        if !request.body.isEmpty { request.headers[.contentType] = "application/x-www-form-urlencoded" }
+        // The agent's own signature never goes upstream, in any case of its name.
+        var query = try FormParameters(request.query).raw(removingFolded: "signature")
+        var body = try FormParameters(String(decoding: request.body, as: UTF8.self)).raw(removingFolded: "signature")
+        guard signed else {
+            request.query = query
+            request.body = Data(body.utf8)
+            return
+        }
         if (try FormParameters(query + "&" + body))["timestamp"] == nil {
             query += (query.isEmpty ? "" : "&") + "timestamp=\(ExchangeRules.millis(now))"
         }

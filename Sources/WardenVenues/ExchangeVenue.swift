@@ -14,6 +14,11 @@ public protocol ExchangeVenue: VenueAdapter {
     func sign(_ request: inout UpstreamRequest, secret: [String: String], signed: Bool, now: Date) throws(VenueError)
     /// Whether signing costs enough CPU (an RSA private-key operation) to be run off the event loops.
     var signsSlowly: Bool { get }
+    /// For venues that want each API key's nonces to rise strictly: what names the key among all keys
+    /// (never the key itself). Their signed calls are signed by `sign(_:secret:nonce:)` instead.
+    func nonceScope(_ secret: [String: String]) -> String?
+    /// Signs a call with `nonce`, handed out by the store for `nonceScope` and higher than any before it.
+    func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError)
     /// Public market data the venue needs to ready a live order (`prepareOrder`'s `market`), if any.
     func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery?
     /// Readies a live order for the venue: puts in the client order id Warden generated when the agent sent
@@ -103,6 +108,12 @@ public enum CallKind: String, Sendable {
 extension ExchangeVenue {
     public var signsSlowly: Bool { false }
 
+    public func nonceScope(_ secret: [String: String]) -> String? { nil }
+
+    public func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError) {
+        throw VenueError("\(name) takes no nonce")
+    }
+
     public func refreshForDelayedSend(_ request: inout UpstreamRequest) throws(VenueError) {}
 
     public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
@@ -177,12 +188,14 @@ public enum OrderValue: Sendable, Equatable {
     case undetermined(String)
 }
 
-/// A public GET the gateway makes itself (prices, balances).
+/// A call the gateway makes itself (prices, balances): a GET unless the venue takes it otherwise.
 public struct PublicQuery: Sendable, Equatable {
+    public let method: String
     public let path: String
     public let query: String
 
-    public init(path: String, query: String) {
+    public init(method: String = "GET", path: String, query: String) {
+        self.method = method
         self.path = path
         self.query = query
     }

@@ -11,15 +11,18 @@ struct FormParameters: Sendable {
 
     let pairs: [Pair]
 
-    /// Parses `text`; names must be plain ASCII letters (an encoded name could be read two ways).
-    init(_ text: String) throws(VenueError) {
+    /// Parses `text`; names must be plain ASCII letters (an encoded name could be read two ways), and `_`
+    /// where the venue's own names have one.
+    init(_ text: String, underscores: Bool = false) throws(VenueError) {
         var pairs: [Pair] = []
         // Split on bytes, not characters: `&` and `=` are ASCII, and grapheme breaking costs more than the rest.
         for bytes in text.utf8.split(separator: UInt8(ascii: "&")) {
             let equals = bytes.firstIndex(of: UInt8(ascii: "="))
             let name = String(Substring(bytes[..<(equals ?? bytes.endIndex)]))
-            guard !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy(ASCII.isLetter) else {
-                throw VenueError("parameter names must be plain letters, got \"\(name.prefix(40))\"")
+            guard !name.isEmpty, name.utf8.count <= 64,
+                name.utf8.allSatisfy({ ASCII.isLetter($0) || (underscores && $0 == UInt8(ascii: "_")) })
+            else {
+                throw VenueError("parameter names must be plain letters\(underscores ? " and _" : ""), got \"\(name.prefix(40))\"")
             }
             let encoded = equals.map { Substring(bytes[bytes.index(after: $0)...]) } ?? ""
             guard let value = Self.decode(encoded) else {
@@ -36,10 +39,15 @@ struct FormParameters: Sendable {
     var names: [String] { pairs.map(\.name) }
 
     /// The first name that appears twice, here or in `other`.
-    func duplicate(with other: FormParameters) -> String? {
+    func duplicate(with other: FormParameters? = nil) -> String? {
         var seen = Set<String>()
-        for name in names + other.names where !seen.insert(name).inserted { return name }
+        for name in names + (other?.names ?? []) where !seen.insert(name).inserted { return name }
         return nil
+    }
+
+    /// The raw text without the parameters named `name` in any case, otherwise unchanged.
+    func raw(removingFolded name: String) -> String {
+        pairs.filter { $0.name.lowercased() != name }.map { String($0.raw) }.joined(separator: "&")
     }
 
     /// The raw text without the parameters named in `removed`, otherwise unchanged.

@@ -31,6 +31,9 @@ public protocol VenueAdapter: Sendable {
     func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data)
     /// How this venue reports token usage, for LLM venues (nil otherwise).
     var usage: UsageDialect? { get }
+    /// A path prefix the venue's SDK keeps whatever URL it is given (it keeps only the host): the venue is
+    /// served there at the gateway's root too, besides `/proxy/{name}`.
+    var rootPrefix: String? { get }
 }
 
 /// Why the gateway refused or failed a call; venues map it to their own error types.
@@ -40,6 +43,7 @@ public enum RefusalKind: String, Sendable {
 
 extension VenueAdapter {
     public var usage: UsageDialect? { nil }
+    public var rootPrefix: String? { nil }
     public var title: String { name }
     public var optionalSecretFields: [String] { [] }
     public func checkSecret(_ secret: [String: String]) throws(SecretFieldError) {}

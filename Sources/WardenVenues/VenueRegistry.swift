@@ -17,12 +17,17 @@ public struct VenueRegistry: Sendable {
     /// One line per venue Warden knows by itself.
     static func builtIn(polymarket: PolymarketSigning = PolymarketSigning()) -> [any VenueAdapter] {
         [
-            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), KalshiVenue(),
+            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), KrakenVenue(), KalshiVenue(),
             PolymarketVenue(signing: polymarket),
         ]
     }
 
     public func venue(named name: String) -> (any VenueAdapter)? { venues[name] }
+
+    /// The built-in venues served at the gateway's root too, by their path prefix.
+    public static let rootMounts: [(prefix: String, venue: String)] = builtIn().compactMap { venue in
+        venue.rootPrefix.map { ($0, venue.name) }
+    }
 
     /// The variables `warden run` sets for a venue the server named: its SDK's own for a built-in venue,
     /// `WARDEN_<NAME>_…` for any other.

@@ -275,6 +275,72 @@ extension CallClass {
     var isInvalid: Bool { if case .invalid = self { true } else { false } }
 }
 
+@Suite struct KrakenVenueTests {
+    let venue = KrakenVenue()
+
+    func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: query, body: Data(body.utf8)))
+    }
+
+    /// The example of Kraken's REST authentication guide, nonce and signature included.
+    @Test func signsAsKrakensGuideShows() throws {
+        let secret = [
+            "api_key": "key", "api_secret": "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==",
+        ]
+        var request = UpstreamRequest(
+            method: "POST", path: "/0/private/AddOrder", query: "", headers: [:],
+            body: Data("nonce=1&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25".utf8))
+        try venue.sign(&request, secret: secret, nonce: 1_616_492_376_594)
+        #expect(
+            String(decoding: request.body, as: UTF8.self)
+                == "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25")
+        #expect(
+            request.headers[HTTPField.Name("API-Sign")!]
+                == "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ==")
+        #expect(throws: VenueError.self) { try venue.sign(&request, secret: secret, signed: true, now: Date()) }
+        #expect(venue.nonceScope(secret) == venue.nonceScope(["api_key": "key", "api_secret": "other"]))
+        #expect(venue.nonceScope(secret)?.contains("key") == false)
+    }
+
+    @Test func ordersAreValuedAndWhatKrakenCouldReadOtherwiseIsInvalid() {
+        let order = "nonce=1&pair=XBTUSD&volume=0.5&"
+        #expect(
+            classify("POST", "/0/private/AddOrder", body: order + "type=buy&ordertype=limit&price=40000").orderValue
+                == .quote(20000, asset: "USD"))
+        #expect(
+            classify("POST", "/0/private/AddOrder", body: order + "type=sell&ordertype=limit&price=40000").orderValue
+                == .atLeastMarket(amount: 20000, quantity: 0.5, asset: "USD", maxPayoff: nil))
+        #expect(
+            classify("POST", "/0/private/AddOrder", body: "pair=XXBTZUSD&volume=2&type=buy&ordertype=market").orderValue
+                == .atMarket(quantity: 2, asset: "USD"))
+        for bad in [
+            "type=buy&ordertype=market&leverage=2", "type=buy&ordertype=market&oflags=viqc", "type=buy&ordertype=market&oflags=post,viqc",
+            "type=buy&ordertype=market&validate=true", "type=buy&ordertype=market&validate=1", "type=buy&ordertype=limit&price=%2B10",
+            "type=buy&ordertype=limit&price=5%25", "type=buy&ordertype=stop-loss&price=1", "type=Buy&ordertype=market",
+            "type=buy&ordertype=market&volume=9", "type=buy&ordertype=market&close%5Bordertype%5D=limit",
+            "type=buy&ordertype=market&price=1",
+            "type=buy&ordertype=market&displayvol=1", "type=buy&ordertype=market&reduce_only=yes", "type=buy&ordertype=market&pair=XBTEUR",
+        ] {
+            #expect(classify("POST", "/0/private/AddOrder", body: order + bad).isInvalid, "\(bad)")
+        }
+        #expect(classify("POST", "/0/private/AddOrder", query: "volume=9", body: order + "type=buy&ordertype=market").isInvalid)
+    }
+
+    @Test func fundMovementNeverAndWebSocketTokensAreUnknown() {
+        for name in ["Withdraw", "WithdrawCancel", "WalletTransfer", "Stake", "Unstake", "Earn/Allocate", "CreateSubaccount", "withdraw"] {
+            #expect(classify("POST", "/0/private/" + name, body: "nonce=1") == .fundMovement, "\(name)")
+        }
+        for name in ["GetWebSocketsToken", "AddOrderBatch", "EditOrder", "AmendOrder", "balance"] {
+            #expect(classify("POST", "/0/private/" + name, body: "nonce=1") == .unknown, "\(name)")
+        }
+        #expect(
+            classify("GET", "/0/private/Balance") == .unknown && classify("POST", "/0/private/Balance", body: "nonce=1") == .privateRead)
+        #expect(
+            classify("GET", "/0/public/Ticker", query: "pair=XBTUSD") == .publicRead && classify("POST", "/0/public/Ticker") == .unknown)
+        #expect(classify("POST", "/0/private/CancelOrder", body: "nonce=1&txid=O1") == .cancel)
+    }
+}
+
 @Suite struct KalshiVenueTests {
     let venue = KalshiVenue()
 

@@ -255,3 +255,29 @@ def test_the_daily_cap_is_exact_under_concurrent_spot_and_futures_orders(fut):
     assert {p["leverage"] for p in (dict(kv.split("=") for kv in r["body"].decode().split("&"))
                                     for r in posted(fut.fake, "/fapi/v1/leverage"))} == {"2"}
     assert fut.trading()["live_usd"] == 480
+
+
+def test_the_agents_signature_content_type_and_stray_headers_never_go_upstream(fut):
+    """What the agent's SDK signed with its own secret, a Content-Type that does not match the form body, and a
+    header spelled with `_` (which CGI-style servers read as the `-` one) stay at Warden."""
+    fut.live("binance-futures")
+    key = fut.key(venues=("binance-futures",))
+    agent_signed = throwaway_signed("symbol=BTCUSDT")
+    extra = {"X-MBX-APIKEY": key, "X_MBX_APIKEY": "agent-chosen", "X_HTTP_METHOD_OVERRIDE": "DELETE"}
+    status, _ = raw(fut.server, "GET", "/proxy/binance-futures/fapi/v1/depth?" + agent_signed, extra)
+    assert status == 200
+    status, _ = raw(fut.server, "GET", "/proxy/binance-futures/fapi/v2/balance?" + agent_signed.replace("signature=", "Signature="), extra)
+    assert status == 200
+    body = throwaway_signed("symbol=BTCUSDT&leverage=1").encode()
+    for content_type in ("application/json", "text/plain", "multipart/form-data; boundary=x"):
+        status, _ = raw(fut.server, "POST", "/proxy/binance-futures/fapi/v1/leverage", {**extra, "Content-Type": content_type}, body)
+        assert status == 200
+    agent_signatures = {part.split("=", 1)[1] for part in agent_signed.split("&") if part.startswith("signature=")}
+    for r in fut.fake.requests:
+        assert not agent_signatures & set(r["path"].replace("?", "&").replace("=", "&").split("&")), r["path"]
+        assert r["path"].lower().count("signature=") == (1 if r["path"].startswith("/fapi/v2") else 0), r["path"]
+        assert not {"x_mbx_apikey", "x_http_method_override"} & set(r["headers"]), r["headers"]
+        if r["method"] == "POST":
+            assert r["headers"]["content-type"] == "application/x-www-form-urlencoded", r["headers"]
+    public = [r for r in fut.fake.requests if r["path"].startswith("/fapi/v1/depth")]
+    assert public and "signature" not in public[0]["path"]

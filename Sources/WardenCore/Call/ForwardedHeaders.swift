@@ -2,7 +2,7 @@ import HTTPTypes
 import WardenVenues
 
 /// Which headers cross the gateway: hop-by-hop ones never, nor Warden's own key, cookies, a browser's
-/// origin or any method override, nor any field the request's `Connection` names; the SDK's own
+/// origin, any method override or any name with `_`, nor any field the request's `Connection` names; the SDK's own
 /// authentication is replaced by the venue's real one.
 public enum ForwardedHeaders {
     static let hopByHop: Set<String> = [
@@ -17,7 +17,12 @@ public enum ForwardedHeaders {
     public static func forwardable(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
         let auth = venue.inboundAuthHeaders
         var out = HTTPFields()
-        for field in incoming where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) { out.append(field) }
+        // A name with `_` is dropped too: servers that read headers CGI-style take `_` for `-`, so it could stand
+        // in for a header Warden sets or strips.
+        for field in incoming
+        where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) && !field.name.canonicalName.contains("_") {
+            out.append(field)
+        }
         if let content = incoming[.contentLength] { out[.contentLength] = content }
         return HopByHop.removingConnectionOptions(from: out, namedIn: incoming)
     }

@@ -91,9 +91,14 @@ public struct GoLive: Sendable {
         }
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
         let query = venue.balanceQuery
-        var request = UpstreamRequest(method: "GET", path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
+        var request = UpstreamRequest(method: query.method, path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
         do {
-            try venue.sign(&request, secret: secret, signed: true, now: Date())
+            if let scope = venue.nonceScope(secret) {
+                let nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.clock())
+                try venue.sign(&request, secret: secret, nonce: nonce)
+            } else {
+                try venue.sign(&request, secret: secret, signed: true, now: Date())
+            }
             let answer = try await caller.send(request, origin: base.origin)
             guard (200..<300).contains(answer.status) else {
                 return .failure(VenueError("\(venue.name) refused the balance call with HTTP \(answer.status)"))

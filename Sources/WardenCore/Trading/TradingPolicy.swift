@@ -152,9 +152,20 @@ public struct TradingPolicy: Sendable {
         signed: Bool
     ) async throws(GatewayRefusal) -> TradePlan.Route {
         let secret = admission.secret
-        let signing = { @Sendable () throws(VenueError) -> UpstreamRequest in
+        var nonce: Int64?
+        if signed, let scope = venue.nonceScope(secret) {
+            do { nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.clock()) } catch {
+                throw GatewayRefusal(
+                    .serviceUnavailable, .unavailable, "the call's nonce could not be read from the store", key: admission.key)
+            }
+        }
+        let signing = { @Sendable [nonce] () throws(VenueError) -> UpstreamRequest in
             var request = request
-            try venue.sign(&request, secret: secret, signed: signed, now: Date())
+            if let nonce {
+                try venue.sign(&request, secret: secret, nonce: nonce)
+            } else {
+                try venue.sign(&request, secret: secret, signed: signed, now: Date())
+            }
             return request
         }
         let outgoing: UpstreamRequest
