@@ -120,6 +120,9 @@ def kraken(usd="1000.0000"):
                 "cost": f"{volume * last if filled else 0:.5f}", "fee": "0.00000", "price": f"{last if filled else 0}",
                 "stopprice": "0.00000", "limitprice": "0.00000", "misc": "", "oflags": p.get("oflags", "fciq"),
                 "pair": key}
+        record = getattr(h, "record", None)
+        if record is not None:
+            record["accepted"] = True  # Kraken answers 200 either way: this marks an order it took
         answer(h, {"descr": {"order": desc}, "txid": [txid]})
 
     def public(h, path, p):

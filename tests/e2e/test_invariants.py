@@ -3,7 +3,7 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Kraken, Kalshi; paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -39,6 +39,7 @@ import requests
 import fake_billing
 import fake_binance_futures as ff
 import fake_exchanges as fx
+import fake_kraken as fk
 import fakes
 from conftest import warden
 
@@ -378,6 +379,59 @@ def leverage_over(fake):
             and r.get("status") == 200 and int(binance_params(r)["leverage"]) > MAX_LEVERAGE]
 
 
+def gen_kraken_request(rng, key, id_pool):
+    """An AddOrder as an agent might write it: Kraken's own hostile spellings besides the numbers'."""
+    pair = rng.choice(["XBTUSD"] * 4 + ["XXBTZUSD", "ETHUSD", "ETHUSD", "XBTUSDT", "xbtusd", "XBTEUR"])
+    key_name = fk._pair(pair.upper()) or "XXBTZUSD"
+    market = float(fk.KRAKEN_PAIRS[key_name][3])
+    side = rng.choice(["buy", "sell"] * 6 + ["Buy"])
+    kind = rng.choice(["market"] * 4 + ["limit"] * 4 + ["stop-loss", "take-profit-limit", "Limit", "iceberg"])
+    target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+    params = [("pair", pair), ("type", side), ("ordertype", kind)]
+    if kind.lower() == "market":
+        params.append(("volume", number_text(rng, target_usd / market)))
+    else:
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        params += [("volume", number_text(rng, target_usd / price)), ("price", number_text(rng, price))]
+        if rng.random() < 0.1:
+            params[-1] = ("price", rng.choice(["+10", "-5", "#2", "10%25", "+1%25"]))
+    for extra in (("oflags", rng.choice(["post", "viqc", "fciq,viqc", "nompp"])), ("leverage", rng.choice(["2", "none", "5:1"])),
+                  ("validate", rng.choice(["false", "False", "true", "1"])), ("reduce_only", "true"), ("displayvol", "0.0001"),
+                  ("close%5Bordertype%5D", "limit")):
+        if rng.random() < 0.05:
+            params.append(extra)
+    roll = rng.random()
+    if roll < 0.3:
+        params.append(("cl_ord_id", rng.choice(id_pool)))
+    elif roll < 0.4:
+        params.append(("userref", str(rng.randint(1, 10**6))))
+    if rng.random() < 0.05:
+        params.append(("volume", number_text(rng, 10 * target_usd / market)))  # twice, larger
+    params.insert(rng.randrange(len(params) + 1), ("nonce", str(rng.getrandbits(50))))
+    body = "&".join(f"{k}={v if any(c in v for c in '%+') else urllib.parse.quote(v, safe='.-_,:#')}" for k, v in params)
+    query = "?volume=" + number_text(rng, target_usd / market * 10) if rng.random() < 0.03 else ""
+    path = rng.choice(["/proxy/kraken/0/private/AddOrder", "/0/private/AddOrder"]) + query
+    headers = [("API-Key", key), ("API-Sign", "agent-signature"), ("Content-Type", "application/x-www-form-urlencoded")]
+    return "POST", path, headers, body.encode()
+
+
+def kraken_value(record):
+    """USD an accepted Kraken order can trade: market at the market, a limit buy at its price, a limit sell at
+    max(price, market); anything Warden does not value (other types, viqc, leverage, relative prices) any amount."""
+    p = dict(urllib.parse.parse_qsl(record["body"].decode("latin-1"), keep_blank_values=True))
+    market = float(fk.KRAKEN_PAIRS[fk._pair(p["pair"])][3])
+    volume, price = finite(p.get("volume")), finite(p["price"]) if "price" in p else None
+    if volume is None or ("price" in p and price is None) or {"leverage", "displayvol", "close[ordertype]"} & set(p) \
+            or "viqc" in p.get("oflags", ""):
+        return math.inf
+    if p["ordertype"] == "market":
+        return volume * market
+    if p["ordertype"] != "limit" or price is None:
+        return math.inf
+    return price * volume if p["type"] == "buy" else max(price, market) * volume
+
+
 def kalshi_number(rng, value):
     """JSON text for a number, as an agent could write it."""
     roll = rng.random()
@@ -497,10 +551,14 @@ def kalshi_value(req):
 def client_id(venue, record):
     if venue in ("binance", "binance-futures"):
         return binance_params(record).get("newClientOrderId")
+    if venue == "kraken":
+        cl_ord_id = dict(urllib.parse.parse_qsl(record["body"].decode("latin-1"))).get("cl_ord_id", "")
+        hexed = cl_ord_id.replace("-", "")
+        return "wdn-" + hexed[8:] if hexed.startswith("77646e2d") else cl_ord_id
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi, fake_futures):
+def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
@@ -525,6 +583,16 @@ def accepted_orders(fake_binance, fake_kalshi, fake_futures):
             if p["type"] != "MARKET" and cid:
                 open_futures.add(cid)
             accepted.append(("binance-futures", futures_value(p), r))
+    open_kraken = set()
+    for r in fake_kraken.requests:
+        if r["path"] == "/0/private/AddOrder" and r.get("accepted"):
+            p = dict(urllib.parse.parse_qsl(r["body"].decode("latin-1")))
+            cid = p.get("cl_ord_id")
+            if cid and cid in open_kraken:
+                continue
+            if p.get("ordertype") != "market" and cid:
+                open_kraken.add(cid)
+            accepted.append(("kraken", kraken_value(r), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -563,9 +631,9 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi, futures):
+def exchange_config(binance, kalshi, futures, kraken):
     return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
-            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n')
+            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n')
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -577,9 +645,12 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         rng = rng_for(f"exchange-{desk}")
         binance, kalshi = quiet(fx.binance(usdt="100000.00")), quiet(fx.kalshi(balance_cents=10_000_000))
         futures = quiet(ff.binance_futures(usdt="100000.00"))
+        kraken = quiet(fk.kraken(usd="100000.0000"))
+        kraken.state["nonce_window"] = 10**15  # concurrent calls arrive out of nonce order, as the key's setting allows
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures))
+            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken))
+            world.credential("kraken", {"api_key": fk.REAL_KRAKEN_KEY, "api_secret": fk.REAL_KRAKEN_SECRET})
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
             world.credential("binance-futures", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
             world.credential("kalshi", {"key_id": fx.REAL_KALSHI_KEY_ID, "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM})
@@ -587,7 +658,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                              json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
                                             "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi", "binance-futures"])["key"]
+            key = world.key(["binance", "kalshi", "binance-futures", "kraken"])["key"]
+            kraken_ids = [f"kr-reuse-{i}" for i in range(6)]
             binance_ids = [f"reuse-{i}" for i in range(6)]
             futures_ids = [f"freuse-{i}" for i in range(6)]
             kalshi_ids = [f"kreuse-{i}" for i in range(6)]
@@ -596,10 +668,12 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 jobs = []
                 for _ in range(n):
                     roll = rng.random()
-                    if roll < 0.45:
+                    if roll < 0.35:
                         request = gen_binance_request(rng, key, binance_ids)
-                    elif roll < 0.7:
+                    elif roll < 0.55:
                         request = gen_futures_request(rng, key, futures_ids)
+                    elif roll < 0.75:
+                        request = gen_kraken_request(rng, key, kraken_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -607,10 +681,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi, futures) for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in (binance, kalshi, futures, kraken) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi", "binance-futures"):
+            for venue in ("binance", "kalshi", "binance-futures", "kraken"):
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -620,13 +694,14 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi, futures)
+            accepted = accepted_orders(binance, kalshi, futures, kraken)
             for r in leverage_over(futures)[:3]:
                 violations.append(f"desk {desk}: the futures venue accepted leverage above {MAX_LEVERAGE}: {show(r)}")
             totals["leverage_accepted"] += sum(1 for r in futures.requests if r["path"].startswith("/fapi/v1/leverage")
                                                and r.get("status") == 200)
             totals["accepted"] += len(accepted)
             totals["futures_accepted"] += sum(1 for a in accepted if a[0] == "binance-futures")
+            totals["kraken_accepted"] += sum(1 for a in accepted if a[0] == "kraken")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -656,10 +731,12 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             binance.stop()
             kalshi.stop()
             futures.stop()
+            kraken.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
     assert totals["futures_accepted"] >= 1 and totals["leverage_accepted"] >= 1, tagged(f"no futures traffic got through: {dict(totals)}")
+    assert totals["kraken_accepted"] >= 1, tagged(f"no Kraken order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 
