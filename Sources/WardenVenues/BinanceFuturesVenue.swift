@@ -142,7 +142,7 @@ public struct BinanceFuturesVenue: ExchangeVenue {
         guard let text = value("leverage"), (1...3).contains(text.utf8.count), text.utf8.allSatisfy(ASCII.isDigit),
             let leverage = Int(text), leverage >= 1
         else { return .invalid("leverage must be a whole number from 1 up") }
-        return .leverage(LeverageChange(instrument: symbol, leverage: leverage))
+        return .leverage(LeverageChange(instrument: symbol, leverage: Decimal(leverage)))
     }
 
     /// The margin asset of a perpetual's symbol (`BTCUSDT` → USDT); nil for anything else, quarterly
@@ -217,7 +217,12 @@ public struct BinanceFuturesVenue: ExchangeVenue {
     }
 
     public func simulatedLeverage(_ change: LeverageChange) -> (status: HTTPResponse.Status, body: Data) {
-        (.ok, VenueJSON.encode(["symbol": change.instrument, "leverage": change.leverage, "maxNotionalValue": "1000000"]))
+        (
+            .ok,
+            VenueJSON.encode([
+                "symbol": change.instrument, "leverage": NSDecimalNumber(decimal: change.leverage).intValue, "maxNotionalValue": "1000000",
+            ])
+        )
     }
 
     // MARK: errors

@@ -140,9 +140,10 @@ extension ExchangeVenue {
 /// A leverage setting an agent asks a derivatives venue for.
 public struct LeverageChange: Sendable, Equatable {
     public let instrument: String
-    public let leverage: Int
+    /// The highest leverage the change asks for (venues that set buys and sells apart give two).
+    public let leverage: Decimal
 
-    public init(instrument: String, leverage: Int) {
+    public init(instrument: String, leverage: Decimal) {
         self.instrument = instrument
         self.leverage = leverage
     }

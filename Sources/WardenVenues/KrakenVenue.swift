@@ -55,8 +55,9 @@ public struct KrakenVenue: ExchangeVenue {
         "nonce", "ordertype", "type", "volume", "pair", "price", "timeinforce", "oflags", "starttm", "expiretm", "deadline",
         "userref", "cl_ord_id", "stptype", "validate", "reduce_only",
     ]
-    /// Order flags that change no amount: post-only, fees in the base or quote, no market price protection.
-    static let plainFlags: Set<String> = ["post", "fcib", "fciq", "nompp"]
+    /// Order flags that change no amount: post-only, fees in the base or quote. (`nompp` turns off Kraken's
+    /// market price protection: a market order's cost would have no bound but the book.)
+    static let plainFlags: Set<String> = ["post", "fcib", "fciq"]
     /// Quote assets Warden values (at par), longest first; Kraken's own names for USD start with a Z.
     static let quoteAssets = ["ZUSD", "USDT", "USDC", "USD"]
 
@@ -93,6 +94,8 @@ public struct KrakenVenue: ExchangeVenue {
         if let validate = body["validate"], validate.lowercased() != "false" {
             return .invalid("validate-only orders are not passed through Warden; send validate=false or none")
         }
+        // A scheduled start would trade at a later market, maybe on a later day, than the one it was valued at.
+        if let start = body["starttm"], start != "0" { return .invalid("scheduled orders (starttm) are not passed through Warden") }
         if let reduceOnly = body["reduce_only"], !["true", "false"].contains(reduceOnly.lowercased()) {
             return .invalid("reduce_only must be true or false")
         }
@@ -101,7 +104,7 @@ public struct KrakenVenue: ExchangeVenue {
                 !Self.plainFlags.contains(String($0))
             })
         {
-            return .invalid("order flag \(flag) is not passed through Warden (viqc would read volume in the quote currency)")
+            return .invalid("order flag \(flag) is not passed through Warden (only post, fcib and fciq are)")
         }
         guard let pair = body["pair"], let quote = Self.quoteAsset(of: pair) else {
             return .invalid("pair must be an upper-case Kraken pair quoted in USD, USDT or USDC, such as XBTUSD")

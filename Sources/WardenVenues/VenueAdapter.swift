@@ -34,6 +34,9 @@ public protocol VenueAdapter: Sendable {
     /// A path prefix the venue's SDK keeps whatever URL it is given (it keeps only the host): the venue is
     /// served there at the gateway's root too, besides `/proxy/{name}`.
     var rootPrefix: String? { get }
+    /// The status of Warden's refusals when the venue's SDK reads errors only from another one (Bybit
+    /// answers its errors with 200); nil keeps Warden's own.
+    var refusalStatus: HTTPResponse.Status? { get }
 }
 
 /// Why the gateway refused or failed a call; venues map it to their own error types.
@@ -44,6 +47,7 @@ public enum RefusalKind: String, Sendable {
 extension VenueAdapter {
     public var usage: UsageDialect? { nil }
     public var rootPrefix: String? { nil }
+    public var refusalStatus: HTTPResponse.Status? { nil }
     public var title: String { name }
     public var optionalSecretFields: [String] { [] }
     public func checkSecret(_ secret: [String: String]) throws(SecretFieldError) {}

@@ -341,6 +341,96 @@ extension CallClass {
     }
 }
 
+@Suite struct BybitVenueTests {
+    let venue = BybitVenue()
+
+    func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: query, body: Data(body.utf8)))
+    }
+
+    func order(_ fields: String) -> CallClass {
+        classify("POST", "/v5/order/create", body: "{\"symbol\":\"BTCUSDT\",\(fields)}")
+    }
+
+    @Test func signsTimestampKeyWindowAndPayload() throws {
+        let secret = ["api_key": "key", "api_secret": "secret"]
+        var request = UpstreamRequest(
+            method: "POST", path: "/v5/order/create", query: "", headers: [HTTPField.Name("X-BAPI-SIGN")!: "agent"],
+            body: Data("{\"a\":1}".utf8))
+        try venue.sign(&request, secret: secret, signed: true, now: Date(timeIntervalSince1970: 1_700_000_000))
+        let expected = HMAC<SHA256>.authenticationCode(
+            for: Data("1700000000000key5000{\"a\":1}".utf8), using: SymmetricKey(data: Data("secret".utf8)))
+        #expect(request.headers[HTTPField.Name("X-BAPI-SIGN")!] == expected.map { String(format: "%02x", $0) }.joined())
+        #expect(
+            request.headers[HTTPField.Name("X-BAPI-API-KEY")!] == "key"
+                && request.headers[HTTPField.Name("X-BAPI-TIMESTAMP")!] == "1700000000000")
+    }
+
+    @Test func aSpotMarketBuyCountsItsQuantityInTheQuoteCoin() {
+        #expect(
+            order("\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"40\"").orderValue == .quote(40, asset: "USDT"))
+        #expect(
+            order("\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"2\",\"marketUnit\":\"baseCoin\"").orderValue
+                == .atMarket(quantity: 2, asset: "USDT"))
+        #expect(
+            order("\"category\":\"spot\",\"side\":\"Sell\",\"orderType\":\"Market\",\"qty\":\"2\"").orderValue
+                == .atMarket(quantity: 2, asset: "USDT"))
+        #expect(
+            order("\"category\":\"spot\",\"side\":\"Sell\",\"orderType\":\"Market\",\"qty\":\"9\",\"marketUnit\":\"quoteCoin\"").orderValue
+                == .quote(9, asset: "USDT"))
+        #expect(
+            order("\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"2\"").orderValue
+                == .atMarket(quantity: 2, asset: "USDT"))
+        #expect(
+            order("\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"2\",\"marketUnit\":\"quoteCoin\"").isInvalid)
+    }
+
+    @Test func whatBybitCouldReadOtherwiseIsInvalid() {
+        for fields in [
+            "\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":40",
+            "\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"40\",\"qty\":\"4000\"",
+            "\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"40\",\"isLeverage\":1",
+            "\"category\":\"spot\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"40\",\"isLeverage\":false",
+            "\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"1\",\"reduceOnly\":\"true\"",
+            "\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"1\",\"stopLoss\":\"1\"",
+            "\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Limit\",\"qty\":\"1\",\"price\":\"1\",\"bboSideType\":\"Queue\"",
+            "\"category\":\"option\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"1\"",
+            "\"category\":\"linear\",\"side\":\"BUY\",\"orderType\":\"Market\",\"qty\":\"1\"",
+            "\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"1\",\"orderFilter\":\"StopOrder\"",
+            "\"category\":\"linear\",\"side\":\"Buy\",\"orderType\":\"Market\",\"qty\":\"1\",\"positionIdx\":\"1\"",
+        ] {
+            #expect(order(fields).isInvalid, "\(fields)")
+        }
+        #expect(
+            classify(
+                "POST", "/v5/position/set-leverage",
+                body: "{\"category\":\"linear\",\"symbol\":\"BTCPERP\",\"buyLeverage\":\"2\",\"sellLeverage\":\"7.5\"}")
+                == .leverage(LeverageChange(instrument: "BTCPERP", leverage: 7.5)))
+        #expect(
+            classify(
+                "POST", "/v5/position/set-leverage",
+                body: "{\"category\":\"linear\",\"symbol\":\"BTCUSDT\",\"buyLeverage\":\"2\",\"sellLeverage\":2}"
+            ).isInvalid)
+        #expect(classify("POST", "/v5/order/create", query: "qty=1", body: "{}").isInvalid)
+    }
+
+    @Test func moneyFamiliesAreFundMovementExceptTheirListedReads() {
+        for path in [
+            "/v5/asset/transfer/inter-transfer", "/v5/asset/withdraw/create", "/v5/user/create-sub-api", "/v5/crypto-loan/borrow",
+            "/v5/ASSET/x",
+        ] {
+            #expect(classify("POST", path, body: "{}") == .fundMovement, "\(path)")
+        }
+        #expect(
+            classify("GET", "/v5/asset/coin/query-info") == .privateRead && classify("POST", "/v5/asset/coin/query-info") == .fundMovement)
+        #expect(classify("GET", "/v5/user/query-api") == .privateRead && classify("GET", "/v5/user/sub-apikeys") == .fundMovement)
+        #expect(
+            classify("POST", "/v5/order/amend", body: "{}") == .unknown
+                && classify("GET", "/v5/market/tickers", query: "category=spot") == .publicRead)
+        #expect(venue.refusalStatus == .ok)
+    }
+}
+
 @Suite struct KalshiVenueTests {
     let venue = KalshiVenue()
 

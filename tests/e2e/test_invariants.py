@@ -3,7 +3,7 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Kraken, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, Kraken, Kalshi; paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -38,6 +38,7 @@ import requests
 
 import fake_billing
 import fake_binance_futures as ff
+import fake_bybit as fb
 import fake_exchanges as fx
 import fake_kraken as fk
 import fakes
@@ -305,7 +306,7 @@ def binance_signed(rng, path, params, key):
     if twins and rng.random() < 0.08:  # a parameter twice, with another value
         name, value = rng.choice(twins)
         other = finite(dict(params).get(name))
-        other = other if other and math.isfinite(other) else 1.0
+        other = min(other, 1e12) if other and math.isfinite(other) else 1.0
         params.insert(rng.randrange(len(params) + 1),
                       (name, number_text(rng, other * rng.choice([10, 100, 0.01])) if name not in ("side", "type")
                        else rng.choice(["SELL", "BUY", "MARKET", "LIMIT"])))
@@ -410,7 +411,7 @@ def gen_kraken_request(rng, key, id_pool):
         params.append(("volume", number_text(rng, 10 * target_usd / market)))  # twice, larger
     params.insert(rng.randrange(len(params) + 1), ("nonce", str(rng.getrandbits(50))))
     body = "&".join(f"{k}={v if any(c in v for c in '%+') else urllib.parse.quote(v, safe='.-_,:#')}" for k, v in params)
-    query = "?volume=" + number_text(rng, target_usd / market * 10) if rng.random() < 0.03 else ""
+    query = "?volume=" + urllib.parse.quote(number_text(rng, target_usd / market * 10), safe="%+") if rng.random() < 0.03 else ""
     path = rng.choice(["/proxy/kraken/0/private/AddOrder", "/0/private/AddOrder"]) + query
     headers = [("API-Key", key), ("API-Sign", "agent-signature"), ("Content-Type", "application/x-www-form-urlencoded")]
     return "POST", path, headers, body.encode()
@@ -430,6 +431,69 @@ def kraken_value(record):
     if p["ordertype"] != "limit" or price is None:
         return math.inf
     return price * volume if p["type"] == "buy" else max(price, market) * volume
+
+
+def gen_bybit_request(rng, key, id_pool):
+    """A v5 order (spot or linear) or now and then a leverage change, as an agent might write it."""
+    category = rng.choice(["spot", "spot", "linear", "linear", "inverse"])
+    symbol = rng.choice(["BTCUSDT"] * 4 + ["ETHUSDT", "ETHUSDT", "btcusdt"])
+    if rng.random() < 0.15:
+        fields = [("category", json.dumps("linear")), ("symbol", json.dumps(symbol))]
+        for side in ("buyLeverage", "sellLeverage"):
+            value = rng.choice([1, 2, MAX_LEVERAGE, MAX_LEVERAGE + 0.5, 10, 100])
+            fields.append((side, json.dumps(str(value)) if rng.random() < 0.9 else json.dumps(value)))
+        return bybit_post(rng, key, "/v5/position/set-leverage", fields)
+    market = float(fb.BYBIT_PRICES.get(symbol.upper(), "50000"))
+    side = rng.choice(["Buy", "Sell"] * 6 + ["buy", "BUY"])
+    kind = rng.choice(["Market"] * 4 + ["Limit"] * 4 + ["market", "Stop"])
+    target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+    fields = [("category", json.dumps(category)), ("symbol", json.dumps(symbol)), ("side", json.dumps(side)),
+              ("orderType", json.dumps(kind))]
+    unit = rng.choice([None, None, None, "baseCoin", "quoteCoin"])
+    if kind == "Limit":
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        fields += [("qty", json.dumps(number_text(rng, target_usd / price))), ("price", json.dumps(number_text(rng, price)))]
+    else:
+        in_quote = unit == "quoteCoin" or (unit is None and side == "Buy" and rng.random() < 0.5)
+        fields.append(("qty", json.dumps(number_text(rng, target_usd if in_quote else target_usd / market))))
+    if unit and rng.random() < 0.5:
+        fields.append(("marketUnit", json.dumps(unit)))
+    for extra in (("isLeverage", rng.choice(["0", "1", "true"])), ("reduceOnly", rng.choice(["true", '"true"'])),
+                  ("takeProfit", '"60000"'), ("triggerPrice", '"40000"'), ("bboSideType", '"Queue"'), ("orderIv", '"0.5"')):
+        if rng.random() < 0.04:
+            fields.append(extra)
+    if rng.random() < 0.3:
+        fields.append(("orderLinkId", json.dumps(rng.choice(id_pool))))
+    if rng.random() < 0.05:  # a field twice: which one does the venue keep?
+        fields.append(("qty", json.dumps(number_text(rng, 100 * target_usd))))
+    return bybit_post(rng, key, "/v5/order/create", fields)
+
+
+def bybit_post(rng, key, path, fields):
+    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields) + "}"
+    if rng.random() < 0.02:
+        body = "\ufeff" + body
+    headers = [("X-BAPI-API-KEY", key), ("X-BAPI-SIGN", "agent"), ("X-BAPI-TIMESTAMP", "1"), ("Content-Type", "application/json")]
+    return "POST", "/proxy/bybit" + path, headers, body.encode()
+
+
+def bybit_value(order):
+    """USD an accepted Bybit order can trade, read as the fake (Python's json: the last twin wins) read it: a spot
+    market buy counts qty in the quote coin unless marketUnit is baseCoin, a spot market sell in the base coin unless
+    it is quoteCoin; limit buys at their price, limit sells at max(price, market); anything Warden does not value
+    (triggers, take-profit, stop-loss, book prices, margin) any amount."""
+    market = float(fb.BYBIT_PRICES[order["symbol"]])
+    qty, price = finite(order.get("qty")), finite(order["price"]) if "price" in order else None
+    if qty is None or ("price" in order and price is None) or order.get("isLeverage") not in (None, 0) \
+            or {"takeProfit", "triggerPrice", "bboSideType", "orderIv", "stopLoss"} & set(order):
+        return math.inf
+    if order["orderType"] == "Market":
+        unit = order.get("marketUnit") or ("quoteCoin" if order["category"] == "spot" and order["side"] == "Buy" else "baseCoin")
+        return qty if order["category"] == "spot" and unit == "quoteCoin" else qty * market
+    if order["orderType"] != "Limit" or price is None:
+        return math.inf
+    return price * qty if order["side"] == "Buy" else max(price, market) * qty
 
 
 def kalshi_number(rng, value):
@@ -551,6 +615,8 @@ def kalshi_value(req):
 def client_id(venue, record):
     if venue in ("binance", "binance-futures"):
         return binance_params(record).get("newClientOrderId")
+    if venue == "bybit":
+        return json.loads(record["body"]).get("orderLinkId")
     if venue == "kraken":
         cl_ord_id = dict(urllib.parse.parse_qsl(record["body"].decode("latin-1"))).get("cl_ord_id", "")
         hexed = cl_ord_id.replace("-", "")
@@ -558,7 +624,7 @@ def client_id(venue, record):
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken):
+def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
@@ -593,6 +659,16 @@ def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken):
             if p.get("ordertype") != "market" and cid:
                 open_kraken.add(cid)
             accepted.append(("kraken", kraken_value(r), r))
+    open_bybit = set()
+    for r in fake_bybit.requests:
+        if r["path"] == "/v5/order/create" and r.get("accepted"):
+            order = json.loads(r["body"])
+            cid = order.get("orderLinkId")
+            if cid and cid in open_bybit:
+                continue
+            if order.get("orderType") != "Market" and cid:
+                open_bybit.add(cid)
+            accepted.append(("bybit", bybit_value(order), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -631,9 +707,10 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi, futures, kraken):
+def exchange_config(binance, kalshi, futures, kraken, bybit):
     return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
-            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n')
+            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n\n'
+            f'[venues.bybit]\nbase_url = "{bybit.url}"\n')
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -647,9 +724,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         futures = quiet(ff.binance_futures(usdt="100000.00"))
         kraken = quiet(fk.kraken(usd="100000.0000"))
         kraken.state["nonce_window"] = 10**15  # concurrent calls arrive out of nonce order, as the key's setting allows
+        bybit = quiet(fb.bybit(usdt="100000"))
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken))
+            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken, bybit))
+            world.credential("bybit", {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET})
             world.credential("kraken", {"api_key": fk.REAL_KRAKEN_KEY, "api_secret": fk.REAL_KRAKEN_SECRET})
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
             world.credential("binance-futures", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
@@ -658,7 +737,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                              json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
                                             "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi", "binance-futures", "kraken"])["key"]
+            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit"])["key"]
+            bybit_ids = [f"by-reuse-{i}" for i in range(6)]
             kraken_ids = [f"kr-reuse-{i}" for i in range(6)]
             binance_ids = [f"reuse-{i}" for i in range(6)]
             futures_ids = [f"freuse-{i}" for i in range(6)]
@@ -668,12 +748,14 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 jobs = []
                 for _ in range(n):
                     roll = rng.random()
-                    if roll < 0.35:
+                    if roll < 0.3:
                         request = gen_binance_request(rng, key, binance_ids)
-                    elif roll < 0.55:
+                    elif roll < 0.45:
                         request = gen_futures_request(rng, key, futures_ids)
-                    elif roll < 0.75:
+                    elif roll < 0.6:
                         request = gen_kraken_request(rng, key, kraken_ids)
+                    elif roll < 0.8:
+                        request = gen_bybit_request(rng, key, bybit_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -681,10 +763,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi, futures, kraken) for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi", "binance-futures", "kraken"):
+            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit"):
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -694,7 +776,12 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi, futures, kraken)
+            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit)
+            for r in [r for r in bybit.requests if r["path"] == "/v5/position/set-leverage" and r.get("auth") == "ok"]:
+                levels = json.loads(r["body"])
+                if max(finite(levels.get("buyLeverage")) or math.inf, finite(levels.get("sellLeverage")) or math.inf) > MAX_LEVERAGE:
+                    violations.append(f"desk {desk}: Bybit accepted leverage above {MAX_LEVERAGE}: {show(r)}")
+                totals["leverage_accepted"] += 1
             for r in leverage_over(futures)[:3]:
                 violations.append(f"desk {desk}: the futures venue accepted leverage above {MAX_LEVERAGE}: {show(r)}")
             totals["leverage_accepted"] += sum(1 for r in futures.requests if r["path"].startswith("/fapi/v1/leverage")
@@ -702,6 +789,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["accepted"] += len(accepted)
             totals["futures_accepted"] += sum(1 for a in accepted if a[0] == "binance-futures")
             totals["kraken_accepted"] += sum(1 for a in accepted if a[0] == "kraken")
+            totals["bybit_accepted"] += sum(1 for a in accepted if a[0] == "bybit")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -732,11 +820,13 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             kalshi.stop()
             futures.stop()
             kraken.stop()
+            bybit.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
     assert totals["futures_accepted"] >= 1 and totals["leverage_accepted"] >= 1, tagged(f"no futures traffic got through: {dict(totals)}")
     assert totals["kraken_accepted"] >= 1, tagged(f"no Kraken order got through: {dict(totals)}")
+    assert totals["bybit_accepted"] >= 1, tagged(f"no Bybit order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 

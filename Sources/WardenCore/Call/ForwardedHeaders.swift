@@ -2,7 +2,7 @@ import HTTPTypes
 import WardenVenues
 
 /// Which headers cross the gateway: hop-by-hop ones never, nor Warden's own key, cookies, a browser's
-/// origin, any method override or any name with `_`, nor any field the request's `Connection` names; the SDK's own
+/// origin or any method override (in either spelling, `-` or `_`), nor any field the request's `Connection` names; the SDK's own
 /// authentication is replaced by the venue's real one.
 public enum ForwardedHeaders {
     static let hopByHop: Set<String> = [
@@ -12,15 +12,19 @@ public enum ForwardedHeaders {
     static let neverForwarded: Set<String> = ["x-warden-key", "cookie", "origin", "referer"]
 
     static let alwaysStripped = hopByHop.union(neverForwarded).union(MethodOverride.headers)
+    static let foldedStripped = Set(alwaysStripped.map(folded))
+
+    static func folded(_ name: String) -> String { name.contains("_") ? name.replacingOccurrences(of: "_", with: "-") : name }
 
     /// The request's headers as they may go upstream (the body's length is set again by the client).
     public static func forwardable(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
-        let auth = venue.inboundAuthHeaders
+        let auth = venue.inboundAuthHeaders.map { folded($0.canonicalName) }
         var out = HTTPFields()
-        // A name with `_` is dropped too: servers that read headers CGI-style take `_` for `-`, so it could stand
-        // in for a header Warden sets or strips.
-        for field in incoming
-        where !alwaysStripped.contains(field.name.canonicalName) && !auth.contains(field.name) && !field.name.canonicalName.contains("_") {
+        // Compared with `_` and `-` alike: servers that read headers CGI-style do, so `X_MBX_APIKEY` would stand
+        // in for the `X-MBX-APIKEY` Warden sets.
+        for field in incoming {
+            let name = folded(field.name.canonicalName)
+            guard !foldedStripped.contains(name), !auth.contains(name) else { continue }
             out.append(field)
         }
         if let content = incoming[.contentLength] { out[.contentLength] = content }

@@ -417,7 +417,7 @@ public struct GatewayCalls: Sendable {
         let (contentType, body) = venue.errorBody(status: refusal.status, kind: refusal.kind, message: refusal.reason)
         var headers: HTTPFields = [.contentType: contentType]
         if let wait = refusal.retryAfter { headers[.retryAfter] = String(wait) }
-        return GatewayAnswer(status: refusal.status, headers: headers, body: .whole(ByteBuffer(data: body)))
+        return GatewayAnswer(status: venue.refusalStatus ?? refusal.status, headers: headers, body: .whole(ByteBuffer(data: body)))
     }
 
     /// No venue of that name: recorded like any refusal, with no key (none is looked at); the name is the

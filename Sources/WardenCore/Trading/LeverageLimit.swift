@@ -1,3 +1,4 @@
+import Foundation
 import WardenStore
 import WardenVenues
 
@@ -8,13 +9,13 @@ import WardenVenues
 extension TradingPolicy {
     static func refusal(of change: LeverageChange, under owners: [(id: String, profile: ProfileRecord)]) -> String? {
         guard let strictest = owners.min(by: { $0.profile.maxLeverage < $1.profile.maxLeverage }),
-            change.leverage > strictest.profile.maxLeverage
+            change.leverage > Decimal(strictest.profile.maxLeverage)
         else { return nil }
         let whose = strictest.id == owners.first?.id ? "" : " of the credential's owner"
         return "leverage \(change.leverage)x on \(change.instrument) is above max_leverage\(whose) (\(strictest.profile.maxLeverage)x)"
     }
 
     static func audit(of change: LeverageChange, _ mode: TradeMode) -> [String: String] {
-        ["instrument": change.instrument, "leverage": String(change.leverage), "mode": mode.rawValue]
+        ["instrument": change.instrument, "leverage": "\(change.leverage)", "mode": mode.rawValue]
     }
 }
