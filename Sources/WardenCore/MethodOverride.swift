@@ -10,6 +10,7 @@ public enum MethodOverride {
     public static let headers: Set<String> = [
         "x-http-method", "x-http-method-override", "x-method-override", "x-original-method", "x-forwarded-method",
         "x-original-url", "x-rewrite-url", "x-forwarded-path", "x-forwarded-uri", "x-forwarded-prefix", "x-original-uri",
+        "x-envoy-original-path", "x-override-url", "x-forwarded-host", "x-forwarded-server", "x-original-host", "forwarded",
     ]
 
     /// Whether a parameter name, as a form or query parser would read it, is `_method` or `_method[…]`.

@@ -30,6 +30,10 @@ public struct BybitVenue: ExchangeVenue {
         [Self.keyHeader, Self.signHeader, Self.signTypeHeader, Self.timestampHeader, Self.windowHeader]
     }
     public func agentKey(in headers: HTTPFields) -> String? { headers[Self.keyHeader] }
+
+    /// `GET /v5/user/query-api` describes the key it is signed with, `apiKey` included (ccxt reads it for the
+    /// account's kind).
+    public func echoesCredential(_ call: ExchangeCall) -> Bool { call.path == "/v5/user/query-api" }
     public func authorize(_ headers: inout HTTPFields, secret: [String: String]) { headers[Self.keyHeader] = secret["api_key"] ?? "" }
 
     // MARK: classification

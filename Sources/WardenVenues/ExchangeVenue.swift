@@ -17,6 +17,9 @@ public protocol ExchangeVenue: VenueAdapter {
     /// For venues that want each API key's nonces to rise strictly: what names the key among all keys
     /// (never the key itself). Their signed calls are signed by `sign(_:secret:nonce:)` instead.
     func nonceScope(_ secret: [String: String]) -> String?
+    /// Whether the venue's answer to this read repeats the credential itself (an API key's own description):
+    /// Warden then reads it whole and hides the credential's values before the agent sees it.
+    func echoesCredential(_ call: ExchangeCall) -> Bool
     /// Signs a call with `nonce`, handed out by the store for `nonceScope` and higher than any before it.
     func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError)
     /// Public market data the venue needs to ready a live order (`prepareOrder`'s `market`), if any.
@@ -31,6 +34,12 @@ public protocol ExchangeVenue: VenueAdapter {
     func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery
     /// The price in the answer to `priceQuery`, per unit of quantity, in the order's quote currency.
     func parsePrice(_ body: Data, for order: OrderIntent) -> Decimal?
+    /// For an instrument traded in contracts, the public call that says how much of the underlying one contract
+    /// is (nil: the order's quantity is the underlying's own). The order's value is then read as if its
+    /// quantity were the underlying's, and multiplied by that size.
+    func contractQuery(for order: OrderIntent) -> PublicQuery?
+    /// The underlying per contract in the answer to `contractQuery`.
+    func parseContractSize(_ body: Data, for order: OrderIntent) -> Decimal?
     /// The authenticated call that reads the account's balance (the go-live check).
     var balanceQuery: PublicQuery { get }
     /// Cash in USD (stablecoins at par) in the answer to `balanceQuery`.
@@ -110,6 +119,8 @@ extension ExchangeVenue {
 
     public func nonceScope(_ secret: [String: String]) -> String? { nil }
 
+    public func echoesCredential(_ call: ExchangeCall) -> Bool { false }
+
     public func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError) {
         throw VenueError("\(name) takes no nonce")
     }
@@ -117,6 +128,10 @@ extension ExchangeVenue {
     public func refreshForDelayedSend(_ request: inout UpstreamRequest) throws(VenueError) {}
 
     public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
+
+    public func contractQuery(for order: OrderIntent) -> PublicQuery? { nil }
+
+    public func parseContractSize(_ body: Data, for order: OrderIntent) -> Decimal? { nil }
 
     public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {
         throw VenueError("\(name) has no wallet authentication")

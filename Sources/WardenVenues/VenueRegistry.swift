@@ -17,7 +17,7 @@ public struct VenueRegistry: Sendable {
     /// One line per venue Warden knows by itself.
     static func builtIn(polymarket: PolymarketSigning = PolymarketSigning()) -> [any VenueAdapter] {
         [
-            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), BybitVenue(), KrakenVenue(), KalshiVenue(),
+            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), BybitVenue(), KrakenVenue(), OKXVenue(), KalshiVenue(),
             PolymarketVenue(signing: polymarket),
         ]
     }

@@ -431,6 +431,97 @@ extension CallClass {
     }
 }
 
+@Suite struct OKXVenueTests {
+    let venue = OKXVenue()
+
+    func classify(_ method: String, _ path: String, query: String = "", body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: query, body: Data(body.utf8)))
+    }
+
+    func order(_ fields: String) -> CallClass { classify("POST", "/api/v5/trade/order", body: "{\(fields)}") }
+
+    /// OKX's prehash: the ISO timestamp with milliseconds + method + request path with its query + body.
+    @Test func signsTimestampMethodPathAndBody() throws {
+        let secret = ["api_key": "k", "api_secret": "22582BD0CFF14C41EDBF1AB98506286D", "passphrase": "p"]
+        var request = UpstreamRequest(method: "GET", path: "/api/v5/account/balance", query: "ccy=BTC", headers: [:], body: Data())
+        let now = ISO8601DateFormatter().date(from: "2020-12-08T09:08:57Z")!.addingTimeInterval(0.715)
+        try venue.sign(&request, secret: secret, signed: true, now: now)
+        #expect(request.headers[HTTPField.Name("OK-ACCESS-TIMESTAMP")!] == "2020-12-08T09:08:57.715Z")
+        let expected = HMAC<SHA256>.authenticationCode(
+            for: Data("2020-12-08T09:08:57.715ZGET/api/v5/account/balance?ccy=BTC".utf8),
+            using: SymmetricKey(data: Data(secret["api_secret"]!.utf8)))
+        #expect(request.headers[HTTPField.Name("OK-ACCESS-SIGN")!] == Data(expected).base64EncodedString())
+        #expect(
+            request.headers[HTTPField.Name("OK-ACCESS-PASSPHRASE")!] == "p"
+                && request.headers[HTTPField.Name("x-simulated-trading")!] == nil)
+        var demo = request
+        try venue.sign(&demo, secret: secret.merging(["demo": "true"]) { $1 }, signed: true, now: now)
+        #expect(demo.headers[HTTPField.Name("x-simulated-trading")!] == "1")
+    }
+
+    @Test func sizesAreReadAsOKXReadsThem() {
+        let spot = "\"instId\":\"BTC-USDT\",\"tdMode\":\"cash\",\"ordType\":\"market\","
+        #expect(order(spot + "\"side\":\"buy\",\"sz\":\"40\",\"px\":\"\",\"tgtCcy\":\"\"").orderValue == .quote(40, asset: "USDT"))
+        #expect(order(spot + "\"side\":\"buy\",\"sz\":\"2\",\"tgtCcy\":\"base_ccy\"").orderValue == .atMarket(quantity: 2, asset: "USDT"))
+        #expect(order(spot + "\"side\":\"sell\",\"sz\":\"2\"").orderValue == .atMarket(quantity: 2, asset: "USDT"))
+        let swap = "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\","
+        guard case .order(let contracts) = order(swap + "\"ordType\":\"market\",\"sz\":\"3\"") else { Issue.record("not an order"); return }
+        #expect(contracts.value == .atMarket(quantity: 3, asset: "USDT"))
+        #expect(
+            venue.contractQuery(for: contracts)
+                == PublicQuery(path: "/api/v5/public/instruments", query: "instType=SWAP&instId=BTC-USDT-SWAP"))
+        let instrument = Data(#"{"code":"0","data":[{"instId":"BTC-USDT-SWAP","ctType":"linear","ctVal":"0.01","ctMult":"1"}]}"#.utf8)
+        #expect(venue.parseContractSize(instrument, for: contracts) == Decimal(string: "0.01"))
+        let inverse = Data(#"{"code":"0","data":[{"instId":"BTC-USDT-SWAP","ctType":"inverse","ctVal":"100"}]}"#.utf8)
+        #expect(venue.parseContractSize(inverse, for: contracts) == nil)
+        guard case .orders(let batch) = classify("POST", "/api/v5/trade/batch-orders", body: "[{\(spot)\"side\":\"buy\",\"sz\":\"10\"}]")
+        else {
+            Issue.record("not a batch"); return
+        }
+        #expect(batch.map(\.value) == [.quote(10, asset: "USDT")])
+    }
+
+    @Test func whatOKXCouldReadOtherwiseIsInvalid() {
+        for fields in [
+            "\"instId\":\"BTC-USDT\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":10",
+            "\"instId\":\"BTC-USDT\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"10\",\"sz\":\"900\"",
+            "\"instId\":\"BTC-USDT\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"10\"",
+            "\"instId\":\"BTC-USDT\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"10\",\"reduceOnly\":\"true\"",
+            "\"instId\":\"BTC-USDT\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"10\",\"reduceOnly\":1",
+            "\"instId\":\"BTC-USD-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\"",
+            "\"instId\":\"BTC-USDT-250328\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\"",
+            "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\",\"tgtCcy\":\"quote_ccy\"",
+            "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"optimal_limit_ioc\",\"sz\":\"1\"",
+            "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\",\"attachAlgoOrds\":[]",
+            "\"instId\":\"btc-usdt\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\"",
+        ] {
+            #expect(order(fields).isInvalid, "\(fields)")
+        }
+        #expect(
+            classify("POST", "/api/v5/account/set-leverage", body: #"{"instId":"BTC-USDT-SWAP","lever":3,"mgnMode":"cross"}"#)
+                == .leverage(LeverageChange(instrument: "BTC-USDT-SWAP", leverage: 3)))
+        for body in [#"{"instId":"BTC-USDT-SWAP","lever":true}"#, #"{"ccy":"USDT","lever":"2"}"#, #"{"instId":"BTC-USDT","lever":"2"}"#] {
+            #expect(classify("POST", "/api/v5/account/set-leverage", body: body).isInvalid, "\(body)")
+        }
+    }
+
+    @Test func moneyFamiliesAreFundMovementExceptTheirListedReads() {
+        for path in [
+            "/api/v5/asset/transfer", "/api/v5/asset/withdrawal", "/api/v5/users/subaccount/apikey", "/api/v5/account/borrow-repay",
+            "/api/v5/FINANCE/x",
+        ] {
+            #expect(classify("POST", path, body: "{}") == .fundMovement, "\(path)")
+        }
+        #expect(
+            classify("GET", "/api/v5/asset/currencies") == .privateRead
+                && classify("POST", "/api/v5/asset/currencies", body: "{}") == .fundMovement)
+        #expect(
+            classify("POST", "/api/v5/trade/amend-order", body: "{}") == .unknown
+                && classify("POST", "/api/v5/trade/close-position", body: "{}") == .unknown)
+        #expect(classify("GET", "/api/v5/market/ticker", query: "instId=BTC-USDT") == .publicRead)
+    }
+}
+
 @Suite struct KalshiVenueTests {
     let venue = KalshiVenue()
 

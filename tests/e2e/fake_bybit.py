@@ -146,6 +146,16 @@ def bybit(usdt="1000"):
                                               "usdValue": state["usdt"], "locked": "0", "availableToWithdraw": state["usdt"],
                                               "unrealisedPnl": "0", "cumRealisedPnl": "0", "totalOrderIM": "0",
                                               "totalPositionIM": "0", "borrowAmount": "0"}]}]})
+        if method == "GET" and path == "/v5/user/query-api":
+            # As Bybit documents it: the key the call was signed with, described (its secret blank).
+            return ok(h, {"id": "13770661", "note": "bot", "apiKey": REAL_BYBIT_KEY, "readOnly": 0, "secret": "",
+                          "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"], "Wallet": [],
+                                          "Options": [], "Derivatives": [], "CopyTrading": [], "BlockTrade": [],
+                                          "Exchange": [], "NFT": []},
+                          "ips": ["*"], "type": 1, "deadlineDay": 66, "expiredAt": "2027-02-09T05:05:36Z",
+                          "createdAt": "2026-12-05T05:05:36Z", "unified": 0, "uta": 1, "userID": 24617703,
+                          "inviterID": 0, "vipLevel": "No VIP", "mktMakerLevel": "0", "affiliateID": 0, "isMaster": True,
+                          "parentUid": "0", "kycLevel": "LEVEL_DEFAULT", "kycRegion": ""})
         if method == "GET" and path == "/v5/order/realtime":
             with venue.lock:
                 found = [o for o in state["orders"].values() if o["orderStatus"] == "New" and p.get("symbol") in (None, o["symbol"])]

@@ -98,6 +98,9 @@ def test_pybit_spot_and_perpetuals_paper_then_live(by):
         message = refused(lambda: s.place_order(symbol="BTCUSDT", **args))
         assert reason in message, (args, message)
     assert [o["qty"] for o in created(fake)] == ["0.0016", "90"]
+    # Bybit describes the key a call is signed with, the key itself included: the agent sees its own key there.
+    described = s.get_api_key_information()["result"]
+    assert described["apiKey"] == key and described["uta"] == 1, described
     assert_only_real_credentials(fake, [key])
 
 

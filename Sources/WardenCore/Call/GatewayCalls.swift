@@ -159,9 +159,11 @@ public struct GatewayCalls: Sendable {
             return GatewayAnswer(status: status, contentType: "application/json", body: answer)
         case .held(let status, let answer):
             observer.ended(venue: venue.name, outcome: .held)
-            return GatewayAnswer(status: status, contentType: "application/json", body: answer)
+            return GatewayAnswer(status: venue.refusalStatus ?? status, contentType: "application/json", body: answer)
         case .walletAuth(let signed, let url):
             return try await walletAuth(signed, url: url, call, admission, venue, detail: plan.audit)
+        case .redacted(let signed, let url):
+            return try await redactedRead(signed, url: url, call, admission, venue, detail: plan.audit)
         case .forward(let signed, let url):
             // A live order's row is already on disk: it committed with the order's reservation.
             return try await send(
@@ -194,6 +196,33 @@ public struct GatewayCalls: Sendable {
         observer.ended(venue: venue.name, outcome: .forwarded)
         gateway.audit.record(entry(subject, .result, outcome: .forwarded, call, extra: result))
         return GatewayAnswer(status: status, contentType: "application/json", body: shown)
+    }
+
+    /// A read whose answer repeats the credential: sent, read whole, every credential value in it replaced (the
+    /// API key by the agent's own key, the rest by a placeholder), then recorded.
+    func redactedRead(
+        _ signed: UpstreamRequest, url: String, _ call: InboundCall, _ admission: Admission, _ venue: any ExchangeVenue,
+        detail: [String: String]
+    ) async throws -> GatewayAnswer {
+        let subject = CallSubject(admission)
+        var outgoing = request(url: url, method: signed.method, call)
+        outgoing.headers = signed.headers
+        let started = ContinuousClock.now
+        let upstream: TransportAnswer
+        do { upstream = try await call.transport.send(outgoing) } catch { throw await failed(error, subject) { _ in [:] } }
+        var body = try await whole(upstream.body, limit: Self.maxExchangeBodyBytes, key: admission.key)
+        for (field, value) in admission.secret where value.utf8.count >= 8 {
+            let stand = Data((field == "api_key" ? admission.presentedKey : "stored-in-warden").utf8)
+            body = body.replacing(Data(value.utf8), with: stand)
+        }
+        var result = detail
+        result["status"] = String(upstream.status.code)
+        result["ms"] = Self.milliseconds(since: started)
+        result["redacted"] = "true"
+        observer.upstream(venue: venue.name, took: ContinuousClock.now - started)
+        observer.ended(venue: venue.name, outcome: .forwarded)
+        gateway.audit.record(entry(subject, .result, outcome: .forwarded, call, extra: result))
+        return GatewayAnswer(status: upstream.status, contentType: "application/json", body: body)
     }
 
     /// An answer's body read whole, for Warden to look at before anything reaches the agent.

@@ -9,10 +9,30 @@ extension TradingPolicy {
         let usdPerQuote: Decimal
         /// The instrument's price, when it had to be fetched to value the order.
         let market: Decimal?
+        /// The underlying per unit of the order's quantity (a contract's size; 1 for the underlying itself).
+        var contractSize: Decimal = 1
     }
 
     func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws(GatewayRefusal)
         -> Priced
+    {
+        var priced = try await priceInUnderlying(order, venue, base, key: key)
+        guard let query = venue.contractQuery(for: order) else { return priced }
+        do {
+            let body = try await prices.body(of: query, venue: venue.name, base: base)
+            guard let size = venue.parseContractSize(body, for: order), size > 0 else { throw VenueError("no contract size") }
+            priced = Priced(usd: priced.usd * size, usdPerQuote: priced.usdPerQuote, market: priced.market, contractSize: size)
+            return priced
+        } catch {
+            throw GatewayRefusal(
+                .badGateway, .upstream, "the size of a \(order.instrument) contract could not be read from \(venue.name): \(error)",
+                key: key)
+        }
+    }
+
+    /// The order's value with its quantity read as the underlying's.
+    func priceInUnderlying(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord)
+        async throws(GatewayRefusal) -> Priced
     {
         do {
             switch order.value {

@@ -17,7 +17,7 @@ extension TradingPolicy {
             if let known = priced.market { market = known } else { market = try await marketPrice(order, venue, base, key: key) }
             let slip = Decimal(profile.slippageBps) / 10_000
             let price = market * (order.side == .buy ? 1 + slip : 1 - slip)
-            var quantity = order.quantity ?? 0
+            var quantity = (order.quantity ?? 0) * priced.contractSize
             if order.quantity == nil, case .quote(let amount, _) = order.value, price > 0 { quantity = (amount / price).rounded(places: 8) }
             let fill = SimulatedFill(
                 orderID: UUID().uuidString.lowercased(), number: Int64.random(in: 1_000_000...9_000_000_000_000),

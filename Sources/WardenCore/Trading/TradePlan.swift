@@ -14,6 +14,9 @@ public struct TradePlan: Sendable {
         /// Sign and send, then read the whole answer and hand it to `TradingPolicy.completeWalletAuth`,
         /// which keeps the minted credentials and says what the agent may see.
         case walletAuth(request: UpstreamRequest, url: String)
+        /// Sign and send a read whose answer repeats the credential: read it whole and hide the credential's
+        /// values before the agent sees it.
+        case redacted(request: UpstreamRequest, url: String)
     }
 
     public let route: Route

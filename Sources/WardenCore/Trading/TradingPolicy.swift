@@ -58,7 +58,11 @@ public struct TradingPolicy: Sendable {
         case .publicRead:
             return try await forward(.publicRead, signed: false)
         case .privateRead:
-            return try await forward(.privateRead, signed: true)
+            guard venue.echoesCredential(call) else { return try await forward(.privateRead, signed: true) }
+            guard case .forward(let request, let url) = try await sign(outgoing, venue, admission, base, signed: true) else {
+                throw GatewayRefusal(.serviceUnavailable, .unavailable, "the call could not be signed", key: key)
+            }
+            return TradePlan(route: .redacted(request: request, url: url), kind: .privateRead)
         case .unknown:
             guard allowed[venue.name]?.contains(where: { $0.matches(method: call.method, path: admission.path) }) == true else {
                 throw GatewayRefusal(
