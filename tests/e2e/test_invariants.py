@@ -3,7 +3,7 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, Kraken, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Kraken, Kalshi; paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -41,6 +41,7 @@ import fake_binance_futures as ff
 import fake_bybit as fb
 import fake_exchanges as fx
 import fake_kraken as fk
+import fake_okx as fo
 import fakes
 from conftest import warden
 
@@ -496,6 +497,78 @@ def bybit_value(order):
     return price * qty if order["side"] == "Buy" else max(price, market) * qty
 
 
+def gen_okx_order(rng, id_pool):
+    """One v5 order object (spot or swap), with python-okx's empty fields now and then."""
+    inst = rng.choice(["BTC-USDT"] * 3 + ["ETH-USDT", "BTC-USDT-SWAP", "BTC-USDT-SWAP", "ETH-USDT-SWAP", "BTC-USD-SWAP", "btc-usdt"])
+    swap = inst.endswith("SWAP")
+    market = float(fo.OKX_PRICES.get(inst.upper(), "50000")) * (float(fo.OKX_CT_VAL.get(inst, "1")) if swap else 1)
+    side = rng.choice(["buy", "sell"] * 6 + ["Buy"])
+    kind = rng.choice(["market"] * 4 + ["limit"] * 3 + ["post_only", "ioc", "optimal_limit_ioc", "Limit"])
+    target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+    order = {"instId": inst, "tdMode": rng.choice(["cross"] * 6 + ["isolated", "cash"]) if swap else rng.choice(["cash"] * 8 + ["cross"]),
+             "side": side, "ordType": kind}
+    target = rng.choice([None, None, None, "base_ccy", "quote_ccy", ""])
+    if kind in ("market", "optimal_limit_ioc"):
+        in_quote = not swap and (target == "quote_ccy" or (target in (None, "") and side == "buy"))
+        order["sz"] = number_text(rng, target_usd if in_quote else target_usd / market)
+    else:
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        order["sz"] = number_text(rng, target_usd / price)
+        order["px"] = number_text(rng, price / (float(fo.OKX_CT_VAL.get(inst, "1")) if swap else 1))
+    if target is not None:
+        order["tgtCcy"] = target
+    if rng.random() < 0.3:  # python-okx's shape: every field, empty when not given
+        for name in ("ccy", "clOrdId", "tag", "posSide", "px", "reduceOnly", "tgtCcy", "stpMode", "pxUsd", "pxVol", "banAmend"):
+            order.setdefault(name, "")
+        order["attachAlgoOrds"] = None
+    for name, value in (("reduceOnly", rng.choice([True, "true", 1])), ("ccy", "USDT"), ("pxUsd", "100"),
+                        ("attachAlgoOrds", [{"tpTriggerPx": "60000", "tpOrdPx": "-1"}])):
+        if rng.random() < 0.04:
+            order[name] = value
+    if rng.random() < 0.3:
+        order["clOrdId"] = rng.choice(id_pool)
+    return order
+
+
+def gen_okx_request(rng, key, id_pool):
+    headers = [("OK-ACCESS-KEY", key), ("OK-ACCESS-SIGN", "agent"), ("OK-ACCESS-PASSPHRASE", "agent"),
+               ("Content-Type", "application/json")]
+    if rng.random() < 0.15:
+        lever = rng.choice(["2", str(MAX_LEVERAGE), str(MAX_LEVERAGE + 1), "50", 3, 10, "5.5"])
+        body = json.dumps({"instId": rng.choice(["BTC-USDT-SWAP", "ETH-USDT-SWAP", "BTC-USDT"]), "lever": lever, "mgnMode": "cross"})
+        return "POST", "/proxy/okx/api/v5/account/set-leverage", headers, body.encode()
+    if rng.random() < 0.2:
+        body = json.dumps([gen_okx_order(rng, id_pool) for _ in range(rng.randint(1, 4))])
+        return "POST", "/proxy/okx/api/v5/trade/batch-orders", headers, body.encode()
+    body = json.dumps(gen_okx_order(rng, id_pool))
+    if rng.random() < 0.05:  # a field twice: which one does the venue keep?
+        body = body[:-1] + ', "sz": "' + number_text(rng, 5000) + '"}'
+    return "POST", "/proxy/okx/api/v5/trade/order", headers, body.encode()
+
+
+def okx_value(order):
+    """USD an accepted OKX order can trade, read as the fake read it (Python's json: the last twin wins; "", null and
+    [] are absent): spot market buys in the quote unless tgtCcy is base_ccy, sells in the base unless quote_ccy; a
+    swap's sz in contracts of ctVal; limit buys at px, limit sells at max(px, market); anything Warden does not value
+    any amount."""
+    order = {k: v for k, v in order.items() if v not in ("", None, [])}
+    inst = order["instId"]
+    swap = inst.endswith("SWAP")
+    size = float(fo.OKX_CT_VAL[inst]) if swap else 1.0
+    market = float(fo.OKX_PRICES[inst])
+    sz, px = finite(order.get("sz")), finite(order["px"]) if "px" in order else None
+    if sz is None or ("px" in order and px is None) or {"ccy", "pxUsd", "attachAlgoOrds"} & set(order) \
+            or order.get("tdMode") not in ("cash", "cross", "isolated"):
+        return math.inf
+    if order["ordType"] == "market":
+        target = order.get("tgtCcy") or ("quote_ccy" if not swap and order["side"] == "buy" else "base_ccy")
+        return sz if not swap and target == "quote_ccy" else sz * size * market
+    if order["ordType"] not in ("limit", "post_only", "ioc", "fok") or px is None:
+        return math.inf
+    return (px * sz if order["side"] == "buy" else max(px, market) * sz) * size
+
+
 def kalshi_number(rng, value):
     """JSON text for a number, as an agent could write it."""
     roll = rng.random()
@@ -617,6 +690,8 @@ def client_id(venue, record):
         return binance_params(record).get("newClientOrderId")
     if venue == "bybit":
         return json.loads(record["body"]).get("orderLinkId")
+    if venue == "okx":
+        return record.get("okx_order", {}).get("clOrdId")
     if venue == "kraken":
         cl_ord_id = dict(urllib.parse.parse_qsl(record["body"].decode("latin-1"))).get("cl_ord_id", "")
         hexed = cl_ord_id.replace("-", "")
@@ -624,7 +699,7 @@ def client_id(venue, record):
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit):
+def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
@@ -669,6 +744,17 @@ def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_b
             if order.get("orderType") != "Market" and cid:
                 open_bybit.add(cid)
             accepted.append(("bybit", bybit_value(order), r))
+    open_okx = set()
+    for r in fake_okx.requests:
+        if r["path"] in ("/api/v5/trade/order", "/api/v5/trade/batch-orders") and r.get("accepted"):
+            body = json.loads(r["body"])
+            for order in body if isinstance(body, list) else [body]:
+                cid = order.get("clOrdId")
+                if cid and cid in open_okx:
+                    continue
+                if order.get("ordType") != "market" and cid:
+                    open_okx.add(cid)
+                accepted.append(("okx", okx_value(order), dict(r, okx_order=order)))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -707,10 +793,10 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi, futures, kraken, bybit):
+def exchange_config(binance, kalshi, futures, kraken, bybit, okx):
     return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
             f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n\n'
-            f'[venues.bybit]\nbase_url = "{bybit.url}"\n')
+            f'[venues.bybit]\nbase_url = "{bybit.url}"\n\n[venues.okx]\nbase_url = "{okx.url}"\n')
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -725,9 +811,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         kraken = quiet(fk.kraken(usd="100000.0000"))
         kraken.state["nonce_window"] = 10**15  # concurrent calls arrive out of nonce order, as the key's setting allows
         bybit = quiet(fb.bybit(usdt="100000"))
+        okx = quiet(fo.okx(usdt="100000"))
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken, bybit))
+            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken, bybit, okx))
+            world.credential("okx", {"api_key": fo.REAL_OKX_KEY, "api_secret": fo.REAL_OKX_SECRET, "passphrase": fo.REAL_OKX_PASSPHRASE})
             world.credential("bybit", {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET})
             world.credential("kraken", {"api_key": fk.REAL_KRAKEN_KEY, "api_secret": fk.REAL_KRAKEN_SECRET})
             world.credential("binance", {"api_key": fx.REAL_BINANCE_KEY, "api_secret": fx.REAL_BINANCE_SECRET})
@@ -737,7 +825,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                              json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
                                             "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit"])["key"]
+            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit", "okx"])["key"]
+            okx_ids = [f"okreuse{i}" for i in range(6)]
             bybit_ids = [f"by-reuse-{i}" for i in range(6)]
             kraken_ids = [f"kr-reuse-{i}" for i in range(6)]
             binance_ids = [f"reuse-{i}" for i in range(6)]
@@ -748,14 +837,16 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                 jobs = []
                 for _ in range(n):
                     roll = rng.random()
-                    if roll < 0.3:
+                    if roll < 0.25:
                         request = gen_binance_request(rng, key, binance_ids)
-                    elif roll < 0.45:
+                    elif roll < 0.38:
                         request = gen_futures_request(rng, key, futures_ids)
-                    elif roll < 0.6:
+                    elif roll < 0.51:
                         request = gen_kraken_request(rng, key, kraken_ids)
-                    elif roll < 0.8:
+                    elif roll < 0.67:
                         request = gen_bybit_request(rng, key, bybit_ids)
+                    elif roll < 0.83:
+                        request = gen_okx_request(rng, key, okx_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -763,10 +854,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit) for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit, okx) for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit"):
+            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx"):
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -776,7 +867,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit)
+            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit, okx)
+            for r in [r for r in okx.requests if r["path"] == "/api/v5/account/set-leverage" and r.get("auth") == "ok"]:
+                if (finite(json.loads(r["body"]).get("lever")) or math.inf) > MAX_LEVERAGE:
+                    violations.append(f"desk {desk}: OKX accepted leverage above {MAX_LEVERAGE}: {show(r)}")
+                totals["leverage_accepted"] += 1
             for r in [r for r in bybit.requests if r["path"] == "/v5/position/set-leverage" and r.get("auth") == "ok"]:
                 levels = json.loads(r["body"])
                 if max(finite(levels.get("buyLeverage")) or math.inf, finite(levels.get("sellLeverage")) or math.inf) > MAX_LEVERAGE:
@@ -790,6 +885,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["futures_accepted"] += sum(1 for a in accepted if a[0] == "binance-futures")
             totals["kraken_accepted"] += sum(1 for a in accepted if a[0] == "kraken")
             totals["bybit_accepted"] += sum(1 for a in accepted if a[0] == "bybit")
+            totals["okx_accepted"] += sum(1 for a in accepted if a[0] == "okx")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -821,12 +917,14 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             futures.stop()
             kraken.stop()
             bybit.stop()
+            okx.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
     assert totals["futures_accepted"] >= 1 and totals["leverage_accepted"] >= 1, tagged(f"no futures traffic got through: {dict(totals)}")
     assert totals["kraken_accepted"] >= 1, tagged(f"no Kraken order got through: {dict(totals)}")
     assert totals["bybit_accepted"] >= 1, tagged(f"no Bybit order got through: {dict(totals)}")
+    assert totals["okx_accepted"] >= 1, tagged(f"no OKX order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 
