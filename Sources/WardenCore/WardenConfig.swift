@@ -154,5 +154,5 @@ public struct WardenConfig: Sendable, Equatable {
 
     /// Venues with built-in adapters; only their upstream can be changed.
     public static let builtInVenues: Set<String> = exchanges.union(["openai", "anthropic"])
-    public static let exchanges: Set<String> = ["binance", "binance-futures", "bybit", "kalshi", "kraken", "okx", "polymarket"]
+    public static let exchanges: Set<String> = ["binance", "binance-futures", "bybit", "coinbase", "kalshi", "kraken", "okx", "polymarket"]
 }

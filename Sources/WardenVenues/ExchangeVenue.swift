@@ -225,6 +225,8 @@ public struct UpstreamRequest: Sendable {
     public var query: String
     public var headers: HTTPFields
     public var body: Data
+    /// The venue's host (and port, when not the scheme's), for venues that sign it.
+    public var authority = ""
 
     public init(method: String, path: String, query: String, headers: HTTPFields, body: Data) {
         self.method = method

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Testing
 @testable import WardenVenues
+import WardenCrypto
 
 /// Signing against the venues' published examples, and classification that no spelling gets past.
 @Suite struct BinanceVenueTests {
@@ -492,7 +493,7 @@ extension CallClass {
             "\"instId\":\"BTC-USDT-250328\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\"",
             "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\",\"tgtCcy\":\"quote_ccy\"",
             "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"optimal_limit_ioc\",\"sz\":\"1\"",
-            "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\",\"attachAlgoOrds\":[]",
+            "\"instId\":\"BTC-USDT-SWAP\",\"tdMode\":\"cross\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\",\"attachAlgoOrds\":[{\"tpTriggerPx\":\"1\"}]",
             "\"instId\":\"btc-usdt\",\"tdMode\":\"cash\",\"side\":\"buy\",\"ordType\":\"market\",\"sz\":\"1\"",
         ] {
             #expect(order(fields).isInvalid, "\(fields)")
@@ -519,6 +520,100 @@ extension CallClass {
             classify("POST", "/api/v5/trade/amend-order", body: "{}") == .unknown
                 && classify("POST", "/api/v5/trade/close-position", body: "{}") == .unknown)
         #expect(classify("GET", "/api/v5/market/ticker", query: "instId=BTC-USDT") == .publicRead)
+    }
+}
+
+@Suite struct CoinbaseVenueTests {
+    let venue = CoinbaseVenue()
+
+    func classify(_ method: String, _ path: String, body: String = "") -> CallClass {
+        venue.classify(ExchangeCall(method: method, path: path, query: "", body: Data(body.utf8)))
+    }
+
+    func order(_ configuration: String, side: String = "BUY", product: String = "BTC-USD") -> CallClass {
+        classify(
+            "POST", "/api/v3/brokerage/orders",
+            body:
+                "{\"client_order_id\":\"c\",\"product_id\":\"\(product)\",\"side\":\"\(side)\",\"order_configuration\":{\(configuration)}}")
+    }
+
+    func jwt(_ request: UpstreamRequest) throws -> (header: [String: Any], claims: [String: Any], signed: Data, signature: Data) {
+        let token = try #require(request.headers[.authorization]?.dropFirst("Bearer ".count))
+        let parts = token.split(separator: ".").map(String.init)
+        try #require(parts.count == 3)
+        let decoded = parts.compactMap(Base64URL.decode)
+        try #require(decoded.count == 3)
+        let header = try #require(VenueJSON.object(decoded[0]))
+        let claims = try #require(VenueJSON.object(decoded[1]))
+        return (header, claims, Data((parts[0] + "." + parts[1]).utf8), decoded[2])
+    }
+
+    @Test func signsAnES256AndAnEdDSAJWTNamingTheKeyMethodHostAndPath() throws {
+        let ec = P256.Signing.PrivateKey()
+        var request = UpstreamRequest(method: "POST", path: "/api/v3/brokerage/orders", query: "", headers: [:], body: Data("{}".utf8))
+        request.authority = "api.coinbase.com"
+        try venue.sign(
+            &request, secret: ["api_key": "organizations/o/apiKeys/k", "api_secret": ec.pemRepresentation], signed: true,
+            now: Date(timeIntervalSince1970: 1_700_000_000))
+        let es = try jwt(request)
+        #expect(es.header["alg"] as? String == "ES256" && es.header["kid"] as? String == "organizations/o/apiKeys/k")
+        #expect(es.claims["uri"] as? String == "POST api.coinbase.com/api/v3/brokerage/orders" && es.claims["iss"] as? String == "cdp")
+        #expect(es.claims["nbf"] as? Int == 1_700_000_000 && es.claims["exp"] as? Int == 1_700_000_120)
+        #expect(ec.publicKey.isValidSignature(try P256.Signing.ECDSASignature(rawRepresentation: es.signature), for: es.signed))
+        let ed = Curve25519.Signing.PrivateKey()
+        try venue.sign(
+            &request,
+            secret: ["api_key": "k", "api_secret": (ed.rawRepresentation + ed.publicKey.rawRepresentation).base64EncodedString()],
+            signed: true, now: Date())
+        let eddsa = try jwt(request)
+        #expect(eddsa.header["alg"] as? String == "EdDSA" && ed.publicKey.isValidSignature(eddsa.signature, for: eddsa.signed))
+        #expect(throws: SecretFieldError.self) { try venue.checkSecret(["api_key": "k", "api_secret": "not a key"]) }
+    }
+
+    @Test func theAgentKeyIsTheNameInTheSDKsToken() throws {
+        let throwaway = P256.Signing.PrivateKey()
+        var request = UpstreamRequest(method: "GET", path: "/api/v3/brokerage/accounts", query: "", headers: [:], body: Data())
+        try venue.sign(&request, secret: ["api_key": "wdn_agent", "api_secret": throwaway.pemRepresentation], signed: true, now: Date())
+        #expect(venue.agentKey(in: request.headers) == "wdn_agent")
+        #expect(venue.agentKey(in: [.authorization: "Bearer wdn_plain"]) == "wdn_plain")
+        #expect(venue.agentKey(in: [HTTPField.Name("CB-ACCESS-KEY")!: "wdn_legacy"]) == "wdn_legacy")
+    }
+
+    @Test func ordersAreValuedByTheirConfiguration() {
+        #expect(order("\"market_market_ioc\":{\"quote_size\":\"40\"}").orderValue == .quote(40, asset: "USD"))
+        #expect(order("\"market_market_ioc\":{\"base_size\":\"2\"}", side: "SELL").orderValue == .atMarket(quantity: 2, asset: "USD"))
+        #expect(
+            order("\"limit_limit_gtc\":{\"base_size\":\"2\",\"limit_price\":\"10\",\"post_only\":false}").orderValue
+                == .quote(20, asset: "USD"))
+        #expect(
+            order("\"limit_limit_gtc\":{\"base_size\":\"2\",\"limit_price\":\"10\"}", side: "SELL").orderValue
+                == .atLeastMarket(amount: 20, quantity: 2, asset: "USD", maxPayoff: nil))
+        for bad in [
+            "\"market_market_ioc\":{\"quote_size\":\"40\",\"base_size\":\"1\"}", "\"market_market_ioc\":{\"quote_size\":40}",
+            "\"limit_limit_gtc\":{\"base_size\":\"2\",\"limit_price\":\"10\",\"post_only\":\"false\"}",
+            "\"stop_limit_stop_limit_gtc\":{\"base_size\":\"1\"}", "\"market_market_ioc\":{\"quote_size\":\"1\"},\"limit_limit_gtc\":{}",
+            "\"market_market_ioc\":{\"quote_size\":\"1e3\"}",
+        ] {
+            #expect(order(bad).isInvalid, "\(bad)")
+        }
+        #expect(order("\"market_market_ioc\":{\"quote_size\":\"4\"}", side: "buy").isInvalid)
+        #expect(order("\"market_market_ioc\":{\"quote_size\":\"4\"}", product: "BTC-EUR").isInvalid)
+    }
+
+    @Test func sendsWithdrawalsAndPortfolioMovesAreFundMovement() {
+        for path in [
+            "/v2/accounts/a/transactions", "/v2/accounts/a/withdrawals", "/v2/accounts/a/deposits",
+            "/api/v3/brokerage/portfolios/move_funds",
+            "/api/v3/brokerage/convert/trade", "/api/v3/brokerage/cfm/sweeps/schedule",
+        ] {
+            #expect(classify("POST", path, body: "{}") == .fundMovement, "\(path)")
+        }
+        #expect(classify("GET", "/v2/accounts") == .privateRead && classify("GET", "/v2/accounts/a/transactions") == .fundMovement)
+        #expect(classify("GET", "/api/v3/brokerage/transaction_summary") == .privateRead)
+        #expect(classify("GET", "/api/v3/brokerage/orders/historical/batch") == .privateRead)
+        #expect(
+            classify("POST", "/api/v3/brokerage/orders/edit", body: "{}") == .unknown
+                && classify("GET", "/api/v3/brokerage/market/products/BTC-USD") == .publicRead)
     }
 }
 

@@ -3,7 +3,7 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Kraken, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Coinbase, Kraken, Kalshi; paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -39,6 +39,7 @@ import requests
 import fake_billing
 import fake_binance_futures as ff
 import fake_bybit as fb
+import fake_coinbase as fcb
 import fake_exchanges as fx
 import fake_kraken as fk
 import fake_okx as fo
@@ -569,6 +570,60 @@ def okx_value(order):
     return (px * sz if order["side"] == "buy" else max(px, market) * sz) * size
 
 
+def gen_coinbase_request(rng, key, id_pool):
+    """An Advanced Trade order, its configuration drawn around the limits, now and then two at once or twin fields."""
+    product = rng.choice(["BTC-USD"] * 4 + ["ETH-USD", "BTC-USDC", "btc-usd", "BTC-EUR"])
+    market = float(fcb.COINBASE_PRICES.get(product.upper(), "50000"))
+    side = rng.choice(["BUY", "SELL"] * 6 + ["buy"])
+    kind = rng.choice(["market_market_ioc"] * 3 + ["market_market_fok", "limit_limit_gtc", "limit_limit_gtc", "limit_limit_fok",
+                                                   "sor_limit_ioc", "stop_limit_stop_limit_gtc", "trigger_bracket_gtc"])
+    target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+    if kind.startswith("market"):
+        fields = ([("quote_size", number_text(rng, target_usd))] if rng.random() < 0.5
+                  else [("base_size", number_text(rng, target_usd / market))])
+        if rng.random() < 0.05:
+            fields.append(("base_size" if fields[0][0] == "quote_size" else "quote_size", number_text(rng, 10 * target_usd)))
+    else:
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        fields = [("base_size", number_text(rng, target_usd / price)), ("limit_price", number_text(rng, price))]
+        if rng.random() < 0.2:
+            fields.append(("post_only", rng.choice(["false", '"false"', "true"])))
+    inner = "{" + ",".join(f'"{k}":' + (v if k == "post_only" else json.dumps(v)) for k, v in fields) + "}"
+    if rng.random() < 0.05:  # a twin: which one does the venue keep?
+        inner = inner[:-1] + ',"' + fields[0][0] + '":' + json.dumps(number_text(rng, 100 * target_usd)) + "}"
+    configuration = f'"{kind}":{inner}'
+    if rng.random() < 0.03:
+        configuration += ',"market_market_ioc":{"quote_size":"5000"}'
+    order = {"product_id": product, "side": side}
+    if rng.random() < 0.7:
+        order["client_order_id"] = rng.choice(id_pool) if rng.random() < 0.4 else f"cb-{rng.getrandbits(40):x}"
+    if rng.random() < 0.03:
+        order["leverage"] = "5"
+    body = json.dumps(order)[:-1] + f', "order_configuration": {{{configuration}}}}}'
+    headers = [("X-Warden-Key", key), ("Content-Type", "application/json")]
+    return "POST", "/proxy/coinbase/api/v3/brokerage/orders", headers, body.encode()
+
+
+def coinbase_value(order):
+    """USD an accepted Coinbase order can trade, read as the fake read it (the last twin wins): market by quote_size,
+    or base_size × the price; a limit buy at limit_price, a limit sell at max(limit_price, price); anything else any amount."""
+    market = float(fcb.COINBASE_PRICES[order["product_id"]])
+    configuration = order.get("order_configuration", {})
+    if len(configuration) != 1 or "leverage" in order:
+        return math.inf
+    kind, fields = next(iter(configuration.items()))
+    numbers = {k: finite(v) for k, v in fields.items() if k in ("quote_size", "base_size", "limit_price")}
+    if any(v is None for v in numbers.values()):
+        return math.inf
+    if kind.startswith("market"):
+        return max(numbers.get("quote_size", 0), numbers.get("base_size", 0) * market)
+    if kind not in ("limit_limit_gtc", "limit_limit_fok", "sor_limit_ioc", "limit_limit_gtd") or "limit_price" not in numbers:
+        return math.inf
+    size, price = numbers.get("base_size", math.inf), numbers["limit_price"]
+    return price * size if order["side"] == "BUY" else max(price, market) * size
+
+
 def kalshi_number(rng, value):
     """JSON text for a number, as an agent could write it."""
     roll = rng.random()
@@ -690,6 +745,8 @@ def client_id(venue, record):
         return binance_params(record).get("newClientOrderId")
     if venue == "bybit":
         return json.loads(record["body"]).get("orderLinkId")
+    if venue == "coinbase":
+        return json.loads(record["body"]).get("client_order_id")
     if venue == "okx":
         return record.get("okx_order", {}).get("clOrdId")
     if venue == "kraken":
@@ -699,7 +756,7 @@ def client_id(venue, record):
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx):
+def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx, fake_coinbase):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
@@ -755,6 +812,16 @@ def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_b
                 if order.get("ordType") != "market" and cid:
                     open_okx.add(cid)
                 accepted.append(("okx", okx_value(order), dict(r, okx_order=order)))
+    open_coinbase = set()
+    for r in fake_coinbase.requests:
+        if r["path"] == "/api/v3/brokerage/orders" and r.get("accepted"):
+            order = json.loads(r["body"])
+            cid = order.get("client_order_id")
+            if cid and cid in open_coinbase:
+                continue
+            if cid:
+                open_coinbase.add(cid)  # Coinbase keeps a client order id for good
+            accepted.append(("coinbase", coinbase_value(order), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -793,10 +860,11 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi, futures, kraken, bybit, okx):
+def exchange_config(binance, kalshi, futures, kraken, bybit, okx, coinbase):
     return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
             f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n\n'
-            f'[venues.bybit]\nbase_url = "{bybit.url}"\n\n[venues.okx]\nbase_url = "{okx.url}"\n')
+            f'[venues.bybit]\nbase_url = "{bybit.url}"\n\n[venues.okx]\nbase_url = "{okx.url}"\n\n'
+            f'[venues.coinbase]\nbase_url = "{coinbase.url}"\n')
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -812,9 +880,12 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         kraken.state["nonce_window"] = 10**15  # concurrent calls arrive out of nonce order, as the key's setting allows
         bybit = quiet(fb.bybit(usdt="100000"))
         okx = quiet(fo.okx(usdt="100000"))
+        coinbase = quiet(fcb.coinbase(usd="100000"))
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(binance, kalshi, futures, kraken, bybit, okx))
+            world = World(start, tmp_path, master_key, f"desk{desk}",
+                          exchange_config(binance, kalshi, futures, kraken, bybit, okx, coinbase))
+            world.credential("coinbase", {"api_key": fcb.REAL_COINBASE_KEY, "api_secret": fcb.REAL_COINBASE_SECRET})
             world.credential("okx", {"api_key": fo.REAL_OKX_KEY, "api_secret": fo.REAL_OKX_SECRET, "passphrase": fo.REAL_OKX_PASSPHRASE})
             world.credential("bybit", {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET})
             world.credential("kraken", {"api_key": fk.REAL_KRAKEN_KEY, "api_secret": fk.REAL_KRAKEN_SECRET})
@@ -825,7 +896,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                              json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
                                             "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit", "okx"])["key"]
+            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase"])["key"]
+            coinbase_ids = [f"cbreuse-{i}" for i in range(6)]
             okx_ids = [f"okreuse{i}" for i in range(6)]
             bybit_ids = [f"by-reuse-{i}" for i in range(6)]
             kraken_ids = [f"kr-reuse-{i}" for i in range(6)]
@@ -845,8 +917,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                         request = gen_kraken_request(rng, key, kraken_ids)
                     elif roll < 0.67:
                         request = gen_bybit_request(rng, key, bybit_ids)
-                    elif roll < 0.83:
+                    elif roll < 0.8:
                         request = gen_okx_request(rng, key, okx_ids)
+                    elif roll < 0.9:
+                        request = gen_coinbase_request(rng, key, coinbase_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -854,10 +928,11 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit, okx) for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit, okx, coinbase) for r in f.requests
+                            if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx"):
+            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase"):
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -867,7 +942,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit, okx)
+            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit, okx, coinbase)
             for r in [r for r in okx.requests if r["path"] == "/api/v5/account/set-leverage" and r.get("auth") == "ok"]:
                 if (finite(json.loads(r["body"]).get("lever")) or math.inf) > MAX_LEVERAGE:
                     violations.append(f"desk {desk}: OKX accepted leverage above {MAX_LEVERAGE}: {show(r)}")
@@ -886,6 +961,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["kraken_accepted"] += sum(1 for a in accepted if a[0] == "kraken")
             totals["bybit_accepted"] += sum(1 for a in accepted if a[0] == "bybit")
             totals["okx_accepted"] += sum(1 for a in accepted if a[0] == "okx")
+            totals["coinbase_accepted"] += sum(1 for a in accepted if a[0] == "coinbase")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -918,6 +994,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             kraken.stop()
             bybit.stop()
             okx.stop()
+            coinbase.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
@@ -925,6 +1002,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     assert totals["kraken_accepted"] >= 1, tagged(f"no Kraken order got through: {dict(totals)}")
     assert totals["bybit_accepted"] >= 1, tagged(f"no Bybit order got through: {dict(totals)}")
     assert totals["okx_accepted"] >= 1, tagged(f"no OKX order got through: {dict(totals)}")
+    assert totals["coinbase_accepted"] >= 1, tagged(f"no Coinbase order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 

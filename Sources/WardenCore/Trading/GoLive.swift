@@ -92,6 +92,7 @@ public struct GoLive: Sendable {
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
         let query = venue.balanceQuery
         var request = UpstreamRequest(method: query.method, path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
+        request.authority = base.authority
         do {
             if let scope = venue.nonceScope(secret) {
                 let nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.clock())

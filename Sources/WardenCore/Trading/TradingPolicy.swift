@@ -40,9 +40,10 @@ public struct TradingPolicy: Sendable {
         let key = admission.key
         let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
-        let outgoing = UpstreamRequest(
+        var outgoing = UpstreamRequest(
             method: call.method, path: base.prefix + admission.path.encoded, query: query,
             headers: headers, body: body)
+        outgoing.authority = base.authority
         func forward(_ kind: CallKind, signed: Bool) async throws(GatewayRefusal) -> TradePlan {
             TradePlan(route: try await sign(outgoing, venue, admission, base, signed: signed), kind: kind)
         }

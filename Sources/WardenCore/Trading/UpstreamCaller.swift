@@ -19,6 +19,12 @@ struct UpstreamBase: Sendable {
         origin = String(baseURL.dropLast(path.count))
     }
 
+    /// The host, and the port when the URL names one.
+    var authority: String {
+        let parts = URLComponents(string: origin)
+        return (parts?.host ?? "") + (parts?.port.map { ":\($0)" } ?? "")
+    }
+
     func url(_ request: UpstreamRequest) -> String {
         origin + request.path + (request.query.isEmpty ? "" : "?" + request.query)
     }
