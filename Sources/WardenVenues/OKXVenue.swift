@@ -101,10 +101,12 @@ public struct OKXVenue: ExchangeVenue {
         return call.path == "/api/v5/trade/order" ? order(Self.given(object)) : leverage(Self.given(object))
     }
 
-    /// The fields an OKX request gives: its SDKs send every field, `""`, `null` or `[]` for those not given,
-    /// and OKX reads them as absent.
+    /// The fields an OKX request gives: its SDKs send every field, `""` or `null` for those not given (`[]` for
+    /// the one list, `attachAlgoOrds`), and OKX reads them as absent.
     static func given(_ object: [String: Any]) -> [String: Any] {
-        object.filter { !($0.value is NSNull) && ($0.value as? String) != "" && ($0.value as? [Any])?.isEmpty != true }
+        object.filter { name, value in
+            !(value is NSNull) && (value as? String) != "" && !(name == "attachAlgoOrds" && (value as? [Any])?.isEmpty == true)
+        }
     }
 
     /// `POST /api/v5/trade/batch-orders` (ccxt places even one order this way): 1–20 orders, each valued alone.
