@@ -9,8 +9,7 @@ public enum MethodOverride {
     /// Headers that make some server or proxy act on another method or URL than the request line's.
     public static let headers: Set<String> = [
         "x-http-method", "x-http-method-override", "x-method-override", "x-original-method", "x-forwarded-method",
-        "x-original-url", "x-rewrite-url", "x-forwarded-path", "x-forwarded-uri", "x-forwarded-prefix", "x-original-uri",
-        "x-envoy-original-path", "x-override-url", "x-forwarded-host", "x-forwarded-server", "x-original-host", "forwarded",
+        "x-original-url", "x-rewrite-url",
     ]
 
     /// Whether a parameter name, as a form or query parser would read it, is `_method` or `_method[…]`.

@@ -212,9 +212,7 @@ public struct BinanceFuturesVenue: ExchangeVenue {
         )
     }
 
-    public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) {
-        (.badRequest, VenueJSON.encode(["code": -2011, "msg": "Unknown order sent. (Warden dry-run: paper orders fill at once)"]))
-    }
+    public func simulatedCancel() -> (status: HTTPResponse.Status, body: Data) { spot.simulatedCancel() }
 
     public func simulatedLeverage(_ change: LeverageChange) -> (status: HTTPResponse.Status, body: Data) {
         (

@@ -208,9 +208,7 @@ public struct BybitVenue: ExchangeVenue {
         _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
         market: Data?
     ) throws(VenueError) {
-        guard var json = VenueJSON.object(request.body) else { throw VenueError("the order body could not be read again") }
-        if order.clientOrderID == nil { json["orderLinkId"] = clientOrderID }
-        request.body = VenueJSON.encode(json)
+        try VenueJSON.order(&request, clientOrderID: order.clientOrderID == nil ? clientOrderID : nil, field: "orderLinkId")
     }
 
     // MARK: prices and balances

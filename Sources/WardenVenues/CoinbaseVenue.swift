@@ -124,9 +124,13 @@ public struct CoinbaseVenue: ExchangeVenue {
     /// A listed read, by its exact path (or a pattern of one, `*` an id).
     func readClass(_ call: ExchangeCall) -> CallClass? {
         if ["/v2/currencies", "/v2/currencies/crypto", "/v2/exchange-rates", "/v2/time"].contains(call.path) { return .publicRead }
+        // An id in a read's path is never one of the money words (`/v2/accounts/transactions`).
+        let lower = call.matchingPath
+        let plainID =
+            !Self.moneyWords.contains(where: lower.contains) || Self.privateReads.contains(String(call.path.dropFirst(Self.prefix.count)))
         // The App API's account list (ccxt reads balances there); nothing under an account is a read here.
-        if call.path == "/v2/accounts" || ExchangeRules.matches("/v2/accounts/*", call.path) { return .privateRead }
-        guard call.path.hasPrefix(Self.prefix + "/") else { return nil }
+        if call.path == "/v2/accounts" || (plainID && ExchangeRules.matches("/v2/accounts/*", call.path)) { return .privateRead }
+        guard call.path.hasPrefix(Self.prefix + "/"), plainID else { return nil }
         let path = String(call.path.dropFirst(Self.prefix.count))
         if Self.publicReads.contains(path) || Self.publicReadPatterns.contains(where: { ExchangeRules.matches($0, path) }) {
             return .publicRead
@@ -233,9 +237,7 @@ public struct CoinbaseVenue: ExchangeVenue {
         _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
         market: Data?
     ) throws(VenueError) {
-        guard var json = VenueJSON.object(request.body) else { throw VenueError("the order body could not be read again") }
-        if order.clientOrderID == nil { json["client_order_id"] = clientOrderID }
-        request.body = VenueJSON.encode(json)
+        try VenueJSON.order(&request, clientOrderID: order.clientOrderID == nil ? clientOrderID : nil, field: "client_order_id")
     }
 
     // MARK: prices and balances

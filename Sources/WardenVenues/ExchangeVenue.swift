@@ -319,6 +319,14 @@ public enum ExchangeRules {
 }
 
 extension VenueJSON {
+    /// A JSON order written out again with `id` in `field` when the agent gave none: what was checked is what
+    /// is sent, with Warden's client order id.
+    static func order(_ request: inout UpstreamRequest, clientOrderID id: String?, field: String) throws(VenueError) {
+        guard var json = object(request.body) else { throw VenueError("the order body could not be read again") }
+        if let id { json[field] = id }
+        request.body = encode(json)
+    }
+
     static func object(_ data: Data) -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }

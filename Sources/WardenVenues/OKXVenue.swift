@@ -243,9 +243,7 @@ public struct OKXVenue: ExchangeVenue {
         _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
         market: Data?
     ) throws(VenueError) {
-        guard var json = VenueJSON.object(request.body) else { throw VenueError("the order body could not be read again") }
-        if order.clientOrderID == nil { json["clOrdId"] = Self.clientOrderID(clientOrderID) }
-        request.body = VenueJSON.encode(json)
+        try VenueJSON.order(&request, clientOrderID: order.clientOrderID == nil ? Self.clientOrderID(clientOrderID) : nil, field: "clOrdId")
     }
 
     /// A batch goes as it came (each order was read from it exactly, ids as the agent gave them).

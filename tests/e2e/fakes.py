@@ -52,7 +52,8 @@ def send_json(h, status, obj, headers=()):
         h.send_header(name, value)
     h.send_header("Content-Length", str(len(data)))
     h.end_headers()
-    h.wfile.write(data)
+    if h.command != "HEAD":  # as HTTP has it: a HEAD answer's head only
+        h.wfile.write(data)
 
 
 def start_sse(h):

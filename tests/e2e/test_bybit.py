@@ -15,7 +15,7 @@ from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
 import fake_bybit as fb
-from test_exchanges import Exchanges, raw, start_warden, write_config
+from test_exchanges import assert_only_real_credentials, Exchanges, raw, start_warden, write_config
 
 REAL = {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET}
 THROWAWAY_SECRET = "agent-throwaway-bybit-secret"
@@ -48,15 +48,6 @@ def refused(call):
     with pytest.raises(InvalidRequestError) as caught:
         call()
     return caught.value.message
-
-
-def assert_only_real_credentials(fake, agent_keys):
-    assert fake.requests, "nothing reached the venue"
-    for r in fake.requests:
-        assert r.get("auth") in ("ok", "public"), f"the venue refused {r['path']}: {r.get('auth')}"
-        blob = r["path"] + json.dumps(r["headers"]) + r["body"].decode("latin-1")
-        for secret in (*agent_keys, THROWAWAY_SECRET):
-            assert secret not in blob, f"{r['path']} carried an agent key or a throwaway secret"
 
 
 def test_pybit_spot_and_perpetuals_paper_then_live(by):
@@ -101,7 +92,7 @@ def test_pybit_spot_and_perpetuals_paper_then_live(by):
     # Bybit describes the key a call is signed with, the key itself included: the agent sees its own key there.
     described = s.get_api_key_information()["result"]
     assert described["apiKey"] == key and described["uta"] == 1, described
-    assert_only_real_credentials(fake, [key])
+    assert_only_real_credentials(fake, [key], throwaway=(THROWAWAY_SECRET,))
 
 
 def ccxt_bybit(world, key):
@@ -131,7 +122,7 @@ def test_ccxt_bybit_out_of_the_box(by):
             call()
     assert [o["qty"] for o in created(by.fake)] == ["0.001", "50", "0.001"]
     assert not [r for r in by.fake.requests if "/v5/asset/" in r["path"] and r["path"] != "/v5/asset/coin/query-info"]
-    assert_only_real_credentials(by.fake, [key])
+    assert_only_real_credentials(by.fake, [key], throwaway=(THROWAWAY_SECRET,))
 
 
 BYBIT_FUND_MOVEMENT = [

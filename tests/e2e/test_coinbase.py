@@ -21,7 +21,7 @@ from requests.exceptions import HTTPError
 
 import fake_coinbase as fc
 from conftest import warden
-from test_exchanges import OWNER, PASSWORD, Exchanges, write_config
+from test_exchanges import assert_only_real_credentials, OWNER, PASSWORD, Exchanges, write_config
 from test_tls import PKI, TLSServer
 
 REAL = {"api_key": fc.REAL_COINBASE_KEY, "api_secret": fc.REAL_COINBASE_SECRET}
@@ -65,15 +65,6 @@ def refusal(call):
     with pytest.raises(HTTPError) as caught:
         call()
     return str(caught.value)
-
-
-def assert_only_real_credentials(fake, agent_keys):
-    assert fake.requests, "nothing reached the venue"
-    for r in fake.requests:
-        assert r.get("auth") in ("ok", "public"), f"the venue refused {r['path']}: {r.get('auth')}"
-        blob = r["path"] + json.dumps(r["headers"]) + r["body"].decode("latin-1")
-        for secret in (*agent_keys, THROWAWAY_PEM):
-            assert secret not in blob, f"{r['path']} carried an agent key or a throwaway secret"
 
 
 def test_the_fake_checks_the_jwt_as_coinbase_does():
@@ -122,7 +113,7 @@ def test_the_official_sdk_over_tls_paper_then_live(cb):
         message = refusal(call)
         assert reason in message, message
     assert [o["client_order_id"] for o in placed(fake)] == ["live-1", "live-2"]
-    assert_only_real_credentials(fake, [key])
+    assert_only_real_credentials(fake, [key], throwaway=(THROWAWAY_PEM,))
 
 
 def test_ccxt_coinbase_out_of_the_box(cb):
@@ -142,7 +133,7 @@ def test_ccxt_coinbase_out_of_the_box(cb):
     with pytest.raises(ccxt.ExchangeError, match="fund movement"):
         exchange.withdraw("BTC", 0.01, "bc1q" + "x" * 38)
     assert len(placed(cb.fake)) == 2
-    assert_only_real_credentials(cb.fake, [key])
+    assert_only_real_credentials(cb.fake, [key], throwaway=(THROWAWAY_PEM,))
 
 
 COINBASE_FUND_MOVEMENT = [

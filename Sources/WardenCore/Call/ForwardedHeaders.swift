@@ -9,7 +9,13 @@ public enum ForwardedHeaders {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
         "transfer-encoding", "upgrade", "host", "content-length",
     ]
-    static let neverForwarded: Set<String> = ["x-warden-key", "cookie", "origin", "referer"]
+    static let neverForwarded = routing.union(["x-warden-key", "cookie", "origin", "referer"])
+    /// What a proxy in front of Warden may write about the request's host and path (so they are not refused),
+    /// and what a server behind the venue's edge might route on instead of the path Warden signed.
+    static let routing: Set<String> = [
+        "forwarded", "x-forwarded-host", "x-forwarded-server", "x-forwarded-path", "x-forwarded-uri", "x-forwarded-prefix",
+        "x-original-host", "x-original-uri", "x-envoy-original-path", "x-override-url",
+    ]
 
     static let alwaysStripped = hopByHop.union(neverForwarded).union(MethodOverride.headers)
     static let foldedStripped = Set(alwaysStripped.map(folded))

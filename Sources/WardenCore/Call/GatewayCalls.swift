@@ -179,14 +179,9 @@ public struct GatewayCalls: Sendable {
         detail: [String: String]
     ) async throws -> GatewayAnswer {
         let subject = CallSubject(admission)
-        var outgoing = request(url: url, method: signed.method, call)
-        outgoing.headers = signed.headers
-        if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
         let started = ContinuousClock.now
         try await mayBeSent(call, subject, detail: detail, durable: true) { _ in [:] }
-        let upstream: TransportAnswer
-        do { upstream = try await call.transport.send(outgoing) } catch { throw await failed(error, subject) { _ in [:] } }
-        let body = try await whole(upstream.body, limit: Self.maxExchangeBodyBytes, key: admission.key)
+        let (upstream, body) = try await sendReadingWhole(signed, url: url, call, subject, key: admission.key)
         let (status, shown, extra) = try await gateway.trading.completeWalletAuth(
             status: upstream.status, body: body, venue: venue, admission: admission)
         var result = detail.merging(extra) { $1 }
@@ -205,12 +200,9 @@ public struct GatewayCalls: Sendable {
         detail: [String: String]
     ) async throws -> GatewayAnswer {
         let subject = CallSubject(admission)
-        var outgoing = request(url: url, method: signed.method, call)
-        outgoing.headers = signed.headers
         let started = ContinuousClock.now
-        let upstream: TransportAnswer
-        do { upstream = try await call.transport.send(outgoing) } catch { throw await failed(error, subject) { _ in [:] } }
-        var body = try await whole(upstream.body, limit: Self.maxExchangeBodyBytes, key: admission.key)
+        let (upstream, answer) = try await sendReadingWhole(signed, url: url, call, subject, key: admission.key)
+        var body = answer
         for (field, value) in admission.secret where value.utf8.count >= 8 {
             let stand = Data((field == "api_key" ? admission.presentedKey : "stored-in-warden").utf8)
             body = body.replacing(Data(value.utf8), with: stand)
@@ -223,6 +215,18 @@ public struct GatewayCalls: Sendable {
         observer.ended(venue: venue.name, outcome: .forwarded)
         gateway.audit.record(entry(subject, .result, outcome: .forwarded, call, extra: result))
         return GatewayAnswer(status: upstream.status, contentType: "application/json", body: body)
+    }
+
+    /// Sends a signed call and reads its whole answer, for Warden to look at before the agent sees it.
+    func sendReadingWhole(
+        _ signed: UpstreamRequest, url: String, _ call: InboundCall, _ subject: CallSubject, key: AgentKeyRecord
+    ) async throws -> (TransportAnswer, Data) {
+        var outgoing = request(url: url, method: signed.method, call)
+        outgoing.headers = signed.headers
+        if !signed.body.isEmpty { outgoing.body = ByteBuffer(data: signed.body) }
+        let upstream: TransportAnswer
+        do { upstream = try await call.transport.send(outgoing) } catch { throw await failed(error, subject) { _ in [:] } }
+        return (upstream, try await whole(upstream.body, limit: Self.maxExchangeBodyBytes, key: key))
     }
 
     /// An answer's body read whole, for Warden to look at before anything reaches the agent.
