@@ -18,19 +18,22 @@ public enum ForwardedHeaders {
     ]
 
     static let alwaysStripped = hopByHop.union(neverForwarded).union(MethodOverride.headers)
-    static let foldedStripped = Set(alwaysStripped.map(folded))
 
-    static func folded(_ name: String) -> String { name.contains("_") ? name.replacingOccurrences(of: "_", with: "-") : name }
+    /// Whether two lower-case names are the same with `_` and `-` read alike, as servers that read headers
+    /// CGI-style read them (`X_MBX_APIKEY` would stand in for the `X-MBX-APIKEY` Warden sets).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8) { x, y in x == y || ((x == 0x5F || x == 0x2D) && (y == 0x5F || y == 0x2D)) }
+    }
 
     /// The request's headers as they may go upstream (the body's length is set again by the client).
     public static func forwardable(_ incoming: HTTPFields, venue: any VenueAdapter) -> HTTPFields {
-        let auth = venue.inboundAuthHeaders.map { folded($0.canonicalName) }
+        let auth = venue.inboundAuthHeaders
         var out = HTTPFields()
-        // Compared with `_` and `-` alike: servers that read headers CGI-style do, so `X_MBX_APIKEY` would stand
-        // in for the `X-MBX-APIKEY` Warden sets.
         for field in incoming {
-            let name = folded(field.name.canonicalName)
-            guard !foldedStripped.contains(name), !auth.contains(name) else { continue }
+            let name = field.name.canonicalName
+            if alwaysStripped.contains(name) || auth.contains(where: { sameName($0.canonicalName, name) }) { continue }
+            // The stripped names have no `_`: only a name with one can be another spelling of them.
+            if name.utf8.contains(0x5F), alwaysStripped.contains(name.replacingOccurrences(of: "_", with: "-")) { continue }
             out.append(field)
         }
         if let content = incoming[.contentLength] { out[.contentLength] = content }

@@ -11,18 +11,16 @@ public protocol UpstreamCaller: Sendable {
 struct UpstreamBase: Sendable {
     let origin: String
     let prefix: String
+    /// The host, and the port when the URL names one.
+    let authority: String
 
     init(_ baseURL: String) {
-        let path = URLComponents(string: baseURL)?.path ?? ""
+        let parts = URLComponents(string: baseURL)
+        let path = parts?.path ?? ""
         let prefix = path.hasSuffix("/") ? String(path.dropLast()) : path
         self.prefix = prefix
         origin = String(baseURL.dropLast(path.count))
-    }
-
-    /// The host, and the port when the URL names one.
-    var authority: String {
-        let parts = URLComponents(string: origin)
-        return (parts?.host ?? "") + (parts?.port.map { ":\($0)" } ?? "")
+        authority = (parts?.host ?? "") + (parts?.port.map { ":\($0)" } ?? "")
     }
 
     func url(_ request: UpstreamRequest) -> String {
