@@ -337,6 +337,7 @@ public enum ConfigLoader {
             let path = "venues.\(name).\(key)"
             switch key {
             case "base_url": venue.baseURL = try url(t, key, path: path)
+            case "market_data_url" where name == "alpaca": venue.marketDataURL = try url(t, key, path: path)
             case "allow_endpoints":
                 guard WardenConfig.exchanges.contains(name) else {
                     throw .invalidValue(

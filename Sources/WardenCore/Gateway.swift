@@ -164,7 +164,10 @@ public final class Gateway: Sendable {
                 throw refusal
             }
         }
-        let base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
+        var base = config.baseURL(venue: venue.name, default: venue.defaultBaseURL)
+        if let exchange = venue as? any ExchangeVenue, let data = exchange.defaultMarketDataURL, exchange.isMarketData(path.description) {
+            base = config.marketDataURL(venue: venue.name, default: data)
+        }
         let url = base + path.encoded + (query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
         touches.record(keyID: key.id, credentialID: credentialID)
         return Admission(

@@ -62,6 +62,8 @@ public struct WardenConfig: Sendable, Equatable {
 
     public struct VenueSection: Sendable, Equatable {
         public var baseURL: String?
+        /// Where the venue serves market data, for a venue that serves it from a host of its own (Alpaca).
+        public var marketDataURL: String?
         /// Exchange endpoints off Warden's allowlist that the operator opens (`"DELETE /api/v3/openOrders"`).
         /// Fund movement stays refused whatever is listed here.
         public var allowEndpoints: [String] = []
@@ -152,7 +154,14 @@ public struct WardenConfig: Sendable, Equatable {
         venues[venue]?.baseURL ?? services[venue]?.baseURL ?? defaultURL
     }
 
+    /// The market data base URL of a venue that has one apart: the config's override or the venue's default.
+    public func marketDataURL(venue: String, default defaultURL: String) -> String {
+        venues[venue]?.marketDataURL ?? defaultURL
+    }
+
     /// Venues with built-in adapters; only their upstream can be changed.
     public static let builtInVenues: Set<String> = exchanges.union(["openai", "anthropic"])
-    public static let exchanges: Set<String> = ["binance", "binance-futures", "bybit", "coinbase", "kalshi", "kraken", "okx", "polymarket"]
+    public static let exchanges: Set<String> = [
+        "alpaca", "binance", "binance-futures", "bybit", "coinbase", "kalshi", "kraken", "okx", "polymarket",
+    ]
 }

@@ -30,6 +30,14 @@ public protocol ExchangeVenue: VenueAdapter {
     func prepareOrder(
         _ order: OrderIntent, clientOrderID: String, in request: inout UpstreamRequest, secret: [String: String],
         market: Data?) throws(VenueError)
+    /// For a venue that serves market data from a host of its own (Alpaca): that host. Calls whose path
+    /// `isMarketData` are sent there, and so are the price queries; nil: everything goes to the base URL.
+    var defaultMarketDataURL: String? { get }
+    /// Whether a call's canonical path is the market data host's.
+    func isMarketData(_ path: String) -> Bool
+    /// Whether the venue's market data is served only with the credential (Alpaca's is): price queries then
+    /// carry the headers `authorize` writes.
+    var pricesNeedCredential: Bool { get }
     /// The public call that prices `order`'s instrument now (`instrument` overrides it, for conversions).
     func priceQuery(for order: OrderIntent, instrument: String?) -> PublicQuery
     /// The price in the answer to `priceQuery`, per unit of quantity, in the order's quote currency.
@@ -130,6 +138,12 @@ extension ExchangeVenue {
     public func marketQuery(for order: OrderIntent, secret: [String: String]) -> PublicQuery? { nil }
 
     public func contractQuery(for order: OrderIntent) -> PublicQuery? { nil }
+
+    public var defaultMarketDataURL: String? { nil }
+
+    public func isMarketData(_ path: String) -> Bool { false }
+
+    public var pricesNeedCredential: Bool { false }
 
     public func parseContractSize(_ body: Data, for order: OrderIntent) -> Decimal? { nil }
 

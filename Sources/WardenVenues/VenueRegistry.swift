@@ -17,7 +17,8 @@ public struct VenueRegistry: Sendable {
     /// One line per venue Warden knows by itself.
     static func builtIn(polymarket: PolymarketSigning = PolymarketSigning()) -> [any VenueAdapter] {
         [
-            OpenAIVenue(), AnthropicVenue(), BinanceVenue(), BinanceFuturesVenue(), BybitVenue(), CoinbaseVenue(), KrakenVenue(),
+            OpenAIVenue(), AnthropicVenue(), AlpacaVenue(), BinanceVenue(), BinanceFuturesVenue(), BybitVenue(), CoinbaseVenue(),
+            KrakenVenue(),
             OKXVenue(), KalshiVenue(),
             PolymarketVenue(signing: polymarket),
         ]

@@ -251,8 +251,9 @@ public struct Approvals: Sendable {
             method: approval.method, path: base.prefix + path.encoded, query: approval.query, headers: headers, body: approval.body)
         do {
             try venue.refreshForDelayedSend(&request)
+            let source = trading.marketSource(venue, base, secret: secret)
             let market = try await venue.marketQuery(for: order, secret: secret).asyncMap {
-                try await trading.prices.body(of: $0, venue: venue.name, base: base)
+                try await trading.prices.body(of: $0, venue: venue.name, source: source)
             }
             try venue.prepareOrder(order, clientOrderID: approval.clientOrderID, in: &request, secret: secret, market: market)
         } catch {

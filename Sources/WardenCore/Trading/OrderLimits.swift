@@ -59,10 +59,10 @@ extension TradingPolicy {
     /// `daily_cap_usd`. With `record`, the reservation is made in the audit's next group commit, with the row
     /// `record` makes from the order's details: both are on disk together, or neither is.
     func hold(
-        _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord, credentialID: String,
+        _ order: OrderIntent, _ venue: any ExchangeVenue, _ source: MarketSource, key: AgentKeyRecord, credentialID: String,
         limits: Limits, revision: Int64?, record: RowMaker? = nil, approval: ApprovalHold? = nil
     ) async throws(GatewayRefusal) -> Held {
-        let priced = try await price(order, venue, base, key: key)
+        let priced = try await price(order, venue, source, key: key)
         guard let notional = USD(roundingUp: priced.usd), notional > .zero else {
             throw GatewayRefusal(
                 .badRequest, .invalidRequest, "the order's notional must be above zero and below \(USD.limit) USD", key: key)
@@ -208,6 +208,7 @@ extension TradingPolicy {
         _ base: UpstreamBase
     ) async throws(GatewayRefusal) -> TradePlan {
         let limits = try await limits(admission, venue: venue.name)
+        let source = marketSource(venue, base, secret: admission.secret)
         // A live order is recorded as it is reserved, in one commit: the row is on disk before it is sent.
         var record: RowMaker?
         if limits.live {
@@ -219,7 +220,7 @@ extension TradingPolicy {
             }
         }
         let held = try await hold(
-            order, venue, base, key: admission.key, credentialID: admission.credentialID, limits: limits, revision: admission.revision,
+            order, venue, source, key: admission.key, credentialID: admission.credentialID, limits: limits, revision: admission.revision,
             record: record,
             approval: approvalHold(admission, venue: venue, outgoing: outgoing, limits: limits))
         if let approval = held.approval {
@@ -231,13 +232,13 @@ extension TradingPolicy {
             return TradePlan(route: .held(status: .forbidden, body: body), kind: .order, audit: held.audit)
         }
         guard limits.live else {
-            let answer = try await simulate(held, profile: limits.owner, venue, base, key: admission.key)
+            let answer = try await simulate(held, profile: limits.owner, venue, source, key: admission.key)
             return TradePlan(route: .answer(status: answer.status, body: answer.body), kind: .order, audit: held.audit)
         }
         do {
             var request = outgoing
             let market = try await venue.marketQuery(for: order, secret: admission.secret).asyncMap {
-                try await prices.body(of: $0, venue: venue.name, base: base)
+                try await prices.body(of: $0, venue: venue.name, source: source)
             }
             try venue.prepareOrder(order, clientOrderID: held.clientOrderID, in: &request, secret: admission.secret, market: market)
             return TradePlan(
@@ -257,13 +258,14 @@ extension TradingPolicy {
     ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let limits = try await limits(admission, venue: venue.name)
+        let source = marketSource(venue, base, secret: admission.secret)
         let live = limits.live
         var held: [Held] = []
         let threshold = limits.owner.approveAboveUSD
         for order in orders {
             do throws(GatewayRefusal) {
                 let one = try await hold(
-                    order, venue, base, key: key, credentialID: admission.credentialID, limits: limits, revision: admission.revision)
+                    order, venue, source, key: key, credentialID: admission.credentialID, limits: limits, revision: admission.revision)
                 held.append(one)
                 if live, let threshold, one.notional > threshold {
                     throw GatewayRefusal(
@@ -287,7 +289,7 @@ extension TradingPolicy {
             var answers: [Any] = []
             for (index, one) in held.enumerated() {
                 do {
-                    let answer = try await simulate(one, profile: limits.owner, venue, base, key: key)
+                    let answer = try await simulate(one, profile: limits.owner, venue, source, key: key)
                     answers.append(try JSONSerialization.jsonObject(with: answer.body))
                 } catch {
                     await release(Array(held[(index + 1)...]))
@@ -301,7 +303,7 @@ extension TradingPolicy {
             var markets: [String: Data] = [:]
             for order in orders where markets[order.instrument] == nil {
                 if let query = venue.marketQuery(for: order, secret: admission.secret) {
-                    markets[order.instrument] = try await prices.body(of: query, venue: venue.name, base: base)
+                    markets[order.instrument] = try await prices.body(of: query, venue: venue.name, source: source)
                 }
             }
             var request = outgoing

@@ -13,13 +13,13 @@ extension TradingPolicy {
         var contractSize: Decimal = 1
     }
 
-    func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws(GatewayRefusal)
+    func price(_ order: OrderIntent, _ venue: any ExchangeVenue, _ source: MarketSource, key: AgentKeyRecord) async throws(GatewayRefusal)
         -> Priced
     {
-        var priced = try await priceInUnderlying(order, venue, base, key: key)
+        var priced = try await priceInUnderlying(order, venue, source, key: key)
         guard let query = venue.contractQuery(for: order) else { return priced }
         do {
-            let body = try await prices.body(of: query, venue: venue.name, base: base)
+            let body = try await prices.body(of: query, venue: venue.name, source: source)
             guard let size = venue.parseContractSize(body, for: order), size > 0 else { throw VenueError("no contract size") }
             priced = Priced(usd: priced.usd * size, usdPerQuote: priced.usdPerQuote, market: priced.market, contractSize: size)
             return priced
@@ -31,7 +31,7 @@ extension TradingPolicy {
     }
 
     /// The order's value with its quantity read as the underlying's.
-    func priceInUnderlying(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord)
+    func priceInUnderlying(_ order: OrderIntent, _ venue: any ExchangeVenue, _ source: MarketSource, key: AgentKeyRecord)
         async throws(GatewayRefusal) -> Priced
     {
         do {
@@ -39,16 +39,16 @@ extension TradingPolicy {
             case .usd(let usd):
                 return Priced(usd: usd, usdPerQuote: 1, market: nil)
             case .quote(let amount, let asset):
-                let rate = try await usdRate(asset, order, venue, base)
+                let rate = try await usdRate(asset, order, venue, source)
                 return Priced(usd: amount * rate, usdPerQuote: rate, market: nil)
             case .atMarket(let quantity, let asset):
-                let rate = try await usdRate(asset, order, venue, base)
-                let market = try await marketPrice(order, venue, base, key: key)
+                let rate = try await usdRate(asset, order, venue, source)
+                let market = try await marketPrice(order, venue, source, key: key)
                 return Priced(usd: quantity * market * rate, usdPerQuote: rate, market: market)
             case .atLeastMarket(let amount, let quantity, let asset, let maxPayoff):
-                let rate = try await usdRate(asset, order, venue, base)
+                let rate = try await usdRate(asset, order, venue, source)
                 let market: Decimal?
-                do { market = try await marketPrice(order, venue, base, key: key) } catch {
+                do { market = try await marketPrice(order, venue, source, key: key) } catch {
                     guard maxPayoff != nil else { throw error }
                     market = nil  // a contract's maximum payoff bounds it instead
                 }
@@ -66,15 +66,16 @@ extension TradingPolicy {
     }
 
     /// USD per unit of a quote asset: 1 for USD stablecoins, otherwise the asset's USDT price.
-    func usdRate(_ asset: String, _ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase) async throws -> Decimal {
+    func usdRate(_ asset: String, _ order: OrderIntent, _ venue: any ExchangeVenue, _ source: MarketSource) async throws -> Decimal {
         if ExchangeRules.usdStablecoins.contains(asset) { return 1 }
-        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: asset + "USDT"), venue: venue.name, base: base)
+        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: asset + "USDT"), venue: venue.name, source: source)
         guard let rate = venue.parsePrice(body, for: order), rate > 0 else { throw VenueError("no USDT price for \(asset)") }
         return rate
     }
 
-    func marketPrice(_ order: OrderIntent, _ venue: any ExchangeVenue, _ base: UpstreamBase, key: AgentKeyRecord) async throws -> Decimal {
-        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: nil), venue: venue.name, base: base)
+    func marketPrice(_ order: OrderIntent, _ venue: any ExchangeVenue, _ source: MarketSource, key: AgentKeyRecord) async throws -> Decimal
+    {
+        let body = try await prices.body(of: venue.priceQuery(for: order, instrument: nil), venue: venue.name, source: source)
         guard let price = venue.parsePrice(body, for: order), price > 0 else { throw VenueError("no price for \(order.instrument)") }
         return price
     }

@@ -13,11 +13,14 @@ public actor PriceFeed {
         self.ttl = ttl
     }
 
-    /// The answer to a public GET at `base`, from the cache when it is fresh.
-    func body(of query: PublicQuery, venue: String, base: UpstreamBase) async throws -> Data {
+    /// The answer to a market data GET at `source`, from the cache when it is fresh. The cache is the venue's,
+    /// whoever's credential read it: market data is the same for every customer.
+    func body(of query: PublicQuery, venue: String, source: MarketSource) async throws -> Data {
         let key = "\(venue) \(query.path)?\(query.query)"
         if let hit = cache[key], ContinuousClock.now - hit.at < ttl { return hit.body }
-        let request = UpstreamRequest(method: "GET", path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
+        let base = source.base
+        let request = UpstreamRequest(
+            method: "GET", path: base.prefix + query.path, query: query.query, headers: source.headers, body: Data())
         let answer = try await caller.send(request, origin: base.origin)
         guard (200..<300).contains(answer.status) else { throw VenueError("\(venue) answered \(answer.status) to \(query.path)") }
         if cache.count > 10_000 { cache.removeAll() }

@@ -7,14 +7,14 @@ import WardenVenues
 extension TradingPolicy {
     /// A fill at the venue's current price moved against the order by the slippage, with the fee, booked on paper.
     func simulate(
-        _ held: Held, profile: ProfileRecord, _ venue: any ExchangeVenue, _ base: UpstreamBase,
+        _ held: Held, profile: ProfileRecord, _ venue: any ExchangeVenue, _ source: MarketSource,
         key: AgentKeyRecord
     ) async throws(GatewayRefusal) -> (status: HTTPResponse.Status, body: Data) {
         let (order, priced, clientOrderID, ticket) = (held.order, held.priced, held.clientOrderID, held.reservation)
         let trades = TradeRepository(database)
         do {
             let market: Decimal
-            if let known = priced.market { market = known } else { market = try await marketPrice(order, venue, base, key: key) }
+            if let known = priced.market { market = known } else { market = try await marketPrice(order, venue, source, key: key) }
             let slip = Decimal(profile.slippageBps) / 10_000
             let price = market * (order.side == .buy ? 1 + slip : 1 - slip)
             var quantity = (order.quantity ?? 0) * priced.contractSize

@@ -39,7 +39,7 @@ public struct TradingPolicy: Sendable {
     ) async throws(GatewayRefusal) -> TradePlan {
         let key = admission.key
         let call = ExchangeCall(method: method, path: admission.path.description, query: query, body: body)
-        let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+        let base = base(venue, path: call.path)
         var outgoing = UpstreamRequest(
             method: call.method, path: base.prefix + admission.path.encoded, query: query,
             headers: headers, body: body)
@@ -123,10 +123,26 @@ public struct TradingPolicy: Sendable {
             throw GatewayRefusal(
                 .unauthorized, .authentication, "no Warden agent key: send it where the SDK sends its API key, or in X-Warden-Key")
         }
-        let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+        let base = base(venue, path: path.description)
         let request = UpstreamRequest(
             method: method.uppercased(), path: base.prefix + path.encoded, query: query, headers: headers, body: body)
         return (request, base.url(request))
+    }
+
+    /// The base a call to `path` goes to: the venue's market data host for its market data, else its base URL.
+    func base(_ venue: any ExchangeVenue, path: String) -> UpstreamBase {
+        if let data = venue.defaultMarketDataURL, venue.isMarketData(path) {
+            return UpstreamBase(config.marketDataURL(venue: venue.name, default: data))
+        }
+        return UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+    }
+
+    /// Where `venue`'s prices are read for an order signed with `secret`; `base` is the order's own.
+    func marketSource(_ venue: any ExchangeVenue, _ base: UpstreamBase, secret: [String: String]) -> MarketSource {
+        var headers: HTTPFields = [:]
+        if venue.pricesNeedCredential { venue.authorize(&headers, secret: secret) }
+        guard let data = venue.defaultMarketDataURL else { return MarketSource(base: base, headers: headers) }
+        return MarketSource(base: UpstreamBase(config.marketDataURL(venue: venue.name, default: data)), headers: headers)
     }
 
     /// The venue refused a live order: its notional goes back to the days it was counted on.

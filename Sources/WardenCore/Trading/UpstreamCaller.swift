@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import WardenVenues
 
 /// Sends a call Warden makes on its own account (a price, a balance) and returns the whole answer.
@@ -26,4 +27,11 @@ struct UpstreamBase: Sendable {
     func url(_ request: UpstreamRequest) -> String {
         origin + request.path + (request.query.isEmpty ? "" : "?" + request.query)
     }
+}
+
+/// Where a venue's market data is read: its base, or its market data host, with the credential's headers
+/// when the venue serves market data only to its customers.
+struct MarketSource: Sendable {
+    let base: UpstreamBase
+    let headers: HTTPFields
 }
