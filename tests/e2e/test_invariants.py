@@ -3,7 +3,7 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Coinbase, Kraken, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Coinbase, Kraken, Alpaca, Kalshi; paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -36,6 +36,7 @@ import urllib.parse
 import pytest
 import requests
 
+import fake_alpaca as fa
 import fake_billing
 import fake_binance_futures as ff
 import fake_bybit as fb
@@ -624,6 +625,56 @@ def coinbase_value(order):
     return price * size if order["side"] == "BUY" else max(price, market) * size
 
 
+def gen_alpaca_request(rng, key, id_pool):
+    """A Trading API order (stocks and crypto), its numbers strings or JSON numbers, now and then a twin or a field
+    Warden does not value."""
+    symbol = rng.choice(["AAPL"] * 3 + ["BTC/USD"] * 3 + ["BRK.B", "aapl", "BTC/EUR", "BTCUSD"])
+    market = float(fa.ALPACA_PRICES.get(symbol, "50000"))
+    side = rng.choice(["buy", "sell"] * 6 + ["Buy"])
+    kind = rng.choice(["market"] * 4 + ["limit"] * 4 + ["stop", "trailing_stop"])
+    target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+
+    def number(value):
+        return json.dumps(value) if rng.random() < 0.4 else json.dumps(number_text(rng, value))
+    fields = [("symbol", json.dumps(symbol)), ("side", json.dumps(side)), ("type", json.dumps(kind)),
+              ("time_in_force", json.dumps(rng.choice(["day", "gtc", "ioc", "fok", "day", "gtc", "opg"])))]
+    if kind == "limit":
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        fields += [("qty", number(target_usd / price)), ("limit_price", number(price))]
+    elif rng.random() < 0.5:
+        fields.append(("notional", number(target_usd)))
+    else:
+        fields.append(("qty", number(target_usd / market)))
+    for extra in (("stop_price", '"1"'), ("order_class", rng.choice(['"bracket"', '"simple"'])), ("extended_hours", "true"),
+                  ("take_profit", '{"limit_price": "1"}'), ("notional", '"5000"'), ("trail_percent", '"1"')):
+        if rng.random() < 0.04:
+            fields.append(extra)
+    if rng.random() < 0.3:
+        fields.append(("client_order_id", json.dumps(rng.choice(id_pool))))
+    if rng.random() < 0.05:  # a field twice: which one does the venue keep?
+        fields.append((rng.choice(["qty", "notional"]), number(100 * target_usd / market)))
+    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields) + "}"
+    headers = [("APCA-API-KEY-ID", key), ("APCA-API-SECRET-KEY", "agent"), ("Content-Type", "application/json")]
+    return "POST", "/proxy/alpaca/v2/orders", headers, body.encode()
+
+
+def alpaca_value(order):
+    """USD an accepted Alpaca order can trade, read as the fake read it (the last twin wins): market by notional or
+    qty × the price, a limit buy at limit_price, a limit sell at max(limit_price, price); anything else any amount."""
+    market = float(fa.ALPACA_PRICES[order["symbol"]])
+    numbers = {k: finite(order[k]) for k in ("qty", "notional", "limit_price") if k in order}
+    if any(v is None for v in numbers.values()) or {"stop_price", "take_profit", "trail_percent"} & set(order) \
+            or order.get("order_class", "simple") != "simple" or ("qty" in numbers) == ("notional" in numbers):
+        return math.inf
+    if order["type"] == "market":
+        return numbers["notional"] if "notional" in numbers else numbers["qty"] * market
+    if order["type"] != "limit" or "limit_price" not in numbers or "qty" not in numbers:
+        return math.inf
+    price, qty = numbers["limit_price"], numbers["qty"]
+    return price * qty if order["side"] == "buy" else max(price, market) * qty
+
+
 def kalshi_number(rng, value):
     """JSON text for a number, as an agent could write it."""
     roll = rng.random()
@@ -745,7 +796,7 @@ def client_id(venue, record):
         return binance_params(record).get("newClientOrderId")
     if venue == "bybit":
         return json.loads(record["body"]).get("orderLinkId")
-    if venue == "coinbase":
+    if venue in ("coinbase", "alpaca"):
         return json.loads(record["body"]).get("client_order_id")
     if venue == "okx":
         return record.get("okx_order", {}).get("clOrdId")
@@ -756,10 +807,12 @@ def client_id(venue, record):
     return json.loads(record["body"]).get("client_order_id")
 
 
-def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx, fake_coinbase):
+def accepted_orders(fakes):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
+    fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx, fake_coinbase, fake_alpaca = (
+        fakes[name] for name in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase", "alpaca"))
     accepted = []
     open_binance, seen_kalshi = set(), set()
     for r in fake_binance.requests:
@@ -822,6 +875,16 @@ def accepted_orders(fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_b
             if cid:
                 open_coinbase.add(cid)  # Coinbase keeps a client order id for good
             accepted.append(("coinbase", coinbase_value(order), r))
+    seen_alpaca = set()
+    for r in fake_alpaca.requests:
+        if r["path"] == "/v2/orders" and r.get("accepted"):
+            order = json.loads(r["body"])
+            cid = order.get("client_order_id")
+            if cid and cid in seen_alpaca:
+                continue
+            if cid:
+                seen_alpaca.add(cid)  # Alpaca refuses a client order id it has seen
+            accepted.append(("alpaca", alpaca_value(order), r))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -860,11 +923,9 @@ def show(record):
     return f"{record['method']} {record['path']} {record['body'][:400]!r}"
 
 
-def exchange_config(binance, kalshi, futures, kraken, bybit, okx, coinbase):
-    return (f'[venues.binance]\nbase_url = "{binance.url}"\n\n[venues.kalshi]\nbase_url = "{kalshi.url}"\n\n'
-            f'[venues.binance-futures]\nbase_url = "{futures.url}"\n\n[venues.kraken]\nbase_url = "{kraken.url}"\n\n'
-            f'[venues.bybit]\nbase_url = "{bybit.url}"\n\n[venues.okx]\nbase_url = "{okx.url}"\n\n'
-            f'[venues.coinbase]\nbase_url = "{coinbase.url}"\n')
+def exchange_config(fakes):
+    return "\n".join(f'[venues.{name}]\nbase_url = "{fake.url}"\n'
+                     + (f'market_data_url = "{fake.data.url}"\n' if name == "alpaca" else "") for name, fake in fakes.items())
 
 
 def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, master_key, record_status):
@@ -881,10 +942,13 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         bybit = quiet(fb.bybit(usdt="100000"))
         okx = quiet(fo.okx(usdt="100000"))
         coinbase = quiet(fcb.coinbase(usd="100000"))
+        alpaca = quiet(fa.alpaca(cash="100000"))
+        fakes = {"binance": binance, "kalshi": kalshi, "binance-futures": futures, "kraken": kraken, "bybit": bybit, "okx": okx,
+                 "coinbase": coinbase, "alpaca": alpaca}
         world = None
         try:
-            world = World(start, tmp_path, master_key, f"desk{desk}",
-                          exchange_config(binance, kalshi, futures, kraken, bybit, okx, coinbase))
+            world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(fakes))
+            world.credential("alpaca", {"api_key": fa.REAL_ALPACA_KEY, "api_secret": fa.REAL_ALPACA_SECRET})
             world.credential("coinbase", {"api_key": fcb.REAL_COINBASE_KEY, "api_secret": fcb.REAL_COINBASE_SECRET})
             world.credential("okx", {"api_key": fo.REAL_OKX_KEY, "api_secret": fo.REAL_OKX_SECRET, "passphrase": fo.REAL_OKX_PASSPHRASE})
             world.credential("bybit", {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET})
@@ -896,7 +960,8 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                              json={"risk": {"max_leg_usd": MAX_LEG_USD, "daily_cap_usd": DAILY_CAP_USD,
                                             "max_leverage": MAX_LEVERAGE}})
             assert r.status_code == 200, r.text
-            key = world.key(["binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase"])["key"]
+            key = world.key(list(fakes))["key"]
+            alpaca_ids = [f"al-reuse-{i}" for i in range(6)]
             coinbase_ids = [f"cbreuse-{i}" for i in range(6)]
             okx_ids = [f"okreuse{i}" for i in range(6)]
             bybit_ids = [f"by-reuse-{i}" for i in range(6)]
@@ -919,8 +984,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                         request = gen_bybit_request(rng, key, bybit_ids)
                     elif roll < 0.8:
                         request = gen_okx_request(rng, key, okx_ids)
-                    elif roll < 0.9:
+                    elif roll < 0.86:
                         request = gen_coinbase_request(rng, key, coinbase_ids)
+                    elif roll < 0.93:
+                        request = gen_alpaca_request(rng, key, alpaca_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -928,11 +995,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in (binance, kalshi, futures, kraken, bybit, okx, coinbase) for r in f.requests
-                            if r["method"] == "POST"]
+            paper_orders = [r for f in fakes.values() for r in f.requests if r["method"] == "POST"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
-            for venue in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase"):
+            for venue in fakes:
                 r = requests.post(world.api + "/profile/go-live", headers=world.auth, json={"venue": venue})
                 assert r.status_code == 200, r.text
             # Live: sequential (fills the day in order), then concurrent (races for the last of it).
@@ -942,7 +1008,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             run_all(batch(count(150)))
             totals["sent"] += count(40) + count(80) + count(150)
 
-            accepted = accepted_orders(binance, kalshi, futures, kraken, bybit, okx, coinbase)
+            accepted = accepted_orders(fakes)
             for r in [r for r in okx.requests if r["path"] == "/api/v5/account/set-leverage" and r.get("auth") == "ok"]:
                 if (finite(json.loads(r["body"]).get("lever")) or math.inf) > MAX_LEVERAGE:
                     violations.append(f"desk {desk}: OKX accepted leverage above {MAX_LEVERAGE}: {show(r)}")
@@ -962,6 +1028,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["bybit_accepted"] += sum(1 for a in accepted if a[0] == "bybit")
             totals["okx_accepted"] += sum(1 for a in accepted if a[0] == "okx")
             totals["coinbase_accepted"] += sum(1 for a in accepted if a[0] == "coinbase")
+            totals["alpaca_accepted"] += sum(1 for a in accepted if a[0] == "alpaca")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -988,13 +1055,9 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         finally:
             if world is not None:
                 world.server.stop()  # eight desks: one server at a time
-            binance.stop()
-            kalshi.stop()
-            futures.stop()
-            kraken.stop()
-            bybit.stop()
-            okx.stop()
-            coinbase.stop()
+            for fake in fakes.values():
+                fake.stop()
+            alpaca.data.stop()
     print(f"seed {SEED}: {dict(totals)}")
     # The oracle is not vacuous: orders within the limits did go through.
     assert totals["accepted"] >= 4, tagged(f"almost nothing was accepted: {dict(totals)}")
@@ -1003,6 +1066,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     assert totals["bybit_accepted"] >= 1, tagged(f"no Bybit order got through: {dict(totals)}")
     assert totals["okx_accepted"] >= 1, tagged(f"no OKX order got through: {dict(totals)}")
     assert totals["coinbase_accepted"] >= 1, tagged(f"no Coinbase order got through: {dict(totals)}")
+    assert totals["alpaca_accepted"] >= 1, tagged(f"no Alpaca order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 
