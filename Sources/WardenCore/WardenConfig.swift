@@ -162,6 +162,6 @@ public struct WardenConfig: Sendable, Equatable {
     /// Venues with built-in adapters; only their upstream can be changed.
     public static let builtInVenues: Set<String> = exchanges.union(["openai", "anthropic"])
     public static let exchanges: Set<String> = [
-        "alpaca", "binance", "binance-futures", "bybit", "coinbase", "kalshi", "kraken", "okx", "polymarket",
+        "alpaca", "binance", "binance-futures", "bybit", "coinbase", "hyperliquid", "kalshi", "kraken", "okx", "polymarket",
     ]
 }

@@ -50,10 +50,18 @@ public protocol ExchangeVenue: VenueAdapter {
     func parseContractSize(_ body: Data, for order: OrderIntent) -> Decimal?
     /// The authenticated call that reads the account's balance (the go-live check).
     var balanceQuery: PublicQuery { get }
+    /// The same for a credential, for venues whose balance call names the account (Hyperliquid's).
+    func balanceQuery(for secret: [String: String]) -> PublicQuery
+    /// Whether the venue's nonces count milliseconds (Hyperliquid's are a time within a day of the venue's);
+    /// otherwise they count nanoseconds.
+    var noncesInMilliseconds: Bool { get }
     /// Cash in USD (stablecoins at par) in the answer to `balanceQuery`.
     func parseBalanceUSD(_ body: Data) -> Double?
     /// The venue's order response for a simulated fill, with the status its SDK expects for success.
     func simulatedOrder(_ order: OrderIntent, fill: SimulatedFill) -> (status: HTTPResponse.Status, body: Data)
+    /// The venue's answer to a simulated batch, from each order's `simulatedOrder` body (a JSON list of them unless
+    /// the venue answers a batch in one piece).
+    func simulatedBatch(_ answers: [Data]) -> Data
     /// Readies a live batch of orders, as `prepareOrder` does one; `markets` holds `marketQuery`'s answers by instrument.
     func prepareBatch(
         _ orders: [OrderIntent], in request: inout UpstreamRequest, secret: [String: String],
@@ -145,6 +153,15 @@ extension ExchangeVenue {
 
     public var pricesNeedCredential: Bool { false }
 
+    public func balanceQuery(for secret: [String: String]) -> PublicQuery { balanceQuery }
+
+    public var noncesInMilliseconds: Bool { false }
+
+    public func simulatedBatch(_ answers: [Data]) -> Data {
+        let objects = answers.compactMap { try? JSONSerialization.jsonObject(with: $0) }
+        return (try? JSONSerialization.data(withJSONObject: objects, options: [.sortedKeys])) ?? Data("[]".utf8)
+    }
+
     public func parseContractSize(_ body: Data, for order: OrderIntent) -> Decimal? { nil }
 
     public func signWalletAuth(_ request: inout UpstreamRequest, secret: [String: String], now: Date) throws(VenueError) {
@@ -218,16 +235,19 @@ public enum OrderValue: Sendable, Equatable {
     case undetermined(String)
 }
 
-/// A call the gateway makes itself (prices, balances): a GET unless the venue takes it otherwise.
+/// A call the gateway makes itself (prices, balances): a GET unless the venue takes it otherwise; a body
+/// is JSON.
 public struct PublicQuery: Sendable, Equatable {
     public let method: String
     public let path: String
     public let query: String
+    public let body: Data
 
-    public init(method: String = "GET", path: String, query: String) {
+    public init(method: String = "GET", path: String, query: String, body: Data = Data()) {
         self.method = method
         self.path = path
         self.query = query
+        self.body = body
     }
 }
 

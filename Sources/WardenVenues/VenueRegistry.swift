@@ -19,7 +19,7 @@ public struct VenueRegistry: Sendable {
         [
             OpenAIVenue(), AnthropicVenue(), AlpacaVenue(), BinanceVenue(), BinanceFuturesVenue(), BybitVenue(), CoinbaseVenue(),
             KrakenVenue(),
-            OKXVenue(), KalshiVenue(),
+            OKXVenue(), HyperliquidVenue(), KalshiVenue(),
             PolymarketVenue(signing: polymarket),
         ]
     }

@@ -11,8 +11,8 @@ its API wallets (state["agents"]), and its nonce unused by that signer and withi
 Like Hyperliquid, verdicts are HTTP 200 with {"status": "ok" | "err", "response": …}; a wrong signature recovers some
 other address and is answered "User or API Wallet 0x… does not exist.".
 User-signed actions (transfers, withdrawals, approvals) and vault/sub-account transfers are answered "ok" unchecked,
-their verdict "unchecked": tests assert they never arrive. Other L1 actions the fake does not model (noop, …) are
-verified over the action as sent and answered "ok".
+their verdict "unchecked": tests assert they never arrive. Other L1 actions the fake does not model (setReferrer,
+evmUserModify, …) are verified over the action as sent and answered "ok".
 Every request is recorded with its verdict under "auth" ("public", "ok", "unchecked" or "rejected: …"), an /exchange
 request also with "action" (as sent) and "signer" (recovered, lowercase); a request whose orders the fake took
 (placed or modified) is marked "accepted".
@@ -30,8 +30,9 @@ schedule_cancel (the time set by scheduleCancel, or None).
 import itertools
 import json
 import re
+import struct
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from urllib.parse import urlsplit
 
 from eth_account import Account
@@ -73,6 +74,7 @@ _NONCES_KEPT = 100  # Hyperliquid keeps the 100 highest nonces of each signer
 _DAY_MS = 86_400_000
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _HEX = set("0123456789abcdefABCDEF")
+_EXACT = Context(prec=200)  # enough digits that normalizing never rounds
 
 
 def now_ms():
@@ -99,7 +101,6 @@ def msgpack(obj):
                 return bytes([tag]) + obj.to_bytes(size, "big", signed=obj < 0)
         raise ValueError("integer out of range")
     if isinstance(obj, float):
-        import struct
         return b"\xcb" + struct.pack(">d", obj)
     if isinstance(obj, str):
         data = obj.encode()
@@ -186,8 +187,7 @@ def _decimal(value, where):
     """A decimal string as the server re-serializes it: no trailing zeros, no exponent."""
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         raise _Malformed(f"{where}: invalid decimal string")
-    text = format(Decimal(value).normalize(), "f")
-    return text
+    return format(Decimal(value).normalize(_EXACT), "f")
 
 
 def _hex(value, where, nbytes):
@@ -243,19 +243,25 @@ def _canon_order(a):
     return out
 
 
+def _cancel(c, where):
+    _fields(c, where, ("a", "o"))
+    return {"a": _int(c["a"], f"{where}.a"), "o": _int(c["o"], f"{where}.o")}
+
+
+def _cancel_by_cloid(c, where):
+    _fields(c, where, ("asset", "cloid"))
+    return {"asset": _int(c["asset"], f"{where}.asset"), "cloid": _hex(c["cloid"], f"{where}.cloid", 16)}
+
+
 def _canon_cancel(a):
     _fields(a, "action", ("type", "cancels"))
-    return {"type": "cancel", "cancels": [
-        {"a": _int(c["a"], f"cancels[{i}].a"), "o": _int(c["o"], f"cancels[{i}].o")}
-        for i, c in enumerate(_fields(c, f"cancels[{i}]", ("a", "o")) for i, c in enumerate(_list(a["cancels"], "cancels")))]}
+    return {"type": "cancel", "cancels": [_cancel(c, f"cancels[{i}]") for i, c in enumerate(_list(a["cancels"], "cancels"))]}
 
 
 def _canon_cancel_by_cloid(a):
     _fields(a, "action", ("type", "cancels"))
-    return {"type": "cancelByCloid", "cancels": [
-        {"asset": _int(c["asset"], f"cancels[{i}].asset"), "cloid": _hex(c["cloid"], f"cancels[{i}].cloid", 16)}
-        for i, c in enumerate(_fields(c, f"cancels[{i}]", ("asset", "cloid"))
-                              for i, c in enumerate(_list(a["cancels"], "cancels")))]}
+    return {"type": "cancelByCloid",
+            "cancels": [_cancel_by_cloid(c, f"cancels[{i}]") for i, c in enumerate(_list(a["cancels"], "cancels"))]}
 
 
 def _modify(m, where):
@@ -303,7 +309,7 @@ HL_CANONICAL = {"order": _canon_order, "cancel": _canon_cancel, "cancelByCloid":
 
 
 def hl_canonical_action(action):
-    """The action as Hyperliquid hashes it (ValueError when it would not deserialize); others as given."""
+    """A modeled action as Hyperliquid hashes it (ValueError when it would not deserialize); others as given."""
     if not isinstance(action, dict) or not isinstance(action.get("type"), str):
         raise _Malformed("action: missing field `type`")
     canon = HL_CANONICAL.get(action["type"])
@@ -314,7 +320,7 @@ def hl_canonical_action(action):
 
 def _num(value):
     """A number as Hyperliquid prints it: "1000.0", "0.001"."""
-    text = format(Decimal(value).normalize(), "f")
+    text = format(Decimal(value).normalize(_EXACT), "f")
     return text if "." in text else text + ".0"
 
 
@@ -404,13 +410,15 @@ def hyperliquid(usdc="1000.0", mainnet=True):
         return out
 
     def frontend_order(o):
-        trigger = o["trigger"]
-        kind = "Limit" if not trigger else ("Take Profit" if trigger["tpsl"] == "tp" else "Stop") + (
-            " Market" if trigger["isMarket"] else " Limit")
+        trigger, kind, condition = o["trigger"], "Limit", "N/A"
+        if trigger:
+            kind = ("Take Profit" if trigger["tpsl"] == "tp" else "Stop") + (" Market" if trigger["isMarket"] else " Limit")
+            # A sell's take-profit and a buy's stop fire as the price rises.
+            above = (trigger["tpsl"] == "tp") != o["isBuy"]
+            condition = f"Price {'above' if above else 'below'} {trigger['triggerPx']}"
         return {**open_order(o), "isPositionTpsl": False, "isTrigger": bool(trigger), "orderType": kind,
-                "reduceOnly": o["reduceOnly"], "tif": o["tif"],
-                "triggerCondition": f"Price {'above' if (trigger['tpsl'] == 'tp') != o['isBuy'] else 'below'} {trigger['triggerPx']}"
-                if trigger else "N/A", "triggerPx": trigger["triggerPx"] if trigger else "0.0", "children": []}
+                "reduceOnly": o["reduceOnly"], "tif": o["tif"], "triggerCondition": condition,
+                "triggerPx": trigger["triggerPx"] if trigger else "0.0", "children": []}
 
     def user_orders(user, status="open"):
         if not is_user(user):
@@ -429,9 +437,9 @@ def hyperliquid(usdc="1000.0", mainnet=True):
         if coin not in state["prices"]:
             return None
         mid = Decimal(state["prices"][coin])
-        level = lambda px: [{"px": _num(px), "sz": "10.0", "n": 1}]
+        bid, ask = mid * Decimal("0.9999"), mid * Decimal("1.0001")
         return {"coin": coin, "time": now_ms(),
-                "levels": [level(mid * Decimal("0.9999")), level(mid * Decimal("1.0001"))]}
+                "levels": [[{"px": _num(bid), "sz": "10.0", "n": 1}], [{"px": _num(ask), "sz": "10.0", "n": 1}]]}
 
     def info(h, req):
         _mark(h, "public")
@@ -469,10 +477,8 @@ def hyperliquid(usdc="1000.0", mainnet=True):
                 return send_json(h, 200, list(reversed(state["fills"])) if is_user(user) else [])
             if kind == "orderStatus":
                 return send_json(h, 200, order_status(user, req.get("oid")))
-            if kind == "activeAssetData":
-                coin = req.get("coin")
-                if coin not in dict((n, 0) for n, _, _ in HL_PERPS):
-                    return send_json(h, 500, None)
+            if kind == "activeAssetData" and req.get("coin") in {name for name, _, _ in HL_PERPS}:
+                coin = req["coin"]
                 return send_json(h, 200, {"user": user, "coin": coin, "leverage": leverage_of(coin),
                                           "maxTradeSzs": ["1.0", "1.0"], "availableToTrade": ["1000.0", "1000.0"],
                                           "markPx": state["prices"][coin]})

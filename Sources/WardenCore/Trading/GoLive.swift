@@ -90,12 +90,14 @@ public struct GoLive: Sendable {
             return .failure(VenueError("the stored credential could not be opened"))
         }
         let base = UpstreamBase(config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
-        let query = venue.balanceQuery
-        var request = UpstreamRequest(method: query.method, path: base.prefix + query.path, query: query.query, headers: [:], body: Data())
+        let query = venue.balanceQuery(for: secret)
+        var request = UpstreamRequest(
+            method: query.method, path: base.prefix + query.path, query: query.query, headers: [:], body: query.body)
+        if !query.body.isEmpty { request.headers[.contentType] = "application/json" }
         request.authority = base.authority
         do {
             if let scope = venue.nonceScope(secret) {
-                let nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.clock())
+                let nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.floor(for: venue))
                 try venue.sign(&request, secret: secret, nonce: nonce)
             } else {
                 try venue.sign(&request, secret: secret, signed: true, now: Date())

@@ -286,18 +286,17 @@ extension TradingPolicy {
         ]
         if let sharer = limits.sharer { audit["credential_owner"] = sharer.id }
         guard live else {
-            var answers: [Any] = []
+            var answers: [Data] = []
             for (index, one) in held.enumerated() {
                 do {
                     let answer = try await simulate(one, profile: limits.owner, venue, source, key: key)
-                    answers.append(try JSONSerialization.jsonObject(with: answer.body))
+                    answers.append(answer.body)
                 } catch {
                     await release(Array(held[(index + 1)...]))
                     throw readied(error, venue, key: key)
                 }
             }
-            let body = (try? JSONSerialization.data(withJSONObject: answers, options: [.sortedKeys])) ?? Data("[]".utf8)
-            return TradePlan(route: .answer(status: .ok, body: body), kind: .orders, audit: audit)
+            return TradePlan(route: .answer(status: .ok, body: venue.simulatedBatch(answers)), kind: .orders, audit: audit)
         }
         do {
             var markets: [String: Data] = [:]

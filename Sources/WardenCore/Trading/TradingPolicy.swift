@@ -175,7 +175,7 @@ public struct TradingPolicy: Sendable {
         let secret = admission.secret
         var nonce: Int64?
         if signed, let scope = venue.nonceScope(secret) {
-            do { nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.clock()) } catch {
+            do { nonce = try await NonceRepository(database).next(key: scope, atLeast: Nonces.floor(for: venue)) } catch {
                 throw GatewayRefusal(
                     .serviceUnavailable, .unavailable, "the call's nonce could not be read from the store", key: admission.key)
             }
