@@ -19,10 +19,10 @@ enum HyperliquidAction: Equatable {
     static let fundTypes: Set<String> = [
         "usdSend", "spotSend", "withdraw3", "usdClassTransfer", "vaultTransfer", "approveAgent", "approveBuilderFee",
         "subAccountTransfer", "subAccountSpotTransfer", "createSubAccount", "cDeposit", "cWithdraw", "tokenDelegate", "sendAsset",
-        "convertToMultiSigUser", "multiSig", "createVault", "vaultModify", "vaultDistribute", "setReferrer", "registerReferrer",
+        "convertToMultiSigUser", "multiSig", "createVault", "vaultModify", "vaultDistribute",
         "spotDeploy", "perpDeploy", "evmUserModify", "userDexAbstraction", "agentEnableDexAbstraction",
     ]
-    static let fundWords = ["send", "withdraw", "transfer", "deposit", "approve", "vault", "subaccount", "delegate", "multisig", "referr"]
+    static let fundWords = ["send", "withdraw", "transfer", "deposit", "approve", "vault", "subaccount", "delegate", "multisig"]
 
     static func movesFunds(_ type: String) -> Bool {
         let lower = type.lowercased()
