@@ -24,7 +24,8 @@ directly, give the fake mainnet=False, or make the SDK believe the fake is mainn
 state: mainnet (bool: which source it takes), usdc (perp account value, a string), spot (spot balances by token),
 prices (mid by coin: "BTC", "ETH", "PURR/USDC"), leverage (coin → {"type": "cross" | "isolated", "value": int}; a
 coin absent is cross 20), positions (perp coin → signed size, a string), agents (lowercase addresses of API wallets
-that may sign for the account), orders (oid → order), fills (newest last), nonces (signer → nonces used),
+that may sign for the account), orders (oid → order), taken (each order wire the fake took, placed or as a
+modification, in order), fills (newest last), nonces (signer → nonces used),
 schedule_cancel (the time set by scheduleCancel, or None).
 """
 import itertools
@@ -335,7 +336,7 @@ def _send_text(h, status, text):
 
 def hyperliquid(usdc="1000.0", mainnet=True):
     state = {"mainnet": mainnet, "usdc": usdc, "spot": {"USDC": "100.0", "PURR": "0.0"}, "prices": dict(HL_PRICES),
-             "leverage": {}, "positions": {}, "agents": set(), "orders": {}, "fills": [], "nonces": {},
+             "leverage": {}, "positions": {}, "agents": set(), "orders": {}, "taken": [], "fills": [], "nonces": {},
              "schedule_cancel": None, "oids": itertools.count(100001), "tids": itertools.count(1)}
     venue = None
 
@@ -529,6 +530,7 @@ def hyperliquid(usdc="1000.0", mainnet=True):
                  "px": wire["p"], "sz": wire["s"], "origSz": wire["s"], "tif": tif, "trigger": trigger,
                  "cloid": cloid, "reduceOnly": wire["r"], "status": "open", "timestamp": ts, "statusTimestamp": ts}
         state["orders"][oid] = order
+        state["taken"].append(dict(wire))
         ids = {"oid": oid, **({"cloid": cloid} if cloid else {})}
         if tif in ("Ioc", "FrontendMarket"):
             fill(order)
@@ -574,6 +576,7 @@ def hyperliquid(usdc="1000.0", mainnet=True):
                       statusTimestamp=now_ms())
         if wire.get("c"):
             target["cloid"] = wire["c"]
+        state["taken"].append(dict(wire))
         ids = {"oid": target["oid"], **({"cloid": target["cloid"]} if target["cloid"] else {})}
         if target["tif"] in ("Ioc", "FrontendMarket"):
             fill(target)

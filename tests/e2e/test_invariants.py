@@ -3,7 +3,8 @@
 Each scenario drives randomly generated requests through the real `warden` binary to local fakes, then checks the
 fakes' own records (never Warden's answer codes) against the owner's limits:
 
-1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Coinbase, Kraken, Alpaca, Kalshi; paper then live): every order a venue accepted, valued
+1. exchange orders (Binance Spot and USDⓈ-M futures, Bybit, OKX, Coinbase, Kraken, Alpaca, Hyperliquid, Kalshi;
+   paper then live): every order a venue accepted, valued
    at what it can trade for, is within `max_leg_usd`, the day's accepted orders sum to at most `daily_cap_usd`, and
    no leverage the futures venue accepted is above `max_leverage`;
 2. LLM calls (OpenAI, Anthropic): what the venues billed each budget (a key with its children) is within its
@@ -42,6 +43,7 @@ import fake_binance_futures as ff
 import fake_bybit as fb
 import fake_coinbase as fcb
 import fake_exchanges as fx
+import fake_hyperliquid as fh
 import fake_kraken as fk
 import fake_okx as fo
 import fakes
@@ -675,6 +677,54 @@ def alpaca_value(order):
     return price * qty if order["side"] == "buy" else max(price, market) * qty
 
 
+def gen_hyperliquid_request(rng, key, id_pool):
+    """An exchange action: one order or a few, a modify or batchModify of some order, a leverage change; numbers
+    spelled as an agent could, now and then a twin, a trigger, a builder or a spot asset."""
+    def wire():
+        asset = rng.choice([0] * 6 + [1] * 5 + [10000, 7])
+        market = float(fh.HL_PRICES[fh.HL_PERPS[asset][0]]) if asset < len(fh.HL_PERPS) else 50000.0
+        target_usd = math.exp(rng.uniform(math.log(0.2), math.log(2000))) if rng.random() < 0.9 else rng.uniform(0, 60)
+        where = rng.random()
+        price = market * (rng.uniform(0.9, 1.1) if where < 0.6 else rng.uniform(1e-6, 0.02) if where < 0.85 else rng.uniform(5, 500))
+        fields = [("a", str(asset)), ("b", rng.choice(["true", "false"] * 4 + ["1"])),
+                  ("p", json.dumps(number_text(rng, price)) if rng.random() < 0.95 else str(price)),
+                  ("s", json.dumps(number_text(rng, target_usd / price)) if rng.random() < 0.95 else str(target_usd / price)),
+                  ("r", rng.choice(["false", "true"])),
+                  ("t", rng.choice(['{"limit":{"tif":"Gtc"}}'] * 6 + ['{"limit":{"tif":"Ioc"}}'] * 2 + ['{"limit":{"tif":"Alo"}}',
+                                     '{"trigger":{"isMarket":true,"triggerPx":"1","tpsl":"tp"}}']))]
+        if rng.random() < 0.3:
+            fields.append(("c", json.dumps(rng.choice(id_pool))))
+        if rng.random() < 0.05:  # a twin: which one does the venue keep?
+            fields.append(("s", json.dumps(number_text(rng, 100 * target_usd / price))))
+        return "{" + ",".join(f'"{k}":{v}' for k, v in fields) + "}"
+    roll = rng.random()
+    if roll < 0.12:
+        leverage = rng.choice([1, 2, MAX_LEVERAGE, MAX_LEVERAGE + 1, 10, 40])
+        action = (f'{{"type":"updateLeverage","asset":{rng.choice([0, 1])},"isCross":{rng.choice(["true", "false"])},'
+                  f'"leverage":{rng.choice([str(leverage), json.dumps(str(leverage)), str(leverage + 0.5)])}}}')
+    elif roll < 0.2:
+        action = f'{{"type":"modify","oid":{rng.randint(1, 40)},"order":{wire()}}}'
+    elif roll < 0.25:
+        action = ('{"type":"batchModify","modifies":['
+                  + ",".join(f'{{"oid":{rng.randint(1, 40)},"order":{wire()}}}' for _ in range(rng.randint(1, 3))) + "]}")
+    else:
+        orders = ",".join(wire() for _ in range(1 if rng.random() < 0.85 else rng.randint(2, 3)))
+        extra = rng.choice([""] * 20 + [',"builder":{"b":"0x' + "1" * 40 + '","f":10}'])
+        action = f'{{"type":"order","orders":[{orders}],"grouping":"{rng.choice(["na"] * 12 + ["normalTpsl"])}"{extra}}}'
+    body = f'{{"action":{action},"nonce":{rng.getrandbits(40)},"signature":{{"r":"0x1","s":"0x2","v":27}},"vaultAddress":null}}'
+    headers = [("X-Warden-Key", key), ("Content-Type", "application/json")]
+    return "POST", "/proxy/hyperliquid/exchange", headers, body.encode()
+
+
+def hyperliquid_value(wire):
+    """USD an order the fake took can trade: a buy at its limit, a sell at the larger of its limit and the market;
+    a trigger or an unknown asset any amount."""
+    if "limit" not in wire["t"] or wire["a"] >= len(fh.HL_PERPS):
+        return math.inf
+    price, size = float(wire["p"]), float(wire["s"])
+    return price * size if wire["b"] else max(price, float(fh.HL_PRICES[fh.HL_PERPS[wire["a"]][0]])) * size
+
+
 def kalshi_number(rng, value):
     """JSON text for a number, as an agent could write it."""
     roll = rng.random()
@@ -796,6 +846,8 @@ def client_id(venue, record):
         return binance_params(record).get("newClientOrderId")
     if venue == "bybit":
         return json.loads(record["body"]).get("orderLinkId")
+    if venue == "hyperliquid":
+        return record["wire"].get("c")
     if venue in ("coinbase", "alpaca"):
         return json.loads(record["body"]).get("client_order_id")
     if venue == "okx":
@@ -811,8 +863,9 @@ def accepted_orders(fakes):
     """[(venue, value, request)] for each order the venues accepted and would really have executed: Binance
     refuses a newClientOrderId already used by an open order (a filled MARKET order's id is free again; Kalshi
     likewise refuses one of an open order, and every fake Kalshi order stays open)."""
-    fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx, fake_coinbase, fake_alpaca = (
-        fakes[name] for name in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase", "alpaca"))
+    fake_binance, fake_kalshi, fake_futures, fake_kraken, fake_bybit, fake_okx, fake_coinbase, fake_alpaca, fake_hl = (
+        fakes[name] for name in ("binance", "kalshi", "binance-futures", "kraken", "bybit", "okx", "coinbase", "alpaca",
+                                 "hyperliquid"))
     accepted = []
     open_binance, seen_kalshi = set(), set()
     for r in fake_binance.requests:
@@ -885,6 +938,9 @@ def accepted_orders(fakes):
             if cid:
                 seen_alpaca.add(cid)  # Alpaca refuses a client order id it has seen
             accepted.append(("alpaca", alpaca_value(order), r))
+    for wire in fake_hl.state["taken"]:  # the fake refuses a cloid it has seen: each taken order executes
+        accepted.append(("hyperliquid", hyperliquid_value(wire), {"method": "POST", "path": "/exchange",
+                                                                  "body": json.dumps(wire).encode(), "wire": wire}))
     for r in fake_kalshi.requests:
         if r["method"] == "POST" and r["path"] == "/trade-api/v2/portfolio/orders" and r.get("status") == 201:
             req = json.loads(r["body"])
@@ -943,12 +999,14 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
         okx = quiet(fo.okx(usdt="100000"))
         coinbase = quiet(fcb.coinbase(usd="100000"))
         alpaca = quiet(fa.alpaca(cash="100000"))
+        hyperliquid = quiet(fh.hyperliquid(usdc="100000.0"))
         fakes = {"binance": binance, "kalshi": kalshi, "binance-futures": futures, "kraken": kraken, "bybit": bybit, "okx": okx,
-                 "coinbase": coinbase, "alpaca": alpaca}
+                 "coinbase": coinbase, "alpaca": alpaca, "hyperliquid": hyperliquid}
         world = None
         try:
             world = World(start, tmp_path, master_key, f"desk{desk}", exchange_config(fakes))
             world.credential("alpaca", {"api_key": fa.REAL_ALPACA_KEY, "api_secret": fa.REAL_ALPACA_SECRET})
+            world.credential("hyperliquid", {"private_key": fh.REAL_HL_WALLET_KEY})
             world.credential("coinbase", {"api_key": fcb.REAL_COINBASE_KEY, "api_secret": fcb.REAL_COINBASE_SECRET})
             world.credential("okx", {"api_key": fo.REAL_OKX_KEY, "api_secret": fo.REAL_OKX_SECRET, "passphrase": fo.REAL_OKX_PASSPHRASE})
             world.credential("bybit", {"api_key": fb.REAL_BYBIT_KEY, "api_secret": fb.REAL_BYBIT_SECRET})
@@ -962,6 +1020,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             assert r.status_code == 200, r.text
             key = world.key(list(fakes))["key"]
             alpaca_ids = [f"al-reuse-{i}" for i in range(6)]
+            hyperliquid_ids = ["0x" + f"{i:032x}" for i in range(6)]
             coinbase_ids = [f"cbreuse-{i}" for i in range(6)]
             okx_ids = [f"okreuse{i}" for i in range(6)]
             bybit_ids = [f"by-reuse-{i}" for i in range(6)]
@@ -986,8 +1045,10 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
                         request = gen_okx_request(rng, key, okx_ids)
                     elif roll < 0.86:
                         request = gen_coinbase_request(rng, key, coinbase_ids)
-                    elif roll < 0.93:
+                    elif roll < 0.92:
                         request = gen_alpaca_request(rng, key, alpaca_ids)
+                    elif roll < 0.975:
+                        request = gen_hyperliquid_request(rng, key, hyperliquid_ids)
                     else:
                         request = gen_kalshi_request(rng, key, kalshi_ids)
                     jobs.append(lambda request=request: world.client.send(*request))
@@ -995,7 +1056,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
 
             # Paper: nothing reaches an order endpoint.
             run_all(batch(count(40)))
-            paper_orders = [r for f in fakes.values() for r in f.requests if r["method"] == "POST"]
+            paper_orders = [r for f in fakes.values() for r in f.requests if r["method"] == "POST" and r["path"] != "/info"]
             if paper_orders:
                 violations.append(f"desk {desk}: {len(paper_orders)} paper orders reached a venue, e.g. {show(paper_orders[0])}")
             for venue in fakes:
@@ -1029,6 +1090,14 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
             totals["okx_accepted"] += sum(1 for a in accepted if a[0] == "okx")
             totals["coinbase_accepted"] += sum(1 for a in accepted if a[0] == "coinbase")
             totals["alpaca_accepted"] += sum(1 for a in accepted if a[0] == "alpaca")
+            totals["hyperliquid_accepted"] += sum(1 for a in accepted if a[0] == "hyperliquid")
+            for r in [r for r in hyperliquid.requests if r.get("action", {}).get("type") == "updateLeverage" and r.get("auth") == "ok"]:
+                if (finite(r["action"].get("leverage")) or math.inf) > MAX_LEVERAGE:
+                    violations.append(f"desk {desk}: Hyperliquid got leverage above {MAX_LEVERAGE}: {show(r)}")
+                totals["leverage_accepted"] += 1
+            for r in hyperliquid.requests:
+                if r["path"] == "/exchange" and r.get("signer") != fh.REAL_HL_ADDRESS.lower():
+                    violations.append(f"desk {desk}: Hyperliquid got an action not signed by the real wallet: {show(r)}")
             held = warden_notionals(world)
             over_leg = [a for a in accepted if a[1] > MAX_LEG_USD + TOLERANCE]
             for venue, value, r in sorted(over_leg, key=lambda a: len(a[2]["body"]) + len(a[2]["path"]))[:6]:
@@ -1067,6 +1136,7 @@ def test_exchange_orders_never_exceed_max_leg_or_daily_cap(start, tmp_path, mast
     assert totals["okx_accepted"] >= 1, tagged(f"no OKX order got through: {dict(totals)}")
     assert totals["coinbase_accepted"] >= 1, tagged(f"no Coinbase order got through: {dict(totals)}")
     assert totals["alpaca_accepted"] >= 1, tagged(f"no Alpaca order got through: {dict(totals)}")
+    assert totals["hyperliquid_accepted"] >= 1, tagged(f"no Hyperliquid order got through: {dict(totals)}")
     assert not violations, tagged("\n".join(violations))
 
 
