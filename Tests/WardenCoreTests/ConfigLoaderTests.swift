@@ -13,6 +13,10 @@ import Testing
             [venues.binance]
             base_url = "https://testnet.binance.vision/"
 
+            [venues.alpaca]
+            base_url = "https://paper-api.alpaca.markets"
+            market_data_url = "https://data.alpaca.markets/"
+
             [services.github]
             base_url = "https://api.github.com"
             auth_header = "Authorization"
@@ -26,6 +30,7 @@ import Testing
         #expect(config.server.clientTimeoutSeconds == 15)
         #expect(config.server.publicHosts.isEmpty && config.server.trustedProxies.isEmpty && config.server.tlsCert == nil)
         #expect(config.venues["binance"]?.baseURL == "https://testnet.binance.vision")
+        #expect(config.marketDataURL(venue: "alpaca", default: "") == "https://data.alpaca.markets")
         let github = try #require(config.services["github"])
         #expect(github.blockedEndpoints.count == 3)
         #expect(github.rateLimit == 100)
@@ -67,6 +72,7 @@ import Testing
         ("lisen = 1", ConfigError.unknownKey("lisen")),
         ("[server]\nlisten = \"127.0.0.1:1\"\nport = 5", .unknownKey("server.port")),
         ("[venues.binance]\nbase_url = \"https://x.test\"\napi_key = \"k\"", .unknownKey("venues.binance.api_key")),
+        ("[venues.binance]\nmarket_data_url = \"https://x.test\"", .unknownKey("venues.binance.market_data_url")),
         ("[services.gh]\nbase_url = \"https://x.test\"\nrate_limt = 5", .unknownKey("services.gh.rate_limt")),
     ])
     func unknownKeysAreNamed(text: String, expected: ConfigError) {
@@ -93,6 +99,7 @@ import Testing
         ("[server]\nclient_timeout_seconds = 1.5", "server.client_timeout_seconds"),
         ("[venues.bitmex]\nbase_url = \"https://x.test\"", "venues.bitmex"),
         ("[venues.binance]\nbase_url = \"ftp://x.test\"", "venues.binance.base_url"),
+        ("[venues.alpaca]\nmarket_data_url = \"data.alpaca.markets\"", "venues.alpaca.market_data_url"),
         ("[venues.binance]\nbase_url = \"https://x.test/?a=1\"", "venues.binance.base_url"),
         ("[venues.openai]\nallow_endpoints = [\"GET /x\"]", "venues.openai.allow_endpoints"),
         ("[venues.binance]\nallow_endpoints = [\"withdraw everything\"]", "venues.binance.allow_endpoints[0]"),
