@@ -25,6 +25,14 @@ BINANCE_ACCOUNT = json.dumps({"balances": [{"asset": "USDT", "free": "1000000.00
 BINANCE_ORDER = json.dumps({"symbol": "BTCUSDT", "orderId": 1, "orderListId": -1, "status": "NEW", "type": "LIMIT", "side": "BUY"})
 # A 40 USD limit order with python-binance's parameters; Warden adds the client order id and the signature.
 ORDER_BODY = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=40000&recvWindow=5000&timestamp=1700000000000"
+# A 40 USD Hyperliquid limit buy as its SDK sends it; Warden reads it, writes it canonically, takes a nonce from the
+# store and signs it with the stored wallet key (EIP-712 over its MessagePack's hash).
+HL_ORDER_BODY = json.dumps({"action": {"type": "order", "orders": [{"a": 0, "b": True, "p": "40000", "s": "0.001", "r": False,
+                                                                    "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"},
+                            "nonce": 1700000000000, "signature": {"r": "0x1", "s": "0x2", "v": 27}, "vaultAddress": None})
+HL_ACCOUNT = json.dumps({"marginSummary": {"accountValue": "1000000.0"}})
+HL_ORDER = json.dumps({"status": "ok", "response": {"type": "order", "data": {"statuses": [{"resting": {"oid": 1}}]}}})
+HL_WALLET_KEY = "0x" + "11" * 32
 
 
 def free_port():
@@ -77,17 +85,19 @@ def start_postgres():
 
 
 def owner_keys(api):
-    """Logs the bench's owner in, stores an OpenAI and a Binance credential and returns a trade key on each. The
-    owner trades live: a cap no run can reach, then the go-live checks against the canned account."""
+    """Logs the bench's owner in, stores an OpenAI, a Binance and a Hyperliquid credential and returns a trade key on
+    each. The owner trades live: a cap no run can reach, then the go-live checks against the canned accounts."""
     token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     keys = []
-    for venue, secret in (("openai", {"api_key": "sk-bench"}), ("binance", {"api_key": "bench-key", "api_secret": "bench-secret"})):
+    for venue, secret in (("openai", {"api_key": "sk-bench"}), ("binance", {"api_key": "bench-key", "api_secret": "bench-secret"}),
+                          ("hyperliquid", {"private_key": HL_WALLET_KEY})):
         cred = requests.post(api + "/credentials", headers=auth, json={"venue": venue, "label": "b", "secret": secret}).json()
         keys.append(requests.post(api + "/agent-keys", headers=auth,
                                   json={"name": venue, "credential_ids": [cred["id"]], "access": "trade"}).json()["key"])
     requests.put(api + "/profile", headers=auth, json={"risk": {"max_leg_usd": 100, "daily_cap_usd": 100_000_000}}).raise_for_status()
-    requests.post(api + "/profile/go-live", headers=auth, json={"venue": "binance"}).raise_for_status()
+    for venue in ("binance", "hyperliquid"):
+        requests.post(api + "/profile/go-live", headers=auth, json={"venue": venue}).raise_for_status()
     return keys
 
 
@@ -131,6 +141,8 @@ http {{
         default_type application/json;
         location = /api/v3/account {{ return 200 '{BINANCE_ACCOUNT}'; }}
         location = /api/v3/order {{ return 200 '{BINANCE_ORDER}'; }}
+        location = /info {{ return 200 '{HL_ACCOUNT}'; }}
+        location = /exchange {{ return 200 '{HL_ORDER}'; }}
         location / {{ return 200 '{CANNED}'; }}
     }}
     server {{
@@ -213,6 +225,7 @@ def main():
         config = work / "warden.toml"
         config.write_text(f'[venues.openai]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[venues.binance]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
+                          f'[venues.hyperliquid]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[prices.openai]\n"gpt-bench" = {{ input = 1, output = 2 }}\n')
         data = work / "data"
         subprocess.run([args.warden, "user", "create", "bench@example.com", "bench-password-1", "--no-reset",
@@ -221,7 +234,7 @@ def main():
                                    "--listen", f"127.0.0.1:{warden_port}"], env=env, stderr=open(work / "warden.log", "w"))
         procs.append(warden)
         wait_port(warden_port)
-        agent, trader = owner_keys(f"http://127.0.0.1:{warden_port}/api/v1")
+        agent, trader, hl_trader = owner_keys(f"http://127.0.0.1:{warden_port}/api/v1")
 
         script = work / "post.lua"
         script.write_text(
@@ -235,12 +248,19 @@ def main():
             f'wrk.body = "{ORDER_BODY}"\n'
             'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
             'wrk.headers["X-MBX-APIKEY"] = os.getenv("BENCH_KEY")\n')
+        hl_script = work / "hyperliquid.lua"
+        hl_script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = [[{HL_ORDER_BODY}]]\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["X-Warden-Key"] = os.getenv("BENCH_KEY")\n')
         scenarios = {
             "1_direct": f"http://127.0.0.1:{upstream_port}/v1/chat/completions",
             "2_nginx_proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
             "2b_stack_floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
             "3_warden_openai": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
             "4_warden_binance_order": f"http://127.0.0.1:{warden_port}/proxy/binance/api/v3/order",
+            "4b_warden_hyperliquid_order": f"http://127.0.0.1:{warden_port}/proxy/hyperliquid/exchange",
             "5_warden_refused": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
             # OpenAI-style calls while 64 connections send made-up keys: refusals must not slow real calls.
             "6_warden_openai_under_refused_flood": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
@@ -261,9 +281,10 @@ def main():
         for _ in range(args.rounds):
             measured = {}
             for name, url in scenarios.items():
-                bench_key = "wdn_not_a_real_key" if name == "5_warden_refused" else trader if "binance" in name else agent
+                bench_key = ("wdn_not_a_real_key" if name == "5_warden_refused" else trader if "binance" in name
+                             else hl_trader if "hyperliquid" in name else agent)
                 wrk_env = {**os.environ, "BENCH_KEY": bench_key}
-                lua = str(order_script if "binance" in name else script)
+                lua = str(order_script if "binance" in name else hl_script if "hyperliquid" in name else script)
                 perf = (str(pathlib.Path(args.perf) / f"{name}.perf.data"), warden.pid) if args.perf else None
                 if "flood" in name:
                     flood_env = {**os.environ, "BENCH_KEY": "wdn_not_a_real_key"}

@@ -47,16 +47,20 @@ public struct HyperliquidVenue: ExchangeVenue {
     static let envelopeFields: Set<String> = ["action", "nonce", "signature", "vaultAddress", "expiresAfter"]
 
     public func classify(_ call: ExchangeCall) -> CallClass {
-        guard call.method == "POST", call.path == "/info" || call.path == "/exchange" else { return .unknown }
+        guard call.method == "POST" else { return .unknown }
+        let body = VenueJSON.object(call.body)
+        let action = body?["action"] as? [String: Any], type = action?["type"] as? String
+        if let type, HyperliquidAction.movesFunds(type) { return .fundMovement }
+        guard call.path == "/info" || call.path == "/exchange" else {
+            // An action is read, valued and signed at /exchange alone, whatever path an operator opens.
+            return body?["action"] != nil ? .invalid("Hyperliquid actions are sent to /exchange") : .unknown
+        }
         guard call.query.isEmpty else { return .invalid("Hyperliquid takes its parameters in the JSON body, not the query") }
-        guard JSONMembers.isStrict(call.body), let json = VenueJSON.object(call.body) else {
+        guard JSONMembers.isStrict(call.body), let json = body else {
             return .invalid("the body must be a JSON object that names each field once")
         }
         if call.path == "/info" { return json["type"] is String ? .publicRead : .invalid("an info request names its type") }
-        guard let action = json["action"] as? [String: Any], let type = action["type"] as? String else {
-            return .invalid("an exchange request carries an action with its type")
-        }
-        if HyperliquidAction.movesFunds(type) { return .fundMovement }
+        guard let action, type != nil else { return .invalid("an exchange request carries an action with its type") }
         do {
             try Self.checkEnvelope(json)
             guard let read = try HyperliquidAction.read(action) else { return .unknown }
@@ -114,9 +118,10 @@ public struct HyperliquidVenue: ExchangeVenue {
     }
 
     public func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError) {
-        guard request.path.hasSuffix("/exchange") else { return }  // the go-live check's info call
+        // Info calls (the go-live check's) are not signed; an action only ever reaches here classified at /exchange.
+        guard request.path.hasSuffix("/exchange") else { return }
         guard let json = VenueJSON.object(request.body), let body = json["action"] as? [String: Any],
-            let action = try HyperliquidAction.read(body)
+            let type = body["type"] as? String, !HyperliquidAction.movesFunds(type), let action = try HyperliquidAction.read(body)
         else { throw VenueError("the action cannot be read") }
         let wallet: WalletKey
         do { wallet = try WalletKey(hex: secret["private_key"] ?? "") } catch {

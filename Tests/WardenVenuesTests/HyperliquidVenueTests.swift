@@ -98,6 +98,10 @@ import WardenCrypto
         #expect(classify(#"{"action":{"type":"updateIsolatedMargin","asset":0,"isBuy":true,"ntli":1}}"#) == .unknown)
         #expect(classify(#"{"action":{"type":"cancel","cancels":[{"a":0,"o":12}]}}"#) == .cancel)
         #expect(classify(#"{"type":"allMids"}"#, path: "/info") == .publicRead)
+        // An action anywhere but /exchange is never valued or signed, whatever allow_endpoints opens.
+        #expect(classify(#"{"action":{"type":"updateLeverage","asset":0,"isCross":true,"leverage":50}}"#, path: "/v1/exchange").isInvalid)
+        #expect(classify(#"{"action":{"type":"usdSend","amount":"1"}}"#, path: "/v1/exchange") == .fundMovement)
+        #expect(classify(#"{"x":1}"#, path: "/v1/exchange") == .unknown)
         #expect(venue.classify(ExchangeCall(method: "GET", path: "/info", query: "", body: Data())) == .unknown)
     }
 

@@ -210,3 +210,25 @@ def test_the_daily_cap_is_exact_under_concurrent_orders(hl):
     assert len(ok) == 12, [r for r in results if r["status"] != "ok"][:3]
     assert all("daily_cap_usd" in r["response"] for r in results if r["status"] != "ok")
     assert len(placed(hl.fake)) == 12 and hl.trading()["live_usd"] == 480
+
+
+def test_an_action_is_never_signed_off_exchange_whatever_the_operator_opens(start, tmp_path, master_key):
+    fake = fh.hyperliquid()
+    config = tmp_path / "warden.toml"
+    write_config(config, {"hyperliquid": fake}, allow={"hyperliquid": ["POST /*/exchange"]})
+    world = Exchanges(start_warden(start, {"WARDEN_MASTER_KEY": master_key}, config, tmp_path / "data"), {"hyperliquid": fake})
+    try:
+        world.creds = {"hyperliquid": world.credential("hyperliquid", REAL)}
+        world.put_profile(risk={"max_leverage": 5})
+        world.live("hyperliquid")
+        headers = {"X-Warden-Key": world.key(venues=("hyperliquid",)), "Content-Type": "application/json"}
+        for action, reason in (({"type": "updateLeverage", "asset": 0, "isCross": False, "leverage": 50}, "sent to /exchange"),
+                               ({"type": "order", "orders": [{"a": 0, "b": True, "p": "50000", "s": "1", "r": False,
+                                                              "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}, "sent to /exchange"),
+                               ({"type": "usdSend", "destination": "0x" + "1" * 40, "amount": "1"}, "fund movement")):
+            status, answer = raw(world.server, "POST", "/proxy/hyperliquid/v1/exchange", headers,
+                                 json.dumps({"action": action, "nonce": 1, "signature": {}}).encode())
+            assert status == 200 and reason in json.loads(answer)["response"], (action, answer[:200])
+        assert [r for r in fake.requests if "exchange" in r["path"]] == []
+    finally:
+        fake.stop()
