@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import WardenCrypto
@@ -106,8 +107,10 @@ public struct HyperliquidVenue: ExchangeVenue {
 
     // MARK: signing
 
+    /// The wallet, named by a hash of its key in one spelling (its address would cost a public-key derivation per call).
     public func nonceScope(_ secret: [String: String]) -> String? {
-        (try? WalletKey(hex: secret["private_key"] ?? "")).map { "hyperliquid:" + $0.addressHex }
+        let key = (secret["private_key"] ?? "").lowercased()
+        return "hyperliquid|" + Hex.encode(SHA256.hash(data: Data((key.hasPrefix("0x") ? String(key.dropFirst(2)) : key).utf8)))
     }
 
     public var noncesInMilliseconds: Bool { true }
@@ -127,25 +130,28 @@ public struct HyperliquidVenue: ExchangeVenue {
         do { wallet = try WalletKey(hex: secret["private_key"] ?? "") } catch {
             throw VenueError("the stored Hyperliquid private_key cannot be read")
         }
-        let signature = try Self.signature(action, nonce: UInt64(nonce), wallet: wallet, mainnet: secret["testnet"] != "true")
+        let wire = action.wire
+        let signature = try Self.signature(wire, nonce: UInt64(nonce), wallet: wallet, mainnet: secret["testnet"] != "true")
         let envelope = OrderedWire.map([
-            ("action", action.wire), ("nonce", .uint(UInt64(nonce))), ("signature", signature), ("vaultAddress", .null),
+            ("action", wire), ("nonce", .uint(UInt64(nonce))), ("signature", signature), ("vaultAddress", .null),
             ("expiresAfter", .null),
         ])
         request.body = Data(envelope.json.utf8)
         request.headers[.contentType] = "application/json"
     }
 
-    static let agentType = "Agent(string source,bytes32 connectionId)"
+    /// What every L1 signature shares: the domain, the type's hash and each source's hash.
+    static let domain = EIP712.domainSeparator(
+        name: "Exchange", version: "1", chainID: 1337, verifyingContract: [UInt8](repeating: 0, count: 20))
+    static let agentType = EIP712.typeHash("Agent(string source,bytes32 connectionId)")
+    static let sources = (mainnet: EIP712.string("a"), testnet: EIP712.string("b"))
 
     /// The L1 signature: EIP-712 over the phantom agent whose connection id is the action's hash.
-    static func signature(_ action: HyperliquidAction, nonce: UInt64, wallet: WalletKey, mainnet: Bool) throws(VenueError) -> OrderedWire {
-        let connectionID = EIP712.keccak(action.wire.messagePack + OrderedWire.bigEndian(nonce, bytes: 8) + [0])
-        let domain = EIP712.domainSeparator(
-            name: "Exchange", version: "1", chainID: 1337, verifyingContract: [UInt8](repeating: 0, count: 20))
-        let structHash = EIP712.keccak(EIP712.typeHash(agentType) + EIP712.string(mainnet ? "a" : "b") + connectionID)
+    static func signature(_ action: OrderedWire, nonce: UInt64, wallet: WalletKey, mainnet: Bool) throws(VenueError) -> OrderedWire {
+        let connectionID = EIP712.keccak(action.messagePack + OrderedWire.bigEndian(nonce, bytes: 8) + [0])
+        let structHash = EIP712.keccak(agentType + (mainnet ? sources.mainnet : sources.testnet) + connectionID)
         let signed: [UInt8]
-        do { signed = try wallet.sign(digest: EIP712.digest(domain: domain, structHash: structHash)) } catch {
+        do { signed = try wallet.sign(digest: EIP712.digest(domain: Self.domain, structHash: structHash)) } catch {
             throw VenueError("the action could not be signed with the stored wallet key")
         }
         return .map([
