@@ -48,14 +48,13 @@ public struct HyperliquidVenue: ExchangeVenue {
     static let envelopeFields: Set<String> = ["action", "nonce", "signature", "vaultAddress", "expiresAfter"]
 
     public func classify(_ call: ExchangeCall) -> CallClass {
-        guard call.method == "POST" else { return .unknown }
         let body = VenueJSON.object(call.body)
         let action = body?["action"] as? [String: Any], type = action?["type"] as? String
         if let type, HyperliquidAction.movesFunds(type) { return .fundMovement }
-        guard call.path == "/info" || call.path == "/exchange" else {
-            // An action is read, valued and signed at /exchange alone, whatever path an operator opens.
-            return body?["action"] != nil ? .invalid("Hyperliquid actions are sent to /exchange") : .unknown
-        }
+        // An action is read, valued and signed when POSTed to /exchange alone, whatever an operator opens.
+        let exchange = call.method == "POST" && call.path == "/exchange"
+        if body?["action"] != nil, !exchange { return .invalid("Hyperliquid actions are POSTed to /exchange") }
+        guard call.method == "POST", call.path == "/info" || exchange else { return .unknown }
         guard call.query.isEmpty else { return .invalid("Hyperliquid takes its parameters in the JSON body, not the query") }
         guard JSONMembers.isStrict(call.body), let json = body else {
             return .invalid("the body must be a JSON object that names each field once")
@@ -121,8 +120,9 @@ public struct HyperliquidVenue: ExchangeVenue {
     }
 
     public func sign(_ request: inout UpstreamRequest, secret: [String: String], nonce: Int64) throws(VenueError) {
-        // Info calls (the go-live check's) are not signed; an action only ever reaches here classified at /exchange.
+        // Info calls (the go-live check's) are not signed; an action only ever reaches here POSTed to /exchange.
         guard request.path.hasSuffix("/exchange") else { return }
+        guard request.method == "POST" else { throw VenueError("Hyperliquid actions are POSTed to /exchange") }
         guard let json = VenueJSON.object(request.body), let body = json["action"] as? [String: Any],
             let type = body["type"] as? String, !HyperliquidAction.movesFunds(type), let action = try HyperliquidAction.read(body)
         else { throw VenueError("the action cannot be read") }

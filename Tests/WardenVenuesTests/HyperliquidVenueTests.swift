@@ -102,6 +102,17 @@ import WardenCrypto
         #expect(classify(#"{"action":{"type":"updateLeverage","asset":0,"isCross":true,"leverage":50}}"#, path: "/v1/exchange").isInvalid)
         #expect(classify(#"{"action":{"type":"usdSend","amount":"1"}}"#, path: "/v1/exchange") == .fundMovement)
         #expect(classify(#"{"x":1}"#, path: "/v1/exchange") == .unknown)
+        // Nor with any method but POST.
+        for method in ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let body = Data(#"{"action":{"type":"updateLeverage","asset":0,"isCross":true,"leverage":50}}"#.utf8)
+            #expect(venue.classify(ExchangeCall(method: method, path: "/exchange", query: "", body: body)).isInvalid, "\(method)")
+            let send = Data(#"{"action":{"type":"usdSend","amount":"1"}}"#.utf8)
+            #expect(venue.classify(ExchangeCall(method: method, path: "/info", query: "", body: send)) == .fundMovement, "\(method)")
+        }
+        var get = UpstreamRequest(
+            method: "GET", path: "/exchange", query: "", headers: [:],
+            body: Data(#"{"action":{"type":"cancel","cancels":[{"a":0,"o":1}]}}"#.utf8))
+        #expect(throws: VenueError.self) { try venue.sign(&get, secret: secret, nonce: 1) }
         #expect(venue.classify(ExchangeCall(method: "GET", path: "/info", query: "", body: Data())) == .unknown)
     }
 

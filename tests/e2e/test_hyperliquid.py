@@ -215,20 +215,24 @@ def test_the_daily_cap_is_exact_under_concurrent_orders(hl):
 def test_an_action_is_never_signed_off_exchange_whatever_the_operator_opens(start, tmp_path, master_key):
     fake = fh.hyperliquid()
     config = tmp_path / "warden.toml"
-    write_config(config, {"hyperliquid": fake}, allow={"hyperliquid": ["POST /*/exchange"]})
+    write_config(config, {"hyperliquid": fake}, allow={"hyperliquid": ["POST /*/exchange", "GET /**", "PUT /**", "DELETE /**"]})
     world = Exchanges(start_warden(start, {"WARDEN_MASTER_KEY": master_key}, config, tmp_path / "data"), {"hyperliquid": fake})
     try:
         world.creds = {"hyperliquid": world.credential("hyperliquid", REAL)}
         world.put_profile(risk={"max_leverage": 5})
         world.live("hyperliquid")
-        headers = {"X-Warden-Key": world.key(venues=("hyperliquid",)), "Content-Type": "application/json"}
-        for action, reason in (({"type": "updateLeverage", "asset": 0, "isCross": False, "leverage": 50}, "sent to /exchange"),
-                               ({"type": "order", "orders": [{"a": 0, "b": True, "p": "50000", "s": "1", "r": False,
-                                                              "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}, "sent to /exchange"),
-                               ({"type": "usdSend", "destination": "0x" + "1" * 40, "amount": "1"}, "fund movement")):
-            status, answer = raw(world.server, "POST", "/proxy/hyperliquid/v1/exchange", headers,
-                                 json.dumps({"action": action, "nonce": 1, "signature": {}}).encode())
-            assert status == 200 and reason in json.loads(answer)["response"], (action, answer[:200])
+        for access in ("trade", "read"):
+            headers = {"X-Warden-Key": world.key(venues=("hyperliquid",), access=access), "Content-Type": "application/json"}
+            for action, reason in (({"type": "updateLeverage", "asset": 0, "isCross": False, "leverage": 50}, "POSTed to /exchange"),
+                                   ({"type": "order", "orders": [{"a": 0, "b": True, "p": "50000", "s": "1", "r": False,
+                                                                  "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"},
+                                    "POSTed to /exchange"),
+                                   ({"type": "usdSend", "destination": "0x" + "1" * 40, "amount": "1"}, "fund movement")):
+                body = json.dumps({"action": action, "nonce": 1, "signature": {}}).encode()
+                for method, path in (("POST", "/v1/exchange"), ("GET", "/exchange"), ("PUT", "/exchange"),
+                                     ("DELETE", "/exchange"), ("GET", "/v1/exchange")):
+                    status, answer = raw(world.server, method, "/proxy/hyperliquid" + path, headers, body)
+                    assert status == 200 and reason in json.loads(answer)["response"], (access, method, path, answer[:200])
         assert [r for r in fake.requests if "exchange" in r["path"]] == []
     finally:
         fake.stop()
