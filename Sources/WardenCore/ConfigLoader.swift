@@ -195,6 +195,10 @@ public enum ConfigLoader {
                 gateway.upstreamMaxConnectionsPerOrigin = try int(t, key, path: path, in: 1...100_000)
             case "credential_idle_seconds": gateway.credentialIdleSeconds = try int(t, key, path: path, in: 1...86_400)
             case "approval_seconds": gateway.approvalSeconds = try int(t, key, path: path, in: 10...3_600)
+            case "stream_idle_seconds": gateway.streamIdleSeconds = try int(t, key, path: path, in: 1...86_400)
+            case "stream_max_message_bytes":
+                gateway.streamMaxMessageBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
+            case "stream_ping_seconds": gateway.streamPingSeconds = try int(t, key, path: path, in: 1...3_600)
             default: throw .unknownKey(path)
             }
         }
@@ -338,6 +342,8 @@ public enum ConfigLoader {
             switch key {
             case "base_url": venue.baseURL = try url(t, key, path: path)
             case "market_data_url" where name == "alpaca": venue.marketDataURL = try url(t, key, path: path)
+            case "stream_url" where name == "binance" || name == "binance-futures" || name == "polymarket":
+                venue.streamURL = try url(t, key, path: path)
             case "allow_endpoints":
                 guard WardenConfig.exchanges.contains(name) else {
                     throw .invalidValue(
@@ -379,6 +385,7 @@ public enum ConfigLoader {
             case "blocked_endpoints": service.blockedEndpoints = try endpointPatterns(t, key, path: path)
             case "rate_limit": service.rateLimit = try int(t, key, path: path, in: 1...1_000_000_000)
             case "rate_limit_window_seconds": service.rateLimitWindowSeconds = try int(t, key, path: path, in: 1...31_536_000)
+            case "websocket": service.websocket = try bool(t, key, path: path)
             default: throw .unknownKey(path)
             }
         }
@@ -401,6 +408,11 @@ public enum ConfigLoader {
 
     private static func nonEmpty(_ value: String, path: String) throws(ConfigError) -> String {
         guard !value.isEmpty else { throw .invalidValue(key: path, reason: "must not be empty") }
+        return value
+    }
+
+    private static func bool(_ t: TOMLTable, _ key: String, path: String) throws(ConfigError) -> Bool {
+        guard let value = t[key]?.bool else { throw .invalidValue(key: path, reason: "must be true or false") }
         return value
     }
 

@@ -53,4 +53,8 @@ public enum GatewayStep: String, Sendable {
     case simulate = "gateway.simulate"
     /// Held for a person's approval: reserved, not sent.
     case hold = "gateway.hold"
+    /// A stream (WebSocket) opened to the venue.
+    case streamOpen = "gateway.stream_open"
+    /// A stream closed, with what it carried.
+    case streamClose = "gateway.stream_close"
 }

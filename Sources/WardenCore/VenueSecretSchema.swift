@@ -30,7 +30,8 @@ extension VenueRegistry {
         let polymarket = config.venues["polymarket"]
         return VenueRegistry(
             services: config.services.sorted { $0.key < $1.key }.map { name, s in
-                RESTServiceVenue(name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix)
+                RESTServiceVenue(
+                    name: name, baseURL: s.baseURL, authHeader: s.authHeader, authValuePrefix: s.authValuePrefix, websocket: s.websocket)
             },
             polymarket: PolymarketSigning(
                 chainID: polymarket?.chainID ?? 137,

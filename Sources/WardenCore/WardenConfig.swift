@@ -64,6 +64,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var baseURL: String?
         /// Where the venue serves market data, for a venue that serves it from a host of its own (Alpaca).
         public var marketDataURL: String?
+        /// Where the venue serves its WebSocket streams, for a venue that serves them from a host of its own (Binance).
+        public var streamURL: String?
         /// Exchange endpoints off Warden's allowlist that the operator opens (`"DELETE /api/v3/openOrders"`).
         /// Fund movement stays refused whatever is listed here.
         public var allowEndpoints: [String] = []
@@ -81,6 +83,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var blockedEndpoints: [String] = []
         public var rateLimit: Int?
         public var rateLimitWindowSeconds: Int = 60
+        /// WebSockets to the service are relayed, its auth header on the handshake.
+        public var websocket = false
     }
 
     public struct GatewaySection: Sendable, Equatable {
@@ -101,6 +105,12 @@ public struct WardenConfig: Sendable, Equatable {
         public var credentialIdleSeconds = 60
         /// How long an order held for approval waits for a person before it expires.
         public var approvalSeconds = 60
+        /// A stream whose agent sends nothing for this long is closed (pongs to Warden's pings do not count).
+        public var streamIdleSeconds = 300
+        /// The longest WebSocket message relayed, either way; a longer one closes the stream (1009).
+        public var streamMaxMessageBytes = 4 * 1024 * 1024
+        /// How often Warden pings each side of a stream; a side that has not answered the last ping is closed.
+        public var streamPingSeconds = 20
         public init() {}
     }
 
@@ -157,6 +167,12 @@ public struct WardenConfig: Sendable, Equatable {
     /// The market data base URL of a venue that has one apart: the config's override or the venue's default.
     public func marketDataURL(venue: String, default defaultURL: String) -> String {
         venues[venue]?.marketDataURL ?? defaultURL
+    }
+
+    /// The stream base URL of a venue that serves streams from a host of its own: the config's override or
+    /// the venue's default.
+    public func streamURL(venue: String, default defaultURL: String) -> String {
+        venues[venue]?.streamURL ?? defaultURL
     }
 
     /// Venues with built-in adapters; only their upstream can be changed.

@@ -15,6 +15,8 @@ struct GatewayController {
     let clients: UpstreamClients
     /// How long after its request was read a call may still be sent (`[gateway] send_deadline_seconds`).
     let sendWithin: Duration
+    /// Frame, message and ping settings of every stream (`[gateway] stream_*`).
+    let streamLimits: WebSocketLimits
 
     static let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
 
@@ -41,6 +43,7 @@ struct GatewayController {
             query: request.uri.query, authority: request.head.authority, headers: request.headers, requestID: context.requestID,
             origin: Inbound(context, sendWithin: sendWithin), body: InboundBody(body: request.body),
             transport: ClientTransport(clients: clients, eventLoop: context.eventLoop))
+        if WebSocketSwitch.isUpgrade(request.head) { return await openStream(request, context, call) }
         return Self.response(await calls.handle(call))
     }
 

@@ -87,6 +87,14 @@ public struct ServerEnvironment: Sendable {
         }
     }
 
+    /// Every stream's limits (`[gateway] stream_*`): a frame may be as long as a message, so no message is split.
+    var streamLimits: WebSocketLimits {
+        let gateway = settings.config.gateway
+        return WebSocketLimits(
+            maxFrameBytes: gateway.streamMaxMessageBytes, maxMessageBytes: gateway.streamMaxMessageBytes,
+            pingInterval: .seconds(gateway.streamPingSeconds))
+    }
+
     /// `http` or `https`, as the listen address is served.
     var scheme: String { tls == nil ? "http" : "https" }
 
@@ -130,7 +138,8 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
         calls: GatewayCalls(
             gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts,
             requiresClientCertificate: env.tls?.requiresClientCertificates ?? false),
-        clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds)
+        clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds),
+        streamLimits: env.streamLimits
     )
     .addRoutes(to: router)
 

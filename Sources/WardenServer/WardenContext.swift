@@ -21,6 +21,8 @@ public struct WardenContext: FrontRequestContext {
     let arrived = ContinuousClock.now
     /// This request's name in the access log and in the answer's `X-Warden-Request-Id` header.
     public let requestID = RequestID.next()
+    /// Where the gateway leaves an accepted stream's session (see `StreamController`).
+    public var webSocket = WebSocketSwitch()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

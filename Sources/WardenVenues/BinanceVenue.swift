@@ -28,6 +28,12 @@ public struct BinanceVenue: ExchangeVenue {
         headers[Self.apiKeyHeader] = secret["api_key"] ?? ""
     }
 
+    /// Market streams (`/ws/<streams>`, `/stream?streams=…`) on Binance's stream host: public.
+    public func stream(at path: String) -> StreamRoute? {
+        path == "/stream" || path.hasPrefix("/ws/") || path == "/ws" ? .marketData : nil
+    }
+    public var defaultStreamURL: String? { "wss://stream.binance.com:9443" }
+
     // MARK: classification
 
     static let publicReads: Set<String> = [

@@ -361,7 +361,7 @@ extension VenueJSON {
         request.body = encode(json)
     }
 
-    static func object(_ data: Data) -> [String: Any]? {
+    public static func object(_ data: Data) -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 

@@ -37,6 +37,32 @@ public struct KalshiVenue: ExchangeVenue {
         headers[Self.keyHeader] = secret["key_id"] ?? ""
     }
 
+    // MARK: streams
+
+    /// Kalshi's WebSocket, its handshake signed as a GET of its path.
+    public func stream(at path: String) -> StreamRoute? { path == "/trade-api/ws/v2" ? .signedHandshake : nil }
+
+    /// The commands Kalshi's stream takes are subscriptions: none places or cancels an order. Anything
+    /// else (a command Kalshi may add later) is refused until it is classified.
+    static let streamCommands: Set<String> = ["subscribe", "unsubscribe", "update_subscription", "list_subscriptions"]
+
+    public func streamCommand(_ message: Data) -> StreamCommand {
+        guard let command = VenueJSON.object(message), let name = command["cmd"] as? String else {
+            return .refused(reason: "a Kalshi stream command is a JSON object with a cmd")
+        }
+        guard Self.streamCommands.contains(name) else {
+            return .refused(reason: "Warden relays only Kalshi's subscription commands; \(name.prefix(64)) is not one")
+        }
+        return .read
+    }
+
+    /// Kalshi's stream error: `{"id":…,"type":"error","msg":{"code":…,"msg":…}}`.
+    public func streamError(_ message: String, to command: Data) -> Data {
+        var answer: [String: Any] = ["type": "error", "msg": ["code": 8, "msg": message]]
+        if let id = VenueJSON.object(command)?["id"] as? Int { answer["id"] = id }
+        return VenueJSON.encode(answer)
+    }
+
     // MARK: classification
 
     static let prefix = "/trade-api/v2"

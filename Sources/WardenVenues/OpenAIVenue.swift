@@ -26,6 +26,17 @@ public struct OpenAIVenue: VenueAdapter {
         headers[.authorization] = "Bearer \(secret["api_key"] ?? "")"
     }
 
+    /// The Realtime API (`/v1/realtime?model=…`), as the SDK's realtime client opens it.
+    public func stream(at path: String) -> StreamRoute? { path == "/v1/realtime" ? .realtime : nil }
+
+    /// A Realtime `error` event, naming the client event it answers.
+    public func streamError(_ message: String, to command: Data) -> Data {
+        let eventID = (VenueJSON.object(command)?["event_id"] as? String).map { String($0.prefix(128)) }
+        var error: [String: Any] = ["type": "invalid_request_error", "code": "warden_budget", "message": message, "param": NSNull()]
+        error["event_id"] = eventID ?? NSNull()
+        return VenueJSON.encode(["type": "error", "event_id": "evt_warden_\(UUID().uuidString.prefix(12))", "error": error])
+    }
+
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
         let type: String =
             switch kind {

@@ -13,13 +13,18 @@ public struct RESTServiceVenue: VenueAdapter {
     }
     public let authHeader: HTTPField.Name
     public let authValuePrefix: String
+    /// `websocket = true`: WebSockets opened at any path are relayed, the auth header on the handshake.
+    public let websocket: Bool
 
-    public init(name: String, baseURL: String, authHeader: String, authValuePrefix: String) {
+    public init(name: String, baseURL: String, authHeader: String, authValuePrefix: String, websocket: Bool = false) {
         self.name = name
         self.defaultBaseURL = baseURL
         self.authHeader = HTTPField.Name(authHeader) ?? .authorization
         self.authValuePrefix = authValuePrefix
+        self.websocket = websocket
     }
+
+    public func stream(at path: String) -> StreamRoute? { websocket ? .relay : nil }
 
     public var inboundAuthHeaders: [HTTPField.Name] { [authHeader, .authorization] }
 

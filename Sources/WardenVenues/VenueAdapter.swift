@@ -37,6 +37,14 @@ public protocol VenueAdapter: Sendable {
     /// The status of Warden's refusals when the venue's SDK reads errors only from another one (Bybit
     /// answers its errors with 200); nil keeps Warden's own.
     var refusalStatus: HTTPResponse.Status? { get }
+    /// What Warden does with a WebSocket opened at `path` (canonical, after `/proxy/{name}`); nil: none is served there.
+    func stream(at path: String) -> StreamRoute?
+    /// Where the venue's streams are served, when not at `defaultBaseURL`'s host.
+    var defaultStreamURL: String? { get }
+    /// How a command sent on a `.signedHandshake` stream is taken.
+    func streamCommand(_ message: Data) -> StreamCommand
+    /// The answer to a stream `command` Warden refused, in the venue's stream error shape.
+    func streamError(_ message: String, to command: Data) -> Data
 }
 
 /// Why the gateway refused or failed a call; venues map it to their own error types.
@@ -90,8 +98,8 @@ enum BearerToken {
     }
 }
 
-enum VenueJSON {
-    static func encode(_ object: [String: Any]) -> Data {
+public enum VenueJSON {
+    public static func encode(_ object: [String: Any]) -> Data {
         (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
     }
 

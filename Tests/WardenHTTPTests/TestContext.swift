@@ -8,6 +8,7 @@ struct TestContext: FrontRequestContext {
     var coreContext: CoreRequestContextStorage
     let requestID: String
     var origin: ClientOrigin
+    var webSocket = WebSocketSwitch()
     static let header = HTTPField.Name("X-Warden-Request-Id")!
     private static let counter = Atomic<Int>(0)
 

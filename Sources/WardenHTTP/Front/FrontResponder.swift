@@ -12,12 +12,14 @@ public protocol FrontRequestContext: RequestContext where Source == ApplicationR
     var requestID: String { get }
     /// Where the request came from; the front sets it before the router runs.
     var origin: ClientOrigin { get set }
+    /// Where a route that answers 101 leaves the WebSocket session to run; the front sets it.
+    var webSocket: WebSocketSwitch { get set }
 }
 
 /// Answers one request read by `HTTP1Front`: runs the router, then writes the response to the channel.
 /// An error that escapes the router becomes a bare 500, as in Hummingbird's own server.
 public struct FrontResponder: Sendable {
-    let respond: @Sendable (Request, ClientOrigin, any Channel) async -> (Response, requestID: String)
+    let respond: @Sendable (Request, ClientOrigin, any Channel) async -> (Response, requestID: String, WebSocketSwitch)
     let logger: Logger
     let serverName: String
     let requestIDHeader: HTTPField.Name
@@ -29,11 +31,13 @@ public struct FrontResponder: Sendable {
         respond = { request, origin, channel in
             var context = R.Context(source: .init(channel: channel, logger: logger))
             context.origin = origin
+            let webSocket = WebSocketSwitch()
+            context.webSocket = webSocket
             do {
-                return (try await responder.respond(to: request, context: context), context.requestID)
+                return (try await responder.respond(to: request, context: context), context.requestID, webSocket)
             } catch {
                 logger.debug("unhandled error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
-                return (Response(status: .internalServerError), context.requestID)
+                return (Response(status: .internalServerError), context.requestID, webSocket)
             }
         }
         self.serverName = serverName
@@ -42,10 +46,13 @@ public struct FrontResponder: Sendable {
     }
 
     func answer(_ request: Request, from origin: ClientOrigin, on channel: any Channel) async {
-        var (response, requestID) = await respond(request, origin, channel)
+        var (response, requestID, webSocket) = await respond(request, origin, channel)
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
         response.headers[requestIDHeader] = requestID
+        if response.status == .switchingProtocols, let (session, limits) = webSocket.take() {
+            return await WebSocketSwitch.run(session, limits: limits, head: response.head, on: channel, logger: logger)
+        }
         let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil)
         do {
             try await response.body.write(writer)

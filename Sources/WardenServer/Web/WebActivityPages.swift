@@ -65,6 +65,7 @@ struct WebActivityPages {
         if outcome == Outcome.failed.rawValue { return (failures[action] ?? action + " failed") }
         return [
             "gateway.forward": "call sent", "gateway.result": "venue answered", "gateway.refuse": "call refused",
+            "gateway.stream_open": "stream opened", "gateway.stream_close": "stream closed",
             "gateway.simulate": "order simulated", "credential.create": "credential added", "credential.update": "credential changed",
             "credential.delete": "credential deleted", "agent_key.create": "agent key created", "agent_key.revoke": "agent key revoked",
             "profile.update": "settings changed", "profile.go_live": "go-live checks", "auth.login": "logged in",

@@ -1,0 +1,182 @@
+import Foundation
+import Synchronization
+import WardenStore
+import WardenVenues
+
+/// An LLM's realtime session (OpenAI Realtime) on an agent key. Each response the agent asks for
+/// (`response.create`) gets an output ceiling written in and its worst case reserved against the key's
+/// family budget before it goes up; the venue's `response.done` reports what it used, and the
+/// reservation is settled to that. A response the venue starts on its own (voice activity detection)
+/// was not reserved: on a key with a budget Warden cancels it at once and tells the agent why.
+///
+/// The worst case of a response's input is everything the conversation can hold: every byte the agent
+/// sent on the stream (a token is at least a byte, audio included) plus every output token so far
+/// (earlier answers are read again as input), plus the venue's framing.
+final class RealtimeBudget: StreamPolicy {
+    let gateway: Gateway
+    let admission: Admission
+    let price: WardenConfig.ModelPrice?
+    private let state = Mutex(State())
+
+    struct Pending: Sendable {
+        let eventID: String
+        let reservation: Reservation
+    }
+
+    struct State {
+        /// Asked for and sent, not yet started by the venue, in order.
+        var waiting: [Pending] = []
+        /// Started by the venue, by response id.
+        var running: [String: Reservation] = [:]
+        var outputTokens = 0
+    }
+
+    var readsAgent: Bool { true }
+    var readsVenue: Bool { true }
+
+    init(gateway: Gateway, admission: Admission, query: String?) throws(GatewayRefusal) {
+        self.gateway = gateway
+        self.admission = admission
+        let model = Self.parameter("model", in: query)
+        price = model.flatMap { gateway.config.prices[admission.venue.name]?[$0] }
+        if admission.key.dailyBudgetUSD != nil, price == nil {
+            throw GatewayRefusal(
+                .forbidden, .permission,
+                "model \(model ?? "(none)") has no price in [prices.\(admission.venue.name)]; a key with a budget may only call priced models",
+                key: admission.key)
+        }
+    }
+
+    static func parameter(_ name: String, in query: String?) -> String? {
+        URLComponents(string: "?" + (query ?? ""))?.queryItems?.first { $0.name == name }?.value
+    }
+
+    static let create = Data("response.create".utf8)
+    static let created = Data("response.created".utf8)
+    static let done = Data("response.done".utf8)
+    static let error = Data("\"error\"".utf8)
+
+    func fromAgent(_ message: Data, _ session: StreamSession) async -> StreamStep {
+        // Audio arrives in large appends: only a message that can be a response.create is parsed.
+        guard message.range(of: Self.create) != nil, var event = VenueJSON.object(message), event["type"] as? String == "response.create"
+        else { return .forward(message) }
+        var response = event["response"] as? [String: Any] ?? [:]
+        let ceiling: Int
+        switch response["max_output_tokens"] {
+        case nil, is NSNull: ceiling = gateway.config.gateway.defaultMaxOutputTokens
+        case let text as String where text == "inf": ceiling = gateway.config.gateway.defaultMaxOutputTokens
+        case let number as NSNumber where String(cString: number.objCType) != "c" && Int(number.stringValue).map({ $0 >= 1 }) == true:
+            ceiling = Int(number.stringValue) ?? 0
+        default:
+            return refuse("max_output_tokens must be a whole number of at least 1, or \"inf\"", message, session)
+        }
+        response["max_output_tokens"] = ceiling
+        event["response"] = response
+        let eventID = (event["event_id"] as? String) ?? "wdn_\(UUID().uuidString.lowercased())"
+        event["event_id"] = eventID
+        let reservation: Reservation
+        do { reservation = try await reserve(ceiling: ceiling, session: session) } catch {
+            session.record(.refuse, outcome: error.kind == .budget ? .budgetExceeded : .refused, ["reason": error.reason, "status": "429"])
+            return .answer(admission.venue.streamError("refused by Warden: " + error.reason, to: message))
+        }
+        state.withLock { $0.waiting.append(Pending(eventID: eventID, reservation: reservation)) }
+        session.record(
+            .forward, outcome: .allowed,
+            ["event": "response.create", "reserved_usd": reservation.amount.description, "max_output_tokens": String(ceiling)])
+        return .forward(VenueJSON.encode(event))
+    }
+
+    func refuse(_ reason: String, _ message: Data, _ session: StreamSession) -> StreamStep {
+        session.record(.refuse, outcome: .refused, ["reason": reason, "status": "400"])
+        return .answer(admission.venue.streamError("refused by Warden: " + reason, to: message))
+    }
+
+    /// The response's worst case, held against the family's budget (nothing held for a key without one).
+    func reserve(ceiling: Int, session: StreamSession) async throws(GatewayRefusal) -> Reservation {
+        let key = admission.key, venue = admission.venue.name, day = SpendRepository.day()
+        guard let budget = key.dailyBudgetUSD, let price else {
+            return Reservation(keyID: key.rootID, venue: venue, day: day, amount: .zero, price: price, budgeted: false)
+        }
+        let input = session.agentBytes + state.withLock { $0.outputTokens } + Gateway.inputOverheadTokens
+        guard let worst = price.cost(input: input, output: ceiling) else {
+            throw GatewayRefusal(.forbidden, .permission, "the response's worst-case cost cannot be priced", key: key)
+        }
+        try await gateway.reserve(worst, budget: budget, keyID: key.rootID, venue: venue, day: day, key: key)
+        return Reservation(keyID: key.rootID, venue: venue, day: day, amount: worst, price: price, budgeted: true)
+    }
+
+    func fromVenue(_ message: Data, _ session: StreamSession) async -> StreamStep {
+        guard message.range(of: Self.created) != nil || message.range(of: Self.done) != nil || message.range(of: Self.error) != nil,
+            let event = VenueJSON.object(message), let type = event["type"] as? String
+        else { return .relay(message) }
+        switch type {
+        case "response.created": return started(event, message, session)
+        case "response.done": await finished(event, session)
+        case "error": await failed(event)
+        default: break
+        }
+        return .relay(message)
+    }
+
+    /// The venue started a response: the one asked for first, or one it started by itself.
+    func started(_ event: [String: Any], _ message: Data, _ session: StreamSession) -> StreamStep {
+        guard let id = (event["response"] as? [String: Any])?["id"] as? String else { return .relay(message) }
+        let asked = state.withLock { state -> Bool in
+            guard !state.waiting.isEmpty else { return false }
+            state.running[id] = state.waiting.removeFirst().reservation
+            return true
+        }
+        if asked { return .relay(message) }
+        let key = admission.key
+        // Unreserved: charged from its usage all the same (a budgeted key's ledger may go past its budget by it).
+        let unreserved = Reservation(
+            keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: .zero, price: price,
+            budgeted: key.dailyBudgetUSD != nil)
+        state.withLock { $0.running[id] = unreserved }
+        guard key.dailyBudgetUSD != nil else { return .relay(message) }
+        let reason =
+            "a response the venue started by itself (turn detection) cannot be reserved against this key's budget: it was cancelled; "
+            + "set turn_detection.create_response to false and send response.create"
+        session.record(.refuse, outcome: .refused, ["reason": reason, "response": String(id.prefix(64)), "status": "403"])
+        return StreamStep(
+            toVenue: [VenueJSON.encode(["type": "response.cancel", "response_id": id])],
+            toAgent: [message, admission.venue.streamError("refused by Warden: " + reason, to: Data())])
+    }
+
+    /// The venue finished a response: its reservation is settled to the usage it reports.
+    func finished(_ event: [String: Any], _ session: StreamSession) async {
+        guard let response = event["response"] as? [String: Any], let id = response["id"] as? String,
+            let reservation = state.withLock({ $0.running.removeValue(forKey: id) })
+        else { return }
+        let usage = (response["usage"] as? [String: Any]).flatMap { u -> TokenUsage? in
+            guard let input = u["input_tokens"] as? Int, let output = u["output_tokens"] as? Int else { return nil }
+            return TokenUsage(input: input, output: output)
+        }
+        let cost = await gateway.settle(reservation, usage: usage)
+        await gateway.countSpend(cost, admission: admission)
+        state.withLock { $0.outputTokens += max(usage?.output ?? 0, 0) }
+        var detail = ["event": "response.done", "response": String(id.prefix(64)), "cost_usd": cost.description]
+        if let usage { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
+        session.record(.result, outcome: .forwarded, detail)
+    }
+
+    /// The venue refused a response.create Warden sent (one was already running): its reservation goes back.
+    func failed(_ event: [String: Any]) async {
+        guard let id = (event["error"] as? [String: Any])?["event_id"] as? String,
+            let pending = state.withLock({ state -> Pending? in
+                guard let index = state.waiting.firstIndex(where: { $0.eventID == id }) else { return nil }
+                return state.waiting.remove(at: index)
+            })
+        else { return }
+        _ = await gateway.settle(pending.reservation, usage: nil, sent: false)
+    }
+
+    /// The stream closed with responses unfinished: the venue may have billed them, so they stay spent.
+    func ended(_ session: StreamSession) async {
+        let open = state.withLock { state in
+            defer { state.waiting = []; state.running = [:] }
+            return state.waiting.map(\.reservation) + Array(state.running.values)
+        }
+        for reservation in open { _ = await gateway.settle(reservation, usage: nil) }
+    }
+}

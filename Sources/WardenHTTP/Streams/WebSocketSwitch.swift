@@ -1,0 +1,113 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOWebSocket
+@_spi(WSInternal) import WSCore
+
+/// Limits every WebSocket the front or the upstream side opens is held to.
+public struct WebSocketLimits: Sendable {
+    /// The longest frame taken; a longer one closes the socket (1009).
+    public var maxFrameBytes: Int
+    /// The longest message (its frames joined) taken; a longer one closes the socket (1009).
+    public var maxMessageBytes: Int
+    /// How often a ping is sent; a peer that has not answered the last one by then is closed.
+    public var pingInterval: Duration
+
+    public init(maxFrameBytes: Int, maxMessageBytes: Int, pingInterval: Duration) {
+        self.maxFrameBytes = maxFrameBytes
+        self.maxMessageBytes = maxMessageBytes
+        self.pingInterval = pingInterval
+    }
+}
+
+/// The agent's side of a WebSocket that a route accepted.
+public typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter) async throws -> Void
+
+/// How a route takes its request's connection over as a WebSocket: it `accept`s with the session to
+/// run and answers 101 (`WebSocketSwitch.answer`); the front writes that answer, switches the
+/// connection from HTTP/1 to WebSocket frames and runs the session until the socket closes.
+public final class WebSocketSwitch: Sendable {
+    private let accepted = NIOLockedValueBox<(WebSocketSession, WebSocketLimits)?>(nil)
+
+    public init() {}
+
+    public func accept(limits: WebSocketLimits, _ session: @escaping WebSocketSession) {
+        accepted.withLockedValue { $0 = (session, limits) }
+    }
+
+    func take() -> (WebSocketSession, WebSocketLimits)? {
+        accepted.withLockedValue { taken in
+            defer { taken = nil }
+            return taken
+        }
+    }
+
+    /// The request asks for a WebSocket (RFC 6455 §4.2.1): GET, `Upgrade: websocket`, `upgrade` among
+    /// the Connection options.
+    public static func isUpgrade(_ request: HTTPRequest) -> Bool {
+        guard request.method == .get, let upgrade = request.headerFields[.upgrade],
+            upgrade.lowercased().split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "websocket" })
+        else { return false }
+        return request.headerFields[values: .connection].contains { value in
+            value.lowercased().split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "upgrade" }
+        }
+    }
+
+    /// The 101 answer's fields for a handshake, or why it cannot be taken: version 13 and a key of 16
+    /// bytes in base64 are required.
+    public static func answer(to request: HTTPRequest) -> Result<HTTPFields, HandshakeError> {
+        guard request.headerFields[.secWebSocketVersion] == "13" else { return .failure(.init("Sec-WebSocket-Version must be 13")) }
+        guard let key = request.headerFields[.secWebSocketKey], Data(base64Encoded: key)?.count == 16 else {
+            return .failure(.init("Sec-WebSocket-Key must be 16 bytes in base64"))
+        }
+        let digest = Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        return .success([.upgrade: "websocket", .connection: "upgrade", .secWebSocketAccept: Data(digest).base64EncodedString()])
+    }
+
+    public struct HandshakeError: Error, Sendable {
+        public let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// Writes the 101 head, swaps the connection's HTTP/1 handlers for WebSocket frame handlers and runs
+    /// `session` on it until the socket closes. `CallHandler` holds reads after an upgrade request, so
+    /// no byte of the WebSocket reaches the HTTP parser.
+    static func run(
+        _ session: @escaping WebSocketSession, limits: WebSocketLimits, head: HTTPResponse, on channel: any Channel, logger: Logger
+    ) async {
+        let switched = channel.eventLoop.submit { () throws -> NIOAsyncChannel<WebSocketFrame, WebSocketFrame> in
+            let pipeline = channel.pipeline.syncOperations
+            channel.writeAndFlush(HTTPResponsePart.head(head), promise: nil)
+            try pipeline.removeHandler(pipeline.handler(type: CallHandler.self))
+            try pipeline.removeHandler(pipeline.handler(type: HTTPResponseEncoder.self))
+            try pipeline.removeHandler(pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+            try pipeline.addHandler(WebSocketFrameEncoder())
+            try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: limits.maxFrameBytes)))
+            try pipeline.addHandler(WebSocketProtocolErrorHandler())
+            let socket = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            channel.read()
+            return socket
+        }
+        guard let socket = try? await switched.get() else {
+            try? await channel.close()
+            return
+        }
+        _ = try? await WebSocketHandler.handle(
+            type: .server,
+            configuration: .init(
+                extensions: [], autoPing: .enabled(timePeriod: limits.pingInterval), closeTimeout: .seconds(5), validateUTF8: false,
+                maxFrameSize: limits.maxFrameBytes),
+            asyncChannel: socket, context: SocketContext(logger: logger)
+        ) { inbound, outbound, _ in try await session(inbound, outbound) }
+    }
+}
+
+struct SocketContext: WebSocketContext {
+    let logger: Logger
+}

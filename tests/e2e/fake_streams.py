@@ -1,0 +1,164 @@
+"""Local fake WebSocket venues, on 127.0.0.1 only, built on the `websockets` library's threaded server.
+
+- `service()`: a REST service's stream. Takes the handshake only with the real token in its auth header,
+  then echoes every message (text stays text, bytes stay bytes).
+- `realtime()`: OpenAI's Realtime API as its server speaks it: the real key as a Bearer token on the
+  handshake; `session.update` → `session.updated`; `response.create` → `response.created`, a text delta,
+  `response.done` with usage (output = the response's `max_output_tokens`, or 50); a second
+  `response.create` while one runs → an `error` event naming the client event; `input_audio_buffer.commit`
+  starts a response by itself (the server's turn detection), as the real service does by default.
+- `kalshi()`: Kalshi's `/trade-api/ws/v2`: the handshake must carry KALSHI-ACCESS-KEY/-TIMESTAMP/-SIGNATURE,
+  RSA-PSS over timestamp + "GET" + path, verified with the real key; `subscribe` → `subscribed`.
+- `binance()`: Binance's public stream host: `/ws/<stream>` sends trade events.
+
+Every fake records each handshake's headers and each message it received (`state`).
+"""
+import base64
+import json
+import threading
+import time
+import uuid
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from websockets.http11 import Response
+from websockets.datastructures import Headers
+from websockets.sync.server import serve
+
+import fake_exchanges as fx
+import fakes
+
+
+class StreamFake:
+    def __init__(self, handler, check=None):
+        self.state = {"handshakes": [], "received": [], "open": 0}
+        self._check = check
+
+        def process_request(connection, request):
+            self.state["handshakes"].append({"path": request.path, "headers": dict(request.headers.raw_items())})
+            if self._check:
+                refusal = self._check(request)
+                if refusal:
+                    return Response(401, "Unauthorized", Headers({"Content-Type": "application/json"}), refusal.encode())
+            return None
+
+        def wrapped(ws):
+            self.state["open"] += 1
+            try:
+                handler(ws, self.state)
+            except Exception:
+                pass
+            finally:
+                self.state["open"] -= 1
+
+        self.server = serve(wrapped, "127.0.0.1", 0, process_request=process_request, max_size=8 * 1024 * 1024)
+        self.port = self.server.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def service():
+    def check(request):
+        if request.headers.get("X-Api-Token") != f"token {fakes.REAL_SERVICE_TOKEN}":
+            return '{"error":"bad token"}'
+
+    def handler(ws, state):
+        for message in ws:
+            state["received"].append(message)
+            ws.send(message)
+
+    return StreamFake(handler, check)
+
+
+def realtime():
+    def check(request):
+        if request.headers.get("Authorization") != f"Bearer {fakes.REAL_OPENAI_KEY}":
+            return '{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}'
+
+    def handler(ws, state):
+        running = {"id": None}
+        ws.send(json.dumps({"type": "session.created", "event_id": "evt_1", "session": {"id": "sess_1", "model": "gpt-realtime"}}))
+
+        def respond(max_tokens):
+            rid = "resp_" + uuid.uuid4().hex[:12]
+            running["id"] = rid
+            ws.send(json.dumps({"type": "response.created", "event_id": "evt_c", "response": {"id": rid, "status": "in_progress"}}))
+            ws.send(json.dumps({"type": "response.output_text.delta", "event_id": "evt_d", "response_id": rid, "delta": "hi"}))
+            output = max_tokens if isinstance(max_tokens, int) else 50
+            ws.send(json.dumps({"type": "response.done", "event_id": "evt_e", "response": {
+                "id": rid, "status": "completed", "usage": {"total_tokens": 100 + output, "input_tokens": 100, "output_tokens": output}}}))
+            running["id"] = None
+
+        for message in ws:
+            event = json.loads(message)
+            state["received"].append(event)
+            kind = event.get("type")
+            if kind == "session.update":
+                ws.send(json.dumps({"type": "session.updated", "event_id": "evt_u", "session": event.get("session", {})}))
+            elif kind == "response.create":
+                if state.get("busy"):
+                    ws.send(json.dumps({"type": "error", "event_id": "evt_x", "error": {
+                        "type": "invalid_request_error", "code": "conversation_already_has_active_response",
+                        "message": "busy", "param": None, "event_id": event.get("event_id")}}))
+                    continue
+                respond((event.get("response") or {}).get("max_output_tokens"))
+            elif kind == "input_audio_buffer.commit":
+                respond(None)
+            elif kind == "response.cancel":
+                pass
+
+    return StreamFake(handler, check)
+
+
+KALSHI_WS_PATH = "/trade-api/ws/v2"
+
+
+def kalshi():
+    public_key = fx._KALSHI_KEY.public_key()
+
+    def check(request):
+        key = request.headers.get("KALSHI-ACCESS-KEY")
+        ts = request.headers.get("KALSHI-ACCESS-TIMESTAMP")
+        sig = request.headers.get("KALSHI-ACCESS-SIGNATURE")
+        if key != fx.REAL_KALSHI_KEY_ID or not ts or not sig:
+            return '{"error":"missing or unknown key"}'
+        if not ts.isdigit() or abs(int(time.time() * 1000) - int(ts)) > 60_000:
+            return '{"error":"timestamp outside the window"}'
+        try:
+            public_key.verify(base64.b64decode(sig, validate=True), f"{ts}GET{KALSHI_WS_PATH}".encode(),
+                              padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return '{"error":"invalid signature"}'
+        if request.path.split("?")[0] != KALSHI_WS_PATH:
+            return '{"error":"not found"}'
+
+    def handler(ws, state):
+        sid = 0
+        for message in ws:
+            command = json.loads(message)
+            state["received"].append(command)
+            if command.get("cmd") == "subscribe":
+                for channel in command["params"]["channels"]:
+                    sid += 1
+                    ws.send(json.dumps({"id": command["id"], "type": "subscribed", "msg": {"channel": channel, "sid": sid}}))
+                ws.send(json.dumps({"type": "fill", "sid": sid, "msg": {"trade_id": "t1", "order_id": "o1", "count": 3}}))
+            else:
+                ws.send(json.dumps({"id": command.get("id"), "type": "error", "msg": {"code": 8, "msg": "Unknown command"}}))
+
+    return StreamFake(handler, check)
+
+
+def binance(events=3):
+    def handler(ws, state):
+        stream = ws.request.path.split("/ws/", 1)[-1]
+        for n in range(events):
+            ws.send(json.dumps({"e": "trade", "E": int(time.time() * 1000), "s": stream.split("@")[0].upper(), "t": n,
+                                "p": "50000.00", "q": "0.001"}))
+        for message in ws:
+            state["received"].append(message)
+
+    return StreamFake(handler)

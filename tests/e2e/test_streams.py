@@ -1,0 +1,289 @@
+"""Streams (WebSockets) through the gateway: the agent opens its socket at Warden with its agent key where its
+client puts the venue's key; Warden opens the venue's socket with the real credential before it answers 101,
+then relays both ways, holding the messages that could act on the account to the same policy as calls.
+
+Driven by the official openai SDK's realtime client and by the `websockets` client (Kalshi's documented
+format, a REST service's socket, Binance's public streams) against local fakes that check the handshake's
+credential or signature as the venues do (fake_streams.py).
+"""
+import base64
+import json
+import os
+import time
+
+import openai
+import pytest
+import requests
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+import fake_exchanges as fx
+import fake_streams as fs
+import fakes
+from conftest import warden
+
+MODEL = "gpt-realtime-test"
+OWNER, PASSWORD = "streams@example.com", "streams-password-1"
+
+
+@pytest.fixture
+def world(start, tmp_path, master_key):
+    upstreams = {"openai": fs.realtime(), "echo": fs.service(), "kalshi": fs.kalshi(), "binance": fs.binance(),
+                 "plain": fs.service()}
+    config = tmp_path / "warden.toml"
+    config.write_text(f"""
+[venues.openai]
+base_url = "{upstreams['openai'].url}"
+
+[venues.kalshi]
+base_url = "{upstreams['kalshi'].url}"
+
+[venues.binance]
+base_url = "http://127.0.0.1:9"
+stream_url = "{upstreams['binance'].url}"
+
+[services.echo]
+base_url = "{upstreams['echo'].url}"
+auth_header = "X-Api-Token"
+auth_value_prefix = "token "
+websocket = true
+
+[services.plain]
+base_url = "{upstreams['plain'].url}"
+auth_header = "X-Api-Token"
+auth_value_prefix = "token "
+
+[gateway]
+default_max_output_tokens = 100
+stream_idle_seconds = 3
+stream_max_message_bytes = 65536
+
+[prices.openai]
+"{MODEL}" = {{ input = 0, output = 1000 }}
+""")
+    data = tmp_path / "data"
+    env = {"WARDEN_MASTER_KEY": master_key}
+    assert warden("user", "create", OWNER, PASSWORD, "--no-reset", "--data-dir", str(data), "--config", str(config),
+                  env=env).returncode == 0
+    server = start(env, args=("--config", str(config)))
+    api = server.url + "/api/v1"
+    token = requests.post(api + "/auth/login", json={"email": OWNER, "password": PASSWORD}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def credential(venue, secret):
+        r = requests.post(api + "/credentials", headers=auth, json={"venue": venue, "label": venue, "secret": secret})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    creds = {"openai": credential("openai", {"api_key": fakes.REAL_OPENAI_KEY}),
+             "echo": credential("echo", {"token": fakes.REAL_SERVICE_TOKEN}),
+             "plain": credential("plain", {"token": fakes.REAL_SERVICE_TOKEN}),
+             "kalshi": credential("kalshi", {"key_id": fx.REAL_KALSHI_KEY_ID,
+                                             "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM})}
+
+    def key(venues=("openai", "echo", "plain", "kalshi"), access="trade", budget=None):
+        body = {"name": "k", "credential_ids": [creds[v] for v in venues], "access": access}
+        if budget is not None:
+            body["daily_budget_usd"] = budget
+        r = requests.post(api + "/agent-keys", headers=auth, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def audit(request_id):
+        r = requests.get(api + "/audit", params={"request": request_id}, headers=auth)
+        return [(e["action"], e["outcome"], json.loads(e["detail"])) for e in r.json()["entries"]]
+
+    ws_url = server.url.replace("http://", "ws://")
+    yield {"server": server, "upstreams": upstreams, "key": key, "api": api, "auth": auth, "ws": ws_url, "audit": audit}
+    for fake in upstreams.values():
+        fake.stop()
+
+
+def echo_socket(world, agent, **kwargs):
+    return connect(world["ws"] + "/proxy/echo/socket", additional_headers={"X-Api-Token": f"token {agent}"},
+                   open_timeout=5, **kwargs)
+
+
+def handshake_status(url, headers, **kwargs):
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers=headers, open_timeout=5, **kwargs)
+    response = refused.value.response
+    return response.status_code, response.body.decode(errors="replace")
+
+
+def test_a_service_stream_is_relayed_both_ways_with_the_real_token_and_audited(world):
+    agent = world["key"]()["key"]
+    fake = world["upstreams"]["echo"]
+    with echo_socket(world, agent) as ws:
+        request_id = ws.response.headers["X-Warden-Request-Id"]
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=5) == b"\x00\x01binary"
+        big = "x" * 60000
+        ws.send(big)
+        assert ws.recv(timeout=5) == big
+    # The venue saw the real token, never the agent key; the agent key never left Warden.
+    shake = fake.state["handshakes"][-1]
+    assert shake["headers"]["X-Api-Token"] == f"token {fakes.REAL_SERVICE_TOKEN}"
+    assert agent not in json.dumps(fake.state["handshakes"])
+    assert fake.state["received"] == ["hello", b"\x00\x01binary", big]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        rows = world["audit"](request_id)
+        if any(action == "gateway.stream_close" for action, _, _ in rows):
+            break
+        time.sleep(0.1)
+    assert sorted(action for action, _, _ in rows) == ["gateway.stream_close", "gateway.stream_open"], rows
+    closing = next(detail for action, _, detail in rows if action == "gateway.stream_close")
+    assert closing["agent_messages"] == "3" and closing["venue_messages"] == "3", closing
+    assert int(closing["agent_bytes"]) == 5 + 8 + 60000 and closing["reason"] == "the agent closed the stream"
+
+
+def test_stream_handshakes_are_refused_as_calls_are(world):
+    agent = world["key"]()["key"]
+    url = world["ws"] + "/proxy/echo/socket"
+    assert handshake_status(url, {})[0] == 401  # no key
+    assert handshake_status(url, {"X-Api-Token": "token wdn_not_a_key"})[0] == 401
+    status, body = handshake_status(url, {"X-Api-Token": f"token {agent}", "Origin": "https://evil.example"})
+    assert status == 403 and "Origin" in body
+    # A service without `websocket = true`, a venue without streams, a venue's path without one: no stream.
+    assert handshake_status(world["ws"] + "/proxy/plain/socket", {"X-Api-Token": f"token {agent}"})[0] == 404
+    assert handshake_status(world["ws"] + "/proxy/openai/v1/chat/completions", {"Authorization": f"Bearer {agent}"})[0] == 404
+    # A read-only key cannot open a service's stream? It can: the handshake is a GET, a read. A key not bound: 403.
+    other = world["key"](venues=("openai",))["key"]
+    assert handshake_status(url, {"X-Api-Token": f"token {other}"})[0] == 403
+    # The venue refusing the real handshake is the agent's refusal too (502), never a half-open socket.
+    world["upstreams"]["echo"]._check = lambda request: '{"error":"down"}'
+    assert handshake_status(url, {"X-Api-Token": f"token {agent}"})[0] == 502
+
+
+def test_revoking_a_key_closes_its_open_stream_within_a_second(world):
+    made = world["key"]()
+    with echo_socket(world, made["key"]) as ws:
+        ws.send("before")
+        assert ws.recv(timeout=5) == "before"
+        started = time.monotonic()
+        assert requests.delete(world["api"] + f"/agent-keys/{made['id']}", headers=world["auth"]).status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=5)
+        took = time.monotonic() - started
+    assert took < 1.0, took
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
+
+
+def test_an_idle_agent_is_closed_and_an_oversized_message_closes_with_1009(world):
+    agent = world["key"]()["key"]
+    with echo_socket(world, agent) as ws:
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert 2.5 < time.monotonic() - started < 5, "stream_idle_seconds = 3"
+        assert closed.value.rcvd.code == 1001
+    with echo_socket(world, agent, max_size=None) as ws:
+        ws.send("y" * 70000)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 1009
+    assert "y" * 70000 not in world["upstreams"]["echo"].state["received"]
+
+
+def realtime_client(world, agent):
+    return openai.OpenAI(api_key=agent, base_url=world["server"].url + "/proxy/openai/v1")
+
+
+def next_event(connection, *types):
+    for event in connection:
+        if event.type in types:
+            return event
+    raise AssertionError(f"the stream ended before {types}")
+
+
+def test_openai_realtime_responses_are_reserved_and_charged_to_the_budget(world):
+    # 100 output tokens at 1000 USD per million: 0.1 USD per response; the budget holds two.
+    agent = world["key"](budget=0.25)["key"]
+    fake = world["upstreams"]["openai"]
+    client = realtime_client(world, agent)
+    with client.realtime.connect(model=MODEL) as connection:
+        next_event(connection, "session.created")
+        connection.session.update(session={"type": "realtime", "instructions": "be brief"})
+        next_event(connection, "session.updated")
+        for _ in range(2):
+            connection.response.create()
+            done = next_event(connection, "response.done")
+            assert done.response.usage.output_tokens == 100
+        connection.response.create(event_id="third")
+        error = next_event(connection, "error")
+        assert "refused by Warden" in error.error.message and "daily budget" in error.error.message, error
+        assert error.error.event_id == "third"
+        # The socket stays open: an event still goes through.
+        connection.session.update(session={"type": "realtime", "instructions": "still here"})
+        next_event(connection, "session.updated")
+    creates = [e for e in fake.state["received"] if e["type"] == "response.create"]
+    assert len(creates) == 2, "the refused response never reached the venue"
+    assert all(e["response"]["max_output_tokens"] == 100 for e in creates), "Warden writes the ceiling it reserved"
+    shake = fake.state["handshakes"][-1]
+    assert shake["headers"]["Authorization"] == f"Bearer {fakes.REAL_OPENAI_KEY}" and agent not in json.dumps(shake)
+    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"][0]
+    assert usage["spent_usd"] == pytest.approx(0.2), usage
+
+
+def test_a_response_the_venue_starts_by_itself_is_cancelled_on_a_budgeted_key(world):
+    agent = world["key"](budget=5)["key"]
+    fake = world["upstreams"]["openai"]
+    with realtime_client(world, agent).realtime.connect(model=MODEL) as connection:
+        next_event(connection, "session.created")
+        connection.input_audio_buffer.commit()
+        error = next_event(connection, "error")
+        assert "turn detection" in error.error.message, error
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(e["type"] == "response.cancel" for e in fake.state["received"]):
+            time.sleep(0.05)
+    cancels = [e for e in fake.state["received"] if e["type"] == "response.cancel"]
+    assert len(cancels) == 1 and cancels[0]["response_id"].startswith("resp_"), fake.state["received"]
+
+
+def test_openai_realtime_with_an_unpriced_model_is_refused_for_a_budgeted_key(world):
+    agent = world["key"](budget=5)["key"]
+    with pytest.raises(Exception) as refused:
+        with realtime_client(world, agent).realtime.connect(model="unpriced-model") as connection:
+            next_event(connection, "session.created")
+    assert "403" in str(refused.value), refused.value
+    # Without a budget the model need not be priced; the session is relayed.
+    free = world["key"]()["key"]
+    with realtime_client(world, free).realtime.connect(model="unpriced-model") as connection:
+        assert next_event(connection, "session.created").session.id == "sess_1"
+
+
+def kalshi_headers(agent):
+    """What Kalshi's documented client sends: its key id and a signature made with its own (here throwaway) key."""
+    return {"KALSHI-ACCESS-KEY": agent, "KALSHI-ACCESS-TIMESTAMP": str(int(time.time() * 1000)),
+            "KALSHI-ACCESS-SIGNATURE": base64.b64encode(os.urandom(256)).decode()}
+
+
+def test_kalshi_stream_handshake_is_signed_with_the_real_key_and_only_subscriptions_pass(world):
+    agent = world["key"](access="read")["key"]
+    fake = world["upstreams"]["kalshi"]
+    with connect(world["ws"] + "/proxy/kalshi/trade-api/ws/v2", additional_headers=kalshi_headers(agent), open_timeout=5) as ws:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {"channels": ["fill"]}}))
+        assert json.loads(ws.recv(timeout=5)) == {"id": 1, "type": "subscribed", "msg": {"channel": "fill", "sid": 1}}
+        assert json.loads(ws.recv(timeout=5))["type"] == "fill"
+        for command in ({"id": 2, "cmd": "create_order", "params": {"ticker": "X", "count": 1000}},
+                        {"id": 3, "cmd": "SUBSCRIBE", "params": {}}, {"id": 4}, "not json", [1, 2]):
+            ws.send(command if isinstance(command, str) else json.dumps(command))
+            answer = json.loads(ws.recv(timeout=5))
+            assert answer["type"] == "error" and "refused by Warden" in answer["msg"]["msg"], answer
+            if isinstance(command, dict) and "id" in command:
+                assert answer["id"] == command["id"]
+    assert [c["cmd"] for c in fake.state["received"]] == ["subscribe"], fake.state["received"]
+    shake = fake.state["handshakes"][-1]["headers"]
+    assert shake["KALSHI-ACCESS-KEY"] == fx.REAL_KALSHI_KEY_ID and agent not in json.dumps(shake)
+
+
+def test_binance_market_streams_pass_without_a_key(world):
+    with connect(world["ws"] + "/proxy/binance/ws/btcusdt@trade", open_timeout=5) as ws:
+        events = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
+    assert [e["t"] for e in events] == [0, 1, 2] and events[0]["s"] == "BTCUSDT"
+    # A path Binance serves no stream at is refused before anything is opened.
+    assert handshake_status(world["ws"] + "/proxy/binance/api/v3/order", {})[0] == 404
