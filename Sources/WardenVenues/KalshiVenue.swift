@@ -47,8 +47,9 @@ public struct KalshiVenue: ExchangeVenue {
     static let streamCommands: Set<String> = ["subscribe", "unsubscribe", "update_subscription", "list_subscriptions"]
 
     public func streamCommand(_ message: Data) -> StreamCommand {
-        guard let command = VenueJSON.object(message), let name = command["cmd"] as? String else {
-            return .refused(reason: "a Kalshi stream command is a JSON object with a cmd")
+        // Read as Kalshi reads it: one object, each member named once (parsers differ on which twin they keep).
+        guard JSONMembers.isStrict(message), let name = try? JSONMembers.read(message, names: ["cmd"])["cmd"]?.string else {
+            return .refused(reason: "a Kalshi stream command is a JSON object naming each member once, with a cmd")
         }
         guard Self.streamCommands.contains(name) else {
             return .refused(reason: "Warden relays only Kalshi's subscription commands; \(name.prefix(64)) is not one")

@@ -64,6 +64,30 @@ import Testing
         #expect(try ConfigLoader.parse("[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"").oidc?.algorithm == "RS256")
     }
 
+    @Test func readsTheStreamSettings() throws {
+        let config = try ConfigLoader.parse(
+            """
+            [venues.binance]
+            stream_url = "https://stream.binance.com:9443/"
+
+            [services.chat]
+            base_url = "https://chat.example"
+            websocket = true
+
+            [gateway]
+            stream_idle_seconds = 30
+            stream_max_message_bytes = 2048
+            stream_ping_seconds = 5
+            """)
+        #expect(config.streamURL(venue: "binance", default: "") == "https://stream.binance.com:9443")
+        #expect(config.streamURL(venue: "kalshi", default: "https://k.test") == "https://k.test")
+        #expect(config.services["chat"]?.websocket == true)
+        #expect(config.gateway.streamIdleSeconds == 30 && config.gateway.streamMaxMessageBytes == 2048)
+        #expect(config.gateway.streamPingSeconds == 5)
+        let defaults = WardenConfig().gateway
+        #expect(defaults.streamIdleSeconds == 300 && defaults.streamMaxMessageBytes == 4 * 1024 * 1024 && defaults.streamPingSeconds == 20)
+    }
+
     @Test func emptyFileGivesDefaults() throws {
         #expect(try ConfigLoader.parse("") == WardenConfig())
     }
@@ -73,6 +97,7 @@ import Testing
         ("[server]\nlisten = \"127.0.0.1:1\"\nport = 5", .unknownKey("server.port")),
         ("[venues.binance]\nbase_url = \"https://x.test\"\napi_key = \"k\"", .unknownKey("venues.binance.api_key")),
         ("[venues.binance]\nmarket_data_url = \"https://x.test\"", .unknownKey("venues.binance.market_data_url")),
+        ("[venues.openai]\nstream_url = \"https://x.test\"", .unknownKey("venues.openai.stream_url")),
         ("[services.gh]\nbase_url = \"https://x.test\"\nrate_limt = 5", .unknownKey("services.gh.rate_limt")),
     ])
     func unknownKeysAreNamed(text: String, expected: ConfigError) {
@@ -100,6 +125,11 @@ import Testing
         ("[venues.bitmex]\nbase_url = \"https://x.test\"", "venues.bitmex"),
         ("[venues.binance]\nbase_url = \"ftp://x.test\"", "venues.binance.base_url"),
         ("[venues.alpaca]\nmarket_data_url = \"data.alpaca.markets\"", "venues.alpaca.market_data_url"),
+        ("[venues.binance]\nstream_url = \"stream.binance.com\"", "venues.binance.stream_url"),
+        ("[services.gh]\nbase_url = \"https://x.test\"\nwebsocket = \"yes\"", "services.gh.websocket"),
+        ("[gateway]\nstream_idle_seconds = 0", "gateway.stream_idle_seconds"),
+        ("[gateway]\nstream_max_message_bytes = 10", "gateway.stream_max_message_bytes"),
+        ("[gateway]\nstream_ping_seconds = -1", "gateway.stream_ping_seconds"),
         ("[venues.binance]\nbase_url = \"https://x.test/?a=1\"", "venues.binance.base_url"),
         ("[venues.openai]\nallow_endpoints = [\"GET /x\"]", "venues.openai.allow_endpoints"),
         ("[venues.binance]\nallow_endpoints = [\"withdraw everything\"]", "venues.binance.allow_endpoints[0]"),

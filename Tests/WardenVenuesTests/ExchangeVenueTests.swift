@@ -868,3 +868,48 @@ extension CallClass {
         }
     }
 }
+
+@Suite struct StreamRouteTests {
+    @Test func venuesServeStreamsOnlyWhereTheirClientsOpenThem() {
+        #expect(OpenAIVenue().stream(at: "/v1/realtime") == .realtime)
+        #expect(OpenAIVenue().stream(at: "/v1/chat/completions") == nil)
+        #expect(KalshiVenue().stream(at: "/trade-api/ws/v2") == .signedHandshake)
+        #expect(KalshiVenue().stream(at: "/trade-api/v2/portfolio/orders") == nil)
+        #expect(BinanceVenue().stream(at: "/ws/btcusdt@trade") == .marketData)
+        #expect(BinanceVenue().stream(at: "/stream") == .marketData)
+        #expect(BinanceVenue().stream(at: "/api/v3/order") == nil)
+        #expect(AnthropicVenue().stream(at: "/v1/messages") == nil)
+        let service = { (websocket: Bool) in
+            RESTServiceVenue(name: "s", baseURL: "https://s.test", authHeader: "X-Token", authValuePrefix: "", websocket: websocket)
+        }
+        #expect(service(true).stream(at: "/anything") == .relay)
+        #expect(service(false).stream(at: "/anything") == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"id":1,"cmd":"subscribe","params":{"channels":["fill"]}}"#, true),
+        (#"{"id":1,"cmd":"unsubscribe","params":{"sids":[1]}}"#, true),
+        (#"{"id":1,"cmd":"list_subscriptions"}"#, true),
+        (#"{"id":1,"cmd":"create_order","params":{}}"#, false),
+        (#"{"id":1,"cmd":"Subscribe"}"#, false),
+        (#"{"id":1,"cmd":"subscribe","cmd":"create_order"}"#, false),
+        (#"{"id":1,"cmd":"create_order","cmd":"subscribe"}"#, false),
+        (#"{"id":1,"cmd":"sub\u0073cribe"}"#, true),
+        (#"{"id":1,"c\u006dd":"create_order","cmd":"subscribe"}"#, false),
+        (#"{"id":1}"#, false),
+        (#"["subscribe"]"#, false),
+        (#"{"id":1,"cmd":"subscribe"} {"cmd":"create_order"}"#, false),
+        ("not json", false),
+    ])
+    func kalshiStreamsTakeOnlySubscriptionCommands(command: String, passes: Bool) {
+        let taken = KalshiVenue().streamCommand(Data(command.utf8))
+        #expect((taken == .read) == passes, "\(command)")
+    }
+
+    @Test func aRefusedKalshiCommandIsAnsweredInKalshisErrorShapeWithItsID() throws {
+        let answer = KalshiVenue().streamError("no", to: Data(#"{"id":7,"cmd":"x"}"#.utf8))
+        let json = try #require(try JSONSerialization.jsonObject(with: answer) as? [String: Any])
+        #expect(json["id"] as? Int == 7 && json["type"] as? String == "error")
+        #expect((json["msg"] as? [String: Any])?["msg"] as? String == "no")
+    }
+}

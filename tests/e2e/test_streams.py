@@ -229,6 +229,27 @@ def test_openai_realtime_responses_are_reserved_and_charged_to_the_budget(world)
     assert usage["spent_usd"] == pytest.approx(0.2), usage
 
 
+def test_realtime_events_are_read_as_the_venue_reads_them(world):
+    """An escaped type is still a response.create (reserved, its ceiling written); a type named twice is refused."""
+    agent = world["key"](budget=5)["key"]
+    fake = world["upstreams"]["openai"]
+    headers = {"Authorization": f"Bearer {agent}"}
+    with connect(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", additional_headers=headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
+        ws.send('{"type":"response\\u002ecreate","response":{"max_output_tokens":"inf"}}')
+        events = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
+        assert events[-1]["type"] == "response.done" and events[-1]["response"]["usage"]["output_tokens"] == 100, events
+        for sneaky in ('{"type":"session.update","type":"response.create"}', '{"type":"response.create","type":"session.update"}',
+                       '{"type":"response.create","response":{"max_output_tokens":-5}}',
+                       '{"type":"response.create","response":{"max_output_tokens":true}}', "[]", "nope"):
+            ws.send(sneaky)
+            answer = json.loads(ws.recv(timeout=5))
+            assert answer["type"] == "error" and "refused by Warden" in answer["error"]["message"], (sneaky, answer)
+    creates = [e for e in fake.state["received"] if e["type"] == "response.create"]
+    assert [e["response"]["max_output_tokens"] for e in creates] == [100], fake.state["received"]
+    assert not [e for e in fake.state["received"] if e["type"] == "session.update"]
+
+
 def test_a_response_the_venue_starts_by_itself_is_cancelled_on_a_budgeted_key(world):
     agent = world["key"](budget=5)["key"]
     fake = world["upstreams"]["openai"]

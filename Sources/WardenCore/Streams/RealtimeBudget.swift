@@ -51,15 +51,17 @@ final class RealtimeBudget: StreamPolicy {
         URLComponents(string: "?" + (query ?? ""))?.queryItems?.first { $0.name == name }?.value
     }
 
-    static let create = Data("response.create".utf8)
     static let created = Data("response.created".utf8)
     static let done = Data("response.done".utf8)
     static let error = Data("\"error\"".utf8)
 
     func fromAgent(_ message: Data, _ session: StreamSession) async -> StreamStep {
-        // Audio arrives in large appends: only a message that can be a response.create is parsed.
-        guard message.range(of: Self.create) != nil, var event = VenueJSON.object(message), event["type"] as? String == "response.create"
-        else { return .forward(message) }
+        // Every event's type is read as the venue will read it (escapes decoded, one object, no member
+        // named twice), without building the document: audio arrives in large appends.
+        guard JSONMembers.isStrict(message), let type = try? JSONMembers.read(message, names: ["type"])["type"]?.string else {
+            return refuse("a Realtime event is one JSON object naming each member once, with a type", message, session)
+        }
+        guard type == "response.create", var event = VenueJSON.object(message) else { return .forward(message) }
         var response = event["response"] as? [String: Any] ?? [:]
         let ceiling: Int
         switch response["max_output_tokens"] {
