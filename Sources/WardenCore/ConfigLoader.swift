@@ -344,6 +344,7 @@ public enum ConfigLoader {
             case "market_data_url" where name == "alpaca": venue.marketDataURL = try url(t, key, path: path)
             case "stream_url" where name == "binance" || name == "binance-futures" || name == "polymarket":
                 venue.streamURL = try url(t, key, path: path)
+            case "ws_api_url" where name == "binance": venue.webSocketAPIURL = try url(t, key, path: path)
             case "allow_endpoints":
                 guard WardenConfig.exchanges.contains(name) else {
                     throw .invalidValue(

@@ -49,6 +49,8 @@ public struct Admission: Sendable {
     public let requestID: String
     /// The store revision the key's standing was read at (a circuit breaker tripped since refuses it).
     public var revision: Int64? = nil
+    /// Written into every row of the call (a stream request's method and id).
+    public var auditTags: [String: String] = [:]
 }
 
 extension Admission {
@@ -57,7 +59,7 @@ extension Admission {
         .gateway(
             step, outcome: outcome, venue: venue.name, key: key, credentialID: credentialID,
             credentialOwnerID: ownsCredential ? nil : credentialOwnerID, method: method,
-            path: path.description, requestID: requestID, detail: detail)
+            path: path.description, requestID: requestID, detail: auditTags.isEmpty ? detail : detail.merging(auditTags) { $1 })
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import WardenStore
+import WardenVenues
 
 /// The optional TOML configuration file (`--config` / `WARDEN_CONFIG`).
 public struct WardenConfig: Sendable, Equatable {
@@ -66,6 +67,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var marketDataURL: String?
         /// Where the venue serves its WebSocket streams, for a venue that serves them from a host of its own (Binance).
         public var streamURL: String?
+        /// Where Binance serves its WebSocket API (`/ws-api/v3`), a host of its own too.
+        public var webSocketAPIURL: String?
         /// Exchange endpoints off Warden's allowlist that the operator opens (`"DELETE /api/v3/openOrders"`).
         /// Fund movement stays refused whatever is listed here.
         public var allowEndpoints: [String] = []
@@ -169,10 +172,11 @@ public struct WardenConfig: Sendable, Equatable {
         venues[venue]?.marketDataURL ?? defaultURL
     }
 
-    /// The stream base URL of a venue that serves streams from a host of its own: the config's override or
-    /// the venue's default.
-    public func streamURL(venue: String, default defaultURL: String) -> String {
-        venues[venue]?.streamURL ?? defaultURL
+    /// Where a venue's stream at `path` is served: the config's `stream_url` (`ws_api_url` for requests), else
+    /// the venue's own stream host, else its base URL.
+    public func streamBase(venue: any VenueAdapter, path: String, route: StreamRoute) -> String {
+        let configured = route == .requests ? venues[venue.name]?.webSocketAPIURL : venues[venue.name]?.streamURL
+        return configured ?? venue.defaultStreamURL(for: path) ?? baseURL(venue: venue.name, default: venue.defaultBaseURL)
     }
 
     /// Venues with built-in adapters; only their upstream can be changed.

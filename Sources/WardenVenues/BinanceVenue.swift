@@ -28,11 +28,16 @@ public struct BinanceVenue: ExchangeVenue {
         headers[Self.apiKeyHeader] = secret["api_key"] ?? ""
     }
 
-    /// Market streams (`/ws/<streams>`, `/stream?streams=…`) on Binance's stream host: public.
+    /// Market streams (`/ws/<streams>`, `/stream?streams=…`) on Binance's stream host: public. The
+    /// WebSocket API (`/ws-api/v3`) on its own host: requests taken as their REST twins.
     public func stream(at path: String) -> StreamRoute? {
-        path == "/stream" || path.hasPrefix("/ws/") || path == "/ws" ? .marketData : nil
+        if path == Self.webSocketAPIPath { return .requests }
+        return path == "/stream" || path.hasPrefix("/ws/") || path == "/ws" ? .marketData : nil
     }
-    public var defaultStreamURL: String? { "wss://stream.binance.com:9443" }
+    static let webSocketAPIPath = "/ws-api/v3"
+    public func defaultStreamURL(for path: String) -> String? {
+        path == Self.webSocketAPIPath ? "wss://ws-api.binance.com:443" : "wss://stream.binance.com:9443"
+    }
 
     // MARK: classification
 

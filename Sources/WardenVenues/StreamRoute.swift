@@ -10,6 +10,9 @@ public enum StreamRoute: Sendable, Equatable {
     /// The handshake is signed as a GET of its path would be (`ExchangeVenue.sign`), and each command the
     /// agent sends is checked against the venue's list of stream commands (`streamCommand`).
     case signedHandshake
+    /// A stream of requests that act on the account (Binance's WebSocket API, `StreamRequestVenue`): each
+    /// is taken as its REST twin, priced, reserved, signed and audited as that call is.
+    case requests
     /// An LLM's realtime session: the credential on the handshake, and each response reserved against the
     /// key's budget before it may start, and charged from the usage the venue reports when it is done.
     case realtime
@@ -25,7 +28,7 @@ public enum StreamCommand: Sendable, Equatable {
 
 extension VenueAdapter {
     public func stream(at path: String) -> StreamRoute? { nil }
-    public var defaultStreamURL: String? { nil }
+    public func defaultStreamURL(for path: String) -> String? { nil }
     public func streamCommand(_ message: Data) -> StreamCommand { .refused(reason: "\(name) streams take no commands") }
     public func streamError(_ message: String, to command: Data) -> Data {
         VenueJSON.encoded(["type": "error", "error": message])

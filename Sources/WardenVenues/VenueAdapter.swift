@@ -39,8 +39,8 @@ public protocol VenueAdapter: Sendable {
     var refusalStatus: HTTPResponse.Status? { get }
     /// What Warden does with a WebSocket opened at `path` (canonical, after `/proxy/{name}`); nil: none is served there.
     func stream(at path: String) -> StreamRoute?
-    /// Where the venue's streams are served, when not at `defaultBaseURL`'s host.
-    var defaultStreamURL: String? { get }
+    /// Where the venue serves its stream at `path`, when not at `defaultBaseURL`'s host.
+    func defaultStreamURL(for path: String) -> String?
     /// How a command sent on a `.signedHandshake` stream is taken.
     func streamCommand(_ message: Data) -> StreamCommand
     /// The answer to a stream `command` Warden refused, in the venue's stream error shape.

@@ -69,6 +69,7 @@ import Testing
             """
             [venues.binance]
             stream_url = "https://stream.binance.com:9443/"
+            ws_api_url = "https://ws-api.binance.com"
 
             [services.chat]
             base_url = "https://chat.example"
@@ -79,8 +80,8 @@ import Testing
             stream_max_message_bytes = 2048
             stream_ping_seconds = 5
             """)
-        #expect(config.streamURL(venue: "binance", default: "") == "https://stream.binance.com:9443")
-        #expect(config.streamURL(venue: "kalshi", default: "https://k.test") == "https://k.test")
+        #expect(config.venues["binance"]?.streamURL == "https://stream.binance.com:9443")
+        #expect(config.venues["binance"]?.webSocketAPIURL == "https://ws-api.binance.com")
         #expect(config.services["chat"]?.websocket == true)
         #expect(config.gateway.streamIdleSeconds == 30 && config.gateway.streamMaxMessageBytes == 2048)
         #expect(config.gateway.streamPingSeconds == 5)

@@ -10,10 +10,15 @@
 - `kalshi()`: Kalshi's `/trade-api/ws/v2`: the handshake must carry KALSHI-ACCESS-KEY/-TIMESTAMP/-SIGNATURE,
   RSA-PSS over timestamp + "GET" + path, verified with the real key; `subscribe` → `subscribed`.
 - `binance()`: Binance's public stream host: `/ws/<stream>` sends trade events.
+- `binance_api()`: Binance's WebSocket API (`/ws-api/v3`): signed methods checked as Binance checks them (the real
+  apiKey, HMAC-SHA256 of the sorted parameters with the real secret, a fresh timestamp); orders recorded.
 
 Every fake records each handshake's headers and each message it received (`state`).
 """
 import base64
+import hashlib
+import hmac
+import itertools
 import json
 import threading
 import time
@@ -160,5 +165,71 @@ def binance(events=3):
                                 "p": "50000.00", "q": "0.001"}))
         for message in ws:
             state["received"].append(message)
+
+    return StreamFake(handler)
+
+
+BINANCE_SIGNED = {"order.place", "order.test", "order.cancel", "order.status", "openOrders.status", "allOrders", "myTrades",
+                  "account.status", "userDataStream.subscribe.signature"}
+
+
+def binance_signature(params, secret=fx.REAL_BINANCE_SECRET):
+    """Binance's WebSocket API signature: HMAC-SHA256 (hex) of the parameters but `signature`, sorted by name, as
+    name=value pairs joined by &."""
+    payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def binance_api():
+    """Binance's WebSocket API (/ws-api/v3). Signed methods need the real apiKey, a fresh timestamp and the real
+    secret's signature; state: orders (as placed), leaks (credentials seen on public requests), events sent."""
+    ids = itertools.count(5001)
+
+    def answer(ws, request, status, result=None, error=None):
+        body = {"id": request.get("id"), "status": status}
+        body["error" if error else "result"] = error or result
+        ws.send(json.dumps(body))
+
+    def handler(ws, state):
+        state.setdefault("orders", [])
+        state.setdefault("leaks", [])
+        for message in ws:
+            request = json.loads(message)
+            state["received"].append(request)
+            method, params = request.get("method"), request.get("params") or {}
+            if method in BINANCE_SIGNED:
+                if params.get("apiKey") != fx.REAL_BINANCE_KEY:
+                    answer(ws, request, 401, error={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+                    continue
+                if not hmac.compare_digest(str(params.get("signature", "")), binance_signature(params)):
+                    answer(ws, request, 400, error={"code": -1022, "msg": "Signature for this request is not valid."})
+                    continue
+                if abs(int(params.get("timestamp", 0)) - int(time.time() * 1000)) > 5000:
+                    answer(ws, request, 400, error={"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."})
+                    continue
+            elif "apiKey" in params or "signature" in params:
+                state["leaks"].append(request)
+            if method == "order.place":
+                if params.get("quantity") == fx.BINANCE_REJECT_QUANTITY:
+                    answer(ws, request, 400, error={"code": -2010, "msg": "Account has insufficient balance for requested action."})
+                    continue
+                state["orders"].append(params)
+                answer(ws, request, 200, {"symbol": params["symbol"], "orderId": next(ids), "orderListId": -1,
+                                          "clientOrderId": params.get("newClientOrderId"), "transactTime": int(time.time() * 1000),
+                                          "status": "NEW", "side": params["side"], "type": params["type"]})
+            elif method == "order.test":
+                answer(ws, request, 200, {})
+            elif method == "account.status":
+                answer(ws, request, 200, {"balances": [{"asset": "USDT", "free": "1000.00", "locked": "0.00"}]})
+            elif method == "userDataStream.subscribe.signature":
+                answer(ws, request, 200, {"subscriptionId": 0})
+                ws.send(json.dumps({"subscriptionId": 0, "event": {"e": "outboundAccountPosition", "E": int(time.time() * 1000),
+                                                                   "B": [{"a": "USDT", "f": "1000.00", "l": "0.00"}]}}))
+            elif method == "ping":
+                answer(ws, request, 200, {})
+            elif method == "ticker.price":
+                answer(ws, request, 200, {"symbol": params["symbol"], "price": fx.BINANCE_PRICES[params["symbol"]]})
+            else:
+                answer(ws, request, 400, error={"code": -1100, "msg": f"unknown method {method}"})
 
     return StreamFake(handler)

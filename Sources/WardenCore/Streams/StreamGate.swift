@@ -40,16 +40,14 @@ extension GatewayCalls {
             }
             var headers = ForwardedHeaders.forwardable(call.headers, venue: venue)
             for name in Self.handshakeFields { headers[name] = nil }
-            let base = gateway.config.streamURL(
-                venue: venue.name,
-                default: venue.defaultStreamURL ?? gateway.config.baseURL(venue: venue.name, default: venue.defaultBaseURL))
+            let base = gateway.config.streamBase(venue: venue, path: path.description, route: route)
             let url = Self.webSocketURL(base) + path.encoded + (call.query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")
             let presented = gateway.presentedKey(venue: venue, headers: call.headers)
             let subject: CallSubject
             let policy: any StreamPolicy
-            if route == .marketData, presented == nil {
+            if route == .marketData || route == .requests, presented == nil {
                 subject = CallSubject(venue: venue, key: nil, credentialID: nil, path: path, requestID: call.requestID)
-                policy = Unread()
+                policy = try requestPolicy(venue, route: route, admission: nil)
             } else {
                 let admission = try await gateway.admit(
                     venue: venue, method: "GET", rawPath: call.rawPath, query: call.query, headers: call.headers,
@@ -68,6 +66,8 @@ extension GatewayCalls {
                 case .realtime:
                     venue.authorize(&headers, secret: admission.secret)
                     policy = try RealtimeBudget(gateway: gateway, admission: admission, query: call.query)
+                case .requests:
+                    policy = try requestPolicy(venue, route: route, admission: admission)
                 }
             }
             let session = StreamSession(
@@ -79,6 +79,16 @@ extension GatewayCalls {
         } catch {
             return .refused(refuse(GatewayRefusal(.badGateway, .upstream, "the stream could not be opened"), call, venue: venue))
         }
+    }
+
+    /// A keyless stream's policy: market data unread, a request stream's requests each admitted on the key
+    /// it names.
+    func requestPolicy(_ venue: any VenueAdapter, route: StreamRoute, admission: Admission?) throws(GatewayRefusal) -> any StreamPolicy {
+        guard route == .requests else { return Unread() }
+        guard let requests = venue as? any StreamRequestVenue else {
+            throw GatewayRefusal(.notFound, .invalidRequest, "\(venue.name) has no request stream")
+        }
+        return VenueRequests(gateway: gateway, venue: requests, handshake: admission)
     }
 
     /// A venue that signs its stream's handshake signs it as a GET of its path (Kalshi).

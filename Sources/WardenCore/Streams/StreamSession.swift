@@ -61,8 +61,11 @@ public final class StreamSession: Sendable {
     let gateway: Gateway
     let subject: CallSubject
     let policy: any StreamPolicy
-    /// The key as the agent presented it, looked up again while the stream is open; nil on a keyless stream.
-    let presented: String?
+    /// The key as the agent presented it, looked up again while the stream is open; nil on a keyless stream
+    /// (until a request on it names one: `adopt`).
+    private let presented: Mutex<String?>
+    /// The admission of the key a keyless stream's requests named (see `adopt`).
+    private let requestKey = Mutex<Admission?>(nil)
     let client: [String: String]
     let opened = ContinuousClock.now
     private let counts = Mutex(Counts())
@@ -85,7 +88,7 @@ public final class StreamSession: Sendable {
         self.gateway = gateway
         self.subject = subject
         self.policy = policy
-        self.presented = presented
+        self.presented = Mutex(presented)
         self.client = client
         self.idleTimeout = idleTimeout
     }
@@ -119,9 +122,20 @@ public final class StreamSession: Sendable {
     /// Why the stream must close now: its key was revoked or expired, frozen, or its owner disabled
     /// (looked up as a call would be, so a change made anywhere is seen within the key cache's poll).
     public func mustClose() async -> String? {
-        guard let presented else { return nil }
+        guard let presented = presented.withLock({ $0 }) else { return nil }
         do { _ = try await gateway.resolve(venue: subject.venue, presented: presented) } catch { return error.reason }
         return nil
+    }
+
+    /// The key a request on a keyless stream named, watched from now on like a handshake's (its closing row
+    /// names it); false when the stream already has another (one stream, one key).
+    func adopt(_ admission: Admission) -> Bool {
+        let adopted = presented.withLock { presented in
+            if presented == nil { presented = admission.presentedKey }
+            return presented == admission.presentedKey
+        }
+        if adopted { requestKey.withLock { $0 = $0 ?? admission } }
+        return adopted
     }
 
     /// The stream ended: what it holds is settled, and its closing row says how it ended and what it carried.
@@ -134,18 +148,32 @@ public final class StreamSession: Sendable {
                 "reason": String(reason.prefix(256)), "agent_messages": String(c.agentMessages), "agent_bytes": String(c.agentBytes),
                 "venue_messages": String(c.venueMessages), "venue_bytes": String(c.venueBytes),
                 "ms": GatewayCalls.milliseconds(since: opened),
-            ])
+            ], subject.key == nil ? requestKey.withLock { $0 } : nil)
     }
 
-    /// A row about this stream (or one of its messages), named by the stream's request id.
-    func record(_ step: GatewayStep, outcome: Outcome, _ detail: [String: String]) {
-        gateway.audit.record(entry(step, outcome: outcome, detail))
+    /// A row about this stream, or about one of its messages (`admission`: a request admitted on its own key),
+    /// named by the stream's request id.
+    func record(_ step: GatewayStep, outcome: Outcome, _ detail: [String: String], _ admission: Admission? = nil) {
+        gateway.audit.record(entry(step, outcome: outcome, detail, admission))
     }
 
-    func entry(_ step: GatewayStep, outcome: Outcome, _ detail: [String: String]) -> AuditEntry {
+    /// A refusal's row, naming the key it was made with if any.
+    func record(_ step: GatewayStep, outcome: Outcome, _ detail: [String: String], key: AgentKeyRecord?) {
+        var row = entry(step, outcome: outcome, detail)
+        if let key, subject.key == nil {
+            row.actorID = "key:\(key.id)"
+            row.ownerID = key.ownerID
+        }
+        gateway.audit.record(row)
+    }
+
+    func entry(_ step: GatewayStep, outcome: Outcome, _ detail: [String: String], _ admission: Admission? = nil) -> AuditEntry {
         var detail = detail
         for (name, value) in client { detail[name] = value }
         detail["stream"] = "websocket"
+        if let admission {
+            return admission.auditEntry(step, outcome: outcome, method: "WS", detail: detail)
+        }
         return .gateway(
             step, outcome: outcome, venue: subject.venue.name, key: subject.key, credentialID: subject.credentialID,
             credentialOwnerID: subject.credentialOwnerID, method: "GET", path: subject.path.description,
