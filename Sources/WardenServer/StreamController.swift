@@ -52,6 +52,7 @@ struct StreamRelay: Sendable {
 
     /// How one side of the relay ended.
     enum End: Error {
+        /// `keyStopped`: the key no longer stands, or the policy closed the stream (the reason says which).
         case agentClosed, venueClosed, idle, keyStopped(String)
         case failed(any Error, agent: Bool)
 
@@ -102,6 +103,8 @@ struct StreamRelay: Sendable {
                 try await send(step, agentOut)
             }
             return .agentClosed
+        } catch let end as End {
+            return end
         } catch {
             return .failed(error, agent: true)
         }
@@ -119,6 +122,8 @@ struct StreamRelay: Sendable {
                 try await send(step, agentOut)
             }
             return .venueClosed
+        } catch let end as End {
+            return end
         } catch {
             return .failed(error, agent: false)
         }
@@ -127,6 +132,7 @@ struct StreamRelay: Sendable {
     func send(_ step: StreamStep, _ agentOut: WebSocketOutboundWriter) async throws {
         for message in step.toVenue { try await upstream.outbound.write(.text(String(decoding: message, as: UTF8.self))) }
         for message in step.toAgent { try await agentOut.write(.text(String(decoding: message, as: UTF8.self))) }
+        if let reason = step.close { throw End.keyStopped(reason) }
     }
 
     func watch(heard: LastHeard) async -> End {

@@ -240,6 +240,8 @@ def test_realtime_events_are_read_as_the_venue_reads_them(world):
         events = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
         assert events[-1]["type"] == "response.done" and events[-1]["response"]["usage"]["output_tokens"] == 100, events
         for sneaky in ('{"type":"session.update","type":"response.create"}', '{"type":"response.create","type":"session.update"}',
+                       '{"type":"response.create","response":{"temperature":1e400}}', '{"type":"response.create","x":NaN}',
+                       '{"type":"response.create","x":"\\ud800"}', '[' * 600 + ']' * 600,
                        '{"type":"response.create","response":{"max_output_tokens":-5}}',
                        '{"type":"response.create","response":{"max_output_tokens":true}}', "[]", "nope"):
             ws.send(sneaky)
@@ -250,19 +252,29 @@ def test_realtime_events_are_read_as_the_venue_reads_them(world):
     assert not [e for e in fake.state["received"] if e["type"] == "session.update"]
 
 
-def test_a_response_the_venue_starts_by_itself_is_cancelled_on_a_budgeted_key(world):
+def test_a_response_the_venue_starts_by_itself_is_cancelled_charged_and_closes_the_stream_on_a_budgeted_key(world):
     agent = world["key"](budget=5)["key"]
     fake = world["upstreams"]["openai"]
-    with realtime_client(world, agent).realtime.connect(model=MODEL) as connection:
-        next_event(connection, "session.created")
-        connection.input_audio_buffer.commit()
-        error = next_event(connection, "error")
-        assert "turn detection" in error.error.message, error
-        deadline = time.time() + 5
-        while time.time() < deadline and not any(e["type"] == "response.cancel" for e in fake.state["received"]):
-            time.sleep(0.05)
+    headers = {"Authorization": f"Bearer {agent}"}
+    with connect(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", additional_headers=headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
+        ws.send('{"type":"input_audio_buffer.commit"}')
+        seen = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                seen.append(json.loads(ws.recv(timeout=5)))
+        assert closed.value.rcvd.code == 1008, closed.value
+    errors = [e for e in seen if e["type"] == "error"]
+    assert len(errors) == 1 and "turn detection" in errors[0]["error"]["message"], seen
     cancels = [e for e in fake.state["received"] if e["type"] == "response.cancel"]
     assert len(cancels) == 1 and cancels[0]["response_id"].startswith("resp_"), fake.state["received"]
+    # Unreserved, yet charged: the fake billed 50 output tokens at 1000 USD per million.
+    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"]
+    deadline = time.time() + 5
+    while time.time() < deadline and not usage:
+        time.sleep(0.2)
+        usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"]
+    assert usage and usage[0]["spent_usd"] == pytest.approx(0.05), usage
 
 
 def test_openai_realtime_with_an_unpriced_model_is_refused_for_a_budgeted_key(world):

@@ -29,6 +29,8 @@ final class RealtimeBudget: StreamPolicy {
         /// Started by the venue, by response id.
         var running: [String: Reservation] = [:]
         var outputTokens = 0
+        /// A response the venue started by itself on a budgeted key: the stream closes when it is done.
+        var closing: String?
     }
 
     var readsAgent: Bool { true }
@@ -56,12 +58,19 @@ final class RealtimeBudget: StreamPolicy {
     static let error = Data("\"error\"".utf8)
 
     func fromAgent(_ message: Data, _ session: StreamSession) async -> StreamStep {
+        if state.withLock({ $0.closing != nil }) {
+            return refuse("the stream is closing: a response the venue started by itself is being cancelled", message, session)
+        }
         // Every event's type is read as the venue will read it (escapes decoded, one object, no member
         // named twice), without building the document: audio arrives in large appends.
         guard JSONMembers.isStrict(message), let type = try? JSONMembers.read(message, names: ["type"])["type"]?.string else {
             return refuse("a Realtime event is one JSON object naming each member once, with a type", message, session)
         }
-        guard type == "response.create", var event = VenueJSON.object(message) else { return .forward(message) }
+        guard type == "response.create" else { return .forward(message) }
+        // A number Foundation cannot hold (1e400) is valid JSON the venue may read: refused, never forwarded unpriced.
+        guard var event = VenueJSON.object(message) else {
+            return refuse("the response.create event could not be read whole", message, session)
+        }
         var response = event["response"] as? [String: Any] ?? [:]
         let ceiling: Int
         switch response["max_output_tokens"] {
@@ -113,7 +122,10 @@ final class RealtimeBudget: StreamPolicy {
         else { return .relay(message) }
         switch type {
         case "response.created": return started(event, message, session)
-        case "response.done": await finished(event, session)
+        case "response.done":
+            if let id = await finished(event, session), state.withLock({ $0.closing == id }) {
+                return StreamStep(toAgent: [message], close: "a response the venue started by itself on a key with a budget")
+            }
         case "error": await failed(event)
         default: break
         }
@@ -130,26 +142,29 @@ final class RealtimeBudget: StreamPolicy {
         }
         if asked { return .relay(message) }
         let key = admission.key
-        // Unreserved: charged from its usage all the same (a budgeted key's ledger may go past its budget by it).
+        // Unreserved: charged from the usage its response.done reports all the same (on a budgeted key the
+        // ledger may go past the budget by it), recorded as an unbudgeted call's spend is.
         let unreserved = Reservation(
-            keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: .zero, price: price,
-            budgeted: key.dailyBudgetUSD != nil)
+            keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: .zero, price: price, budgeted: false)
         state.withLock { $0.running[id] = unreserved }
         guard key.dailyBudgetUSD != nil else { return .relay(message) }
+        // On a budgeted key it is cancelled, and the stream closes once its usage is in (response.done): each
+        // stream can cost at most one such start, and nothing more is sent up meanwhile.
+        state.withLock { $0.closing = id }
         let reason =
-            "a response the venue started by itself (turn detection) cannot be reserved against this key's budget: it was cancelled; "
-            + "set turn_detection.create_response to false and send response.create"
+            "a response the venue started by itself (turn detection) cannot be reserved against this key's budget: it was "
+            + "cancelled and the stream closes; set turn_detection.create_response to false and send response.create"
         session.record(.refuse, outcome: .refused, ["reason": reason, "response": String(id.prefix(64)), "status": "403"])
         return StreamStep(
             toVenue: [VenueJSON.encode(["type": "response.cancel", "response_id": id])],
             toAgent: [message, admission.venue.streamError("refused by Warden: " + reason, to: Data())])
     }
 
-    /// The venue finished a response: its reservation is settled to the usage it reports.
-    func finished(_ event: [String: Any], _ session: StreamSession) async {
+    /// The venue finished a response: its reservation is settled to the usage it reports. Returns its id.
+    func finished(_ event: [String: Any], _ session: StreamSession) async -> String? {
         guard let response = event["response"] as? [String: Any], let id = response["id"] as? String,
             let reservation = state.withLock({ $0.running.removeValue(forKey: id) })
-        else { return }
+        else { return nil }
         let usage = (response["usage"] as? [String: Any]).flatMap { u -> TokenUsage? in
             guard let input = u["input_tokens"] as? Int, let output = u["output_tokens"] as? Int else { return nil }
             return TokenUsage(input: input, output: output)
@@ -160,6 +175,7 @@ final class RealtimeBudget: StreamPolicy {
         var detail = ["event": "response.done", "response": String(id.prefix(64)), "cost_usd": cost.description]
         if let usage { detail["input_tokens"] = String(usage.input); detail["output_tokens"] = String(usage.output) }
         session.record(.result, outcome: .forwarded, detail)
+        return id
     }
 
     /// The venue refused a response.create Warden sent (one was already running): its reservation goes back.

@@ -9,6 +9,8 @@ import WardenVenues
 public struct StreamStep: Sendable {
     public var toVenue: [Data] = []
     public var toAgent: [Data] = []
+    /// Why the stream must close once these are sent (a policy the venue broke by itself).
+    public var close: String? = nil
 
     public static func forward(_ message: Data) -> StreamStep { StreamStep(toVenue: [message]) }
     public static func answer(_ message: Data) -> StreamStep { StreamStep(toAgent: [message]) }
