@@ -199,6 +199,7 @@ public enum ConfigLoader {
             case "stream_max_message_bytes":
                 gateway.streamMaxMessageBytes = try int(t, key, path: path, in: 1024...(64 * 1024 * 1024))
             case "stream_ping_seconds": gateway.streamPingSeconds = try int(t, key, path: path, in: 1...3_600)
+            case "stream_max_per_key": gateway.streamMaxPerKey = try int(t, key, path: path, in: 1...100_000)
             default: throw .unknownKey(path)
             }
         }

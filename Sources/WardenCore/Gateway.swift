@@ -123,6 +123,8 @@ public final class Gateway: Sendable {
     let breakers: Breakers
     /// Orders held for a person's approval.
     public let approvals: Approvals
+    /// Streams open on this server, by key family.
+    public let streams = OpenStreams()
 
     /// `caller` makes Warden's own venue calls: prices for orders, balances for go-live.
     public init(services: WardenServices, config: WardenConfig, caller: any UpstreamCaller) {

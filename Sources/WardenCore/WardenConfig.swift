@@ -114,6 +114,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var streamMaxMessageBytes = 4 * 1024 * 1024
         /// How often Warden pings each side of a stream; a side that has not answered the last ping is closed.
         public var streamPingSeconds = 20
+        /// Streams one key family (or one client, for keyless market streams) may hold open on a server at once.
+        public var streamMaxPerKey = 32
         public init() {}
     }
 

@@ -9,6 +9,7 @@ credential or signature as the venues do (fake_streams.py).
 import base64
 import json
 import os
+import socket
 import time
 
 import openai
@@ -57,6 +58,7 @@ auth_value_prefix = "token "
 default_max_output_tokens = 100
 stream_idle_seconds = 3
 stream_max_message_bytes = 65536
+stream_max_per_key = 3
 
 [prices.openai]
 "{MODEL}" = {{ input = 0, output = 1000 }}
@@ -320,3 +322,42 @@ def test_binance_market_streams_pass_without_a_key(world):
     assert [e["t"] for e in events] == [0, 1, 2] and events[0]["s"] == "BTCUSDT"
     # A path Binance serves no stream at is refused before anything is opened.
     assert handshake_status(world["ws"] + "/proxy/binance/api/v3/order", {})[0] == 404
+
+
+def test_a_key_family_holds_at_most_stream_max_per_key_streams(world):
+    made = world["key"]()
+    child = requests.post(world["api"] + "/agent-keys/child", headers={"X-Warden-Key": made["key"]}, json={"ttl_seconds": 600})
+    assert child.status_code == 201, child.text
+    sockets = [echo_socket(world, made["key"]) for _ in range(2)]
+    try:
+        sockets.append(echo_socket(world, child.json()["key"]))  # a key minted from it counts with it
+        status, body = handshake_status(world["ws"] + "/proxy/echo/socket", {"X-Api-Token": f"token {made['key']}"})
+        assert status == 429 and "stream_max_per_key" in body, body
+        sockets.pop().close()
+        time.sleep(0.3)
+        sockets.append(echo_socket(world, made["key"]))  # a place freed is taken again
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+def test_an_unmasked_client_frame_closes_the_stream_with_1002(world):
+    agent = world["key"]()["key"]
+    port = int(world["server"].url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall((f"GET /proxy/echo/socket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     f"X-Api-Token: token {agent}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += raw.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        raw.sendall(b"\x81\x05hello")  # a text frame without a mask
+        answer = b""
+        while len(answer) < 4:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer[:2] == b"\x88\x02" and answer[2:4] == (1002).to_bytes(2, "big"), answer
+    assert "hello" not in world["upstreams"]["echo"].state["received"]

@@ -70,8 +70,15 @@ extension GatewayCalls {
                     policy = try requestPolicy(venue, route: route, admission: admission)
                 }
             }
+            let holder = subject.key.map { "key:" + $0.rootID } ?? "client:" + call.origin.clientAddress
+            let limit = gateway.config.gateway.streamMaxPerKey
+            guard gateway.streams.take(holder, limit: limit) else {
+                throw GatewayRefusal(
+                    .tooManyRequests, .rateLimit,
+                    "\(limit) streams are already open for this key and the keys minted from it (stream_max_per_key)", key: subject.key)
+            }
             let session = StreamSession(
-                gateway: gateway, subject: subject, policy: policy, presented: presented,
+                gateway: gateway, subject: subject, policy: policy, presented: presented, holder: holder,
                 client: Self.caller(call, into: [:]), idleTimeout: .seconds(gateway.config.gateway.streamIdleSeconds))
             return .open(StreamPlan(url: url, headers: headers, session: session))
         } catch let refusal as GatewayRefusal {
@@ -121,6 +128,7 @@ extension GatewayCalls {
 
     /// The venue refused the stream's handshake, or could not be reached: answered as a call the venue failed.
     public func streamUnopened(_ session: StreamSession, _ call: InboundCall, refusedByVenue: Bool) -> GatewayAnswer {
+        gateway.streams.give(session.holder)
         let reason = refusedByVenue ? "the venue refused the stream's handshake" : "the venue's stream could not be reached"
         var refusal = GatewayRefusal(.badGateway, .upstream, reason, key: session.subject.key)
         refusal.sharedBy = session.subject.credentialOwnerID

@@ -69,6 +69,8 @@ public final class StreamSession: Sendable {
     /// The admission of the key a keyless stream's requests named (see `adopt`).
     private let requestKey = Mutex<Admission?>(nil)
     let client: [String: String]
+    /// Whose place among the open streams it holds (`OpenStreams`).
+    let holder: String
     let opened = ContinuousClock.now
     private let counts = Mutex(Counts())
 
@@ -84,9 +86,10 @@ public final class StreamSession: Sendable {
     public var readsVenue: Bool { policy.readsVenue }
 
     init(
-        gateway: Gateway, subject: CallSubject, policy: any StreamPolicy, presented: String?, client: [String: String],
-        idleTimeout: Duration
+        gateway: Gateway, subject: CallSubject, policy: any StreamPolicy, presented: String?, holder: String,
+        client: [String: String], idleTimeout: Duration
     ) {
+        self.holder = holder
         self.gateway = gateway
         self.subject = subject
         self.policy = policy
@@ -142,6 +145,7 @@ public final class StreamSession: Sendable {
 
     /// The stream ended: what it holds is settled, and its closing row says how it ended and what it carried.
     public func closed(_ reason: String) async {
+        gateway.streams.give(holder)
         await policy.ended(self)
         let c = counts.withLock { $0 }
         record(

@@ -89,6 +89,7 @@ public final class WebSocketSwitch: Sendable {
             try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: limits.maxFrameBytes)))
             try pipeline.addHandler(WebSocketProtocolErrorHandler())
+            try pipeline.addHandler(MaskedFramesOnly())
             let socket = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             channel.read()
@@ -110,4 +111,26 @@ public final class WebSocketSwitch: Sendable {
 
 struct SocketContext: WebSocketContext {
     let logger: Logger
+}
+
+/// A client's frames must be masked (RFC 6455 §5.1): an unmasked one closes the connection with 1002.
+final class MaskedFramesOnly: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+    private var closed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        let frame = unwrapInboundIn(data)
+        guard frame.maskKey != nil else {
+            closed = true
+            var reason = context.channel.allocator.buffer(capacity: 2)
+            reason.write(webSocketErrorCode: .protocolError)
+            let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: reason)
+            context.writeAndFlush(wrapOutboundOut(close)).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
+    }
 }
