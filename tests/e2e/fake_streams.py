@@ -223,9 +223,11 @@ def binance_api():
                 answer(ws, request, 200, {"balances": [{"asset": "USDT", "free": "1000.00", "locked": "0.00"}]})
             elif method == "userDataStream.subscribe.signature":
                 answer(ws, request, 200, {"subscriptionId": 0})
-                ws.send(json.dumps({"subscriptionId": 0, "event": {"e": "outboundAccountPosition", "E": int(time.time() * 1000),
-                                                                   "B": [{"a": "USDT", "f": "1000.00", "l": "0.00"}]}}))
-            elif method == "ping":
+                # The account's first event comes a moment later, as on Binance (the SDK registers its queue first).
+                event = json.dumps({"subscriptionId": 0, "event": {"e": "outboundAccountPosition", "E": int(time.time() * 1000),
+                                                                   "B": [{"a": "USDT", "f": "1000.00", "l": "0.00"}]}})
+                threading.Timer(0.3, lambda: ws.send(event)).start()
+            elif method in ("ping", "userDataStream.unsubscribe"):
                 answer(ws, request, 200, {})
             elif method == "ticker.price":
                 answer(ws, request, 200, {"symbol": params["symbol"], "price": fx.BINANCE_PRICES[params["symbol"]]})

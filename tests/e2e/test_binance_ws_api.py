@@ -5,6 +5,7 @@ Each request is taken as its REST twin (`order.place` as `POST /api/v3/order`, â
 caps, reservations and audit rows as the REST call, then signed with the real secret in the stream's form. The
 agent's `apiKey` is its Warden key; `session.logon` is answered by Warden, which signs every request itself.
 """
+import asyncio
 import concurrent.futures
 import json
 import threading
@@ -12,7 +13,9 @@ import time
 
 import pytest
 import requests
+from binance.async_client import AsyncClient
 from binance.client import Client
+from binance.ws.streams import BinanceSocketManager
 from binance.exceptions import BinanceAPIException
 from binance.ws.websocket_api import WebsocketAPI
 from websockets.sync.client import connect
@@ -76,6 +79,28 @@ def test_python_binance_ws_orders_paper_then_live_signed_by_warden(bx):
     # No request at the venue carried the agent key or the agent's throwaway signature's secret.
     sent = json.dumps(fake.state["received"])
     assert key not in sent and THROWAWAY_BINANCE_SECRET not in sent and not fake.state["leaks"]
+
+
+def test_python_binance_user_socket_through_the_websocket_api(bx):
+    """python-binance's user socket subscribes on the WebSocket API (userDataStream.subscribe.signature): Warden
+    signs the subscription with the real key, and the account's events reach the agent."""
+    key = bx.key(venues=("binance",), access="read")
+
+    async def first_event():
+        client = AsyncClient(key, THROWAWAY_BINANCE_SECRET)
+        client.API_URL = bx.url + "/proxy/binance/api"
+        client.ws_api = WebsocketAPI(url=bx.ws, tld="com")
+        try:
+            async with BinanceSocketManager(client).user_socket() as stream:
+                return await asyncio.wait_for(stream.recv(), 10)
+        finally:
+            await client.close_connection()
+
+    event = asyncio.run(first_event())
+    assert event["e"] == "outboundAccountPosition", event
+    subscribe = [r for r in bx.api_fake.state["received"] if r["method"] == "userDataStream.subscribe.signature"]
+    assert len(subscribe) == 1 and subscribe[0]["params"]["apiKey"] == fx.REAL_BINANCE_KEY
+    assert key not in json.dumps(bx.api_fake.state["received"])
 
 
 def test_requests_are_refused_or_answered_as_their_rest_twins(bx):
