@@ -48,6 +48,17 @@ public struct PolymarketVenue: ExchangeVenue {
 
     public func agentKey(in headers: HTTPFields) -> String? { headers[Self.apiKey] }
 
+    /// The user channel (`/ws/user`) carries the credential in its subscription's `auth`; the market
+    /// channel (`/ws/market`) is public. Both on the CLOB's stream host.
+    public func stream(at path: String) -> StreamRoute? {
+        switch path {
+        case "/ws/user": .authInMessages
+        case "/ws/market": .marketData
+        default: nil
+        }
+    }
+    public func defaultStreamURL(for path: String) -> String? { "wss://ws-subscriptions-clob.polymarket.com" }
+
     public func authorize(_ headers: inout HTTPFields, secret: [String: String]) {
         headers[Self.apiKey] = secret["api_key"] ?? ""
     }
@@ -283,5 +294,32 @@ public struct PolymarketVenue: ExchangeVenue {
 
     public func errorBody(status: HTTPResponse.Status, kind: RefusalKind, message: String) -> (contentType: String, body: Data) {
         ("application/json", VenueJSON.encoded(["error": message]))
+    }
+}
+
+/// Polymarket's user channel: `{"auth":{"apiKey","secret","passphrase"},"type":"user","markets":[…]}`. The
+/// agent's `apiKey` is its Warden key (its secret and passphrase are its own, worthless); Warden writes the
+/// credential's level-2 key, secret and passphrase in their place.
+extension PolymarketVenue: StreamAuthVenue {
+    public func streamKey(in message: Data) -> Result<String?, VenueError> {
+        // Keep-alive texts (`PING`) carry nothing; anything that opens like JSON must be one strict object.
+        let first = message.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"") else { return .success(nil) }
+        guard JSONMembers.isStrict(message), let object = VenueJSON.object(message) else {
+            return .failure(VenueError("a message is one JSON object naming each member once"))
+        }
+        guard let auth = object["auth"] else { return .success(nil) }
+        guard let fields = auth as? [String: Any], let key = fields["apiKey"] as? String, !key.isEmpty else {
+            return .failure(VenueError("auth must be an object with apiKey, the Warden agent key"))
+        }
+        return .success(key)
+    }
+
+    public func streamAuthorized(_ message: Data, secret: [String: String]) -> Data {
+        guard var object = VenueJSON.object(message) else { return message }
+        object["auth"] = [
+            "apiKey": secret["api_key"] ?? "", "secret": secret["api_secret"] ?? "", "passphrase": secret["passphrase"] ?? "",
+        ]
+        return VenueJSON.encode(object)
     }
 }

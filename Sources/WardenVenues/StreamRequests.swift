@@ -19,6 +19,14 @@ public protocol StreamRequestVenue: ExchangeVenue {
     func streamAnswerStatus(_ message: Data) -> (id: StreamRequestID, status: Int)?
 }
 
+/// A venue whose stream carries the credential in its messages (`StreamRoute.authInMessages`).
+public protocol StreamAuthVenue: VenueAdapter {
+    /// The agent key a message names in its credential's place: nil when it names none, or why it is refused.
+    func streamKey(in message: Data) -> Result<String?, VenueError>
+    /// The message with the real credential in place of the agent's.
+    func streamAuthorized(_ message: Data, secret: [String: String]) -> Data
+}
+
 /// A request's id as its JSON names it (a string, a number, or null), written back exactly.
 public struct StreamRequestID: Hashable, Sendable {
     /// The id's JSON text.

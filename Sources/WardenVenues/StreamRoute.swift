@@ -13,6 +13,10 @@ public enum StreamRoute: Sendable, Equatable {
     /// A stream of requests that act on the account (Binance's WebSocket API, `StreamRequestVenue`): each
     /// is taken as its REST twin, priced, reserved, signed and audited as that call is.
     case requests
+    /// The credential travels in the stream's messages (Polymarket's user channel: `auth` in the subscription):
+    /// each message that names a key is admitted on it and has the real credential written in its place
+    /// (`StreamAuthVenue`); nothing else passes before one has.
+    case authInMessages
     /// An LLM's realtime session: the credential on the handshake, and each response reserved against the
     /// key's budget before it may start, and charged from the usage the venue reports when it is done.
     case realtime

@@ -235,3 +235,29 @@ def binance_api():
                 answer(ws, request, 400, error={"code": -1100, "msg": f"unknown method {method}"})
 
     return StreamFake(handler)
+
+
+def polymarket():
+    """Polymarket's CLOB streams: `/ws/user` takes a subscription only with the real level-2 credentials in its
+    `auth`, then sends the account's order events; `/ws/market` is public. `PING` → `PONG`."""
+
+    def handler(ws, state):
+        user = ws.request.path.startswith("/ws/user")
+        authed = False
+        for message in ws:
+            state["received"].append(message)
+            if message == "PING":
+                ws.send("PONG")
+                continue
+            subscription = json.loads(message)
+            if user and not authed:
+                auth = subscription.get("auth") or {}
+                if (auth.get("apiKey"), auth.get("secret"), auth.get("passphrase")) != (
+                        fx.REAL_POLY_API_KEY, fx.REAL_POLY_API_SECRET, fx.REAL_POLY_PASSPHRASE):
+                    ws.close(4001, "invalid auth")
+                    return
+                authed = True
+            for market in subscription.get("markets") or subscription.get("assets_ids") or []:
+                ws.send(json.dumps([{"event_type": "order" if user else "book", "market": market, "type": "PLACEMENT"}]))
+
+    return StreamFake(handler)

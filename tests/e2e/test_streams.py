@@ -30,7 +30,7 @@ OWNER, PASSWORD = "streams@example.com", "streams-password-1"
 @pytest.fixture
 def world(start, tmp_path, master_key):
     upstreams = {"openai": fs.realtime(), "echo": fs.service(), "kalshi": fs.kalshi(), "binance": fs.binance(),
-                 "plain": fs.service()}
+                 "plain": fs.service(), "polymarket": fs.polymarket()}
     config = tmp_path / "warden.toml"
     config.write_text(f"""
 [venues.openai]
@@ -42,6 +42,10 @@ base_url = "{upstreams['kalshi'].url}"
 [venues.binance]
 base_url = "http://127.0.0.1:9"
 stream_url = "{upstreams['binance'].url}"
+
+[venues.polymarket]
+base_url = "http://127.0.0.1:9"
+stream_url = "{upstreams['polymarket'].url}"
 
 [services.echo]
 base_url = "{upstreams['echo'].url}"
@@ -81,9 +85,11 @@ stream_max_per_key = 3
              "echo": credential("echo", {"token": fakes.REAL_SERVICE_TOKEN}),
              "plain": credential("plain", {"token": fakes.REAL_SERVICE_TOKEN}),
              "kalshi": credential("kalshi", {"key_id": fx.REAL_KALSHI_KEY_ID,
-                                             "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM})}
+                                             "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM}),
+             "polymarket": credential("polymarket", {"api_key": fx.REAL_POLY_API_KEY, "api_secret": fx.REAL_POLY_API_SECRET,
+                                                     "passphrase": fx.REAL_POLY_PASSPHRASE, "address": fx.REAL_POLY_ADDRESS})}
 
-    def key(venues=("openai", "echo", "plain", "kalshi"), access="trade", budget=None):
+    def key(venues=("openai", "echo", "plain", "kalshi", "polymarket"), access="trade", budget=None):
         body = {"name": "k", "credential_ids": [creds[v] for v in venues], "access": access}
         if budget is not None:
             body["daily_budget_usd"] = budget
@@ -361,3 +367,35 @@ def test_an_unmasked_client_frame_closes_the_stream_with_1002(world):
             answer += chunk
     assert answer[:2] == b"\x88\x02" and answer[2:4] == (1002).to_bytes(2, "big"), answer
     assert "hello" not in world["upstreams"]["echo"].state["received"]
+
+
+def test_polymarket_user_channel_gets_the_real_credentials_in_its_subscription(world):
+    agent = world["key"](access="read")["key"]
+    fake = world["upstreams"]["polymarket"]
+    market = "0x" + "ab" * 32
+    throwaway = {"apiKey": agent, "secret": "agent-throwaway-secret", "passphrase": "agent-throwaway-passphrase"}
+    with connect(world["ws"] + "/proxy/polymarket/ws/user", open_timeout=5) as ws:
+        # Nothing passes before a subscription names the key.
+        ws.send(json.dumps({"type": "user", "markets": [market]}))
+        assert "auth.apiKey" in json.loads(ws.recv(timeout=5))["error"]
+        ws.send(json.dumps({"auth": throwaway, "type": "user", "markets": [market]}))
+        assert json.loads(ws.recv(timeout=5)) == [{"event_type": "order", "market": market, "type": "PLACEMENT"}]
+        ws.send("PING")
+        assert ws.recv(timeout=5) == "PONG"
+        for sneaky in ('{"auth":{"apiKey":"x"},"auth":{"apiKey":"y"}}', '{"auth":"' + agent + '"}', '[{"auth":{}}]'):
+            ws.send(sneaky)
+            assert "refused by Warden" in json.loads(ws.recv(timeout=5))["error"], sneaky
+    sent = [json.loads(m) for m in fake.state["received"] if m.startswith("{")]
+    assert len(sent) == 1 and sent[0]["auth"] == {"apiKey": fx.REAL_POLY_API_KEY, "secret": fx.REAL_POLY_API_SECRET,
+                                                  "passphrase": fx.REAL_POLY_PASSPHRASE}, sent
+    assert agent not in json.dumps(fake.state["received"]) and "agent-throwaway" not in json.dumps(fake.state["received"])
+    # A key that is not bound to a Polymarket credential is refused, and nothing reaches the venue.
+    other = world["key"](venues=("echo",))["key"]
+    with connect(world["ws"] + "/proxy/polymarket/ws/user", open_timeout=5) as ws:
+        ws.send(json.dumps({"auth": {**throwaway, "apiKey": other}, "type": "user", "markets": [market]}))
+        assert "not bound to a polymarket credential" in json.loads(ws.recv(timeout=5))["error"]
+    assert len([m for m in fake.state["received"] if m.startswith("{")]) == 1
+    # The market channel is public: no key, relayed as it is.
+    with connect(world["ws"] + "/proxy/polymarket/ws/market", open_timeout=5) as ws:
+        ws.send(json.dumps({"assets_ids": ["123"], "type": "market"}))
+        assert json.loads(ws.recv(timeout=5))[0]["event_type"] == "book"

@@ -45,7 +45,7 @@ extension GatewayCalls {
             let presented = gateway.presentedKey(venue: venue, headers: call.headers)
             let subject: CallSubject
             let policy: any StreamPolicy
-            if route == .marketData || route == .requests, presented == nil {
+            if route == .marketData || route == .requests || route == .authInMessages, presented == nil {
                 subject = CallSubject(venue: venue, key: nil, credentialID: nil, path: path, requestID: call.requestID)
                 policy = try requestPolicy(venue, route: route, admission: nil)
             } else {
@@ -66,7 +66,7 @@ extension GatewayCalls {
                 case .realtime:
                     venue.authorize(&headers, secret: admission.secret)
                     policy = try RealtimeBudget(gateway: gateway, admission: admission, query: call.query)
-                case .requests:
+                case .requests, .authInMessages:
                     policy = try requestPolicy(venue, route: route, admission: admission)
                 }
             }
@@ -91,6 +91,9 @@ extension GatewayCalls {
     /// A keyless stream's policy: market data unread, a request stream's requests each admitted on the key
     /// it names.
     func requestPolicy(_ venue: any VenueAdapter, route: StreamRoute, admission: Admission?) throws(GatewayRefusal) -> any StreamPolicy {
+        if route == .authInMessages, let authVenue = venue as? any StreamAuthVenue {
+            return MessageAuth(gateway: gateway, venue: authVenue)
+        }
         guard route == .requests else { return Unread() }
         guard let requests = venue as? any StreamRequestVenue else {
             throw GatewayRefusal(.notFound, .invalidRequest, "\(venue.name) has no request stream")
