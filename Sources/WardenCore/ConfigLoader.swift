@@ -343,7 +343,7 @@ public enum ConfigLoader {
             switch key {
             case "base_url": venue.baseURL = try url(t, key, path: path)
             case "market_data_url" where name == "alpaca": venue.marketDataURL = try url(t, key, path: path)
-            case "stream_url" where name == "binance" || name == "binance-futures" || name == "polymarket":
+            case "stream_url" where name == "binance" || name == "polymarket":
                 venue.streamURL = try url(t, key, path: path)
             case "ws_api_url" where name == "binance": venue.webSocketAPIURL = try url(t, key, path: path)
             case "allow_endpoints":
