@@ -101,6 +101,36 @@ def owner_keys(api):
     return keys
 
 
+def echo_key(api):
+    """A credential for the stream scenario's echo service and a key on it."""
+    token = requests.post(api + "/auth/login", json={"email": "bench@example.com", "password": "bench-password-1"}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    cred = requests.post(api + "/credentials", headers=auth, json={"venue": "echo", "label": "e", "secret": {"token": "echo"}}).json()
+    return requests.post(api + "/agent-keys", headers=auth, json={"name": "echo", "credential_ids": [cred["id"]], "access": "trade"}).json()["key"]
+
+
+def ws_load(bench, url, connections, seconds, headers=()):
+    out = subprocess.run([bench, "ws-load", url, str(connections), str(seconds), *headers], capture_output=True, text=True,
+                         check=True, timeout=seconds + 60).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def stream_round(bench, echo_port, warden_port, key, duration, warden_pid):
+    """One round of the stream scenario: echo round trips of a 128-byte text message straight to the echo server and
+    through Warden (a REST service with websocket = true), at 64 sockets and at one. Each round trip through Warden
+    relays two messages; Warden's CPU per relayed message is measured over its 64-socket run."""
+    direct = f"ws://127.0.0.1:{echo_port}/echo"
+    through = f"ws://127.0.0.1:{warden_port}/proxy/echo/echo"
+    auth = [f"X-Api-Token=token {key}"]
+    short = max(3, duration // 2)
+    result = {"direct": {"c64": ws_load(bench, direct, 64, duration), "c1": ws_load(bench, direct, 1, short)}}
+    before = cpu_seconds([warden_pid])
+    c64 = ws_load(bench, through, 64, duration, auth)
+    c64["cpu_us_warden_per_message"] = (cpu_seconds([warden_pid]) - before) * 1e6 / max(1, 2 * c64["round_trips"])
+    result["warden"] = {"c64": c64, "c1": ws_load(bench, through, 1, short, auth)}
+    return result
+
+
 def stop_all(procs, stop_postgres, work):
     """Stops what a bench started, newest first, then PostgreSQL, and removes its folder."""
     for proc in reversed(procs):
@@ -206,6 +236,7 @@ def main():
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="warden-bench-"))
     upstream_port, proxy_port, warden_port, floor_port = free_port(), free_port(), free_port(), free_port()
+    echo_port = free_port()
     (work / "nginx.conf").write_text(nginx_conf(work, upstream_port, proxy_port))
     procs = []
     stop_postgres = None
@@ -218,6 +249,9 @@ def main():
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(floor)
         wait_port(floor_port)
+        echo = subprocess.Popen([args.bench, "ws-echo", str(echo_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(echo)
+        wait_port(echo_port)
         key = subprocess.run([args.warden, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
         env = {**os.environ, "WARDEN_MASTER_KEY": key, "WARDEN_LOG_LEVEL": "warning"}
         if args.postgres:
@@ -226,6 +260,8 @@ def main():
         config.write_text(f'[venues.openai]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[venues.binance]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[venues.hyperliquid]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
+                          f'[services.echo]\nbase_url = "http://127.0.0.1:{echo_port}"\nauth_header = "X-Api-Token"\n'
+                          f'auth_value_prefix = "token "\nwebsocket = true\n\n'
                           f'[prices.openai]\n"gpt-bench" = {{ input = 1, output = 2 }}\n')
         data = work / "data"
         subprocess.run([args.warden, "user", "create", "bench@example.com", "bench-password-1", "--no-reset",
@@ -235,6 +271,7 @@ def main():
         procs.append(warden)
         wait_port(warden_port)
         agent, trader, hl_trader = owner_keys(f"http://127.0.0.1:{warden_port}/api/v1")
+        streamer = echo_key(f"http://127.0.0.1:{warden_port}/api/v1")
 
         script = work / "post.lua"
         script.write_text(
@@ -265,6 +302,7 @@ def main():
             # OpenAI-style calls while 64 connections send made-up keys: refusals must not slow real calls.
             "6_warden_openai_under_refused_flood": f"http://127.0.0.1:{warden_port}/proxy/openai/v1/chat/completions",
         }
+        run_streams = not args.only or "7_stream_echo" in args.only.split(",")
         if args.only:
             scenarios = {name: url for name, url in scenarios.items() if name in args.only.split(",")}
         # The peak before the load comes from the logins above (an Argon2id hash holds 64 MiB while it runs);
@@ -294,14 +332,32 @@ def main():
                     continue
                 measured[name] = {"c64": wrk(url, 64, args.duration, lua, wrk_env, servers, perf),
                                   "c1": wrk(url, 1, max(3, args.duration // 2), lua, wrk_env, servers)}
+            if run_streams:
+                measured["7_stream_echo"] = stream_round(args.bench, echo_port, warden_port, streamer, args.duration, warden.pid)
             rounds.append(measured)
+        stream = None
+        if run_streams:
+            pick = lambda side, load, field: median([r["7_stream_echo"][side][load][field] for r in rounds])
+            stream = {
+                "round_trips_per_second_c64": {"direct": pick("direct", "c64", "round_trips_per_second"),
+                                               "warden": pick("warden", "c64", "round_trips_per_second")},
+                "messages_relayed_per_second_c64": 2 * pick("warden", "c64", "round_trips_per_second"),
+                "p50_ms_c1": {"direct": pick("direct", "c1", "p50_ms"), "warden": pick("warden", "c1", "p50_ms")},
+                "p99_ms_c1": {"direct": pick("direct", "c1", "p99_ms"), "warden": pick("warden", "c1", "p99_ms")},
+                "added_latency_per_message_p50_ms": median(
+                    [(r["7_stream_echo"]["warden"]["c1"]["p50_ms"] - r["7_stream_echo"]["direct"]["c1"]["p50_ms"]) / 2 for r in rounds]),
+                "cpu_us_warden_per_message_c64": pick("warden", "c64", "cpu_us_warden_per_message"),
+            }
         results = {name: {load: {field: median([r[name][load][field] for r in rounds]) for field in ("rps", "p50_ms", "p99_ms", "non_2xx", *cpu_fields, "flood_rps") if field in rounds[0][name][load]}
                           for load in ("c64", "c1")} for name in scenarios}
+        if stream:
+            print("7_stream_echo", json.dumps(stream))
         if args.only:
             out_dir = pathlib.Path("bench/results")
             out_dir.mkdir(parents=True, exist_ok=True)
             store = "postgresql" if args.postgres else "sqlite"
-            (out_dir / f"only-{store}.json").write_text(json.dumps({"store": store, "scenarios": results, "per_round": rounds}, indent=2))
+            (out_dir / f"only-{store}.json").write_text(json.dumps({"store": store, "scenarios": results, "stream": stream,
+                                                                     "per_round": rounds}, indent=2))
             for name, r in results.items():
                 print(name, json.dumps(r))
             print(f"written: bench/results/only-{store}.json")
@@ -327,6 +383,7 @@ def main():
             "added_latency_p99_ms": within(lambda r: r["3_warden_openai"]["c1"]["p99_ms"] - r["1_direct"]["c1"]["p99_ms"]),
             "order_added_latency_p50_ms": within(lambda r: r["4_warden_binance_order"]["c1"]["p50_ms"] - r["1_direct"]["c1"]["p50_ms"]),
             "micro": micro,
+            "stream": stream,
         }
         if "6_warden_openai_under_refused_flood" in results:
             flood, alone = results["6_warden_openai_under_refused_flood"], results["3_warden_openai"]
@@ -358,6 +415,12 @@ def main():
             print(f"OpenAI-style calls beside {f['refusals_per_second_beside']:.0f} refusals/s of made-up keys: {f['openai_rps_c64']:.0f} req/s "
                   f"at 64 connections (alone {f['openai_rps_c64_alone']:.0f}), p50 at one connection {f['openai_p50_ms_c1']:.3f} ms "
                   f"(alone {f['openai_p50_ms_c1_alone']:.3f})")
+        if stream:
+            print(f"stream (WebSocket echo of 128 B through a REST service with websocket = true): "
+                  f"{stream['round_trips_per_second_c64']['warden']:.0f} round trips/s at 64 sockets "
+                  f"({stream['messages_relayed_per_second_c64']:.0f} messages relayed/s; direct "
+                  f"{stream['round_trips_per_second_c64']['direct']:.0f}), added latency per message p50 "
+                  f"{stream['added_latency_per_message_p50_ms']:.3f} ms, Warden CPU {stream['cpu_us_warden_per_message_c64']:.1f} µs per message")
         print(f"\n{'micro-benchmark':48} {'ops/s':>12} {'per op':>12}")
         for m in micro:
             per = m["seconds_per_op"]

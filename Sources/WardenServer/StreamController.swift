@@ -34,7 +34,11 @@ extension GatewayController {
             }
             calls.streamOpened(plan.session)
             let relay = StreamRelay(session: plan.session, upstream: upstream, maxMessageBytes: streamLimits.maxMessageBytes)
-            context.webSocket.accept(limits: streamLimits) { inbound, outbound in try await relay.run(inbound, outbound) }
+            context.webSocket.accept(limits: streamLimits) { inbound, outbound in
+                try await relay.run(inbound, outbound)
+            } abandoned: {
+                await relay.abandon()
+            }
             return Response(status: .switchingProtocols, headers: accept)
         }
     }
@@ -69,6 +73,7 @@ struct StreamRelay: Sendable {
 
     func run(_ agentIn: WebSocketInboundStream, _ agentOut: WebSocketOutboundWriter) async throws {
         let heard = LastHeard()
+        for message in session.opening { try? await upstream.outbound.write(.text(String(decoding: message, as: UTF8.self))) }
         let end = await withTaskGroup(of: End.self) { group in
             group.addTask { await fromAgent(agentIn, agentOut, heard: heard) }
             group.addTask { await fromVenue(agentOut) }
@@ -88,6 +93,13 @@ struct StreamRelay: Sendable {
         case .failed(_, agent: false): try? await agentOut.close(.unexpectedServerError, reason: "the venue's side failed")
         case .agentClosed: break
         }
+    }
+
+    /// The agent left before its side became a WebSocket: the venue's side closes, the stream is recorded as closed.
+    func abandon() async {
+        try? await upstream.outbound.close(.normalClosure, reason: nil)
+        upstream.finish()
+        await session.closed("the agent left before the stream opened")
     }
 
     func fromAgent(_ agentIn: WebSocketInboundStream, _ agentOut: WebSocketOutboundWriter, heard: LastHeard) async -> End {

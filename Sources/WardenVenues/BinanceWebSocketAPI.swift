@@ -38,7 +38,7 @@ extension BinanceVenue: StreamRequestVenue {
     /// What the agent's client adds to sign a request: never forwarded, never priced.
     static let signingParameters: Set<String> = ["apiKey", "signature", "timestamp"]
 
-    public func streamRequest(_ message: Data) -> StreamRequest {
+    public func streamRequest(_ message: Data, forwardAs wardenID: String) -> StreamRequest {
         guard JSONMembers.isStrict(message), let request = VenueJSON.object(message) else {
             return .refused(id: nil, reason: "a request is one JSON object naming each member once")
         }
@@ -59,6 +59,7 @@ extension BinanceVenue: StreamRequestVenue {
         case .signedRead: return .signedRead(id: id, method: method, apiKey: apiKey)
         case .publicData:
             var forwarded = request
+            forwarded["id"] = wardenID
             if var object = request["params"] as? [String: Any] {
                 for name in Self.signingParameters { object[name] = nil }
                 forwarded["params"] = object

@@ -4,8 +4,9 @@ import Foundation
 /// request is read here and taken as its REST twin, so it is classified, priced, reserved, signed and
 /// audited by the same code as the REST call, then written back in the stream's own form.
 public protocol StreamRequestVenue: ExchangeVenue {
-    /// One request as Warden takes it, or why it is refused (with its id, when it had one).
-    func streamRequest(_ message: Data) -> StreamRequest
+    /// One request as Warden takes it, or why it is refused (with its id, when it had one). A request
+    /// forwarded as it is (public data) goes up under `wardenID`, Warden's own id for it.
+    func streamRequest(_ message: Data, forwardAs wardenID: String) -> StreamRequest
     /// The stream request to send for a REST twin the trading policy signed (`signed`): its parameters,
     /// the real API key among them, signed as the stream signs requests.
     func streamMessage(id: StreamRequestID, method: String, from signed: UpstreamRequest, secret: [String: String])
@@ -48,7 +49,7 @@ public struct StreamRequestID: Hashable, Sendable {
 public enum StreamRequest: Sendable {
     /// About the stream's session (logging on with a key): answered by Warden, which signs every request itself.
     case session(id: StreamRequestID, method: String, apiKey: String?)
-    /// Public data: forwarded as `message`, without the agent's key, signature or timestamp.
+    /// Public data: forwarded as `message` (under Warden's id), without the agent's key, signature or timestamp.
     case publicData(id: StreamRequestID, message: Data)
     /// A read with no REST twin that Warden signs as it is (a user data subscription).
     case signedRead(id: StreamRequestID, method: String, apiKey: String?)

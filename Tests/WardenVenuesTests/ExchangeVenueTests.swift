@@ -913,3 +913,77 @@ extension CallClass {
         #expect((json["msg"] as? [String: Any])?["msg"] as? String == "no")
     }
 }
+
+@Suite struct BinanceWebSocketAPITests {
+    let venue = BinanceVenue()
+
+    /// Binance's documentation's example of a signed WebSocket API request: this key, secret and these
+    /// parameters give this signature.
+    @Test func aRequestIsSignedAsBinancesDocumentationShows() throws {
+        let secret = [
+            "api_key": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+            "api_secret": "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
+        ]
+        let signed = UpstreamRequest(
+            method: "POST", path: "/api/v3/order", query: "",
+            headers: [:],
+            body: Data(
+                ("symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.01000000&price=52000.00&newOrderRespType=ACK"
+                    + "&recvWindow=100&timestamp=1645423376532&signature=0000").utf8))
+        let id = try #require(StreamRequestID("4885f793-e5ad-4c3b-8f6c-55d891472b71"))
+        let message = try venue.streamMessage(id: id, method: "order.place", from: signed, secret: secret)
+        let json = try #require(try JSONSerialization.jsonObject(with: message) as? [String: Any])
+        let params = try #require(json["params"] as? [String: String])
+        #expect(params["signature"] == "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a")
+        #expect(params["apiKey"] == secret["api_key"] && params["quantity"] == "0.01000000" && params.count == 11)
+        #expect(json["id"] as? String == "4885f793-e5ad-4c3b-8f6c-55d891472b71" && json["method"] as? String == "order.place")
+    }
+
+    @Test func anOrderIsTakenAsItsRESTTwinWithoutTheAgentsSigningParameters() throws {
+        let message =
+            #"{"id":7,"method":"order.place","params":{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":0.001,"price":"50000","apiKey":"wdn_x","timestamp":1,"signature":"ab"}}"#
+        guard
+            case .rest(let id, _, let method, let path, let form, let apiKey) = venue.streamRequest(Data(message.utf8), forwardAs: "wdn-1")
+        else {
+            Issue.record("not taken as a REST call")
+            return
+        }
+        #expect(id.json == "7" && method == "POST" && path == "/api/v3/order" && apiKey == "wdn_x")
+        #expect(form == "price=50000&quantity=0.001&side=BUY&symbol=BTCUSDT&type=LIMIT")
+    }
+
+    @Test(arguments: [
+        (#"{"id":1,"method":"sor.order.place","params":{}}"#, "does not relay"),
+        (#"{"id":1,"method":"order.place","method":"ping","params":{}}"#, "naming each member once"),
+        (#"{"id":{"a":1},"method":"ping"}"#, "id must be"),
+        (#"{"id":1,"method":"order.place","params":{"price":"1&quantity=9"}}"#, "letters, digits"),
+        (#"{"id":1,"method":"order.place","params":{"quantity":[1]}}"#, "params must be"),
+        (#"{"id":1,"method":"order.place","params":{"q_ty":"1"}}"#, "plain letters"),
+        (#"{"id":1,"method":"ping","extra":true}"#, "unknown member"),
+        (#"[1]"#, "one JSON object"),
+    ])
+    func malformedOrUnlistedRequestsAreRefused(message: String, reason: String) {
+        guard case .refused(_, let why) = venue.streamRequest(Data(message.utf8), forwardAs: "wdn-1") else {
+            Issue.record("\(message) was taken")
+            return
+        }
+        #expect(why.contains(reason), "\(why)")
+    }
+
+    @Test func publicRequestsGoWithoutTheAgentsKey() throws {
+        let message = #"{"id":"p","method":"ticker.price","params":{"symbol":"BTCUSDT","apiKey":"wdn_secret","signature":"s"}}"#
+        guard case .publicData(_, let forwarded) = venue.streamRequest(Data(message.utf8), forwardAs: "wdn-1") else {
+            Issue.record("not public")
+            return
+        }
+        #expect(!String(decoding: forwarded, as: UTF8.self).contains("wdn_secret"))
+        #expect(String(decoding: forwarded, as: UTF8.self).contains(#""id":"wdn-1""#))
+        #expect(String(decoding: forwarded, as: UTF8.self).contains("BTCUSDT"))
+    }
+
+    @Test func anAnswerNamesItsRequestAndStatus() throws {
+        let answer = venue.streamAnswerStatus(Data(#"{"id":"o1","status":400,"error":{"code":-2010,"msg":"x"}}"#.utf8))
+        #expect(answer?.id == StreamRequestID("o1") && answer?.status == 400)
+        #expect(venue.streamAnswerStatus(Data(#"{"subscriptionId":0,"event":{}}"#.utf8)) == nil)
+    }
+}

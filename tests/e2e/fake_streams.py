@@ -6,7 +6,8 @@
   handshake; `session.update` → `session.updated`; `response.create` → `response.created`, a text delta,
   `response.done` with usage (output = the response's `max_output_tokens`, or 50); a second
   `response.create` while one runs → an `error` event naming the client event; `input_audio_buffer.commit`
-  starts a response by itself (the server's turn detection), as the real service does by default.
+  starts a response by itself (the server's turn detection), as the real service does by default, unless a
+  `session.update` set turn detection's `create_response` to false (or `state["ignore_turn_settings"]`).
 - `kalshi()`: Kalshi's `/trade-api/ws/v2`: the handshake must carry KALSHI-ACCESS-KEY/-TIMESTAMP/-SIGNATURE,
   RSA-PSS over timestamp + "GET" + path, verified with the real key; `subscribe` → `subscribed`.
 - `binance()`: Binance's public stream host: `/ws/<stream>` sends trade events.
@@ -103,7 +104,13 @@ def realtime():
             state["received"].append(event)
             kind = event.get("type")
             if kind == "session.update":
-                ws.send(json.dumps({"type": "session.updated", "event_id": "evt_u", "session": event.get("session", {})}))
+                session = event.get("session") or {}
+                detection = session.get("turn_detection", (session.get("audio") or {}).get("input", {}).get("turn_detection", "unset"))
+                if isinstance(detection, dict) and "create_response" in detection and not state.get("ignore_turn_settings"):
+                    running["auto"] = detection["create_response"]
+                elif detection is None:
+                    running["auto"] = False
+                ws.send(json.dumps({"type": "session.updated", "event_id": "evt_u", "session": session}))
             elif kind == "response.create":
                 if state.get("busy"):
                     ws.send(json.dumps({"type": "error", "event_id": "evt_x", "error": {
@@ -112,7 +119,9 @@ def realtime():
                     continue
                 respond((event.get("response") or {}).get("max_output_tokens"))
             elif kind == "input_audio_buffer.commit":
-                respond(None)
+                ws.send(json.dumps({"type": "input_audio_buffer.committed", "event_id": "evt_b"}))
+                if running.get("auto", True):  # turn detection answers by itself unless told not to
+                    respond(None)
             elif kind == "response.cancel":
                 pass
 
@@ -229,6 +238,9 @@ def binance_api():
                 threading.Timer(0.3, lambda: ws.send(event)).start()
             elif method in ("ping", "userDataStream.unsubscribe"):
                 answer(ws, request, 200, {})
+            elif method == "depth" and params.get("symbol") not in fx.BINANCE_PRICES:
+                time.sleep(0.5)  # a slow refusal: the answers of later requests come after it
+                answer(ws, request, 400, error={"code": -1121, "msg": "Invalid symbol."})
             elif method == "ticker.price":
                 answer(ws, request, 200, {"symbol": params["symbol"], "price": fx.BINANCE_PRICES[params["symbol"]]})
             else:

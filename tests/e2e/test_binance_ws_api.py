@@ -142,6 +142,24 @@ def test_requests_are_refused_or_answered_as_their_rest_twins(bx):
     assert not fake.state["leaks"]
 
 
+def test_an_answer_to_one_request_is_never_taken_for_anothers_whatever_ids_the_agent_reuses(bx):
+    """Warden sends every request up under an id of its own: a public request's refusal (a 400) that comes while an
+    order with the same agent id waits cannot give that order's reservation back."""
+    bx.put_profile(risk={"max_leg_usd": 100, "daily_cap_usd": 1000})
+    bx.live("binance")
+    key = bx.key(venues=("binance",))
+    with connect(bx.ws, open_timeout=5) as ws:
+        ws.send(json.dumps({"id": "x", "method": "depth", "params": {"symbol": "NOSUCH"}}))
+        ws.send(json.dumps({"id": "x", "method": "order.place", "params": {
+            "apiKey": key, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0002",
+            "price": "50000.00"}}))
+        answers = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
+    assert [(a["id"], a["status"]) for a in answers] == [("x", 400), ("x", 200)], answers
+    ups = [r["id"] for r in bx.api_fake.state["received"]]
+    assert len(set(ups)) == 2 and "x" not in ups, ups
+    assert bx.trading()["live_usd"] == pytest.approx(10.0), "the order's reservation stands"
+
+
 def test_the_daily_cap_holds_over_a_mixed_rest_and_websocket_burst(bx):
     """100 concurrent 10 USD orders under a 250 USD daily cap, half through REST, half through five WebSocket
     API streams: exactly 25 reach the venues, whichever way they came."""

@@ -235,6 +235,13 @@ def test_openai_realtime_responses_are_reserved_and_charged_to_the_budget(world)
     assert shake["headers"]["Authorization"] == f"Bearer {fakes.REAL_OPENAI_KEY}" and agent not in json.dumps(shake)
     usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"][0]
     assert usage["spent_usd"] == pytest.approx(0.2), usage
+    # Spent to the last cent, a key's next stream is refused at its handshake.
+    spent = world["key"](budget=0.1)["key"]
+    with realtime_client(world, spent).realtime.connect(model=MODEL) as connection:
+        connection.response.create()
+        next_event(connection, "response.done")
+    status, body = handshake_status(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", {"Authorization": f"Bearer {spent}"})
+    assert status == 429 and "daily budget" in body, body
 
 
 def test_realtime_events_are_read_as_the_venue_reads_them(world):
@@ -245,8 +252,10 @@ def test_realtime_events_are_read_as_the_venue_reads_them(world):
     with connect(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", additional_headers=headers, open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
         ws.send('{"type":"response\\u002ecreate","response":{"max_output_tokens":"inf"}}')
-        events = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
-        assert events[-1]["type"] == "response.done" and events[-1]["response"]["usage"]["output_tokens"] == 100, events
+        events = [json.loads(ws.recv(timeout=5))]
+        while events[-1]["type"] != "response.done":
+            events.append(json.loads(ws.recv(timeout=5)))
+        assert events[-1]["response"]["usage"]["output_tokens"] == 100, events
         for sneaky in ('{"type":"session.update","type":"response.create"}', '{"type":"response.create","type":"session.update"}',
                        '{"type":"response.create","response":{"temperature":1e400}}', '{"type":"response.create","x":NaN}',
                        '{"type":"response.create","x":"\\ud800"}', '[' * 600 + ']' * 600,
@@ -257,12 +266,33 @@ def test_realtime_events_are_read_as_the_venue_reads_them(world):
             assert answer["type"] == "error" and "refused by Warden" in answer["error"]["message"], (sneaky, answer)
     creates = [e for e in fake.state["received"] if e["type"] == "response.create"]
     assert [e["response"]["max_output_tokens"] for e in creates] == [100], fake.state["received"]
-    assert not [e for e in fake.state["received"] if e["type"] == "session.update"]
+    assert [e["event_id"] for e in fake.state["received"] if e["type"] == "session.update"] == [
+        "wdn_no_auto_response_beta", "wdn_no_auto_response"], "only Warden's own updates"
+
+
+def test_on_a_budgeted_key_the_venue_is_told_not_to_start_responses_by_itself(world):
+    agent = world["key"](budget=5)["key"]
+    fake = world["upstreams"]["openai"]
+    headers = {"Authorization": f"Bearer {agent}"}
+    with connect(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", additional_headers=headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
+        # The agent turns automatic responses back on: Warden writes them off again.
+        ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "turn_detection": {"type": "server_vad", "create_response": True}}}}}))
+        ws.send('{"type":"input_audio_buffer.commit"}')
+        seen = []
+        while not any(e["type"] == "input_audio_buffer.committed" for e in seen):
+            seen.append(json.loads(ws.recv(timeout=5)))
+    assert not any(e["type"].startswith("response.") for e in seen), seen
+    updates = [e for e in fake.state["received"] if e["type"] == "session.update"]
+    assert [u.get("event_id") for u in updates[:2]] == ["wdn_no_auto_response_beta", "wdn_no_auto_response"], updates
+    assert updates[2]["session"]["audio"]["input"]["turn_detection"]["create_response"] is False
 
 
 def test_a_response_the_venue_starts_by_itself_is_cancelled_charged_and_closes_the_stream_on_a_budgeted_key(world):
     agent = world["key"](budget=5)["key"]
     fake = world["upstreams"]["openai"]
+    fake.state["ignore_turn_settings"] = True  # a venue that starts responses whatever it was told
     headers = {"Authorization": f"Bearer {agent}"}
     with connect(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", additional_headers=headers, open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
@@ -349,15 +379,7 @@ def test_a_key_family_holds_at_most_stream_max_per_key_streams(world):
 
 def test_an_unmasked_client_frame_closes_the_stream_with_1002(world):
     agent = world["key"]()["key"]
-    port = int(world["server"].url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        raw.sendall((f"GET /proxy/echo/socket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                     f"X-Api-Token: token {agent}\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += raw.recv(4096)
-        assert head.startswith(b"HTTP/1.1 101"), head
+    with raw_stream(world, agent) as raw:
         raw.sendall(b"\x81\x05hello")  # a text frame without a mask
         answer = b""
         while len(answer) < 4:
@@ -399,3 +421,51 @@ def test_polymarket_user_channel_gets_the_real_credentials_in_its_subscription(w
     with connect(world["ws"] + "/proxy/polymarket/ws/market", open_timeout=5) as ws:
         ws.send(json.dumps({"assets_ids": ["123"], "type": "market"}))
         assert json.loads(ws.recv(timeout=5))[0]["event_type"] == "book"
+
+
+def masked(opcode, payload):
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def raw_stream(world, agent):
+    port = int(world["server"].url.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    raw.sendall((f"GET /proxy/echo/socket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 f"X-Api-Token: token {agent}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw
+
+
+def test_a_text_message_that_is_not_utf8_closes_the_stream_with_1007(world):
+    agent = world["key"]()["key"]
+    with raw_stream(world, agent) as raw:
+        raw.sendall(masked(0x1, b"\xff\xfe bad utf8"))
+        answer = raw.recv(4096)
+    assert answer[:2] == b"\x88\x02" and answer[2:4] == (1007).to_bytes(2, "big"), answer
+    assert not world["upstreams"]["echo"].state["received"]
+
+
+def test_a_stream_that_names_its_key_late_counts_among_its_familys(world):
+    """A Polymarket user stream opens without a key; when its subscription names one, it counts among that key's
+    streams, and a family that already holds stream_max_per_key is refused there."""
+    agent = world["key"]()["key"]
+    sockets = [echo_socket(world, agent) for _ in range(3)]
+    try:
+        with connect(world["ws"] + "/proxy/polymarket/ws/user", open_timeout=5) as ws:
+            ws.send(json.dumps({"auth": {"apiKey": agent, "secret": "s", "passphrase": "p"}, "type": "user", "markets": ["m"]}))
+            assert "stream_max_per_key" in json.loads(ws.recv(timeout=5))["error"]
+        sockets.pop().close()
+        time.sleep(0.3)
+        with connect(world["ws"] + "/proxy/polymarket/ws/user", open_timeout=5) as ws:
+            ws.send(json.dumps({"auth": {"apiKey": agent, "secret": "s", "passphrase": "p"}, "type": "user", "markets": ["m"]}))
+            assert json.loads(ws.recv(timeout=5))[0]["event_type"] == "order"
+            # Now the family is full again: an echo stream of the same key is refused at its handshake.
+            assert handshake_status(world["ws"] + "/proxy/echo/socket", {"X-Api-Token": f"token {agent}"})[0] == 429
+    finally:
+        for ws in sockets:
+            ws.close()

@@ -33,9 +33,7 @@ final class MessageAuth: StreamPolicy {
                 let admission = try await gateway.admit(
                     venue: venue, method: "GET", rawPath: session.subject.path.description, query: nil,
                     headers: [Gateway.wardenKeyHeader: key], requestID: session.subject.requestID)
-                guard session.adopt(admission) else {
-                    throw GatewayRefusal(.forbidden, .permission, "this stream already carries another agent key", key: admission.key)
-                }
+                try session.adopt(admission)
                 secret.withLock { $0 = admission.secret }
                 session.record(.forward, outcome: .allowed, ["class": CallKind.privateRead.rawValue, "event": "subscribe"], admission)
                 return .forward(venue.streamAuthorized(message, secret: admission.secret))

@@ -12,6 +12,11 @@ import WardenVenues
 /// The worst case of a response's input is everything the conversation can hold: every byte the agent
 /// sent on the stream (a token is at least a byte, audio included) plus every output token so far
 /// (earlier answers are read again as input), plus the venue's framing.
+///
+/// On a key with a budget the venue must not start responses by itself: before any of the agent's events
+/// Warden turns turn detection's `create_response` off (in the beta's and the GA's session shapes: the
+/// venue refuses the one it does not speak, and that refusal is not passed on), and writes it off again in
+/// every `session.update` the agent sends. A handshake on a key with nothing left of its budget is refused.
 final class RealtimeBudget: StreamPolicy {
     let gateway: Gateway
     let admission: Admission
@@ -35,6 +40,34 @@ final class RealtimeBudget: StreamPolicy {
 
     var readsAgent: Bool { true }
     var readsVenue: Bool { true }
+    var budgeted: Bool { admission.key.dailyBudgetUSD != nil }
+
+    /// The event ids of Warden's own session updates, whose `error` answers go no further.
+    static let ownEvents: Set<String> = ["wdn_no_auto_response_beta", "wdn_no_auto_response"]
+
+    var opening: [Data] {
+        guard budgeted else { return [] }
+        let off: [String: Any] = ["type": "server_vad", "create_response": false]
+        return [
+            VenueJSON.encode(["type": "session.update", "event_id": "wdn_no_auto_response_beta", "session": ["turn_detection": off]]),
+            VenueJSON.encode([
+                "type": "session.update", "event_id": "wdn_no_auto_response",
+                "session": ["type": "realtime", "audio": ["input": ["turn_detection": off]]],
+            ]),
+        ]
+    }
+
+    /// Refuses a stream for a key whose family has nothing left of its budget today.
+    func checkBudgetLeft() async throws(GatewayRefusal) {
+        guard let budget = admission.key.dailyBudgetUSD, let least = USD(roundingUp: Decimal(string: "0.000001")!) else { return }
+        let key = admission.key
+        try await gateway.reserve(
+            least, budget: budget, keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), key: key)
+        _ = await gateway.settle(
+            Reservation(
+                keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: least, price: nil, budgeted: true),
+            usage: nil, sent: false)
+    }
 
     init(gateway: Gateway, admission: Admission, query: String?) throws(GatewayRefusal) {
         self.gateway = gateway
@@ -66,6 +99,7 @@ final class RealtimeBudget: StreamPolicy {
         guard JSONMembers.isStrict(message), let type = try? JSONMembers.read(message, names: ["type"])["type"]?.string else {
             return refuse("a Realtime event is one JSON object naming each member once, with a type", message, session)
         }
+        if type == "session.update", budgeted { return withoutAutoResponses(message, session) }
         guard type == "response.create" else { return .forward(message) }
         // A number Foundation cannot hold (1e400) is valid JSON the venue may read: refused, never forwarded unpriced.
         guard var event = VenueJSON.object(message) else {
@@ -82,6 +116,7 @@ final class RealtimeBudget: StreamPolicy {
             return refuse("max_output_tokens must be a whole number of at least 1, or \"inf\"", message, session)
         }
         response["max_output_tokens"] = ceiling
+        response["max_response_output_tokens"] = nil  // an older name of the same limit: only Warden's stands
         event["response"] = response
         let eventID = (event["event_id"] as? String) ?? "wdn_\(UUID().uuidString.lowercased())"
         event["event_id"] = eventID
@@ -94,6 +129,27 @@ final class RealtimeBudget: StreamPolicy {
         session.record(
             .forward, outcome: .allowed,
             ["event": "response.create", "reserved_usd": reservation.amount.description, "max_output_tokens": String(ceiling)])
+        return .forward(VenueJSON.encode(event))
+    }
+
+    /// An agent's `session.update` on a budgeted key, its turn detection (in either shape) kept from starting responses.
+    func withoutAutoResponses(_ message: Data, _ session: StreamSession) -> StreamStep {
+        guard var event = VenueJSON.object(message) else {
+            return refuse("the session.update event could not be read whole", message, session)
+        }
+        guard var settings = event["session"] as? [String: Any] else { return .forward(message) }
+        func off(_ detection: Any?) -> Any? {
+            guard var detection = detection as? [String: Any] else { return detection }
+            detection["create_response"] = false
+            return detection
+        }
+        if settings["turn_detection"] != nil { settings["turn_detection"] = off(settings["turn_detection"]) }
+        if var audio = settings["audio"] as? [String: Any], var input = audio["input"] as? [String: Any], input["turn_detection"] != nil {
+            input["turn_detection"] = off(input["turn_detection"])
+            audio["input"] = input
+            settings["audio"] = audio
+        }
+        event["session"] = settings
         return .forward(VenueJSON.encode(event))
     }
 
@@ -126,7 +182,9 @@ final class RealtimeBudget: StreamPolicy {
             if let id = await finished(event, session), state.withLock({ $0.closing == id }) {
                 return StreamStep(toAgent: [message], close: "a response the venue started by itself on a key with a budget")
             }
-        case "error": await failed(event)
+        case "error":
+            if let own = (event["error"] as? [String: Any])?["event_id"] as? String, Self.ownEvents.contains(own) { return StreamStep() }
+            await failed(event)
         default: break
         }
         return .relay(message)

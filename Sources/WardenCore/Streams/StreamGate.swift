@@ -65,7 +65,9 @@ extension GatewayCalls {
                     policy = VenueCommands()
                 case .realtime:
                     venue.authorize(&headers, secret: admission.secret)
-                    policy = try RealtimeBudget(gateway: gateway, admission: admission, query: call.query)
+                    let budget = try RealtimeBudget(gateway: gateway, admission: admission, query: call.query)
+                    try await budget.checkBudgetLeft()
+                    policy = budget
                 case .requests, .authInMessages:
                     policy = try requestPolicy(venue, route: route, admission: admission)
                 }

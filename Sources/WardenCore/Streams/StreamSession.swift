@@ -25,11 +25,14 @@ protocol StreamPolicy: Sendable {
     var readsVenue: Bool { get }
     func fromAgent(_ message: Data, _ session: StreamSession) async -> StreamStep
     func fromVenue(_ message: Data, _ session: StreamSession) async -> StreamStep
+    /// What Warden sends the venue before any of the agent's messages.
+    var opening: [Data] { get }
     /// The stream closed: whatever it still holds (reservations) is settled.
     func ended(_ session: StreamSession) async
 }
 
 extension StreamPolicy {
+    var opening: [Data] { [] }
     func fromVenue(_ message: Data, _ session: StreamSession) async -> StreamStep { .relay(message) }
     func ended(_ session: StreamSession) async {}
 }
@@ -69,8 +72,10 @@ public final class StreamSession: Sendable {
     /// The admission of the key a keyless stream's requests named (see `adopt`).
     private let requestKey = Mutex<Admission?>(nil)
     let client: [String: String]
-    /// Whose place among the open streams it holds (`OpenStreams`).
-    let holder: String
+    /// Whose place among the open streams it holds (`OpenStreams`): its key family's, or its client's until a
+    /// request on it names a key.
+    private let holding: Mutex<String>
+    var holder: String { holding.withLock { $0 } }
     let opened = ContinuousClock.now
     private let counts = Mutex(Counts())
 
@@ -89,7 +94,7 @@ public final class StreamSession: Sendable {
         gateway: Gateway, subject: CallSubject, policy: any StreamPolicy, presented: String?, holder: String,
         client: [String: String], idleTimeout: Duration
     ) {
-        self.holder = holder
+        self.holding = Mutex(holder)
         self.gateway = gateway
         self.subject = subject
         self.policy = policy
@@ -97,6 +102,9 @@ public final class StreamSession: Sendable {
         self.client = client
         self.idleTimeout = idleTimeout
     }
+
+    /// What goes to the venue before any of the agent's messages.
+    public var opening: [Data] { policy.opening }
 
     /// A message from the agent, counted, then taken as the policy says.
     public func fromAgent(_ message: Data) async -> StreamStep {
@@ -133,14 +141,34 @@ public final class StreamSession: Sendable {
     }
 
     /// The key a request on a keyless stream named, watched from now on like a handshake's (its closing row
-    /// names it); false when the stream already has another (one stream, one key).
-    func adopt(_ admission: Admission) -> Bool {
-        let adopted = presented.withLock { presented in
-            if presented == nil { presented = admission.presentedKey }
-            return presented == admission.presentedKey
+    /// names it), the stream counted among its family's from now on. Refused when the stream already has
+    /// another key (one stream, one key), or the family already holds `stream_max_per_key` streams.
+    func adopt(_ admission: Admission) throws(GatewayRefusal) {
+        let first = try presented.withLock { (presented: inout String?) throws(GatewayRefusal) -> Bool in
+            if let presented {
+                guard presented == admission.presentedKey else {
+                    throw GatewayRefusal(.forbidden, .permission, "this stream already carries another agent key", key: admission.key)
+                }
+                return false
+            }
+            presented = admission.presentedKey
+            return true
         }
-        if adopted { requestKey.withLock { $0 = $0 ?? admission } }
-        return adopted
+        guard first else { return }
+        let family = "key:" + admission.key.rootID
+        let limit = gateway.config.gateway.streamMaxPerKey
+        guard gateway.streams.take(family, limit: limit) else {
+            presented.withLock { $0 = nil }
+            throw GatewayRefusal(
+                .tooManyRequests, .rateLimit,
+                "\(limit) streams are already open for this key and the keys minted from it (stream_max_per_key)", key: admission.key)
+        }
+        let client = holding.withLock { holder in
+            defer { holder = family }
+            return holder
+        }
+        gateway.streams.give(client)
+        requestKey.withLock { $0 = admission }
     }
 
     /// The stream ended: what it holds is settled, and its closing row says how it ended and what it carried.

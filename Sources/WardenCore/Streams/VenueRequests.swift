@@ -17,17 +17,29 @@ final class VenueRequests: StreamPolicy {
     struct State {
         /// The key the stream logged on with (or named at its handshake), for requests that name none.
         var key: String?
-        /// Sent and not yet answered, by request id.
+        /// Sent and not yet answered, by the id Warden sent them under.
         var pending: [StreamRequestID: Pending] = [:]
+        var sent = 0
     }
 
+    /// A request sent up under Warden's own id (so that no answer can be taken for another request's, whatever
+    /// ids the agent reuses), with the agent's id to give its answer back, and an order's reservation.
     struct Pending: Sendable {
+        let agentID: StreamRequestID
+        let order: Order?
+    }
+
+    struct Order: Sendable {
         let admission: Admission
-        let restMethod: String
         let tickets: [String]
         let detail: [String: String]
         let sent: ContinuousClock.Instant
     }
+
+    /// Requests waiting for their answers at most; more are refused until some are answered.
+    static let maxPending = 1024
+    /// This stream's prefix of Warden's request ids.
+    let idPrefix = "wdn" + String(UInt32.random(in: .min ... .max), radix: 16) + "-"
 
     var readsAgent: Bool { true }
     var readsVenue: Bool { true }
@@ -39,12 +51,22 @@ final class VenueRequests: StreamPolicy {
     }
 
     func fromAgent(_ message: Data, _ session: StreamSession) async -> StreamStep {
-        switch venue.streamRequest(message) {
+        let wardenID = state.withLock { state -> String? in
+            guard state.pending.count < Self.maxPending else { return nil }
+            state.sent += 1
+            return idPrefix + String(state.sent)
+        }
+        guard let wardenID, let upID = StreamRequestID(wardenID) else {
+            let refusal = GatewayRefusal(.tooManyRequests, .rateLimit, "\(Self.maxPending) requests are already waiting for their answers")
+            return refuse(refusal, id: StreamRequestID(nil)!, method: "", session)
+        }
+        switch venue.streamRequest(message, forwardAs: wardenID) {
         case .refused(let id, let reason):
             session.record(.refuse, outcome: .refused, ["reason": reason, "status": "400"])
             let body = venue.errorBody(status: .badRequest, kind: .invalidRequest, message: "refused by Warden: " + reason).body
             return .answer(venue.streamAnswer(id: id ?? StreamRequestID(nil)!, status: 400, body: body))
-        case .publicData(_, let forwarded):
+        case .publicData(let id, let forwarded):
+            state.withLock { $0.pending[upID] = Pending(agentID: id, order: nil) }
             return .forward(forwarded)
         case .session(let id, let method, let apiKey):
             return await sessionRequest(id: id, method: method, apiKey: apiKey, session)
@@ -52,13 +74,15 @@ final class VenueRequests: StreamPolicy {
             do {
                 let admission = try await admit(apiKey, restMethod: "GET", path: "/ws-api/v3", id: id, method: method, session)
                 session.record(.forward, outcome: .allowed, Self.detail(id, method, ["class": CallKind.privateRead.rawValue]), admission)
-                return .forward(venue.streamSigned(id: id, method: method, secret: admission.secret, now: Date()))
+                state.withLock { $0.pending[upID] = Pending(agentID: id, order: nil) }
+                return .forward(venue.streamSigned(id: upID, method: method, secret: admission.secret, now: Date()))
             } catch {
                 return refuse(error, id: id, method: method, session)
             }
         case .rest(let id, let method, let restMethod, let path, let form, let apiKey):
             do {
-                return try await rest(id: id, method: method, restMethod: restMethod, path: path, form: form, apiKey: apiKey, session)
+                return try await rest(
+                    id: id, upID: upID, method: method, restMethod: restMethod, path: path, form: form, apiKey: apiKey, session)
             } catch {
                 return refuse(error, id: id, method: method, session)
             }
@@ -67,11 +91,9 @@ final class VenueRequests: StreamPolicy {
 
     /// A request taken as its REST twin, through the trading policy.
     func rest(
-        id: StreamRequestID, method: String, restMethod: String, path: String, form: String, apiKey: String?, _ session: StreamSession
+        id: StreamRequestID, upID: StreamRequestID, method: String, restMethod: String, path: String, form: String, apiKey: String?,
+        _ session: StreamSession
     ) async throws(GatewayRefusal) -> StreamStep {
-        guard state.withLock({ $0.pending[id] == nil }) else {
-            throw GatewayRefusal(.badRequest, .invalidRequest, "request id \(id.json.prefix(64)) is already waiting for its answer")
-        }
         let admission = try await admit(apiKey, restMethod: restMethod, path: path, id: id, method: method, session)
         let plan = try await gateway.trading.plan(
             admission, venue: venue, method: restMethod, query: "", body: Data(form.utf8),
@@ -87,7 +109,7 @@ final class VenueRequests: StreamPolicy {
             throw GatewayRefusal(.forbidden, .permission, "\(method) is not relayed on the stream", key: admission.key)
         case .forward(let signed, _):
             let message: Data
-            do { message = try venue.streamMessage(id: id, method: method, from: signed, secret: admission.secret) } catch {
+            do { message = try venue.streamMessage(id: upID, method: method, from: signed, secret: admission.secret) } catch {
                 await release(plan.reservations)
                 throw GatewayRefusal(.badRequest, .invalidRequest, error.description, key: admission.key)
             }
@@ -97,17 +119,8 @@ final class VenueRequests: StreamPolicy {
                     throw GatewayRefusal(.serviceUnavailable, .unavailable, "the audit log cannot be written; the request was not sent")
                 }
             }
-            let pending = Pending(
-                admission: admission, restMethod: restMethod, tickets: plan.reservations, detail: detail, sent: .now)
-            let taken = state.withLock { state -> Bool in
-                guard state.pending[id] == nil else { return false }
-                state.pending[id] = pending
-                return true
-            }
-            guard taken else {
-                await release(plan.reservations)
-                throw GatewayRefusal(.badRequest, .invalidRequest, "request id \(id.json.prefix(64)) is already waiting for its answer")
-            }
+            let order = Order(admission: admission, tickets: plan.reservations, detail: detail, sent: .now)
+            state.withLock { $0.pending[upID] = Pending(agentID: id, order: order) }
             return .forward(message)
         }
     }
@@ -153,9 +166,7 @@ final class VenueRequests: StreamPolicy {
             venue: venue, method: restMethod, rawPath: path, query: nil, headers: [Gateway.wardenKeyHeader: key],
             requestID: session.subject.requestID)
         admission.auditTags = Self.detail(id, method, ["stream": "websocket"]).merging(session.client) { $1 }
-        guard session.adopt(admission) else {
-            throw GatewayRefusal(.forbidden, .permission, "this stream already carries another agent key", key: admission.key)
-        }
+        try session.adopt(admission)
         return admission
     }
 
@@ -174,23 +185,27 @@ final class VenueRequests: StreamPolicy {
         return .answer(venue.streamAnswer(id: id, status: refusal.status.code, body: body))
     }
 
+    /// An answer goes back to the agent under the agent's id; an order's answer settles its reservation.
     func fromVenue(_ message: Data, _ session: StreamSession) async -> StreamStep {
         guard let (id, status) = venue.streamAnswerStatus(message),
             let pending = state.withLock({ $0.pending.removeValue(forKey: id) })
         else { return .relay(message) }
-        var detail = pending.detail
+        var answer = message
+        if let range = answer.range(of: Data(id.json.utf8)) { answer.replaceSubrange(range, with: Data(pending.agentID.json.utf8)) }
+        guard let order = pending.order else { return .relay(answer) }
+        var detail = order.detail
         detail["status"] = String(status)
-        detail["ms"] = GatewayCalls.milliseconds(since: pending.sent)
-        if !pending.tickets.isEmpty {
+        detail["ms"] = GatewayCalls.milliseconds(since: order.sent)
+        if !order.tickets.isEmpty {
             if (400..<500).contains(status) {
-                await release(pending.tickets)
+                await release(order.tickets)
                 detail["reservation"] = "released"
             } else {
                 detail["reservation"] = "kept"
             }
         }
-        session.record(.result, outcome: .forwarded, detail, pending.admission)
-        return .relay(message)
+        session.record(.result, outcome: .forwarded, detail, order.admission)
+        return .relay(answer)
     }
 
     /// Requests still unanswered when the stream closed: the venue may have acted on them, so their
@@ -198,13 +213,13 @@ final class VenueRequests: StreamPolicy {
     func ended(_ session: StreamSession) async {
         let open = state.withLock { state in
             defer { state.pending = [:] }
-            return Array(state.pending.values)
+            return state.pending.values.compactMap(\.order)
         }
-        for pending in open {
-            var detail = pending.detail
-            detail["reservation"] = pending.tickets.isEmpty ? nil : "kept"
+        for order in open {
+            var detail = order.detail
+            detail["reservation"] = order.tickets.isEmpty ? nil : "kept"
             detail["ended"] = "unanswered"
-            session.record(.result, outcome: .interrupted, detail, pending.admission)
+            session.record(.result, outcome: .interrupted, detail, order.admission)
         }
     }
 

@@ -50,8 +50,8 @@ public struct FrontResponder: Sendable {
         response.headers[.date] = dates.now()
         response.headers[.server] = serverName
         response.headers[requestIDHeader] = requestID
-        if response.status == .switchingProtocols, let (session, limits) = webSocket.take() {
-            return await WebSocketSwitch.run(session, limits: limits, head: response.head, on: channel, logger: logger)
+        if response.status == .switchingProtocols, let accepted = webSocket.take() {
+            return await WebSocketSwitch.run(accepted, head: response.head, on: channel, logger: logger)
         }
         let writer = ChannelBodyWriter(channel: channel, head: response.head, streams: response.body.contentLength == nil)
         do {

@@ -28,19 +28,29 @@ public struct WebSocketLimits: Sendable {
 /// The agent's side of a WebSocket that a route accepted.
 public typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter) async throws -> Void
 
+/// What a route that accepted a WebSocket does if the connection never became one (the client left first).
+public typealias WebSocketAbandoned = @Sendable () async -> Void
+
 /// How a route takes its request's connection over as a WebSocket: it `accept`s with the session to
 /// run and answers 101 (`WebSocketSwitch.answer`); the front writes that answer, switches the
 /// connection from HTTP/1 to WebSocket frames and runs the session until the socket closes.
 public final class WebSocketSwitch: Sendable {
-    private let accepted = NIOLockedValueBox<(WebSocketSession, WebSocketLimits)?>(nil)
+    private let accepted = NIOLockedValueBox<Accepted?>(nil)
+
+    struct Accepted {
+        let session: WebSocketSession
+        let abandoned: WebSocketAbandoned
+        let limits: WebSocketLimits
+    }
 
     public init() {}
 
-    public func accept(limits: WebSocketLimits, _ session: @escaping WebSocketSession) {
-        accepted.withLockedValue { $0 = (session, limits) }
+    /// `session` runs once the connection is a WebSocket; `abandoned` instead, if it never becomes one.
+    public func accept(limits: WebSocketLimits, session: @escaping WebSocketSession, abandoned: @escaping WebSocketAbandoned) {
+        accepted.withLockedValue { $0 = Accepted(session: session, abandoned: abandoned, limits: limits) }
     }
 
-    func take() -> (WebSocketSession, WebSocketLimits)? {
+    func take() -> Accepted? {
         accepted.withLockedValue { taken in
             defer { taken = nil }
             return taken
@@ -77,9 +87,12 @@ public final class WebSocketSwitch: Sendable {
     /// Writes the 101 head, swaps the connection's HTTP/1 handlers for WebSocket frame handlers and runs
     /// `session` on it until the socket closes. `CallHandler` holds reads after an upgrade request, so
     /// no byte of the WebSocket reaches the HTTP parser.
-    static func run(
-        _ session: @escaping WebSocketSession, limits: WebSocketLimits, head: HTTPResponse, on channel: any Channel, logger: Logger
-    ) async {
+    static func run(_ accepted: Accepted, head: HTTPResponse, on channel: any Channel, logger: Logger) async {
+        let limits = accepted.limits
+        let ran = NIOLockedValueBox(false)
+        defer {
+            if !ran.withLockedValue({ $0 }) { Task { await accepted.abandoned() } }
+        }
         let switched = channel.eventLoop.submit { () throws -> NIOAsyncChannel<WebSocketFrame, WebSocketFrame> in
             let pipeline = channel.pipeline.syncOperations
             channel.writeAndFlush(HTTPResponsePart.head(head), promise: nil)
@@ -102,10 +115,13 @@ public final class WebSocketSwitch: Sendable {
         _ = try? await WebSocketHandler.handle(
             type: .server,
             configuration: .init(
-                extensions: [], autoPing: .enabled(timePeriod: limits.pingInterval), closeTimeout: .seconds(5), validateUTF8: false,
+                extensions: [], autoPing: .enabled(timePeriod: limits.pingInterval), closeTimeout: .seconds(5), validateUTF8: true,
                 maxFrameSize: limits.maxFrameBytes),
             asyncChannel: socket, context: SocketContext(logger: logger)
-        ) { inbound, outbound, _ in try await session(inbound, outbound) }
+        ) { inbound, outbound, _ in
+            ran.withLockedValue { $0 = true }
+            try await accepted.session(inbound, outbound)
+        }
     }
 }
 
