@@ -164,7 +164,6 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-                .product(name: "WSClient", package: "swift-websocket"),
             ]
         ),
         .testTarget(name: "WardenCryptoTests", dependencies: ["WardenCrypto"]),

@@ -110,7 +110,8 @@ def echo_key(api):
 
 
 def ws_load(bench, url, connections, seconds, headers=()):
-    out = subprocess.run([bench, "ws-load", url, str(connections), str(seconds), *headers], capture_output=True, text=True,
+    client = pathlib.Path(__file__).with_name("ws_load.py")
+    out = subprocess.run(["python3", str(client), url, str(connections), str(seconds), *headers], capture_output=True, text=True,
                          check=True, timeout=seconds + 60).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -262,6 +263,7 @@ def main():
                           f'[venues.hyperliquid]\nbase_url = "http://127.0.0.1:{upstream_port}"\n\n'
                           f'[services.echo]\nbase_url = "http://127.0.0.1:{echo_port}"\nauth_header = "X-Api-Token"\n'
                           f'auth_value_prefix = "token "\nwebsocket = true\n\n'
+                          f'[gateway]\nstream_max_per_key = 128\n\n'
                           f'[prices.openai]\n"gpt-bench" = {{ input = 1, output = 2 }}\n')
         data = work / "data"
         subprocess.run([args.warden, "user", "create", "bench@example.com", "bench-password-1", "--no-reset",

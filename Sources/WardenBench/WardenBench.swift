@@ -32,10 +32,7 @@ struct WardenBench {
     static func main() async throws {
         let arguments = CommandLine.arguments
         if arguments.count == 3, arguments[1] == "ws-echo", let port = Int(arguments[2]) {
-            return try await StreamLoad.echo(port: port)
-        }
-        if arguments.count >= 5, arguments[1] == "ws-load", let connections = Int(arguments[3]), let seconds = Int(arguments[4]) {
-            return try await StreamLoad.load(url: arguments[2], connections: connections, seconds: seconds, headers: Array(arguments[5...]))
+            return try await StreamEcho.echo(port: port)
         }
         if arguments.count == 4, arguments[1] == "floor-proxy", let port = Int(arguments[2]) {
             _ = runTasksOnEventLoops()  // as `warden serve` runs
