@@ -75,8 +75,8 @@ struct StreamRelay: Sendable {
         let heard = LastHeard()
         for message in session.opening { try? await upstream.outbound.write(.text(String(decoding: message, as: UTF8.self))) }
         let end = await withTaskGroup(of: End.self) { group in
-            group.addTask { await fromAgent(agentIn, agentOut, heard: heard) }
-            group.addTask { await fromVenue(agentOut) }
+            group.addTask { await pump(from: .agent, agentIn, agentOut, heard: heard) }
+            group.addTask { await pump(from: .venue, upstream.inbound, agentOut, heard: heard) }
             group.addTask { await watch(heard: heard) }
             let first = await group.next() ?? .agentClosed
             group.cancelAll()
@@ -102,42 +102,33 @@ struct StreamRelay: Sendable {
         await session.closed("the agent left before the stream opened")
     }
 
-    func fromAgent(_ agentIn: WebSocketInboundStream, _ agentOut: WebSocketOutboundWriter, heard: LastHeard) async -> End {
-        do {
-            for try await message in agentIn.messages(maxSize: maxMessageBytes) {
-                heard.now()
-                guard session.readsAgent else {
-                    session.count(agent: Self.size(message))
-                    try await upstream.outbound.write(Self.frame(message))
-                    continue
-                }
-                let step = await session.fromAgent(Self.data(message))
-                try await send(step, agentOut)
-            }
-            return .agentClosed
-        } catch let end as End {
-            return end
-        } catch {
-            return .failed(error, agent: true)
-        }
-    }
+    /// Which end of the stream a message comes from.
+    enum Side { case agent, venue }
 
-    func fromVenue(_ agentOut: WebSocketOutboundWriter) async -> End {
-        do {
-            for try await message in upstream.inbound.messages(maxSize: maxMessageBytes) {
-                guard session.readsVenue else {
-                    session.count(venue: Self.size(message))
-                    try await agentOut.write(Self.frame(message))
-                    continue
+    /// One direction of the relay: each message read from `side` is relayed unread (and counted) or taken by
+    /// the session's policy. A failure to read is that side's; a failure to write, the other's.
+    func pump(from side: Side, _ inbound: WebSocketInboundStream, _ agentOut: WebSocketOutboundWriter, heard: LastHeard) async -> End {
+        let fromAgent = side == .agent
+        let reads = fromAgent ? session.readsAgent : session.readsVenue
+        var messages = inbound.messages(maxSize: maxMessageBytes).makeAsyncIterator()
+        while true {
+            let next: WebSocketMessage?
+            do { next = try await messages.next() } catch { return .failed(error, agent: fromAgent) }
+            guard let message = next else { return fromAgent ? .agentClosed : .venueClosed }
+            if fromAgent { heard.now() }
+            do {
+                if reads {
+                    let data = Self.data(message)
+                    try await send(fromAgent ? await session.fromAgent(data) : await session.fromVenue(data), agentOut)
+                } else {
+                    if fromAgent { session.count(agent: Self.size(message)) } else { session.count(venue: Self.size(message)) }
+                    try await (fromAgent ? upstream.outbound : agentOut).write(Self.frame(message))
                 }
-                let step = await session.fromVenue(Self.data(message))
-                try await send(step, agentOut)
+            } catch let end as End {
+                return end
+            } catch {
+                return .failed(error, agent: !fromAgent)
             }
-            return .venueClosed
-        } catch let end as End {
-            return end
-        } catch {
-            return .failed(error, agent: false)
         }
     }
 

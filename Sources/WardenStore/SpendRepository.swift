@@ -61,6 +61,21 @@ public struct SpendRepository: Sendable {
         }
     }
 
+    /// Gives a reservation back whole, as if it had never been made (no request counted).
+    public func release(keyID: String, venue: String, day: String, amount: USD) async throws {
+        let ledger = DayLedger(dialect: database.dialect)
+        try await database.transaction { db in
+            try await ledger.settle(.llmSpend, holders: [keyID], day: day, held: amount, final: .zero, on: db)
+            try await db.raw(
+                """
+                UPDATE llm_spend SET reserved_micros = CASE WHEN reserved_micros > \(bind: amount.micros)
+                        THEN reserved_micros - \(bind: amount.micros) ELSE 0 END
+                WHERE agent_key_id = \(bind: keyID) AND day = \(bind: day) AND venue = \(bind: venue)
+                """
+            ).run()
+        }
+    }
+
     /// Usage of every key `ownerID` holds, for one day.
     public func usage(ownerID: String, day: String) async throws -> [SpendRecord] {
         try await database.withConnection { db in

@@ -162,6 +162,10 @@ public struct BinanceVenue: ExchangeVenue {
         case (_, let path) where read && Self.publicReads.contains(path): return .publicRead
         case (_, let path) where read && Self.privateReads.contains(path): return .privateRead
         case ("POST", "/api/v3/order/test"): return .privateRead  // validated by the venue, never placed
+        // A listen key for the user data stream: keyed but unsigned at Binance (USER_STREAM), so sent as a public
+        // read is, with the real API key and no signature; it opens nothing but a stream of the account's events.
+        case ("POST", "/api/v3/userDataStream"), ("PUT", "/api/v3/userDataStream"), ("DELETE", "/api/v3/userDataStream"):
+            return .publicRead
         case ("POST", "/api/v3/order"): return order(query: query, body: body)
         case ("DELETE", "/api/v3/order"): return .cancel
         default: return .unknown

@@ -376,6 +376,20 @@ def binance(usdt="1000.00"):
                                            start + i * 60000 + 59999, "625000.00", 120, "6.0", "300000.00", "0"]
                                           for i in range(2)])
             return send_json(h, 200, {})
+        if path == "/api/v3/userDataStream":  # USER_STREAM: the API key, no signature
+            if h.headers.get("X-MBX-APIKEY") != REAL_BINANCE_KEY:
+                return binance_error(h, 401, -2015, "Invalid API-key, IP, or permissions for action.")
+            _mark(h, "ok")
+            if method == "POST":
+                listen_key = secrets.token_hex(30)
+                state.setdefault("listen_keys", set()).add(listen_key)
+                return send_json(h, 200, {"listenKey": listen_key})
+            form = dict(parse_qsl(body.decode("latin-1")) + parse_qsl(urlsplit(h.path).query))
+            if form.get("listenKey") not in state.get("listen_keys", set()):
+                return binance_error(h, 400, -1125, "This listenKey does not exist.")
+            if method == "DELETE":
+                state["listen_keys"].discard(form["listenKey"])
+            return send_json(h, 200, {})
         params = binance_authenticate(h, body)
         if params is None:
             return

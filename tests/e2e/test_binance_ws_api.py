@@ -103,6 +103,23 @@ def test_python_binance_user_socket_through_the_websocket_api(bx):
     assert key not in json.dumps(bx.api_fake.state["received"])
 
 
+def test_a_listen_key_is_made_kept_alive_and_closed_with_the_real_api_key(bx):
+    """The listen key (POST/PUT/DELETE /api/v3/userDataStream) goes up with the real API key and no signature, as
+    Binance's USER_STREAM endpoints take it; the stream it names (/ws/<listenKey>) is a stream-host path that
+    Warden relays as it relays market streams (test_streams.py)."""
+    key = bx.key(venues=("binance",), access="read")
+    client = Client(key, THROWAWAY_BINANCE_SECRET, ping=False)
+    client.API_URL = bx.url + "/proxy/binance/api"
+    listen_key = client.stream_get_listen_key()
+    assert listen_key in bx.fakes["binance"].state["listen_keys"]
+    assert client.stream_keepalive(listen_key) == {}
+    client.stream_close(listen_key)
+    assert listen_key not in bx.fakes["binance"].state["listen_keys"]
+    calls = [r for r in bx.fakes["binance"].requests if "/userDataStream" in r["path"]]
+    assert [r["method"] for r in calls] == ["POST", "PUT", "DELETE"] and all("signature" not in r["path"] for r in calls)
+    assert_only_real_credentials(bx.fakes["binance"], [key])
+
+
 def test_requests_are_refused_or_answered_as_their_rest_twins(bx):
     key = bx.key(venues=("binance",))
     bx.put_profile(risk={"max_leg_usd": 100, "daily_cap_usd": 1000})

@@ -60,13 +60,9 @@ final class RealtimeBudget: StreamPolicy {
     /// Refuses a stream for a key whose family has nothing left of its budget today.
     func checkBudgetLeft() async throws(GatewayRefusal) {
         guard let budget = admission.key.dailyBudgetUSD, let least = USD(roundingUp: Decimal(string: "0.000001")!) else { return }
-        let key = admission.key
-        try await gateway.reserve(
-            least, budget: budget, keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), key: key)
-        _ = await gateway.settle(
-            Reservation(
-                keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: least, price: nil, budgeted: true),
-            usage: nil, sent: false)
+        let key = admission.key, day = SpendRepository.day()
+        try await gateway.reserve(least, budget: budget, keyID: key.rootID, venue: admission.venue.name, day: day, key: key)
+        try? await SpendRepository(gateway.database).release(keyID: key.rootID, venue: admission.venue.name, day: day, amount: least)
     }
 
     init(gateway: Gateway, admission: Admission, query: String?) throws(GatewayRefusal) {
