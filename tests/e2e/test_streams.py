@@ -181,6 +181,28 @@ def test_revoking_a_key_closes_its_open_stream_within_a_second(world):
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
 
 
+def test_the_kill_switch_closes_every_open_stream_of_the_owner_within_a_second(world):
+    agent = world["key"]()["key"]
+    kalshi = connect(world["ws"] + "/proxy/kalshi/trade-api/ws/v2", additional_headers=kalshi_headers(agent), open_timeout=5)
+    sockets = [echo_socket(world, agent), kalshi]
+    try:
+        started = time.monotonic()
+        frozen = requests.post(world["api"] + "/freeze", headers=world["auth"], json={"reason": "streams test"})
+        assert frozen.status_code == 201, frozen.text
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=5)
+            assert closed.value.rcvd.code == 1008 and "kill switch" in closed.value.rcvd.reason, closed.value
+        assert time.monotonic() - started < 1.0
+        # Frozen, the key cannot open another.
+        assert handshake_status(world["ws"] + "/proxy/echo/socket", {"X-Api-Token": f"token {agent}"})[0] == 403
+    finally:
+        for ws in sockets:
+            ws.close()
+        requests.post(world["api"] + "/unfreeze", headers=world["auth"], json={})
+
+
 def test_an_idle_agent_is_closed_and_an_oversized_message_closes_with_1009(world):
     agent = world["key"]()["key"]
     with echo_socket(world, agent) as ws:
