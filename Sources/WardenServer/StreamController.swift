@@ -30,7 +30,7 @@ extension GatewayController {
             do {
                 upstream = try await UpstreamSocket.open(url: plan.url, headers: plan.headers, limits: streamLimits, logger: context.logger)
             } catch {
-                return Self.response(calls.streamUnopened(plan.session, call, refusedByVenue: error == .refused))
+                return Self.response(await calls.streamUnopened(plan.session, call, refusedByVenue: error == .refused))
             }
             calls.streamOpened(plan.session)
             let relay = StreamRelay(session: plan.session, upstream: upstream, maxMessageBytes: streamLimits.maxMessageBytes)

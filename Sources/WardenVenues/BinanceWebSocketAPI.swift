@@ -42,7 +42,9 @@ extension BinanceVenue: StreamRequestVenue {
         guard JSONMembers.isStrict(message), let request = VenueJSON.object(message) else {
             return .refused(id: nil, reason: "a request is one JSON object naming each member once")
         }
-        guard let id = StreamRequestID(request["id"]) else { return .refused(id: nil, reason: "id must be a string, an integer or null") }
+        guard let id = StreamRequestID(request["id"]) else {
+            return .refused(id: nil, reason: "id must be a string of at most \(StreamRequestID.maxLength) bytes, an integer or null")
+        }
         guard let method = request["method"] as? String else { return .refused(id: id, reason: "a request names its method") }
         if let unknown = request.keys.first(where: { !["id", "method", "params"].contains($0) }) {
             return .refused(id: id, reason: "unknown member \(unknown.prefix(40))")

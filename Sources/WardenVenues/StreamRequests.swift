@@ -33,9 +33,13 @@ public struct StreamRequestID: Hashable, Sendable {
     /// The id's JSON text.
     public let json: String
 
+    /// The longest string id taken: ids are kept while their requests wait, so their size is bounded.
+    public static let maxLength = 64
+
     public init?(_ value: Any?) {
         switch value {
-        case let text as String: json = String(decoding: VenueJSON.encode(["id": text]).dropFirst(6).dropLast(), as: UTF8.self)
+        case let text as String where text.utf8.count <= Self.maxLength:
+            json = String(decoding: VenueJSON.encode(["id": text]).dropFirst(6).dropLast(), as: UTF8.self)
         case let number as NSNumber where String(cString: number.objCType) != "c":
             guard let whole = Int64(number.stringValue) else { return nil }
             json = String(whole)

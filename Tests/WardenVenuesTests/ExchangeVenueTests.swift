@@ -956,6 +956,7 @@ extension CallClass {
         (#"{"id":1,"method":"sor.order.place","params":{}}"#, "does not relay"),
         (#"{"id":1,"method":"order.place","method":"ping","params":{}}"#, "naming each member once"),
         (#"{"id":{"a":1},"method":"ping"}"#, "id must be"),
+        (#"{"id":""# + String(repeating: "i", count: 65) + #"","method":"ping"}"#, "at most 64 bytes"),
         (#"{"id":1,"method":"order.place","params":{"price":"1&quantity=9"}}"#, "letters, digits"),
         (#"{"id":1,"method":"order.place","params":{"quantity":[1]}}"#, "params must be"),
         (#"{"id":1,"method":"order.place","params":{"q_ty":"1"}}"#, "plain letters"),

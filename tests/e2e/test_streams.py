@@ -231,8 +231,10 @@ def next_event(connection, *types):
 
 
 def test_openai_realtime_responses_are_reserved_and_charged_to_the_budget(world):
-    # 100 output tokens at 1000 USD per million: 0.1 USD per response; the budget holds two.
-    agent = world["key"](budget=0.25)["key"]
+    # 100 output tokens at 1000 USD per million: 0.1 USD per response. The stream holds a deposit of one response
+    # for as long as it is open (a response the venue might start by itself), so 0.35 USD runs two: a third would
+    # need 0.2 spent + 0.1 held + 0.1.
+    agent = world["key"](budget=0.35)["key"]
     fake = world["upstreams"]["openai"]
     client = realtime_client(world, agent)
     with client.realtime.connect(model=MODEL) as connection:
@@ -255,15 +257,27 @@ def test_openai_realtime_responses_are_reserved_and_charged_to_the_budget(world)
     assert all(e["response"]["max_output_tokens"] == 100 for e in creates), "Warden writes the ceiling it reserved"
     shake = fake.state["handshakes"][-1]
     assert shake["headers"]["Authorization"] == f"Bearer {fakes.REAL_OPENAI_KEY}" and agent not in json.dumps(shake)
-    usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"][0]
+    deadline = time.time() + 5
+    while True:  # the stream's close (and its deposit's return) follows the agent's close
+        usage = [u for u in requests.get(world["api"] + "/usage", headers=world["auth"]).json()["llm"] if u["venue"] == "openai"][0]
+        if usage.get("reserved_usd", 0) == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
     assert usage["spent_usd"] == pytest.approx(0.2), usage
-    # Spent to the last cent, a key's next stream is refused at its handshake.
-    spent = world["key"](budget=0.1)["key"]
+    assert usage.get("reserved_usd", 0) == pytest.approx(0), "the closed stream gave its deposit back"
+    # Each open stream holds its deposit: with 0.1 spent of 0.2, one more stream fits and the next is refused at
+    # its handshake; closed, a stream gives its deposit back.
+    spent = world["key"](budget=0.2)["key"]
     with realtime_client(world, spent).realtime.connect(model=MODEL) as connection:
         connection.response.create()
         next_event(connection, "response.done")
-    status, body = handshake_status(world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", {"Authorization": f"Bearer {spent}"})
-    assert status == 429 and "daily budget" in body, body
+    url, headers = world["ws"] + f"/proxy/openai/v1/realtime?model={MODEL}", {"Authorization": f"Bearer {spent}"}
+    with connect(url, additional_headers=headers, open_timeout=5):
+        status, body = handshake_status(url, headers)
+        assert status == 429 and "daily budget" in body, body
+    time.sleep(0.3)
+    with connect(url, additional_headers=headers, open_timeout=5) as again:
+        assert json.loads(again.recv(timeout=5))["type"] == "session.created"
 
 
 def test_realtime_events_are_read_as_the_venue_reads_them(world):

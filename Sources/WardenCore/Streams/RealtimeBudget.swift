@@ -14,9 +14,12 @@ import WardenVenues
 /// (earlier answers are read again as input), plus the venue's framing.
 ///
 /// On a key with a budget the venue must not start responses by itself: before any of the agent's events
-/// Warden turns turn detection's `create_response` off (in the beta's and the GA's session shapes: the
-/// venue refuses the one it does not speak, and that refusal is not passed on), and writes it off again in
-/// every `session.update` the agent sends. A handshake on a key with nothing left of its budget is refused.
+/// Warden turns turn detection's `create_response` off and caps the session's output at
+/// `default_max_output_tokens` (in the beta's and the GA's session shapes: the venue refuses the one it
+/// does not speak, and that refusal is not passed on), and writes both again in every `session.update` the
+/// agent sends. Should a venue start one all the same, the stream's deposit pays for it: a budgeted stream
+/// holds one such response's worst case against the budget for as long as it is open (its handshake is
+/// refused when that does not fit), given back at its close.
 final class RealtimeBudget: StreamPolicy {
     let gateway: Gateway
     let admission: Admission
@@ -36,6 +39,8 @@ final class RealtimeBudget: StreamPolicy {
         var outputTokens = 0
         /// A response the venue started by itself on a budgeted key: the stream closes when it is done.
         var closing: String?
+        /// Held while a budgeted stream is open: what a response the venue starts by itself can cost.
+        var deposit: Reservation?
     }
 
     var readsAgent: Bool { true }
@@ -48,21 +53,31 @@ final class RealtimeBudget: StreamPolicy {
     var opening: [Data] {
         guard budgeted else { return [] }
         let off: [String: Any] = ["type": "server_vad", "create_response": false]
+        let ceiling = gateway.config.gateway.defaultMaxOutputTokens
         return [
-            VenueJSON.encode(["type": "session.update", "event_id": "wdn_no_auto_response_beta", "session": ["turn_detection": off]]),
+            VenueJSON.encode([
+                "type": "session.update", "event_id": "wdn_no_auto_response_beta",
+                "session": ["turn_detection": off, "max_response_output_tokens": ceiling],
+            ]),
             VenueJSON.encode([
                 "type": "session.update", "event_id": "wdn_no_auto_response",
-                "session": ["type": "realtime", "audio": ["input": ["turn_detection": off]]],
+                "session": ["type": "realtime", "audio": ["input": ["turn_detection": off]], "max_output_tokens": ceiling],
             ]),
         ]
     }
 
-    /// Refuses a stream for a key whose family has nothing left of its budget today.
-    func checkBudgetLeft() async throws(GatewayRefusal) {
-        guard let budget = admission.key.dailyBudgetUSD, let least = USD(roundingUp: Decimal(string: "0.000001")!) else { return }
+    /// The deposit of a budgeted stream: one response the venue might start by itself, at the session's
+    /// output cap, held for as long as the stream is open; a family that cannot hold it is refused.
+    func holdDeposit() async throws(GatewayRefusal) {
+        guard let budget = admission.key.dailyBudgetUSD, let price else { return }
         let key = admission.key, day = SpendRepository.day()
-        try await gateway.reserve(least, budget: budget, keyID: key.rootID, venue: admission.venue.name, day: day, key: key)
-        try? await SpendRepository(gateway.database).release(keyID: key.rootID, venue: admission.venue.name, day: day, amount: least)
+        guard let worst = price.cost(input: Gateway.inputOverheadTokens, output: gateway.config.gateway.defaultMaxOutputTokens),
+            let least = USD(micros: 1)
+        else { throw GatewayRefusal(.forbidden, .permission, "the stream's deposit cannot be priced", key: key) }
+        let amount = max(worst, least)  // at least a micro-dollar: a spent family is refused at any price
+        try await gateway.reserve(amount, budget: budget, keyID: key.rootID, venue: admission.venue.name, day: day, key: key)
+        let deposit = Reservation(keyID: key.rootID, venue: admission.venue.name, day: day, amount: amount, price: price, budgeted: true)
+        state.withLock { $0.deposit = deposit }
     }
 
     init(gateway: Gateway, admission: Admission, query: String?) throws(GatewayRefusal) {
@@ -140,6 +155,12 @@ final class RealtimeBudget: StreamPolicy {
             return detection
         }
         if settings["turn_detection"] != nil { settings["turn_detection"] = off(settings["turn_detection"]) }
+        // The session's output cap bounds a response the venue might start by itself: never above Warden's.
+        let ceiling = gateway.config.gateway.defaultMaxOutputTokens
+        for name in ["max_output_tokens", "max_response_output_tokens"] where settings[name] != nil {
+            let given = (settings[name] as? NSNumber).flatMap { String(cString: $0.objCType) == "c" ? nil : Int($0.stringValue) }
+            settings[name] = min(given.map { max($0, 1) } ?? ceiling, ceiling)
+        }
         if var audio = settings["audio"] as? [String: Any], var input = audio["input"] as? [String: Any], input["turn_detection"] != nil {
             input["turn_detection"] = off(input["turn_detection"])
             audio["input"] = input
@@ -196,11 +217,14 @@ final class RealtimeBudget: StreamPolicy {
         }
         if asked { return .relay(message) }
         let key = admission.key
-        // Unreserved: charged from the usage its response.done reports all the same (on a budgeted key the
-        // ledger may go past the budget by it), recorded as an unbudgeted call's spend is.
+        // Not asked for: on a budgeted key the stream's deposit pays for it; on any other it is charged from the
+        // usage its response.done reports, as an unbudgeted call's spend is.
         let unreserved = Reservation(
             keyID: key.rootID, venue: admission.venue.name, day: SpendRepository.day(), amount: .zero, price: price, budgeted: false)
-        state.withLock { $0.running[id] = unreserved }
+        state.withLock { state in
+            state.running[id] = state.deposit ?? unreserved
+            state.deposit = nil
+        }
         guard key.dailyBudgetUSD != nil else { return .relay(message) }
         // On a budgeted key it is cancelled, and the stream closes once its usage is in (response.done): each
         // stream can cost at most one such start, and nothing more is sent up meanwhile.
@@ -245,10 +269,14 @@ final class RealtimeBudget: StreamPolicy {
 
     /// The stream closed with responses unfinished: the venue may have billed them, so they stay spent.
     func ended(_ session: StreamSession) async {
-        let open = state.withLock { state in
-            defer { state.waiting = []; state.running = [:] }
-            return state.waiting.map(\.reservation) + Array(state.running.values)
+        let (open, deposit) = state.withLock { state in
+            defer { state.waiting = []; state.running = [:]; state.deposit = nil }
+            return (state.waiting.map(\.reservation) + Array(state.running.values), state.deposit)
         }
         for reservation in open { _ = await gateway.settle(reservation, usage: nil) }
+        if let deposit {
+            try? await SpendRepository(gateway.database).release(
+                keyID: deposit.keyID, venue: deposit.venue, day: deposit.day, amount: deposit.amount)
+        }
     }
 }

@@ -66,7 +66,7 @@ extension GatewayCalls {
                 case .realtime:
                     venue.authorize(&headers, secret: admission.secret)
                     let budget = try RealtimeBudget(gateway: gateway, admission: admission, query: call.query)
-                    try await budget.checkBudgetLeft()
+                    try await budget.holdDeposit()
                     policy = budget
                 case .requests, .authInMessages:
                     policy = try requestPolicy(venue, route: route, admission: admission)
@@ -132,8 +132,9 @@ extension GatewayCalls {
     }
 
     /// The venue refused the stream's handshake, or could not be reached: answered as a call the venue failed.
-    public func streamUnopened(_ session: StreamSession, _ call: InboundCall, refusedByVenue: Bool) -> GatewayAnswer {
+    public func streamUnopened(_ session: StreamSession, _ call: InboundCall, refusedByVenue: Bool) async -> GatewayAnswer {
         gateway.streams.give(session.holder)
+        await session.policy.ended(session)  // what it held at the handshake (a deposit) goes back
         let reason = refusedByVenue ? "the venue refused the stream's handshake" : "the venue's stream could not be reached"
         var refusal = GatewayRefusal(.badGateway, .upstream, reason, key: session.subject.key)
         refusal.sharedBy = session.subject.credentialOwnerID

@@ -58,7 +58,7 @@ final class VenueRequests: StreamPolicy {
         }
         guard let wardenID, let upID = StreamRequestID(wardenID) else {
             let refusal = GatewayRefusal(.tooManyRequests, .rateLimit, "\(Self.maxPending) requests are already waiting for their answers")
-            return refuse(refusal, id: StreamRequestID(nil)!, method: "", session)
+            return refuse(refusal, id: Self.id(of: venue.streamRequest(message, forwardAs: "")), method: "", session)
         }
         switch venue.streamRequest(message, forwardAs: wardenID) {
         case .refused(let id, let reason):
@@ -225,6 +225,14 @@ final class VenueRequests: StreamPolicy {
 
     func release(_ tickets: [String]) async {
         for ticket in tickets { try? await gateway.trading.release(ticket) }
+    }
+
+    /// The agent's id of a request as read (null when it named none readable).
+    static func id(of request: StreamRequest) -> StreamRequestID {
+        switch request {
+        case .session(let id, _, _), .publicData(let id, _), .signedRead(let id, _, _), .rest(let id, _, _, _, _, _): id
+        case .refused(let id, _): id ?? StreamRequestID(nil)!
+        }
     }
 
     static func detail(_ id: StreamRequestID, _ method: String, _ extra: [String: String]) -> [String: String] {
