@@ -24,7 +24,4 @@ public final class OpenStreams: Sendable {
             counts[holder] = held > 1 ? held - 1 : nil
         }
     }
-
-    /// Streams open on this server, for metrics.
-    public var total: Int { counts.withLock { $0.values.reduce(0, +) } }
 }

@@ -12,8 +12,11 @@ public struct StreamStep: Sendable {
     /// Why the stream must close once these are sent (a policy the venue broke by itself).
     public var close: String? = nil
 
+    /// The agent's message (perhaps rewritten) goes up.
     public static func forward(_ message: Data) -> StreamStep { StreamStep(toVenue: [message]) }
+    /// Warden answers the agent itself; nothing goes up.
     public static func answer(_ message: Data) -> StreamStep { StreamStep(toAgent: [message]) }
+    /// The venue's message (perhaps rewritten) goes down.
     public static func relay(_ message: Data) -> StreamStep { StreamStep(toAgent: [message]) }
 }
 
