@@ -17,6 +17,8 @@ struct GatewayController {
     let sendWithin: Duration
     /// Frame, message and ping settings of every stream (`[gateway] stream_*`).
     let streamLimits: WebSocketLimits
+    /// How long a venue may take to answer a stream's handshake (`[gateway] upstream_timeout_seconds`).
+    let handshakeWithin: Duration
 
     static let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .head, .options]
 

@@ -28,9 +28,16 @@ extension GatewayController {
         case .open(let plan):
             let upstream: UpstreamSocket
             do {
-                upstream = try await UpstreamSocket.open(url: plan.url, headers: plan.headers, limits: streamLimits, logger: context.logger)
+                upstream = try await UpstreamSocket.open(
+                    url: plan.url, headers: plan.headers, limits: streamLimits, within: handshakeWithin, logger: context.logger)
             } catch {
-                return Self.response(await calls.streamUnopened(plan.session, call, refusedByVenue: error == .refused))
+                let failure: GatewayCalls.StreamFailure =
+                    switch error {
+                    case .refused: .refused
+                    case .unreachable: .unreachable
+                    case .timedOut: .timedOut
+                    }
+                return Self.response(await calls.streamUnopened(plan.session, call, failure: failure))
             }
             calls.streamOpened(plan.session)
             let relay = StreamRelay(session: plan.session, upstream: upstream, maxMessageBytes: streamLimits.maxMessageBytes)

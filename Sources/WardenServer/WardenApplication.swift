@@ -139,7 +139,7 @@ public func buildRouter(_ env: ServerEnvironment) -> Router<WardenContext> {
             gateway: env.gateway, observer: env.metrics, allowedHosts: env.allowedHosts,
             requiresClientCertificate: env.tls?.requiresClientCertificates ?? false),
         clients: env.upstreams, sendWithin: .seconds(env.settings.config.gateway.sendDeadlineSeconds),
-        streamLimits: env.streamLimits
+        streamLimits: env.streamLimits, handshakeWithin: .seconds(env.settings.config.gateway.upstreamTimeoutSeconds)
     )
     .addRoutes(to: router)
 

@@ -273,3 +273,30 @@ def polymarket():
                 ws.send(json.dumps([{"event_type": "order" if user else "book", "market": market, "type": "PLACEMENT"}]))
 
     return StreamFake(handler)
+
+
+class Silent:
+    """A venue that takes the connection and never answers the handshake."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held = []
+        self.state = {"handshakes": [], "received": []}
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def stop(self):
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

@@ -30,7 +30,7 @@ OWNER, PASSWORD = "streams@example.com", "streams-password-1"
 @pytest.fixture
 def world(start, tmp_path, master_key):
     upstreams = {"openai": fs.realtime(), "echo": fs.service(), "kalshi": fs.kalshi(), "binance": fs.binance(),
-                 "plain": fs.service(), "polymarket": fs.polymarket()}
+                 "plain": fs.service(), "polymarket": fs.polymarket(), "silent": fs.Silent()}
     config = tmp_path / "warden.toml"
     config.write_text(f"""
 [venues.openai]
@@ -53,12 +53,17 @@ auth_header = "X-Api-Token"
 auth_value_prefix = "token "
 websocket = true
 
+[services.silent]
+base_url = "{upstreams['silent'].url}"
+websocket = true
+
 [services.plain]
 base_url = "{upstreams['plain'].url}"
 auth_header = "X-Api-Token"
 auth_value_prefix = "token "
 
 [gateway]
+upstream_timeout_seconds = 2
 default_max_output_tokens = 100
 stream_idle_seconds = 3
 stream_max_message_bytes = 65536
@@ -84,12 +89,13 @@ stream_max_per_key = 3
     creds = {"openai": credential("openai", {"api_key": fakes.REAL_OPENAI_KEY}),
              "echo": credential("echo", {"token": fakes.REAL_SERVICE_TOKEN}),
              "plain": credential("plain", {"token": fakes.REAL_SERVICE_TOKEN}),
+             "silent": credential("silent", {"token": fakes.REAL_SERVICE_TOKEN}),
              "kalshi": credential("kalshi", {"key_id": fx.REAL_KALSHI_KEY_ID,
                                              "private_key_pem": fx.REAL_KALSHI_PRIVATE_KEY_PEM}),
              "polymarket": credential("polymarket", {"api_key": fx.REAL_POLY_API_KEY, "api_secret": fx.REAL_POLY_API_SECRET,
                                                      "passphrase": fx.REAL_POLY_PASSPHRASE, "address": fx.REAL_POLY_ADDRESS})}
 
-    def key(venues=("openai", "echo", "plain", "kalshi", "polymarket"), access="trade", budget=None):
+    def key(venues=("openai", "echo", "plain", "kalshi", "polymarket", "silent"), access="trade", budget=None):
         body = {"name": "k", "credential_ids": [creds[v] for v in venues], "access": access}
         if budget is not None:
             body["daily_budget_usd"] = budget
@@ -112,9 +118,9 @@ def echo_socket(world, agent, **kwargs):
                    open_timeout=5, **kwargs)
 
 
-def handshake_status(url, headers, **kwargs):
+def handshake_status(url, headers, open_timeout=5, **kwargs):
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, additional_headers=headers, open_timeout=5, **kwargs)
+        connect(url, additional_headers=headers, open_timeout=open_timeout, **kwargs)
     response = refused.value.response
     return response.status_code, response.body.decode(errors="replace")
 
@@ -164,6 +170,19 @@ def test_stream_handshakes_are_refused_as_calls_are(world):
     # The venue refusing the real handshake is the agent's refusal too (502), never a half-open socket.
     world["upstreams"]["echo"]._check = lambda request: '{"error":"down"}'
     assert handshake_status(url, {"X-Api-Token": f"token {agent}"})[0] == 502
+
+
+def test_a_venue_that_never_answers_the_handshake_is_a_504_in_upstream_timeout_seconds(world):
+    agent = world["key"]()["key"]
+    for _ in range(4):  # more than stream_max_per_key (3): each attempt gave its place back
+        started = time.monotonic()
+        status, body = handshake_status(world["ws"] + "/proxy/silent/socket", {"Authorization": f"Bearer {agent}"},
+                                        open_timeout=10)
+        assert status == 504 and "did not answer" in body, body
+        assert 1.5 < time.monotonic() - started < 5, "upstream_timeout_seconds = 2"
+    with echo_socket(world, agent) as ws:
+        ws.send("still open")
+        assert ws.recv(timeout=5) == "still open"
 
 
 def test_revoking_a_key_closes_its_open_stream_within_a_second(world):

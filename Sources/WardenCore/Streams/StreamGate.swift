@@ -131,12 +131,25 @@ extension GatewayCalls {
         session.record(.streamOpen, outcome: .allowed, ["status": "101"])
     }
 
-    /// The venue refused the stream's handshake, or could not be reached: answered as a call the venue failed.
-    public func streamUnopened(_ session: StreamSession, _ call: InboundCall, refusedByVenue: Bool) async -> GatewayAnswer {
+    /// Why the venue's side of a stream did not open.
+    public enum StreamFailure: Sendable {
+        case refused, unreachable, timedOut
+    }
+
+    /// The venue refused the stream's handshake, could not be reached or did not answer in time: answered as
+    /// a call the venue failed.
+    public func streamUnopened(_ session: StreamSession, _ call: InboundCall, failure: StreamFailure) async -> GatewayAnswer {
         gateway.streams.give(session.holder)
         await session.policy.ended(session)  // what it held at the handshake (a deposit) goes back
-        let reason = refusedByVenue ? "the venue refused the stream's handshake" : "the venue's stream could not be reached"
-        var refusal = GatewayRefusal(.badGateway, .upstream, reason, key: session.subject.key)
+        var refusal =
+            switch failure {
+            case .refused: GatewayRefusal(.badGateway, .upstream, "the venue refused the stream's handshake", key: session.subject.key)
+            case .unreachable:
+                GatewayRefusal(.badGateway, .upstream, "the venue's stream could not be reached", key: session.subject.key)
+            case .timedOut:
+                GatewayRefusal(
+                    .gatewayTimeout, .timeout, "the venue did not answer the stream's handshake in time", key: session.subject.key)
+            }
         refusal.sharedBy = session.subject.credentialOwnerID
         return refuse(refusal, call, venue: session.subject.venue, sharedBy: session.subject.credentialOwnerID)
     }

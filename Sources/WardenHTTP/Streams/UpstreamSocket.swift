@@ -21,12 +21,15 @@ public struct UpstreamSocket: Sendable {
         case refused
         /// No connection could be made, or TLS failed.
         case unreachable
+        /// The venue did not answer the handshake within the time allowed.
+        case timedOut
     }
 
-    /// Connects to `url` (`ws://` or `wss://`) sending `headers` with the handshake.
-    public static func open(url: String, headers: HTTPFields, limits: WebSocketLimits, logger: Logger) async throws(OpenError)
-        -> UpstreamSocket
-    {
+    /// Connects to `url` (`ws://` or `wss://`) sending `headers` with the handshake, waiting at most
+    /// `within` for the venue's answer. A socket that opens only after that is closed at once.
+    public static func open(
+        url: String, headers: HTTPFields, limits: WebSocketLimits, within: Duration, logger: Logger
+    ) async throws(OpenError) -> UpstreamSocket {
         let (done, finished) = AsyncStream<Void>.makeStream()
         let opened = NIOLockedValueBox<CheckedContinuation<UpstreamSocket, any Error>?>(nil)
         let configuration = WebSocketClientConfiguration(
@@ -41,8 +44,9 @@ public struct UpstreamSocket: Sendable {
                             url: url, configuration: configuration,
                             tlsConfiguration: url.hasPrefix("wss:") ? .makeClientConfiguration() : nil, logger: logger
                         ) { inbound, outbound, _ in
-                            let socket = UpstreamSocket(inbound: inbound, outbound: outbound, done: finished)
-                            opened.withLockedValue { $0.take() }?.resume(returning: socket)
+                            // Too late (the wait ran out): the socket closes as the handler returns.
+                            guard let waiting = opened.withLockedValue({ $0.take() }) else { return }
+                            waiting.resume(returning: UpstreamSocket(inbound: inbound, outbound: outbound, done: finished))
                             for await _ in done {}
                         }
                         opened.withLockedValue { $0.take() }?.resume(throwing: OpenError.refused)
@@ -50,6 +54,10 @@ public struct UpstreamSocket: Sendable {
                         let failure: OpenError = (error as? WebSocketClientError) == .webSocketUpgradeFailed ? .refused : .unreachable
                         opened.withLockedValue { $0.take() }?.resume(throwing: failure)
                     }
+                }
+                Task {
+                    try? await Task.sleep(for: within)
+                    opened.withLockedValue { $0.take() }?.resume(throwing: OpenError.timedOut)
                 }
             }
         } catch let error as OpenError {
